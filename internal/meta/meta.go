@@ -1,0 +1,332 @@
+// Package meta defines berth's metadata store: the data model of DESIGN.md §2,
+// the transaction interface the registry and the collector work through, and
+// the sentinel errors every backend returns.
+//
+// A Store runs closures in transactions (Update, View); a write that can
+// orphan something records its review inside the same closure. Locking is part
+// of the contract: methods that take a Lock argument lock the rows they read
+// (FOR SHARE / FOR UPDATE on PostgreSQL; on SQLite every Update holds the
+// single writer lock, so the argument is satisfied by construction).
+package meta
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers compare with errors.Is.
+var (
+	ErrNotFound       = errors.New("meta: not found")
+	ErrRepoDeleting   = errors.New("meta: repository is being deleted")
+	ErrConflict       = errors.New("meta: conflicting concurrent write")
+	ErrSchemaUnknown  = errors.New("meta: database schema is newer than this berth")
+	ErrSchemaOutdated = errors.New("meta: database schema needs migrating (run berth migrate)")
+)
+
+// Lock says how a read inside an Update locks the rows it returns.
+type Lock int
+
+const (
+	LockNone   Lock = iota // plain read
+	LockShare              // FOR SHARE: the row cannot be deleted or changed until commit
+	LockUpdate             // FOR UPDATE: exclusive; the collector takes it before deciding
+)
+
+// Repository states.
+const (
+	RepoActive   = "active"
+	RepoDeleting = "deleting"
+)
+
+// Namespace owns repositories and holds the time-machine window.
+type Namespace struct {
+	ID    int64
+	Name  string
+	State string // RepoActive or RepoDeleting (a namespace purge is running)
+	// TagRetention is the removed-tag retention window; nil means the
+	// server's default (--tag-retention).
+	TagRetention *time.Duration
+}
+
+// Repository is namespace/name[/...].
+type Repository struct {
+	ID          int64
+	NamespaceID int64
+	Name        string // full name, "namespace/rest"
+	State       string
+	CreatedAt   time.Time
+}
+
+// Tag is one lifetime of a tag name. A tag is never updated in place except
+// to end it (End) or to set its expiry (ExpiresAt).
+type Tag struct {
+	ID        int64
+	RepoID    int64
+	Name      string
+	Manifest  digest.Digest
+	Start     time.Time
+	End       *time.Time // set when the lifetime ended (deleted, moved, expired)
+	ExpiresAt *time.Time // a live tag with an expiry ends at this time
+	Hidden    bool
+}
+
+// EffectiveEnd is when the lifetime ends or ended: End, else ExpiresAt, else nil.
+func (t Tag) EffectiveEnd() *time.Time {
+	if t.End != nil {
+		return t.End
+	}
+	return t.ExpiresAt
+}
+
+// LiveAt reports whether the tag is live at now.
+func (t Tag) LiveAt(now time.Time) bool {
+	end := t.EffectiveEnd()
+	return end == nil || end.After(now)
+}
+
+// Manifest is a manifest or index stored in one repository.
+type Manifest struct {
+	RepoID       int64
+	Digest       digest.Digest
+	MediaType    string
+	ArtifactType string
+	Subject      digest.Digest // "" when none
+	Size         int64
+	Body         []byte
+	// PushedAt is when the manifest was last PUT; the untagged grace runs
+	// from it (root 4 of DESIGN.md §3).
+	PushedAt time.Time
+}
+
+// ManifestRefs are the rows DeleteManifest removed with a manifest: the
+// collector reviews each of them next.
+type ManifestRefs struct {
+	Blobs    []digest.Digest
+	Children []digest.Digest
+	LabelIDs []int64
+}
+
+// ManifestEdges are the rows a manifest PUT records beside the manifest, so
+// the collector can walk them without parsing JSON.
+type ManifestEdges struct {
+	Blobs    []digest.Digest   // config and layers
+	Children []digest.Digest   // index / manifest-list children
+	Labels   map[string]string // from annotations and config labels
+}
+
+// Blob is the one global row per digest.
+type Blob struct {
+	Digest     digest.Digest
+	Size       int64
+	StorageKey string
+	CreatedAt  time.Time
+}
+
+// Upload is an in-progress upload session.
+type Upload struct {
+	ID        string
+	RepoID    int64
+	Size      int64 // bytes received so far
+	StartedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Review kinds: the collector's work queue holds one row per (kind, object).
+const (
+	ReviewTag          = "tag"           // object: tag id
+	ReviewManifest     = "manifest"      // object: repoID@digest
+	ReviewLink         = "link"          // object: repoID@digest (repository_blob)
+	ReviewBlob         = "blob"          // object: digest
+	ReviewLabel        = "label"         // object: label id
+	ReviewUploadedBlob = "uploaded_blob" // object: repoID@digest
+	ReviewUpload       = "upload"        // object: upload id
+	ReviewPurge        = "purge"         // object: repository id
+)
+
+// Review is one pending decision for the collector.
+type Review struct {
+	Kind        string
+	Object      string
+	ReviewAfter time.Time
+	Attempts    int
+	Reason      string
+}
+
+// Tombstone is a deleted blob row whose bytes are not yet deleted.
+type Tombstone struct {
+	StorageKey string
+	Since      time.Time
+}
+
+// ReviewStats summarizes the review queue.
+type ReviewStats struct {
+	Pending int64
+	Due     int64 // review_after <= now
+	Overdue int64 // review_after <= now - overdue threshold
+}
+
+// Store is the metadata store.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits if fn returns
+	// nil. It may run fn more than once when the database reports a
+	// serialization conflict, so fn must not have side effects outside tx.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(tx Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction. Methods return ErrNotFound (wrapped) when the row
+// they look for is absent.
+type Tx interface {
+	RepoTx
+	TagTx
+	ManifestTx
+	BlobTx
+	UploadTx
+	ReviewTx
+}
+
+// RepoTx covers namespaces and repositories.
+type RepoTx interface {
+	Namespace(ctx context.Context, name string, lock Lock) (Namespace, error)
+	SetNamespaceState(ctx context.Context, id int64, state string) error
+	DeleteNamespace(ctx context.Context, id int64) error
+	// NamespaceRepositories lists repositories of the namespace (any state).
+	NamespaceRepositories(ctx context.Context, nsID int64, limit int) ([]Repository, error)
+	SetNamespaceRetention(ctx context.Context, name string, retention *time.Duration) (Namespace, error)
+	// Repository reads a repository by name with the given lock.
+	Repository(ctx context.Context, name string, lock Lock) (Repository, error)
+	RepositoryByID(ctx context.Context, id int64, lock Lock) (Repository, error)
+	// EnsureRepository returns the repository for a write, creating it (and
+	// its namespace) if needed, and locks it and its namespace FOR SHARE so
+	// a purge cannot start under the write. ErrRepoDeleting if either is
+	// being purged.
+	EnsureRepository(ctx context.Context, name string, now time.Time) (Repository, error)
+	// Repositories lists active repository names after last, in order.
+	Repositories(ctx context.Context, prefix, last string, n int) ([]string, error)
+	SetRepositoryState(ctx context.Context, id int64, state string) error
+	DeleteRepository(ctx context.Context, id int64) error
+	// RepositoryIsEmpty reports whether no tag, manifest, link, uploaded
+	// blob or upload row refers to the repository.
+	RepositoryIsEmpty(ctx context.Context, id int64) (bool, error)
+}
+
+// TagTx covers tag lifetimes.
+type TagTx interface {
+	// LiveTag is the tag's live row at now.
+	LiveTag(ctx context.Context, repoID int64, name string, now time.Time) (Tag, error)
+	TagByID(ctx context.Context, id int64, lock Lock) (Tag, error)
+	// PutTag ends the current row of (repo, name), if any, at now (or at
+	// its expiry if that passed) and inserts a new live row. It returns the
+	// row it ended, or nil.
+	PutTag(ctx context.Context, t Tag) (ended *Tag, err error)
+	// EndTag sets lifetime_end of a live row.
+	EndTag(ctx context.Context, id int64, at time.Time) error
+	SetTagExpiry(ctx context.Context, id int64, at *time.Time) error
+	DeleteTag(ctx context.Context, id int64) error
+	// Tags lists names of live tags after last, in order.
+	Tags(ctx context.Context, repoID int64, now time.Time, last string, n int) ([]string, error)
+	// TagHistory lists every row of a tag name (all names if name is ""),
+	// newest first.
+	TagHistory(ctx context.Context, repoID int64, name string, limit int) ([]Tag, error)
+	// TagsForManifest lists every row (live or ended) pointing at the manifest.
+	TagsForManifest(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]Tag, error)
+	// ExpiredTags lists live rows whose expiry passed, oldest first.
+	ExpiredTags(ctx context.Context, now time.Time, limit int) ([]Tag, error)
+	// RepoTags lists any rows of the repository (for purge).
+	RepoTags(ctx context.Context, repoID int64, limit int) ([]Tag, error)
+}
+
+// ManifestTx covers manifests, their edges and labels.
+type ManifestTx interface {
+	Manifest(ctx context.Context, repoID int64, d digest.Digest, lock Lock) (Manifest, error)
+	// PutManifest inserts the manifest and its edges unless the digest is
+	// already stored in the repository; created reports which.
+	PutManifest(ctx context.Context, m Manifest, e ManifestEdges) (created bool, err error)
+	// PutManifest on an existing digest refreshes PushedAt.
+	// DeleteManifest deletes the manifest row and the edges it owns
+	// (children, blobs, labels) and returns what they pointed at.
+	DeleteManifest(ctx context.Context, repoID int64, d digest.Digest) (ManifestRefs, error)
+	// ManifestParents lists indexes in the repository that reference d.
+	ManifestParents(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]digest.Digest, error)
+	// Referrers lists manifests whose subject is d, filtered by
+	// artifactType when it is not "", locked with lock.
+	Referrers(ctx context.Context, repoID int64, subject digest.Digest, artifactType string, lock Lock) ([]Manifest, error)
+	// ManifestLabels returns the labels of a manifest.
+	ManifestLabels(ctx context.Context, repoID int64, d digest.Digest) (map[string]string, error)
+	// RepoManifests lists digests of manifests of the repository that no
+	// other manifest of it references as a child (for purge, parents first).
+	RepoManifests(ctx context.Context, repoID int64, limit int) ([]digest.Digest, error)
+	// Label locks a label row and reports whether any manifest uses it.
+	LabelInUse(ctx context.Context, id int64) (exists, used bool, err error)
+	DeleteLabel(ctx context.Context, id int64) error
+}
+
+// BlobTx covers blobs, repository links, uploaded-blob markers and tombstones.
+type BlobTx interface {
+	Blob(ctx context.Context, d digest.Digest, lock Lock) (Blob, error)
+	// InsertBlob inserts a blob row; if one exists for the digest it
+	// returns that row (locked FOR SHARE) and created=false.
+	InsertBlob(ctx context.Context, b Blob) (row Blob, created bool, err error)
+	DeleteBlob(ctx context.Context, d digest.Digest) error
+	// BlobLinked reports whether any repository links the blob.
+	BlobLinked(ctx context.Context, d digest.Digest) (bool, error)
+	// RepoBlob returns the blob if the repository links it, locking the
+	// link and the blob row with lock.
+	RepoBlob(ctx context.Context, repoID int64, d digest.Digest, lock Lock) (Blob, error)
+	LinkBlob(ctx context.Context, repoID int64, d digest.Digest, now time.Time) error
+	UnlinkBlob(ctx context.Context, repoID int64, d digest.Digest) error
+	// LinkInUse reports whether a manifest of the repository references the
+	// blob or an unexpired uploaded_blob marker protects it at now.
+	LinkInUse(ctx context.Context, repoID int64, d digest.Digest, now time.Time) (bool, error)
+	// RepoLinks lists blobs linked to the repository (for purge).
+	RepoLinks(ctx context.Context, repoID int64, limit int) ([]digest.Digest, error)
+	// PutUploadedBlob creates or extends the marker to expiresAt.
+	PutUploadedBlob(ctx context.Context, repoID int64, d digest.Digest, expiresAt time.Time) error
+	UploadedBlobExpiry(ctx context.Context, repoID int64, d digest.Digest) (time.Time, error)
+	DeleteUploadedBlob(ctx context.Context, repoID int64, d digest.Digest) error
+	DeleteRepoUploadedBlobs(ctx context.Context, repoID int64) (int64, error)
+
+	PutTombstone(ctx context.Context, t Tombstone) error
+	Tombstones(ctx context.Context, limit int) ([]Tombstone, error)
+	DeleteTombstone(ctx context.Context, key string) error
+	// StorageKeyKnown reports whether a blob row or a tombstone names key.
+	StorageKeyKnown(ctx context.Context, key string) (bool, error)
+}
+
+// UploadTx covers upload sessions.
+type UploadTx interface {
+	CreateUpload(ctx context.Context, u Upload) error
+	Upload(ctx context.Context, id string, lock Lock) (Upload, error)
+	SetUploadSize(ctx context.Context, id string, size int64, now time.Time) error
+	DeleteUpload(ctx context.Context, id string) error
+	RepoUploads(ctx context.Context, repoID int64, limit int) ([]Upload, error)
+	UploadKnown(ctx context.Context, id string) (bool, error)
+}
+
+// ReviewTx covers the collector's work queue.
+type ReviewTx interface {
+	// AddReview upserts a review: a new row, or an existing one whose
+	// review_after moves forward to after if that is later. A pending
+	// review is never dropped or moved earlier by AddReview.
+	AddReview(ctx context.Context, r Review) error
+	// RescheduleReview sets review_after (earlier or later), counts an
+	// attempt and records the reason.
+	RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error
+	// PostponeReview moves a pending review to until if it is due earlier;
+	// it reports whether a review was pending. Reads call it only after
+	// PendingReview says one exists, so hot paths stay read-only.
+	PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error)
+	PendingReview(ctx context.Context, kind, object string) (bool, error)
+	// ClaimReviews returns up to limit due reviews (kind in kinds, all if
+	// empty), locked for this transaction; other claimers skip them.
+	ClaimReviews(ctx context.Context, now time.Time, kinds []string, limit int) ([]Review, error)
+	DeleteReview(ctx context.Context, kind, object string) error
+	ReviewStats(ctx context.Context, now time.Time, overdue time.Duration) (ReviewStats, error)
+	// NextReview is the earliest review_after in the queue, if any.
+	NextReview(ctx context.Context) (*time.Time, error)
+}
