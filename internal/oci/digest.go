@@ -8,9 +8,13 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// errAlgorithmUnsupported marks a well-formed digest whose algorithm berth
-// does not accept, inside parseDigest.
-var errAlgorithmUnsupported = errors.New("unsupported algorithm")
+// unsupportedAlgorithmError is parseDigest's error for a well-formed digest
+// whose algorithm berth does not accept.
+type unsupportedAlgorithmError struct{ alg string }
+
+func (e *unsupportedAlgorithmError) Error() string {
+	return fmt.Sprintf("algorithm %q is not supported (only sha256 and sha512 are accepted)", e.alg)
+}
 
 // ParseDigest parses a digest "algorithm:encoded". Only sha256 (64 lowercase
 // hex characters) and sha512 (128) are accepted. A malformed digest wraps
@@ -19,8 +23,9 @@ var errAlgorithmUnsupported = errors.New("unsupported algorithm")
 // DIGEST_INVALID as the endpoint requires.
 func ParseDigest(s string) (digest.Digest, error) {
 	d, err := parseDigest(s)
+	var unsupported *unsupportedAlgorithmError
 	switch {
-	case errors.Is(err, errAlgorithmUnsupported):
+	case errors.As(err, &unsupported):
 		return "", fmt.Errorf("digest %q: %s: %w (%w)", s, err, ErrUnsupported, ErrDigestInvalid)
 	case err != nil:
 		return "", fmt.Errorf("digest %q: %s: %w", s, err, ErrDigestInvalid)
@@ -55,7 +60,7 @@ func parseDigest(s string) (digest.Digest, error) {
 				return "", fmt.Errorf("character %q in encoded part is not allowed", rune(b))
 			}
 		}
-		return "", fmt.Errorf("algorithm %q (only sha256 and sha512 are accepted): %w", alg, errAlgorithmUnsupported)
+		return "", &unsupportedAlgorithmError{alg: alg}
 	}
 	if len(enc) != want {
 		return "", fmt.Errorf("%s encoded part must be %d hex characters, got %d", alg, want, len(enc))

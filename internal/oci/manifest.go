@@ -114,7 +114,7 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 	}
 	var raw rawManifest
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, invalidf("manifest is not valid JSON: %s", jsonError(err))
+		return nil, invalidf("decoding manifest: %s", jsonError(err))
 	}
 	if raw.SchemaVersion == nil {
 		return nil, invalidf("schemaVersion is missing, want 2")
@@ -265,7 +265,7 @@ func jsonError(err error) string {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Sprintf("%s at byte %d", syn, syn.Offset)
+		return fmt.Sprintf("not valid JSON: %s at byte %d", syn, syn.Offset)
 	case errors.As(err, &typ):
 		if typ.Field != "" {
 			return fmt.Sprintf("field %q is a JSON %s, want %s", typ.Field, typ.Value, typ.Type)

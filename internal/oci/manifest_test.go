@@ -282,7 +282,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{"layers not array", "", image(goodConfig, `{}`), false, `"layers"`},
 		{"index child bad digest", MediaTypeOCIIndex, `{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:zz","size":1}]}`, false, "manifests[0]: digest"},
 		{"subject bad digest", "", strings.Replace(signature, `"digest": "@C@"`, `"digest": "sha256:nope"`, 1), false, "subject: digest"},
-		{"size float", "", image(`{"mediaType":"x","digest":"@A@","size":1.5}`, `[]`), false, "not valid JSON"},
+		{"size float", "", image(`{"mediaType":"x","digest":"@A@","size":1.5}`, `[]`), false, `field "config.size"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
