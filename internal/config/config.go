@@ -1,0 +1,261 @@
+// Package config is berth's one typed configuration tree (STYLE.md rule 9).
+// Only internal/app reads it; every other package takes its own Options.
+//
+// # Sources and precedence
+//
+// A Config is built from four sources; a later source overrides an earlier
+// one field by field:
+//
+//  1. Default() — "berth serve" with no configuration starts a working
+//     registry on :5000 with SQLite and blobs under ./berth-data;
+//  2. an optional YAML file (--config FILE, else BERTH_CONFIG); unknown keys
+//     are an error, so a typo is not silently ignored;
+//  3. BERTH_* environment variables; an empty variable counts as unset, and
+//     when a variable appears twice the last one wins (as with exec.Cmd.Env);
+//  4. command-line flags, but only those set explicitly on the command line:
+//     a flag left at its default never hides the file or the environment.
+//
+// So the precedence is flag > env > file > default. Load applies 1–3,
+// LoadWithFlags all four; both then Validate, which reports every problem at
+// once. BindFlags registers the flags; a command passes its parsed FlagSet to
+// LoadWithFlags.
+//
+// # Settings
+//
+//	YAML key            env                        flag                   default
+//	addr                BERTH_ADDR                 --addr                 :5000
+//	data                BERTH_DATA                 --data                 ./berth-data
+//	db                  BERTH_DB                   --db                   "" (SQLite <data>/berth.db)
+//	tls.cert, tls.key   BERTH_TLS_CERT/_KEY        --tls-cert, --tls-key  "" (plain HTTP)
+//	log.level           BERTH_LOG_LEVEL            --log-level            info
+//	log.format          BERTH_LOG_FORMAT           --log-format           text
+//	metrics             BERTH_METRICS              --metrics              true
+//	gc.grace            BERTH_GC_GRACE             --gc-grace             1h
+//	gc.upload_expiry    BERTH_UPLOAD_EXPIRY        --upload-expiry        24h
+//	gc.tag_retention    BERTH_TAG_RETENTION        --tag-retention        2w
+//	gc.review_delay     BERTH_GC_REVIEW_DELAY      --gc-review-delay      0s
+//	gc.workers          BERTH_GC_WORKERS           --gc-workers           2
+//	gc.batch_size       BERTH_GC_BATCH_SIZE        --gc-batch-size        100
+//	gc.interval         BERTH_GC_INTERVAL          --gc-interval          10s
+//	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
+//	webhooks            BERTH_WEBHOOKS             (none)                 none
+//
+// Durations accept Go syntax plus "d" and "w" units (see ParseDuration).
+// webhooks is a list of {url, events, timeout} in the file; BERTH_WEBHOOKS is
+// a comma-separated list of URLs that replaces it, each receiving all events
+// with the default timeout.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend names, as returned by Config.Backend.
+const (
+	BackendSQLite   = "sqlite"
+	BackendPostgres = "postgres"
+)
+
+// DefaultWebhookTimeout is the timeout of a webhook whose timeout is 0.
+const DefaultWebhookTimeout = 10 * time.Second
+
+// Config is the whole configuration of a berth process.
+type Config struct {
+	// Addr is the listen address of the HTTP server, host:port.
+	Addr string `yaml:"addr"`
+	// Data is the data directory: blob bytes under <data>/storage and, with
+	// the default database, the SQLite file <data>/berth.db.
+	Data string `yaml:"data"`
+	// DB is "" for SQLite in the data directory, or a postgres:// or
+	// postgresql:// URL.
+	DB       string    `yaml:"db"`
+	TLS      TLS       `yaml:"tls"`
+	Log      Log       `yaml:"log"`
+	GC       GC        `yaml:"gc"`
+	Webhooks []Webhook `yaml:"webhooks"`
+	// Metrics serves Prometheus metrics on /metrics.
+	Metrics bool `yaml:"metrics"`
+}
+
+// TLS enables HTTPS when both files are set.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.Cert != "" && t.Key != "" }
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// GC configures the windows of DESIGN.md §3 and the collector of §4.
+type GC struct {
+	// Grace protects untagged manifests and uploaded blobs (roots 3 and 4).
+	Grace Duration `yaml:"grace"`
+	// UploadExpiry is how long an idle upload session lives (root 5).
+	UploadExpiry Duration `yaml:"upload_expiry"`
+	// TagRetention is the default time-machine window of a namespace (root 2).
+	TagRetention Duration `yaml:"tag_retention"`
+	// ReviewDelay is added to the due time of follow-up reviews.
+	ReviewDelay Duration `yaml:"review_delay"`
+	// Workers is the number of collector goroutines in serve; 0 disables
+	// background collection.
+	Workers int `yaml:"workers"`
+	// BatchSize bounds the reviews claimed per transaction.
+	BatchSize int `yaml:"batch_size"`
+	// Interval is how often an idle worker polls for due work.
+	Interval Duration `yaml:"interval"`
+	// CollectUntagged collects untagged, unreferenced manifests older than
+	// Grace; false keeps them (for operators who pin digests).
+	CollectUntagged bool `yaml:"collect_untagged"`
+}
+
+// Webhook receives collector events as HTTP POSTs.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Events filters the events sent; empty means all.
+	Events []string `yaml:"events"`
+	// Timeout of one delivery; 0 means DefaultWebhookTimeout.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Default returns the configuration used when nothing is configured.
+func Default() Config {
+	return Config{
+		Addr:    ":5000",
+		Data:    "./berth-data",
+		Log:     Log{Level: "info", Format: "text"},
+		Metrics: true,
+		GC: GC{
+			Grace:           Duration(time.Hour),
+			UploadExpiry:    Duration(24 * time.Hour),
+			TagRetention:    Duration(14 * day),
+			ReviewDelay:     0,
+			Workers:         2,
+			BatchSize:       100,
+			Interval:        Duration(10 * time.Second),
+			CollectUntagged: true,
+		},
+	}
+}
+
+// Backend returns BackendPostgres when DB is a PostgreSQL URL, else
+// BackendSQLite.
+func (c Config) Backend() string {
+	if isPostgres(c.DB) {
+		return BackendPostgres
+	}
+	return BackendSQLite
+}
+
+// DSN returns the effective database: the PostgreSQL URL when DB is one,
+// else the path of the SQLite file, <data>/berth.db.
+func (c Config) DSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.Data, "berth.db")
+}
+
+// BlobRoot is the root directory of the filesystem blob store, <data>/storage.
+func (c Config) BlobRoot() string { return filepath.Join(c.Data, "storage") }
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Validate checks c and reports every problem at once, joined with
+// errors.Join, each prefixed with the YAML key of its field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+
+	if c.Addr == "" {
+		bad("addr", "must not be empty")
+	} else if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", "want host:port, got %q", c.Addr)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		bad("addr", "invalid port %q", port)
+	}
+	if c.Data == "" {
+		bad("data", "must not be empty")
+	}
+	if c.DB != "" && !isPostgres(c.DB) {
+		bad("db", "want empty (SQLite in the data directory) or a postgres:// URL, got %q", redact(c.DB))
+	} else if c.DB != "" {
+		if _, err := url.Parse(c.DB); err != nil {
+			bad("db", "invalid PostgreSQL URL %q", redact(c.DB))
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "set both cert and key, or neither")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+
+	nonNegative := func(key string, d Duration) {
+		if d < 0 {
+			bad(key, "must not be negative, got %s", time.Duration(d))
+		}
+	}
+	positive := func(key string, d Duration) {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", time.Duration(d))
+		}
+	}
+	nonNegative("gc.grace", c.GC.Grace)
+	positive("gc.upload_expiry", c.GC.UploadExpiry)
+	nonNegative("gc.tag_retention", c.GC.TagRetention)
+	nonNegative("gc.review_delay", c.GC.ReviewDelay)
+	positive("gc.interval", c.GC.Interval)
+	if c.GC.Workers < 0 || c.GC.Workers > 1024 {
+		bad("gc.workers", "must be between 0 and 1024, got %d", c.GC.Workers)
+	}
+	if c.GC.BatchSize < 1 || c.GC.BatchSize > 10000 {
+		bad("gc.batch_size", "must be between 1 and 10000, got %d", c.GC.BatchSize)
+	}
+
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(key+".url", "want an http:// or https:// URL, got %q", w.URL)
+		}
+		for j, e := range w.Events {
+			if strings.TrimSpace(e) == "" {
+				bad(fmt.Sprintf("%s.events[%d]", key, j), "must not be empty")
+			}
+		}
+		nonNegative(key+".timeout", w.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+// redact hides the password of a URL-like DSN in error messages.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,374 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+)
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "0s", want: 0},
+		{in: "10s", want: 10 * time.Second},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "300ms", want: 300 * time.Millisecond},
+		{in: "1.5h", want: 90 * time.Minute},
+		{in: "14d", want: 336 * time.Hour},
+		{in: "2w", want: 336 * time.Hour},
+		{in: "1w2d12h", want: (7+2)*24*time.Hour + 12*time.Hour},
+		{in: "1.5d", want: 36 * time.Hour},
+		{in: "+1d", want: 24 * time.Hour},
+		{in: "", wantErr: "empty"},
+		{in: "-1h", wantErr: "negative"},
+		{in: "-1d", wantErr: "negative"},
+		{in: "10", wantErr: "missing unit"},
+		{in: "1y", wantErr: "unknown unit"},
+		{in: "d", wantErr: "want a number"},
+		{in: "1..5d", wantErr: "bad number"},
+		{in: "100000000w", wantErr: "too large"},
+		{in: "2562047h1000h", wantErr: "too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDuration(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseDuration(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{10 * time.Second, "10s"},
+		{time.Hour, "1h"},
+		{90 * time.Minute, "1h30m"},
+		{10 * time.Minute, "10m"},
+		{24 * time.Hour, "1d"},
+		{336 * time.Hour, "2w"},
+		{36 * time.Hour, "36h"},
+		{1500 * time.Millisecond, "1.5s"},
+	}
+	for _, tt := range tests {
+		got := FormatDuration(tt.in)
+		if got != tt.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+		back, err := ParseDuration(got)
+		if err != nil || back != tt.in {
+			t.Errorf("ParseDuration(FormatDuration(%v)) = %v, %v; want it back", tt.in, back, err)
+		}
+	}
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v, want nil", err)
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "berth.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	const file = `
+addr: ":6000"
+data: /file/data
+log:
+  level: warn
+gc:
+  grace: 2h
+  tag_retention: 3d
+  workers: 4
+  collect_untagged: false
+webhooks:
+  - url: https://hooks.example/a
+    events: [tag.expired]
+    timeout: 5s
+`
+	tests := []struct {
+		name   string
+		file   string // "" for no file
+		env    []string
+		args   []string
+		mutate func(c *Config) // applied to Default() to get the want
+	}{
+		{
+			name:   "defaults",
+			mutate: func(c *Config) {},
+		},
+		{
+			name: "file over defaults",
+			file: file,
+			mutate: func(c *Config) {
+				c.Addr = ":6000"
+				c.Data = "/file/data"
+				c.Log.Level = "warn"
+				c.GC.Grace = Duration(2 * time.Hour)
+				c.GC.TagRetention = Duration(72 * time.Hour)
+				c.GC.Workers = 4
+				c.GC.CollectUntagged = false
+				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
+			},
+		},
+		{
+			name: "env over file",
+			file: file,
+			env: []string{
+				"BERTH_ADDR=:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
+				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
+				"BERTH_LOG_LEVEL=", // empty: unset
+				"PATH=/bin", "BERTH_GC_WORKERS=1", "BERTH_GC_WORKERS=0", // last wins
+			},
+			mutate: func(c *Config) {
+				c.Addr = ":7000"
+				c.Data = "/file/data"
+				c.Log.Level = "warn"
+				c.GC.Grace = Duration(30 * time.Minute)
+				c.GC.TagRetention = Duration(336 * time.Hour)
+				c.GC.Workers = 0
+				c.GC.CollectUntagged = true
+				c.Webhooks = []Webhook{{URL: "http://a.example/x"}, {URL: "http://b.example/y"}}
+			},
+		},
+		{
+			name: "explicit flags over env, unset flags do not hide env",
+			file: file,
+			env:  []string{"BERTH_ADDR=:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false"},
+			args: []string{"--addr=:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json"},
+			mutate: func(c *Config) {
+				c.Addr = ":8000"
+				c.Data = "/env/data"
+				c.Log.Level = "warn"
+				c.Log.Format = "json"
+				c.Metrics = false
+				c.GC.Grace = 0
+				c.GC.TagRetention = Duration(7 * 24 * time.Hour)
+				c.GC.Workers = 4
+				c.GC.CollectUntagged = true
+				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
+			},
+		},
+		{
+			name: "flag set to its default value still wins",
+			env:  []string{"BERTH_ADDR=:7000"},
+			args: []string{"--addr=:5000"},
+			mutate: func(c *Config) {
+				c.Addr = ":5000"
+			},
+		},
+		{
+			name: "BERTH_CONFIG names the file",
+			env:  []string{"BERTH_CONFIG=FILE"},
+			mutate: func(c *Config) {
+				c.Addr = ":6000"
+				c.Data = "/file/data"
+				c.Log.Level = "warn"
+				c.GC.Grace = Duration(2 * time.Hour)
+				c.GC.TagRetention = Duration(72 * time.Hour)
+				c.GC.Workers = 4
+				c.GC.CollectUntagged = false
+				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			env := append([]string(nil), tt.env...)
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			for i, kv := range env {
+				if kv == "BERTH_CONFIG=FILE" {
+					env[i] = "BERTH_CONFIG=" + writeFile(t, file)
+				}
+			}
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			flagCfg := Default()
+			BindFlags(fs, &flagCfg)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadWithFlags(path, env, fs)
+			if err != nil {
+				t.Fatalf("LoadWithFlags: %v", err)
+			}
+			want := Default()
+			tt.mutate(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		path string
+		env  []string
+		want []string // substrings, all must appear
+	}{
+		{name: "missing file", path: "/nonexistent/berth.yaml", want: []string{"reading config file"}},
+		{name: "unknown key", file: "adr: :5000\n", want: []string{"adr"}},
+		{name: "bad duration in file", file: "gc:\n  grace: 1y\n", want: []string{"unknown unit"}},
+		{name: "negative duration in file", file: "gc:\n  tag_retention: -1d\n", want: []string{"negative"}},
+		{
+			name: "every bad env value reported",
+			env:  []string{"BERTH_GC_GRACE=soon", "BERTH_GC_WORKERS=many", "BERTH_METRICS=perhaps"},
+			want: []string{"gc.grace (from BERTH_GC_GRACE)", "gc.workers (from BERTH_GC_WORKERS)", "metrics (from BERTH_METRICS)"},
+		},
+		{
+			name: "validation after env",
+			env:  []string{"BERTH_GC_BATCH_SIZE=0", "BERTH_LOG_LEVEL=loud"},
+			want: []string{"gc.batch_size", "log.level"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.path
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			_, err := Load(path, tt.env)
+			if err == nil {
+				t.Fatal("Load: got nil error, want one")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Load error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Addr = "5000"
+	c.Data = ""
+	c.DB = "mysql://root:secret@db/berth"
+	c.TLS.Cert = "cert.pem"
+	c.Log.Level = "verbose"
+	c.Log.Format = "xml"
+	c.GC.Grace = Duration(-time.Second)
+	c.GC.UploadExpiry = 0
+	c.GC.TagRetention = Duration(-time.Hour)
+	c.GC.ReviewDelay = Duration(-time.Minute)
+	c.GC.Workers = -1
+	c.GC.BatchSize = 10001
+	c.GC.Interval = 0
+	c.Webhooks = []Webhook{{URL: "ftp://x"}, {URL: "https://ok.example", Events: []string{""}, Timeout: Duration(-1)}}
+
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate: got nil, want errors")
+	}
+	msg := err.Error()
+	for _, key := range []string{
+		"addr:", "data:", "db:", "tls:", "log.level:", "log.format:",
+		"gc.grace:", "gc.upload_expiry:", "gc.tag_retention:", "gc.review_delay:",
+		"gc.workers:", "gc.batch_size:", "gc.interval:",
+		"webhooks[0].url:", "webhooks[1].events[0]:", "webhooks[1].timeout:",
+	} {
+		if !strings.Contains(msg, key) {
+			t.Errorf("Validate error lacks %q; got:\n%s", key, msg)
+		}
+	}
+	if strings.Contains(msg, "secret") {
+		t.Errorf("Validate error leaks the database password:\n%s", msg)
+	}
+	if got, want := len(strings.Split(msg, "\n")), 16; got != want {
+		t.Errorf("got %d problems, want %d:\n%s", got, want, msg)
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+	}{
+		{"zero retention and grace", func(c *Config) { c.GC.TagRetention = 0; c.GC.Grace = 0 }},
+		{"no workers", func(c *Config) { c.GC.Workers = 0 }},
+		{"postgres", func(c *Config) { c.DB = "postgres://berth@db:5432/berth?sslmode=disable" }},
+		{"postgresql socket", func(c *Config) { c.DB = "postgresql:///berth?host=/run/postgresql" }},
+		{"tls", func(c *Config) { c.TLS = TLS{Cert: "c.pem", Key: "k.pem"} }},
+		{"host and port", func(c *Config) { c.Addr = "127.0.0.1:0" }},
+		{"batch bounds", func(c *Config) { c.GC.BatchSize = 10000 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestDSN(t *testing.T) {
+	c := Default()
+	c.Data = "/var/lib/berth"
+	if got, want := c.DSN(), "/var/lib/berth/berth.db"; got != want {
+		t.Errorf("DSN() = %q, want %q", got, want)
+	}
+	if got, want := c.Backend(), BackendSQLite; got != want {
+		t.Errorf("Backend() = %q, want %q", got, want)
+	}
+	if got, want := c.BlobRoot(), "/var/lib/berth/storage"; got != want {
+		t.Errorf("BlobRoot() = %q, want %q", got, want)
+	}
+	c.DB = "postgres://db/berth"
+	if got := c.DSN(); got != c.DB {
+		t.Errorf("DSN() = %q, want %q", got, c.DB)
+	}
+	if got, want := c.Backend(), BackendPostgres; got != want {
+		t.Errorf("Backend() = %q, want %q", got, want)
+	}
+}
+
+func TestBindFlagsGroups(t *testing.T) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c := Default()
+	BindFlags(fs, &c, SharedFlags)
+	if fs.Lookup("data") == nil || fs.Lookup("addr") != nil || fs.Lookup("gc-grace") != nil {
+		t.Errorf("BindFlags(SharedFlags) registered the wrong flags")
+	}
+	if got, want := fs.Lookup("log-level").DefValue, "info"; got != want {
+		t.Errorf("--log-level default = %q, want %q", got, want)
+	}
+	fs = pflag.NewFlagSet("y", pflag.ContinueOnError)
+	BindFlags(fs, &c, GCFlags)
+	if got, want := fs.Lookup("tag-retention").DefValue, "2w"; got != want {
+		t.Errorf("--tag-retention default = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,255 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvConfig names the config file when no path is given to Load.
+const EnvConfig = "BERTH_CONFIG"
+
+// EnvWebhooks is a comma-separated list of webhook URLs (all events).
+const EnvWebhooks = "BERTH_WEBHOOKS"
+
+// FlagGroup selects which flags BindFlags registers.
+type FlagGroup int
+
+const (
+	// SharedFlags are the settings every command needs: --data, --db,
+	// --log-level, --log-format (persistent flags of the root command).
+	SharedFlags FlagGroup = iota + 1
+	// ServerFlags are the HTTP server's: --addr, --tls-cert, --tls-key,
+	// --metrics.
+	ServerFlags
+	// GCFlags are the collector's windows and tuning: --gc-*,
+	// --upload-expiry, --tag-retention.
+	GCFlags
+)
+
+// setting is one scalar field of Config with its names in each source.
+type setting struct {
+	key   string // YAML key, used in error messages
+	env   string
+	flag  string
+	group FlagGroup
+	usage string
+	value func(c *Config) pflag.Value // a Value writing into c's field
+}
+
+var settings = []setting{
+	{"addr", "BERTH_ADDR", "addr", ServerFlags, "listen address, host:port",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Addr) }},
+	{"tls.cert", "BERTH_TLS_CERT", "tls-cert", ServerFlags, "TLS certificate file (PEM); with --tls-key serves HTTPS",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.TLS.Cert) }},
+	{"tls.key", "BERTH_TLS_KEY", "tls-key", ServerFlags, "TLS private key file (PEM)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.TLS.Key) }},
+	{"metrics", "BERTH_METRICS", "metrics", ServerFlags, "serve Prometheus metrics on /metrics",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.Metrics) }},
+
+	{"data", "BERTH_DATA", "data", SharedFlags, "data directory (blobs in <data>/storage, SQLite in <data>/berth.db)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Data) }},
+	{"db", "BERTH_DB", "db", SharedFlags, "metadata database: empty for SQLite in the data directory, or a postgres:// URL",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.DB) }},
+	{"log.level", "BERTH_LOG_LEVEL", "log-level", SharedFlags, "log level: debug, info, warn or error",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Log.Level) }},
+	{"log.format", "BERTH_LOG_FORMAT", "log-format", SharedFlags, "log format: text or json",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Log.Format) }},
+
+	{"gc.grace", "BERTH_GC_GRACE", "gc-grace", GCFlags, "how long untagged manifests and uploaded blobs are protected",
+		func(c *Config) pflag.Value { return &c.GC.Grace }},
+	{"gc.upload_expiry", "BERTH_UPLOAD_EXPIRY", "upload-expiry", GCFlags, "how long an upload session lives",
+		func(c *Config) pflag.Value { return &c.GC.UploadExpiry }},
+	{"gc.tag_retention", "BERTH_TAG_RETENTION", "tag-retention", GCFlags, "default time-machine window for removed tags (0 disables; accepts d and w units)",
+		func(c *Config) pflag.Value { return &c.GC.TagRetention }},
+	{"gc.review_delay", "BERTH_GC_REVIEW_DELAY", "gc-review-delay", GCFlags, "extra delay added to follow-up reviews",
+		func(c *Config) pflag.Value { return &c.GC.ReviewDelay }},
+	{"gc.workers", "BERTH_GC_WORKERS", "gc-workers", GCFlags, "collector workers in serve (0 disables background collection)",
+		func(c *Config) pflag.Value { return (*intValue)(&c.GC.Workers) }},
+	{"gc.batch_size", "BERTH_GC_BATCH_SIZE", "gc-batch-size", GCFlags, "reviews claimed per transaction (1..10000)",
+		func(c *Config) pflag.Value { return (*intValue)(&c.GC.BatchSize) }},
+	{"gc.interval", "BERTH_GC_INTERVAL", "gc-interval", GCFlags, "how often idle collector workers poll for work",
+		func(c *Config) pflag.Value { return &c.GC.Interval }},
+	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.CollectUntagged) }},
+}
+
+// BindFlags registers on fs the flags of the given groups (all groups when
+// none is given). Parsed values are written into c, and c's current values
+// are shown as the defaults in help, so pass a Default() config. Only flags
+// set explicitly take effect: pass fs to LoadWithFlags after parsing.
+func BindFlags(fs *pflag.FlagSet, c *Config, groups ...FlagGroup) {
+	for _, s := range settings {
+		if len(groups) > 0 && !hasGroup(groups, s.group) {
+			continue
+		}
+		f := fs.VarPF(s.value(c), s.flag, "", s.usage+" (env "+s.env+")")
+		if _, ok := f.Value.(*boolValue); ok {
+			f.NoOptDefVal = "true"
+		}
+	}
+}
+
+func hasGroup(gs []FlagGroup, g FlagGroup) bool {
+	for _, x := range gs {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Load returns Default() overridden by the YAML file at path and then by the
+// BERTH_* variables of env ("KEY=value" entries, as os.Environ returns), and
+// validates the result. An empty path means the file named by BERTH_CONFIG in
+// env, or no file. Every problem found is reported, joined.
+func Load(path string, env []string) (Config, error) {
+	return LoadWithFlags(path, env, nil)
+}
+
+// LoadWithFlags is Load followed by the flags of fs that were set
+// explicitly (fs.Changed), then Validate: flag > env > file > default. fs
+// may be nil. Flags not registered by BindFlags are ignored.
+func LoadWithFlags(path string, env []string, fs *pflag.FlagSet) (Config, error) {
+	c := Default()
+	vars := environ(env)
+	if path == "" {
+		path = vars[EnvConfig]
+	}
+	if path != "" {
+		if err := readFile(&c, path); err != nil {
+			return Config{}, err
+		}
+	}
+	errs := applyEnv(&c, vars)
+	if fs != nil {
+		errs = append(errs, applyFlags(&c, fs)...)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// readFile decodes the YAML file at path over c. Keys absent from the file
+// keep c's values; unknown keys are an error.
+func readFile(c *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	if err := decode(c, b); err != nil {
+		return fmt.Errorf("reading config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func decode(c *Config, b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
+		return err
+	}
+	return nil
+}
+
+// environ maps the BERTH_* entries of env, the last of duplicates winning
+// and empty values dropped.
+func environ(env []string) map[string]string {
+	m := make(map[string]string)
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "BERTH_") {
+			continue
+		}
+		if v == "" {
+			delete(m, k)
+			continue
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func applyEnv(c *Config, vars map[string]string) []error {
+	var errs []error
+	for _, s := range settings {
+		v, ok := vars[s.env]
+		if !ok {
+			continue
+		}
+		if err := s.value(c).Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s (from %s): %w", s.key, s.env, err))
+		}
+	}
+	if v, ok := vars[EnvWebhooks]; ok {
+		c.Webhooks = nil
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				c.Webhooks = append(c.Webhooks, Webhook{URL: u})
+			}
+		}
+	}
+	return errs
+}
+
+// applyFlags copies into c every flag of fs that was set explicitly, by
+// re-reading its value through the same parser as the environment.
+func applyFlags(c *Config, fs *pflag.FlagSet) []error {
+	var errs []error
+	for _, s := range settings {
+		f := fs.Lookup(s.flag)
+		if f == nil || !f.Changed {
+			continue
+		}
+		if err := s.value(c).Set(f.Value.String()); err != nil {
+			errs = append(errs, fmt.Errorf("%s (from --%s): %w", s.key, s.flag, err))
+		}
+	}
+	return errs
+}
+
+type stringValue string
+
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (v *stringValue) Type() string       { return "string" }
+
+type boolValue bool
+
+func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) Type() string   { return "bool" }
+func (v *boolValue) IsBoolFlag() bool {
+	return true
+}
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("invalid boolean %q", s)
+	}
+	*v = boolValue(b)
+	return nil
+}
+
+type intValue int
+
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) Type() string   { return "int" }
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("invalid integer %q", s)
+	}
+	*v = intValue(n)
+	return nil
+}
