@@ -1,0 +1,511 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+)
+
+const (
+	blobsDir   = "blobs"
+	uploadsDir = "uploads"
+	tmpDir     = "tmp"
+
+	copyBufSize = 1 << 20 // bounded memory for appends and hashing
+	walkBatch   = 256
+)
+
+var _ blob.Store = (*Store)(nil)
+
+// Store is a blob.Store over a directory. See the package documentation for
+// the on-disk layout.
+type Store struct {
+	root    string
+	blobs   string
+	uploads string
+
+	locks idLocks
+	bufs  sync.Pool
+}
+
+// New opens (creating if needed) a store rooted at root.
+func New(root string) (*Store, error) {
+	if root == "" {
+		return nil, errors.New("opening blob store: empty root")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening blob store: %w", err)
+	}
+	for _, d := range []string{blobsDir, uploadsDir, tmpDir} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("opening blob store: %w", err)
+		}
+	}
+	if err := syncDir(abs); err != nil {
+		return nil, fmt.Errorf("opening blob store: %w", err)
+	}
+	s := &Store{
+		root:    abs,
+		blobs:   filepath.Join(abs, blobsDir),
+		uploads: filepath.Join(abs, uploadsDir),
+	}
+	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	return s, nil
+}
+
+// Root returns the store's absolute root directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) uploadPath(id string) (string, error) {
+	if err := blob.ValidUploadID(id); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.uploads, id), nil
+}
+
+func (s *Store) keyPath(key string) (string, error) {
+	if err := blob.ValidKey(key); err != nil {
+		return "", err
+	}
+	p := filepath.Join(s.blobs, filepath.FromSlash(key))
+	// ValidKey already forbids "..", absolute keys and separators other
+	// than "/"; this is a second line of defence.
+	if rel, err := filepath.Rel(s.blobs, p); err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("key %q escapes the store: %w", key, blob.ErrInvalidKey)
+	}
+	return p, nil
+}
+
+// UploadAppend implements blob.Store.
+func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return 0, fmt.Errorf("appending to upload: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+
+	created := false
+	size := int64(0)
+	switch fi, err := os.Stat(p); {
+	case err == nil:
+		size = fi.Size()
+	case errors.Is(err, fs.ErrNotExist):
+		created = true
+	default:
+		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	if offset != size {
+		return size, fmt.Errorf("appending to upload %s at offset %d, size is %d: %w", id, offset, size, blob.ErrOffset)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return size, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	if created {
+		// Make the new directory entry durable with the first append.
+		if err := syncDir(s.uploads); err != nil {
+			f.Close()
+			return size, fmt.Errorf("appending to upload %s: %w", id, err)
+		}
+	}
+	n, err := s.copy(f, &ctxReader{ctx: ctx, r: r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		// All-or-nothing: bring the upload back to its state before the call.
+		if created {
+			f.Close()
+			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("removing partial upload: %w", rerr))
+			}
+			return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+		}
+		if terr := f.Truncate(size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("truncating back: %w", terr))
+		} else if serr := f.Sync(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("syncing truncation: %w", serr))
+		}
+		f.Close()
+		return size, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	if err := f.Close(); err != nil {
+		return size, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	return size + n, nil
+}
+
+// UploadSize implements blob.Store.
+func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return 0, fmt.Errorf("sizing upload: %w", err)
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("sizing upload %s: %w", id, blob.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sizing upload %s: %w", id, err)
+	}
+	return fi.Size(), nil
+}
+
+// UploadCommit implements blob.Store.
+func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest, key string) (int64, error) {
+	src, err := s.uploadPath(id)
+	if err != nil {
+		return 0, fmt.Errorf("committing upload: %w", err)
+	}
+	dst, err := s.keyPath(key)
+	if err != nil {
+		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	h, err := blob.NewHash(want)
+	if err != nil {
+		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("committing upload %s: %w", id, blob.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	size, err := s.copy(h, &ctxReader{ctx: ctx, r: f})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	if got := digest.NewDigest(want.Algorithm(), h); got != want {
+		return 0, fmt.Errorf("committing upload %s: got %s, want %s: %w", id, got, want, blob.ErrDigestMismatch)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	if err := s.rename(src, dst); err != nil {
+		return 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
+	}
+	if err := syncDir(s.uploads); err != nil {
+		return 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
+	}
+	return size, nil
+}
+
+// rename moves src to dst, creating dst's parent directories durably. A
+// concurrent Delete may prune an empty parent between mkdir and rename, so
+// it retries a few times.
+func (s *Store) rename(src, dst string) error {
+	dir := filepath.Dir(dst)
+	var err error
+	for range 5 {
+		if err = s.mkdirAll(dir); err != nil {
+			return err
+		}
+		err = os.Rename(src, dst)
+		if err == nil {
+			return syncDir(dir)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
+// mkdirAll creates dir (under s.blobs) and its missing parents, fsyncing the
+// parent of every directory it creates.
+func (s *Store) mkdirAll(dir string) error {
+	if dir == s.blobs {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := s.mkdirAll(parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// UploadAbort implements blob.Store.
+func (s *Store) UploadAbort(ctx context.Context, id string) error {
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return fmt.Errorf("aborting upload: %w", err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("aborting upload %s: %w", id, err)
+	}
+	if err := syncDir(s.uploads); err != nil {
+		return fmt.Errorf("aborting upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// reader is an *os.File-backed blob.Reader; it also offers ReadAt.
+type reader struct {
+	*os.File
+	size int64
+}
+
+func (r *reader) Size() int64 { return r.size }
+
+// Open implements blob.Store. The returned Reader embeds the *os.File, so it
+// serves http.ServeContent and io.ReaderAt directly.
+func (s *Store) Open(ctx context.Context, key string) (blob.Reader, error) {
+	p, err := s.keyPath(key)
+	if err != nil {
+		return nil, fmt.Errorf("opening blob: %w", err)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("opening blob %s: %w", key, blob.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening blob %s: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening blob %s: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("opening blob %s: %w", key, blob.ErrNotFound)
+	}
+	return &reader{File: f, size: fi.Size()}, nil
+}
+
+// Stat implements blob.Store.
+func (s *Store) Stat(ctx context.Context, key string) (blob.Info, error) {
+	p, err := s.keyPath(key)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("stating blob: %w", err)
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
+		return blob.Info{}, fmt.Errorf("stating blob %s: %w", key, blob.ErrNotFound)
+	}
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("stating blob %s: %w", key, err)
+	}
+	return blob.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Delete implements blob.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	p, err := s.keyPath(key)
+	if err != nil {
+		return fmt.Errorf("deleting blob: %w", err)
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.IsDir() {
+		return nil // no object under key (a directory is not an object)
+	}
+	if err != nil {
+		return fmt.Errorf("deleting blob %s: %w", key, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting blob %s: %w", key, err)
+	}
+	dir := filepath.Dir(p)
+	if err := syncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting blob %s: %w", key, err)
+	}
+	// Prune directories left empty, best-effort: Remove fails on a non-empty
+	// directory, and a commit racing with us retries its mkdir.
+	for dir != s.blobs && strings.HasPrefix(dir, s.blobs) {
+		if os.Remove(dir) != nil {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	return nil
+}
+
+// Walk implements blob.Store. It reports regular files under blobs/ in
+// lexical order, skipping dot-names (temporary files).
+func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) error {
+	err := filepath.WalkDir(s.blobs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != s.blobs {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == s.blobs {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(s.blobs, p)
+		if err != nil {
+			return err
+		}
+		return fn(blob.Info{Key: filepath.ToSlash(rel), Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+	if err != nil {
+		return fmt.Errorf("walking blobs: %w", err)
+	}
+	return nil
+}
+
+// WalkUploads implements blob.Store. It reads uploads/ in batches, so memory
+// does not grow with the number of uploads.
+func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.Info) error) error {
+	dir, err := os.Open(s.uploads)
+	if err != nil {
+		return fmt.Errorf("walking uploads: %w", err)
+	}
+	defer dir.Close()
+	for {
+		ents, err := dir.ReadDir(walkBatch)
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("walking uploads: %w", err)
+			}
+			id := e.Name()
+			if blob.ValidUploadID(id) != nil || !e.Type().IsRegular() {
+				continue
+			}
+			fi, ierr := e.Info()
+			if errors.Is(ierr, fs.ErrNotExist) {
+				continue // committed or aborted while walking
+			}
+			if ierr != nil {
+				return fmt.Errorf("walking uploads: %w", ierr)
+			}
+			if ferr := fn(id, blob.Info{Key: id, Size: fi.Size(), ModTime: fi.ModTime()}); ferr != nil {
+				return fmt.Errorf("walking uploads: %w", ferr)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("walking uploads: %w", err)
+		}
+	}
+}
+
+// copy copies r to w with a pooled fixed-size buffer, hiding io.ReaderFrom
+// and io.WriterTo so the buffer bound always holds.
+func (s *Store) copy(w io.Writer, r io.Reader) (int64, error) {
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bp)
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// idLocks serialises operations on one upload id within the process.
+type idLocks struct {
+	mu sync.Mutex
+	m  map[string]*idLock
+}
+
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (l *idLocks) lock(id string) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*idLock)
+	}
+	e := l.m[id]
+	if e == nil {
+		e = &idLock{}
+		l.m[id] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		l.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+}
