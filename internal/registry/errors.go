@@ -1,0 +1,69 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/oci"
+)
+
+// Sentinel errors. Every error a use case returns wraps one of them (or is an
+// internal failure of a backend), with a message saying precisely what was
+// wrong; the API maps them to OCI error codes with errors.Is.
+//
+// Where the oci package already has the sentinel (a bad name, tag, digest or
+// manifest), the registry uses the same value, so an error from oci needs no
+// second wrapping.
+var (
+	ErrNameInvalid     = oci.ErrNameInvalid
+	ErrTagInvalid      = oci.ErrTagInvalid
+	ErrDigestInvalid   = oci.ErrDigestInvalid
+	ErrManifestInvalid = oci.ErrManifestInvalid
+	ErrUnsupported     = oci.ErrUnsupported
+
+	ErrNameUnknown     = errors.New("repository name not known to registry")
+	ErrManifestUnknown = errors.New("manifest unknown")
+	ErrTagUnknown      = errors.New("tag unknown")
+	ErrBlobUnknown     = errors.New("blob unknown to registry")
+	ErrUploadUnknown   = errors.New("blob upload unknown to registry")
+	// ErrManifestBlobUnknown is wrapped by *ManifestBlobUnknownError, which
+	// says which blob.
+	ErrManifestBlobUnknown = errors.New("manifest references a blob unknown to the repository")
+	ErrSizeInvalid         = errors.New("provided length did not match content length")
+	ErrUploadInvalid       = errors.New("blob upload invalid")
+	// ErrRangeInvalid is a chunk that does not start where the upload ends.
+	ErrRangeInvalid = errors.New("requested range not satisfiable")
+	ErrDenied       = errors.New("requested access to the resource is denied")
+	ErrTooLarge     = errors.New("content too large")
+	// ErrInvalidArgument is a management request that makes no sense (a
+	// negative retention, a restore with neither digest nor time).
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// ManifestBlobUnknownError names the blob a manifest PUT referenced that the
+// repository does not have. It wraps ErrManifestBlobUnknown.
+type ManifestBlobUnknownError struct {
+	Digest digest.Digest
+	Role   string // "config" or "layer"
+}
+
+func (e *ManifestBlobUnknownError) Error() string {
+	return fmt.Sprintf("manifest %s %s is not a blob of this repository: %v", e.Role, e.Digest, ErrManifestBlobUnknown)
+}
+
+func (e *ManifestBlobUnknownError) Unwrap() error { return ErrManifestBlobUnknown }
+
+// RangeError is ErrRangeInvalid with the upload's current size, so the API
+// can tell the client where to resume.
+type RangeError struct {
+	Size   int64 // bytes the upload holds
+	Offset int64 // where the client tried to write
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("chunk starts at offset %d but the upload holds %d bytes: %v", e.Offset, e.Size, ErrRangeInvalid)
+}
+
+func (e *RangeError) Unwrap() error { return ErrRangeInvalid }

@@ -1,0 +1,441 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+)
+
+// Expiry labels: a manifest carrying one tags its tag with an expiry at
+// push time (berth's own label wins over Quay's).
+const (
+	LabelExpiresAfter     = "berth.expires-after"
+	LabelQuayExpiresAfter = "quay.expires-after"
+)
+
+// maxTagRows bounds the tag rows of one manifest read in one transaction.
+const maxTagRows = 10000
+
+// maxConfigBytes bounds how much of an image config is read for its labels.
+const maxConfigBytes = 8 << 20
+
+// Config media types whose labels become manifest labels.
+var labelConfigTypes = []string{
+	"application/vnd.oci.image.config.v1+json",
+	"application/vnd.docker.container.image.v1+json",
+}
+
+// GetManifest returns the manifest ref (tag or digest) of repo, with its
+// body. A manifest with a pending review is revived: the review is
+// postponed to now+grace (gc.md, "a read that revives").
+func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Manifest, error) {
+	if err := validName(repo); err != nil {
+		return meta.Manifest{}, err
+	}
+	rf, err := oci.ParseReference(ref)
+	if err != nil {
+		return meta.Manifest{}, err
+	}
+	now := r.now()
+	var m meta.Manifest
+	pending := false
+	err = r.store.View(ctx, func(tx meta.Tx) error {
+		rp, err := readRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		d := rf.Digest
+		if rf.Tag != "" {
+			t, err := tx.LiveTag(ctx, rp.ID, rf.Tag, now)
+			if isNotFound(err) {
+				return fmt.Errorf("tag %q in repository %q: %w", rf.Tag, repo, ErrManifestUnknown)
+			}
+			if err != nil {
+				return fmt.Errorf("reading tag %q: %w", rf.Tag, err)
+			}
+			d = t.Manifest
+		}
+		if m, err = manifestRow(ctx, tx, rp, d, meta.LockNone); err != nil {
+			return err
+		}
+		pending, err = tx.PendingReview(ctx, meta.ReviewManifest, object(rp.ID, d))
+		return err
+	})
+	if err != nil || !pending {
+		return m, err
+	}
+	err = r.store.Update(ctx, func(tx meta.Tx) error {
+		rp := meta.Repository{ID: m.RepoID, Name: repo}
+		var err error
+		if m, err = manifestRow(ctx, tx, rp, m.Digest, meta.LockShare); err != nil {
+			return err
+		}
+		if _, err := tx.PostponeReview(ctx, meta.ReviewManifest, object(rp.ID, m.Digest), r.now().Add(r.opts.Grace)); err != nil {
+			return fmt.Errorf("postponing manifest review: %w", err)
+		}
+		return nil
+	})
+	return m, err
+}
+
+func manifestRow(ctx context.Context, tx meta.Tx, repo meta.Repository, d digest.Digest, lock meta.Lock) (meta.Manifest, error) {
+	m, err := tx.Manifest(ctx, repo.ID, d, lock)
+	if isNotFound(err) {
+		return m, fmt.Errorf("manifest %s in repository %q: %w", d, repo.Name, ErrManifestUnknown)
+	}
+	if err != nil {
+		return m, fmt.Errorf("reading manifest %s: %w", d, err)
+	}
+	return m, nil
+}
+
+// PushedManifest is the result of PutManifest.
+type PushedManifest struct {
+	Digest  digest.Digest
+	Subject digest.Digest // "" when the manifest has none
+}
+
+// PutManifest stores body as manifest ref (tag or digest) of repo.
+//
+// The body must be at most oci.MaxManifestSize bytes (ErrTooLarge). Its
+// digest uses the algorithm of ref when ref is a digest (and must equal it,
+// else ErrDigestInvalid), sha256 otherwise. Every blob must be linked to the
+// repository (*ManifestBlobUnknownError) and every child of an index must be
+// a manifest of the repository (ErrManifestUnknown, naming the child).
+//
+// Labels are the config's labels overlaid by the manifest's annotations (an
+// annotation wins over a config label of the same key). A tag pushed with a
+// berth.expires-after (or quay.expires-after) label gets an expiry of now
+// plus that duration; an invalid value is ignored, as Quay does. Re-pushing
+// a tag onto the manifest it already points at keeps the current tag row
+// (no new history entry, expiry unchanged).
+func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte) (PushedManifest, error) {
+	if err := validName(repo); err != nil {
+		return PushedManifest{}, err
+	}
+	rf, err := oci.ParseReference(ref)
+	if err != nil {
+		return PushedManifest{}, err
+	}
+	if len(body) > oci.MaxManifestSize {
+		return PushedManifest{}, fmt.Errorf("manifest is %d bytes, more than the %d-byte limit: %w", len(body), oci.MaxManifestSize, ErrTooLarge)
+	}
+	alg := digest.SHA256
+	if rf.Digest != "" {
+		alg = rf.Digest.Algorithm()
+	}
+	d := alg.FromBytes(body)
+	if rf.Digest != "" && d != rf.Digest {
+		return PushedManifest{}, fmt.Errorf("manifest body has digest %s, not %s as in the URL: %w", d, rf.Digest, ErrDigestInvalid)
+	}
+	m, err := oci.ParseManifest(contentType, body)
+	if err != nil {
+		return PushedManifest{}, err
+	}
+	labels, err := r.configLabels(ctx, repo, m)
+	if err != nil {
+		return PushedManifest{}, err
+	}
+	for k, v := range m.Annotations {
+		labels[k] = v
+	}
+	var expiry *time.Duration
+	for _, key := range []string{LabelExpiresAfter, LabelQuayExpiresAfter} {
+		if v, ok := labels[key]; ok {
+			if e, err := oci.ParseExpiry(v); err == nil {
+				expiry = &e
+				break
+			}
+		}
+	}
+
+	blobs := m.Blobs()
+	slices.SortFunc(blobs, func(a, b oci.Descriptor) int { return cmpDigest(a.Digest, b.Digest) })
+	children := make([]digest.Digest, 0, len(m.Manifests))
+	for _, c := range m.Manifests {
+		if !slices.Contains(children, c.Digest) {
+			children = append(children, c.Digest)
+		}
+	}
+	slices.SortFunc(children, cmpDigest)
+	edges := meta.ManifestEdges{Children: children, Labels: labels}
+	for _, b := range blobs {
+		edges.Blobs = append(edges.Blobs, b.Digest)
+	}
+	var subject digest.Digest
+	if m.Subject != nil {
+		subject = m.Subject.Digest
+	}
+
+	now := r.now()
+	var tagged bool
+	err = r.store.Update(ctx, func(tx meta.Tx) error {
+		tagged = false
+		rp, err := ensureRepo(ctx, tx, repo, now)
+		if err != nil {
+			return err
+		}
+		// Lock what the new edges point at, so the collector cannot delete
+		// it before this commits (gc.md, "Locks"): children, then the
+		// referrers of this manifest, then links and blob rows.
+		for _, c := range children {
+			if c == d {
+				return fmt.Errorf("index lists itself as a child: %w", ErrManifestInvalid)
+			}
+			if _, err := tx.Manifest(ctx, rp.ID, c, meta.LockShare); isNotFound(err) {
+				return fmt.Errorf("index references child manifest %s, which is not in repository %q: %w", c, repo, ErrManifestUnknown)
+			} else if err != nil {
+				return fmt.Errorf("reading child manifest %s: %w", c, err)
+			}
+		}
+		if _, err := tx.Referrers(ctx, rp.ID, d, "", meta.LockShare); err != nil {
+			return fmt.Errorf("locking referrers of %s: %w", d, err)
+		}
+		for _, b := range blobs {
+			if _, err := tx.RepoBlob(ctx, rp.ID, b.Digest, meta.LockShare); isNotFound(err) {
+				role := "layer"
+				if m.Config != nil && b.Digest == m.Config.Digest {
+					role = "config"
+				}
+				return &ManifestBlobUnknownError{Digest: b.Digest, Role: role}
+			} else if err != nil {
+				return fmt.Errorf("reading blob %s: %w", b.Digest, err)
+			}
+		}
+		row := meta.Manifest{
+			RepoID:       rp.ID,
+			Digest:       d,
+			MediaType:    m.MediaType,
+			ArtifactType: m.ArtifactType,
+			Subject:      subject,
+			Size:         int64(len(body)),
+			Body:         body,
+			PushedAt:     now,
+		}
+		if _, err := tx.PutManifest(ctx, row, edges); err != nil {
+			return fmt.Errorf("storing manifest %s: %w", d, err)
+		}
+		if rf.Tag != "" {
+			if tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now); err != nil {
+				return err
+			}
+		}
+		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, d), ReviewAfter: now.Add(r.opts.Grace), Reason: "pushed"})
+	})
+	if err != nil {
+		return PushedManifest{}, err
+	}
+	r.emit(EventManifestPushed, repo, d, "", now)
+	if tagged {
+		r.emit(EventTagPushed, repo, d, rf.Tag, now)
+	}
+	return PushedManifest{Digest: d, Subject: subject}, nil
+}
+
+// putTag points tag at manifest d (already locked or inserted by the
+// caller), ending the current row, whose review it records at its end plus
+// the namespace's retention. A live row already on d is kept; changed
+// reports whether a row was inserted.
+func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, d digest.Digest, expiry *time.Duration, now time.Time) (changed bool, err error) {
+	cur, err := tx.LiveTag(ctx, repo.ID, tag, now)
+	switch {
+	case err == nil && cur.Manifest == d:
+		return false, nil
+	case err != nil && !isNotFound(err):
+		return false, fmt.Errorf("reading tag %q: %w", tag, err)
+	}
+	t := meta.Tag{RepoID: repo.ID, Name: tag, Manifest: d, Start: now}
+	if expiry != nil {
+		at := now.Add(*expiry)
+		t.ExpiresAt = &at
+	}
+	ended, err := tx.PutTag(ctx, t)
+	if err != nil {
+		return false, fmt.Errorf("tagging %s as %q: %w", d, tag, err)
+	}
+	if ended != nil {
+		if err := r.reviewEndedTag(ctx, tx, repo, *ended, now, "moved to "+d.String()); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// reviewEndedTag records the review of a tag row that just ended: at its
+// end plus the namespace's retention.
+func (r *Registry) reviewEndedTag(ctx context.Context, tx meta.Tx, repo meta.Repository, t meta.Tag, now time.Time, reason string) error {
+	ret, err := r.retention(ctx, tx, repo)
+	if err != nil {
+		return err
+	}
+	end := now
+	if e := t.EffectiveEnd(); e != nil && e.Before(now) {
+		end = *e
+	}
+	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: strconv.FormatInt(t.ID, 10), ReviewAfter: end.Add(ret), Reason: reason})
+}
+
+// configLabels reads the labels of m's image config from the byte store,
+// before any write transaction. A config the repository does not have is a
+// *ManifestBlobUnknownError; a config that is not a JSON image config has
+// no labels (the manifest is still accepted: the config is opaque to the
+// distribution spec).
+func (r *Registry) configLabels(ctx context.Context, repo string, m *oci.Manifest) (map[string]string, error) {
+	labels := map[string]string{}
+	if m.Config == nil || !slices.Contains(labelConfigTypes, m.Config.MediaType) {
+		return labels, nil
+	}
+	cfg := m.Config.Digest
+	var key string
+	err := r.store.View(ctx, func(tx meta.Tx) error {
+		rp, err := tx.Repository(ctx, repo, meta.LockNone)
+		if err != nil {
+			return err
+		}
+		b, err := tx.RepoBlob(ctx, rp.ID, cfg, meta.LockNone)
+		key = b.StorageKey
+		return err
+	})
+	if isNotFound(err) {
+		return nil, &ManifestBlobUnknownError{Digest: cfg, Role: "config"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", cfg, err)
+	}
+	rd, err := r.blobs.Open(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, &ManifestBlobUnknownError{Digest: cfg, Role: "config"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening config %s: %w", cfg, err)
+	}
+	defer rd.Close()
+	if rd.Size() > maxConfigBytes {
+		return labels, nil
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, io.LimitReader(rd, maxConfigBytes)); err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", cfg, err)
+	}
+	got, err := oci.ConfigLabels(buf.Bytes())
+	if err != nil {
+		r.log.DebugContext(ctx, "ignoring labels of an unreadable config", "repo", repo, "config", cfg, "error", err)
+		return labels, nil
+	}
+	return got, nil
+}
+
+func cmpDigest(a, b digest.Digest) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DeleteManifest deletes manifest ds of repo (a digest; tags go through
+// DeleteTag). It is refused with ErrDenied while an index of the repository
+// lists it. Live tags pointing at it are ended now and reviewed after the
+// namespace's retention.
+//
+// DELETE by digest is an explicit hard delete: the tag rows ended this way
+// stay in the tag history, but they cannot be restored, because the
+// manifest they point at is gone.
+//
+// The reviews follow gc.md: each blob's link at now+grace (a client that
+// just saw the blob alive keeps a grace to reference it again), each child,
+// each referrer and each label now.
+func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
+	if err := validName(repo); err != nil {
+		return err
+	}
+	d, err := parseDigest(ds)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	var endedTags []string
+	err = r.store.Update(ctx, func(tx meta.Tx) error {
+		endedTags = endedTags[:0]
+		rp, err := writeRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		if _, err := manifestRow(ctx, tx, rp, d, meta.LockUpdate); err != nil {
+			return err
+		}
+		parents, err := tx.ManifestParents(ctx, rp.ID, d, 1)
+		if err != nil {
+			return fmt.Errorf("reading parents of %s: %w", d, err)
+		}
+		if len(parents) > 0 {
+			return fmt.Errorf("manifest %s is listed by index %s; delete the index first: %w", d, parents[0], ErrDenied)
+		}
+		tags, err := tx.TagsForManifest(ctx, rp.ID, d, maxTagRows)
+		if err != nil {
+			return fmt.Errorf("reading tags of %s: %w", d, err)
+		}
+		for _, t := range tags {
+			if !t.LiveAt(now) {
+				continue
+			}
+			if err := tx.EndTag(ctx, t.ID, now); err != nil {
+				return fmt.Errorf("ending tag %q: %w", t.Name, err)
+			}
+			endedTags = append(endedTags, t.Name)
+			if err := r.reviewEndedTag(ctx, tx, rp, t, now, "manifest "+d.String()+" deleted"); err != nil {
+				return err
+			}
+		}
+		referrers, err := tx.Referrers(ctx, rp.ID, d, "", meta.LockNone)
+		if err != nil {
+			return fmt.Errorf("reading referrers of %s: %w", d, err)
+		}
+		refs, err := tx.DeleteManifest(ctx, rp.ID, d)
+		if err != nil {
+			return fmt.Errorf("deleting manifest %s: %w", d, err)
+		}
+		reason := "manifest " + d.String() + " deleted"
+		grace := now.Add(r.opts.Grace)
+		var reviews []meta.Review
+		for _, b := range refs.Blobs {
+			reviews = append(reviews, meta.Review{Kind: meta.ReviewLink, Object: object(rp.ID, b), ReviewAfter: grace, Reason: reason})
+		}
+		for _, c := range refs.Children {
+			reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, c), ReviewAfter: now, Reason: reason})
+		}
+		for _, m := range referrers {
+			reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, m.Digest), ReviewAfter: now, Reason: "subject " + d.String() + " deleted"})
+		}
+		for _, id := range refs.LabelIDs {
+			reviews = append(reviews, meta.Review{Kind: meta.ReviewLabel, Object: strconv.FormatInt(id, 10), ReviewAfter: now, Reason: reason})
+		}
+		for _, rv := range reviews {
+			if err := tx.AddReview(ctx, rv); err != nil {
+				return fmt.Errorf("recording %s review: %w", rv.Kind, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.emit(EventManifestDeleted, repo, d, "", now)
+	for _, t := range endedTags {
+		r.emit(EventTagDeleted, repo, d, t, now)
+	}
+	return nil
+}

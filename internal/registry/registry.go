@@ -1,0 +1,198 @@
+// Package registry holds berth's use cases — push, pull, tag, restore and
+// delete — over the metadata store (meta.Store) and the byte store
+// (blob.Store). It knows nothing of HTTP: the api package parses requests,
+// calls one method here and maps the returned error with errors.Is.
+//
+// Every write follows docs/design/gc.md: it takes the locks of the "Locks"
+// table and records the reviews of the "Who records which review" table in
+// the same store.Update closure. Request bodies are streamed into the byte
+// store outside any transaction (SQLite has a single writer), and bytes are
+// written before the rows that name them, deleted only after the rows that
+// named them are gone.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+)
+
+// Defaults for Options fields left zero. Grace and TagRetention accept a
+// negative value to mean "none" (0), since 0 selects the default.
+const (
+	DefaultGrace        = time.Hour
+	DefaultUploadExpiry = 24 * time.Hour
+	DefaultTagRetention = 14 * 24 * time.Hour
+)
+
+// Options configures a Registry.
+type Options struct {
+	// Grace protects untagged manifests and uploaded blobs (default 1h).
+	// A negative value means 0 (no grace); 0 means the default.
+	Grace time.Duration
+	// UploadExpiry is how long an idle upload session lives (default 24h).
+	UploadExpiry time.Duration
+	// TagRetention is the removed-tag window of namespaces that set none
+	// (default 14 days). A negative value means 0 (no window); 0 means the
+	// default.
+	TagRetention time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives debug notes about best-effort cleanups; default discards.
+	Logger *slog.Logger
+	// Events, if set, is called after each committed change.
+	Events func(Event)
+}
+
+// Event kinds emitted to Options.Events.
+const (
+	EventManifestPushed  = "manifest.pushed"
+	EventManifestDeleted = "manifest.deleted"
+	EventTagPushed       = "tag.pushed"
+	EventTagDeleted      = "tag.deleted"
+	EventTagRestored     = "tag.restored"
+	EventBlobPushed      = "blob.pushed"
+	EventBlobUnlinked    = "blob.unlinked"
+)
+
+// Event is a committed change, for in-process hooks. The collector package
+// defines its own, richer events.
+type Event struct {
+	Kind   string
+	Repo   string
+	Digest string
+	Tag    string
+	At     time.Time
+}
+
+// Registry runs the use cases.
+type Registry struct {
+	store meta.Store
+	blobs blob.Store
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns a Registry over store and blobs.
+func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
+	switch {
+	case opts.Grace == 0:
+		opts.Grace = DefaultGrace
+	case opts.Grace < 0:
+		opts.Grace = 0
+	}
+	if opts.UploadExpiry <= 0 {
+		opts.UploadExpiry = DefaultUploadExpiry
+	}
+	switch {
+	case opts.TagRetention == 0:
+		opts.TagRetention = DefaultTagRetention
+	case opts.TagRetention < 0:
+		opts.TagRetention = 0
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{store: store, blobs: blobs, opts: opts, log: log}
+}
+
+func (r *Registry) now() time.Time { return r.opts.Now().UTC() }
+
+func (r *Registry) emit(kind, repo string, d digest.Digest, tag string, at time.Time) {
+	if r.opts.Events != nil {
+		r.opts.Events(Event{Kind: kind, Repo: repo, Digest: d.String(), Tag: tag, At: at})
+	}
+}
+
+// object is the review object of a per-repository row: "repoID@digest".
+func object(repoID int64, d digest.Digest) string {
+	return fmt.Sprintf("%d@%s", repoID, d)
+}
+
+func validName(name string) error {
+	if err := oci.ValidateRepoName(name); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := oci.ParseDigest(s)
+	if err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// retention is the removed-tag window of the namespace of repo.
+func (r *Registry) retention(ctx context.Context, tx meta.Tx, repo meta.Repository) (time.Duration, error) {
+	ns, _ := oci.SplitRepo(repo.Name)
+	n, err := tx.Namespace(ctx, ns, meta.LockNone)
+	if err != nil {
+		return 0, fmt.Errorf("reading namespace %q: %w", ns, err)
+	}
+	if n.TagRetention != nil {
+		return *n.TagRetention, nil
+	}
+	return r.opts.TagRetention, nil
+}
+
+// readRepo reads a repository for a read: ErrNameUnknown if absent.
+func readRepo(ctx context.Context, tx meta.Tx, name string) (meta.Repository, error) {
+	repo, err := tx.Repository(ctx, name, meta.LockNone)
+	if errors.Is(err, meta.ErrNotFound) {
+		return repo, fmt.Errorf("repository %q: %w", name, ErrNameUnknown)
+	}
+	if err != nil {
+		return repo, fmt.Errorf("reading repository %q: %w", name, err)
+	}
+	return repo, nil
+}
+
+// writeRepo returns the repository for a write that must not create it
+// (deletes): it locks the repository and its namespace FOR SHARE so that a
+// purge cannot start under the write, and refuses one being purged.
+func writeRepo(ctx context.Context, tx meta.Tx, name string) (meta.Repository, error) {
+	repo, err := tx.Repository(ctx, name, meta.LockShare)
+	if errors.Is(err, meta.ErrNotFound) {
+		return repo, fmt.Errorf("repository %q: %w", name, ErrNameUnknown)
+	}
+	if err != nil {
+		return repo, fmt.Errorf("reading repository %q: %w", name, err)
+	}
+	ns, _ := oci.SplitRepo(name)
+	n, err := tx.Namespace(ctx, ns, meta.LockShare)
+	if err != nil {
+		return repo, fmt.Errorf("reading namespace %q: %w", ns, err)
+	}
+	if repo.State == meta.RepoDeleting || n.State == meta.RepoDeleting {
+		return repo, fmt.Errorf("repository %q is being deleted: %w (%w)", name, ErrDenied, meta.ErrRepoDeleting)
+	}
+	return repo, nil
+}
+
+// ensureRepo is tx.EnsureRepository with ErrRepoDeleting mapped to ErrDenied.
+func ensureRepo(ctx context.Context, tx meta.Tx, name string, now time.Time) (meta.Repository, error) {
+	repo, err := tx.EnsureRepository(ctx, name, now)
+	if errors.Is(err, meta.ErrRepoDeleting) {
+		return repo, fmt.Errorf("repository %q is being deleted and accepts no writes: %w (%w)", name, ErrDenied, err)
+	}
+	if err != nil {
+		return repo, fmt.Errorf("opening repository %q for writing: %w", name, err)
+	}
+	return repo, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, meta.ErrNotFound) }

@@ -1,0 +1,343 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+)
+
+// MaxPage is the most entries one page of tags or of the catalog holds
+// when the client asks for more, or for no limit.
+const MaxPage = 10000
+
+// page turns a client's n (negative: not given) into a limit.
+func page(n int) int {
+	if n < 0 || n > MaxPage {
+		return MaxPage
+	}
+	return n
+}
+
+// Tags lists the names of live tags of repo after last, in lexical order, at
+// most n (all, up to MaxPage, when n < 0). more reports whether a next page
+// exists.
+func (r *Registry) Tags(ctx context.Context, repo, last string, n int) (tags []string, more bool, err error) {
+	if err := validName(repo); err != nil {
+		return nil, false, err
+	}
+	limit := page(n)
+	now := r.now()
+	err = r.store.View(ctx, func(tx meta.Tx) error {
+		rp, err := readRepo(ctx, tx, repo)
+		if err != nil || limit == 0 {
+			return err
+		}
+		tags, err = tx.Tags(ctx, rp.ID, now, last, limit+1)
+		if err != nil {
+			return fmt.Errorf("listing tags: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if len(tags) > limit {
+		return tags[:limit], true, nil
+	}
+	return tags, false, nil
+}
+
+// Catalog lists active repository names after last, like Tags.
+func (r *Registry) Catalog(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
+	limit := page(n)
+	if limit == 0 {
+		return nil, false, nil
+	}
+	err = r.store.View(ctx, func(tx meta.Tx) error {
+		repos, err = tx.Repositories(ctx, "", last, limit+1)
+		if err != nil {
+			return fmt.Errorf("listing repositories: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if len(repos) > limit {
+		return repos[:limit], true, nil
+	}
+	return repos, false, nil
+}
+
+// DeleteTag ends the live row of tag in repo now. The manifest stays
+// reachable through the time machine for the namespace's retention; the
+// tag row is reviewed when that window closes.
+func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
+	if err := validName(repo); err != nil {
+		return err
+	}
+	if err := oci.ValidateTag(tag); err != nil {
+		return err
+	}
+	now := r.now()
+	var d digest.Digest
+	err := r.store.Update(ctx, func(tx meta.Tx) error {
+		rp, err := writeRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		t, err := liveTag(ctx, tx, rp, tag, now)
+		if err != nil {
+			return err
+		}
+		d = t.Manifest
+		if err := tx.EndTag(ctx, t.ID, now); err != nil {
+			return fmt.Errorf("ending tag %q: %w", tag, err)
+		}
+		return r.reviewEndedTag(ctx, tx, rp, t, now, "deleted")
+	})
+	if err != nil {
+		return err
+	}
+	r.emit(EventTagDeleted, repo, d, tag, now)
+	return nil
+}
+
+func liveTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, now time.Time) (meta.Tag, error) {
+	t, err := tx.LiveTag(ctx, repo.ID, tag, now)
+	if isNotFound(err) {
+		return t, fmt.Errorf("tag %q in repository %q: %w", tag, repo.Name, ErrTagUnknown)
+	}
+	if err != nil {
+		return t, fmt.Errorf("reading tag %q: %w", tag, err)
+	}
+	return t, nil
+}
+
+// TagHistory lists every lifetime of tag in repo (of every tag when tag is
+// ""), newest first, at most maxTagRows.
+func (r *Registry) TagHistory(ctx context.Context, repo, tag string) ([]meta.Tag, error) {
+	if err := validName(repo); err != nil {
+		return nil, err
+	}
+	if tag != "" {
+		if err := oci.ValidateTag(tag); err != nil {
+			return nil, err
+		}
+	}
+	var hist []meta.Tag
+	err := r.store.View(ctx, func(tx meta.Tx) error {
+		rp, err := readRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		hist, err = tx.TagHistory(ctx, rp.ID, tag, maxTagRows)
+		if err != nil {
+			return fmt.Errorf("reading history of tag %q: %w", tag, err)
+		}
+		return nil
+	})
+	return hist, err
+}
+
+// RestoreTarget says which past lifetime of a tag RestoreTag brings back:
+// the newest one that pointed at Digest, or the one live at At. Exactly one
+// is set.
+type RestoreTarget struct {
+	Digest string
+	At     *time.Time
+}
+
+// RestoreTag points tag back at the manifest of a past lifetime, as a new
+// live row without expiry (restoring the old expiry would end it again at
+// once). It is refused with ErrDenied when that lifetime ended longer ago
+// than the namespace's retention, or when its manifest was deleted (DELETE
+// by digest); ErrTagUnknown when no lifetime matches. Restoring the
+// lifetime that is live now changes nothing.
+func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target RestoreTarget) (meta.Tag, error) {
+	if err := validName(repo); err != nil {
+		return meta.Tag{}, err
+	}
+	if err := oci.ValidateTag(tag); err != nil {
+		return meta.Tag{}, err
+	}
+	var want digest.Digest
+	switch {
+	case target.Digest != "" && target.At != nil, target.Digest == "" && target.At == nil:
+		return meta.Tag{}, fmt.Errorf("restore needs exactly one of a digest or a time: %w", ErrInvalidArgument)
+	case target.Digest != "":
+		d, err := parseDigest(target.Digest)
+		if err != nil {
+			return meta.Tag{}, err
+		}
+		want = d
+	}
+	now := r.now()
+	var restored meta.Tag
+	var changed bool
+	err := r.store.Update(ctx, func(tx meta.Tx) error {
+		changed = false
+		rp, err := writeRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		hist, err := tx.TagHistory(ctx, rp.ID, tag, maxTagRows)
+		if err != nil {
+			return fmt.Errorf("reading history of tag %q: %w", tag, err)
+		}
+		var row *meta.Tag
+		for i := range hist {
+			t := hist[i]
+			if want != "" && t.Manifest == want {
+				row = &hist[i]
+				break
+			}
+			if target.At != nil && !t.Start.After(*target.At) {
+				if end := t.EffectiveEnd(); end == nil || end.After(*target.At) {
+					row = &hist[i]
+					break
+				}
+			}
+		}
+		if row == nil {
+			if want != "" {
+				return fmt.Errorf("tag %q of %q never pointed at %s: %w", tag, repo, want, ErrTagUnknown)
+			}
+			return fmt.Errorf("tag %q of %q did not exist at %s: %w", tag, repo, target.At.UTC().Format(time.RFC3339), ErrTagUnknown)
+		}
+		if cur, err := tx.LiveTag(ctx, rp.ID, tag, now); err == nil && cur.Manifest == row.Manifest {
+			restored = cur
+			return nil
+		} else if err != nil && !isNotFound(err) {
+			return fmt.Errorf("reading tag %q: %w", tag, err)
+		}
+		ret, err := r.retention(ctx, tx, rp)
+		if err != nil {
+			return err
+		}
+		if end := row.EffectiveEnd(); end != nil && !end.Add(ret).After(now) {
+			return fmt.Errorf("tag %q of %q pointed at %s until %s, outside the %s time-machine window (restorable until %s): %w",
+				tag, repo, row.Manifest, end.UTC().Format(time.RFC3339), ret, end.Add(ret).UTC().Format(time.RFC3339), ErrDenied)
+		}
+		if _, err := tx.Manifest(ctx, rp.ID, row.Manifest, meta.LockShare); isNotFound(err) {
+			return fmt.Errorf("tag %q of %q pointed at manifest %s, which was deleted by digest and cannot be restored: %w", tag, repo, row.Manifest, ErrDenied)
+		} else if err != nil {
+			return fmt.Errorf("reading manifest %s: %w", row.Manifest, err)
+		}
+		if changed, err = r.putTag(ctx, tx, rp, tag, row.Manifest, nil, now); err != nil {
+			return err
+		}
+		restored, err = tx.LiveTag(ctx, rp.ID, tag, now)
+		if err != nil {
+			return fmt.Errorf("reading restored tag %q: %w", tag, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return meta.Tag{}, err
+	}
+	if changed {
+		r.emit(EventTagRestored, repo, restored.Manifest, tag, now)
+	}
+	return restored, nil
+}
+
+// SetTagExpiry sets (or, with nil, clears) the expiry of the live row of
+// tag. An expiry in the past ends the tag at the collector's next expiry
+// scan.
+func (r *Registry) SetTagExpiry(ctx context.Context, repo, tag string, at *time.Time) (meta.Tag, error) {
+	if err := validName(repo); err != nil {
+		return meta.Tag{}, err
+	}
+	if err := oci.ValidateTag(tag); err != nil {
+		return meta.Tag{}, err
+	}
+	now := r.now()
+	var t meta.Tag
+	err := r.store.Update(ctx, func(tx meta.Tx) error {
+		rp, err := writeRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		if t, err = liveTag(ctx, tx, rp, tag, now); err != nil {
+			return err
+		}
+		if err := tx.SetTagExpiry(ctx, t.ID, at); err != nil {
+			return fmt.Errorf("setting expiry of tag %q: %w", tag, err)
+		}
+		t.ExpiresAt = at
+		return nil
+	})
+	return t, err
+}
+
+// SetNamespaceRetention sets the removed-tag window of namespace ns (nil:
+// back to the server's default). Reviews already scheduled under the old
+// window are re-checked by the collector against the new one.
+func (r *Registry) SetNamespaceRetention(ctx context.Context, ns string, retention *time.Duration) (meta.Namespace, error) {
+	if strings.Contains(ns, "/") {
+		return meta.Namespace{}, fmt.Errorf("namespace %q contains '/': %w", ns, ErrNameInvalid)
+	}
+	if err := validName(ns); err != nil {
+		return meta.Namespace{}, err
+	}
+	if retention != nil && *retention < 0 {
+		return meta.Namespace{}, fmt.Errorf("retention %s is negative: %w", retention, ErrInvalidArgument)
+	}
+	var n meta.Namespace
+	err := r.store.Update(ctx, func(tx meta.Tx) error {
+		var err error
+		n, err = tx.SetNamespaceRetention(ctx, ns, retention)
+		if isNotFound(err) {
+			return fmt.Errorf("namespace %q: %w", ns, ErrNameUnknown)
+		}
+		if err != nil {
+			return fmt.Errorf("setting retention of namespace %q: %w", ns, err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Referrers lists the manifests of repo whose subject is ds, filtered by
+// artifactType when it is not "", as descriptors carrying their artifact
+// type and annotations. An unknown subject has no referrers (not an error).
+func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string) ([]oci.Descriptor, error) {
+	if err := validName(repo); err != nil {
+		return nil, err
+	}
+	d, err := parseDigest(ds)
+	if err != nil {
+		return nil, err
+	}
+	var rows []meta.Manifest
+	err = r.store.View(ctx, func(tx meta.Tx) error {
+		rp, err := readRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Referrers(ctx, rp.ID, d, artifactType, meta.LockNone)
+		if err != nil {
+			return fmt.Errorf("listing referrers of %s: %w", d, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]oci.Descriptor, 0, len(rows))
+	for _, m := range rows {
+		desc := oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType}
+		if pm, err := oci.ParseManifest(m.MediaType, m.Body); err == nil {
+			desc.Annotations = pm.Annotations
+		}
+		out = append(out, desc)
+	}
+	return out, nil
+}
