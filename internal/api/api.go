@@ -1,0 +1,160 @@
+// Package api serves the OCI Distribution API (v1.1) over the registry's use
+// cases. It parses each request path once into a Route, calls one handler
+// per resource (one file each), and maps every returned error to an OCI
+// error code through one table (errors.go). It logs once per request.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/registry"
+)
+
+// Options configures the handler.
+type Options struct {
+	// Logger receives one line per request; default discards.
+	Logger *slog.Logger
+	// MaxManifestBytes bounds manifest bodies (default and maximum
+	// oci.MaxManifestSize).
+	MaxManifestBytes int64
+}
+
+type handler struct {
+	reg  *registry.Registry
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the HTTP handler of the registry.
+func New(reg *registry.Registry, opts Options) http.Handler {
+	if opts.MaxManifestBytes <= 0 || opts.MaxManifestBytes > oci.MaxManifestSize {
+		opts.MaxManifestBytes = oci.MaxManifestSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &handler{reg: reg, opts: opts, log: log}
+}
+
+type routeKey struct{}
+
+// routeOf returns the route ServeHTTP parsed for r.
+func routeOf(r *http.Request) Route {
+	rt, _ := r.Context().Value(routeKey{}).(Route)
+	return rt
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	rt := ParseRoute(r.URL.Path)
+	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
+	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+
+	err := h.serve(rec, r, rt)
+	if err != nil {
+		writeError(rec, r, err)
+	}
+
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)),
+		slog.Int64("bytes", rec.bytes),
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		if status >= http.StatusInternalServerError {
+			level = slog.LevelError
+		}
+	}
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error {
+	switch rt.Kind {
+	case KindBase:
+		return h.base(w, r)
+	case KindCatalog:
+		return h.catalog(w, r)
+	case KindManifest:
+		return h.manifest(w, r, rt)
+	case KindBlob:
+		return h.blob(w, r, rt)
+	case KindUploads:
+		return h.uploads(w, r, rt)
+	case KindUpload:
+		return h.upload(w, r, rt)
+	case KindTags:
+		return h.tags(w, r, rt)
+	case KindReferrers:
+		return h.referrers(w, r, rt)
+	}
+	return errRouteUnknown
+}
+
+// recorder remembers the status and counts the body bytes for the log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (rec *recorder) WriteHeader(status int) {
+	if rec.status == 0 {
+		rec.status = status
+	}
+	rec.ResponseWriter.WriteHeader(status)
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(p)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// writeJSON writes body (already encoded) with status.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// allow returns errMethodNotAllowed, with an Allow header, unless r's
+// method is one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) error {
+	for _, m := range methods {
+		if r.Method == m {
+			return nil
+		}
+	}
+	allowed := ""
+	for i, m := range methods {
+		if i > 0 {
+			allowed += ", "
+		}
+		allowed += m
+	}
+	w.Header().Set("Allow", allowed)
+	return errMethodNotAllowed
+}

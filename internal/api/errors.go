@@ -1,0 +1,103 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/berth/berth/internal/registry"
+)
+
+// API-level errors, beside those of the registry.
+var (
+	errRouteUnknown     = errors.New("no such endpoint")
+	errMethodNotAllowed = errors.New("method not allowed on this endpoint")
+	errPagination       = errors.New("invalid pagination number")
+)
+
+// errorTable maps errors to OCI error codes, first match wins: specific
+// sentinels come before those they also wrap (an unsupported digest
+// algorithm wraps both ErrUnsupported and ErrDigestInvalid and is answered
+// DIGEST_INVALID; an unsupported manifest media type wraps ErrUnsupported
+// and ErrManifestInvalid and is answered MANIFEST_INVALID, as distribution
+// does). Anything else is 500 UNKNOWN.
+var errorTable = []struct {
+	err     error
+	code    string
+	status  int
+	message string
+}{
+	{registry.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest, "invalid repository name"},
+	{registry.ErrNameUnknown, "NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"},
+	{registry.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"},
+	{registry.ErrManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", http.StatusNotFound, "manifest references a manifest or blob unknown to registry"},
+	{registry.ErrManifestInvalid, "MANIFEST_INVALID", http.StatusBadRequest, "manifest invalid"},
+	{registry.ErrTagInvalid, "MANIFEST_INVALID", http.StatusBadRequest, "invalid tag"},
+	{registry.ErrManifestUnknown, "MANIFEST_UNKNOWN", http.StatusNotFound, "manifest unknown to registry"},
+	{registry.ErrTagUnknown, "MANIFEST_UNKNOWN", http.StatusNotFound, "tag unknown to registry"},
+	{registry.ErrBlobUnknown, "BLOB_UNKNOWN", http.StatusNotFound, "blob unknown to registry"},
+	{registry.ErrUploadUnknown, "BLOB_UPLOAD_UNKNOWN", http.StatusNotFound, "blob upload unknown to registry"},
+	{registry.ErrRangeInvalid, "BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "chunk out of order"},
+	{registry.ErrUploadInvalid, "BLOB_UPLOAD_INVALID", http.StatusBadRequest, "blob upload invalid"},
+	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"},
+	{registry.ErrSizeInvalid, "SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"},
+	{registry.ErrDenied, "DENIED", http.StatusForbidden, "requested access to the resource is denied"},
+	{registry.ErrInvalidArgument, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
+	{registry.ErrUnsupported, "UNSUPPORTED", http.StatusBadRequest, "the operation is unsupported"},
+	{errPagination, "PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"},
+	{errMethodNotAllowed, "UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"},
+	{errRouteUnknown, "NOT_FOUND", http.StatusNotFound, "no such endpoint"},
+	{context.Canceled, "UNKNOWN", 499, "request cancelled"},
+}
+
+type errorBody struct {
+	Errors []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
+// classify returns the table row of err: code, status and message.
+func classify(err error) (code string, status int, message string) {
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.code, e.status, e.message
+		}
+	}
+	return "UNKNOWN", http.StatusInternalServerError, "internal server error"
+}
+
+// writeError writes err as the OCI error envelope. message is the code's
+// generic text; detail is the precise error, except for internal errors,
+// whose text goes to the request log only. A chunk out of order also says,
+// in a Range header, where the upload ends.
+func writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	code, status, message := classify(err)
+	entry := errorEntry{Code: code, Message: message}
+	if status != http.StatusInternalServerError {
+		entry.Detail = err.Error()
+	}
+	var mbu *registry.ManifestBlobUnknownError
+	if errors.As(err, &mbu) {
+		entry.Detail = map[string]string{"digest": mbu.Digest.String(), "reason": err.Error()}
+	}
+	var rng *registry.RangeError
+	if errors.As(err, &rng) {
+		setRange(w, rng.Size)
+		w.Header().Set("Location", uploadLocation(routeOf(r).Repo, routeOf(r).UploadID))
+	}
+	body, _ := json.Marshal(errorBody{Errors: []errorEntry{entry}})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return status
+}
