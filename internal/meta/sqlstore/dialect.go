@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// dialect is everything that differs between SQLite and PostgreSQL.
+type dialect interface {
+	name() string
+	rebind(q string) string
+	lockClause(l meta.Lock) string
+	skipLocked() string
+	retryable(err error) bool
+	uniqueViolation(err error) bool
+}
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() string                { return "sqlite" }
+func (sqliteDialect) rebind(q string) string      { return q }
+func (sqliteDialect) lockClause(meta.Lock) string { return "" }
+func (sqliteDialect) skipLocked() string          { return "" }
+
+const (
+	sqliteBusy       = 5
+	sqliteLocked     = 6
+	sqliteConstraint = 19
+	sqliteUnique     = 2067 // SQLITE_CONSTRAINT_UNIQUE
+	sqlitePrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+)
+
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+func (sqliteDialect) retryable(err error) bool {
+	c := sqliteCode(err) & 0xff
+	return c == sqliteBusy || c == sqliteLocked
+}
+
+func (sqliteDialect) uniqueViolation(err error) bool {
+	c := sqliteCode(err)
+	return c == sqliteUnique || c == sqlitePrimaryKey
+}
+
+type postgresDialect struct{}
+
+func (postgresDialect) name() string { return "postgres" }
+
+// rebind turns '?' placeholders into $1, $2, ... (statements never contain
+// a literal '?').
+func (postgresDialect) rebind(q string) string {
+	if !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+func (postgresDialect) lockClause(l meta.Lock) string {
+	switch l {
+	case meta.LockShare:
+		return " FOR SHARE"
+	case meta.LockUpdate:
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func (postgresDialect) retryable(err error) bool {
+	switch pgCode(err) {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	case "23505": // unique_violation: a concurrent insert of the same key won
+		return true
+	}
+	return false
+}
+
+func (postgresDialect) uniqueViolation(err error) bool { return pgCode(err) == "23505" }
+
+func openPostgres(dsn string, opts Options) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parsing postgres DSN: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(opts.MaxConns * 2)
+	db.SetMaxIdleConns(opts.MaxConns)
+	return db, nil
+}
+
+// openSQLite opens the reader pool and the single writer connection.
+func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) {
+	path = strings.TrimPrefix(path, "sqlite://")
+	path = strings.TrimPrefix(path, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return nil, nil, errors.New("sqlite: empty database path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("creating database directory: %w", err)
+		}
+	}
+	params := url.Values{}
+	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "foreign_keys(1)")
+	// FULL: a commit is on disk before berth acknowledges a push.
+	params.Add("_pragma", "synchronous(FULL)")
+	base := "file:" + path + "?" + params.Encode()
+
+	wc, err := sqlite.NewConnector(base + "&_txlock=immediate")
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	writer = sql.OpenDB(wc)
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+
+	rc, err := sqlite.NewConnector(base + "&_pragma=query_only(1)")
+	if err != nil {
+		writer.Close()
+		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	readers = sql.OpenDB(rc)
+	readers.SetMaxOpenConns(opts.MaxConns)
+	readers.SetMaxIdleConns(opts.MaxConns)
+	return readers, writer, nil
+}

@@ -1,0 +1,174 @@
+package sqlstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// Migrations are embedded SQL files, numbered and append-only, one directory
+// per dialect: migrations/<dialect>/NNNN_name.sql.
+//
+//go:embed migrations
+var migrationsFS embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (s *Store) migrations() ([]migration, error) {
+	dir := "migrations/" + s.d.name()
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		if !ok || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", name)
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", name, err)
+		}
+		body, err := fs.ReadFile(migrationsFS, dir+"/"+name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(body)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migrations must be numbered 1..n without gaps; found %s at position %d", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// LatestVersion is the schema version this berth knows.
+func (s *Store) LatestVersion() int {
+	ms, _ := s.migrations()
+	return len(ms)
+}
+
+// SchemaVersion is the version applied to the database (0 if empty).
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	if _, err := s.writer.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("creating schema_migration table: %w", err)
+	}
+	var v int
+	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migration`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading schema version: %w", err)
+	}
+	return v, nil
+}
+
+// CheckSchema returns nil when the database has exactly the schema this berth
+// knows, meta.ErrSchemaOutdated when migrations are pending and
+// meta.ErrSchemaUnknown when the database is newer than this berth.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	want := s.LatestVersion()
+	switch {
+	case have > want:
+		return fmt.Errorf("database schema version %d, this berth knows up to %d: %w", have, want, meta.ErrSchemaUnknown)
+	case have < want:
+		return fmt.Errorf("database schema version %d, this berth needs %d: %w", have, want, meta.ErrSchemaOutdated)
+	}
+	return nil
+}
+
+// Migrate applies every pending migration, each in its own transaction, and
+// returns how many it applied. It refuses a database newer than this berth.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	ms, err := s.migrations()
+	if err != nil {
+		return 0, err
+	}
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if have > len(ms) {
+		return 0, fmt.Errorf("database schema version %d, this berth knows up to %d: %w", have, len(ms), meta.ErrSchemaUnknown)
+	}
+	applied := 0
+	for _, m := range ms[have:] {
+		if err := s.apply(ctx, m); err != nil {
+			return applied, err
+		}
+		s.log.Info("applied migration", "version", m.version, "name", m.name, "backend", s.d.name())
+		applied++
+	}
+	return applied, nil
+}
+
+func (s *Store) apply(ctx context.Context, m migration) error {
+	sqlTx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	defer sqlTx.Rollback()
+	if s.d.name() == "postgres" {
+		// Two berth processes starting on an empty database: one migrates,
+		// the other waits here and then finds nothing to do.
+		if _, err := sqlTx.ExecContext(ctx, `LOCK TABLE schema_migration IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("migration %s: locking: %w", m.name, err)
+		}
+		var done bool
+		if err := sqlTx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migration WHERE version = $1)`, m.version).Scan(&done); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if done {
+			return nil
+		}
+	}
+	for _, stmt := range splitStatements(m.sql) {
+		if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("migration %s: %w\n%s", m.name, err, stmt)
+		}
+	}
+	if _, err := sqlTx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)`),
+		m.version, m.name, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("migration %s: recording: %w", m.name, err)
+	}
+	return sqlTx.Commit()
+}
+
+// splitStatements splits a migration on ';' at line ends, dropping comments.
+func splitStatements(src string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(src, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "--") || trimmed == "" {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			out = append(out, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, strings.TrimSpace(cur.String()))
+	}
+	return out
+}

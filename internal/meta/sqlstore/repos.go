@@ -1,0 +1,192 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+const namespaceCols = `id, name, state, tag_retention_us`
+
+func scanNamespace(row interface{ Scan(...any) error }) (meta.Namespace, error) {
+	var ns meta.Namespace
+	var ret sql.NullInt64
+	if err := row.Scan(&ns.ID, &ns.Name, &ns.State, &ret); err != nil {
+		return ns, err
+	}
+	if ret.Valid {
+		d := time.Duration(ret.Int64) * time.Microsecond
+		ns.TagRetention = &d
+	}
+	return ns, nil
+}
+
+func (t *tx) Namespace(ctx context.Context, name string, lock meta.Lock) (meta.Namespace, error) {
+	ns, err := scanNamespace(t.queryRow(ctx, `SELECT `+namespaceCols+` FROM namespace WHERE name = ?`+t.lock(lock), name))
+	if err != nil {
+		return ns, notFound(err, "namespace %s", name)
+	}
+	return ns, nil
+}
+
+func (t *tx) SetNamespaceRetention(ctx context.Context, name string, retention *time.Duration) (meta.Namespace, error) {
+	var v sql.NullInt64
+	if retention != nil {
+		v = sql.NullInt64{Int64: retention.Microseconds(), Valid: true}
+	}
+	if _, err := t.exec(ctx, `INSERT INTO namespace (name, state) VALUES (?, 'active') ON CONFLICT (name) DO NOTHING`, name); err != nil {
+		return meta.Namespace{}, fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	if _, err := t.exec(ctx, `UPDATE namespace SET tag_retention_us = ? WHERE name = ?`, v, name); err != nil {
+		return meta.Namespace{}, fmt.Errorf("setting retention of namespace %s: %w", name, err)
+	}
+	return t.Namespace(ctx, name, meta.LockNone)
+}
+
+func (t *tx) SetNamespaceState(ctx context.Context, id int64, state string) error {
+	if _, err := t.exec(ctx, `UPDATE namespace SET state = ? WHERE id = ?`, state, id); err != nil {
+		return fmt.Errorf("setting namespace state: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) DeleteNamespace(ctx context.Context, id int64) error {
+	if _, err := t.exec(ctx, `DELETE FROM namespace WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("deleting namespace: %w", err)
+	}
+	return nil
+}
+
+const repoCols = `id, namespace_id, name, state, created_at`
+
+func scanRepo(row interface{ Scan(...any) error }) (meta.Repository, error) {
+	var r meta.Repository
+	var created int64
+	if err := row.Scan(&r.ID, &r.NamespaceID, &r.Name, &r.State, &created); err != nil {
+		return r, err
+	}
+	r.CreatedAt = fromUS(created)
+	return r, nil
+}
+
+func (t *tx) NamespaceRepositories(ctx context.Context, nsID int64, limit int) ([]meta.Repository, error) {
+	rows, err := t.query(ctx, `SELECT `+repoCols+` FROM repository WHERE namespace_id = ? ORDER BY name LIMIT ?`, nsID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories of namespace: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.Repository
+	for rows.Next() {
+		r, err := scanRepo(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) Repository(ctx context.Context, name string, lock meta.Lock) (meta.Repository, error) {
+	r, err := scanRepo(t.queryRow(ctx, `SELECT `+repoCols+` FROM repository WHERE name = ?`+t.lock(lock), name))
+	if err != nil {
+		return r, notFound(err, "repository %s", name)
+	}
+	return r, nil
+}
+
+func (t *tx) RepositoryByID(ctx context.Context, id int64, lock meta.Lock) (meta.Repository, error) {
+	r, err := scanRepo(t.queryRow(ctx, `SELECT `+repoCols+` FROM repository WHERE id = ?`+t.lock(lock), id))
+	if err != nil {
+		return r, notFound(err, "repository %d", id)
+	}
+	return r, nil
+}
+
+func (t *tx) EnsureRepository(ctx context.Context, name string, now time.Time) (meta.Repository, error) {
+	nsName, _, _ := strings.Cut(name, "/")
+	ns, err := t.Namespace(ctx, nsName, meta.LockShare)
+	if errors.Is(err, meta.ErrNotFound) {
+		if _, err := t.exec(ctx, `INSERT INTO namespace (name, state) VALUES (?, 'active') ON CONFLICT (name) DO NOTHING`, nsName); err != nil {
+			return meta.Repository{}, fmt.Errorf("creating namespace %s: %w", nsName, err)
+		}
+		ns, err = t.Namespace(ctx, nsName, meta.LockShare)
+	}
+	if err != nil {
+		return meta.Repository{}, err
+	}
+	if ns.State != meta.RepoActive {
+		return meta.Repository{}, fmt.Errorf("namespace %s: %w", nsName, meta.ErrRepoDeleting)
+	}
+	r, err := t.Repository(ctx, name, meta.LockShare)
+	if errors.Is(err, meta.ErrNotFound) {
+		if _, err := t.exec(ctx, `INSERT INTO repository (namespace_id, name, state, created_at) VALUES (?, ?, 'active', ?) ON CONFLICT (name) DO NOTHING`,
+			ns.ID, name, us(now)); err != nil {
+			return meta.Repository{}, fmt.Errorf("creating repository %s: %w", name, err)
+		}
+		r, err = t.Repository(ctx, name, meta.LockShare)
+	}
+	if err != nil {
+		return meta.Repository{}, err
+	}
+	if r.State != meta.RepoActive {
+		return meta.Repository{}, fmt.Errorf("repository %s: %w", name, meta.ErrRepoDeleting)
+	}
+	return r, nil
+}
+
+func (t *tx) Repositories(ctx context.Context, prefix, last string, n int) ([]string, error) {
+	rows, err := t.query(ctx, `SELECT name FROM repository WHERE state = 'active' AND name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?`,
+		last, len(prefix), prefix, n)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+func (t *tx) SetRepositoryState(ctx context.Context, id int64, state string) error {
+	if _, err := t.exec(ctx, `UPDATE repository SET state = ? WHERE id = ?`, state, id); err != nil {
+		return fmt.Errorf("setting repository state: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) DeleteRepository(ctx context.Context, id int64) error {
+	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, meta.ReviewPurge, fmt.Sprint(id)); err != nil {
+		return fmt.Errorf("deleting repository: %w", err)
+	}
+	if _, err := t.exec(ctx, `DELETE FROM repository WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("deleting repository: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) RepositoryIsEmpty(ctx context.Context, id int64) (bool, error) {
+	for _, table := range []string{"tag", "manifest", "repository_blob", "uploaded_blob", "upload"} {
+		found, err := t.exists(ctx, `SELECT 1 FROM `+table+` WHERE repository_id = ? LIMIT 1`, id)
+		if err != nil {
+			return false, fmt.Errorf("checking %s rows of repository: %w", table, err)
+		}
+		if found {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

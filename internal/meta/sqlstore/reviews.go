@@ -1,0 +1,104 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// AddReview is the upsert of gc.md: a new row, or review_after moved later.
+func (t *tx) AddReview(ctx context.Context, r meta.Review) error {
+	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 0, ?)
+		ON CONFLICT (kind, object) DO UPDATE SET
+			review_after = CASE WHEN excluded.review_after > review.review_after THEN excluded.review_after ELSE review.review_after END,
+			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END`,
+		r.Kind, r.Object, us(r.ReviewAfter), r.Reason); err != nil {
+		return fmt.Errorf("recording %s review of %s: %w", r.Kind, r.Object, err)
+	}
+	return nil
+}
+
+func (t *tx) RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error {
+	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (kind, object) DO UPDATE SET review_after = excluded.review_after, attempts = review.attempts + 1, reason = excluded.reason`,
+		kind, object, us(after), reason); err != nil {
+		return fmt.Errorf("rescheduling %s review of %s: %w", kind, object, err)
+	}
+	return nil
+}
+
+func (t *tx) PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error) {
+	res, err := t.exec(ctx, `UPDATE review SET review_after = ? WHERE kind = ? AND object = ? AND review_after < ?`,
+		us(until), kind, object, us(until))
+	if err != nil {
+		return false, fmt.Errorf("postponing %s review of %s: %w", kind, object, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return true, nil
+	}
+	return t.PendingReview(ctx, kind, object)
+}
+
+func (t *tx) PendingReview(ctx context.Context, kind, object string) (bool, error) {
+	return t.exists(ctx, `SELECT 1 FROM review WHERE kind = ? AND object = ?`, kind, object)
+}
+
+func (t *tx) ClaimReviews(ctx context.Context, now time.Time, kinds []string, limit int) ([]meta.Review, error) {
+	q := `SELECT kind, object, review_after, attempts, reason FROM review WHERE review_after <= ?`
+	args := []any{us(now)}
+	if len(kinds) > 0 {
+		q += ` AND kind IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ") + `)`
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
+	q += ` ORDER BY review_after LIMIT ?` + t.d.skipLocked()
+	args = append(args, limit)
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claiming reviews: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.Review
+	for rows.Next() {
+		var r meta.Review
+		var after int64
+		if err := rows.Scan(&r.Kind, &r.Object, &after, &r.Attempts, &r.Reason); err != nil {
+			return nil, err
+		}
+		r.ReviewAfter = fromUS(after)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) DeleteReview(ctx context.Context, kind, object string) error {
+	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, kind, object); err != nil {
+		return fmt.Errorf("deleting %s review of %s: %w", kind, object, err)
+	}
+	return nil
+}
+
+func (t *tx) ReviewStats(ctx context.Context, now time.Time, overdue time.Duration) (meta.ReviewStats, error) {
+	var st meta.ReviewStats
+	err := t.queryRow(ctx, `SELECT COUNT(*),
+			COALESCE(SUM(CASE WHEN review_after <= ? THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN review_after <= ? THEN 1 ELSE 0 END), 0)
+		FROM review`, us(now), us(now.Add(-overdue))).Scan(&st.Pending, &st.Due, &st.Overdue)
+	if err != nil {
+		return st, fmt.Errorf("reading review stats: %w", err)
+	}
+	return st, nil
+}
+
+func (t *tx) NextReview(ctx context.Context) (*time.Time, error) {
+	var v sql.NullInt64
+	if err := t.queryRow(ctx, `SELECT MIN(review_after) FROM review`).Scan(&v); err != nil {
+		return nil, fmt.Errorf("reading next review: %w", err)
+	}
+	return fromNullUS(v), nil
+}

@@ -1,0 +1,231 @@
+// Package sqlstore is the one SQL implementation of meta.Store, over
+// database/sql with modernc's pure-Go SQLite driver or pgx's stdlib driver.
+// Statements are written once with '?' placeholders; a small dialect handles
+// what differs: placeholders, row-lock clauses, SKIP LOCKED and the
+// transaction mode (see dialect.go).
+//
+// SQLite: one writer connection whose transactions begin IMMEDIATE (the
+// single writer lock, held from the first statement), and a pool of reader
+// connections in WAL mode. Every Update therefore serializes with every
+// other Update, in this process and in any other process on the same file
+// (busy_timeout), which satisfies every row lock the meta contract asks for.
+//
+// PostgreSQL: READ COMMITTED transactions with explicit row locks; Update
+// retries a transaction that hit a deadlock, a serialization failure or a
+// unique violation of a concurrent insert.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// Options tune the store.
+type Options struct {
+	Logger *slog.Logger
+	// MaxConns bounds the connection pool (readers on SQLite); default 8.
+	MaxConns int
+	// BusyTimeout is how long a SQLite writer waits for another process's
+	// write lock; default 30s.
+	BusyTimeout time.Duration
+}
+
+// Store implements meta.Store.
+type Store struct {
+	d      dialect
+	db     *sql.DB // readers (SQLite) or the pool (PostgreSQL)
+	writer *sql.DB // the single writer connection (SQLite); == db on PostgreSQL
+	log    *slog.Logger
+}
+
+var _ meta.Store = (*Store)(nil)
+
+// Open connects to dsn: a postgres:// or postgresql:// URL selects
+// PostgreSQL; anything else is a SQLite database file path.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 8
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 30 * time.Second
+	}
+	s := &Store{log: opts.Logger}
+	var err error
+	if isPostgres(dsn) {
+		s.d = postgresDialect{}
+		s.db, err = openPostgres(dsn, opts)
+		s.writer = s.db
+	} else {
+		s.d = sqliteDialect{}
+		s.db, s.writer, err = openSQLite(dsn, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The writer first: on SQLite it creates the file and switches it to WAL.
+	for _, db := range []*sql.DB{s.writer, s.db} {
+		if err := db.PingContext(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("connecting to %s database: %w", s.d.name(), err)
+		}
+	}
+	return s, nil
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Dialect names the backend: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name() }
+
+// DB exposes the underlying pool for tests and tools that count rows.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes every connection.
+func (s *Store) Close() error {
+	var errs []error
+	if s.writer != nil && s.writer != s.db {
+		errs = append(errs, s.writer.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+const maxAttempts = 8
+
+// Update runs fn in a read-write transaction, retrying on conflicts.
+func (s *Store) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.run(ctx, s.writer, false, fn)
+		if err == nil || !s.retryable(err) || attempt == maxAttempts {
+			break
+		}
+		s.log.Debug("retrying transaction", "attempt", attempt, "err", err)
+		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff += time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	if err != nil && s.retryable(err) && !errors.Is(err, meta.ErrConflict) {
+		return fmt.Errorf("%w: %w", meta.ErrConflict, err)
+	}
+	return err
+}
+
+func (s *Store) retryable(err error) bool {
+	return errors.Is(err, meta.ErrConflict) || s.d.retryable(err)
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(tx meta.Tx) error) error {
+	return s.run(ctx, s.db, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
+	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly && s.d.name() == "postgres"})
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = sqlTx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = sqlTx.Rollback()
+			return
+		}
+		if cerr := sqlTx.Commit(); cerr != nil {
+			err = fmt.Errorf("committing transaction: %w", cerr)
+		}
+	}()
+	return fn(&tx{d: s.d, tx: sqlTx, readOnly: readOnly})
+}
+
+// tx implements meta.Tx over one *sql.Tx.
+type tx struct {
+	d        dialect
+	tx       *sql.Tx
+	readOnly bool
+}
+
+var _ meta.Tx = (*tx)(nil)
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+}
+
+// lock returns the row-lock clause for a read; readers never lock.
+func (t *tx) lock(l meta.Lock) string {
+	if t.readOnly {
+		return ""
+	}
+	return t.d.lockClause(l)
+}
+
+// exists runs a "SELECT 1 ... LIMIT 1" query.
+func (t *tx) exists(ctx context.Context, q string, args ...any) (bool, error) {
+	var one int
+	err := t.queryRow(ctx, q, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// notFound maps sql.ErrNoRows to meta.ErrNotFound with a message.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), meta.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// Times are stored as unix microseconds.
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+func fromUS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullUS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromNullUS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromUS(v.Int64)
+	return &t
+}
