@@ -1,0 +1,191 @@
+package fs_test
+
+// Tests of what is particular to the filesystem backend: the on-disk layout
+// written down in doc.go, bounded memory, and serving through http.ServeContent.
+// The behaviour shared with every backend is in blobtest.
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/blob/fs"
+)
+
+func TestLayout(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := fs.New(root)
+	if err != nil {
+		t.Fatalf("fs.New: %v", err)
+	}
+	for _, d := range []string{"blobs", "uploads", "tmp"} {
+		if fi, err := os.Stat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s/: got %v, want a directory", d, err)
+		}
+	}
+	if _, err := s.UploadAppend(ctx, "up-1", 0, bytes.NewReader([]byte("hello"))); err != nil {
+		t.Fatalf("UploadAppend: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "uploads", "up-1")); err != nil || string(b) != "hello" {
+		t.Errorf("uploads/up-1: got %q, %v, want %q", b, err, "hello")
+	}
+	d := digest.FromString("hello")
+	key := blob.NewKey(d)
+	if _, err := s.UploadCommit(ctx, "up-1", d, key); err != nil {
+		t.Fatalf("UploadCommit: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "blobs", filepath.FromSlash(key))); err != nil || string(b) != "hello" {
+		t.Errorf("blobs/%s: got %q, %v, want %q", key, b, err, "hello")
+	}
+	if _, err := os.Stat(filepath.Join(root, "uploads", "up-1")); !os.IsNotExist(err) {
+		t.Errorf("uploads/up-1 after commit: got %v, want not exist", err)
+	}
+
+	// Temporary and stray files are neither objects nor uploads.
+	stray := map[string]string{
+		filepath.Join("blobs", filepath.Dir(filepath.FromSlash(key)), ".tmp-123"): "partial",
+		filepath.Join("blobs", ".tmp", "x"):                                       "partial",
+		filepath.Join("uploads", ".tmp-up"):                                       "partial",
+		filepath.Join("uploads", "bad.name"):                                      "partial",
+		filepath.Join("tmp", "leftover"):                                          "partial",
+	}
+	for p, c := range stray {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	if err := s.Walk(ctx, func(i blob.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	if len(keys) != 1 || keys[0] != key {
+		t.Errorf("Walk: got %q, want [%q]", keys, key)
+	}
+	var ids []string
+	if err := s.WalkUploads(ctx, func(id string, _ blob.Info) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatalf("WalkUploads: %v", err)
+	}
+	if len(ids) != 0 {
+		t.Errorf("WalkUploads: got %q, want none", ids)
+	}
+
+	// Delete prunes the directories it leaves empty, not blobs/ itself.
+	if err := os.Remove(filepath.Join(root, "blobs", filepath.Dir(filepath.FromSlash(key)), ".tmp-123")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "blobs", "sha256")); !os.IsNotExist(err) {
+		t.Errorf("blobs/sha256 after deleting its only object: got %v, want pruned", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "blobs")); err != nil {
+		t.Errorf("blobs/ after Delete: got %v, want it kept", err)
+	}
+}
+
+// TestBoundedMemory: committing and reading a 64 MiB object allocates a
+// small, fixed amount, not the object's size.
+func TestBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB upload skipped in -short mode")
+	}
+	ctx := context.Background()
+	s := newStore(t).(*fs.Store)
+	const size = 64 << 20
+	const limit = 8 << 20
+	zeros := io.LimitReader(zeroReader{}, size)
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	if n := allocated(func() {
+		if _, err := s.UploadAppend(ctx, "mem", 0, zeros); err != nil {
+			t.Fatalf("UploadAppend: %v", err)
+		}
+	}); n > limit {
+		t.Errorf("UploadAppend of 64 MiB: allocated %d bytes, want at most %d", n, limit)
+	}
+	h := digest.SHA256.Digester()
+	if _, err := io.Copy(h.Hash(), io.LimitReader(zeroReader{}, size)); err != nil {
+		t.Fatal(err)
+	}
+	d := h.Digest()
+	key := blob.NewKey(d)
+	if n := allocated(func() {
+		if _, err := s.UploadCommit(ctx, "mem", d, key); err != nil {
+			t.Fatalf("UploadCommit: %v", err)
+		}
+	}); n > limit {
+		t.Errorf("UploadCommit of 64 MiB: allocated %d bytes, want at most %d", n, limit)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestServeContent: the Reader from Open serves Range requests through
+// http.ServeContent, as the API will.
+func TestServeContent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	payload := []byte("0123456789abcdefghij")
+	d := digest.FromBytes(payload)
+	key := blob.NewKey(d)
+	if _, err := s.UploadAppend(ctx, "serve", 0, bytes.NewReader(payload)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UploadCommit(ctx, "serve", d, key); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rng    string
+		status int
+		body   string
+	}{
+		{"", http.StatusOK, string(payload)},
+		{"bytes=0-3", http.StatusPartialContent, "0123"},
+		{"bytes=10-", http.StatusPartialContent, "abcdefghij"},
+		{"bytes=-2", http.StatusPartialContent, "ij"},
+		{"bytes=100-", http.StatusRequestedRangeNotSatisfiable, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rng, func(t *testing.T) {
+			r, err := s.Open(ctx, key)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer r.Close()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.rng != "" {
+				req.Header.Set("Range", tt.rng)
+			}
+			rec := httptest.NewRecorder()
+			http.ServeContent(rec, req, "", time.Time{}, r)
+			if rec.Code != tt.status {
+				t.Errorf("status: got %d, want %d", rec.Code, tt.status)
+			}
+			if tt.status != http.StatusRequestedRangeNotSatisfiable && rec.Body.String() != tt.body {
+				t.Errorf("body: got %q, want %q", rec.Body.String(), tt.body)
+			}
+		})
+	}
+}
