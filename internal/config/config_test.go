@@ -143,7 +143,7 @@ webhooks:
 			env: []string{
 				"BERTH_ADDR=:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
 				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
-				"BERTH_LOG_LEVEL=", // empty: unset
+				"BERTH_LOG_LEVEL=",                                      // empty: unset
 				"PATH=/bin", "BERTH_GC_WORKERS=1", "BERTH_GC_WORKERS=0", // last wins
 			},
 			mutate: func(c *Config) {

@@ -1,0 +1,119 @@
+// Package app wires berth together: it turns a config.Config into backends
+// (the metadata store, the blob store), the registry, the HTTP API and the
+// collector, and runs them. It is the only package that imports the
+// backends and the only one that reads the config (STYLE.md rules 9, 10):
+// every other package takes its own Options, filled in here.
+//
+// The commands in cmd/berth are thin: they load the config and call Serve,
+// Migrate or OpenStores.
+package app
+
+import (
+	"context"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/meta/sqlstore"
+)
+
+// Stores are the opened backends, for the CLI commands that work on them
+// directly (gc, sweep, purge, tag). Close them when done.
+type Stores struct {
+	// Meta is the metadata store (SQLite or PostgreSQL, per cfg.DB).
+	Meta *sqlstore.Store
+	// Blobs is the byte store (the filesystem under <data>/storage).
+	Blobs blob.Store
+}
+
+// Close closes the backends.
+func (s *Stores) Close() error {
+	if s == nil || s.Meta == nil {
+		return nil
+	}
+	return s.Meta.Close()
+}
+
+// OpenStores opens the blob store and the metadata store of cfg and checks
+// that the database schema is the one this berth knows: it does not migrate
+// (serve and migrate do), and returns an error wrapping
+// meta.ErrSchemaOutdated or meta.ErrSchemaUnknown otherwise. The stores log
+// through NewLogger(cfg).
+func OpenStores(ctx context.Context, cfg config.Config) (*Stores, error) {
+	s, err := openStores(ctx, cfg, NewLogger(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Meta.CheckSchema(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("checking database schema: %w", err)
+	}
+	return s, nil
+}
+
+// openStores opens both backends without looking at the schema.
+func openStores(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Stores, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	blobs, err := openBlobs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openMeta(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	// A blob backend with resources to release gets a Close here.
+	return &Stores{Meta: store, Blobs: blobs}, nil
+}
+
+// openBlobs switches on the blob backend. Only the filesystem exists today;
+// blob/s3 will be selected here.
+func openBlobs(cfg config.Config) (blob.Store, error) {
+	s, err := fs.New(cfg.BlobRoot())
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openMeta opens the metadata store; sqlstore selects SQLite or PostgreSQL
+// from the DSN (config.Config.Backend names the same choice).
+func openMeta(ctx context.Context, cfg config.Config, logger *slog.Logger) (*sqlstore.Store, error) {
+	if cfg.Backend() == config.BackendSQLite {
+		// The SQLite driver creates the file but not its directory.
+		if err := os.MkdirAll(filepath.Dir(cfg.DSN()), 0o750); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
+	}
+	return store, nil
+}
+
+// NewLogger returns the process logger on stderr, at cfg.Log.Level in
+// cfg.Log.Format.
+func NewLogger(cfg config.Config) *slog.Logger {
+	return newLogger(os.Stderr, cfg)
+}
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		level = slog.LevelInfo // Validate rejects this; keep a usable logger anyway
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,224 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/meta/sqlstore"
+	"github.com/berth/berth/internal/registry"
+)
+
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 30 * time.Second
+)
+
+// collector is the part of the garbage collector that serve runs: a loop
+// that returns when ctx is done (STYLE.md rule 12).
+type collector interface {
+	Run(ctx context.Context) error
+}
+
+// Serve runs the registry until ctx is cancelled (cmd/berth cancels it on
+// SIGINT and SIGTERM), then shuts the HTTP server down gracefully, waiting up
+// to 30s for requests in flight, stops the collector and closes the stores.
+// It returns nil after a clean shutdown.
+//
+// On start it brings the database schema up to date: an empty database is
+// initialised and an older schema is migrated (logged); a schema newer than
+// this berth is refused, so an old binary never writes to a newer database.
+func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	return serve(ctx, cfg, logger, nil)
+}
+
+// serve is Serve with a hook called with the bound address once the server
+// accepts connections (tests listen on port 0).
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(net.Addr)) error {
+	if logger == nil {
+		logger = NewLogger(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	stores, err := openStores(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stores.Close()
+	if err := prepareSchema(ctx, stores.Meta, logger); err != nil {
+		return err
+	}
+
+	reg := registry.New(stores.Meta, stores.Blobs, registryOptions(cfg, logger))
+	mux := http.NewServeMux()
+	mux.Handle("/", api.New(reg, api.Options{Logger: logger}))
+	if cfg.Metrics {
+		if h := metricsHandler(); h != nil {
+			mux.Handle("GET /metrics", h)
+		} else {
+			logger.Warn("metrics are enabled but this build has no Prometheus exporter; /metrics is not served")
+		}
+	}
+
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		// No ReadTimeout or WriteTimeout: blob uploads and downloads are
+		// large and legitimately slow.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLS.Enabled() {
+		// Load now, so that a bad certificate fails the start rather than
+		// every handshake.
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait() // the collector stops before the stores close
+	if c := newCollector(cfg, stores, logger); c != nil {
+		wg.Go(func() {
+			// The collector backs off and retries on its own; if it stops
+			// anyway, keep serving: pulls and pushes matter more than
+			// reclaiming space, and the error is logged for the operator.
+			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("garbage collector stopped", "err", err)
+			}
+		})
+	}
+
+	served := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	v := Version()
+	logger.Info("berth listening",
+		"addr", ln.Addr().String(),
+		"data", cfg.Data,
+		"backend", stores.Meta.Dialect(),
+		"version", v.Version,
+		"tls", cfg.TLS.Enabled(),
+		"gc_workers", cfg.GC.Workers,
+	)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", shutdownTimeout)
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer stop()
+	err = srv.Shutdown(shutdownCtx)
+	<-served // http.ErrServerClosed
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("shutting down HTTP server: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// prepareSchema migrates an empty or older database and refuses a newer one.
+func prepareSchema(ctx context.Context, store *sqlstore.Store, logger *slog.Logger) error {
+	err := store.CheckSchema(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, meta.ErrSchemaUnknown):
+		return fmt.Errorf("refusing to serve: %w; upgrade berth to a version that knows this schema", err)
+	case !errors.Is(err, meta.ErrSchemaOutdated):
+		return fmt.Errorf("checking database schema: %w", err)
+	}
+	have, err := store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if have == 0 {
+		logger.Info("initializing empty database", "backend", store.Dialect(), "schema_version", store.LatestVersion())
+	} else {
+		logger.Warn("migrating database schema", "backend", store.Dialect(), "from", have, "to", store.LatestVersion())
+	}
+	if _, err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrating database schema: %w", err)
+	}
+	return nil
+}
+
+// registryOptions maps the config onto registry.Options. The registry reads
+// a zero window as "use the default" and a negative one as "none", while the
+// config's 0 means none: translate.
+func registryOptions(cfg config.Config, logger *slog.Logger) registry.Options {
+	return registry.Options{
+		Grace:        zeroIsNone(cfg.GC.Grace.Duration()),
+		UploadExpiry: cfg.GC.UploadExpiry.Duration(),
+		TagRetention: zeroIsNone(cfg.GC.TagRetention.Duration()),
+		Now:          time.Now,
+		Logger:       logger,
+		Events: func(e registry.Event) {
+			// TODO(webhooks): deliver to cfg.Webhooks once a notifier
+			// package exists; for now events are only logged.
+			logger.Debug("event", "kind", e.Kind, "repo", e.Repo, "digest", e.Digest, "tag", e.Tag)
+		},
+	}
+}
+
+func zeroIsNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// newCollector returns the background collector, or nil when cfg.GC.Workers
+// is 0.
+func newCollector(cfg config.Config, stores *Stores, logger *slog.Logger) collector {
+	if cfg.GC.Workers == 0 {
+		return nil
+	}
+	// TODO(gc): internal/gc has no New yet. Once it lands:
+	//
+	//	return gc.New(stores.Meta, stores.Blobs, gc.Options{
+	//		Workers:         cfg.GC.Workers,
+	//		BatchSize:       cfg.GC.BatchSize,
+	//		Interval:        cfg.GC.Interval.Duration(),
+	//		Grace:           cfg.GC.Grace.Duration(),
+	//		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
+	//		TagRetention:    cfg.GC.TagRetention.Duration(),
+	//		ReviewDelay:     cfg.GC.ReviewDelay.Duration(),
+	//		CollectUntagged: cfg.GC.CollectUntagged,
+	//		Logger:          logger,
+	//	})
+	logger.Warn("background garbage collection is not available in this build", "gc_workers", cfg.GC.Workers)
+	return nil
+}
