@@ -1,0 +1,314 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/blob"
+	blobfs "github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/meta/sqlstore"
+	"github.com/berth/berth/internal/registry"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// env is a registry served over httptest with real backends.
+type env struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *sqlstore.Store
+	blobs *blobfs.Store
+	reg   *registry.Registry
+	clock *clock
+}
+
+// backends lists the metadata backends to run against: SQLite always,
+// PostgreSQL when BERTH_TEST_POSTGRES_DSN names an admin DSN.
+func backends(t *testing.T) []string {
+	b := []string{"sqlite"}
+	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
+		b = append(b, "postgres")
+	}
+	return b
+}
+
+// forEachBackend runs fn in a subtest per backend, each with a fresh env.
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, b := range backends(t) {
+		t.Run(b, func(t *testing.T) { fn(t, newEnv(t, b)) })
+	}
+}
+
+func newEnv(t *testing.T, backend string) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	var dsn string
+	switch backend {
+	case "sqlite":
+		dsn = filepath.Join(dir, "meta.db")
+	case "postgres":
+		dsn = freshPostgres(t)
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	store, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatalf("opening %s store: %v", backend, err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatalf("opening blob store: %v", err)
+	}
+	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
+	srv := httptest.NewServer(api.New(reg, api.Options{}))
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c}
+}
+
+// freshPostgres creates a database for one test from the admin DSN and
+// drops it when the test ends.
+func freshPostgres(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("BERTH_TEST_POSTGRES_DSN")
+	ctx := context.Background()
+	a, err := sqlstore.Open(ctx, admin, sqlstore.Options{})
+	if err != nil {
+		t.Fatalf("connecting to PostgreSQL: %v", err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "berth_t_" + hex.EncodeToString(b[:])
+	if _, err := a.DB().ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		a.Close()
+		t.Fatalf("creating database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer a.Close()
+		if _, err := a.DB().ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("parsing BERTH_TEST_POSTGRES_DSN: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// do sends a request and returns the response with its body read.
+func (e *env) do(method, path string, hdr map[string]string, body []byte) (*http.Response, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, b
+}
+
+// expect checks a response's status.
+func (e *env) expect(resp *http.Response, body []byte, status int) {
+	e.t.Helper()
+	if resp.StatusCode != status {
+		e.t.Fatalf("%s %s: got status %d, want %d; body %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, body)
+	}
+}
+
+// pushBlob uploads b to repo monolithically and returns its digest.
+func (e *env) pushBlob(repo string, b []byte) digest.Digest {
+	e.t.Helper()
+	d := digest.FromBytes(b)
+	resp, body := e.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), map[string]string{"Content-Type": "application/octet-stream"}, b)
+	e.expect(resp, body, http.StatusCreated)
+	if got, want := resp.Header.Get("Location"), "/v2/"+repo+"/blobs/"+d.String(); got != want {
+		e.t.Errorf("Location: got %q, want %q", got, want)
+	}
+	return d
+}
+
+// pushChunked uploads b to repo in chunks of size n (POST, PATCH…, PUT).
+func (e *env) pushChunked(repo string, b []byte, n int) digest.Digest {
+	e.t.Helper()
+	resp, body := e.do("POST", "/v2/"+repo+"/blobs/uploads/", nil, nil)
+	e.expect(resp, body, http.StatusAccepted)
+	loc := resp.Header.Get("Location")
+	for off := 0; off < len(b); off += n {
+		end := min(off+n, len(b))
+		resp, body = e.do("PATCH", loc, map[string]string{
+			"Content-Type":  "application/octet-stream",
+			"Content-Range": fmt.Sprintf("%d-%d", off, end-1),
+		}, b[off:end])
+		e.expect(resp, body, http.StatusAccepted)
+		if got, want := resp.Header.Get("Range"), fmt.Sprintf("0-%d", end-1); got != want {
+			e.t.Errorf("Range after PATCH: got %q, want %q", got, want)
+		}
+		loc = resp.Header.Get("Location")
+	}
+	d := digest.FromBytes(b)
+	resp, body = e.do("PUT", loc+"?digest="+d.String(), nil, nil)
+	e.expect(resp, body, http.StatusCreated)
+	return d
+}
+
+type desc struct {
+	MediaType    string            `json:"mediaType"`
+	Digest       digest.Digest     `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+}
+
+type manifestDoc struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        *desc             `json:"config,omitempty"`
+	Layers        []desc            `json:"layers,omitempty"`
+	Manifests     []desc            `json:"manifests,omitempty"`
+	Subject       *desc             `json:"subject,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+const (
+	mtManifest = "application/vnd.oci.image.manifest.v1+json"
+	mtIndex    = "application/vnd.oci.image.index.v1+json"
+	mtConfig   = "application/vnd.oci.image.config.v1+json"
+	mtLayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
+)
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// image pushes a config with labels and n random layers, and returns the
+// manifest body (not pushed).
+func (e *env) image(repo string, labels map[string]string, layers int) []byte {
+	e.t.Helper()
+	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{"Labels": labels}, "rootfs": map[string]any{"type": "layers"}, "nonce": hex.EncodeToString(randomBytes(8))})
+	m := manifestDoc{SchemaVersion: 2, MediaType: mtManifest,
+		Config: &desc{MediaType: mtConfig, Digest: e.pushBlob(repo, cfg), Size: int64(len(cfg))}, Layers: []desc{}}
+	for range layers {
+		l := randomBytes(3000)
+		m.Layers = append(m.Layers, desc{MediaType: mtLayer, Digest: e.pushChunked(repo, l, 1024), Size: int64(len(l))})
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// putManifest PUTs body as repo:ref and returns the response.
+func (e *env) putManifest(repo, ref, mediaType string, body []byte) (*http.Response, []byte) {
+	e.t.Helper()
+	return e.do("PUT", "/v2/"+repo+"/manifests/"+ref, map[string]string{"Content-Type": mediaType}, body)
+}
+
+func (e *env) mustPutManifest(repo, ref, mediaType string, body []byte) digest.Digest {
+	e.t.Helper()
+	resp, b := e.putManifest(repo, ref, mediaType, body)
+	e.expect(resp, b, http.StatusCreated)
+	d := digest.FromBytes(body)
+	if got := resp.Header.Get("Docker-Content-Digest"); got != d.String() {
+		e.t.Errorf("Docker-Content-Digest: got %q, want %q", got, d)
+	}
+	return d
+}
+
+// ociCode returns the first error code of an OCI error envelope.
+func ociCode(body []byte) string {
+	var env struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
+		return ""
+	}
+	return env.Errors[0].Code
+}
+
+// counts is the number of rows per table and of objects in the blob store.
+type counts map[string]int
+
+func (e *env) counts() counts {
+	e.t.Helper()
+	ctx := context.Background()
+	c := counts{}
+	for _, table := range []string{"repository", "manifest", "tag", "repository_blob", "blob", "upload", "uploaded_blob", "label", "manifest_blob", "manifest_child"} {
+		var n int
+		if err := e.store.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+			e.t.Fatalf("counting %s: %v", table, err)
+		}
+		c[table] = n
+	}
+	if err := e.blobs.Walk(ctx, func(blob.Info) error { c["bytes:objects"]++; return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.blobs.WalkUploads(ctx, func(string, blob.Info) error { c["bytes:uploads"]++; return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (c counts) String() string {
+	var parts []string
+	for _, k := range []string{"repository", "manifest", "tag", "repository_blob", "blob", "upload", "uploaded_blob", "label", "manifest_blob", "manifest_child", "bytes:objects", "bytes:uploads"} {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, c[k]))
+	}
+	return strings.Join(parts, " ")
+}
