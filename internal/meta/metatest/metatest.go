@@ -1,0 +1,676 @@
+// Package metatest is the behavioural suite of meta.Store, run against every
+// backend (sqlstore on SQLite and on PostgreSQL).
+package metatest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// Run runs every behaviour test on stores made by newStore (fresh each call).
+func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s meta.Store)
+	}{
+		{"Repositories", testRepositories},
+		{"TagLifetimes", testTagLifetimes},
+		{"TagExpiry", testTagExpiry},
+		{"ManifestEdges", testManifestEdges},
+		{"Referrers", testReferrers},
+		{"Labels", testLabels},
+		{"BlobsAndLinks", testBlobsAndLinks},
+		{"Tombstones", testTombstones},
+		{"Uploads", testUploads},
+		{"Reviews", testReviews},
+		{"ConcurrentTagMoves", testConcurrentTagMoves},
+		{"LockBlocksCollector", testLockBlocksCollector},
+		{"RollbackLeavesNothing", testRollback},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+func dg(s string) digest.Digest { return digest.FromString(s) }
+
+func update(t *testing.T, s meta.Store, fn func(tx meta.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+func view(t *testing.T, s meta.Store, fn func(tx meta.Tx) error) {
+	t.Helper()
+	if err := s.View(context.Background(), fn); err != nil {
+		t.Fatalf("view: %v", err)
+	}
+}
+
+func repo(t *testing.T, s meta.Store, name string) meta.Repository {
+	t.Helper()
+	var r meta.Repository
+	update(t, s, func(tx meta.Tx) (err error) {
+		r, err = tx.EnsureRepository(context.Background(), name, t0)
+		return err
+	})
+	return r
+}
+
+// blobIn stores a blob row and links it to the repository.
+func blobIn(t *testing.T, s meta.Store, repoID int64, content string) digest.Digest {
+	t.Helper()
+	d := dg(content)
+	update(t, s, func(tx meta.Tx) error {
+		ctx := context.Background()
+		if _, _, err := tx.InsertBlob(ctx, meta.Blob{Digest: d, Size: int64(len(content)), StorageKey: fmt.Sprintf("k/%x/%d", sha256.Sum256([]byte(content)), repoID), CreatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.LinkBlob(ctx, repoID, d, t0)
+	})
+	return d
+}
+
+func putManifest(t *testing.T, s meta.Store, m meta.Manifest, e meta.ManifestEdges) bool {
+	t.Helper()
+	var created bool
+	update(t, s, func(tx meta.Tx) (err error) {
+		created, err = tx.PutManifest(context.Background(), m, e)
+		return err
+	})
+	return created
+}
+
+func testRepositories(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	for _, n := range []string{"b/x", "a/one", "a/two", "c/deep/er"} {
+		repo(t, s, n)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		got, err := tx.Repositories(ctx, "", "", 2)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{"a/one", "a/two"}, got); diff != "" {
+			t.Errorf("first page (-want +got):\n%s", diff)
+		}
+		got, _ = tx.Repositories(ctx, "", "a/two", 10)
+		if diff := cmp.Diff([]string{"b/x", "c/deep/er"}, got); diff != "" {
+			t.Errorf("second page (-want +got):\n%s", diff)
+		}
+		got, _ = tx.Repositories(ctx, "a/", "", 10)
+		if diff := cmp.Diff([]string{"a/one", "a/two"}, got); diff != "" {
+			t.Errorf("prefix (-want +got):\n%s", diff)
+		}
+		_, err = tx.Repository(ctx, "nope/nope", meta.LockNone)
+		if !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("missing repository: got %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	r := repo(t, s, "a/one")
+	update(t, s, func(tx meta.Tx) error { return tx.SetRepositoryState(ctx, r.ID, meta.RepoDeleting) })
+	err := s.Update(ctx, func(tx meta.Tx) error {
+		_, err := tx.EnsureRepository(ctx, "a/one", t0)
+		return err
+	})
+	if !errors.Is(err, meta.ErrRepoDeleting) {
+		t.Errorf("write to deleting repository: got %v, want ErrRepoDeleting", err)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		got, _ := tx.Repositories(ctx, "", "", 10)
+		if diff := cmp.Diff([]string{"a/two", "b/x", "c/deep/er"}, got); diff != "" {
+			t.Errorf("catalog hides deleting repositories (-want +got):\n%s", diff)
+		}
+		empty, err := tx.RepositoryIsEmpty(ctx, r.ID)
+		if err != nil || !empty {
+			t.Errorf("RepositoryIsEmpty: got %v, %v; want true", empty, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error { return tx.DeleteRepository(ctx, r.ID) })
+	ret := 48 * time.Hour
+	update(t, s, func(tx meta.Tx) error {
+		ns, err := tx.SetNamespaceRetention(ctx, "a", &ret)
+		if err != nil {
+			return err
+		}
+		if ns.TagRetention == nil || *ns.TagRetention != ret {
+			t.Errorf("retention: got %v, want %v", ns.TagRetention, ret)
+		}
+		return nil
+	})
+}
+
+func testTagLifetimes(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/app")
+	m1, m2 := dg("m1"), dg("m2")
+	var ended *meta.Tag
+	update(t, s, func(tx meta.Tx) (err error) {
+		if ended, err = tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "latest", Manifest: m1, Start: t0}); err != nil {
+			return err
+		}
+		if ended != nil {
+			t.Errorf("first PutTag ended %+v, want nil", ended)
+		}
+		ended, err = tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "latest", Manifest: m2, Start: t0.Add(time.Minute)})
+		return err
+	})
+	if ended == nil || ended.Manifest != m1 || ended.End == nil || !ended.End.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("moving a tag ended %+v, want the m1 row ended at t0+1m", ended)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		live, err := tx.LiveTag(ctx, r.ID, "latest", t0.Add(time.Hour))
+		if err != nil || live.Manifest != m2 {
+			t.Errorf("LiveTag: got %v %v, want m2", live.Manifest, err)
+		}
+		hist, _ := tx.TagHistory(ctx, r.ID, "latest", 10)
+		if len(hist) != 2 || hist[0].Manifest != m2 || hist[1].Manifest != m1 {
+			t.Errorf("history: got %+v, want [m2, m1]", hist)
+		}
+		tags, _ := tx.TagsForManifest(ctx, r.ID, m1, 10)
+		if len(tags) != 1 || tags[0].LiveAt(t0.Add(time.Hour)) {
+			t.Errorf("TagsForManifest(m1): got %+v, want one ended row", tags)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		live, err := tx.LiveTag(ctx, r.ID, "latest", t0.Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		return tx.EndTag(ctx, live.ID, t0.Add(2*time.Minute))
+	})
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.LiveTag(ctx, r.ID, "latest", t0.Add(time.Hour)); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("LiveTag after delete: got %v, want ErrNotFound", err)
+		}
+		names, _ := tx.Tags(ctx, r.ID, t0.Add(time.Hour), "", 10)
+		if len(names) != 0 {
+			t.Errorf("Tags after delete: got %v, want none", names)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		for i, n := range []string{"c", "a", "b"} {
+			if _, err := tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: n, Manifest: m1, Start: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		names, _ := tx.Tags(ctx, r.ID, t0.Add(time.Hour), "a", 10)
+		if diff := cmp.Diff([]string{"b", "c"}, names); diff != "" {
+			t.Errorf("Tags after a (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
+
+func testTagExpiry(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/exp")
+	exp := t0.Add(time.Hour)
+	update(t, s, func(tx meta.Tx) error {
+		_, err := tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "v1", Manifest: dg("m"), Start: t0, ExpiresAt: &exp})
+		return err
+	})
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.LiveTag(ctx, r.ID, "v1", exp.Add(-time.Second)); err != nil {
+			t.Errorf("before expiry: got %v, want live", err)
+		}
+		if _, err := tx.LiveTag(ctx, r.ID, "v1", exp); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("at expiry: got %v, want ErrNotFound", err)
+		}
+		if got, _ := tx.ExpiredTags(ctx, exp.Add(-time.Second), 10); len(got) != 0 {
+			t.Errorf("ExpiredTags before expiry: got %d rows, want 0", len(got))
+		}
+		if got, _ := tx.ExpiredTags(ctx, exp, 10); len(got) != 1 {
+			t.Errorf("ExpiredTags at expiry: got %d rows, want 1", len(got))
+		}
+		return nil
+	})
+	// Moving an expired-but-unprocessed tag ends the old row at its expiry.
+	var ended *meta.Tag
+	update(t, s, func(tx meta.Tx) (err error) {
+		ended, err = tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "v1", Manifest: dg("m2"), Start: exp.Add(time.Hour)})
+		return err
+	})
+	if ended == nil || ended.End == nil || !ended.End.Equal(exp) {
+		t.Errorf("ended row: got %+v, want end at expiry %v", ended, exp)
+	}
+}
+
+func testManifestEdges(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/multi")
+	cfg, layer := blobIn(t, s, r.ID, "config"), blobIn(t, s, r.ID, "layer")
+	child := meta.Manifest{RepoID: r.ID, Digest: dg("child"), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5, Body: []byte("child"), PushedAt: t0}
+	if !putManifest(t, s, child, meta.ManifestEdges{Blobs: []digest.Digest{cfg, layer, layer}}) {
+		t.Fatal("first PutManifest: got created=false, want true")
+	}
+	if putManifest(t, s, meta.Manifest{RepoID: r.ID, Digest: child.Digest, MediaType: child.MediaType, Size: 5, Body: []byte("child"), PushedAt: t0.Add(time.Hour)}, meta.ManifestEdges{}) {
+		t.Error("re-PUT: got created=true, want false")
+	}
+	index := meta.Manifest{RepoID: r.ID, Digest: dg("index"), MediaType: "application/vnd.oci.image.index.v1+json", Size: 5, Body: []byte("index"), PushedAt: t0}
+	putManifest(t, s, index, meta.ManifestEdges{Children: []digest.Digest{child.Digest}})
+	view(t, s, func(tx meta.Tx) error {
+		m, err := tx.Manifest(ctx, r.ID, child.Digest, meta.LockNone)
+		if err != nil {
+			return err
+		}
+		if !m.PushedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("re-PUT pushed_at: got %v, want %v", m.PushedAt, t0.Add(time.Hour))
+		}
+		if string(m.Body) != "child" {
+			t.Errorf("body: got %q, want child", m.Body)
+		}
+		parents, _ := tx.ManifestParents(ctx, r.ID, child.Digest, 10)
+		if diff := cmp.Diff([]digest.Digest{index.Digest}, parents); diff != "" {
+			t.Errorf("parents (-want +got):\n%s", diff)
+		}
+		roots, _ := tx.RepoManifests(ctx, r.ID, 10)
+		if diff := cmp.Diff([]digest.Digest{index.Digest}, roots); diff != "" {
+			t.Errorf("RepoManifests lists parents only (-want +got):\n%s", diff)
+		}
+		used, _ := tx.LinkInUse(ctx, r.ID, layer, t0)
+		if !used {
+			t.Error("LinkInUse(layer): got false, want true")
+		}
+		return nil
+	})
+	// A child cannot be deleted while its parent exists.
+	err := s.Update(ctx, func(tx meta.Tx) error {
+		_, err := tx.DeleteManifest(ctx, r.ID, child.Digest)
+		return err
+	})
+	if err == nil {
+		t.Error("deleting a child under a live parent: got nil error, want a foreign-key error")
+	}
+	var refs meta.ManifestRefs
+	update(t, s, func(tx meta.Tx) (err error) {
+		refs, err = tx.DeleteManifest(ctx, r.ID, index.Digest)
+		return err
+	})
+	if diff := cmp.Diff([]digest.Digest{child.Digest}, refs.Children); diff != "" {
+		t.Errorf("index refs (-want +got):\n%s", diff)
+	}
+	update(t, s, func(tx meta.Tx) (err error) {
+		refs, err = tx.DeleteManifest(ctx, r.ID, child.Digest)
+		return err
+	})
+	if len(refs.Blobs) != 2 {
+		t.Errorf("child refs: got %d blobs, want 2", len(refs.Blobs))
+	}
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.Manifest(ctx, r.ID, child.Digest, meta.LockNone); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("deleted manifest: got %v, want ErrNotFound", err)
+		}
+		if used, _ := tx.LinkInUse(ctx, r.ID, layer, t0); used {
+			t.Error("LinkInUse after delete: got true, want false")
+		}
+		return nil
+	})
+}
+
+func testReferrers(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/ref")
+	subject := dg("subject")
+	for i, at := range []string{"application/sig", "application/sbom", "application/sig"} {
+		putManifest(t, s, meta.Manifest{RepoID: r.ID, Digest: dg(fmt.Sprint("ref", i)), MediaType: "application/vnd.oci.image.manifest.v1+json",
+			ArtifactType: at, Subject: subject, Size: 1, Body: []byte("{}"), PushedAt: t0}, meta.ManifestEdges{})
+	}
+	update(t, s, func(tx meta.Tx) error {
+		all, err := tx.Referrers(ctx, r.ID, subject, "", meta.LockShare)
+		if err != nil {
+			return err
+		}
+		sigs, _ := tx.Referrers(ctx, r.ID, subject, "application/sig", meta.LockNone)
+		none, _ := tx.Referrers(ctx, r.ID, dg("other"), "", meta.LockNone)
+		if len(all) != 3 || len(sigs) != 2 || len(none) != 0 {
+			t.Errorf("referrers: got all=%d sigs=%d none=%d, want 3 2 0", len(all), len(sigs), len(none))
+		}
+		return nil
+	})
+}
+
+func testLabels(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/lab")
+	labels := map[string]string{"berth.expires-after": "2h", "org": "acme"}
+	for _, n := range []string{"a", "b"} {
+		putManifest(t, s, meta.Manifest{RepoID: r.ID, Digest: dg(n), MediaType: "x", Size: 1, Body: []byte(n), PushedAt: t0}, meta.ManifestEdges{Labels: labels})
+	}
+	var refs meta.ManifestRefs
+	update(t, s, func(tx meta.Tx) (err error) {
+		got, err := tx.ManifestLabels(ctx, r.ID, dg("a"))
+		if diff := cmp.Diff(labels, got); diff != "" {
+			t.Errorf("labels (-want +got):\n%s", diff)
+		}
+		refs, err = tx.DeleteManifest(ctx, r.ID, dg("a"))
+		return err
+	})
+	if len(refs.LabelIDs) != 2 {
+		t.Fatalf("label refs: got %d, want 2", len(refs.LabelIDs))
+	}
+	update(t, s, func(tx meta.Tx) error {
+		exists, used, err := tx.LabelInUse(ctx, refs.LabelIDs[0])
+		if err != nil || !exists || !used {
+			t.Errorf("label shared with b: got exists=%v used=%v err=%v, want true true", exists, used, err)
+		}
+		_, err = tx.DeleteManifest(ctx, r.ID, dg("b"))
+		return err
+	})
+	update(t, s, func(tx meta.Tx) error {
+		exists, used, err := tx.LabelInUse(ctx, refs.LabelIDs[0])
+		if err != nil || !exists || used {
+			t.Errorf("orphan label: got exists=%v used=%v err=%v, want true false", exists, used, err)
+		}
+		return tx.DeleteLabel(ctx, refs.LabelIDs[0])
+	})
+}
+
+func testBlobsAndLinks(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	a, b := repo(t, s, "ns/a"), repo(t, s, "ns/b")
+	d := blobIn(t, s, a.ID, "shared")
+	update(t, s, func(tx meta.Tx) error {
+		row, created, err := tx.InsertBlob(ctx, meta.Blob{Digest: d, Size: 6, StorageKey: "other-key", CreatedAt: t0})
+		if err != nil {
+			return err
+		}
+		if created || row.StorageKey == "other-key" {
+			t.Errorf("InsertBlob of an existing digest: got created=%v key=%s, want the existing row", created, row.StorageKey)
+		}
+		if _, err := tx.RepoBlob(ctx, b.ID, d, meta.LockShare); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("RepoBlob in unlinked repo: got %v, want ErrNotFound", err)
+		}
+		if err := tx.LinkBlob(ctx, b.ID, d, t0); err != nil {
+			return err
+		}
+		return tx.PutUploadedBlob(ctx, b.ID, d, t0.Add(time.Hour))
+	})
+	update(t, s, func(tx meta.Tx) error {
+		if used, _ := tx.LinkInUse(ctx, b.ID, d, t0.Add(30*time.Minute)); !used {
+			t.Error("link protected by an unexpired marker: got unused")
+		}
+		if used, _ := tx.LinkInUse(ctx, b.ID, d, t0.Add(time.Hour)); used {
+			t.Error("link with an expired marker: got used")
+		}
+		exp, err := tx.UploadedBlobExpiry(ctx, b.ID, d)
+		if err != nil || !exp.Equal(t0.Add(time.Hour)) {
+			t.Errorf("marker expiry: got %v %v", exp, err)
+		}
+		if err := tx.PutUploadedBlob(ctx, b.ID, d, t0); err != nil { // never shortens
+			return err
+		}
+		exp, _ = tx.UploadedBlobExpiry(ctx, b.ID, d)
+		if !exp.Equal(t0.Add(time.Hour)) {
+			t.Errorf("marker shortened to %v", exp)
+		}
+		if err := tx.DeleteUploadedBlob(ctx, b.ID, d); err != nil {
+			return err
+		}
+		if err := tx.UnlinkBlob(ctx, a.ID, d); err != nil {
+			return err
+		}
+		linked, _ := tx.BlobLinked(ctx, d)
+		if !linked {
+			t.Error("BlobLinked with b's link: got false")
+		}
+		return tx.UnlinkBlob(ctx, b.ID, d)
+	})
+	update(t, s, func(tx meta.Tx) error {
+		if linked, _ := tx.BlobLinked(ctx, d); linked {
+			t.Error("BlobLinked after unlinking all: got true")
+		}
+		return tx.DeleteBlob(ctx, d)
+	})
+	// A link to a missing blob is refused by the schema.
+	err := s.Update(ctx, func(tx meta.Tx) error { return tx.LinkBlob(ctx, a.ID, dg("missing"), t0) })
+	if err == nil {
+		t.Error("linking a missing blob: got nil, want a foreign-key error")
+	}
+}
+
+func testTombstones(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/t")
+	d := blobIn(t, s, r.ID, "x")
+	var key string
+	update(t, s, func(tx meta.Tx) error {
+		b, err := tx.Blob(ctx, d, meta.LockUpdate)
+		if err != nil {
+			return err
+		}
+		key = b.StorageKey
+		if err := tx.UnlinkBlob(ctx, r.ID, d); err != nil {
+			return err
+		}
+		if err := tx.DeleteBlob(ctx, d); err != nil {
+			return err
+		}
+		return tx.PutTombstone(ctx, meta.Tombstone{StorageKey: key, Since: t0})
+	})
+	view(t, s, func(tx meta.Tx) error {
+		if known, _ := tx.StorageKeyKnown(ctx, key); !known {
+			t.Error("key with a tombstone: got unknown")
+		}
+		if known, _ := tx.StorageKeyKnown(ctx, "nothing"); known {
+			t.Error("key with neither: got known")
+		}
+		ts, _ := tx.Tombstones(ctx, 10)
+		if len(ts) != 1 || ts[0].StorageKey != key {
+			t.Errorf("tombstones: got %+v", ts)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error { return tx.DeleteTombstone(ctx, key) })
+}
+
+func testUploads(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/up")
+	update(t, s, func(tx meta.Tx) error {
+		return tx.CreateUpload(ctx, meta.Upload{ID: "u1", RepoID: r.ID, StartedAt: t0, UpdatedAt: t0})
+	})
+	update(t, s, func(tx meta.Tx) error { return tx.SetUploadSize(ctx, "u1", 42, t0.Add(time.Minute)) })
+	view(t, s, func(tx meta.Tx) error {
+		u, err := tx.Upload(ctx, "u1", meta.LockNone)
+		if err != nil || u.Size != 42 || !u.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("upload: got %+v %v", u, err)
+		}
+		ups, _ := tx.RepoUploads(ctx, r.ID, 10)
+		if len(ups) != 1 {
+			t.Errorf("RepoUploads: got %d, want 1", len(ups))
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error { return tx.DeleteUpload(ctx, "u1") })
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.Upload(ctx, "u1", meta.LockNone); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("deleted upload: got %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+func testReviews(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	add := func(obj string, at time.Time) {
+		update(t, s, func(tx meta.Tx) error {
+			return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: obj, ReviewAfter: at, Reason: "test"})
+		})
+	}
+	add("b1", t0.Add(time.Hour))
+	add("b1", t0) // never moves earlier
+	add("b2", t0)
+	update(t, s, func(tx meta.Tx) error {
+		due, err := tx.ClaimReviews(ctx, t0, nil, 10)
+		if err != nil {
+			return err
+		}
+		if len(due) != 1 || due[0].Object != "b2" {
+			t.Errorf("due at t0: got %+v, want [b2]", due)
+		}
+		st, _ := tx.ReviewStats(ctx, t0.Add(2*time.Hour), time.Hour)
+		if st.Pending != 2 || st.Due != 2 || st.Overdue != 2 {
+			t.Errorf("stats: got %+v, want 2 2 2", st)
+		}
+		postponed, err := tx.PostponeReview(ctx, meta.ReviewBlob, "b2", t0.Add(3*time.Hour))
+		if err != nil || !postponed {
+			t.Errorf("postpone: got %v %v", postponed, err)
+		}
+		none, _ := tx.PostponeReview(ctx, meta.ReviewBlob, "nothing", t0)
+		if none {
+			t.Error("postpone of a missing review: got true")
+		}
+		if err := tx.RescheduleReview(ctx, meta.ReviewBlob, "b1", t0.Add(-time.Hour), "earlier"); err != nil {
+			return err
+		}
+		next, _ := tx.NextReview(ctx)
+		if next == nil || !next.Equal(t0.Add(-time.Hour)) {
+			t.Errorf("next review: got %v, want t0-1h", next)
+		}
+		return tx.DeleteReview(ctx, meta.ReviewBlob, "b1")
+	})
+	view(t, s, func(tx meta.Tx) error {
+		if p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b1"); p {
+			t.Error("deleted review still pending")
+		}
+		if p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b2"); !p {
+			t.Error("b2 review lost")
+		}
+		return nil
+	})
+}
+
+// Two writers moving the same tag at once: exactly one live row remains.
+func testConcurrentTagMoves(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/race")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- s.Update(ctx, func(tx meta.Tx) error {
+				_, err := tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "latest", Manifest: dg(fmt.Sprint(i)), Start: t0.Add(time.Duration(i) * time.Second)})
+				return err
+			})
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent PutTag: %v", err)
+		}
+	}
+	view(t, s, func(tx meta.Tx) error {
+		hist, _ := tx.TagHistory(ctx, r.ID, "latest", 100)
+		live := 0
+		for _, h := range hist {
+			if h.End == nil {
+				live++
+			}
+		}
+		if len(hist) != 8 || live != 1 {
+			t.Errorf("after 8 concurrent moves: got %d rows, %d live; want 8 rows, 1 live", len(hist), live)
+		}
+		return nil
+	})
+}
+
+// A writer holding a share lock on a link makes the collector's exclusive lock
+// wait until it commits, and the collector then sees the writer's edge.
+func testLockBlocksCollector(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/lock")
+	d := blobIn(t, s, r.ID, "layer")
+	locked := make(chan struct{})
+	release := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		writerDone <- s.Update(ctx, func(tx meta.Tx) error {
+			if _, err := tx.RepoBlob(ctx, r.ID, d, meta.LockShare); err != nil {
+				return err
+			}
+			select {
+			case <-locked:
+			default:
+				close(locked)
+			}
+			<-release
+			_, err := tx.PutManifest(ctx, meta.Manifest{RepoID: r.ID, Digest: dg("m"), MediaType: "x", Size: 1, Body: []byte("m"), PushedAt: t0},
+				meta.ManifestEdges{Blobs: []digest.Digest{d}})
+			return err
+		})
+	}()
+	<-locked
+	collectorDone := make(chan bool, 1)
+	go func() {
+		var used bool
+		err := s.Update(ctx, func(tx meta.Tx) error {
+			if _, err := tx.RepoBlob(ctx, r.ID, d, meta.LockUpdate); err != nil {
+				return err
+			}
+			var err error
+			used, err = tx.LinkInUse(ctx, r.ID, d, t0.Add(48*time.Hour))
+			return err
+		})
+		if err != nil {
+			t.Errorf("collector: %v", err)
+		}
+		collectorDone <- used
+	}()
+	select {
+	case <-collectorDone:
+		t.Fatal("collector decided while the writer held its lock")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-writerDone; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	if used := <-collectorDone; !used {
+		t.Error("collector after the writer committed: got link unused, want used")
+	}
+}
+
+func testRollback(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx meta.Tx) error {
+		if _, err := tx.EnsureRepository(ctx, "ns/rolled", t0); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update: got %v, want boom", err)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.Repository(ctx, "ns/rolled", meta.LockNone); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("rolled-back repository: got %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
