@@ -96,10 +96,10 @@ func TestPushPull(t *testing.T) {
 		}
 		// Unknown things.
 		for path, code := range map[string]string{
-			"/v2/" + repo + "/manifests/nope":                                      "MANIFEST_UNKNOWN",
-			"/v2/other/manifests/v1":                                               "NAME_UNKNOWN",
-			"/v2/" + repo + "/blobs/" + digest.FromString("nothing").String():      "BLOB_UNKNOWN",
-			"/v2/nope/tags/list":                                                   "NAME_UNKNOWN",
+			"/v2/" + repo + "/manifests/nope":                                     "MANIFEST_UNKNOWN",
+			"/v2/other/manifests/v1":                                              "NAME_UNKNOWN",
+			"/v2/" + repo + "/blobs/" + digest.FromString("nothing").String():     "BLOB_UNKNOWN",
+			"/v2/nope/tags/list":                                                  "NAME_UNKNOWN",
 			"/v2/" + repo + "/manifests/" + digest.FromString("nothing").String(): "MANIFEST_UNKNOWN",
 		} {
 			resp, body := e.do("GET", path, nil, nil)
@@ -365,11 +365,11 @@ func TestMalformed(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				before := e.counts()
 				status, body := rawRequest(t, e.srv.Listener.Addr().String(), tt.req)
-				if status != tt.status || ociCode(body) != tt.code {
-					// The server may also just drop the connection; it must not succeed.
-					if status >= 200 && status < 300 {
-						t.Errorf("got %d %s, want %d %s", status, ociCode(body), tt.status, tt.code)
-					}
+				// The half-close may also be seen as the client going away
+				// before the short read (499, logged only); either way the
+				// request must fail and leave nothing.
+				if (status != tt.status || ociCode(body) != tt.code) && status != 499 {
+					t.Errorf("got %d %s, want %d %s (body %s)", status, ociCode(body), tt.status, tt.code, body)
 				}
 				// The handler finishes after the client hangs up: wait for it.
 				deadline := time.Now().Add(5 * time.Second)

@@ -167,7 +167,7 @@ func (r *Registry) appendBody(ctx context.Context, id string, offset int64, body
 		return size, nil
 	case errors.Is(err, blob.ErrOffset):
 		return size, &RangeError{Size: size, Offset: offset}
-	case rr.err != nil && ctx.Err() != nil:
+	case rr.err != nil && ctx.Err() != nil && !errors.Is(rr.err, io.ErrUnexpectedEOF):
 		return size, fmt.Errorf("reading upload body: %w", ctx.Err())
 	case rr.err != nil && (errors.Is(rr.err, ErrSizeInvalid) || errors.Is(rr.err, ErrUploadInvalid) || errors.Is(rr.err, ErrTooLarge)):
 		return size, fmt.Errorf("reading upload body: %w", rr.err)
