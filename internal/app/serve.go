@@ -206,18 +206,25 @@ func newCollector(cfg config.Config, stores *Stores, logger *slog.Logger) collec
 	if cfg.GC.Workers == 0 {
 		return nil
 	}
-	// TODO(gc): internal/gc has no New yet. Once it lands:
+	// TODO(gc): internal/gc has gc.New now, but it imports
+	// client_golang/prometheus, whose dependencies are missing from go.sum,
+	// so the package does not build yet; importing it here would break
+	// serve. Once it builds, replace this with (and in serve, after the
+	// collector's Run returns, call Close(shutdownCtx) to drain webhooks):
 	//
 	//	return gc.New(stores.Meta, stores.Blobs, gc.Options{
-	//		Workers:         cfg.GC.Workers,
-	//		BatchSize:       cfg.GC.BatchSize,
-	//		Interval:        cfg.GC.Interval.Duration(),
-	//		Grace:           cfg.GC.Grace.Duration(),
+	//		Grace:           cfg.GC.Grace.Duration(),        // gc takes 0 as 0 (no remap, unlike registry)
 	//		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
 	//		TagRetention:    cfg.GC.TagRetention.Duration(),
 	//		ReviewDelay:     cfg.GC.ReviewDelay.Duration(),
 	//		CollectUntagged: cfg.GC.CollectUntagged,
+	//		Workers:         cfg.GC.Workers,
+	//		BatchSize:       cfg.GC.BatchSize,
+	//		Interval:        cfg.GC.Interval.Duration(),
+	//		Now:             time.Now,
 	//		Logger:          logger,
+	//		Webhooks:        webhooks(cfg.Webhooks), // config.Webhook -> gc.Webhook (timeout 0 = config.DefaultWebhookTimeout)
+	//		Registerer:      <the registry behind metricsHandler>,
 	//	})
 	logger.Warn("background garbage collection is not available in this build", "gc_workers", cfg.GC.Workers)
 	return nil
