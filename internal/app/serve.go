@@ -95,10 +95,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
 
+	// Deferred in this order so that, on every return path, ctx is
+	// cancelled, then the collector is waited for, then the stores close.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait() // the collector stops before the stores close
 	if c := newCollector(cfg, stores, logger); c != nil {
 		wg.Go(func() {
 			// The collector backs off and retries on its own; if it stops
