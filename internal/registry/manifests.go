@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -160,7 +161,12 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		}
 	}
 
-	blobs := m.Blobs()
+	var blobs []oci.Descriptor
+	for _, b := range m.Blobs() {
+		if !foreignLayer(b.MediaType) {
+			blobs = append(blobs, b)
+		}
+	}
 	slices.SortFunc(blobs, func(a, b oci.Descriptor) int { return cmpDigest(a.Digest, b.Digest) })
 	children := make([]digest.Digest, 0, len(m.Manifests))
 	for _, c := range m.Manifests {
@@ -334,6 +340,13 @@ func (r *Registry) configLabels(ctx context.Context, repo string, m *oci.Manifes
 		return labels, nil
 	}
 	return got, nil
+}
+
+// foreignLayer reports a non-distributable layer type: its bytes live at
+// its URLs, so the registry neither requires nor links them.
+func foreignLayer(mediaType string) bool {
+	return strings.Contains(mediaType, ".nondistributable.") ||
+		mediaType == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 }
 
 func cmpDigest(a, b digest.Digest) int {

@@ -307,7 +307,8 @@ func (r *Registry) SetNamespaceRetention(ctx context.Context, ns string, retenti
 
 // Referrers lists the manifests of repo whose subject is ds, filtered by
 // artifactType when it is not "", as descriptors carrying their artifact
-// type and annotations. An unknown subject has no referrers (not an error).
+// type and annotations. An unknown subject, or repository, has no referrers
+// (not an error: the spec answers 200 with an empty index).
 func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string) ([]oci.Descriptor, error) {
 	if err := validName(repo); err != nil {
 		return nil, err
@@ -318,9 +319,12 @@ func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string)
 	}
 	var rows []meta.Manifest
 	err = r.store.View(ctx, func(tx meta.Tx) error {
-		rp, err := readRepo(ctx, tx, repo)
+		rp, err := tx.Repository(ctx, repo, meta.LockNone)
+		if isNotFound(err) {
+			return nil // an unknown repository has no referrers
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("reading repository %q: %w", repo, err)
 		}
 		rows, err = tx.Referrers(ctx, rp.ID, d, artifactType, meta.LockNone)
 		if err != nil {
@@ -336,6 +340,12 @@ func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string)
 		desc := oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType}
 		if pm, err := oci.ParseManifest(m.MediaType, m.Body); err == nil {
 			desc.Annotations = pm.Annotations
+			// The referrers API reports config.mediaType even when it is
+			// the standard image config type (the stored artifact type
+			// leaves that one out).
+			if desc.ArtifactType == "" && pm.MediaType == oci.MediaTypeOCIManifest && pm.Config != nil {
+				desc.ArtifactType = pm.Config.MediaType
+			}
 		}
 		out = append(out, desc)
 	}
