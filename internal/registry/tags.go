@@ -326,7 +326,8 @@ func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string)
 		if err != nil {
 			return fmt.Errorf("reading repository %q: %w", repo, err)
 		}
-		rows, err = tx.Referrers(ctx, rp.ID, d, artifactType, meta.LockNone)
+		// Filtered here, on the effective artifact type (see below).
+		rows, err = tx.Referrers(ctx, rp.ID, d, "", meta.LockNone)
 		if err != nil {
 			return fmt.Errorf("listing referrers of %s: %w", d, err)
 		}
@@ -346,6 +347,9 @@ func (r *Registry) Referrers(ctx context.Context, repo, ds, artifactType string)
 			if desc.ArtifactType == "" && pm.MediaType == oci.MediaTypeOCIManifest && pm.Config != nil {
 				desc.ArtifactType = pm.Config.MediaType
 			}
+		}
+		if artifactType != "" && desc.ArtifactType != artifactType {
+			continue
 		}
 		out = append(out, desc)
 	}
