@@ -12,6 +12,9 @@ package meta
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -136,7 +139,7 @@ type Upload struct {
 
 // Review kinds: the collector's work queue holds one row per (kind, object).
 const (
-	ReviewTag          = "tag"           // object: tag id
+	ReviewTag          = "tag"           // object: repoID@tagID
 	ReviewManifest     = "manifest"      // object: repoID@digest
 	ReviewLink         = "link"          // object: repoID@digest (repository_blob)
 	ReviewBlob         = "blob"          // object: digest
@@ -153,6 +156,13 @@ type Review struct {
 	ReviewAfter time.Time
 	Attempts    int
 	Reason      string
+}
+
+// ReviewFilter narrows ClaimReviews: kinds (all if empty) and a prefix of
+// the object ("12@" selects the repository-scoped reviews of repository 12).
+type ReviewFilter struct {
+	Kinds        []string
+	ObjectPrefix string
 }
 
 // Tombstone is a deleted blob row whose bytes are not yet deleted.
@@ -322,11 +332,29 @@ type ReviewTx interface {
 	// PendingReview says one exists, so hot paths stay read-only.
 	PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error)
 	PendingReview(ctx context.Context, kind, object string) (bool, error)
-	// ClaimReviews returns up to limit due reviews (kind in kinds, all if
-	// empty), locked for this transaction; other claimers skip them.
-	ClaimReviews(ctx context.Context, now time.Time, kinds []string, limit int) ([]Review, error)
+	// ClaimReviews returns up to limit due reviews matching f, locked for
+	// this transaction; other claimers skip them.
+	ClaimReviews(ctx context.Context, now time.Time, f ReviewFilter, limit int) ([]Review, error)
 	DeleteReview(ctx context.Context, kind, object string) error
 	ReviewStats(ctx context.Context, now time.Time, overdue time.Duration) (ReviewStats, error)
 	// NextReview is the earliest review_after in the queue, if any.
 	NextReview(ctx context.Context) (*time.Time, error)
+}
+
+// RepoObject is the review object of a repository-scoped row: "repoID@name".
+func RepoObject(repoID int64, name string) string {
+	return strconv.FormatInt(repoID, 10) + "@" + name
+}
+
+// ParseRepoObject splits a RepoObject.
+func ParseRepoObject(object string) (repoID int64, name string, err error) {
+	id, name, ok := strings.Cut(object, "@")
+	if !ok {
+		return 0, "", fmt.Errorf("review object %q: want repoID@name", object)
+	}
+	repoID, err = strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("review object %q: %w", object, err)
+	}
+	return repoID, name, nil
 }

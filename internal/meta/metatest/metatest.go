@@ -522,7 +522,7 @@ func testReviews(t *testing.T, s meta.Store) {
 	add("b1", t0) // never moves earlier
 	add("b2", t0)
 	update(t, s, func(tx meta.Tx) error {
-		due, err := tx.ClaimReviews(ctx, t0, nil, 10)
+		due, err := tx.ClaimReviews(ctx, t0, meta.ReviewFilter{}, 10)
 		if err != nil {
 			return err
 		}

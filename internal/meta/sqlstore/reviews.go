@@ -47,14 +47,18 @@ func (t *tx) PendingReview(ctx context.Context, kind, object string) (bool, erro
 	return t.exists(ctx, `SELECT 1 FROM review WHERE kind = ? AND object = ?`, kind, object)
 }
 
-func (t *tx) ClaimReviews(ctx context.Context, now time.Time, kinds []string, limit int) ([]meta.Review, error) {
+func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilter, limit int) ([]meta.Review, error) {
 	q := `SELECT kind, object, review_after, attempts, reason FROM review WHERE review_after <= ?`
 	args := []any{us(now)}
-	if len(kinds) > 0 {
-		q += ` AND kind IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ") + `)`
-		for _, k := range kinds {
+	if len(f.Kinds) > 0 {
+		q += ` AND kind IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(f.Kinds)), ", ") + `)`
+		for _, k := range f.Kinds {
 			args = append(args, k)
 		}
+	}
+	if f.ObjectPrefix != "" {
+		q += ` AND substr(object, 1, ?) = ?`
+		args = append(args, len(f.ObjectPrefix), f.ObjectPrefix)
 	}
 	q += ` ORDER BY review_after LIMIT ?` + t.d.skipLocked()
 	args = append(args, limit)

@@ -1,0 +1,174 @@
+// Package gc is berth's collector: online, Quay-style garbage collection
+// driven by reviews (DESIGN.md §3–§4, docs/design/gc.md).
+//
+// Every write that can make something unreachable records a review in the
+// same transaction. The collector claims due reviews in small batches, locks
+// each candidate exclusively, re-checks every edge that keeps it alive,
+// deletes it with the rows it owned and records the reviews of what those
+// rows pointed at, then commits. Bytes are deleted only after the commit that
+// deleted their blob row, through tombstones. Nothing here scans the whole
+// registry: the cost of a run follows the garbage.
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+)
+
+// Options configure a Collector. Zero durations are real zeros (tests set
+// every window to 0); use DefaultOptions for production values.
+type Options struct {
+	// Grace protects untagged manifests and uploaded blobs after a push,
+	// and links after the manifest that used them is deleted.
+	Grace time.Duration
+	// UploadExpiry is how long an idle upload session lives.
+	UploadExpiry time.Duration
+	// TagRetention is the removed-tag window of namespaces that set none.
+	TagRetention time.Duration
+	// ReviewDelay is added to every follow-up review.
+	ReviewDelay time.Duration
+	// CollectUntagged collects manifests that were pushed by digest and
+	// never reached; false keeps them (for operators who pin digests).
+	CollectUntagged bool
+	// Workers is how many goroutines Run starts.
+	Workers int
+	// BatchSize bounds the reviews decided in one transaction.
+	BatchSize int
+	// Interval is how long an idle worker sleeps before polling again.
+	Interval time.Duration
+	// OverdueAfter is when a due review counts as overdue (metrics, status).
+	OverdueAfter time.Duration
+	// Now is the clock.
+	Now func() time.Time
+	// Logger receives one line per deletion, with its reason.
+	Logger *slog.Logger
+	// Hooks are called, in process, after each committed deletion.
+	Hooks []func(Event)
+	// Webhooks receive events as JSON POSTs, asynchronously.
+	Webhooks []Webhook
+	// Registerer registers the collector's metrics; nil = none.
+	Registerer prometheus.Registerer
+}
+
+// DefaultOptions are the production defaults of DESIGN.md.
+func DefaultOptions() Options {
+	return Options{
+		Grace:           time.Hour,
+		UploadExpiry:    24 * time.Hour,
+		TagRetention:    14 * 24 * time.Hour,
+		CollectUntagged: true,
+		Workers:         2,
+		BatchSize:       100,
+		Interval:        10 * time.Second,
+		OverdueAfter:    time.Hour,
+	}
+}
+
+// Collector collects garbage.
+type Collector struct {
+	store   meta.Store
+	blobs   blob.Store
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	hooks   *dispatcher
+}
+
+// New returns a collector over store and blobs.
+func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 100
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	if opts.OverdueAfter <= 0 {
+		opts.OverdueAfter = time.Hour
+	}
+	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger}
+	c.metrics = newMetrics(opts.Registerer, c)
+	c.hooks = newDispatcher(opts.Hooks, opts.Webhooks, opts.Logger, c.metrics)
+	return c
+}
+
+// Close stops webhook delivery, waiting for queued events up to ctx.
+func (c *Collector) Close(ctx context.Context) { c.hooks.close(ctx) }
+
+// Kinds of deleted objects, as reported in summaries, events and metrics.
+const (
+	KindTag          = "tag"
+	KindManifest     = "manifest"
+	KindLink         = "link"
+	KindBlob         = "blob"
+	KindLabel        = "label"
+	KindUploadedBlob = "uploaded_blob"
+	KindUpload       = "upload"
+	KindRepository   = "repository"
+)
+
+// Deletion is one object the collector deleted (or, in a dry run, would).
+type Deletion struct {
+	Kind       string        `json:"kind"`
+	Repository string        `json:"repository,omitempty"`
+	Digest     digest.Digest `json:"digest,omitempty"`
+	Tag        string        `json:"tag,omitempty"`
+	Size       int64         `json:"size,omitempty"` // bytes freed (blobs)
+	Reason     string        `json:"reason"`
+}
+
+// Summary reports a run.
+type Summary struct {
+	DryRun     bool           `json:"dry_run"`
+	Reviews    int            `json:"reviews"` // decisions taken
+	Deleted    map[string]int `json:"deleted"` // by kind
+	BytesFreed int64          `json:"bytes_freed"`
+	Expired    int            `json:"tags_expired"`
+	Errors     int            `json:"errors"`
+	Duration   time.Duration  `json:"duration_ns"`
+	Deletions  []Deletion     `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
+}
+
+func (s *Summary) add(o Summary) {
+	if s.Deleted == nil {
+		s.Deleted = map[string]int{}
+	}
+	s.Reviews += o.Reviews
+	for k, v := range o.Deleted {
+		s.Deleted[k] += v
+	}
+	s.BytesFreed += o.BytesFreed
+	s.Expired += o.Expired
+	s.Errors += o.Errors
+	s.Deletions = append(s.Deletions, o.Deletions...)
+}
+
+// retention is the removed-tag window of the repository's namespace.
+func (c *Collector) retention(ctx context.Context, tx meta.Tx, repoName string) (time.Duration, error) {
+	ns, _ := oci.SplitRepo(repoName)
+	n, err := tx.Namespace(ctx, ns, meta.LockNone)
+	if err != nil {
+		return 0, fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	if n.TagRetention != nil {
+		return *n.TagRetention, nil
+	}
+	return c.opts.TagRetention, nil
+}
+
+var errDryRun = errors.New("gc: dry run rolls back")

@@ -1,0 +1,91 @@
+package gc
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+type metrics struct {
+	deletions      *prometheus.CounterVec
+	bytesFreed     prometheus.Counter
+	errors         prometheus.Counter
+	latency        *prometheus.HistogramVec
+	runs           prometheus.Counter
+	webhookSent    prometheus.Counter
+	webhookFailed  prometheus.Counter
+	webhookDropped prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
+	m := &metrics{
+		deletions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "deletions_total",
+			Help: "Objects deleted by the collector, by kind."}, []string{"kind"}),
+		bytesFreed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "bytes_freed_total",
+			Help: "Bytes of blobs deleted by the collector."}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "errors_total",
+			Help: "Collector decisions or runs that failed (and were retried)."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "berth", Subsystem: "gc", Name: "decision_seconds",
+			Help: "Time to decide one review, including its cascade.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"kind"}),
+		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
+			Help: "Collection runs completed."}),
+		webhookSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "sent_total",
+			Help: "Events delivered to webhooks."}),
+		webhookFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "failed_total",
+			Help: "Events given up after retries."}),
+		webhookDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "dropped_total",
+			Help: "Events dropped because a webhook queue was full."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.runs, m.webhookSent, m.webhookFailed, m.webhookDropped,
+			&queueCollector{c: c,
+				due:     prometheus.NewDesc("berth_gc_reviews_due", "Reviews whose time has come.", nil, nil),
+				overdue: prometheus.NewDesc("berth_gc_reviews_overdue", "Reviews due for longer than the overdue threshold.", nil, nil),
+				pending: prometheus.NewDesc("berth_gc_reviews_pending", "Reviews in the queue.", nil, nil),
+			})
+	}
+	return m
+}
+
+func (m *metrics) deleted(d Deletion) {
+	m.deletions.WithLabelValues(d.Kind).Inc()
+	m.bytesFreed.Add(float64(d.Size))
+}
+
+func (m *metrics) decision(kind string, took time.Duration) {
+	m.latency.WithLabelValues(kind).Observe(took.Seconds())
+}
+
+func (m *metrics) run(Summary) { m.runs.Inc() }
+
+// queueCollector reads the review queue at scrape time.
+type queueCollector struct {
+	c                     *Collector
+	due, overdue, pending *prometheus.Desc
+}
+
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- q.due
+	ch <- q.overdue
+	ch <- q.pending
+}
+
+func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var st meta.ReviewStats
+	err := q.c.store.View(ctx, func(tx meta.Tx) (err error) {
+		st, err = tx.ReviewStats(ctx, q.c.opts.Now(), q.c.opts.OverdueAfter)
+		return err
+	})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(q.due, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(q.due, prometheus.GaugeValue, float64(st.Due))
+	ch <- prometheus.MustNewConstMetric(q.overdue, prometheus.GaugeValue, float64(st.Overdue))
+	ch <- prometheus.MustNewConstMetric(q.pending, prometheus.GaugeValue, float64(st.Pending))
+}

@@ -1,0 +1,313 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// ErrPurgeIncomplete: a purge stopped before everything was gone. It is
+// resumable: run it again, or let the workers resume it.
+var ErrPurgeIncomplete = errors.New("gc: purge incomplete")
+
+// purgeLease is how long a claimed purge is left to its worker before
+// another one may resume it.
+const purgeLease = 10 * time.Minute
+
+const nsPurgePrefix = "ns:"
+
+// Purge removes a repository ("ns/name") or a whole namespace ("ns", which
+// also covers the repository named "ns") through the collector's machinery:
+// it marks the target deleting (writes are refused from then on), then
+// removes tags, manifests (parents before children), links, upload markers
+// and upload sessions in small transactions, and finally the rows of the
+// repositories and the namespace. Blobs no other repository links are
+// collected on the way. It is resumable after a crash: the marks and a
+// purge review persist, and workers (or a second Purge) finish the job.
+// It returns nil only when nothing of the target is left.
+func (c *Collector) Purge(ctx context.Context, name string, progress func(Summary)) (Summary, error) {
+	start := c.opts.Now()
+	total := Summary{Deleted: map[string]int{}}
+	var repos []meta.Repository
+	var ns *meta.Namespace
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		repos, ns = nil, nil
+		now := c.opts.Now()
+		if strings.Contains(name, "/") {
+			r, err := tx.Repository(ctx, name, meta.LockUpdate)
+			if err != nil {
+				return err
+			}
+			repos = []meta.Repository{r}
+			return c.markRepo(ctx, tx, r, now)
+		}
+		n, err := tx.Namespace(ctx, name, meta.LockUpdate)
+		if err != nil {
+			return err
+		}
+		ns = &n
+		if err := tx.SetNamespaceState(ctx, n.ID, meta.RepoDeleting); err != nil {
+			return err
+		}
+		if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewPurge, Object: nsPurgePrefix + strconv.FormatInt(n.ID, 10), ReviewAfter: now.Add(purgeLease), Reason: "purge of namespace " + name}); err != nil {
+			return err
+		}
+		rs, err := tx.NamespaceRepositories(ctx, n.ID, 1<<20)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if err := c.markRepo(ctx, tx, r, now); err != nil {
+				return err
+			}
+		}
+		repos = rs
+		return nil
+	})
+	if errors.Is(err, meta.ErrNotFound) {
+		return total, fmt.Errorf("purge %s: nothing by that name: %w", name, err)
+	}
+	if err != nil {
+		return total, fmt.Errorf("purge %s: marking deleting: %w", name, err)
+	}
+	for _, r := range repos {
+		s, err := c.purgeRepo(ctx, r, progress)
+		total.add(s)
+		if err != nil {
+			return total, err
+		}
+	}
+	if ns != nil {
+		if err := c.finishNamespace(ctx, ns.ID, ns.Name); err != nil {
+			return total, err
+		}
+	}
+	total.Duration = c.opts.Now().Sub(start)
+	return total, nil
+}
+
+func (c *Collector) markRepo(ctx context.Context, tx meta.Tx, r meta.Repository, now time.Time) error {
+	if err := tx.SetRepositoryState(ctx, r.ID, meta.RepoDeleting); err != nil {
+		return err
+	}
+	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewPurge, Object: strconv.FormatInt(r.ID, 10), ReviewAfter: now.Add(purgeLease), Reason: "purge of " + r.Name})
+}
+
+// purgeRepo empties a repository marked deleting and deletes its row.
+func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress func(Summary)) (Summary, error) {
+	total := Summary{Deleted: map[string]int{}}
+	step := func(what string, fn func(p *pass) (int, error)) error {
+		for {
+			var p *pass
+			var n int
+			err := c.store.Update(ctx, func(tx meta.Tx) (err error) {
+				p = c.newPass(tx, c.opts.Now())
+				if n, err = fn(p); err != nil {
+					return err
+				}
+				for len(p.followUps) > 0 { // cascade to blobs and labels nothing else uses
+					next := p.followUps[len(p.followUps)-1]
+					p.followUps = p.followUps[:len(p.followUps)-1]
+					if next.Kind == meta.ReviewManifest {
+						continue // this repository's own manifests: the next round deletes them
+					}
+					if err := p.decide(ctx, next); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("purge %s: %s: %w (%w)", r.Name, what, err, ErrPurgeIncomplete)
+			}
+			c.afterCommit(ctx, p)
+			total.add(p.summary)
+			if progress != nil {
+				progress(total)
+			}
+			if n == 0 {
+				return nil
+			}
+		}
+	}
+	batch := c.opts.BatchSize
+	steps := []struct {
+		what string
+		fn   func(p *pass) (int, error)
+	}{
+		{"tags", func(p *pass) (int, error) {
+			tags, err := p.tx.RepoTags(ctx, r.ID, batch)
+			for _, t := range tags {
+				if err := p.tx.DeleteTag(ctx, t.ID); err != nil {
+					return 0, err
+				}
+				p.deleted(ctx, Deletion{Kind: KindTag, Repository: r.Name, Tag: t.Name, Digest: t.Manifest, Reason: "repository purged"})
+			}
+			return len(tags), err
+		}},
+		{"manifests", func(p *pass) (int, error) {
+			ds, err := p.tx.RepoManifests(ctx, r.ID, batch)
+			for _, d := range ds {
+				m, err := p.tx.Manifest(ctx, r.ID, d, meta.LockUpdate)
+				if errors.Is(err, meta.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return 0, err
+				}
+				if err := p.deleteManifest(ctx, r.Name, m, "repository purged"); err != nil {
+					return 0, err
+				}
+			}
+			return len(ds), err
+		}},
+		{"links", func(p *pass) (int, error) {
+			if _, err := p.tx.DeleteRepoUploadedBlobs(ctx, r.ID); err != nil {
+				return 0, err
+			}
+			ds, err := p.tx.RepoLinks(ctx, r.ID, batch)
+			for _, d := range ds {
+				if err := p.tx.UnlinkBlob(ctx, r.ID, d); err != nil {
+					return 0, err
+				}
+				p.deleted(ctx, Deletion{Kind: KindLink, Repository: r.Name, Digest: d, Reason: "repository purged"})
+				if err := p.review(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: p.now, Reason: "unlinked from " + r.Name + " by purge"}); err != nil {
+					return 0, err
+				}
+			}
+			return len(ds), err
+		}},
+		{"uploads", func(p *pass) (int, error) {
+			ups, err := p.tx.RepoUploads(ctx, r.ID, batch)
+			for _, u := range ups {
+				if err := p.tx.DeleteUpload(ctx, u.ID); err != nil {
+					return 0, err
+				}
+				p.aborts = append(p.aborts, u.ID)
+				p.deleted(ctx, Deletion{Kind: KindUpload, Repository: r.Name, Size: u.Size, Reason: "repository purged"})
+			}
+			return len(ups), err
+		}},
+		{"repository row", func(p *pass) (int, error) {
+			empty, err := p.tx.RepositoryIsEmpty(ctx, r.ID)
+			if err != nil {
+				return 0, err
+			}
+			if !empty {
+				return 0, fmt.Errorf("rows were added during the purge")
+			}
+			if err := p.tx.DeleteRepository(ctx, r.ID); err != nil {
+				return 0, err
+			}
+			p.deleted(ctx, Deletion{Kind: KindRepository, Repository: r.Name, Reason: "repository purged"})
+			return 0, nil
+		}},
+	}
+	for _, s := range steps {
+		if err := step(s.what, s.fn); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (c *Collector) finishNamespace(ctx context.Context, id int64, name string) error {
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		rs, err := tx.NamespaceRepositories(ctx, id, 1)
+		if err != nil {
+			return err
+		}
+		if len(rs) > 0 {
+			return fmt.Errorf("repository %s still exists (%w)", rs[0].Name, ErrPurgeIncomplete)
+		}
+		if err := tx.DeleteReview(ctx, meta.ReviewPurge, nsPurgePrefix+strconv.FormatInt(id, 10)); err != nil {
+			return err
+		}
+		return tx.DeleteNamespace(ctx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("purge %s: deleting namespace: %w", name, err)
+	}
+	c.hooks.emit(Event{Kind: EventRepositoryPurged, Repository: name, Reason: "namespace purged", At: c.opts.Now()})
+	return nil
+}
+
+// resumePurges finishes purges a crash interrupted: it claims their
+// reviews for a lease and runs them again.
+func (c *Collector) resumePurges(ctx context.Context) error {
+	var claimed []meta.Review
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		now := c.opts.Now()
+		rs, err := tx.ClaimReviews(ctx, now, meta.ReviewFilter{Kinds: []string{meta.ReviewPurge}}, 10)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if err := tx.RescheduleReview(ctx, r.Kind, r.Object, now.Add(purgeLease), "resumed "+now.Format(time.RFC3339)); err != nil {
+				return err
+			}
+		}
+		claimed = rs
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("claiming purges: %w", err)
+	}
+	for _, r := range claimed {
+		if nsID, ok := strings.CutPrefix(r.Object, nsPurgePrefix); ok {
+			err = c.resumeNamespace(ctx, nsID)
+		} else {
+			err = c.resumeRepo(ctx, r.Object)
+		}
+		if err != nil {
+			c.log.Error("resuming purge failed; will retry", "object", r.Object, "err", err)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) resumeRepo(ctx context.Context, object string) error {
+	id, err := strconv.ParseInt(object, 10, 64)
+	if err != nil {
+		return err
+	}
+	var r meta.Repository
+	err = c.store.View(ctx, func(tx meta.Tx) (err error) {
+		r, err = tx.RepositoryByID(ctx, id, meta.LockNone)
+		return err
+	})
+	if errors.Is(err, meta.ErrNotFound) {
+		return c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteReview(ctx, meta.ReviewPurge, object) })
+	}
+	if err != nil {
+		return err
+	}
+	c.log.Info("resuming purge", "repository", r.Name)
+	_, err = c.purgeRepo(ctx, r, nil)
+	return err
+}
+
+func (c *Collector) resumeNamespace(ctx context.Context, idText string) error {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return err
+	}
+	var repos []meta.Repository
+	if err := c.store.View(ctx, func(tx meta.Tx) (err error) {
+		repos, err = tx.NamespaceRepositories(ctx, id, 1<<20)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, r := range repos {
+		if _, err := c.purgeRepo(ctx, r, nil); err != nil {
+			return err
+		}
+	}
+	return c.finishNamespace(ctx, id, "namespace "+idText)
+}

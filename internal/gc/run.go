@@ -1,0 +1,340 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/meta"
+)
+
+// RunOptions narrow one run.
+type RunOptions struct {
+	// DryRun decides everything in one transaction that is rolled back:
+	// the summary lists exactly what a real run would delete now.
+	DryRun bool
+	// Repo limits the run to one repository's reviews and what they
+	// cascade to (the blobs and labels they free).
+	Repo string
+	// KeepDeletions lists every deletion in the summary (always on in a
+	// dry run).
+	KeepDeletions bool
+	// Progress, if set, is called after each committed batch with the
+	// running totals.
+	Progress func(Summary)
+}
+
+// batchKinds are the review kinds decided in batches; purges run apart.
+var batchKinds = []string{meta.ReviewTag, meta.ReviewManifest, meta.ReviewLink, meta.ReviewBlob,
+	meta.ReviewLabel, meta.ReviewUploadedBlob, meta.ReviewUpload}
+
+// RunOnce collects until no review is due: the expiry scan, every due
+// review and what it cascades to, interrupted purges, and leftover
+// tombstones.
+func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error) {
+	start := c.opts.Now()
+	filter := meta.ReviewFilter{Kinds: batchKinds}
+	var repoID int64
+	if ro.Repo != "" {
+		err := c.store.View(ctx, func(tx meta.Tx) error {
+			r, err := tx.Repository(ctx, ro.Repo, meta.LockNone)
+			repoID = r.ID
+			return err
+		})
+		if err != nil {
+			return Summary{}, fmt.Errorf("gc --repo %s: %w", ro.Repo, err)
+		}
+		filter.ObjectPrefix = strconv.FormatInt(repoID, 10) + "@"
+		filter.Kinds = []string{meta.ReviewTag, meta.ReviewManifest, meta.ReviewLink, meta.ReviewUploadedBlob}
+	}
+	if ro.DryRun {
+		s, err := c.dryRun(ctx, filter, repoID)
+		s.Duration = time.Since(start)
+		return s, err
+	}
+	total := Summary{Deleted: map[string]int{}}
+	keep := func(s Summary) {
+		if !ro.KeepDeletions {
+			s.Deletions = nil
+		}
+		total.add(s)
+		if ro.Progress != nil {
+			ro.Progress(total)
+		}
+	}
+	if err := c.flushTombstones(ctx); err != nil {
+		return total, err
+	}
+	for {
+		s, err := c.expireBatch(ctx, repoID)
+		keep(s)
+		if err != nil {
+			return total, err
+		}
+		if s.Expired == 0 {
+			break
+		}
+	}
+	for {
+		s, n, err := c.batch(ctx, filter, c.opts.BatchSize)
+		keep(s)
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if ro.Repo == "" {
+		if err := c.resumePurges(ctx); err != nil {
+			return total, err
+		}
+	}
+	total.Duration = c.opts.Now().Sub(start)
+	if total.Duration <= 0 {
+		total.Duration = time.Since(start)
+	}
+	c.metrics.run(total)
+	return total, nil
+}
+
+// expireBatch ends one batch of expired tags.
+func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, error) {
+	var p *pass
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		p = c.newPass(tx, c.opts.Now())
+		_, err := p.expire(ctx, c.opts.BatchSize, repoID)
+		return err
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("expiring tags: %w", err)
+	}
+	c.afterCommit(ctx, p)
+	return p.summary, nil
+}
+
+// batch claims and decides up to limit due reviews in one transaction. A
+// review whose decision fails is rescheduled with backoff in a transaction
+// of its own, so one bad row never blocks the queue; the rest of its batch
+// is redone.
+func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit int) (Summary, int, error) {
+	var p *pass
+	var failed *meta.Review
+	var claimed int
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		failed = nil
+		p = c.newPass(tx, c.opts.Now())
+		reviews, err := tx.ClaimReviews(ctx, p.now, filter, limit)
+		if err != nil {
+			return err
+		}
+		claimed = len(reviews)
+		for _, r := range reviews {
+			began := time.Now()
+			if err := p.decideAll(ctx, r); err != nil {
+				failed = &r
+				return err
+			}
+			c.metrics.decision(r.Kind, time.Since(began))
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil || failed == nil {
+			return Summary{}, 0, err
+		}
+		return c.backoff(ctx, *failed, err)
+	}
+	c.afterCommit(ctx, p)
+	return p.summary, claimed, nil
+}
+
+// backoff reschedules a review whose decision failed.
+func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Summary, int, error) {
+	c.metrics.errors.Inc()
+	delay := time.Duration(1<<min(r.Attempts, 10)) * time.Second
+	delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
+	c.log.Error("gc decision failed; retrying later", "kind", r.Kind, "object", r.Object, "attempts", r.Attempts+1, "retry_in", delay, "err", cause)
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		return tx.RescheduleReview(ctx, r.Kind, r.Object, c.opts.Now().Add(delay), "error: "+cause.Error())
+	})
+	if err != nil {
+		return Summary{}, 0, fmt.Errorf("rescheduling failed review: %w (after %v)", err, cause)
+	}
+	return Summary{Errors: 1, Deleted: map[string]int{}}, 1, nil
+}
+
+// dryRun decides everything due in one transaction and rolls it back.
+func (c *Collector) dryRun(ctx context.Context, filter meta.ReviewFilter, repoID int64) (Summary, error) {
+	var p *pass
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		p = c.newPass(tx, c.opts.Now())
+		for {
+			n, err := p.expire(ctx, c.opts.BatchSize, repoID)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		for {
+			reviews, err := tx.ClaimReviews(ctx, p.now, filter, c.opts.BatchSize)
+			if err != nil {
+				return err
+			}
+			if len(reviews) == 0 {
+				return errDryRun
+			}
+			for _, r := range reviews {
+				if err := p.decideAll(ctx, r); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	if !errors.Is(err, errDryRun) {
+		return Summary{}, fmt.Errorf("dry run: %w", err)
+	}
+	p.summary.DryRun = true
+	return p.summary, nil
+}
+
+// afterCommit deletes the bytes of the blob rows the pass deleted (then
+// their tombstones), the staging objects of collected uploads, and
+// publishes the pass's deletions.
+func (c *Collector) afterCommit(ctx context.Context, p *pass) {
+	for _, ts := range p.tombs {
+		if err := c.deleteBytes(ctx, ts); err != nil {
+			c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", ts.StorageKey, "err", err)
+		}
+	}
+	for _, id := range p.aborts {
+		if err := c.blobs.UploadAbort(ctx, id); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			c.log.Warn("deleting upload staging failed; sweep will retry", "upload", id, "err", err)
+		}
+	}
+	for _, d := range p.summary.Deletions {
+		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)
+		c.metrics.deleted(d)
+	}
+	for _, e := range p.events {
+		c.hooks.emit(e)
+	}
+}
+
+func (c *Collector) deleteBytes(ctx context.Context, ts meta.Tombstone) error {
+	if err := c.blobs.Delete(ctx, ts.StorageKey); err != nil {
+		return err
+	}
+	return c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteTombstone(ctx, ts.StorageKey) })
+}
+
+// flushTombstones retries bytes whose deletion a crash or an error
+// interrupted. Deleting bytes twice is harmless: keys are never reused.
+func (c *Collector) flushTombstones(ctx context.Context) error {
+	for {
+		var ts []meta.Tombstone
+		if err := c.store.View(ctx, func(tx meta.Tx) (err error) {
+			ts, err = tx.Tombstones(ctx, c.opts.BatchSize)
+			return err
+		}); err != nil {
+			return fmt.Errorf("listing tombstones: %w", err)
+		}
+		failed := 0
+		for _, t := range ts {
+			if err := c.deleteBytes(ctx, t); err != nil {
+				c.log.Warn("deleting blob bytes failed; will retry", "key", t.StorageKey, "err", err)
+				failed++
+			}
+		}
+		if len(ts) < c.opts.BatchSize || failed > 0 {
+			return nil
+		}
+	}
+}
+
+// Run collects in the background until ctx ends: Workers goroutines each
+// run batches, sleeping Interval (with jitter) when nothing is due.
+func (c *Collector) Run(ctx context.Context) error {
+	workers := max(c.opts.Workers, 1)
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		go func() { errs <- c.worker(ctx) }()
+	}
+	var first error
+	for i := 0; i < workers; i++ {
+		if err := <-errs; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (c *Collector) worker(ctx context.Context) error {
+	for {
+		s, err := c.RunOnce(ctx, RunOptions{})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			c.metrics.errors.Inc()
+			c.log.Error("gc run failed", "err", err)
+		} else if s.Reviews > 0 || s.Expired > 0 {
+			c.log.Debug("gc run", "reviews", s.Reviews, "deleted", s.Deleted, "bytes_freed", s.BytesFreed, "duration", s.Duration)
+		}
+		sleep := c.opts.Interval/2 + time.Duration(rand.Int64N(int64(c.opts.Interval)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(sleep):
+		}
+	}
+}
+
+// Status is what the management API and `berth gc --status` report.
+type Status struct {
+	Pending         int64     `json:"reviews_pending"`
+	Due             int64     `json:"reviews_due"`
+	Overdue         int64     `json:"reviews_overdue"`
+	NextReview      time.Time `json:"next_review,omitzero"`
+	Tombstones      int       `json:"tombstones"`
+	ReclaimableNow  int64     `json:"bytes_reclaimable_now"`
+	ReclaimableDone bool      `json:"bytes_reclaimable_computed"`
+}
+
+// Status reads the queue. With reclaimable, it also runs a dry run to
+// report the bytes a collection would free now.
+func (c *Collector) Status(ctx context.Context, reclaimable bool) (Status, error) {
+	var st Status
+	err := c.store.View(ctx, func(tx meta.Tx) error {
+		rs, err := tx.ReviewStats(ctx, c.opts.Now(), c.opts.OverdueAfter)
+		if err != nil {
+			return err
+		}
+		st.Pending, st.Due, st.Overdue = rs.Pending, rs.Due, rs.Overdue
+		next, err := tx.NextReview(ctx)
+		if err != nil {
+			return err
+		}
+		if next != nil {
+			st.NextReview = *next
+		}
+		ts, err := tx.Tombstones(ctx, 10000)
+		st.Tombstones = len(ts)
+		return err
+	})
+	if err != nil || !reclaimable {
+		return st, err
+	}
+	s, err := c.RunOnce(ctx, RunOptions{DryRun: true})
+	if err != nil {
+		return st, err
+	}
+	st.ReclaimableNow, st.ReclaimableDone = s.BytesFreed, true
+	return st, nil
+}
