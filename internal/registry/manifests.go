@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 )
@@ -289,7 +290,7 @@ func (r *Registry) reviewEndedTag(ctx context.Context, tx meta.Tx, repo meta.Rep
 	if e := t.EffectiveEnd(); e != nil && e.Before(now) {
 		end = *e
 	}
-	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: strconv.FormatInt(t.ID, 10), ReviewAfter: end.Add(ret), Reason: reason})
+	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(repo.ID, strconv.FormatInt(t.ID, 10)), ReviewAfter: end.Add(ret), Reason: reason})
 }
 
 // configLabels reads the labels of m's image config from the byte store,
@@ -413,33 +414,10 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 				return err
 			}
 		}
-		referrers, err := tx.Referrers(ctx, rp.ID, d, "", meta.LockNone)
-		if err != nil {
-			return fmt.Errorf("reading referrers of %s: %w", d, err)
-		}
-		refs, err := tx.DeleteManifest(ctx, rp.ID, d)
-		if err != nil {
+		// The collector's own rule: delete the rows and review what they
+		// pointed at (links after the grace; children, referrers, labels now).
+		if _, err := gc.DeleteManifest(ctx, tx, rp.ID, d, now, r.opts.Grace); err != nil {
 			return fmt.Errorf("deleting manifest %s: %w", d, err)
-		}
-		reason := "manifest " + d.String() + " deleted"
-		grace := now.Add(r.opts.Grace)
-		var reviews []meta.Review
-		for _, b := range refs.Blobs {
-			reviews = append(reviews, meta.Review{Kind: meta.ReviewLink, Object: object(rp.ID, b), ReviewAfter: grace, Reason: reason})
-		}
-		for _, c := range refs.Children {
-			reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, c), ReviewAfter: now, Reason: reason})
-		}
-		for _, m := range referrers {
-			reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, m.Digest), ReviewAfter: now, Reason: "subject " + d.String() + " deleted"})
-		}
-		for _, id := range refs.LabelIDs {
-			reviews = append(reviews, meta.Review{Kind: meta.ReviewLabel, Object: strconv.FormatInt(id, 10), ReviewAfter: now, Reason: reason})
-		}
-		for _, rv := range reviews {
-			if err := tx.AddReview(ctx, rv); err != nil {
-				return fmt.Errorf("recording %s review: %w", rv.Kind, err)
-			}
 		}
 		return nil
 	})

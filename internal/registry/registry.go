@@ -118,7 +118,7 @@ func (r *Registry) emit(kind, repo string, d digest.Digest, tag string, at time.
 
 // object is the review object of a per-repository row: "repoID@digest".
 func object(repoID int64, d digest.Digest) string {
-	return fmt.Sprintf("%d@%s", repoID, d)
+	return meta.RepoObject(repoID, d.String())
 }
 
 func validName(name string) error {
