@@ -284,9 +284,7 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 	})
 	cleanup := context.WithoutCancel(ctx)
 	if err != nil {
-		if derr := r.blobs.Delete(cleanup, key); derr != nil {
-			r.log.DebugContext(ctx, "deleting bytes of a failed commit", "key", key, "error", derr)
-		}
+		r.dropUnnamedBytes(cleanup, key)
 		return BlobInfo{}, err
 	}
 	if duplicate {
@@ -296,6 +294,26 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 	}
 	r.emit(EventBlobPushed, repo, d, "", now)
 	return BlobInfo{Digest: d, Size: size}, nil
+}
+
+// dropUnnamedBytes deletes bytes written for a commit whose transaction
+// failed — but only once the store confirms no row names the key: a commit
+// that failed in doubt (connection lost while committing) may have landed,
+// and deleting the bytes under a committed row would lose the blob. When
+// the store cannot be asked, the bytes stay for `berth sweep`.
+func (r *Registry) dropUnnamedBytes(ctx context.Context, key string) {
+	var known bool
+	err := r.store.View(ctx, func(tx meta.Tx) (err error) {
+		known, err = tx.StorageKeyKnown(ctx, key)
+		return err
+	})
+	if err != nil || known {
+		r.log.DebugContext(ctx, "keeping bytes of a failed commit", "key", key, "named", known, "error", err)
+		return
+	}
+	if derr := r.blobs.Delete(ctx, key); derr != nil {
+		r.log.DebugContext(ctx, "deleting bytes of a failed commit", "key", key, "error", derr)
+	}
 }
 
 // CancelUpload ends upload id of repo and deletes its staging bytes (rows
