@@ -43,7 +43,16 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 		return false, fmt.Errorf("inserting manifest %s: %w", m.Digest, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// Already stored: a re-PUT refreshes the untagged grace.
+		// Already stored: lock it (the collector may be deleting it right
+		// now; then retry the transaction, whose insert will win), and a
+		// re-PUT refreshes the untagged grace.
+		found, err := t.exists(ctx, `SELECT 1 FROM manifest WHERE repository_id = ? AND digest = ?`+t.lock(meta.LockShare), m.RepoID, m.Digest.String())
+		if err != nil {
+			return false, fmt.Errorf("locking manifest %s: %w", m.Digest, err)
+		}
+		if !found {
+			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
+		}
 		if _, err := t.exec(ctx, `UPDATE manifest SET pushed_at = ? WHERE repository_id = ? AND digest = ? AND pushed_at < ?`,
 			us(m.PushedAt), m.RepoID, m.Digest.String(), us(m.PushedAt)); err != nil {
 			return false, fmt.Errorf("refreshing manifest %s: %w", m.Digest, err)
