@@ -112,6 +112,10 @@ func (postgresDialect) retryable(err error) bool {
 		return true
 	case "23505": // unique_violation: a concurrent insert of the same key won
 		return true
+	case "23503": // foreign_key_violation: the row an edge points at was
+		// deleted by a transaction that committed while this one waited
+		// on its lock; the retry sees the truth.
+		return true
 	}
 	return false
 }
