@@ -1,17 +1,23 @@
 package app
 
-import "net/http"
+import (
+	"net/http"
 
-// metricsHandler serves Prometheus metrics, or is nil when the build has no
-// exporter.
-//
-// TODO(metrics): go.sum lacks client_golang's dependencies (client_model,
-// common, procfs, perks, xxhash, protobuf), so promhttp cannot be imported
-// yet. After `go get github.com/prometheus/client_golang/prometheus/promhttp@v1.25.0`:
-//
-//	reg := prometheus.NewRegistry()
-//	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-//	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-//
-// and pass reg to the packages that export metrics through their Options.
-func metricsHandler() http.Handler { return nil }
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// newMetrics returns a dedicated Prometheus registry holding the Go runtime
+// and process collectors, and the /metrics handler over it. The packages
+// that export metrics register theirs through their Options (gc.Options
+// Registerer). A dedicated registry, rather than the global default, keeps
+// two servers in one test process from colliding.
+func newMetrics() (*prometheus.Registry, http.Handler) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta"
@@ -60,15 +62,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return err
 	}
 
-	reg := registry.New(stores.Meta, stores.Blobs, registryOptions(cfg, logger))
-	mux := http.NewServeMux()
-	mux.Handle("/", api.New(reg, api.Options{Logger: logger}))
+	var promReg *prometheus.Registry
+	var metricsHandler http.Handler
 	if cfg.Metrics {
-		if h := metricsHandler(); h != nil {
-			mux.Handle("GET /metrics", h)
-		} else {
-			logger.Warn("metrics are enabled but this build has no Prometheus exporter; /metrics is not served")
-		}
+		promReg, metricsHandler = newMetrics()
+	}
+	var registerer prometheus.Registerer // a nil *prometheus.Registry must stay a nil interface
+	if promReg != nil {
+		registerer = promReg
+	}
+	svc := newServices(cfg, stores, logger, registerer)
+	mux := http.NewServeMux()
+	mux.Handle("/", api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector}))
+	if metricsHandler != nil {
+		mux.Handle("GET /metrics", metricsHandler)
 	}
 
 	srv := &http.Server{
@@ -96,12 +103,24 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 
 	// Deferred in this order so that, on every return path, ctx is
-	// cancelled, then the collector is waited for, then the stores close.
+	// cancelled, then the collector is waited for, then webhook delivery
+	// is drained (closeEvents), then the stores close. drain is false when
+	// the HTTP server did not shut down cleanly: handlers may still emit
+	// events, and the process is about to exit anyway.
+	drain := true
+	defer func() {
+		if !drain {
+			return
+		}
+		ctx, stop := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer stop()
+		svc.closeEvents(ctx)
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if c := newCollector(cfg, stores, logger); c != nil {
+	if c := newCollector(cfg, svc); c != nil {
 		wg.Go(func() {
 			// The collector backs off and retries on its own; if it stops
 			// anyway, keep serving: pulls and pushes matter more than
@@ -128,6 +147,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"version", v.Version,
 		"tls", cfg.TLS.Enabled(),
 		"gc_workers", cfg.GC.Workers,
+		"metrics", cfg.Metrics,
+		"webhooks", len(cfg.Webhooks),
 	)
 	if ready != nil {
 		ready(ln.Addr())
@@ -144,6 +165,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	err = srv.Shutdown(shutdownCtx)
 	<-served // http.ErrServerClosed
 	if err != nil {
+		drain = false
 		srv.Close()
 		return fmt.Errorf("shutting down HTTP server: %w", err)
 	}
@@ -187,11 +209,8 @@ func registryOptions(cfg config.Config, logger *slog.Logger) registry.Options {
 		TagRetention: zeroIsNone(cfg.GC.TagRetention.Duration()),
 		Now:          time.Now,
 		Logger:       logger,
-		Events: func(e registry.Event) {
-			// TODO(webhooks): deliver to cfg.Webhooks once a notifier
-			// package exists; for now events are only logged.
-			logger.Debug("event", "kind", e.Kind, "repo", e.Repo, "digest", e.Digest, "tag", e.Tag)
-		},
+		// Events are set by newServices, which forwards them to the
+		// collector's webhooks.
 	}
 }
 
@@ -202,32 +221,12 @@ func zeroIsNone(d time.Duration) time.Duration {
 	return d
 }
 
-// newCollector returns the background collector, or nil when cfg.GC.Workers
-// is 0.
-func newCollector(cfg config.Config, stores *Stores, logger *slog.Logger) collector {
+// newCollector returns the background collector of svc, or nil when
+// cfg.GC.Workers is 0 (the collector still exists then, for the management
+// API and for webhooks, but collects nothing on its own).
+func newCollector(cfg config.Config, svc *Services) collector {
 	if cfg.GC.Workers == 0 {
 		return nil
 	}
-	// TODO(gc): internal/gc has gc.New now, but it imports
-	// client_golang/prometheus, whose dependencies are missing from go.sum,
-	// so the package does not build yet; importing it here would break
-	// serve. Once it builds, replace this with (and in serve, after the
-	// collector's Run returns, call Close(shutdownCtx) to drain webhooks):
-	//
-	//	return gc.New(stores.Meta, stores.Blobs, gc.Options{
-	//		Grace:           cfg.GC.Grace.Duration(),        // gc takes 0 as 0 (no remap, unlike registry)
-	//		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
-	//		TagRetention:    cfg.GC.TagRetention.Duration(),
-	//		ReviewDelay:     cfg.GC.ReviewDelay.Duration(),
-	//		CollectUntagged: cfg.GC.CollectUntagged,
-	//		Workers:         cfg.GC.Workers,
-	//		BatchSize:       cfg.GC.BatchSize,
-	//		Interval:        cfg.GC.Interval.Duration(),
-	//		Now:             time.Now,
-	//		Logger:          logger,
-	//		Webhooks:        webhooks(cfg.Webhooks), // config.Webhook -> gc.Webhook (timeout 0 = config.DefaultWebhookTimeout)
-	//		Registerer:      <the registry behind metricsHandler>,
-	//	})
-	logger.Warn("background garbage collection is not available in this build", "gc_workers", cfg.GC.Workers)
-	return nil
+	return svc.Collector
 }
