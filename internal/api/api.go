@@ -22,6 +22,9 @@ type Options struct {
 	// MaxManifestBytes bounds manifest bodies (default and maximum
 	// oci.MaxManifestSize).
 	MaxManifestBytes int64
+	// Collector serves the management API's purge and gc status
+	// (mgmt.go); nil answers them 501.
+	Collector Collector
 }
 
 type handler struct {
@@ -58,7 +61,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
 	err := h.serve(rec, r, rt)
-	if err != nil {
+	if err != nil && rt.Kind == KindManagement {
+		writeMgmtError(rec, r, err)
+	} else if err != nil {
 		writeError(rec, r, err)
 	}
 
@@ -101,6 +106,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error 
 		return h.tags(w, r, rt)
 	case KindReferrers:
 		return h.referrers(w, r, rt)
+	case KindManagement:
+		return h.mgmt(w, r, rt)
 	}
 	return errRouteUnknown
 }

@@ -17,9 +17,10 @@ const (
 	KindUpload         // /v2/<name>/blobs/uploads/<id>
 	KindTags           // /v2/<name>/tags/list
 	KindReferrers      // /v2/<name>/referrers/<digest>
+	KindManagement     // /berth/v1/<rest> (Ref holds <rest>; see mgmt.go)
 )
 
-var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "uploads", "upload", "tags", "referrers"}
+var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "uploads", "upload", "tags", "referrers", "management"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -36,8 +37,12 @@ type Route struct {
 // ParseRoute parses an OCI distribution path. Repository names contain
 // slashes, so a path is read from its end: the last one to three segments
 // say the kind, everything before them is the name. A path that names
-// nothing gives KindUnknown.
+// nothing gives KindUnknown. A management path (/berth/v1/...) gives
+// KindManagement with the rest of the path in Ref; parseMgmtRoute reads it.
 func ParseRoute(path string) Route {
+	if rest, ok := strings.CutPrefix(path, mgmtPrefix); ok {
+		return Route{Kind: KindManagement, Ref: rest}
+	}
 	if path == "/v2" || path == "/v2/" {
 		return Route{Kind: KindBase}
 	}

@@ -1,0 +1,287 @@
+package api
+
+// The management API: berth's own endpoints beside the OCI API, under
+// /berth/v1, for the time machine, tag expiry, namespace retention, purge
+// and the collector's status. Bodies are JSON; errors use the same OCI
+// error envelope as /v2.
+//
+//	GET    /berth/v1/repositories/<name>/_tags/history          every lifetime of every tag
+//	GET    /berth/v1/repositories/<name>/_tags/<tag>/history    every lifetime of one tag
+//	POST   /berth/v1/repositories/<name>/_tags/<tag>/restore    {"digest": "sha256:…"} or {"at": "RFC 3339"}
+//	PUT    /berth/v1/repositories/<name>/_tags/<tag>/expiry     {"at": "RFC 3339"} or {"in": "2h"}
+//	DELETE /berth/v1/repositories/<name>/_tags/<tag>/expiry     the tag no longer expires
+//	GET    /berth/v1/namespaces/<ns>/retention                  the removed-tag window
+//	PUT    /berth/v1/namespaces/<ns>/retention                  {"retention": "72h"} or {"retention": null} (server default)
+//	POST   /berth/v1/purge/<ns>[/<repo>]                        purge, synchronously; answers the summary
+//	GET    /berth/v1/gc/status[?reclaimable=true]               the review queue (and bytes reclaimable now)
+//
+// Repository names contain slashes, so the name ends at the first path
+// segment that starts with "_": a repository path component never does
+// (OCI name grammar), so the split is unambiguous. A tag may start with
+// "_", but it always sits right after "_tags". Durations accept Go syntax
+// ("90m", "1h30m") and the d and w units ("3d", "2w").
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/registry"
+)
+
+const mgmtPrefix = "/berth/v1/"
+
+// Collector is what the management API needs of the garbage collector
+// (*gc.Collector).
+type Collector interface {
+	Status(ctx context.Context, reclaimable bool) (gc.Status, error)
+	Purge(ctx context.Context, name string, progress func(gc.Summary)) (gc.Summary, error)
+}
+
+var _ Collector = (*gc.Collector)(nil)
+
+// mgmtKind is the resource a management path names.
+type mgmtKind int
+
+const (
+	mgmtUnknown   mgmtKind = iota
+	mgmtHistory            // repositories/<name>/_tags[/<tag>]/history
+	mgmtRestore            // repositories/<name>/_tags/<tag>/restore
+	mgmtExpiry             // repositories/<name>/_tags/<tag>/expiry
+	mgmtRetention          // namespaces/<ns>/retention
+	mgmtPurge              // purge/<name>
+	mgmtGCStatus           // gc/status
+)
+
+// mgmtRoute is a parsed management path (after /berth/v1/). Names and tags
+// are not validated yet: the registry does that.
+type mgmtRoute struct {
+	Kind mgmtKind
+	Name string // repository, namespace or purge target
+	Tag  string
+}
+
+func parseMgmtRoute(rest string) mgmtRoute {
+	segs := strings.Split(rest, "/")
+	switch {
+	case rest == "gc/status":
+		return mgmtRoute{Kind: mgmtGCStatus}
+	case len(segs) == 3 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "retention":
+		return mgmtRoute{Kind: mgmtRetention, Name: segs[1]}
+	case len(segs) >= 2 && segs[0] == "purge":
+		if name := strings.Join(segs[1:], "/"); !strings.Contains("/"+name+"/", "//") {
+			return mgmtRoute{Kind: mgmtPurge, Name: name}
+		}
+	case len(segs) >= 4 && segs[0] == "repositories":
+		i := 1
+		for i < len(segs) && !strings.HasPrefix(segs[i], "_") {
+			if segs[i] == "" {
+				return mgmtRoute{}
+			}
+			i++
+		}
+		if i == 1 || i == len(segs) || segs[i] != "_tags" {
+			return mgmtRoute{}
+		}
+		name, tail := strings.Join(segs[1:i], "/"), segs[i+1:]
+		switch {
+		case len(tail) == 1 && tail[0] == "history":
+			return mgmtRoute{Kind: mgmtHistory, Name: name}
+		case len(tail) == 2 && tail[0] != "":
+			kind := map[string]mgmtKind{"history": mgmtHistory, "restore": mgmtRestore, "expiry": mgmtExpiry}[tail[1]]
+			if kind != mgmtUnknown {
+				return mgmtRoute{Kind: kind, Name: name, Tag: tail[0]}
+			}
+		}
+	}
+	return mgmtRoute{}
+}
+
+// Management-only errors, answered by writeMgmtError.
+var errNoCollector = errors.New("this server runs no garbage collector")
+
+var mgmtErrorTable = []struct {
+	err     error
+	code    string
+	status  int
+	message string
+}{
+	{gc.ErrPurgeIncomplete, "PURGE_INCOMPLETE", http.StatusConflict, "purge incomplete; it is resumable: send the request again"},
+	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
+}
+
+// writeMgmtError writes a management error: its own codes first, then the
+// OCI table of writeError.
+func writeMgmtError(w http.ResponseWriter, r *http.Request, err error) {
+	for _, e := range mgmtErrorTable {
+		if errors.Is(err, e.err) {
+			body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.code, Message: e.message, Detail: err.Error()}}})
+			writeJSON(w, r, e.status, "application/json", body)
+			return
+		}
+	}
+	writeError(w, r, err)
+}
+
+func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
+	mr := parseMgmtRoute(rt.Ref)
+	switch mr.Kind {
+	case mgmtHistory:
+		return h.tagHistory(w, r, mr)
+	case mgmtRestore:
+		return h.restoreTag(w, r, mr)
+	case mgmtExpiry:
+		return h.tagExpiry(w, r, mr)
+	case mgmtRetention:
+		return h.retention(w, r, mr)
+	case mgmtPurge:
+		return h.purge(w, r, mr)
+	case mgmtGCStatus:
+		return h.gcStatus(w, r)
+	}
+	return errRouteUnknown
+}
+
+// maxMgmtBody bounds management request bodies.
+const maxMgmtBody = 64 << 10
+
+// readBody decodes a JSON request body into v, rejecting unknown fields.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxMgmtBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("reading JSON body: %v: %w", err, registry.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// replyJSON encodes v with status 200.
+func replyJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", body)
+	return nil
+}
+
+// ParseDuration reads a management duration: Go syntax ("90m", "1h30m",
+// "0"), or the d and w units of expiry labels ("3d", "2w").
+func ParseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := oci.ParseExpiry(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want e.g. 90m, 72h, 3d or 2w: %w", s, registry.ErrInvalidArgument)
+	}
+	return d, nil
+}
+
+// ParseTime reads a management time: RFC 3339 ("2026-01-02T15:04:05Z").
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z: %w", s, registry.ErrInvalidArgument)
+	}
+	return t, nil
+}
+
+// TagLifetime is one row of a tag's history: the tag pointed at Digest from
+// Start until End (or is live).
+type TagLifetime struct {
+	Tag       string        `json:"tag"`
+	Digest    digest.Digest `json:"digest"`
+	Start     time.Time     `json:"start"`
+	End       *time.Time    `json:"end,omitempty"`
+	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
+	Hidden    bool          `json:"hidden,omitempty"`
+	Live      bool          `json:"live"`
+	// Restorable: the lifetime ended inside the time-machine window, so
+	// restore can bring it back (until RestorableUntil).
+	Restorable      bool       `json:"restorable"`
+	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
+}
+
+// NewTagLifetime describes t at now, under the namespace window retention.
+func NewTagLifetime(t meta.Tag, retention time.Duration, now time.Time) TagLifetime {
+	l := TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
+		Hidden: t.Hidden, Live: t.LiveAt(now)}
+	if end := t.EffectiveEnd(); end != nil {
+		until := end.Add(retention).UTC()
+		l.RestorableUntil = &until
+		l.Restorable = !l.Live && until.After(now)
+	}
+	return l
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// TagHistory is the history of one tag of a repository, or of all its
+// tags (Tag empty), newest first.
+type TagHistory struct {
+	Repository string        `json:"repository"`
+	Tag        string        `json:"tag,omitempty"`
+	Retention  string        `json:"retention"`
+	Lifetimes  []TagLifetime `json:"lifetimes"`
+}
+
+// NewTagHistory builds the history document the API and the CLI print.
+func NewTagHistory(repo, tag string, rows []meta.Tag, retention time.Duration, now time.Time) TagHistory {
+	h := TagHistory{Repository: repo, Tag: tag, Retention: retention.String(), Lifetimes: []TagLifetime{}}
+	for _, t := range rows {
+		h.Lifetimes = append(h.Lifetimes, NewTagLifetime(t, retention, now))
+	}
+	return h
+}
+
+// NamespaceRetention is a namespace's removed-tag window.
+type NamespaceRetention struct {
+	Namespace string `json:"namespace"`
+	// Retention is the namespace's own window; null means the server's
+	// default.
+	Retention        *string `json:"retention"`
+	Effective        string  `json:"effective"`
+	EffectiveSeconds int64   `json:"effective_seconds"`
+}
+
+// NewNamespaceRetention builds the retention document the API and the CLI
+// print.
+func NewNamespaceRetention(r registry.Retention) NamespaceRetention {
+	out := NamespaceRetention{Namespace: r.Namespace, Effective: r.Effective.String(), EffectiveSeconds: int64(r.Effective / time.Second)}
+	if r.Configured != nil {
+		s := r.Configured.String()
+		out.Retention = &s
+	}
+	return out
+}
+
+// boolQuery reads a boolean query parameter; absent is false.
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q is not a boolean: %w", name, v, registry.ErrInvalidArgument)
+	}
+	return b, nil
+}
