@@ -1,0 +1,882 @@
+package gc_test
+
+// The test harness of the collector: for each metadata backend, a real
+// registry served over httptest (api + registry + sqlstore + blob/fs), a
+// collector sharing its stores, and one injected clock shared by both, so
+// no test waits out a real window. Clients are go-containerregistry's remote
+// package (with name.Insecure) and raw HTTP where precision matters.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/blob"
+	blobfs "github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/meta/sqlstore"
+	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/registry"
+)
+
+// Windows of the harness: the defaults of DESIGN.md.
+const (
+	grace        = time.Hour
+	retention    = 14 * 24 * time.Hour
+	uploadExpiry = 24 * time.Hour
+	// pastEverything is longer than every window.
+	pastEverything = retention + uploadExpiry + 2*grace
+)
+
+// clock is the one injected clock of a harness: the registry and every
+// collector read it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// faultyBlobs wraps the byte store to inject failures (a crash or an
+// outage of the storage backend); with no fault set it is the real store.
+type faultyBlobs struct {
+	blob.Store
+	failDelete atomic.Bool
+	deletes    atomic.Int64
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (f *faultyBlobs) Delete(ctx context.Context, key string) error {
+	if f.failDelete.Load() {
+		return fmt.Errorf("deleting %s: %w", key, errInjected)
+	}
+	f.deletes.Add(1)
+	return f.Store.Delete(ctx, key)
+}
+
+// harness is one registry + collector over fresh backends.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	backend string
+	clock   *clock
+	store   *sqlstore.Store
+	fs      *blobfs.Store
+	blobs   *faultyBlobs // what the collector deletes through
+	reg     *registry.Registry
+	srv     *httptest.Server
+	host    string
+	opts    gc.Options
+	gc      *gc.Collector
+
+	mu     sync.Mutex
+	events []gc.Event
+}
+
+type option func(*gc.Options)
+
+func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
+func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
+
+// forEachBackend runs fn on a fresh harness per backend (SQLite and
+// PostgreSQL; PostgreSQL is skipped only when BERTH_TEST_POSTGRES_DSN is
+// unset, and required when CI=true).
+func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness), opts ...option) {
+	t.Helper()
+	for _, b := range sqltest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			fn(t, newHarness(t, b, opts...))
+		})
+	}
+}
+
+func newHarness(t *testing.T, b sqltest.Backend, opts ...option) *harness {
+	t.Helper()
+	store := sqltest.Open(t, b.DSN(t))
+	fs, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatalf("opening blob store: %v", err)
+	}
+	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
+	h := &harness{t: t, ctx: context.Background(), backend: b.Name, clock: c, store: store, fs: fs, blobs: &faultyBlobs{Store: fs}}
+	h.reg = registry.New(store, fs, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
+	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
+	t.Cleanup(h.srv.Close)
+	h.host = strings.TrimPrefix(h.srv.URL, "http://")
+	h.opts = gc.DefaultOptions()
+	h.opts.Now = c.Now
+	h.opts.Hooks = []func(gc.Event){func(e gc.Event) {
+		h.mu.Lock()
+		h.events = append(h.events, e)
+		h.mu.Unlock()
+	}}
+	for _, o := range opts {
+		o(&h.opts)
+	}
+	h.gc = h.newCollector()
+	return h
+}
+
+// newCollector returns another collector on the same stores and clock (a
+// second replica).
+func (h *harness) newCollector() *gc.Collector {
+	c := gc.New(h.store, h.blobs, h.opts)
+	h.t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func (h *harness) eventsOf(kind string) []gc.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []gc.Event
+	for _, e := range h.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ---- references and the go-containerregistry client -----------------------
+
+func (h *harness) repo(repo string) name.Repository {
+	h.t.Helper()
+	r, err := name.NewRepository(h.host+"/"+repo, name.Insecure)
+	if err != nil {
+		h.t.Fatalf("repository %s: %v", repo, err)
+	}
+	return r
+}
+
+func (h *harness) tag(repo, tag string) name.Tag { return h.repo(repo).Tag(tag) }
+
+func (h *harness) dig(repo string, d v1.Hash) name.Digest { return h.repo(repo).Digest(d.String()) }
+
+func (h *harness) remoteOpts() []remote.Option {
+	return []remote.Option{remote.WithContext(h.ctx), remote.WithTransport(http.DefaultTransport)}
+}
+
+func mustDigest(t testing.TB, x interface{ Digest() (v1.Hash, error) }) v1.Hash {
+	t.Helper()
+	d, err := x.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// randomImage is an image with n random layers (Docker media types).
+func randomImage(t testing.TB, layers int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(300, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// ociImage is a random OCI image.
+func ociImage(t testing.TB, layers int64) v1.Image {
+	t.Helper()
+	img := randomImage(t, layers)
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	return mutate.ConfigMediaType(img, types.OCIConfigJSON)
+}
+
+// labeledImage is a random image whose config carries labels.
+func labeledImage(t testing.TB, labels map[string]string) v1.Image {
+	t.Helper()
+	img, err := mutate.Config(ociImage(t, 1), v1.Config{Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// withLayers is base plus the given layers (to share layers between images).
+func withLayers(t testing.TB, base v1.Image, ls ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(base, ls...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func randomLayer(t testing.TB) v1.Layer {
+	t.Helper()
+	l, err := random.Layer(400, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// artifact is an OCI 1.1 artifact (a signature, an SBOM) referring to subject.
+func artifact(t testing.TB, artifactType string, subject v1.Descriptor) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.MediaType(artifactType))
+	img = withLayers(t, img, randomLayer(t))
+	return mutate.Subject(img, subject).(v1.Image)
+}
+
+// descriptor of an image or index, for subjects and index entries.
+func descriptor(t testing.TB, x interface {
+	Digest() (v1.Hash, error)
+	MediaType() (types.MediaType, error)
+	Size() (int64, error)
+}) v1.Descriptor {
+	t.Helper()
+	d := mustDigest(t, x)
+	mt, err := x.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := x.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: n}
+}
+
+// pushImage pushes img to repo under ref (a tag, or "" to push by digest)
+// and returns its digest.
+func (h *harness) pushImage(repo, tag string, img v1.Image) v1.Hash {
+	h.t.Helper()
+	if err := h.tryPushImage(repo, tag, img); err != nil {
+		h.t.Fatalf("pushing image to %s:%s: %v", repo, tag, err)
+	}
+	return mustDigest(h.t, img)
+}
+
+func (h *harness) tryPushImage(repo, tag string, img v1.Image) error {
+	var ref name.Reference = h.dig(repo, mustDigest(h.t, img))
+	if tag != "" {
+		ref = h.tag(repo, tag)
+	}
+	return remote.Write(ref, img, h.remoteOpts()...)
+}
+
+// pushIndex pushes idx (and its children) to repo.
+func (h *harness) pushIndex(repo, tag string, idx v1.ImageIndex) v1.Hash {
+	h.t.Helper()
+	var ref name.Reference = h.dig(repo, mustDigest(h.t, idx))
+	if tag != "" {
+		ref = h.tag(repo, tag)
+	}
+	if err := remote.WriteIndex(ref, idx, h.remoteOpts()...); err != nil {
+		h.t.Fatalf("pushing index to %s:%s: %v", repo, tag, err)
+	}
+	return mustDigest(h.t, idx)
+}
+
+// retag points tag at an existing manifest (remote.Tag).
+func (h *harness) retag(repo, tag string, d v1.Hash) {
+	h.t.Helper()
+	desc, err := remote.Get(h.dig(repo, d), h.remoteOpts()...)
+	if err != nil {
+		h.t.Fatalf("getting %s@%s: %v", repo, d, err)
+	}
+	if err := remote.Tag(h.tag(repo, tag), desc, h.remoteOpts()...); err != nil {
+		h.t.Fatalf("tagging %s:%s: %v", repo, tag, err)
+	}
+}
+
+// deleteRef deletes a tag or a manifest by digest over the API.
+func (h *harness) deleteRef(ref name.Reference) {
+	h.t.Helper()
+	if err := remote.Delete(ref, h.remoteOpts()...); err != nil {
+		h.t.Fatalf("deleting %s: %v", ref, err)
+	}
+}
+
+// ---- raw HTTP --------------------------------------------------------------
+
+func (h *harness) do(method, path string, hdr map[string]string, body []byte) (*http.Response, []byte) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(h.ctx, method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, b
+}
+
+func (h *harness) expect(resp *http.Response, body []byte, status int) {
+	h.t.Helper()
+	if resp.StatusCode != status {
+		h.t.Fatalf("%s %s: status %d, want %d; body %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, body)
+	}
+}
+
+// pushBlob uploads b monolithically and returns its digest.
+func (h *harness) pushBlob(repo string, b []byte) digest.Digest {
+	h.t.Helper()
+	d := digest.FromBytes(b)
+	resp, body := h.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), map[string]string{"Content-Type": "application/octet-stream"}, b)
+	h.expect(resp, body, http.StatusCreated)
+	return d
+}
+
+// headBlob reports the status of HEAD /v2/<repo>/blobs/<d>.
+func (h *harness) headBlob(repo string, d digest.Digest) int {
+	h.t.Helper()
+	resp, _ := h.do("HEAD", "/v2/"+repo+"/blobs/"+d.String(), nil, nil)
+	return resp.StatusCode
+}
+
+// putManifest PUTs a raw manifest and returns the status and body.
+func (h *harness) putManifest(repo, ref, mediaType string, body []byte) (int, []byte) {
+	h.t.Helper()
+	resp, b := h.do("PUT", "/v2/"+repo+"/manifests/"+ref, map[string]string{"Content-Type": mediaType}, body)
+	return resp.StatusCode, b
+}
+
+// imageManifest builds a raw OCI image manifest over config and layers.
+func imageManifest(config digest.Digest, configSize int64, layers map[digest.Digest]int64) []byte {
+	var ls []string
+	keys := make([]digest.Digest, 0, len(layers))
+	for d := range layers {
+		keys = append(keys, d)
+	}
+	slices.Sort(keys)
+	for _, d := range keys {
+		ls = append(ls, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}`, d, layers[d]))
+	}
+	return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[%s]}`,
+		config, configSize, strings.Join(ls, ",")))
+}
+
+// ---- the collector ---------------------------------------------------------
+
+// collectWith runs c until a run finds nothing due, and sums the runs.
+func (h *harness) collectWith(c *gc.Collector, ro gc.RunOptions) gc.Summary {
+	h.t.Helper()
+	total := gc.Summary{Deleted: map[string]int{}}
+	for i := 0; ; i++ {
+		if i == 20 {
+			h.t.Fatalf("collector did not settle after %d runs: %+v", i, total)
+		}
+		s, err := c.RunOnce(h.ctx, ro)
+		if err != nil {
+			h.t.Fatalf("RunOnce: %v", err)
+		}
+		total.Reviews += s.Reviews
+		total.Expired += s.Expired
+		total.Errors += s.Errors
+		total.BytesFreed += s.BytesFreed
+		for k, v := range s.Deleted {
+			total.Deleted[k] += v
+		}
+		total.Deletions = append(total.Deletions, s.Deletions...)
+		if s.Reviews == 0 && s.Expired == 0 {
+			return total
+		}
+	}
+}
+
+// collect runs the harness's collector until nothing is due.
+func (h *harness) collect() gc.Summary {
+	h.t.Helper()
+	s := h.collectWith(h.gc, gc.RunOptions{KeepDeletions: true})
+	if s.Errors > 0 {
+		h.t.Fatalf("collection had %d errors: %+v", s.Errors, s)
+	}
+	return s
+}
+
+// advance moves the shared clock.
+func (h *harness) advance(d time.Duration) { h.clock.Advance(d) }
+
+// ---- pulling ---------------------------------------------------------------
+
+// assertPullable pulls ref completely: the manifest, every child, every
+// referrer, every blob, each verified against its digest.
+func (h *harness) assertPullable(ref name.Reference) {
+	h.t.Helper()
+	if err := h.pullable(ref, 0); err != nil {
+		h.t.Fatalf("%s is not pullable: %v", ref, err)
+	}
+}
+
+func (h *harness) pullable(ref name.Reference, depth int) error {
+	if depth > 8 {
+		return fmt.Errorf("%s: nesting too deep", ref)
+	}
+	desc, err := remote.Get(ref, h.remoteOpts()...)
+	if err != nil {
+		return fmt.Errorf("getting %s: %w", ref, err)
+	}
+	if got := sha256Hex(desc.Manifest); "sha256:"+got != desc.Digest.String() {
+		return fmt.Errorf("%s: manifest hashes to sha256:%s, served as %s", ref, got, desc.Digest)
+	}
+	repo := ref.Context()
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, c := range im.Manifests {
+			if err := h.pullable(repo.Digest(c.Digest.String()), depth+1); err != nil {
+				return fmt.Errorf("child of %s: %w", ref, err)
+			}
+		}
+	default:
+		img, err := desc.Image()
+		if err != nil {
+			return err
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			if err := h.pullBlob(repo, b.Digest); err != nil {
+				return fmt.Errorf("%s: %w", ref, err)
+			}
+		}
+	}
+	refs, err := remote.Referrers(repo.Digest(desc.Digest.String()), h.remoteOpts()...)
+	if err != nil {
+		return fmt.Errorf("referrers of %s: %w", ref, err)
+	}
+	rm, err := refs.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, r := range rm.Manifests {
+		if err := h.pullable(repo.Digest(r.Digest.String()), depth+1); err != nil {
+			return fmt.Errorf("referrer of %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+func (h *harness) pullBlob(repo name.Repository, d v1.Hash) error {
+	req, err := http.NewRequestWithContext(h.ctx, "GET", h.srv.URL+"/v2/"+repo.RepositoryStr()+"/blobs/"+d.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("blob %s: status %d", d, resp.StatusCode)
+	}
+	hh := sha256.New()
+	if _, err := io.Copy(hh, resp.Body); err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(hh.Sum(nil)); got != d.String() {
+		return fmt.Errorf("blob %s: bytes hash to %s", d, got)
+	}
+	return nil
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// manifestGone reports whether GET of repo@d answers 404.
+func (h *harness) manifestStatus(repo string, d v1.Hash) int {
+	h.t.Helper()
+	resp, _ := h.do("GET", "/v2/"+repo+"/manifests/"+d.String(), map[string]string{"Accept": "*/*"}, nil)
+	return resp.StatusCode
+}
+
+// assertGone checks that none of the manifests is stored in repo and that
+// none of the blobs has a row (or bytes) anywhere.
+func (h *harness) assertGone(repo string, manifests []v1.Hash, blobs ...v1.Hash) {
+	h.t.Helper()
+	for _, d := range manifests {
+		if n := h.count(`SELECT COUNT(*) FROM manifest m JOIN repository r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`, repo, d.String()); n != 0 {
+			h.t.Errorf("manifest %s@%s still stored", repo, d)
+		}
+	}
+	for _, d := range blobs {
+		if n := h.count(`SELECT COUNT(*) FROM blob WHERE digest = ?`, d.String()); n != 0 {
+			h.t.Errorf("blob %s still has a row", d)
+		}
+	}
+	if len(blobs) > 0 {
+		keys := h.storedKeys()
+		for _, d := range blobs {
+			prefix := "sha256/" + d.Hex[:2] + "/" + d.Hex + "/"
+			for k := range keys {
+				if strings.HasPrefix(k, prefix) {
+					h.t.Errorf("bytes of blob %s still stored under %s", d, k)
+				}
+			}
+		}
+	}
+}
+
+// layerDigests lists the config and layer digests of img.
+func layerDigests(t testing.TB, img v1.Image) []v1.Hash {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
+}
+
+// ---- SQL views of the store --------------------------------------------------
+
+// rebind turns '?' into $n on PostgreSQL.
+func (h *harness) rebind(q string) string {
+	if h.store.Dialect() != "postgres" {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (h *harness) count(q string, args ...any) int {
+	h.t.Helper()
+	var n int
+	if err := h.store.DB().QueryRowContext(h.ctx, h.rebind(q), args...).Scan(&n); err != nil {
+		h.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func (h *harness) strings(q string, args ...any) []string {
+	h.t.Helper()
+	rows, err := h.store.DB().QueryContext(h.ctx, h.rebind(q), args...)
+	if err != nil {
+		h.t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+var tables = []string{"namespace", "repository", "tag", "manifest", "manifest_child", "manifest_blob", "label", "manifest_label",
+	"blob", "repository_blob", "uploaded_blob", "upload", "review", "tombstone"}
+
+// rowCounts counts the rows of every table.
+func (h *harness) rowCounts() map[string]int {
+	h.t.Helper()
+	out := map[string]int{}
+	for _, tb := range tables {
+		out[tb] = h.count(`SELECT COUNT(*) FROM ` + tb)
+	}
+	return out
+}
+
+// snapshot is every row of every table, as text, for "nothing changed".
+func (h *harness) snapshot() map[string][]string {
+	h.t.Helper()
+	out := map[string][]string{}
+	for _, tb := range tables {
+		rows, err := h.store.DB().QueryContext(h.ctx, `SELECT * FROM `+tb)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				h.t.Fatal(err)
+			}
+			out[tb] = append(out[tb], fmt.Sprint(vals...))
+		}
+		rows.Close()
+		sort.Strings(out[tb])
+	}
+	return out
+}
+
+// storedKeys lists the committed objects of the byte store.
+func (h *harness) storedKeys() map[string]bool {
+	h.t.Helper()
+	keys := map[string]bool{}
+	if err := h.fs.Walk(h.ctx, func(i blob.Info) error { keys[i.Key] = true; return nil }); err != nil {
+		h.t.Fatalf("walking blob store: %v", err)
+	}
+	return keys
+}
+
+func (h *harness) stagedUploads() []string {
+	h.t.Helper()
+	var ids []string
+	if err := h.fs.WalkUploads(h.ctx, func(id string, _ blob.Info) error { ids = append(ids, id); return nil }); err != nil {
+		h.t.Fatalf("walking uploads: %v", err)
+	}
+	return ids
+}
+
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+// fixedPoint advances past every window, collects, and checks the liveness
+// invariant of DESIGN.md §5: the metadata holds exactly what live tags
+// reach, and storage holds exactly the bytes of live blob rows.
+func (h *harness) fixedPoint() {
+	h.t.Helper()
+	h.settle()
+	h.assertFixedPoint(nil)
+}
+
+// settle advances past every window and collects, again and again, until a
+// round decides nothing: windows that start when something else is deleted
+// (a link's grace after its manifest goes) need more than one round.
+func (h *harness) settle() {
+	h.t.Helper()
+	for i := 0; ; i++ {
+		if i == 6 {
+			h.t.Fatalf("no fixed point after %d rounds", i)
+		}
+		h.advance(pastEverything)
+		if s := h.collect(); s.Reviews == 0 && s.Expired == 0 {
+			return
+		}
+	}
+}
+
+// assertFixedPoint checks the invariant at the current time; extraRoots
+// are manifests kept on purpose ("repoID@digest", e.g. collect_untagged off).
+func (h *harness) assertFixedPoint(extraRoots []string) {
+	h.t.Helper()
+	now := us(h.clock.Now())
+	// Reachable set: live tags, then children and referrers, to a fixpoint.
+	reach := map[string]bool{}
+	var frontier []string
+	add := func(k string) {
+		if !reach[k] {
+			reach[k] = true
+			frontier = append(frontier, k)
+		}
+	}
+	for _, k := range h.strings(`SELECT `+h.concat("repository_id", "manifest_digest")+` FROM tag
+		WHERE lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?)`, now) {
+		add(k)
+	}
+	for _, k := range extraRoots {
+		add(k)
+	}
+	children := h.pairs(`SELECT ` + h.concat("repository_id", "parent_digest") + `, ` + h.concat("repository_id", "child_digest") + ` FROM manifest_child`)
+	referrers := h.pairs(`SELECT ` + h.concat("repository_id", "subject_digest") + `, ` + h.concat("repository_id", "digest") + ` FROM manifest WHERE subject_digest <> ''`)
+	for len(frontier) > 0 {
+		k := frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		for _, c := range children[k] {
+			add(c)
+		}
+		for _, r := range referrers[k] {
+			add(r)
+		}
+	}
+	for _, m := range h.strings(`SELECT ` + h.concat("repository_id", "digest") + ` FROM manifest`) {
+		if !reach[m] {
+			h.t.Errorf("fixed point: manifest %s is stored but unreachable", m)
+		}
+		delete(reach, m)
+	}
+	for m := range reach {
+		h.t.Errorf("fixed point: manifest %s is reachable but not stored", m)
+	}
+	checks := []struct{ what, q string }{
+		{"ended tag rows", `SELECT COUNT(*) FROM tag WHERE lifetime_end IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= ?)`},
+		{"links without a manifest or marker", `SELECT COUNT(*) FROM repository_blob rb WHERE NOT EXISTS (
+			SELECT 1 FROM manifest_blob mb WHERE mb.repository_id = rb.repository_id AND mb.blob_digest = rb.blob_digest)
+			AND NOT EXISTS (SELECT 1 FROM uploaded_blob ub WHERE ub.repository_id = rb.repository_id AND ub.blob_digest = rb.blob_digest AND ub.expires_at > ?)`},
+		{"blobs without a link", `SELECT COUNT(*) FROM blob b WHERE NOT EXISTS (SELECT 1 FROM repository_blob rb WHERE rb.blob_digest = b.digest)`},
+		{"labels without a manifest", `SELECT COUNT(*) FROM label l WHERE NOT EXISTS (SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id)`},
+		{"expired upload markers", `SELECT COUNT(*) FROM uploaded_blob WHERE expires_at <= ?`},
+		{"idle upload sessions", `SELECT COUNT(*) FROM upload WHERE updated_at <= ?`},
+		{"reviews due", `SELECT COUNT(*) FROM review WHERE review_after <= ?`},
+		{"tombstones", `SELECT COUNT(*) FROM tombstone`},
+		{"repositories being deleted", `SELECT COUNT(*) FROM repository WHERE state <> 'active'`},
+	}
+	for _, c := range checks {
+		var args []any
+		if strings.Contains(c.q, "?") {
+			args = []any{now}
+			if c.what == "idle upload sessions" {
+				args = []any{now - uploadExpiry.Microseconds()}
+			}
+		}
+		if n := h.count(c.q, args...); n != 0 {
+			h.t.Errorf("fixed point: %d %s", n, c.what)
+			if c.what == "reviews due" {
+				h.t.Logf("reviews: %v", h.strings(`SELECT kind || ' ' || object || ' ' || reason FROM review`))
+			}
+		}
+	}
+	// Storage holds exactly the bytes of live blob rows.
+	rows := map[string]bool{}
+	for _, k := range h.strings(`SELECT storage_key FROM blob`) {
+		rows[k] = true
+	}
+	keys := h.storedKeys()
+	for k := range keys {
+		if !rows[k] {
+			h.t.Errorf("fixed point: bytes %s have no blob row", k)
+		}
+	}
+	for k := range rows {
+		if !keys[k] {
+			h.t.Errorf("fixed point: blob row with storage key %s has no bytes", k)
+		}
+	}
+	uploads := map[string]bool{}
+	for _, id := range h.strings(`SELECT id FROM upload`) {
+		uploads[id] = true
+	}
+	for _, id := range h.stagedUploads() {
+		if !uploads[id] {
+			h.t.Errorf("fixed point: staging bytes of upload %s have no session", id)
+		}
+	}
+}
+
+// concat renders "a@b" in SQL.
+func (h *harness) concat(a, b string) string {
+	return "CAST(" + a + " AS TEXT) || '@' || " + b
+}
+
+func (h *harness) pairs(q string) map[string][]string {
+	h.t.Helper()
+	rows, err := h.store.DB().QueryContext(h.ctx, q)
+	if err != nil {
+		h.t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			h.t.Fatal(err)
+		}
+		out[a] = append(out[a], b)
+	}
+	return out
+}
+
+// repoID reads a repository's id.
+func (h *harness) repoID(repo string) int64 {
+	h.t.Helper()
+	var id int64
+	if err := h.store.View(h.ctx, func(tx meta.Tx) error {
+		r, err := tx.Repository(h.ctx, repo, meta.LockNone)
+		id = r.ID
+		return err
+	}); err != nil {
+		h.t.Fatalf("repository %s: %v", repo, err)
+	}
+	return id
+}
+
+func (h *harness) manifestKey(repo string, d v1.Hash) string {
+	return meta.RepoObject(h.repoID(repo), d.String())
+}
+
+// hasManifest reports whether repo stores d.
+func (h *harness) hasManifest(repo string, d v1.Hash) bool {
+	h.t.Helper()
+	return h.count(`SELECT COUNT(*) FROM manifest m JOIN repository r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`, repo, d.String()) == 1
+}
+
+func (h *harness) hasBlob(d v1.Hash) bool {
+	h.t.Helper()
+	return h.count(`SELECT COUNT(*) FROM blob WHERE digest = ?`, d.String()) == 1
+}
+
+func toHash(t testing.TB, d digest.Digest) v1.Hash {
+	t.Helper()
+	hsh, err := v1.NewHash(d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hsh
+}
+
+func digestOf(d v1.Hash) digest.Digest { return digest.Digest(d.String()) }
