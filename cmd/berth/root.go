@@ -9,17 +9,18 @@ import (
 // commands lists berth's subcommands, in help order. Each constructor gets
 // the shared state and returns its command.
 //
-// To add a command (gc, sweep, purge, tag): write newXCommand(g *globals) in
+// To add a command: write newXCommand(g *globals) in
 // its own file, bind the flag groups it needs with config.BindFlags(…,
 // &g.flags, …), load the config with g.load(cmd), open the backends with
 // app.OpenStores, and list it here.
 var commands = []func(g *globals) *cobra.Command{
 	newServeCommand,
 	newMigrateCommand,
-	// newGCCommand,
-	// newSweepCommand,
-	// newPurgeCommand,
-	// newTagCommand,
+	newGCCommand,
+	newSweepCommand,
+	newPurgeCommand,
+	newTagCommand,
+	newNamespaceCommand,
 	newVersionCommand,
 }
 

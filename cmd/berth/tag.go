@@ -1,0 +1,283 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/app"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/registry"
+)
+
+func newTagCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tag",
+		Short: "Inspect and restore tag history, and set tag expiry",
+		Long: `tag works on the time machine of tags: every lifetime of a tag (which manifest
+it pointed at, from when to when) is kept for the namespace's retention window
+after it ends, and can be restored within that window. A tag can also be given
+an expiry, after which it ends (into the time machine) at the collector's next
+expiry scan.
+
+The subcommands work on the same --data/--db as a running server, while it
+runs. They print tables, or with --json the documents of the management API
+(/berth/v1).`,
+		Example: `  berth tag history library/nginx:latest
+  berth tag restore library/nginx:latest --at 2026-01-02T15:04:05Z
+  berth tag expire library/nginx:pr-42 --in 3d`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newTagHistoryCommand(g), newTagRestoreCommand(g), newTagExpireCommand(g))
+	return cmd
+}
+
+// splitRef splits REPO[:TAG]; the tag follows the last ':' after the last
+// '/'.
+func splitRef(ref string, needTag bool) (repo, tag string, err error) {
+	slash := strings.LastIndex(ref, "/")
+	if i := strings.LastIndex(ref, ":"); i > slash {
+		repo, tag = ref[:i], ref[i+1:]
+	} else {
+		repo = ref
+	}
+	if err := oci.ValidateRepoName(repo); err != nil {
+		return "", "", err
+	}
+	if tag == "" && needTag {
+		return "", "", fmt.Errorf("%q names no tag: want REPOSITORY:TAG", ref)
+	}
+	if tag != "" {
+		if err := oci.ValidateTag(tag); err != nil {
+			return "", "", err
+		}
+	}
+	return repo, tag, nil
+}
+
+// parseWhen reads an RFC 3339 time, or "-DURATION" for that long ago.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if ago, ok := strings.CutPrefix(s, "-"); ok {
+		d, err := api.ParseDuration(ago)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return now.Add(-d), nil
+	}
+	return api.ParseTime(s)
+}
+
+// repoRetention is the effective removed-tag window of repo's namespace.
+func repoRetention(cmd *cobra.Command, svc *app.Services, repo string) (time.Duration, error) {
+	ns, _ := oci.SplitRepo(repo)
+	r, err := svc.Registry.NamespaceRetention(cmd.Context(), ns)
+	return r.Effective, err
+}
+
+func newTagHistoryCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "history REPOSITORY[:TAG]",
+		Short: "List every lifetime of a tag, or of every tag of a repository",
+		Long: `history lists the lifetimes of a tag, newest first: the manifest it pointed
+at, when that started and ended (or when it expires), and whether it is live,
+restorable (ended inside the namespace's retention window) or gone. Without
+:TAG it lists the lifetimes of every tag of the repository.`,
+		Example: `  berth tag history library/nginx:latest
+  berth tag history library/nginx --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, tag, err := splitRef(args[0], false)
+			if err != nil {
+				return err
+			}
+			svc, closeSvc, err := g.openServices(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			rows, err := svc.Registry.TagHistory(cmd.Context(), repo, tag)
+			if err != nil {
+				return err
+			}
+			ret, err := repoRetention(cmd, svc, repo)
+			if err != nil {
+				return err
+			}
+			h := api.NewTagHistory(repo, tag, rows, ret, svc.Registry.Now())
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), h)
+			}
+			if len(h.Lifetimes) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s has no tag history\n", args[0])
+				return nil
+			}
+			return printLifetimes(cmd.OutOrStdout(), h.Lifetimes)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the history as JSON")
+	return cmd
+}
+
+func printLifetimes(w io.Writer, ls []api.TagLifetime) error {
+	rows := []string{"TAG\tDIGEST\tSTART\tEND\tSTATE"}
+	for _, l := range ls {
+		end := humanTime(l.End)
+		state := "gone (outside the retention window)"
+		switch {
+		case l.Live && l.ExpiresAt != nil:
+			end = humanTime(l.ExpiresAt)
+			state = "live, expires"
+		case l.Live:
+			state = "live"
+		case l.Restorable:
+			state = "restorable until " + humanTime(l.RestorableUntil)
+		}
+		if l.Hidden {
+			state += " (hidden)"
+		}
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", l.Tag, l.Digest, humanTime(&l.Start), end, state))
+	}
+	return table(w, rows...)
+}
+
+func newTagRestoreCommand(g *globals) *cobra.Command {
+	var to, at string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "restore REPOSITORY:TAG (--to DIGEST | --at TIME)",
+		Short: "Point a tag back at a manifest it pointed at before",
+		Long: `restore brings back a past lifetime of a tag as a new live lifetime (without
+expiry): the newest one that pointed at --to DIGEST, or the one live at
+--at TIME (RFC 3339, or -DURATION for that long ago, e.g. -2h). It is refused
+when that lifetime ended longer ago than the namespace's retention window, or
+when its manifest was deleted by digest; the refusal says why and until when
+it was restorable.`,
+		Example: `  berth tag restore library/nginx:latest --to sha256:0123…
+  berth tag restore library/nginx:latest --at 2026-01-02T15:04:05Z
+  berth tag restore library/nginx:latest --at -3h`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, tag, err := splitRef(args[0], true)
+			if err != nil {
+				return err
+			}
+			if (to == "") == (at == "") {
+				return fmt.Errorf("restore needs exactly one of --to DIGEST or --at TIME")
+			}
+			svc, closeSvc, err := g.openServices(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			target := registry.RestoreTarget{Digest: to}
+			if at != "" {
+				t, err := parseWhen(at, svc.Registry.Now())
+				if err != nil {
+					return err
+				}
+				target.At = &t
+			}
+			t, err := svc.Registry.RestoreTag(cmd.Context(), repo, tag, target)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", args[0], err)
+			}
+			return printTag(cmd, svc, repo, t, asJSON, "restored")
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "restore the newest lifetime that pointed at this digest")
+	f.StringVar(&at, "at", "", "restore the lifetime live at this time (RFC 3339, or -DURATION ago)")
+	f.BoolVar(&asJSON, "json", false, "print the restored lifetime as JSON")
+	return cmd
+}
+
+// printTag prints one lifetime after a change.
+func printTag(cmd *cobra.Command, svc *app.Services, repo string, t meta.Tag, asJSON bool, verb string) error {
+	ret, err := repoRetention(cmd, svc, repo)
+	if err != nil {
+		return err
+	}
+	l := api.NewTagLifetime(t, ret, svc.Registry.Now())
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), l)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s:%s -> %s\n", verb, repo, l.Tag, l.Digest)
+	return printLifetimes(cmd.OutOrStdout(), []api.TagLifetime{l})
+}
+
+func newTagExpireCommand(g *globals) *cobra.Command {
+	var in, at string
+	var never, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "expire REPOSITORY:TAG (--in DURATION | --at TIME | --never)",
+		Short: "Set or clear the expiry of a live tag",
+		Long: `expire sets when a live tag ends: --in DURATION from now (Go syntax or d/w
+units: 90m, 2h, 3d, 1w), --at TIME (RFC 3339), or --never to clear it. When
+the time passes, the collector's expiry scan ends the tag; it stays
+restorable for the namespace's retention window, like a deleted tag.`,
+		Example: `  berth tag expire library/nginx:pr-42 --in 3d
+  berth tag expire library/nginx:pr-42 --at 2026-02-01T00:00:00Z
+  berth tag expire library/nginx:pr-42 --never`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, tag, err := splitRef(args[0], true)
+			if err != nil {
+				return err
+			}
+			set := 0
+			for _, b := range []bool{in != "", at != "", never} {
+				if b {
+					set++
+				}
+			}
+			if set != 1 {
+				return fmt.Errorf("expire needs exactly one of --in, --at or --never")
+			}
+			svc, closeSvc, err := g.openServices(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			var when *time.Time
+			switch {
+			case in != "":
+				d, err := api.ParseDuration(in)
+				if err != nil {
+					return err
+				}
+				if d < 0 {
+					return fmt.Errorf("--in %s is negative", in)
+				}
+				t := svc.Registry.Now().Add(d)
+				when = &t
+			case at != "":
+				t, err := api.ParseTime(at)
+				if err != nil {
+					return err
+				}
+				when = &t
+			}
+			t, err := svc.Registry.SetTagExpiry(cmd.Context(), repo, tag, when)
+			if err != nil {
+				return fmt.Errorf("expire %s: %w", args[0], err)
+			}
+			verb := "expiry set on"
+			if never {
+				verb = "expiry cleared on"
+			}
+			return printTag(cmd, svc, repo, t, asJSON, verb)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in, "in", "", "expire this long from now (90m, 2h, 3d, 1w)")
+	f.StringVar(&at, "at", "", "expire at this time (RFC 3339)")
+	f.BoolVar(&never, "never", false, "clear the expiry")
+	f.BoolVar(&asJSON, "json", false, "print the tag's lifetime as JSON")
+	return cmd
+}
