@@ -292,6 +292,14 @@ func TestMalformed(t *testing.T) {
 		unknownBlob.Layers = []desc{{MediaType: mtLayer, Digest: digest.FromString("missing"), Size: 7}}
 		unknownBlobBody, _ := json.Marshal(unknownBlob)
 		unknownChild, _ := json.Marshal(manifestDoc{SchemaVersion: 2, MediaType: mtIndex, Manifests: []desc{{MediaType: mtManifest, Digest: digest.FromString("child"), Size: 3}}})
+		unknownConfig := doc
+		unknownConfig.Config = &desc{MediaType: mtConfig, Digest: digest.FromString("no config"), Size: 9}
+		unknownConfigBody, _ := json.Marshal(unknownConfig)
+		// A manifest of another repository is not a child this one may list.
+		otherM := e.mustPutManifest("other", "v1", mtManifest, e.image("other", nil, 1))
+		foreignChild, _ := json.Marshal(manifestDoc{SchemaVersion: 2, MediaType: mtIndex, Manifests: []desc{{MediaType: mtManifest, Digest: otherM, Size: 3}}})
+		schema1 := bytes.Replace(good, []byte(`"schemaVersion":2`), []byte(`"schemaVersion":1`), 1)
+		longName := strings.Repeat("abcdefgh/", 28) + "abcd" // 256 characters, every component valid
 		big := append([]byte(`{"schemaVersion":2,"x":"`), bytes.Repeat([]byte("a"), 4<<20)...)
 		big = append(big, `"}`...)
 
@@ -316,7 +324,31 @@ func TestMalformed(t *testing.T) {
 			{"dotdot name", "GET", "/v2/a/../b/manifests/v1", nil, nil, 400, "NAME_INVALID"},
 			{"empty component", "PUT", "/v2/a//b/manifests/v1", map[string]string{"Content-Type": mtManifest}, good, 400, "NAME_INVALID"},
 			{"256 characters", "POST", "/v2/" + strings.Repeat("a", 256) + "/blobs/uploads/", nil, nil, 400, "NAME_INVALID"},
+			{"256 characters across components", "GET", "/v2/" + longName + "/manifests/v1", nil, nil, 400, "NAME_INVALID"},
+			{"double dot inside a component", "DELETE", "/v2/a..b/manifests/v1", nil, nil, 400, "NAME_INVALID"},
+			{"dot component", "GET", "/v2/a/./b/tags/list", nil, nil, 400, "NAME_INVALID"},
+			{"component starting with a separator", "GET", "/v2/-a/manifests/v1", nil, nil, 400, "NAME_INVALID"},
+			{"component ending with a separator", "GET", "/v2/a_/manifests/v1", nil, nil, 400, "NAME_INVALID"},
 			{"bad name push", "POST", "/v2/UP/blobs/uploads/?digest=" + blobD, nil, []byte("payload"), 400, "NAME_INVALID"},
+			{"bad name chunk", "PATCH", "/v2/Base/blobs/uploads/0123abcd", nil, []byte("x"), 400, "NAME_INVALID"},
+			{"bad name referrers", "GET", "/v2/A/referrers/" + otherM.String(), nil, nil, 400, "NAME_INVALID"},
+			{"bad mount source name", "POST", "/v2/" + repo + "/blobs/uploads/?mount=" + doc.Layers[0].Digest.String() + "&from=Other", nil, nil, 400, "NAME_INVALID"},
+			{"unsupported digest algorithm", "GET", "/v2/" + repo + "/blobs/md5:" + strings.Repeat("a", 32), nil, nil, 400, "DIGEST_INVALID"},
+			{"uppercase hex digest", "GET", "/v2/" + repo + "/blobs/sha256:" + strings.Repeat("A", 64), nil, nil, 400, "DIGEST_INVALID"},
+			{"sha512 digest of sha256 length", "HEAD", "/v2/" + repo + "/blobs/sha512:" + strings.Repeat("a", 64), nil, nil, 400, ""},
+			{"digest without algorithm", "DELETE", "/v2/" + repo + "/blobs/" + strings.Repeat("a", 64), nil, nil, 400, "DIGEST_INVALID"},
+			{"malformed mount digest", "POST", "/v2/" + repo + "/blobs/uploads/?mount=sha256:zz&from=other", nil, nil, 400, "DIGEST_INVALID"},
+			{"manifest under another algorithm's digest", "PUT", "/v2/" + repo + "/manifests/sha512:" + strings.Repeat("a", 128), map[string]string{"Content-Type": mtManifest}, good, 400, "DIGEST_INVALID"},
+			{"empty manifest", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, []byte{}, 400, "MANIFEST_INVALID"},
+			{"schemaVersion 1", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, schema1, 400, "MANIFEST_INVALID"},
+			{"Content-Type not the body's mediaType", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtIndex}, good, 400, "MANIFEST_INVALID"},
+			{"tag over 128 characters", "PUT", "/v2/" + repo + "/manifests/" + strings.Repeat("t", 129), map[string]string{"Content-Type": mtManifest}, good, 400, "MANIFEST_INVALID"},
+			{"unknown config blob", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, unknownConfigBody, 404, "MANIFEST_BLOB_UNKNOWN"},
+			{"child of another repository", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtIndex}, foreignChild, 404, "MANIFEST_UNKNOWN"},
+			{"Content-Range not a range", "PATCH", loc, map[string]string{"Content-Range": "abc"}, []byte("x"), 416, "BLOB_UPLOAD_INVALID"},
+			{"Content-Range ending before it starts", "PATCH", loc, map[string]string{"Content-Range": "9-5"}, []byte("x"), 416, "BLOB_UPLOAD_INVALID"},
+			{"out-of-order last chunk", "PUT", loc + "?digest=" + blobD, map[string]string{"Content-Range": "7-13"}, []byte("payload"), 416, "BLOB_UPLOAD_INVALID"},
+			{"upload of another repository", "PATCH", strings.Replace(loc, "/"+repo+"/", "/other/", 1), nil, []byte("x"), 404, "BLOB_UPLOAD_UNKNOWN"},
 			{"malformed digest", "GET", "/v2/" + repo + "/blobs/sha256:abc", nil, nil, 400, "DIGEST_INVALID"},
 			{"wrong digest monolithic", "POST", "/v2/" + repo + "/blobs/uploads/?digest=" + blobD, nil, []byte("other"), 400, "DIGEST_INVALID"},
 			{"malformed digest monolithic", "POST", "/v2/" + repo + "/blobs/uploads/?digest=sha256:zz", nil, []byte("x"), 400, "DIGEST_INVALID"},
@@ -391,6 +423,28 @@ func TestMalformed(t *testing.T) {
 		if got := resp.Header.Get("Range"); got != "0-4" {
 			t.Errorf("upload after refused chunks: got Range %q, want 0-4", got)
 		}
+
+		// Closing a session with the wrong digest commits nothing and, as in
+		// distribution, ends the session: its rows and bytes go too.
+		t.Run("finish with the wrong digest", func(t *testing.T) {
+			before := e.counts()
+			resp, body := e.do("POST", "/v2/"+repo+"/blobs/uploads/", nil, nil)
+			e.expect(resp, body, http.StatusAccepted)
+			loc := resp.Header.Get("Location")
+			resp, body = e.do("PATCH", loc, nil, []byte("some bytes"))
+			e.expect(resp, body, http.StatusAccepted)
+			resp, body = e.do("PUT", loc+"?digest="+blobD, nil, nil)
+			if resp.StatusCode != http.StatusBadRequest || ociCode(body) != "DIGEST_INVALID" {
+				t.Errorf("PUT with the wrong digest: got %d %s, want 400 DIGEST_INVALID", resp.StatusCode, ociCode(body))
+			}
+			resp, body = e.do("GET", loc, nil, nil)
+			if resp.StatusCode != http.StatusNotFound || ociCode(body) != "BLOB_UPLOAD_UNKNOWN" {
+				t.Errorf("session after the refused PUT: got %d %s, want 404 BLOB_UPLOAD_UNKNOWN", resp.StatusCode, ociCode(body))
+			}
+			if after := e.counts(); after.String() != before.String() {
+				t.Errorf("state changed:\ngot  %s\nwant %s", after, before)
+			}
+		})
 	})
 }
 
