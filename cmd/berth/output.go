@@ -9,15 +9,21 @@ import (
 	"time"
 )
 
-// isTerminal reports whether w is a terminal (a character device), so
-// progress lines and confirmations are only used with a human watching.
+// isTerminal reports whether w is a terminal, so progress lines and
+// confirmations are only used with a human watching. Without
+// golang.org/x/term it checks for a character device other than
+// /dev/null (the stdin of cron jobs, CI and go test).
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(st, null)
 }
 
 // progressLine rewrites one status line on a terminal; on anything else it

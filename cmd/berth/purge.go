@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
@@ -90,5 +91,6 @@ terminal --yes is required.`,
 	f := cmd.Flags()
 	f.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	config.BindFlags(f, &g.flags, config.GCFlags) // --gc-batch-size sizes its transactions
 	return cmd
 }

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/app"
+	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/gc"
+)
+
+// gcFlags make every window 0, so what the test deletes is garbage at once.
+var gcFlags = []string{"--log-level", "error", "--gc-grace", "0", "--tag-retention", "0"}
+
+// pushAndDelete pushes repo:tag (a config and one layer) through the
+// registry package over the data directory, then deletes the tag. It
+// returns the bytes of the two blobs.
+func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := run(t, nil, "migrate", "--data", data, "--log-level", "error"); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	cfg := config.Default()
+	cfg.Data = data
+	cfg.Log.Level = "error"
+	cfg.GC.Grace = 0
+	cfg.GC.TagRetention = 0
+	svc, err := app.OpenServices(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close(ctx)
+	reg := svc.Registry
+	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	layer := bytes.Repeat([]byte("berth layer "), 500)
+	var size int64
+	for _, b := range [][]byte{cfgBlob, layer} {
+		if _, err := reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), bytes.NewReader(b)); err != nil {
+			t.Fatalf("pushing blob: %v", err)
+		}
+		size += int64(len(b))
+	}
+	m, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.FromBytes(cfgBlob), "size": len(cfgBlob)},
+		"layers":        []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest.FromBytes(layer), "size": len(layer)}},
+	})
+	if _, err := reg.PutManifest(ctx, repo, tag, "application/vnd.oci.image.manifest.v1+json", m); err != nil {
+		t.Fatalf("pushing manifest: %v", err)
+	}
+	if err := reg.DeleteTag(ctx, repo, tag); err != nil {
+		t.Fatalf("deleting tag: %v", err)
+	}
+	return size
+}
+
+func gcJSON(t *testing.T, args ...string) gc.Summary {
+	t.Helper()
+	out, err := run(t, nil, args...)
+	if err != nil {
+		t.Fatalf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	var s gc.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("berth %s: output is not a JSON summary: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return s
+}
+
+func TestGCCommand(t *testing.T) {
+	data := t.TempDir()
+	size := pushAndDelete(t, data, "acme/app", "v1")
+	base := append([]string{"--data", data}, gcFlags...)
+
+	want := map[string]int{gc.KindTag: 1, gc.KindManifest: 1, gc.KindBlob: 2}
+	check := func(name string, s gc.Summary, dryRun bool) {
+		t.Helper()
+		if s.DryRun != dryRun {
+			t.Errorf("%s: dry_run got %v, want %v", name, s.DryRun, dryRun)
+		}
+		for kind, n := range want {
+			if s.Deleted[kind] != n {
+				t.Errorf("%s: deleted[%s] got %d, want %d (summary %+v)", name, kind, s.Deleted[kind], n, s.Deleted)
+			}
+		}
+		if s.BytesFreed != size {
+			t.Errorf("%s: bytes_freed got %d, want %d", name, s.BytesFreed, size)
+		}
+	}
+
+	dry := gcJSON(t, append([]string{"gc", "--dry-run", "--json"}, base...)...)
+	check("gc --dry-run", dry, true)
+	if len(dry.Deletions) == 0 {
+		t.Error("gc --dry-run --json lists no deletions")
+	}
+	// A dry run deletes nothing: the same dry run again sees the same.
+	check("second gc --dry-run", gcJSON(t, append([]string{"gc", "--dry-run", "--json"}, base...)...), true)
+
+	out, err := run(t, nil, append([]string{"gc", "--dry-run"}, base...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"KIND", "acme/app", "v1", "would delete", "dry run: nothing was deleted", humanBytes(size)} {
+		if !strings.Contains(out, s) {
+			t.Errorf("gc --dry-run output lacks %q:\n%s", s, out)
+		}
+	}
+
+	out, err = run(t, nil, append([]string{"gc"}, base...)...)
+	if err != nil {
+		t.Fatalf("gc: %v\n%s", err, out)
+	}
+	for _, s := range []string{"tags deleted", "manifests deleted", "blobs deleted", "bytes freed", "duration"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("gc output lacks %q:\n%s", s, out)
+		}
+	}
+	// The real run deleted what the dry run announced: nothing is left.
+	again := gcJSON(t, append([]string{"gc", "--json"}, base...)...)
+	if n := deletedCount(again); n != 0 || again.BytesFreed != 0 {
+		t.Errorf("gc after gc: deleted %v (%d bytes), want nothing", again.Deleted, again.BytesFreed)
+	}
+
+	var st gc.Status
+	out, err = run(t, nil, append([]string{"gc", "status", "--json"}, base...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("gc status --json: %v\n%s", err, out)
+	}
+	if st.Due != 0 || st.ReclaimableNow != 0 || !st.ReclaimableDone {
+		t.Errorf("gc status after gc: got %+v, want nothing due or reclaimable", st)
+	}
+}
+
+func TestGCCommandRealRunCounts(t *testing.T) {
+	data := t.TempDir()
+	size := pushAndDelete(t, data, "acme/app", "v1")
+	s := gcJSON(t, append([]string{"gc", "--json", "--list", "--data", data}, gcFlags...)...)
+	if s.DryRun || s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindManifest] != 1 || s.Deleted[gc.KindBlob] != 2 || s.BytesFreed != size {
+		t.Errorf("gc --json: got deleted %v, %d bytes freed, want 1 tag, 1 manifest, 2 blobs, %d bytes", s.Deleted, s.BytesFreed, size)
+	}
+	if len(s.Deletions) != deletedCount(s) {
+		t.Errorf("gc --list: %d deletions listed, %d counted", len(s.Deletions), deletedCount(s))
+	}
+}
+
+func TestSweepRefusesShortAge(t *testing.T) {
+	_, err := run(t, nil, "sweep", "--older-than", "30s", "--data", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "too short") {
+		t.Fatalf("sweep --older-than 30s: got %v, want a refusal", err)
+	}
+}
+
+func TestPurgeCommand(t *testing.T) {
+	data := t.TempDir()
+	pushAndDelete(t, data, "acme/app", "v1")
+	args := append([]string{"--data", data}, gcFlags...)
+	if _, err := run(t, nil, append([]string{"purge", "acme/app"}, args...)...); err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Fatalf("purge without --yes and without a terminal: got %v, want a refusal naming --yes", err)
+	}
+	s := gcJSON(t, append([]string{"purge", "acme/app", "--yes", "--json"}, args...)...)
+	if s.Deleted[gc.KindRepository] != 1 {
+		t.Errorf("purge: got deleted %v, want the repository row", s.Deleted)
+	}
+	if _, err := run(t, nil, append([]string{"purge", "acme/app", "--yes"}, args...)...); err == nil || !strings.Contains(err.Error(), "no repository") {
+		t.Errorf("purge of a purged repository: got %v, want 'no repository'", err)
+	}
+}
+
+func TestTagAndNamespaceCommands(t *testing.T) {
+	data := t.TempDir()
+	pushAndDelete(t, data, "acme/app", "v1")
+	args := []string{"--data", data, "--log-level", "error"}
+	// The default window (2w) applies to the CLI: v1 is restorable.
+	out, err := run(t, nil, append([]string{"tag", "history", "acme/app:v1"}, args...)...)
+	if err != nil || !strings.Contains(out, "restorable until") {
+		t.Fatalf("tag history: %v\n%s", err, out)
+	}
+	out, err = run(t, nil, append([]string{"tag", "history", "acme/app", "--json"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h api.TagHistory
+	if err := json.Unmarshal([]byte(out), &h); err != nil || len(h.Lifetimes) != 1 || !h.Lifetimes[0].Restorable {
+		t.Fatalf("tag history --json: got %+v (%v), want one restorable lifetime\n%s", h, err, out)
+	}
+	out, err = run(t, nil, append([]string{"tag", "restore", "acme/app:v1", "--to", h.Lifetimes[0].Digest.String()}, args...)...)
+	if err != nil || !strings.Contains(out, "restored acme/app:v1") || !strings.Contains(out, "live") {
+		t.Fatalf("tag restore: %v\n%s", err, out)
+	}
+	out, err = run(t, nil, append([]string{"tag", "expire", "acme/app:v1", "--in", "3d", "--json"}, args...)...)
+	if err != nil || !strings.Contains(out, `"expires_at"`) {
+		t.Fatalf("tag expire --in 3d: %v\n%s", err, out)
+	}
+	out, err = run(t, nil, append([]string{"namespace", "retention", "acme", "3d", "--json"}, args...)...)
+	if err != nil || !strings.Contains(out, `"effective": "72h0m0s"`) {
+		t.Fatalf("namespace retention acme 3d: %v\n%s", err, out)
+	}
+	if _, err := run(t, nil, append([]string{"tag", "expire", "acme/app:v1"}, args...)...); err == nil {
+		t.Error("tag expire without --in/--at/--never: got nil error")
+	}
+}
