@@ -149,13 +149,14 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 	rows := []string{
 		fmt.Sprintf("reviews decided\t%d", s.Reviews),
 		fmt.Sprintf("tags expired\t%d", s.Expired),
+		verb + ":\t",
 	}
 	for _, k := range []struct{ kind, label string }{
-		{gc.KindTag, "tags " + verb}, {gc.KindManifest, "manifests " + verb}, {gc.KindLink, "links " + verb},
-		{gc.KindBlob, "blobs " + verb}, {gc.KindLabel, "labels " + verb}, {gc.KindUploadedBlob, "upload markers " + verb},
-		{gc.KindUpload, "uploads " + verb}, {gc.KindRepository, "repositories " + verb},
+		{gc.KindTag, "tags"}, {gc.KindManifest, "manifests"}, {gc.KindLink, "links"},
+		{gc.KindBlob, "blobs"}, {gc.KindLabel, "labels"}, {gc.KindUploadedBlob, "upload markers"},
+		{gc.KindUpload, "uploads"}, {gc.KindRepository, "repositories"},
 	} {
-		rows = append(rows, fmt.Sprintf("%s\t%d", k.label, s.Deleted[k.kind]))
+		rows = append(rows, fmt.Sprintf("  %s\t%d", k.label, s.Deleted[k.kind]))
 	}
 	rows = append(rows,
 		fmt.Sprintf("%s\t%s (%d bytes)", freed, humanBytes(s.BytesFreed), s.BytesFreed),

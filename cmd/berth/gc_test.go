@@ -118,7 +118,7 @@ func TestGCCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gc: %v\n%s", err, out)
 	}
-	for _, s := range []string{"tags deleted", "manifests deleted", "blobs deleted", "bytes freed", "duration"} {
+	for _, s := range []string{"deleted:", "manifests", "blobs", "bytes freed", "duration"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("gc output lacks %q:\n%s", s, out)
 		}
