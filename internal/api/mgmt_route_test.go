@@ -1,0 +1,44 @@
+package api
+
+import "testing"
+
+func TestParseMgmtRoute(t *testing.T) {
+	tests := []struct {
+		path string
+		want mgmtRoute
+	}{
+		{"/berth/v1/repositories/acme/app/_tags/history", mgmtRoute{Kind: mgmtHistory, Name: "acme/app"}},
+		{"/berth/v1/repositories/a/b/c/_tags/latest/history", mgmtRoute{Kind: mgmtHistory, Name: "a/b/c", Tag: "latest"}},
+		{"/berth/v1/repositories/a/_tags/history/history", mgmtRoute{Kind: mgmtHistory, Name: "a", Tag: "history"}},
+		{"/berth/v1/repositories/a/b/_tags/_x/restore", mgmtRoute{Kind: mgmtRestore, Name: "a/b", Tag: "_x"}},
+		{"/berth/v1/repositories/a/b/_tags/v1/expiry", mgmtRoute{Kind: mgmtExpiry, Name: "a/b", Tag: "v1"}},
+		{"/berth/v1/namespaces/acme/retention", mgmtRoute{Kind: mgmtRetention, Name: "acme"}},
+		{"/berth/v1/purge/acme", mgmtRoute{Kind: mgmtPurge, Name: "acme"}},
+		{"/berth/v1/purge/acme/app/x", mgmtRoute{Kind: mgmtPurge, Name: "acme/app/x"}},
+		{"/berth/v1/gc/status", mgmtRoute{Kind: mgmtGCStatus}},
+		// Nothing.
+		{"/berth/v1/purge/", mgmtRoute{}},
+		{"/berth/v1/purge/acme//app", mgmtRoute{}},
+		{"/berth/v1/repositories/_tags/history", mgmtRoute{}},
+		{"/berth/v1/repositories/a//b/_tags/history", mgmtRoute{}},
+		{"/berth/v1/repositories/a/_tags//history", mgmtRoute{}},
+		{"/berth/v1/repositories/a/_tags/v1/delete", mgmtRoute{}},
+		{"/berth/v1/repositories/a/_blobs/history", mgmtRoute{}},
+		{"/berth/v1/repositories/a/b", mgmtRoute{}},
+		{"/berth/v1/namespaces/a/b/retention", mgmtRoute{}},
+		{"/berth/v1/gc/status/", mgmtRoute{}},
+	}
+	for _, tt := range tests {
+		rt := ParseRoute(tt.path)
+		if rt.Kind != KindManagement {
+			t.Errorf("ParseRoute(%q): got kind %v, want management", tt.path, rt.Kind)
+			continue
+		}
+		if got := parseMgmtRoute(rt.Ref); got != tt.want {
+			t.Errorf("parseMgmtRoute(%q): got %+v, want %+v", tt.path, got, tt.want)
+		}
+	}
+	if rt := ParseRoute("/berth/v2/gc/status"); rt.Kind != KindUnknown {
+		t.Errorf("/berth/v2/...: got kind %v, want unknown", rt.Kind)
+	}
+}
