@@ -57,7 +57,7 @@ type env struct {
 
 // backends lists the metadata backends to run against: SQLite always,
 // PostgreSQL when BERTH_TEST_POSTGRES_DSN names an admin DSN.
-func backends(t *testing.T) []string {
+func backends(testing.TB) []string {
 	b := []string{"sqlite"}
 	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
 		b = append(b, "postgres")
@@ -74,29 +74,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t *testing.T, backend string) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	var dsn string
-	switch backend {
-	case "sqlite":
-		dsn = filepath.Join(dir, "meta.db")
-	case "postgres":
-		dsn = freshPostgres(t)
-	default:
-		t.Fatalf("unknown backend %q", backend)
-	}
-	store, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatalf("opening %s store: %v", backend, err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatalf("opening blob store: %v", err)
-	}
+	store, blobs := openBackends(t, backend)
 	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
 	srv := httptest.NewServer(api.New(reg, api.Options{}))
@@ -104,9 +82,40 @@ func newEnv(t *testing.T, backend string) *env {
 	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c}
 }
 
+// openBackends opens a migrated metadata store of the given backend (a
+// fresh SQLite file, or a fresh PostgreSQL database) and a filesystem blob
+// store, both removed when tb ends.
+func openBackends(tb testing.TB, backend string) (*sqlstore.Store, *blobfs.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	var dsn string
+	switch backend {
+	case "sqlite":
+		dsn = filepath.Join(dir, "meta.db")
+	case "postgres":
+		dsn = freshPostgres(tb)
+	default:
+		tb.Fatalf("unknown backend %q", backend)
+	}
+	store, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		tb.Fatalf("opening %s store: %v", backend, err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		tb.Fatalf("migrating: %v", err)
+	}
+	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		tb.Fatalf("opening blob store: %v", err)
+	}
+	return store, blobs
+}
+
 // freshPostgres creates a database for one test from the admin DSN and
 // drops it when the test ends.
-func freshPostgres(t *testing.T) string {
+func freshPostgres(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("BERTH_TEST_POSTGRES_DSN")
 	ctx := context.Background()
