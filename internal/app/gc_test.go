@@ -1,0 +1,115 @@
+package app
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/gc"
+)
+
+// TestServeWiresCollectorMetricsAndWebhooks checks serve end to end: the
+// collector runs and deletes a removed tag's manifest and blobs, /metrics
+// shows the Go, process and collector metrics, the management API answers,
+// and one webhook receives both registry and collector events.
+func TestServeWiresCollectorMetricsAndWebhooks(t *testing.T) {
+	var mu sync.Mutex
+	var events []gc.Event
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e gc.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err == nil {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}
+	}))
+	defer hook.Close()
+	kinds := func() map[string]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		m := map[string]bool{}
+		for _, e := range events {
+			m[e.Kind] = true
+		}
+		return m
+	}
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Metrics = true
+	// A grace long enough for the push (with 0, the running collector
+	// rightly takes the uploaded blobs before the manifest PUT), short
+	// enough for the test.
+	cfg.GC.Grace = config.Duration(2 * time.Second)
+	cfg.GC.TagRetention = 0
+	cfg.GC.Interval = config.Duration(50 * time.Millisecond)
+	cfg.Webhooks = []config.Webhook{{URL: hook.URL}}
+	base, stop := start(t, cfg, io.Discard)
+
+	pushImage(t, base, "acme/app", "v1")
+	wantStatus(t, do(t, http.MethodDelete, base+"/v2/acme/app/manifests/v1", "", nil), http.StatusAccepted)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !kinds()[gc.EventBlobDeleted] && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := kinds()
+	for _, want := range []string{"manifest.pushed", "tag.deleted", gc.EventManifestDeleted, gc.EventBlobDeleted} {
+		if !got[want] {
+			t.Errorf("webhook did not receive %s; got %v", want, got)
+		}
+	}
+
+	resp := do(t, http.MethodGet, base+"/metrics", "", nil)
+	wantStatus(t, resp, http.StatusOK)
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"go_goroutines", "process_", "berth_gc_deletions_total", "berth_gc_reviews_pending", "berth_webhook_sent_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	resp = do(t, http.MethodGet, base+"/berth/v1/gc/status", "", nil)
+	wantStatus(t, resp, http.StatusOK)
+	var st gc.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("gc status: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestServeWithoutMetricsOrWorkers(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.GC.Workers = 0
+	base, stop := start(t, cfg, io.Discard)
+	wantStatus(t, do(t, http.MethodGet, base+"/metrics", "", nil), http.StatusNotFound)
+	// The collector exists for the management API even without workers.
+	wantStatus(t, do(t, http.MethodGet, base+"/berth/v1/gc/status", "", nil), http.StatusOK)
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestGCOptionsTakeConfigAsIs(t *testing.T) {
+	cfg := config.Default()
+	cfg.GC.Grace = 0
+	cfg.GC.TagRetention = 0
+	cfg.Webhooks = []config.Webhook{{URL: "http://example.test/hook", Events: []string{"blob.deleted"}}}
+	o := GCOptions(cfg, nil)
+	if o.Grace != 0 || o.TagRetention != 0 {
+		t.Errorf("gc takes 0 as 0: got grace %v, retention %v", o.Grace, o.TagRetention)
+	}
+	if o.Workers != 2 || o.BatchSize != 100 || o.Interval != 10*time.Second || o.UploadExpiry != 24*time.Hour || !o.CollectUntagged {
+		t.Errorf("defaults: got %+v", o)
+	}
+	if len(o.Webhooks) != 1 || o.Webhooks[0].Timeout != config.DefaultWebhookTimeout || o.Webhooks[0].Events[0] != "blob.deleted" {
+		t.Errorf("webhooks: got %+v", o.Webhooks)
+	}
+}
