@@ -1,0 +1,606 @@
+// Command berth-bench compares berth with CNCF distribution 2.8 on the same
+// logical dataset: push throughput, garbage collection (time to reclaim,
+// no-op collection, fixed garbage on a growing registry, collector peak
+// RSS), availability and manifest PUT latency during collection, and pull
+// throughput. See bench/RESULTS.md.
+//
+//	go run ./bench/cmd/berth-bench -scales 1000,10000 -out bench
+//	go run ./bench/cmd/berth-bench -smoke            # CI: tiny, < 1 min
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	scales     []int
+	tagsPer    int
+	seed       uint64
+	clients    int
+	fixed      int
+	pullMax    int
+	probeIdle  int
+	bigMiB     int
+	registries []string
+	berthBin   string
+	berthGC    string
+	workers    int
+	interval   string
+	out        string
+	work       string
+	keep       bool
+	smoke      bool
+	cpuprof    string
+}
+
+func main() {
+	if runSubcommand() {
+		return
+	}
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("berth-bench: ")
+	var o options
+	var scales, regs string
+	flag.StringVar(&scales, "scales", "1000,10000", "registry sizes, in manifests (repos × tags), comma-separated")
+	flag.IntVar(&o.tagsPer, "tags", 50, "tags per repository (repos = scale / tags)")
+	flag.Uint64Var(&o.seed, "seed", 1, "dataset seed")
+	flag.IntVar(&o.clients, "clients", 8, "concurrent clients for pushes, pulls and deletes")
+	flag.IntVar(&o.fixed, "fixed-garbage", 100, "manifests deleted in the fixed-garbage step (same count at every scale)")
+	flag.IntVar(&o.pullMax, "pull", 1000, "live images pulled and verified after the collection (pull throughput)")
+	flag.IntVar(&o.probeIdle, "probe-idle", 300, "probe pushes measured on the idle registry (manifest PUT baseline)")
+	flag.IntVar(&o.bigMiB, "big", 256, "size of the big blob in MiB (0 skips the big-blob test)")
+	flag.StringVar(&regs, "registries", "distribution,berth", "registries to run, in order")
+	flag.StringVar(&o.berthBin, "berth", "", "berth binary (default: go build ./cmd/berth into the work dir)")
+	flag.StringVar(&o.berthGC, "berth-gc", "auto", "how berth's collector runs as a process: cli (berth gc --json), inproc (berth-bench gc-inproc, same packages), auto (cli if berth has it)")
+	flag.IntVar(&o.workers, "berth-workers", 0, "BERTH_GC_WORKERS of berth serve (>0 makes pushes fail with BERTH_GC_GRACE=0s: see RESULTS.md)")
+	flag.StringVar(&o.interval, "berth-interval", "10s", "BERTH_GC_INTERVAL of berth serve")
+	flag.StringVar(&o.out, "out", "", "write results.json, results.md and gc-time.png here (default: print the table only)")
+	flag.StringVar(&o.work, "work", "", "work directory for registry data (default: a temp dir, removed)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the registries' data directories")
+	flag.BoolVar(&o.smoke, "smoke", false, "tiny run for CI: 20 images, 8 MiB big blob; distribution only if installed; fails on any safety or reclaim check")
+	flag.StringVar(&o.cpuprof, "cpuprofile-dir", "", "with -berth-gc inproc: write a CPU profile of each berth collection here")
+	flag.Parse()
+	for _, s := range strings.Split(scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			log.Fatalf("bad -scales %q", scales)
+		}
+		o.scales = append(o.scales, n)
+	}
+	o.registries = strings.Split(regs, ",")
+	if o.smoke {
+		o.scales, o.tagsPer, o.fixed, o.pullMax, o.probeIdle, o.bigMiB = []int{20}, 10, 4, 20, 20, 8
+		if _, err := exec.LookPath("docker-registry"); err != nil {
+			log.Printf("docker-registry not installed: smoke runs berth only")
+			o.registries = []string{kindBerth}
+		}
+	}
+	if err := run(context.Background(), o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// latStats summarises the manifest PUT latencies of the probe.
+type latStats struct {
+	N        int     `json:"n"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Failures int     `json:"failures"`
+	Retries  int     `json:"retries"` // PUTs retried after MANIFEST_BLOB_UNKNOWN
+	MaxGapS  float64 `json:"max_gap_s"` // longest time between two successful probe pushes
+}
+
+func stats(lat []time.Duration, failures, retries int, maxGap time.Duration) latStats {
+	s := latStats{N: len(lat), Failures: failures, Retries: retries, MaxGapS: maxGap.Seconds()}
+	if len(lat) == 0 {
+		return s
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(lat)))) - 1
+		return float64(lat[max(i, 0)].Microseconds()) / 1000
+	}
+	s.P50ms, s.P99ms = q(0.50), q(0.99)
+	return s
+}
+
+// regResult is everything measured on one registry at one scale.
+type regResult struct {
+	Registry      string   `json:"registry"`
+	Manifests     int      `json:"manifests"`
+	PushImages    int      `json:"push_images"`
+	PushSeconds   float64  `json:"push_seconds"`
+	PushErrors    int      `json:"push_errors"`
+	GarbageOps    int      `json:"garbage_ops"`
+	BytesBefore   int64    `json:"storage_bytes_before_gc"`
+	BytesAfter    int64    `json:"storage_bytes_after_gc"`
+	Reclaim       gcRun    `json:"reclaim"`
+	Noop          gcRun    `json:"noop"`
+	Fixed         gcRun    `json:"fixed"`
+	Online        gcRun    `json:"under_probe_load"`
+	ProbeIdle     latStats `json:"probe_idle"`
+	ProbeGC       latStats `json:"probe_during_gc"`
+	PullImages    int      `json:"pull_images"`
+	PullSeconds   float64  `json:"pull_seconds"`
+	PullBytes     int64    `json:"pull_bytes"`
+	PullErrors    int      `json:"pull_errors"`
+	DeletedSeen   int      `json:"deleted_still_served"`
+	FixedPullErrs int      `json:"pull_errors_after_fixed"`
+	ServerHWMKB   int64    `json:"server_hwm_kb"`
+	Errors        []string `json:"errors,omitempty"`
+}
+
+func (r *regResult) pushIPS() float64 { return float64(r.PushImages) / r.PushSeconds }
+func (r *regResult) pullIPS() float64 { return float64(r.PullImages) / r.PullSeconds }
+
+type bigResult struct {
+	Registry  string  `json:"registry"`
+	SizeMiB   int     `json:"size_mib"`
+	PushMBps  float64 `json:"push_mb_s"`
+	PullMBps  float64 `json:"pull_mb_s"` // aggregate over the clients
+	PullError string  `json:"pull_error,omitempty"`
+}
+
+type results struct {
+	Date       string                  `json:"date"`
+	Options    map[string]any          `json:"options"`
+	Env        map[string]string       `json:"env"`
+	Scales     []map[string]*regResult `json:"scales"`
+	Big        []bigResult             `json:"big_blob"`
+	BerthGCCmd []string                `json:"berth_gc_cmd"`
+}
+
+func run(ctx context.Context, o options) error {
+	work := o.work
+	if work == "" {
+		var err error
+		work, err = os.MkdirTemp("", "berth-bench-")
+		if err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(work)
+		}
+	}
+	work, _ = filepath.Abs(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	res := &results{Date: time.Now().UTC().Format(time.RFC3339), Env: environment(), Options: map[string]any{
+		"scales": o.scales, "tags_per_repo": o.tagsPer, "seed": o.seed, "clients": o.clients, "fixed_garbage": o.fixed,
+		"pull": o.pullMax, "probe_idle": o.probeIdle, "big_mib": o.bigMiB, "registries": o.registries,
+		"berth_workers": o.workers, "berth_interval": o.interval, "smoke": o.smoke,
+	}}
+	if slices.Contains(o.registries, kindBerth) {
+		if o.berthBin == "" {
+			o.berthBin = filepath.Join(work, "berth")
+			log.Printf("building berth")
+			cmd := exec.Command("go", "build", "-o", o.berthBin, "./cmd/berth")
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("go build ./cmd/berth (run from the repository root): %w", err)
+			}
+		}
+		gcCmd, err := berthGCCommand(o)
+		if err != nil {
+			return err
+		}
+		res.BerthGCCmd = gcCmd
+		log.Printf("berth collector process: %s", strings.Join(gcCmd, " "))
+	}
+	var failures []string
+	for si, scale := range o.scales {
+		m := map[string]*regResult{}
+		res.Scales = append(res.Scales, m)
+		for _, kind := range o.registries {
+			dir := filepath.Join(work, fmt.Sprintf("%s-%d", kind, scale))
+			r, err := runScale(ctx, o, kind, dir, scale, res.BerthGCCmd, si)
+			m[kind] = r
+			if err != nil {
+				r.Errors = append(r.Errors, err.Error())
+			}
+			failures = append(failures, checks(o, r)...)
+			if !o.keep {
+				os.RemoveAll(dir)
+			}
+			printRow(r)
+		}
+	}
+	if o.bigMiB > 0 {
+		for _, kind := range o.registries {
+			dir := filepath.Join(work, kind+"-big")
+			b, err := runBig(ctx, o, kind, dir)
+			if err != nil {
+				b.PullError = err.Error()
+				failures = append(failures, kind+" big blob: "+err.Error())
+			}
+			res.Big = append(res.Big, b)
+			log.Printf("%s big blob %d MiB: push %.0f MB/s, pull %.0f MB/s (%d clients)", kind, o.bigMiB, b.PushMBps, b.PullMBps, o.clients)
+			if !o.keep {
+				os.RemoveAll(dir)
+			}
+		}
+	}
+	md := report(o, res)
+	fmt.Println(md)
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		j, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(filepath.Join(o.out, "results.json"), j, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
+			return err
+		}
+		if len(o.scales) > 0 {
+			if err := plotGC(res, filepath.Join(o.out, "gc-time.png")); err != nil {
+				return fmt.Errorf("plot: %w", err)
+			}
+		}
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("%d check(s) failed:\n  %s", len(failures), strings.Join(failures, "\n  "))
+	}
+	return nil
+}
+
+// berthGCCommand is the command that runs berth's collector once.
+func berthGCCommand(o options) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	inproc := []string{self, "gc-inproc"}
+	cli := []string{o.berthBin, "gc", "--json"}
+	switch o.berthGC {
+	case "cli":
+		return cli, nil
+	case "inproc":
+		return inproc, nil
+	case "auto":
+		if exec.Command(o.berthBin, "gc", "--help").Run() == nil {
+			return cli, nil
+		}
+		log.Printf("%s has no gc command: using the in-process equivalent", o.berthBin)
+		return inproc, nil
+	}
+	return nil, fmt.Errorf("bad -berth-gc %q", o.berthGC)
+}
+
+// checks are the safety and reclaim checks that fail the run.
+func checks(o options, r *regResult) []string {
+	var f []string
+	add := func(format string, a ...any) { f = append(f, r.Registry+fmt.Sprintf(" %d: ", r.Manifests)+fmt.Sprintf(format, a...)) }
+	for _, e := range r.Errors {
+		add("%s", e)
+	}
+	if r.PushErrors > 0 {
+		add("%d push errors", r.PushErrors)
+	}
+	if r.PullErrors > 0 || r.FixedPullErrs > 0 {
+		add("%d pull errors after collection, %d after the fixed-garbage collection (live data lost?)", r.PullErrors, r.FixedPullErrs)
+	}
+	if r.DeletedSeen > 0 {
+		add("%d deleted manifests still served", r.DeletedSeen)
+	}
+	if r.BytesAfter >= r.BytesBefore {
+		add("collection reclaimed nothing (%d -> %d bytes)", r.BytesBefore, r.BytesAfter)
+	}
+	if r.Registry == kindBerth && r.Reclaim.DueAfter != 0 {
+		add("%d reviews still due after the collection", r.Reclaim.DueAfter)
+	}
+	return f
+}
+
+// parallel runs fn(i) for i in [0,n) on k goroutines; it returns the
+// number of errors and the first one.
+func parallel(k, n int, fn func(i int) error) (int, error) {
+	var next atomic.Int64
+	var nerr atomic.Int64
+	var first error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < k; w++ {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					nerr.Add(1)
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(nerr.Load()), first
+}
+
+// prober measures manifest PUTs: it pushes one anchor image into probe/p,
+// then PUTs, sequentially, new manifests that reference the anchor's (live)
+// blobs under new tags, each with a unique annotation. No probe push
+// uploads blobs, so none can lose a race against the collector over a blob
+// it uploaded itself (with BERTH_GC_GRACE=0s uploaded blobs are collectable
+// at once): what is measured is the manifest PUT, its latency and whether
+// it succeeds while the collector runs.
+type prober struct {
+	d       dataset
+	cl      *client
+	anchor  *image
+	counter int
+}
+
+func (p *prober) init(ctx context.Context) error {
+	im, data := p.d.build(-1, 0, 0, "probe/p", "anchor")
+	if _, _, err := p.cl.pushImage(ctx, im, data); err != nil {
+		return fmt.Errorf("pushing the probe anchor: %w", err)
+	}
+	p.anchor = im
+	return nil
+}
+
+func (p *prober) manifest() []byte {
+	p.counter++
+	var m map[string]any
+	_ = json.Unmarshal(p.anchor.manifest, &m)
+	m["annotations"] = map[string]string{"berth.bench.probe": strconv.Itoa(p.counter)}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func (p *prober) run(ctx context.Context, count int, stop <-chan struct{}) latStats {
+	var lat []time.Duration
+	failures := 0
+	last := time.Now()
+	var maxGap time.Duration
+	for i := 0; count <= 0 || i < count; i++ {
+		if stop != nil {
+			select {
+			case <-stop:
+				return stats(lat, failures, 0, max(maxGap, time.Since(last)))
+			default:
+			}
+		}
+		m := p.manifest()
+		took, err := p.cl.putManifest(ctx, "probe/p", fmt.Sprintf("p%06d", p.counter), m)
+		if err != nil {
+			failures++
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		maxGap = max(maxGap, now.Sub(last))
+		last = now
+		lat = append(lat, took)
+	}
+	return stats(lat, failures, 0, maxGap)
+}
+
+func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd []string, si int) (*regResult, error) {
+	tags := min(o.tagsPer, scale)
+	d := dataset{seed: o.seed, repos: max(scale/tags, 1), tags: tags}
+	r := &regResult{Registry: kind, Manifests: d.manifests()}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	srv, err := newServer(kind, dir, o.berthBin, gcCmd, o.workers, o.interval)
+	if err != nil {
+		return r, err
+	}
+	if o.cpuprof != "" && kind == kindBerth && len(gcCmd) == 2 {
+		prof, _ := filepath.Abs(o.cpuprof)
+		os.MkdirAll(prof, 0o755)
+		srv.gcCmd = append(slices.Clone(gcCmd), "-cpuprofile", filepath.Join(prof, fmt.Sprintf("gc-%d.pprof", scale)))
+	}
+	if err := srv.start(ctx); err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	cl := srv.cl
+	log.Printf("%s %d manifests (%d repos × %d tags) at %s", kind, d.manifests(), d.repos, d.tags, srv.addr)
+
+	// 1. push the dataset.
+	refs := make([]ref, 0, d.manifests())
+	for rp := 0; rp < d.repos; rp++ {
+		for t := 0; t < d.tags; t++ {
+			refs = append(refs, ref{rp, t})
+		}
+	}
+	push := func(list []ref, gen int) (int, error) {
+		return parallel(o.clients, len(list), func(i int) error {
+			x := list[i]
+			im, data := d.build(x.repo, x.tag, gen, d.repoName(x.repo), d.tagName(x.tag))
+			_, _, err := cl.pushImage(ctx, im, data)
+			return err
+		})
+	}
+	start := time.Now()
+	nerr, err := push(refs, 0)
+	r.PushImages, r.PushSeconds, r.PushErrors = len(refs), time.Since(start).Seconds(), nerr
+	if err != nil {
+		log.Printf("%s push: %d errors, first: %v", kind, nerr, err)
+	}
+	log.Printf("%s pushed %d images in %.1fs: %.0f images/s", kind, r.PushImages, r.PushSeconds, r.pushIPS())
+
+	// 2. manifest PUT latency on the idle registry.
+	pr := &prober{d: d, cl: cl}
+	if err := pr.init(ctx); err != nil {
+		return r, err
+	}
+	r.ProbeIdle = pr.run(ctx, o.probeIdle, nil)
+
+	// 3. garbage: overwrite some tags, delete some manifests.
+	pl := d.plan(o.fixed)
+	if nerr, err := push(pl.overwrite, 1); err != nil {
+		r.PushErrors += nerr
+		log.Printf("%s overwrite: %d errors, first: %v", kind, nerr, err)
+	}
+	del := func(list []ref) (int, error) {
+		return parallel(o.clients, len(list), func(i int) error {
+			x := list[i]
+			im, _ := d.build(x.repo, x.tag, 0, d.repoName(x.repo), d.tagName(x.tag))
+			return cl.deleteManifest(ctx, im.repo, im.digest)
+		})
+	}
+	if nerr, err := del(pl.del); err != nil {
+		return r, fmt.Errorf("deleting: %d errors, first: %w", nerr, err)
+	}
+	r.GarbageOps = len(pl.overwrite) + len(pl.del)
+	r.BytesBefore = srv.storageBytes()
+
+	// 4. reclaim the garbage.
+	if r.Reclaim, err = srv.collect(ctx, "reclaim"); err != nil {
+		return r, fmt.Errorf("reclaim: %w", err)
+	}
+	r.BytesAfter = srv.storageBytes()
+	log.Printf("%s reclaim: %.2fs (process %.2fs, rss %d MiB); storage %d -> %d bytes",
+		kind, r.Reclaim.Wall.Seconds(), r.Reclaim.Process.Seconds(), r.Reclaim.MaxRSSKB>>10, r.BytesBefore, r.BytesAfter)
+
+	// 5. safety: pull live images, verified; deleted manifests are gone.
+	cl.forget()
+	r.PullImages, r.PullSeconds, r.PullBytes, r.PullErrors, err = pullLive(ctx, o, d, cl, pl.live)
+	if err != nil {
+		log.Printf("%s pull: %d errors, first: %v", kind, r.PullErrors, err)
+	}
+	for _, x := range pl.del[:min(50, len(pl.del))] {
+		im, _ := d.build(x.repo, x.tag, 0, d.repoName(x.repo), d.tagName(x.tag))
+		if st, err := cl.manifestStatus(ctx, im.repo, im.digest); err != nil || st != 404 {
+			r.DeletedSeen++
+		}
+	}
+
+	// 6. a collection with nothing to collect.
+	if r.Noop, err = srv.collect(ctx, "noop"); err != nil {
+		return r, fmt.Errorf("no-op collection: %w", err)
+	}
+	// 7. a fixed amount of garbage, whatever the registry size.
+	if nerr, err := del(pl.fixedDel); err != nil {
+		return r, fmt.Errorf("deleting (fixed): %d errors, first: %w", nerr, err)
+	}
+	if r.Fixed, err = srv.collect(ctx, "fixed"); err != nil {
+		return r, fmt.Errorf("fixed-garbage collection: %w", err)
+	}
+	// 8. the same again with the probe PUTting manifests throughout:
+	// availability and PUT latency while collecting.
+	if nerr, err := del(pl.probeDel); err != nil {
+		return r, fmt.Errorf("deleting (probe): %d errors, first: %w", nerr, err)
+	}
+	stop := make(chan struct{})
+	probeDone := make(chan latStats)
+	go func() { probeDone <- pr.run(ctx, 0, stop) }()
+	r.Online, err = srv.collect(ctx, "online")
+	close(stop)
+	r.ProbeGC = <-probeDone
+	if err != nil {
+		return r, fmt.Errorf("collection under probe load: %w", err)
+	}
+	log.Printf("%s collection under probe load: %.2fs; PUT p50 %.1fms p99 %.1fms n=%d failures=%d (idle p50 %.1fms p99 %.1fms)",
+		kind, r.Online.Wall.Seconds(), r.ProbeGC.P50ms, r.ProbeGC.P99ms, r.ProbeGC.N, r.ProbeGC.Failures, r.ProbeIdle.P50ms, r.ProbeIdle.P99ms)
+	cl.forget()
+	sample := pl.live[:min(len(pl.live), 100)]
+	_, _, _, r.FixedPullErrs, _ = pullLive(ctx, o, d, cl, sample)
+	r.ServerHWMKB = srv.hwmKB()
+	_ = si
+	return r, nil
+}
+
+// pullLive pulls and verifies up to o.pullMax live tags with o.clients
+// clients.
+func pullLive(ctx context.Context, o options, d dataset, cl *client, live []ref) (int, float64, int64, int, error) {
+	ov := map[ref]bool{}
+	for _, x := range d.plan(o.fixed).overwrite {
+		ov[x] = true
+	}
+	list := live[:min(len(live), o.pullMax)]
+	var bytes atomic.Int64
+	start := time.Now()
+	nerr, err := parallel(o.clients, len(list), func(i int) error {
+		x := list[i]
+		gen := 0
+		if ov[x] {
+			gen = 1
+		}
+		im, _ := d.build(x.repo, x.tag, gen, d.repoName(x.repo), d.tagName(x.tag))
+		n, err := cl.pullImage(ctx, im.repo, im.tag, im.digest)
+		bytes.Add(n)
+		return err
+	})
+	return len(list), time.Since(start).Seconds(), bytes.Load(), nerr, err
+}
+
+// runBig pushes one big blob and pulls it with o.clients clients at once.
+func runBig(ctx context.Context, o options, kind, dir string) (bigResult, error) {
+	b := bigResult{Registry: kind, SizeMiB: o.bigMiB}
+	os.RemoveAll(dir)
+	srv, err := newServer(kind, dir, o.berthBin, nil, o.workers, o.interval)
+	if err != nil {
+		return b, err
+	}
+	if err := srv.start(ctx); err != nil {
+		return b, err
+	}
+	defer srv.stop()
+	var seed [32]byte
+	copy(seed[:], "berth-bench big blob")
+	st := stream{seed: seed, size: int64(o.bigMiB) << 20}
+	dg := st.digest()
+	repo := "big/blob"
+	start := time.Now()
+	if err := srv.cl.uploadBlobFrom(ctx, repo, dg, st.size, st.reader); err != nil {
+		return b, err
+	}
+	b.PushMBps = float64(st.size) / 1e6 / time.Since(start).Seconds()
+	// A manifest keeps the blob alive whatever the collector does.
+	cfg := []byte("{}")
+	if err := srv.cl.uploadBlob(ctx, repo, sha(cfg), cfg); err != nil {
+		return b, err
+	}
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mtManifest,
+		"config": map[string]any{"mediaType": mtConfig, "digest": sha(cfg), "size": len(cfg)},
+		"layers": []any{map[string]any{"mediaType": mtLayer, "digest": dg, "size": st.size}}})
+	if _, err := srv.cl.putManifest(ctx, repo, "latest", m); err != nil {
+		return b, err
+	}
+	var total atomic.Int64
+	start = time.Now()
+	_, err = parallel(o.clients, o.clients, func(int) error {
+		n, err := srv.cl.getCount(ctx, srv.cl.base+"/v2/"+repo+"/blobs/"+dg)
+		total.Add(n)
+		if err == nil && n != st.size {
+			err = errors.New("short read")
+		}
+		return err
+	})
+	b.PullMBps = float64(total.Load()) / 1e6 / time.Since(start).Seconds()
+	return b, err
+}
+
+func printRow(r *regResult) {
+	log.Printf("%s %d: push %.0f img/s; reclaim %.2fs; noop %.2fs; fixed %.2fs; gc rss %d/%d/%d MiB; pull %.0f img/s; PUT idle p99 %.1fms gc p99 %.1fms; errors %v",
+		r.Registry, r.Manifests, r.pushIPS(), r.Reclaim.Wall.Seconds(), r.Noop.Wall.Seconds(), r.Fixed.Wall.Seconds(),
+		r.Reclaim.MaxRSSKB>>10, r.Noop.MaxRSSKB>>10, r.Fixed.MaxRSSKB>>10, r.pullIPS(), r.ProbeIdle.P99ms, r.ProbeGC.P99ms, r.Errors)
+}
