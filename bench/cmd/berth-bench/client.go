@@ -252,7 +252,7 @@ func (c *client) pullImage(ctx context.Context, repo, tag, want string) (int64, 
 		return 0, fmt.Errorf("%s:%s: got manifest %s, want %s", repo, tag, sha(mb), want)
 	}
 	var m struct {
-		Config struct{ Digest string } `json:"config"`
+		Config struct{ Digest string }   `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal(mb, &m); err != nil {

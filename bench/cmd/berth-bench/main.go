@@ -101,7 +101,7 @@ type latStats struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Failures int     `json:"failures"`
-	Retries  int     `json:"retries"` // PUTs retried after MANIFEST_BLOB_UNKNOWN
+	Retries  int     `json:"retries"`   // PUTs retried after MANIFEST_BLOB_UNKNOWN
 	MaxGapS  float64 `json:"max_gap_s"` // longest time between two successful probe pushes
 }
 
@@ -287,7 +287,9 @@ func berthGCCommand(o options) ([]string, error) {
 // checks are the safety and reclaim checks that fail the run.
 func checks(o options, r *regResult) []string {
 	var f []string
-	add := func(format string, a ...any) { f = append(f, r.Registry+fmt.Sprintf(" %d: ", r.Manifests)+fmt.Sprintf(format, a...)) }
+	add := func(format string, a ...any) {
+		f = append(f, r.Registry+fmt.Sprintf(" %d: ", r.Manifests)+fmt.Sprintf(format, a...))
+	}
 	for _, e := range r.Errors {
 		add("%s", e)
 	}

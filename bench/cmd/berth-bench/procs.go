@@ -20,16 +20,16 @@ import (
 // server is one registry process under test: berth serve or docker-registry
 // serve, on a loopback port, with its data in dir.
 type server struct {
-	kind string // "berth" or "distribution"
-	dir  string
-	addr string
-	bin  string   // berth binary (berth only)
-	env  []string // BERTH_* (berth only)
-	gcCmd []string // how berth's collector is run as a process
+	kind   string // "berth" or "distribution"
+	dir    string
+	addr   string
+	bin    string   // berth binary (berth only)
+	env    []string // BERTH_* (berth only)
+	gcCmd  []string // how berth's collector is run as a process
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *os.File
-	cl   *client
+	cl     *client
 }
 
 const (
@@ -194,16 +194,16 @@ func (s *server) storageBytes() int64 {
 
 // gcRun is one collection.
 type gcRun struct {
-	Wall     time.Duration `json:"wall_ns"`     // reclaim time: see collect
-	Process  time.Duration `json:"process_ns"`  // the collector process alone
-	Stop     time.Duration `json:"stop_ns"`     // distribution: stopping the registry
-	Start    time.Duration `json:"start_ns"`    // distribution: restarting it
-	Unavail  time.Duration `json:"unavail_ns"`  // distribution: stop + gc + restart
-	MaxRSSKB int64         `json:"max_rss_kb"`  // collector process peak RSS (rusage)
-	Reviews  int           `json:"reviews"`     // berth: reviews the process decided
+	Wall     time.Duration  `json:"wall_ns"`    // reclaim time: see collect
+	Process  time.Duration  `json:"process_ns"` // the collector process alone
+	Stop     time.Duration  `json:"stop_ns"`    // distribution: stopping the registry
+	Start    time.Duration  `json:"start_ns"`   // distribution: restarting it
+	Unavail  time.Duration  `json:"unavail_ns"` // distribution: stop + gc + restart
+	MaxRSSKB int64          `json:"max_rss_kb"` // collector process peak RSS (rusage)
+	Reviews  int            `json:"reviews"`    // berth: reviews the process decided
 	Deleted  map[string]int `json:"deleted,omitempty"`
-	Freed    int64         `json:"bytes_freed"` // berth summary
-	DueAfter int64         `json:"due_after"`   // berth: due reviews when done
+	Freed    int64          `json:"bytes_freed"` // berth summary
+	DueAfter int64          `json:"due_after"`   // berth: due reviews when done
 }
 
 // runProc runs a command to completion and returns its wall time, peak RSS
