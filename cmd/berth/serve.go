@@ -18,7 +18,9 @@ On start it brings the database schema up to date: an empty database is
 initialised and an older one migrated; a schema newer than this berth is
 refused. SIGINT or SIGTERM shuts down gracefully, waiting up to 30 seconds for
 requests in flight. Prometheus metrics are served on /metrics unless
---metrics=false.`,
+--metrics=false, and the management API (tag history and restore, tag expiry,
+namespace retention, purge, collector status) under /berth/v1. Registry and
+collector events are POSTed to the configured webhooks.`,
 		Example: `  # Everything under ./berth-data, plain HTTP on :5000
   berth serve
 

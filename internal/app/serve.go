@@ -72,6 +72,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		registerer = promReg
 	}
 	svc := newServices(cfg, stores, logger, registerer)
+	// Runs after the collector has stopped (see the defers below). drain
+	// is false when the HTTP server did not shut down cleanly: handlers
+	// may still emit events, and the process is about to exit anyway.
+	drain := true
+	defer func() {
+		if !drain {
+			return
+		}
+		ctx, stop := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer stop()
+		svc.closeEvents(ctx)
+	}()
 	mux := http.NewServeMux()
 	mux.Handle("/", api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector}))
 	if metricsHandler != nil {
@@ -104,18 +116,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 
 	// Deferred in this order so that, on every return path, ctx is
 	// cancelled, then the collector is waited for, then webhook delivery
-	// is drained (closeEvents), then the stores close. drain is false when
-	// the HTTP server did not shut down cleanly: handlers may still emit
-	// events, and the process is about to exit anyway.
-	drain := true
-	defer func() {
-		if !drain {
-			return
-		}
-		ctx, stop := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer stop()
-		svc.closeEvents(ctx)
-	}()
+	// is drained (closeEvents, deferred above), then the stores close.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
