@@ -8,16 +8,16 @@ import (
 type Kind int
 
 const (
-	KindUnknown   Kind = iota
-	KindBase           // /v2/
-	KindCatalog        // /v2/_catalog
-	KindManifest       // /v2/<name>/manifests/<reference>
-	KindBlob           // /v2/<name>/blobs/<digest>
-	KindUploads        // /v2/<name>/blobs/uploads/
-	KindUpload         // /v2/<name>/blobs/uploads/<id>
-	KindTags           // /v2/<name>/tags/list
-	KindReferrers      // /v2/<name>/referrers/<digest>
-	KindManagement     // /berth/v1/<rest> (Ref holds <rest>; see mgmt.go)
+	KindUnknown    Kind = iota
+	KindBase            // /v2/
+	KindCatalog         // /v2/_catalog
+	KindManifest        // /v2/<name>/manifests/<reference>
+	KindBlob            // /v2/<name>/blobs/<digest>
+	KindUploads         // /v2/<name>/blobs/uploads/
+	KindUpload          // /v2/<name>/blobs/uploads/<id>
+	KindTags            // /v2/<name>/tags/list
+	KindReferrers       // /v2/<name>/referrers/<digest>
+	KindManagement      // /berth/v1/<rest> (Ref holds <rest>; see mgmt.go)
 )
 
 var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "uploads", "upload", "tags", "referrers", "management"}
