@@ -67,7 +67,6 @@ func newMgmtEnv(t *testing.T, withCollector bool) *mgmtEnv {
 	opts := api.Options{}
 	if withCollector {
 		c := gc.New(store, blobs, gc.Options{Now: e.clock, TagRetention: time.Hour, UploadExpiry: time.Hour, CollectUntagged: true})
-		t.Cleanup(func() { c.Close(context.Background()) })
 		opts.Collector = c
 	}
 	e.srv = httptest.NewServer(api.New(e.reg, opts))

@@ -109,7 +109,8 @@ func TestGCOptionsTakeConfigAsIs(t *testing.T) {
 	if o.Workers != 2 || o.BatchSize != 100 || o.Interval != 10*time.Second || o.UploadExpiry != 24*time.Hour || !o.CollectUntagged {
 		t.Errorf("defaults: got %+v", o)
 	}
-	if len(o.Webhooks) != 1 || o.Webhooks[0].Timeout != config.DefaultWebhookTimeout || o.Webhooks[0].Events[0] != "blob.deleted" {
-		t.Errorf("webhooks: got %+v", o.Webhooks)
+	ws := webhooks(cfg.Webhooks)
+	if len(ws) != 1 || ws[0].Timeout != config.DefaultWebhookTimeout || ws[0].Events[0] != "blob.deleted" {
+		t.Errorf("webhooks: got %+v", ws)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/webhook"
 )
 
 // Services are berth's use cases over opened stores, wired the way serve
@@ -43,12 +44,14 @@ func OpenServices(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 // newServices wires the registry and the collector over stores. metrics,
 // when not nil, receives the collector's metrics.
 func newServices(cfg config.Config, stores *Stores, logger *slog.Logger, metrics prometheus.Registerer) *Services {
+	sender := webhook.New(webhooks(cfg.Webhooks), webhook.Options{Logger: logger, Registerer: metrics})
+	sink := &eventSink{sender: sender, log: logger}
 	opts := GCOptions(cfg, logger)
 	if metrics != nil {
 		opts.Registerer = metrics
 	}
+	opts.Hooks = append(opts.Hooks, sink.collectorEvent)
 	c := gc.New(stores.Meta, stores.Blobs, opts)
-	sink := &eventSink{c: c, log: logger}
 	ropts := registryOptions(cfg, logger)
 	ropts.Events = sink.registryEvent
 	return &Services{
@@ -70,7 +73,7 @@ func (s *Services) Close(ctx context.Context) error {
 // ctx ends. Registry events arriving afterwards are only logged.
 func (s *Services) closeEvents(ctx context.Context) {
 	if s.events.close() {
-		s.Collector.Close(ctx)
+		s.events.sender.Close(ctx)
 	}
 }
 
@@ -90,41 +93,35 @@ func GCOptions(cfg config.Config, logger *slog.Logger) gc.Options {
 		OverdueAfter:    gc.DefaultOptions().OverdueAfter,
 		Now:             time.Now,
 		Logger:          logger,
-		Webhooks:        webhooks(cfg.Webhooks),
 	}
 }
 
-// webhooks maps the configured webhooks onto the collector's.
-func webhooks(ws []config.Webhook) []gc.Webhook {
-	var out []gc.Webhook
+// webhooks maps the configured webhooks onto delivery targets.
+func webhooks(ws []config.Webhook) []webhook.Target {
+	var out []webhook.Target
 	for _, w := range ws {
 		timeout := w.Timeout.Duration()
 		if timeout == 0 {
 			timeout = config.DefaultWebhookTimeout
 		}
-		out = append(out, gc.Webhook{URL: w.URL, Events: w.Events, Timeout: timeout})
+		out = append(out, webhook.Target{URL: w.URL, Events: w.Events, Timeout: timeout})
 	}
 	return out
 }
 
-// eventSink forwards the registry's events to the collector's dispatcher,
-// so registry and collector events go to the same webhooks. After close,
-// events are only logged: the dispatcher's queues are closed by then.
+// eventSink sends the registry's and the collector's events to the same
+// webhook targets. After close, events are only logged: the queues are
+// closed by then.
 type eventSink struct {
 	mu     sync.RWMutex
 	closed bool
-	c      *gc.Collector
+	sender *webhook.Sender
 	log    *slog.Logger
 }
 
 func (s *eventSink) registryEvent(e registry.Event) {
 	s.log.Debug("event", "kind", e.Kind, "repo", e.Repo, "digest", e.Digest, "tag", e.Tag)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return
-	}
-	s.c.Emit(gc.Event{
+	s.send(gc.Event{
 		Kind:       e.Kind,
 		Repository: e.Repo,
 		Tag:        e.Tag,
@@ -132,6 +129,17 @@ func (s *eventSink) registryEvent(e registry.Event) {
 		Reason:     "client request",
 		At:         e.At,
 	})
+}
+
+func (s *eventSink) collectorEvent(e gc.Event) { s.send(e) }
+
+func (s *eventSink) send(e gc.Event) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	s.sender.Send(e.Kind, e)
 }
 
 // close marks the sink closed; it reports whether this call closed it.

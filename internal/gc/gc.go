@@ -52,10 +52,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line per deletion, with its reason.
 	Logger *slog.Logger
-	// Hooks are called, in process, after each committed deletion.
+	// Hooks are called, in process, after each committed deletion; they
+	// must not block (internal/webhook queues events for delivery).
 	Hooks []func(Event)
-	// Webhooks receive events as JSON POSTs, asynchronously.
-	Webhooks []Webhook
 	// Registerer registers the collector's metrics; nil = none.
 	Registerer prometheus.Registerer
 }
@@ -103,12 +102,9 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	}
 	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger}
 	c.metrics = newMetrics(opts.Registerer, c)
-	c.hooks = newDispatcher(opts.Hooks, opts.Webhooks, opts.Logger, c.metrics)
+	c.hooks = newDispatcher(opts.Hooks)
 	return c
 }
-
-// Close stops webhook delivery, waiting for queued events up to ctx.
-func (c *Collector) Close(ctx context.Context) { c.hooks.close(ctx) }
 
 // Kinds of deleted objects, as reported in summaries, events and metrics.
 const (

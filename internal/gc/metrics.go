@@ -10,14 +10,11 @@ import (
 )
 
 type metrics struct {
-	deletions      *prometheus.CounterVec
-	bytesFreed     prometheus.Counter
-	errors         prometheus.Counter
-	latency        *prometheus.HistogramVec
-	runs           prometheus.Counter
-	webhookSent    prometheus.Counter
-	webhookFailed  prometheus.Counter
-	webhookDropped prometheus.Counter
+	deletions  *prometheus.CounterVec
+	bytesFreed prometheus.Counter
+	errors     prometheus.Counter
+	latency    *prometheus.HistogramVec
+	runs       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
@@ -32,15 +29,9 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Help: "Time to decide one review, including its cascade.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"kind"}),
 		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
 			Help: "Collection runs completed."}),
-		webhookSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "sent_total",
-			Help: "Events delivered to webhooks."}),
-		webhookFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "failed_total",
-			Help: "Events given up after retries."}),
-		webhookDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "webhook", Name: "dropped_total",
-			Help: "Events dropped because a webhook queue was full."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.runs, m.webhookSent, m.webhookFailed, m.webhookDropped,
+		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.runs,
 			&queueCollector{c: c,
 				due:     prometheus.NewDesc("berth_gc_reviews_due", "Reviews whose time has come.", nil, nil),
 				overdue: prometheus.NewDesc("berth_gc_reviews_overdue", "Reviews due for longer than the overdue threshold.", nil, nil),

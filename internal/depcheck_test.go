@@ -1,0 +1,47 @@
+package internal_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps the core packages free of HTTP and of every
+// backend (STYLE.md rule 15): only internal/app wires backends, and only
+// internal/api and internal/webhook speak HTTP. Backends are checked
+// transitively; net/http only as a direct import of berth's own packages
+// (the Prometheus client library imports it, and that is not ours to use).
+func TestDependencies(t *testing.T) {
+	backends := []string{
+		"github.com/berth/berth/internal/meta/sqlstore",
+		"github.com/berth/berth/internal/blob/fs",
+		"github.com/berth/berth/internal/api",
+		"github.com/berth/berth/internal/app",
+		"github.com/berth/berth/internal/webhook",
+		"github.com/jackc/pgx/v5",
+		"modernc.org/sqlite",
+	}
+	for _, pkg := range []string{"oci", "meta", "blob", "gc", "registry"} {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{join .Imports \",\"}}", "github.com/berth/berth/internal/"+pkg).Output()
+			if err != nil {
+				t.Fatalf("go list: %v", err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				path, imports, _ := strings.Cut(line, " ")
+				for _, b := range backends {
+					if path == b || strings.HasPrefix(path, b+"/") {
+						t.Errorf("internal/%s depends on %s", pkg, path)
+					}
+				}
+				if strings.HasPrefix(path, "github.com/berth/berth/") {
+					for _, imp := range strings.Split(imports, ",") {
+						if imp == "net/http" || strings.HasPrefix(imp, "net/http/") {
+							t.Errorf("%s imports %s", path, imp)
+						}
+					}
+				}
+			}
+		})
+	}
+}
