@@ -156,9 +156,7 @@ func newHarness(t *testing.T, b sqltest.Backend, opts ...option) *harness {
 // newCollector returns another collector on the same stores and clock (a
 // second replica).
 func (h *harness) newCollector() *gc.Collector {
-	c := gc.New(h.store, h.blobs, h.opts)
-	h.t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return gc.New(h.store, h.blobs, h.opts)
 }
 
 func (h *harness) eventsOf(kind string) []gc.Event {

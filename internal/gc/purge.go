@@ -110,17 +110,18 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				if n, err = fn(p); err != nil {
 					return err
 				}
-				for len(p.followUps) > 0 { // cascade to blobs and labels nothing else uses
-					next := p.followUps[len(p.followUps)-1]
-					p.followUps = p.followUps[:len(p.followUps)-1]
-					if next.Kind == meta.ReviewManifest {
-						continue // this repository's own manifests: the next round deletes them
+				// Cascade to blobs and labels nothing else uses; this
+				// repository's own manifests are the next round's.
+				ownManifest := func(r meta.Review) bool { return r.Kind == meta.ReviewManifest }
+				for {
+					next, ok, err := p.nextFollowUp(ctx, ownManifest)
+					if err != nil || !ok {
+						return err
 					}
 					if err := p.decide(ctx, next); err != nil {
 						return err
 					}
 				}
-				return nil
 			})
 			if err != nil {
 				return fmt.Errorf("purge %s: %s: %w (%w)", r.Name, what, err, ErrPurgeIncomplete)

@@ -71,6 +71,11 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		if pending, err = tx.PendingReview(ctx, meta.ReviewLink, object(repo.ID, d)); err != nil || pending {
 			return err
 		}
+		// A blob uploaded but not yet referenced is protected by its
+		// marker's review: when it fires, the link is decided at once.
+		if pending, err = tx.PendingReview(ctx, meta.ReviewUploadedBlob, object(repo.ID, d)); err != nil || pending {
+			return err
+		}
 		pending, err = tx.PendingReview(ctx, meta.ReviewBlob, d.String())
 		return err
 	})
@@ -87,6 +92,9 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		until := r.now().Add(r.opts.Grace)
 		if _, err := tx.PostponeReview(ctx, meta.ReviewLink, object(repoID, d), until); err != nil {
 			return fmt.Errorf("postponing link review: %w", err)
+		}
+		if _, err := tx.PostponeReview(ctx, meta.ReviewUploadedBlob, object(repoID, d), until); err != nil {
+			return fmt.Errorf("postponing uploaded-blob review: %w", err)
 		}
 		if _, err := tx.PostponeReview(ctx, meta.ReviewBlob, d.String(), until); err != nil {
 			return fmt.Errorf("postponing blob review: %w", err)
