@@ -67,43 +67,51 @@ func (h *history) rel(t time.Time) string {
 	return fmt.Sprintf("%.3fs", t.Sub(h.start).Seconds())
 }
 
-// relevant returns the operations that touch any of keys (and, for a
-// manifest, the blobs it names), in order.
+// relevant returns the operations that touch any of keys (and the blobs
+// and manifests those operations name), the purges of the repositories
+// among keys, and the harness's kills and restarts, in order.
 func (h *history) relevant(keys []string) []entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	want := map[string]bool{}
+	repos := map[string]bool{}
 	for _, k := range keys {
-		want[k] = true
-	}
-	// Widen once: operations on a wanted manifest bring in their blobs and
-	// tags, so that the history explains how the object was built.
-	for _, e := range h.entries {
-		hit := false
-		for _, k := range e.keys {
-			if want[k] && (strings.Contains(k, "@") || strings.Contains(k, ":")) {
-				hit = true
-			}
+		if isRepoKey(k) {
+			repos[k] = true
+		} else {
+			want[k] = true
 		}
-		if hit {
-			for _, k := range e.keys {
-				if strings.HasPrefix(k, "blob:") || strings.Count(k, "@") == 1 {
-					want[k] = true
-				}
+	}
+	// Widen once: operations on a wanted object bring in the blobs and
+	// manifests they name, so that the history shows how it was built.
+	for _, e := range h.entries {
+		if !slices.ContainsFunc(e.keys, func(k string) bool { return want[k] }) {
+			continue
+		}
+		for _, k := range e.keys {
+			if strings.HasPrefix(k, "blob:") || strings.Contains(k, "@") {
+				want[k] = true
 			}
 		}
 	}
 	var out []entry
 	for _, e := range h.entries {
+		hit := e.client == -1 && (e.op == "kill" || e.op == "restart")
 		for _, k := range e.keys {
-			if want[k] || (e.client == -1 && (e.op == "kill" || e.op == "restart")) {
-				out = append(out, e)
-				break
+			if want[k] || (e.op == "purge" && repos[k]) {
+				hit = true
 			}
+		}
+		if hit {
+			out = append(out, e)
 		}
 	}
 	return out
 }
+
+// isRepoKey: a bare repository name, as opposed to repo:tag, repo@digest
+// and blob:digest.
+func isRepoKey(k string) bool { return !strings.ContainsAny(k, "@:") }
 
 func (h *history) printViolations(w io.Writer, seed uint64, limit int) {
 	h.mu.Lock()

@@ -62,6 +62,7 @@ func (w *worker) run(ctx context.Context) {
 		{"expire-tag", 4, w.opExpireTag},
 		{"delete-manifest", 5, w.opDeleteManifest},
 		{"blobs-only", 3, w.opBlobsOnly},
+		{"head-skip-edge", 2, w.opHeadSkipEdge},
 		{"abandon-upload", 3, w.opAbandonUpload},
 		{"verify", 14, w.opVerify},
 		{"purge", 1, w.opPurge},
@@ -702,4 +703,68 @@ func (w *worker) opPurge(ctx context.Context) string {
 	}
 	r := w.r.m.repo(w.r.purgeable[w.rng.IntN(len(w.r.purgeable))])
 	return w.r.purgeRepo(ctx, w.id, r)
+}
+
+// opHeadSkipEdge aims at scenario 2 of the failure list (HEAD-then-skip):
+// it uploads an image's blobs, abandons the push until their upload grace
+// is nearly over, then — like a second client that finds the blobs
+// present — HEADs them, skips uploading, and pushes the manifest half a
+// grace later. gc.md promises a client that saw a blob alive a full grace
+// to reference it.
+func (w *worker) opHeadSkipEdge(ctx context.Context) string {
+	r := w.anyRepo()
+	r.lock.RLock()
+	defer r.lock.RUnlock()
+	layer := newBlob(randomBytes(w.rng, 64+w.rng.IntN(4<<10)), mediaLayer)
+	b := buildImage(imageConfig(w.nonce(), nil), []blobData{layer}, nil)
+	rec := w.r.m.addManifest(r, w.own(r, b.rec))
+	first, ok := time.Time{}, true
+	for _, x := range b.blobs {
+		t, ok2 := w.ensureBlob(ctx, r.name, x, false)
+		if !ok2 {
+			ok = false
+			break
+		}
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	if !ok {
+		return "unknown"
+	}
+	sleepUntil(ctx, first.Add(w.r.cfg.Grace-w.r.cfg.Grace/10))
+	base, err := w.base(ctx)
+	if err != nil {
+		return ""
+	}
+	var seen time.Time
+	for _, x := range b.blobs {
+		h := w.c.headBlob(ctx, base, r.name, x.digest)
+		w.record("head-blob", h, h.String(), "edge of the upload grace", r.name, bkey(x.digest), mkey(r.name, rec.digest))
+		switch {
+		case h.outcome() == outUnknown:
+			return "unknown"
+		case h.status != http.StatusOK:
+			if h.got.Add(w.r.cfg.Margin).Before(first.Add(w.r.cfg.Grace)) {
+				w.violate("uploaded blob gone inside its grace", fmt.Sprintf("HEAD %s/blobs/%s answered %s at %s; uploaded (201) at %s, protected until %s",
+					r.name, x.digest, h.String(), w.r.hist.rel(h.got), w.r.hist.rel(first), w.r.hist.rel(first.Add(w.r.cfg.Grace))), r.name, bkey(x.digest))
+				return "violation"
+			}
+			return "late"
+		}
+		if seen.IsZero() {
+			seen = h.sent
+		}
+	}
+	// The upload markers expire now; the client references the blobs it
+	// saw half a grace later.
+	sleepUntil(ctx, seen.Add(w.r.cfg.Grace/2))
+	return result(w.putManifest(ctx, r, rec, "", seen.Add(w.r.cfg.Grace), "its blobs answered HEAD 200 (client skipped the upload) by then plus the grace"))
+}
+
+func sleepUntil(ctx context.Context, t time.Time) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(t)):
+	}
 }
