@@ -6,6 +6,11 @@
 #   make conformance-distribution   the same suite against CNCF distribution (reference numbers;
 #                      needs `apt-get install docker-registry`)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
+#   make torture       short fixed-seed torture runs (berth-torture): SQLite, PostgreSQL,
+#                      two replicas on PostgreSQL (TORTURE_DURATION each; see
+#                      docs/design/torture.md; PostgreSQL runs need BERTH_TEST_POSTGRES_DSN
+#                      or a server on 127.0.0.1:5432)
+#   make torture-long  the same for TORTURE_LONG each (the issue's soak: 30m)
 #   make bench         benchmarks
 #
 # PostgreSQL-backed Go tests read BERTH_TEST_POSTGRES_DSN (an admin DSN from which they
@@ -26,12 +31,22 @@ TESTTIMEOUT ?= 10m
 
 # Space-separated pkg:FuzzName pairs, e.g.
 #   FUZZ_TARGETS = ./internal/oci:FuzzParseManifest ./internal/oci:FuzzParseReference
-FUZZ_TARGETS ?=
+FUZZ_TARGETS ?= ./internal/oci:FuzzParseManifest ./internal/oci:FuzzValidateRepoName ./internal/oci:FuzzParseReference
 FUZZTIME     ?= 10s
+
+# Torture runs: fixed seed so that CI is reproducible; a violation prints the seed
+# and the minimal history, and the run exits non-zero. TORTURE_FLAGS adds flags
+# to every run (e.g. TORTURE_FLAGS=-keep).
+TORTURE_DURATION ?= 45s
+TORTURE_LONG     ?= 30m
+TORTURE_SEED     ?= 1
+TORTURE_FLAGS    ?=
+TORTURE_BIN      ?= results/torture/berth-torture
 
 BENCHFLAGS ?= -benchmem
 
 .PHONY: test unit vet gotest conformance conformance-sqlite conformance-postgres \
+	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas \
 	conformance-distribution fuzz bench clean
 
 test: unit conformance
@@ -67,6 +82,28 @@ fuzz:
 		echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
+
+torture-build:
+	@mkdir -p results/torture
+	$(GO) build -o $(TORTURE_BIN) ./cmd/berth-torture
+	$(GO) build -o results/torture/berth ./cmd/berth
+
+# One berth build for the three runs; each run starts berth as separate processes.
+TORTURE_RUN = $(TORTURE_BIN) -berth results/torture/berth -dir results/torture -seed $(TORTURE_SEED) $(TORTURE_FLAGS)
+
+torture: torture-sqlite torture-postgres torture-replicas
+
+torture-sqlite: torture-build
+	$(TORTURE_RUN) -backend sqlite -duration $(TORTURE_DURATION)
+
+torture-postgres: torture-build
+	$(TORTURE_RUN) -backend postgres -duration $(TORTURE_DURATION)
+
+torture-replicas: torture-build
+	$(TORTURE_RUN) -backend postgres -replicas 2 -duration $(TORTURE_DURATION)
+
+torture-long:
+	$(MAKE) --no-print-directory torture TORTURE_DURATION=$(TORTURE_LONG)
 
 bench:
 	$(GO) test -run='^$$' -bench=. $(BENCHFLAGS) ./...
