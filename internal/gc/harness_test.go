@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -107,7 +108,27 @@ type harness struct {
 
 	mu     sync.Mutex
 	events []gc.Event
+
+	deadlocks *atomic.Int64 // transactions retried after a deadlock
 }
+
+// retryCounter is a slog handler counting the store's retries after a
+// deadlock (PostgreSQL's 40P01), which clients never see but pay for with
+// deadlock_timeout.
+type retryCounter struct{ deadlocks *atomic.Int64 }
+
+func (r *retryCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (r *retryCounter) Handle(_ context.Context, rec slog.Record) error {
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" && strings.Contains(a.Value.String(), "40P01") {
+			r.deadlocks.Add(1)
+		}
+		return true
+	})
+	return nil
+}
+func (r *retryCounter) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *retryCounter) WithGroup(string) slog.Handler      { return r }
 
 type option func(*gc.Options)
 
@@ -128,13 +149,22 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness), opts ...opt
 
 func newHarness(t *testing.T, b sqltest.Backend, opts ...option) *harness {
 	t.Helper()
-	store := sqltest.Open(t, b.DSN(t))
+	// The store logs each retried transaction: tests count deadlocks.
+	deadlocks := &atomic.Int64{}
+	store, err := sqlstore.Open(context.Background(), b.DSN(t), sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})})
+	if err != nil {
+		t.Fatalf("opening store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
 	fs, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatalf("opening blob store: %v", err)
 	}
 	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
-	h := &harness{t: t, ctx: context.Background(), backend: b.Name, clock: c, store: store, fs: fs, blobs: &faultyBlobs{Store: fs}}
+	h := &harness{t: t, ctx: context.Background(), backend: b.Name, deadlocks: deadlocks, clock: c, store: store, fs: fs, blobs: &faultyBlobs{Store: fs}}
 	h.reg = registry.New(store, fs, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
 	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
 	t.Cleanup(h.srv.Close)

@@ -117,18 +117,45 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 	return p.summary, nil
 }
 
-// batch claims and decides up to limit due reviews in one transaction. A
-// review whose decision fails is rescheduled with backoff in a transaction
-// of its own, so one bad row never blocks the queue; the rest of its batch
-// is redone.
+// batch decides up to limit due reviews, each in a transaction of its own
+// that claims one review, decides it with its cascade and commits.
+//
+// One claim per transaction is what keeps collectors and writers free of
+// deadlocks on PostgreSQL: a transaction that held several claimed review
+// rows while upserting follow-up reviews (in another order) formed cycles
+// with a second collector or with a DELETE upserting the same rows
+// (scenario 17, TestScenario17ConcurrentDeletesNoDeadlock). With a single
+// claim, follow-ups only go down the graph (tag → manifest → child,
+// referrer, link, label → blob), so two deciders never wait on each other.
+//
+// A review whose decision fails is rescheduled with backoff in a
+// transaction of its own, so one bad row never blocks the queue.
 func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit int) (Summary, int, error) {
+	total := Summary{Deleted: map[string]int{}}
+	n := 0
+	for n < limit {
+		s, claimed, err := c.decideOne(ctx, filter)
+		total.add(s)
+		if err != nil {
+			return total, n, err
+		}
+		if claimed == 0 {
+			break
+		}
+		n++
+	}
+	return total, n, nil
+}
+
+// decideOne claims one due review and decides it in one transaction.
+func (c *Collector) decideOne(ctx context.Context, filter meta.ReviewFilter) (Summary, int, error) {
 	var p *pass
 	var failed *meta.Review
 	var claimed int
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		failed = nil
 		p = c.newPass(tx, c.opts.Now())
-		reviews, err := tx.ClaimReviews(ctx, p.now, filter, limit)
+		reviews, err := tx.ClaimReviews(ctx, p.now, filter, 1)
 		if err != nil {
 			return err
 		}

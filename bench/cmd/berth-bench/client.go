@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,25 @@ type client struct {
 	base  string // http://host:port
 	hc    *http.Client
 	known sync.Map // repo@digest -> struct{}: blobs known to be in repo
+	// transient counts blob requests retried after a 5xx or a connection
+	// error (distribution 2.8 occasionally answers a concurrent HEAD 500).
+	transient atomic.Int64
+}
+
+// retry runs fn up to 3 times while it fails with a 5xx or a transport
+// error, as registry clients do for blob requests.
+func (c *client) retry(ctx context.Context, fn func() error) error {
+	var err error
+	for i := 0; i < 3; i++ {
+		err = fn()
+		var he *httpError
+		if err == nil || ctx.Err() != nil || (errors.As(err, &he) && he.status < 500) {
+			return err
+		}
+		c.transient.Add(1)
+		time.Sleep(time.Duration(50<<i) * time.Millisecond)
+	}
+	return err
 }
 
 func newClient(addr string) *client {
@@ -150,7 +170,11 @@ func (c *client) pushImage(ctx context.Context, im *image, data map[string][]byt
 				if _, ok := c.known.Load(k); ok {
 					continue
 				}
-				ok, err := c.blobExists(ctx, im.repo, b.digest)
+				var ok bool
+				err := c.retry(ctx, func() (err error) {
+					ok, err = c.blobExists(ctx, im.repo, b.digest)
+					return err
+				})
 				if err != nil {
 					return 0, retries, err
 				}
@@ -159,7 +183,7 @@ func (c *client) pushImage(ctx context.Context, im *image, data map[string][]byt
 					continue
 				}
 			}
-			if err := c.uploadBlob(ctx, im.repo, b.digest, data[b.digest]); err != nil {
+			if err := c.retry(ctx, func() error { return c.uploadBlob(ctx, im.repo, b.digest, data[b.digest]) }); err != nil {
 				return 0, retries, err
 			}
 			if b.shared {

@@ -49,7 +49,6 @@ func gcInproc(args []string) error {
 		Now:             time.Now,
 		Logger:          logger,
 	})
-	defer c.Close(ctx)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

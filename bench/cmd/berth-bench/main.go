@@ -142,6 +142,7 @@ type regResult struct {
 	DeletedSeen   int      `json:"deleted_still_served"`
 	FixedPullErrs int      `json:"pull_errors_after_fixed"`
 	ServerHWMKB   int64    `json:"server_hwm_kb"`
+	Transient     int64    `json:"blob_requests_retried_5xx"`
 	Errors        []string `json:"errors,omitempty"`
 }
 
@@ -413,10 +414,14 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	if err != nil {
 		return r, err
 	}
+	if w := os.Getenv("BERTH_BENCH_GC_WRAP"); w != "" && kind == kindBerth {
+		// e.g. "strace -f -c -o /tmp/gc.strace": diagnostics only.
+		srv.gcCmd = append(strings.Fields(w), srv.gcCmd...)
+	}
 	if o.cpuprof != "" && kind == kindBerth && len(gcCmd) == 2 {
 		prof, _ := filepath.Abs(o.cpuprof)
 		os.MkdirAll(prof, 0o755)
-		srv.gcCmd = append(slices.Clone(gcCmd), "-cpuprofile", filepath.Join(prof, fmt.Sprintf("gc-%d.pprof", scale)))
+		srv.gcCmd = append(slices.Clone(gcCmd), "-cpuprofile", filepath.Join(prof, fmt.Sprintf("gc-%d-{label}.pprof", scale)))
 	}
 	if err := srv.start(ctx); err != nil {
 		return r, err
@@ -526,6 +531,7 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	sample := pl.live[:min(len(pl.live), 100)]
 	_, _, _, r.FixedPullErrs, _ = pullLive(ctx, o, d, cl, sample)
 	r.ServerHWMKB = srv.hwmKB()
+	r.Transient = cl.transient.Load()
 	_ = si
 	return r, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,8 +271,12 @@ func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
 		r.Unavail = r.Wall
 		return r, nil
 	}
+	args := slices.Clone(s.gcCmd)
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "{label}", label)
+	}
 	start := time.Now()
-	took, rss, out, err := runProc(ctx, s.gcCmd[0], s.gcCmd[1:], s.environ(), filepath.Join(s.dir, "gc-"+label+".log"), false)
+	took, rss, out, err := runProc(ctx, args[0], args[1:], s.environ(), filepath.Join(s.dir, "gc-"+label+".log"), false)
 	r.Process, r.MaxRSSKB = took, rss
 	if err != nil {
 		return r, err

@@ -118,6 +118,7 @@ func report(o options, res *results) string {
 		row("pull throughput, MB/s (small images)", float64(d.PullBytes)/1e6/d.PullSeconds, float64(bt.PullBytes)/1e6/bt.PullSeconds, "%.1f")
 		row("storage before gc, MB", float64(d.BytesBefore)/1e6, float64(bt.BytesBefore)/1e6, "%.1f")
 		row("storage after gc, MB", float64(d.BytesAfter)/1e6, float64(bt.BytesAfter)/1e6, "%.1f")
+		row("blob requests retried after a 5xx (client)", float64(d.Transient), float64(bt.Transient), "%.0f")
 		row("server peak RSS, MiB", mib(d.ServerHWMKB), mib(bt.ServerHWMKB), "%.0f")
 		p("\nberth collector: %d reviews decided in the reclaim run, deleted %v, %d bytes freed; %d in the fixed-garbage run.\n", bt.Reclaim.Reviews, bt.Reclaim.Deleted, bt.Reclaim.Freed, bt.Fixed.Reviews)
 		for _, r := range []*regResult{d, bt} {
