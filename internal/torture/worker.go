@@ -466,6 +466,16 @@ func (w *worker) opMoveTag(ctx context.Context) string {
 		return ""
 	}
 	slices.SortFunc(cands, func(a, b *manifestRec) int { return compareStrings(a.digest, b.digest) })
+	if w.rng.IntN(3) != 0 {
+		// Mostly manifests berth promised: a refusal is then a violation.
+		now := time.Now()
+		w.r.m.mu.Lock()
+		promised := slices.DeleteFunc(slices.Clone(cands), func(x *manifestRec) bool { return w.r.m.promisedUntil(r, x.digest, now).IsZero() })
+		w.r.m.mu.Unlock()
+		if len(promised) > 0 {
+			cands = promised
+		}
+	}
 	rec := cands[w.rng.IntN(len(cands))]
 	tag := w.ownTag(r)
 	if !w.tagKnown(ctx, r, tag) {
@@ -537,6 +547,15 @@ func (w *worker) opRestoreTag(ctx context.Context) string {
 		return "unknown"
 	}
 	d := past[w.rng.IntN(len(past))]
+	if w.rng.IntN(3) != 0 {
+		// Mostly lifetimes still inside the time machine.
+		for _, x := range past {
+			if w.r.m.restorable(r, tag, x, time.Now().Add(200*time.Millisecond)) {
+				d = x
+				break
+			}
+		}
+	}
 	if cur, _, ok := w.r.m.liveDigest(r, tag, time.Now()); ok && cur == d {
 		return ""
 	}
