@@ -54,6 +54,12 @@ func (h *history) violate(what, detail string, keys ...string) {
 	h.violations = append(h.violations, violation{what: what, detail: detail, keys: keys, at: time.Now()})
 }
 
+func (h *history) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.entries)
+}
+
 func (h *history) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -377,7 +377,7 @@ func (rn *runner) progress(ctx context.Context) {
 			return
 		case <-t.C:
 			rn.logf("progress: %d operations, %d acknowledged manifest PUTs, %d kills, %d violations",
-				len(rn.hist.entries), rn.st.get("put-manifest", "ok"), rn.kills(), rn.hist.count())
+				rn.hist.len(), rn.st.get("put-manifest", "ok"), rn.kills(), rn.hist.count())
 		}
 	}
 }
