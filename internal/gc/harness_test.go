@@ -140,6 +140,9 @@ func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 // unset, and required when CI=true).
 func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness), opts ...option) {
 	t.Helper()
+	// Two tests at a time (-parallel defaults to GOMAXPROCS): most of a
+	// test's time is spent waiting on the database.
+	t.Parallel()
 	for _, b := range sqltest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			fn(t, newHarness(t, b, opts...))

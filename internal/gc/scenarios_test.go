@@ -73,6 +73,7 @@ func TestScenario01UploadedBlobSurvivesUntilManifestPut(t *testing.T) {
 				if _, err := h.gc.RunOnce(ctx, gc.RunOptions{}); err != nil && ctx.Err() == nil {
 					t.Errorf("RunOnce: %v", err)
 				}
+				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 		for i := range 8 {
@@ -234,6 +235,7 @@ func (h *harness) race(n int, step func(i int) error, collectors ...*gc.Collecto
 					h.t.Errorf("collector decisions failed: %d", s.Errors)
 				}
 				h.advance(time.Second)
+				time.Sleep(2 * time.Millisecond) // a worker's pause, short: leave the clients CPU
 			}
 		}()
 	}
@@ -523,6 +525,7 @@ func TestScenario17ConcurrentDeletesNoDeadlock(t *testing.T) {
 					if s, err := c.RunOnce(ctx, gc.RunOptions{}); (err != nil && ctx.Err() == nil) || s.Errors > 0 {
 						t.Errorf("RunOnce: %v (%d errors)", err, s.Errors)
 					}
+					time.Sleep(2 * time.Millisecond)
 				}
 			}()
 		}
