@@ -139,6 +139,8 @@ type regResult struct {
 	PullSeconds   float64  `json:"pull_seconds"`
 	PullBytes     int64    `json:"pull_bytes"`
 	PullErrors    int      `json:"pull_errors"`
+	PushCPUms     float64  `json:"push_server_cpu_ms_per_image"`
+	PullCPUms     float64  `json:"pull_server_cpu_ms_per_image"`
 	DeletedSeen   int      `json:"deleted_still_served"`
 	FixedPullErrs int      `json:"pull_errors_after_fixed"`
 	ServerHWMKB   int64    `json:"server_hwm_kb"`
@@ -446,8 +448,10 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 		})
 	}
 	start := time.Now()
+	cpu0 := srv.cpuSeconds()
 	nerr, err := push(refs, 0)
 	r.PushImages, r.PushSeconds, r.PushErrors = len(refs), time.Since(start).Seconds(), nerr
+	r.PushCPUms = (srv.cpuSeconds() - cpu0) * 1000 / float64(len(refs))
 	if err != nil {
 		log.Printf("%s push: %d errors, first: %v", kind, nerr, err)
 	}
@@ -489,7 +493,9 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 
 	// 5. safety: pull live images, verified; deleted manifests are gone.
 	cl.forget()
+	cpu0 = srv.cpuSeconds()
 	r.PullImages, r.PullSeconds, r.PullBytes, r.PullErrors, err = pullLive(ctx, o, d, cl, pl.live)
+	r.PullCPUms = (srv.cpuSeconds() - cpu0) * 1000 / float64(max(r.PullImages, 1))
 	if err != nil {
 		log.Printf("%s pull: %d errors, first: %v", kind, r.PullErrors, err)
 	}

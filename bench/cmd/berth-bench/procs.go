@@ -179,6 +179,24 @@ func procHWM(pid int) int64 {
 	return 0
 }
 
+// cpuSeconds is the server's user+system CPU time so far.
+func (s *server) cpuSeconds() float64 {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100 // USER_HZ
+}
+
 // storageBytes sums the sizes of the files under dir/storage.
 func (s *server) storageBytes() int64 {
 	var n int64

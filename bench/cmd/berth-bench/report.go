@@ -98,6 +98,7 @@ func report(o options, res *results) string {
 			p("| %s | "+format+" | "+format+" | %s |\n", name, dv, bv, ratio(bv, dv))
 		}
 		row("push throughput, images/s (8 clients)", d.pushIPS(), bt.pushIPS(), "%.0f")
+		row("server CPU per pushed image, ms", d.PushCPUms, bt.PushCPUms, "%.1f")
 		row("time to reclaim, s (dist: stop+gc+restart; berth: gc start → 0 due)", d.Reclaim.Wall.Seconds(), bt.Reclaim.Wall.Seconds(), "%.2f")
 		row("collector process alone, s", d.Reclaim.Process.Seconds(), bt.Reclaim.Process.Seconds(), "%.2f")
 		row("no-op collection, s (collector process)", d.Noop.Process.Seconds(), bt.Noop.Process.Seconds(), "%.2f")
@@ -115,6 +116,7 @@ func report(o options, res *results) string {
 		row("manifest PUT p50 while collecting, ms", d.ProbeGC.P50ms, bt.ProbeGC.P50ms, "%.1f")
 		row("manifest PUT p99 while collecting, ms", d.ProbeGC.P99ms, bt.ProbeGC.P99ms, "%.1f")
 		row("pull throughput, images/s (8 clients, verified)", d.pullIPS(), bt.pullIPS(), "%.0f")
+		row("server CPU per pulled image, ms", d.PullCPUms, bt.PullCPUms, "%.1f")
 		row("pull throughput, MB/s (small images)", float64(d.PullBytes)/1e6/d.PullSeconds, float64(bt.PullBytes)/1e6/bt.PullSeconds, "%.1f")
 		row("storage before gc, MB", float64(d.BytesBefore)/1e6, float64(bt.BytesBefore)/1e6, "%.1f")
 		row("storage after gc, MB", float64(d.BytesAfter)/1e6, float64(bt.BytesAfter)/1e6, "%.1f")
