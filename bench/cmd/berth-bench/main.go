@@ -253,7 +253,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		if len(o.scales) > 0 {
-			if err := plotGC(res, filepath.Join(o.out, "gc-time.png")); err != nil {
+			if err := plotGC(res, o.fixed, filepath.Join(o.out, "gc-time.png")); err != nil {
 				return fmt.Errorf("plot: %w", err)
 			}
 		}

@@ -223,7 +223,7 @@ func targets(o options, res *results) string {
 }
 
 // plotGC draws collection time against registry size for both registries.
-func plotGC(res *results, path string) error {
+func plotGC(res *results, fixed int, path string) error {
 	pl := plot.New()
 	pl.Title.Text = "Garbage collection time vs registry size"
 	pl.X.Label.Text = "manifests in the registry"
@@ -236,9 +236,9 @@ func plotGC(res *results, path string) error {
 		dash bool
 	}{
 		{"distribution: stop + gc + restart (30% garbage)", kindDist, func(r *regResult) float64 { return r.Reclaim.Wall.Seconds() }, color.RGBA{200, 40, 40, 255}, false},
-		{"distribution: gc (100 manifests of garbage)", kindDist, func(r *regResult) float64 { return r.Fixed.Process.Seconds() }, color.RGBA{200, 40, 40, 255}, true},
+		{fmt.Sprintf("distribution: gc (%d manifests of garbage)", fixed), kindDist, func(r *regResult) float64 { return r.Fixed.Process.Seconds() }, color.RGBA{200, 40, 40, 255}, true},
 		{"berth: reclaim online (30% garbage)", kindBerth, func(r *regResult) float64 { return r.Reclaim.Wall.Seconds() }, color.RGBA{30, 90, 200, 255}, false},
-		{"berth: gc (100 manifests of garbage)", kindBerth, func(r *regResult) float64 { return r.Fixed.Process.Seconds() }, color.RGBA{30, 90, 200, 255}, true},
+		{fmt.Sprintf("berth: gc (%d manifests of garbage)", fixed), kindBerth, func(r *regResult) float64 { return r.Fixed.Process.Seconds() }, color.RGBA{30, 90, 200, 255}, true},
 		{"berth: no-op gc", kindBerth, func(r *regResult) float64 { return r.Noop.Process.Seconds() }, color.RGBA{30, 160, 80, 255}, true},
 	}
 	if len(res.Scales) > 1 {
