@@ -31,54 +31,33 @@ func (c *Collector) newPass(tx meta.Tx, now time.Time) *pass {
 	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[string]int{}}, repoNames: map[int64]string{}}
 }
 
-// review records a follow-up review; one due now is also decided in this pass.
+// review records a follow-up review. One whose stored review is due now is
+// also decided in this pass; AddReview never moves a pending review
+// earlier, so a follow-up recorded "now" may have merged into a review kept
+// for later — a link's grace after its manifest's deletion, a read that
+// revived the object — and deciding it now would cut that window short.
 func (p *pass) review(ctx context.Context, r meta.Review) error {
 	r.ReviewAfter = r.ReviewAfter.Add(p.c.opts.ReviewDelay)
-	if err := p.tx.AddReview(ctx, r); err != nil {
+	after, err := p.tx.ScheduleReview(ctx, r)
+	if err != nil {
 		return err
 	}
-	if !r.ReviewAfter.After(p.now) {
+	if !after.After(p.now) {
 		p.followUps = append(p.followUps, r)
 	}
 	return nil
 }
 
-// stillDue reports whether the stored review of a follow-up is due now.
-// AddReview never moves a pending review earlier, so a follow-up recorded
-// "now" may have merged into a review kept for later — a link's grace after
-// its manifest's deletion, a read that revived the object — and deciding it
-// now would cut that window short. It claims the row for this transaction;
-// one that another collector holds is left to it.
-func (p *pass) stillDue(ctx context.Context, r meta.Review) (bool, error) {
-	rs, err := p.tx.ClaimReviews(ctx, p.now, meta.ReviewFilter{Kinds: []string{r.Kind}, ObjectPrefix: r.Object}, 100)
-	if err != nil {
-		return false, err
-	}
-	for _, got := range rs {
-		if got.Object == r.Object {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// nextFollowUp pops the next follow-up whose stored review is due.
-func (p *pass) nextFollowUp(ctx context.Context, skip func(meta.Review) bool) (meta.Review, bool, error) {
+// nextFollowUp pops the next follow-up due now, skipping those skip names.
+func (p *pass) nextFollowUp(skip func(meta.Review) bool) (meta.Review, bool) {
 	for len(p.followUps) > 0 {
 		next := p.followUps[len(p.followUps)-1]
 		p.followUps = p.followUps[:len(p.followUps)-1]
-		if skip != nil && skip(next) {
-			continue
-		}
-		due, err := p.stillDue(ctx, next)
-		if err != nil {
-			return meta.Review{}, false, err
-		}
-		if due {
-			return next, true, nil
+		if skip == nil || !skip(next) {
+			return next, true
 		}
 	}
-	return meta.Review{}, false, nil
+	return meta.Review{}, false
 }
 
 // decideAll decides r and then, depth first, every follow-up due now.
@@ -87,9 +66,9 @@ func (p *pass) decideAll(ctx context.Context, r meta.Review) error {
 		return err
 	}
 	for {
-		next, ok, err := p.nextFollowUp(ctx, nil)
-		if err != nil || !ok {
-			return err
+		next, ok := p.nextFollowUp(nil)
+		if !ok {
+			return nil
 		}
 		if err := p.decide(ctx, next); err != nil {
 			return err
@@ -324,7 +303,8 @@ func (p *pass) deleteManifest(ctx context.Context, repo string, m meta.Manifest,
 // DeleteManifest deletes manifest d of the repository with its children,
 // blob and label rows, and records the reviews gc.md asks for: its links at
 // now+grace (a client that saw a blob alive keeps a full grace), its
-// children, referrers and labels now. It returns the reviews it recorded.
+// children, referrers and labels now. It returns the reviews it recorded,
+// each with the review_after the store now holds for it.
 // The caller holds the manifest's exclusive lock (or SQLite's writer lock).
 func DeleteManifest(ctx context.Context, tx meta.Tx, repoID int64, d digest.Digest, now time.Time, grace time.Duration) ([]meta.Review, error) {
 	referrers, err := tx.Referrers(ctx, repoID, d, "", meta.LockNone)
@@ -349,10 +329,12 @@ func DeleteManifest(ctx context.Context, tx meta.Tx, repoID int64, d digest.Dige
 	for _, id := range refs.LabelIDs {
 		reviews = append(reviews, meta.Review{Kind: meta.ReviewLabel, Object: strconv.FormatInt(id, 10), ReviewAfter: now, Reason: reason})
 	}
-	for _, rv := range reviews {
-		if err := tx.AddReview(ctx, rv); err != nil {
+	for i, rv := range reviews {
+		after, err := tx.ScheduleReview(ctx, rv)
+		if err != nil {
 			return nil, err
 		}
+		reviews[i].ReviewAfter = after // as stored: a pending review may be later
 	}
 	return reviews, nil
 }

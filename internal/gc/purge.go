@@ -114,9 +114,9 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				// repository's own manifests are the next round's.
 				ownManifest := func(r meta.Review) bool { return r.Kind == meta.ReviewManifest }
 				for {
-					next, ok, err := p.nextFollowUp(ctx, ownManifest)
-					if err != nil || !ok {
-						return err
+					next, ok := p.nextFollowUp(ownManifest)
+					if !ok {
+						return nil
 					}
 					if err := p.decide(ctx, next); err != nil {
 						return err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -768,4 +769,52 @@ func (h *harness) writeStray(key string) error {
 	}
 	_, err := h.fs.UploadCommit(h.ctx, "stray", digest.FromBytes(b), key)
 	return err
+}
+
+// 29. A "touch on every read" protection becomes a row-lock hotspot. A read
+// writes only when a review of what it read is due within half the grace:
+// pulls of a just-pushed blob stay read-only, and a read near the end of the
+// window postpones the review by a full grace.
+func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		d := h.pushBlob("ns/hot", []byte("hot layer"))
+		object := "@" + d.String()
+		reviewAt := func() time.Time {
+			t.Helper()
+			var at time.Time
+			err := h.store.View(h.ctx, func(tx meta.Tx) error {
+				r, err := tx.Repository(h.ctx, "ns/hot", meta.LockNone)
+				if err != nil {
+					return err
+				}
+				var pending bool
+				at, pending, err = tx.PendingReview(h.ctx, meta.ReviewUploadedBlob, strconv.FormatInt(r.ID, 10)+object)
+				if !pending && err == nil {
+					t.Fatal("uploaded-blob review is not pending")
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+		pushed := reviewAt()
+		for i := 0; i < 5; i++ {
+			h.advance(grace / 10)
+			if st := h.headBlob("ns/hot", d); st != http.StatusOK {
+				t.Fatalf("HEAD: %d", st)
+			}
+		}
+		if got := reviewAt(); !got.Equal(pushed) {
+			t.Errorf("reads in the first half of the grace moved the review: got %v, want %v", got, pushed)
+		}
+		h.advance(grace / 10) // now within half a grace of the review
+		if st := h.headBlob("ns/hot", d); st != http.StatusOK {
+			t.Fatalf("HEAD: %d", st)
+		}
+		if got, want := reviewAt(), h.clock.Now().Add(grace); !got.Equal(want) {
+			t.Errorf("a read near the review: got it at %v, want postponed to %v", got, want)
+		}
+	})
 }

@@ -324,6 +324,9 @@ type ReviewTx interface {
 	// review_after moves forward to after if that is later. A pending
 	// review is never dropped or moved earlier by AddReview.
 	AddReview(ctx context.Context, r Review) error
+	// ScheduleReview is AddReview returning the review_after now stored:
+	// r.ReviewAfter, or a later time a pending review already had.
+	ScheduleReview(ctx context.Context, r Review) (time.Time, error)
 	// RescheduleReview sets review_after (earlier or later), counts an
 	// attempt and records the reason.
 	RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error
@@ -331,7 +334,9 @@ type ReviewTx interface {
 	// it reports whether a review was pending. Reads call it only after
 	// PendingReview says one exists, so hot paths stay read-only.
 	PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error)
-	PendingReview(ctx context.Context, kind, object string) (bool, error)
+	// PendingReview reports whether a review of the object is pending, and
+	// when it is due.
+	PendingReview(ctx context.Context, kind, object string) (after time.Time, pending bool, err error)
 	// ClaimReviews returns up to limit due reviews matching f, locked for
 	// this transaction; other claimers skip them.
 	ClaimReviews(ctx context.Context, now time.Time, f ReviewFilter, limit int) ([]Review, error)

@@ -46,8 +46,9 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, d string) (blob.Reader, B
 }
 
 // readBlob is the read path of gc.md ("a read that revives"): a read-only
-// lookup, and only if the link or the blob has a pending review, a write
-// that postpones both to now+grace and re-reads the link under a share lock.
+// lookup, and only if a review of the link, its upload marker or the blob is
+// due within half the grace, a write that re-reads the link under a share
+// lock and postpones those reviews to now+grace.
 func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, error) {
 	if err := validName(name); err != nil {
 		return meta.Blob{}, err
@@ -58,7 +59,8 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 	}
 	var b meta.Blob
 	var repoID int64
-	pending := false
+	var reviews []reviewKey
+	stale := false
 	err = r.store.View(ctx, func(tx meta.Tx) error {
 		repo, err := readRepo(ctx, tx, name)
 		if err != nil {
@@ -68,18 +70,17 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		if b, err = repoBlob(ctx, tx, repo, d, meta.LockNone); err != nil {
 			return err
 		}
-		if pending, err = tx.PendingReview(ctx, meta.ReviewLink, object(repo.ID, d)); err != nil || pending {
-			return err
-		}
 		// A blob uploaded but not yet referenced is protected by its
 		// marker's review: when it fires, the link is decided at once.
-		if pending, err = tx.PendingReview(ctx, meta.ReviewUploadedBlob, object(repo.ID, d)); err != nil || pending {
-			return err
+		reviews = []reviewKey{
+			{meta.ReviewLink, object(repo.ID, d)},
+			{meta.ReviewUploadedBlob, object(repo.ID, d)},
+			{meta.ReviewBlob, d.String()},
 		}
-		pending, err = tx.PendingReview(ctx, meta.ReviewBlob, d.String())
+		stale, err = r.reviveDue(ctx, tx, reviews)
 		return err
 	})
-	if err != nil || !pending {
+	if err != nil || !stale {
 		return b, err
 	}
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
@@ -89,19 +90,46 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		if b, err = repoBlob(ctx, tx, meta.Repository{ID: repoID, Name: name}, d, meta.LockShare); err != nil {
 			return err
 		}
-		until := r.now().Add(r.opts.Grace)
-		if _, err := tx.PostponeReview(ctx, meta.ReviewLink, object(repoID, d), until); err != nil {
-			return fmt.Errorf("postponing link review: %w", err)
-		}
-		if _, err := tx.PostponeReview(ctx, meta.ReviewUploadedBlob, object(repoID, d), until); err != nil {
-			return fmt.Errorf("postponing uploaded-blob review: %w", err)
-		}
-		if _, err := tx.PostponeReview(ctx, meta.ReviewBlob, d.String(), until); err != nil {
-			return fmt.Errorf("postponing blob review: %w", err)
-		}
-		return nil
+		return r.revive(ctx, tx, reviews)
 	})
 	return b, err
+}
+
+// reviewKey names one review row.
+type reviewKey struct{ kind, object string }
+
+// reviveDue reports whether a read must revive the object: a review of it
+// is pending and due within half the grace. A read therefore writes at most
+// once per half grace per object, and whoever read it is guaranteed at
+// least half the grace (30 minutes by default) before the collector decides
+// it — time to reference what it saw. With no grace there is nothing to
+// extend.
+func (r *Registry) reviveDue(ctx context.Context, tx meta.Tx, keys []reviewKey) (bool, error) {
+	if r.opts.Grace <= 0 {
+		return false, nil
+	}
+	horizon := r.now().Add(r.opts.Grace / 2)
+	for _, k := range keys {
+		after, pending, err := tx.PendingReview(ctx, k.kind, k.object)
+		if err != nil {
+			return false, err
+		}
+		if pending && after.Before(horizon) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// revive postpones the pending reviews of keys to now+grace.
+func (r *Registry) revive(ctx context.Context, tx meta.Tx, keys []reviewKey) error {
+	until := r.now().Add(r.opts.Grace)
+	for _, k := range keys {
+		if _, err := tx.PostponeReview(ctx, k.kind, k.object, until); err != nil {
+			return fmt.Errorf("postponing %s review: %w", k.kind, err)
+		}
+	}
+	return nil
 }
 
 func repoBlob(ctx context.Context, tx meta.Tx, repo meta.Repository, d digest.Digest, lock meta.Lock) (meta.Blob, error) {

@@ -39,8 +39,8 @@ var labelConfigTypes = []string{
 }
 
 // GetManifest returns the manifest ref (tag or digest) of repo, with its
-// body. A manifest with a pending review is revived: the review is
-// postponed to now+grace (gc.md, "a read that revives").
+// body. A manifest whose review is due within half the grace is revived:
+// the review is postponed to now+grace (gc.md, "a read that revives").
 func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Manifest, error) {
 	if err := validName(repo); err != nil {
 		return meta.Manifest{}, err
@@ -51,7 +51,8 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 	}
 	now := r.now()
 	var m meta.Manifest
-	pending := false
+	var reviews []reviewKey
+	stale := false
 	err = r.store.View(ctx, func(tx meta.Tx) error {
 		rp, err := readRepo(ctx, tx, repo)
 		if err != nil {
@@ -71,10 +72,11 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		if m, err = manifestRow(ctx, tx, rp, d, meta.LockNone); err != nil {
 			return err
 		}
-		pending, err = tx.PendingReview(ctx, meta.ReviewManifest, object(rp.ID, d))
+		reviews = []reviewKey{{meta.ReviewManifest, object(rp.ID, d)}}
+		stale, err = r.reviveDue(ctx, tx, reviews)
 		return err
 	})
-	if err != nil || !pending {
+	if err != nil || !stale {
 		return m, err
 	}
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
@@ -83,10 +85,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		if m, err = manifestRow(ctx, tx, rp, m.Digest, meta.LockShare); err != nil {
 			return err
 		}
-		if _, err := tx.PostponeReview(ctx, meta.ReviewManifest, object(rp.ID, m.Digest), r.now().Add(r.opts.Grace)); err != nil {
-			return fmt.Errorf("postponing manifest review: %w", err)
-		}
-		return nil
+		return r.revive(ctx, tx, reviews)
 	})
 	return m, err
 }

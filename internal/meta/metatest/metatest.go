@@ -551,11 +551,11 @@ func testReviews(t *testing.T, s meta.Store) {
 		return tx.DeleteReview(ctx, meta.ReviewBlob, "b1")
 	})
 	view(t, s, func(tx meta.Tx) error {
-		if p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b1"); p {
+		if _, p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b1"); p {
 			t.Error("deleted review still pending")
 		}
-		if p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b2"); !p {
-			t.Error("b2 review lost")
+		if after, p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b2"); !p || !after.Equal(t0.Add(3*time.Hour)) {
+			t.Errorf("b2 review: got pending=%v at %v, want pending at t0+3h", p, after)
 		}
 		return nil
 	})

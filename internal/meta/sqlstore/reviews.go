@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,14 +13,22 @@ import (
 
 // AddReview is the upsert of gc.md: a new row, or review_after moved later.
 func (t *tx) AddReview(ctx context.Context, r meta.Review) error {
-	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 0, ?)
+	_, err := t.ScheduleReview(ctx, r)
+	return err
+}
+
+func (t *tx) ScheduleReview(ctx context.Context, r meta.Review) (time.Time, error) {
+	var after int64
+	err := t.queryRow(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 0, ?)
 		ON CONFLICT (kind, object) DO UPDATE SET
 			review_after = CASE WHEN excluded.review_after > review.review_after THEN excluded.review_after ELSE review.review_after END,
-			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END`,
-		r.Kind, r.Object, us(r.ReviewAfter), r.Reason); err != nil {
-		return fmt.Errorf("recording %s review of %s: %w", r.Kind, r.Object, err)
+			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END
+		RETURNING review_after`,
+		r.Kind, r.Object, us(r.ReviewAfter), r.Reason).Scan(&after)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("recording %s review of %s: %w", r.Kind, r.Object, err)
 	}
-	return nil
+	return fromUS(after), nil
 }
 
 func (t *tx) RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error {
@@ -40,11 +49,20 @@ func (t *tx) PostponeReview(ctx context.Context, kind, object string, until time
 	if n, _ := res.RowsAffected(); n > 0 {
 		return true, nil
 	}
-	return t.PendingReview(ctx, kind, object)
+	_, pending, err := t.PendingReview(ctx, kind, object)
+	return pending, err
 }
 
-func (t *tx) PendingReview(ctx context.Context, kind, object string) (bool, error) {
-	return t.exists(ctx, `SELECT 1 FROM review WHERE kind = ? AND object = ?`, kind, object)
+func (t *tx) PendingReview(ctx context.Context, kind, object string) (time.Time, bool, error) {
+	var after int64
+	err := t.queryRow(ctx, `SELECT review_after FROM review WHERE kind = ? AND object = ?`, kind, object).Scan(&after)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading %s review of %s: %w", kind, object, err)
+	}
+	return fromUS(after), true, nil
 }
 
 func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilter, limit int) ([]meta.Review, error) {
