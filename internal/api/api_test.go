@@ -295,6 +295,10 @@ func TestMalformed(t *testing.T) {
 		unknownConfig := doc
 		unknownConfig.Config = &desc{MediaType: mtConfig, Digest: digest.FromString("no config"), Size: 9}
 		unknownConfigBody, _ := json.Marshal(unknownConfig)
+		wrongSize := doc
+		wrongSize.Layers = append([]desc(nil), doc.Layers...)
+		wrongSize.Layers[0].Size++
+		wrongSizeBody, _ := json.Marshal(wrongSize)
 		// A manifest of another repository is not a child this one may list.
 		otherM := e.mustPutManifest("other", "v1", mtManifest, e.image("other", nil, 1))
 		foreignChild, _ := json.Marshal(manifestDoc{SchemaVersion: 2, MediaType: mtIndex, Manifests: []desc{{MediaType: mtManifest, Digest: otherM, Size: 3}}})
@@ -343,6 +347,7 @@ func TestMalformed(t *testing.T) {
 			{"schemaVersion 1", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, schema1, 400, "MANIFEST_INVALID"},
 			{"Content-Type not the body's mediaType", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtIndex}, good, 400, "MANIFEST_INVALID"},
 			{"tag over 128 characters", "PUT", "/v2/" + repo + "/manifests/" + strings.Repeat("t", 129), map[string]string{"Content-Type": mtManifest}, good, 400, "MANIFEST_INVALID"},
+			{"layer size differs from the uploaded blob", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, wrongSizeBody, 400, "MANIFEST_INVALID"},
 			{"unknown config blob", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtManifest}, unknownConfigBody, 404, "MANIFEST_BLOB_UNKNOWN"},
 			{"child of another repository", "PUT", "/v2/" + repo + "/manifests/t", map[string]string{"Content-Type": mtIndex}, foreignChild, 404, "MANIFEST_UNKNOWN"},
 			{"Content-Range not a range", "PATCH", loc, map[string]string{"Content-Range": "abc"}, []byte("x"), 416, "BLOB_UPLOAD_INVALID"},

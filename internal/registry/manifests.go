@@ -209,14 +209,20 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			return fmt.Errorf("locking referrers of %s: %w", d, err)
 		}
 		for _, b := range blobs {
-			if _, err := tx.RepoBlob(ctx, rp.ID, b.Digest, meta.LockShare); isNotFound(err) {
-				role := "layer"
-				if m.Config != nil && b.Digest == m.Config.Digest {
-					role = "config"
-				}
+			role := "layer"
+			if m.Config != nil && b.Digest == m.Config.Digest {
+				role = "config"
+			}
+			row, err := tx.RepoBlob(ctx, rp.ID, b.Digest, meta.LockShare)
+			if isNotFound(err) {
 				return &ManifestBlobUnknownError{Digest: b.Digest, Role: role}
 			} else if err != nil {
 				return fmt.Errorf("reading blob %s: %w", b.Digest, err)
+			}
+			// A wrong size would be served as is and break every client
+			// that verifies sizes on pull.
+			if row.Size != b.Size {
+				return fmt.Errorf("%s %s has size %d in the manifest but %d bytes were uploaded: %w", role, b.Digest, b.Size, row.Size, ErrManifestInvalid)
 			}
 		}
 		row := meta.Manifest{
