@@ -73,38 +73,42 @@ func (h *history) rel(t time.Time) string {
 	return fmt.Sprintf("%.3fs", t.Sub(h.start).Seconds())
 }
 
-// relevant returns the operations that touch any of keys (and the blobs
-// and manifests those operations name), the purges of the repositories
-// among keys, and the harness's kills and restarts, in order.
+// relevant returns, in order: the operations on the violated manifests and
+// tags; the operations on the blobs those name (or the violation names) in
+// the violated repositories; the purges of those repositories; and the
+// harness's kills and restarts.
 func (h *history) relevant(keys []string) []entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	want := map[string]bool{}
-	repos := map[string]bool{}
+	objs, blobs, repos := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, k := range keys {
-		if isRepoKey(k) {
+		switch {
+		case isRepoKey(k):
 			repos[k] = true
-		} else {
-			want[k] = true
+		case strings.HasPrefix(k, "blob:"):
+			blobs[k] = true
+		default:
+			objs[k] = true
+			if i := strings.IndexAny(k, "@:"); i > 0 {
+				repos[k[:i]] = true
+			}
 		}
 	}
-	// Widen once: operations on a wanted object bring in the blobs and
-	// manifests they name, so that the history shows how it was built.
 	for _, e := range h.entries {
-		if !slices.ContainsFunc(e.keys, func(k string) bool { return want[k] }) {
-			continue
-		}
-		for _, k := range e.keys {
-			if strings.HasPrefix(k, "blob:") || strings.Contains(k, "@") {
-				want[k] = true
+		if slices.ContainsFunc(e.keys, func(k string) bool { return objs[k] }) {
+			for _, k := range e.keys {
+				if strings.HasPrefix(k, "blob:") {
+					blobs[k] = true
+				}
 			}
 		}
 	}
 	var out []entry
 	for _, e := range h.entries {
+		inRepo := slices.ContainsFunc(e.keys, func(k string) bool { return repos[k] })
 		hit := e.client == -1 && (e.op == "kill" || e.op == "restart")
 		for _, k := range e.keys {
-			if want[k] || (e.op == "purge" && repos[k]) {
+			if objs[k] || (blobs[k] && inRepo) || (e.op == "purge" && repos[k]) {
 				hit = true
 			}
 		}

@@ -119,10 +119,12 @@ func (w *worker) pickLayers() []blobData {
 	return ls
 }
 
-// ensureBlob makes blob b available in repo and returns when the server
-// confirmed it (the send time of the confirming request): by HEAD (and
-// skipping the upload), by a cross-repository mount, or by an upload
-// (monolithic or chunked). ok is false when the blob could not be confirmed.
+// ensureBlob makes blob b available in repo and returns until when berth
+// promised to keep it for a manifest that references it: by HEAD (and
+// skipping the upload: half a grace after the HEAD was sent, gc.md
+// scenario 29), by a cross-repository mount or an upload (monolithic or
+// chunked: a full grace after the request was sent). ok is false when the
+// blob could not be confirmed.
 func (w *worker) ensureBlob(ctx context.Context, repo string, b blobData, allowHead bool) (time.Time, bool) {
 	base, err := w.base(ctx)
 	if err != nil {
@@ -136,7 +138,7 @@ func (w *worker) ensureBlob(ctx context.Context, repo string, b blobData, allowH
 		w.r.st.op("head-blob", h.outcome().String())
 		if h.status == http.StatusOK {
 			w.r.st.op("head-skip", "ok")
-			return h.sent, true
+			return h.sent.Add(w.r.cfg.readGrace()), true
 		}
 		if h.outcome() == outUnknown {
 			return time.Time{}, false
@@ -150,13 +152,13 @@ func (w *worker) ensureBlob(ctx context.Context, repo string, b blobData, allowH
 		switch {
 		case m.status == http.StatusCreated:
 			w.r.saw(b.digest, repo)
-			return m.sent, true
+			return m.sent.Add(w.r.cfg.Grace), true
 		case m.status == http.StatusAccepted && loc != "":
 			f := w.c.finishUpload(ctx, base, loc, b.digest, b.data)
 			w.record("upload-after-mount", f, f.String(), "", keys...)
 			if f.status == http.StatusCreated {
 				w.r.saw(b.digest, repo)
-				return f.sent, true
+				return f.sent.Add(w.r.cfg.Grace), true
 			}
 			return time.Time{}, false
 		default:
@@ -184,7 +186,7 @@ func (w *worker) ensureBlob(ctx context.Context, repo string, b blobData, allowH
 		w.r.st.op("upload-chunked", f.outcome().String())
 		if f.status == http.StatusCreated {
 			w.r.saw(b.digest, repo)
-			return f.sent, true
+			return f.sent.Add(w.r.cfg.Grace), true
 		}
 		return time.Time{}, false
 	}
@@ -193,12 +195,12 @@ func (w *worker) ensureBlob(ctx context.Context, repo string, b blobData, allowH
 	w.r.st.op("upload", u.outcome().String())
 	if u.status == http.StatusCreated {
 		w.r.saw(b.digest, repo)
-		return u.sent, true
+		return u.sent.Add(w.r.cfg.Grace), true
 	}
 	return time.Time{}, false
 }
 
-// ensureBlobs confirms every blob and returns the earliest confirmation.
+// ensureBlobs confirms every blob and returns the earliest promise's end.
 func (w *worker) ensureBlobs(ctx context.Context, repo string, bs []blobData) (time.Time, bool) {
 	var earliest time.Time
 	for _, b := range bs {
@@ -309,7 +311,7 @@ func (w *worker) opPushImage(ctx context.Context) string {
 	if !w.tagKnown(ctx, r, tag) {
 		return "unknown"
 	}
-	return result(w.putManifest(ctx, r, rec, tag, first.Add(w.r.cfg.Grace), "every blob was confirmed (201 or HEAD 200) by then plus the grace"))
+	return result(w.putManifest(ctx, r, rec, tag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
 }
 
 func (w *worker) own(r *repoModel, rec *manifestRec) *manifestRec {
@@ -354,7 +356,7 @@ func (w *worker) opPushUntagged(ctx context.Context) string {
 		return "unknown"
 	}
 	w.maybeDawdle(ctx)
-	return result(w.putManifest(ctx, r, rec, "", first.Add(w.r.cfg.Grace), "every blob was confirmed by then plus the grace"))
+	return result(w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
 }
 
 // opPushIndex pushes 2-3 child images by digest, then an index by tag.
@@ -372,7 +374,7 @@ func (w *worker) opPushIndex(ctx context.Context) string {
 			return "unknown"
 		}
 		sent := time.Now()
-		if o := w.putManifest(ctx, r, rec, "", first.Add(w.r.cfg.Grace), "every blob was confirmed by then plus the grace"); o != outOK {
+		if o := w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"); o != outOK {
 			return result(o)
 		}
 		if by := sent.Add(w.r.cfg.Grace); mustBy.IsZero() || by.Before(mustBy) {
@@ -419,7 +421,7 @@ func (w *worker) opPushReferrer(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rec, rtag, first.Add(w.r.cfg.Grace), "every blob was confirmed by then plus the grace"))
+	return result(w.putManifest(ctx, r, rec, rtag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
 }
 
 // opPushShared pushes one of the shared images (same digest for every
@@ -444,7 +446,7 @@ func (w *worker) opPushShared(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rp, tag, first.Add(w.r.cfg.Grace), "every blob was confirmed by then plus the grace"))
+	return result(w.putManifest(ctx, r, rp, tag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
 }
 
 // opMoveTag re-PUTs an existing manifest (the client's own or a shared one)
@@ -751,7 +753,8 @@ func (w *worker) opHeadSkipEdge(ctx context.Context) string {
 	if !ok {
 		return "unknown"
 	}
-	sleepUntil(ctx, first.Add(w.r.cfg.Grace-w.r.cfg.Grace/10))
+	uploaded := first.Add(-w.r.cfg.Grace) // the earliest upload's send time
+	sleepUntil(ctx, uploaded.Add(w.r.cfg.Grace-w.r.cfg.Grace/10))
 	base, err := w.base(ctx)
 	if err != nil {
 		return ""
@@ -764,9 +767,9 @@ func (w *worker) opHeadSkipEdge(ctx context.Context) string {
 		case h.outcome() == outUnknown:
 			return "unknown"
 		case h.status != http.StatusOK:
-			if h.got.Add(w.r.cfg.Margin).Before(first.Add(w.r.cfg.Grace)) {
+			if h.got.Add(w.r.cfg.Margin).Before(first) {
 				w.violate("uploaded blob gone inside its grace", fmt.Sprintf("HEAD %s/blobs/%s answered %s at %s; uploaded (201) at %s, protected until %s",
-					r.name, x.digest, h.String(), w.r.hist.rel(h.got), w.r.hist.rel(first), w.r.hist.rel(first.Add(w.r.cfg.Grace))), r.name, bkey(x.digest))
+					r.name, x.digest, h.String(), w.r.hist.rel(h.got), w.r.hist.rel(uploaded), w.r.hist.rel(first)), r.name, bkey(x.digest))
 				return "violation"
 			}
 			return "late"
@@ -776,9 +779,9 @@ func (w *worker) opHeadSkipEdge(ctx context.Context) string {
 		}
 	}
 	// The upload markers expire now; the client references the blobs it
-	// saw half a grace later.
-	sleepUntil(ctx, seen.Add(w.r.cfg.Grace/2))
-	return result(w.putManifest(ctx, r, rec, "", seen.Add(w.r.cfg.Grace), "its blobs answered HEAD 200 (client skipped the upload) by then plus the grace"))
+	// saw most of the read protection (half a grace) later.
+	sleepUntil(ctx, seen.Add(w.r.cfg.readGrace()*8/10))
+	return result(w.putManifest(ctx, r, rec, "", seen.Add(w.r.cfg.readGrace()), "its blobs answered HEAD 200 (client skipped the upload) by then plus half the grace (gc.md scenario 29)"))
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
