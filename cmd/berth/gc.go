@@ -64,7 +64,7 @@ a table, or with --json the collector's summary as JSON.`,
 			start := time.Now()
 			for round := 0; round < maxGCRounds; round++ {
 				s, err := svc.Collector.RunOnce(ctx, gc.RunOptions{DryRun: dryRun, Repo: repo, KeepDeletions: list, Progress: show})
-				addSummary(&total, s)
+				total.Add(s)
 				if err != nil {
 					progress.done()
 					return fmt.Errorf("gc: %w (what was committed before stays done; run gc again)", err)
@@ -93,21 +93,6 @@ a table, or with --json the collector's summary as JSON.`,
 	config.BindFlags(cmd.PersistentFlags(), &g.flags, config.GCFlags)
 	cmd.AddCommand(newGCStatusCommand(g))
 	return cmd
-}
-
-// addSummary adds o's counts to s (gc.Summary.add is the collector's own).
-func addSummary(s *gc.Summary, o gc.Summary) {
-	if s.Deleted == nil {
-		s.Deleted = map[string]int{}
-	}
-	s.Reviews += o.Reviews
-	for k, v := range o.Deleted {
-		s.Deleted[k] += v
-	}
-	s.BytesFreed += o.BytesFreed
-	s.Expired += o.Expired
-	s.Errors += o.Errors
-	s.Deletions = append(s.Deletions, o.Deletions...)
 }
 
 func deletedCount(s gc.Summary) int {

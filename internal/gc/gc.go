@@ -140,7 +140,8 @@ type Summary struct {
 	Deletions  []Deletion     `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
 }
 
-func (s *Summary) add(o Summary) {
+// Add adds o's counts and deletions to s.
+func (s *Summary) Add(o Summary) {
 	if s.Deleted == nil {
 		s.Deleted = map[string]int{}
 	}
@@ -156,6 +157,13 @@ func (s *Summary) add(o Summary) {
 
 // retention is the removed-tag window of the repository's namespace.
 func (c *Collector) retention(ctx context.Context, tx meta.Tx, repoName string) (time.Duration, error) {
+	return Retention(ctx, tx, repoName, c.opts.TagRetention)
+}
+
+// Retention is the removed-tag window of the namespace of repository
+// repoName: the namespace's own, or def when it sets none. The push path
+// and the collector share it so both measure the time machine alike.
+func Retention(ctx context.Context, tx meta.Tx, repoName string, def time.Duration) (time.Duration, error) {
 	ns, _ := oci.SplitRepo(repoName)
 	n, err := tx.Namespace(ctx, ns, meta.LockNone)
 	if err != nil {
@@ -164,7 +172,7 @@ func (c *Collector) retention(ctx context.Context, tx meta.Tx, repoName string) 
 	if n.TagRetention != nil {
 		return *n.TagRetention, nil
 	}
-	return c.opts.TagRetention, nil
+	return def, nil
 }
 
 var errDryRun = errors.New("gc: dry run rolls back")

@@ -77,7 +77,7 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 	}
 	for _, r := range repos {
 		s, err := c.purgeRepo(ctx, r, progress)
-		total.add(s)
+		total.Add(s)
 		if err != nil {
 			return total, err
 		}
@@ -127,7 +127,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				return fmt.Errorf("purge %s: %s: %w (%w)", r.Name, what, err, ErrPurgeIncomplete)
 			}
 			c.afterCommit(ctx, p)
-			total.add(p.summary)
+			total.Add(p.summary)
 			if progress != nil {
 				progress(total)
 			}

@@ -61,7 +61,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		if !ro.KeepDeletions {
 			s.Deletions = nil
 		}
-		total.add(s)
+		total.Add(s)
 		if ro.Progress != nil {
 			ro.Progress(total)
 		}
@@ -135,7 +135,7 @@ func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit i
 	n := 0
 	for n < limit {
 		s, claimed, err := c.decideOne(ctx, filter)
-		total.add(s)
+		total.Add(s)
 		if err != nil {
 			return total, n, err
 		}

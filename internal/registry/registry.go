@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 )
@@ -138,15 +139,7 @@ func parseDigest(s string) (digest.Digest, error) {
 
 // retention is the removed-tag window of the namespace of repo.
 func (r *Registry) retention(ctx context.Context, tx meta.Tx, repo meta.Repository) (time.Duration, error) {
-	ns, _ := oci.SplitRepo(repo.Name)
-	n, err := tx.Namespace(ctx, ns, meta.LockNone)
-	if err != nil {
-		return 0, fmt.Errorf("reading namespace %q: %w", ns, err)
-	}
-	if n.TagRetention != nil {
-		return *n.TagRetention, nil
-	}
-	return r.opts.TagRetention, nil
+	return gc.Retention(ctx, tx, repo.Name, r.opts.TagRetention)
 }
 
 // readRepo reads a repository for a read: ErrNameUnknown if absent.
