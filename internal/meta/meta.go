@@ -243,7 +243,9 @@ type TagTx interface {
 	// TagHistory lists every row of a tag name (all names if name is ""),
 	// newest first.
 	TagHistory(ctx context.Context, repoID int64, name string, limit int) ([]Tag, error)
-	// TagsForManifest lists every row (live or ended) pointing at the manifest.
+	// TagsForManifest lists the rows (live or ended) pointing at the
+	// manifest: live rows first, then ended ones, most recently ended first,
+	// so the first limit rows always hold the reasons it may be alive.
 	TagsForManifest(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]Tag, error)
 	// ExpiredTags lists live rows whose expiry passed, oldest first.
 	ExpiredTags(ctx context.Context, now time.Time, limit int) ([]Tag, error)

@@ -188,6 +188,35 @@ func testTagLifetimes(t *testing.T, s meta.Store) {
 		}
 		return nil
 	})
+	// Many ended rows and one live row: the live row comes first even with
+	// a limit of 1.
+	update(t, s, func(tx meta.Tx) error {
+		for i := 0; i < 5; i++ {
+			at := t0.Add(time.Duration(10+i) * time.Minute)
+			if _, err := tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: fmt.Sprint("old", i), Manifest: m2, Start: at}); err != nil {
+				return err
+			}
+			live, err := tx.LiveTag(ctx, r.ID, fmt.Sprint("old", i), at)
+			if err != nil {
+				return err
+			}
+			if err := tx.EndTag(ctx, live.ID, at.Add(time.Second)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		first, _ := tx.TagsForManifest(ctx, r.ID, m2, 1)
+		if len(first) != 1 || first[0].Name != "latest" || first[0].End != nil {
+			t.Errorf("TagsForManifest(m2, 1): got %+v, want the live latest row", first)
+		}
+		all, _ := tx.TagsForManifest(ctx, r.ID, m2, 10)
+		if len(all) != 6 || all[1].Name != "old4" {
+			t.Errorf("TagsForManifest(m2): got %d rows, second %q; want 6, most recently ended (old4) after the live one", len(all), all[1].Name)
+		}
+		return nil
+	})
 	update(t, s, func(tx meta.Tx) error {
 		live, err := tx.LiveTag(ctx, r.ID, "latest", t0.Add(time.Hour))
 		if err != nil {

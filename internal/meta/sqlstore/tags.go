@@ -144,7 +144,10 @@ func (t *tx) TagHistory(ctx context.Context, repoID int64, name string, limit in
 }
 
 func (t *tx) TagsForManifest(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]meta.Tag, error) {
-	tags, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag WHERE repository_id = ? AND manifest_digest = ? ORDER BY id LIMIT ?`,
+	// Live rows first, then the most recently ended: a caller reading only
+	// the first rows still sees every reason the manifest is alive.
+	tags, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag WHERE repository_id = ? AND manifest_digest = ?
+		ORDER BY (lifetime_end IS NULL) DESC, lifetime_end DESC, id DESC LIMIT ?`,
 		repoID, d.String(), limit))
 	if err != nil {
 		return nil, fmt.Errorf("reading tags of manifest %s: %w", d, err)
