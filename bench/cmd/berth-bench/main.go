@@ -46,6 +46,7 @@ type options struct {
 	keep       bool
 	smoke      bool
 	cpuprof    string
+	onlineMax  int
 }
 
 func main() {
@@ -73,6 +74,8 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "work directory for registry data (default: a temp dir, removed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the registries' data directories")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny run for CI: 20 images, 8 MiB big blob; distribution only if installed; fails on any safety or reclaim check")
+	flag.IntVar(&o.onlineMax, "online-max", 0, "run the collection under probe load only at scales up to this (0: every scale)")
+	flag.DurationVar(&gcTimeout, "gc-timeout", 12*time.Minute, "stop a collector process that runs longer (reported as timed out, > this)")
 	flag.StringVar(&o.cpuprof, "cpuprofile-dir", "", "with -berth-gc inproc: write a CPU profile of each berth collection here")
 	flag.Parse()
 	for _, s := range strings.Split(scales, ",") {
@@ -222,6 +225,11 @@ func run(ctx context.Context, o options) error {
 				os.RemoveAll(dir)
 			}
 			printRow(r)
+			if o.out != "" { // so far, in case a later step dies
+				j, _ := json.MarshalIndent(res, "", "  ")
+				_ = os.MkdirAll(o.out, 0o755)
+				_ = os.WriteFile(filepath.Join(o.out, "results.json"), j, 0o644)
+			}
 		}
 	}
 	if o.bigMiB > 0 {
@@ -485,7 +493,9 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 
 	// 4. reclaim the garbage.
 	if r.Reclaim, err = srv.collect(ctx, "reclaim"); err != nil {
-		return r, fmt.Errorf("reclaim: %w", err)
+		r.BytesAfter = srv.storageBytes()
+		r.ServerHWMKB = srv.hwmKB()
+		return r, fmt.Errorf("reclaim: %w (%d reviews still due)", err, r.Reclaim.DueAfter)
 	}
 	r.BytesAfter = srv.storageBytes()
 	log.Printf("%s reclaim: %.2fs (process %.2fs, rss %d MiB); storage %d -> %d bytes",
@@ -519,6 +529,10 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	}
 	// 8. the same again with the probe PUTting manifests throughout:
 	// availability and PUT latency while collecting.
+	if o.onlineMax > 0 && scale > o.onlineMax {
+		r.ServerHWMKB = srv.hwmKB()
+		return r, nil
+	}
 	if nerr, err := del(pl.probeDel); err != nil {
 		return r, fmt.Errorf("deleting (probe): %d errors, first: %w", nerr, err)
 	}

@@ -211,6 +211,11 @@ func (s *server) storageBytes() int64 {
 	return n
 }
 
+// gcTimeout bounds one collector process (-gc-timeout).
+var gcTimeout time.Duration
+
+var errTimeout = errors.New("collector timed out")
+
 // gcRun is one collection.
 type gcRun struct {
 	Wall     time.Duration  `json:"wall_ns"`    // reclaim time: see collect
@@ -223,12 +228,20 @@ type gcRun struct {
 	Deleted  map[string]int `json:"deleted,omitempty"`
 	Freed    int64          `json:"bytes_freed"` // berth summary
 	DueAfter int64          `json:"due_after"`   // berth: due reviews when done
+	TimedOut bool           `json:"timed_out,omitempty"`
 }
 
 // runProc runs a command to completion and returns its wall time, peak RSS
 // (KiB, from wait4's rusage) and stdout.
 func runProc(ctx context.Context, name string, args, env []string, logPath string, stdoutToLog bool) (time.Duration, int64, []byte, error) {
+	if gcTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, gcTimeout)
+		defer cancel()
+	}
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	if env != nil {
 		cmd.Env = env
 	}
@@ -252,6 +265,9 @@ func runProc(ctx context.Context, name string, args, env []string, logPath strin
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			rss = ru.Maxrss
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return took, rss, []byte(out.String()), fmt.Errorf("%w: %s did not finish within %s (log %s)", errTimeout, name, gcTimeout, logPath)
 	}
 	if err != nil {
 		return took, rss, []byte(out.String()), fmt.Errorf("%s %s: %w (log %s)", name, strings.Join(args, " "), err, logPath)
@@ -296,6 +312,11 @@ func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
 	start := time.Now()
 	took, rss, out, err := runProc(ctx, args[0], args[1:], s.environ(), filepath.Join(s.dir, "gc-"+label+".log"), false)
 	r.Process, r.MaxRSSKB = took, rss
+	if errors.Is(err, errTimeout) {
+		r.TimedOut, r.Wall = true, time.Since(start)
+		r.DueAfter, _ = s.due(ctx)
+		return r, err
+	}
 	if err != nil {
 		return r, err
 	}
