@@ -772,13 +772,12 @@ func (h *harness) writeStray(key string) error {
 }
 
 // 29. A "touch on every read" protection becomes a row-lock hotspot. A read
-// writes only when a review of what it read is due within half the grace:
-// pulls of a just-pushed blob stay read-only, and a read near the end of the
-// window postpones the review by a full grace.
+// writes only when a review of what it read is due within the grace, and
+// then postpones it to 1.5 graces from now: a hot blob is written at most
+// once per half grace, and every reader keeps a full grace.
 func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		d := h.pushBlob("ns/hot", []byte("hot layer"))
-		object := "@" + d.String()
 		reviewAt := func() time.Time {
 			t.Helper()
 			var at time.Time
@@ -788,7 +787,7 @@ func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
 					return err
 				}
 				var pending bool
-				at, pending, err = tx.PendingReview(h.ctx, meta.ReviewUploadedBlob, strconv.FormatInt(r.ID, 10)+object)
+				at, pending, err = tx.PendingReview(h.ctx, meta.ReviewUploadedBlob, strconv.FormatInt(r.ID, 10)+"@"+d.String())
 				if !pending && err == nil {
 					t.Fatal("uploaded-blob review is not pending")
 				}
@@ -799,22 +798,39 @@ func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
 			}
 			return at
 		}
-		pushed := reviewAt()
-		for i := 0; i < 5; i++ {
-			h.advance(grace / 10)
+		head := func() {
+			t.Helper()
 			if st := h.headBlob("ns/hot", d); st != http.StatusOK {
 				t.Fatalf("HEAD: %d", st)
 			}
 		}
-		if got := reviewAt(); !got.Equal(pushed) {
-			t.Errorf("reads in the first half of the grace moved the review: got %v, want %v", got, pushed)
+		h.advance(time.Minute)
+		head() // the first read after the push: the review is due within a grace
+		revived := h.clock.Now().Add(grace + grace/2)
+		if got := reviewAt(); !got.Equal(revived) {
+			t.Fatalf("first read: review at %v, want %v", got, revived)
 		}
-		h.advance(grace / 10) // now within half a grace of the review
-		if st := h.headBlob("ns/hot", d); st != http.StatusOK {
-			t.Fatalf("HEAD: %d", st)
+		for i := 0; i < 5; i++ { // the next half grace of reads writes nothing
+			h.advance(grace / 10)
+			head()
 		}
-		if got, want := reviewAt(), h.clock.Now().Add(grace); !got.Equal(want) {
-			t.Errorf("a read near the review: got it at %v, want postponed to %v", got, want)
+		if got := reviewAt(); !got.Equal(revived) {
+			t.Errorf("reads within half a grace moved the review again: got %v, want %v", got, revived)
+		}
+		h.advance(grace / 10) // less than a grace left: the next read revives
+		head()
+		if got, want := reviewAt(), h.clock.Now().Add(grace+grace/2); !got.Equal(want) {
+			t.Errorf("a read with less than a grace left: review at %v, want %v", got, want)
+		}
+		// Every reader kept a full grace: a manifest referencing the blob a
+		// grace minus a minute after the last read is accepted.
+		h.advance(grace - time.Minute)
+		h.collect()
+		cfg := configBlob("hot")
+		cd := h.pushBlob("ns/hot", cfg)
+		body := imageManifest(cd, int64(len(cfg)), map[digest.Digest]int64{d: int64(len("hot layer"))})
+		if st, b := h.putManifest("ns/hot", "v1", "application/vnd.oci.image.manifest.v1+json", body); st != http.StatusCreated {
+			t.Fatalf("PUT a grace after the last read: %d %s", st, b)
 		}
 	})
 }

@@ -47,8 +47,8 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, d string) (blob.Reader, B
 
 // readBlob is the read path of gc.md ("a read that revives"): a read-only
 // lookup, and only if a review of the link, its upload marker or the blob is
-// due within half the grace, a write that re-reads the link under a share
-// lock and postpones those reviews to now+grace.
+// due within the grace, a write that re-reads the link under a share lock
+// and postpones those reviews to now + 1.5 × grace.
 func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, error) {
 	if err := validName(name); err != nil {
 		return meta.Blob{}, err
@@ -99,16 +99,16 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 type reviewKey struct{ kind, object string }
 
 // reviveDue reports whether a read must revive the object: a review of it
-// is pending and due within half the grace. A read therefore writes at most
-// once per half grace per object, and whoever read it is guaranteed at
-// least half the grace (30 minutes by default) before the collector decides
-// it — time to reference what it saw. With no grace there is nothing to
-// extend.
+// is pending and due within the grace. revive then postpones it to one and a
+// half graces from now, so a read writes at most once per half grace per
+// object however hot it is, and whoever read it always keeps a full grace
+// before the collector decides it — time to reference what it saw. With no
+// grace there is nothing to extend.
 func (r *Registry) reviveDue(ctx context.Context, tx meta.Tx, keys []reviewKey) (bool, error) {
 	if r.opts.Grace <= 0 {
 		return false, nil
 	}
-	horizon := r.now().Add(r.opts.Grace / 2)
+	horizon := r.now().Add(r.opts.Grace)
 	for _, k := range keys {
 		after, pending, err := tx.PendingReview(ctx, k.kind, k.object)
 		if err != nil {
@@ -121,9 +121,9 @@ func (r *Registry) reviveDue(ctx context.Context, tx meta.Tx, keys []reviewKey) 
 	return false, nil
 }
 
-// revive postpones the pending reviews of keys to now+grace.
+// revive postpones the pending reviews of keys to now + 1.5 × grace.
 func (r *Registry) revive(ctx context.Context, tx meta.Tx, keys []reviewKey) error {
-	until := r.now().Add(r.opts.Grace)
+	until := r.now().Add(r.opts.Grace + r.opts.Grace/2)
 	for _, k := range keys {
 		if _, err := tx.PostponeReview(ctx, k.kind, k.object, until); err != nil {
 			return fmt.Errorf("postponing %s review: %w", k.kind, err)

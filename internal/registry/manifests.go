@@ -39,8 +39,8 @@ var labelConfigTypes = []string{
 }
 
 // GetManifest returns the manifest ref (tag or digest) of repo, with its
-// body. A manifest whose review is due within half the grace is revived:
-// the review is postponed to now+grace (gc.md, "a read that revives").
+// body. A manifest whose review is due within the grace is revived: the
+// review is postponed to now + 1.5 × grace (gc.md, "a read that revives").
 func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Manifest, error) {
 	if err := validName(repo); err != nil {
 		return meta.Manifest{}, err

@@ -99,9 +99,9 @@ func (c *Config) Defaults() {
 }
 
 // readGrace is how long a HEAD/GET of a blob protects it for a client that
-// skips its upload: half the grace (gc.md, scenario 29: reads write only
-// when a review is due within half the grace, postponing it to now+grace).
-func (c *Config) readGrace() time.Duration { return c.Grace / 2 }
+// skips its upload: a full grace (gc.md, scenario 29: a read whose review is
+// due within the grace postpones it to 1.5 graces from now).
+func (c *Config) readGrace() time.Duration { return c.Grace }
 
 // Validate rejects impossible combinations.
 func (c *Config) Validate() error {

@@ -69,8 +69,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 //  1. upload the config and the layer of an image (201, 201) and push no
 //     manifest;
 //  2. at 90% of the grace, HEAD both: 200, so a client skips uploading them;
-//  3. 0.4 grace later, PUT the manifest by digest (a read protects for at
-//     least half the grace since 86f2468, gc.md scenario 29).
+//  3. 0.8 grace later, PUT the manifest by digest (a read protects for a
+//     full grace, gc.md scenario 29).
 //
 // Before da6a3c7 step 3 answered 404 MANIFEST_BLOB_UNKNOWN: the HEAD did
 // not postpone the uploaded-blob marker's review, the marker expired at the

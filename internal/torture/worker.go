@@ -121,7 +121,7 @@ func (w *worker) pickLayers() []blobData {
 
 // ensureBlob makes blob b available in repo and returns until when berth
 // promised to keep it for a manifest that references it: by HEAD (and
-// skipping the upload: half a grace after the HEAD was sent, gc.md
+// skipping the upload: a grace after the HEAD was sent, gc.md
 // scenario 29), by a cross-repository mount or an upload (monolithic or
 // chunked: a full grace after the request was sent). ok is false when the
 // blob could not be confirmed.
@@ -311,7 +311,7 @@ func (w *worker) opPushImage(ctx context.Context) string {
 	if !w.tagKnown(ctx, r, tag) {
 		return "unknown"
 	}
-	return result(w.putManifest(ctx, r, rec, tag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
+	return result(w.putManifest(ctx, r, rec, tag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
 }
 
 func (w *worker) own(r *repoModel, rec *manifestRec) *manifestRec {
@@ -356,7 +356,7 @@ func (w *worker) opPushUntagged(ctx context.Context) string {
 		return "unknown"
 	}
 	w.maybeDawdle(ctx)
-	return result(w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
+	return result(w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
 }
 
 // opPushIndex pushes 2-3 child images by digest, then an index by tag.
@@ -374,7 +374,7 @@ func (w *worker) opPushIndex(ctx context.Context) string {
 			return "unknown"
 		}
 		sent := time.Now()
-		if o := w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"); o != outOK {
+		if o := w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"); o != outOK {
 			return result(o)
 		}
 		if by := sent.Add(w.r.cfg.Grace); mustBy.IsZero() || by.Before(mustBy) {
@@ -421,7 +421,7 @@ func (w *worker) opPushReferrer(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rec, rtag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
+	return result(w.putManifest(ctx, r, rec, rtag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
 }
 
 // opPushShared pushes one of the shared images (same digest for every
@@ -446,7 +446,7 @@ func (w *worker) opPushShared(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rp, tag, first, "every blob was confirmed by then (upload/mount 201: a grace; HEAD 200: half a grace)"))
+	return result(w.putManifest(ctx, r, rp, tag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
 }
 
 // opMoveTag re-PUTs an existing manifest (the client's own or a shared one)
@@ -729,7 +729,7 @@ func (w *worker) opPurge(ctx context.Context) string {
 // opHeadSkipEdge aims at scenario 2 of the failure list (HEAD-then-skip):
 // it uploads an image's blobs, abandons the push until their upload grace
 // is nearly over, then — like a second client that finds the blobs
-// present — HEADs them, skips uploading, and pushes the manifest half a
+// present — HEADs them, skips uploading, and pushes the manifest most of a
 // grace later. gc.md promises a client that saw a blob alive a full grace
 // to reference it.
 func (w *worker) opHeadSkipEdge(ctx context.Context) string {
@@ -779,9 +779,9 @@ func (w *worker) opHeadSkipEdge(ctx context.Context) string {
 		}
 	}
 	// The upload markers expire now; the client references the blobs it
-	// saw most of the read protection (half a grace) later.
+	// saw most of the read protection (a grace) later.
 	sleepUntil(ctx, seen.Add(w.r.cfg.readGrace()*8/10))
-	return result(w.putManifest(ctx, r, rec, "", seen.Add(w.r.cfg.readGrace()), "its blobs answered HEAD 200 (client skipped the upload) by then plus half the grace (gc.md scenario 29)"))
+	return result(w.putManifest(ctx, r, rec, "", seen.Add(w.r.cfg.readGrace()), "its blobs answered HEAD 200 (client skipped the upload) by then plus the grace (gc.md scenario 29)"))
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
