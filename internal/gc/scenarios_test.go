@@ -274,7 +274,8 @@ func (h *harness) tryDelete(ref interface{ String() string }) error {
 }
 
 // 5. A manifest pulled by digest is not collected while clients use it:
-// each GET by digest postpones its review by a grace; left alone it goes.
+// a GET by digest with less than a grace left postpones its review to 1.5
+// graces from then; left alone it goes.
 func TestScenario05DigestPinnedManifest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		img := randomImage(t, 1)
@@ -287,10 +288,10 @@ func TestScenario05DigestPinnedManifest(t *testing.T) {
 		if !h.hasManifest("ns/app", d) {
 			t.Fatal("manifest pulled by digest was collected")
 		}
-		h.advance(grace + time.Minute)
+		h.advance(grace + grace/2 + time.Minute)
 		h.collect()
 		if h.hasManifest("ns/app", d) {
-			t.Fatal("unused untagged manifest kept past the grace")
+			t.Fatal("unused untagged manifest kept past the revived grace")
 		}
 		h.fixedPoint()
 		h.assertGone("ns/app", []v1.Hash{d}, layerDigests(t, img)...)
