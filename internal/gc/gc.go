@@ -81,6 +81,8 @@ type Collector struct {
 	log     *slog.Logger
 	metrics *metrics
 	hooks   *dispatcher
+	// claimsPerTx is how many reviews one transaction claims (see batch).
+	claimsPerTx int
 }
 
 // New returns a collector over store and blobs.
@@ -100,7 +102,10 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	if opts.OverdueAfter <= 0 {
 		opts.OverdueAfter = time.Hour
 	}
-	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger}
+	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claimsPerTx: 1}
+	if sw, ok := store.(singleWriter); ok && sw.SingleWriter() {
+		c.claimsPerTx = claimsPerSingleWriterTx
+	}
 	c.metrics = newMetrics(opts.Registerer, c)
 	c.hooks = newDispatcher(opts.Hooks)
 	return c

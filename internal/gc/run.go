@@ -117,16 +117,20 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 	return p.summary, nil
 }
 
-// batch decides up to limit due reviews, each in a transaction of its own
-// that claims one review, decides it with its cascade and commits.
+// batch decides up to limit due reviews, in transactions that each claim
+// up to c.claimsPerTx reviews, decide them with their cascades and commit.
 //
-// One claim per transaction is what keeps collectors and writers free of
-// deadlocks on PostgreSQL: a transaction that held several claimed review
-// rows while upserting follow-up reviews (in another order) formed cycles
-// with a second collector or with a DELETE upserting the same rows
-// (scenario 17, TestScenario17ConcurrentDeletesNoDeadlock). With a single
-// claim, follow-ups only go down the graph (tag → manifest → child,
+// On PostgreSQL a transaction claims one review. That is what keeps
+// collectors and writers free of deadlocks: a transaction that held several
+// claimed review rows while upserting follow-up reviews (in another order)
+// formed cycles with a second collector or with a DELETE upserting the same
+// rows (scenario 17, TestScenario17ConcurrentDeletesNoDeadlock). With a
+// single claim, follow-ups only go down the graph (tag → manifest → child,
 // referrer, link, label → blob), so two deciders never wait on each other.
+// A store with a single writer (SQLite) cannot deadlock, and there each
+// commit costs an fsync, so a transaction claims a few reviews at once
+// (claimsPerSingleWriterTx: small enough to keep pushes waiting only
+// briefly for the writer lock).
 //
 // A review whose decision fails is rescheduled with backoff in a
 // transaction of its own, so one bad row never blocks the queue.
@@ -134,7 +138,7 @@ func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit i
 	total := Summary{Deleted: map[string]int{}}
 	n := 0
 	for n < limit {
-		s, claimed, err := c.decideOne(ctx, filter)
+		s, claimed, err := c.decideClaims(ctx, filter, min(c.claimsPerTx, limit-n))
 		total.Add(s)
 		if err != nil {
 			return total, n, err
@@ -142,20 +146,29 @@ func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit i
 		if claimed == 0 {
 			break
 		}
-		n++
+		n += claimed
 	}
 	return total, n, nil
 }
 
-// decideOne claims one due review and decides it in one transaction.
-func (c *Collector) decideOne(ctx context.Context, filter meta.ReviewFilter) (Summary, int, error) {
+// claimsPerSingleWriterTx bounds the reviews one transaction decides on a
+// single-writer store.
+const claimsPerSingleWriterTx = 16
+
+// singleWriter is the optional ability of a store whose write transactions
+// are serialized (SQLite): no row-lock deadlock is possible there.
+type singleWriter interface{ SingleWriter() bool }
+
+// decideClaims claims up to n due reviews and decides them in one
+// transaction.
+func (c *Collector) decideClaims(ctx context.Context, filter meta.ReviewFilter, n int) (Summary, int, error) {
 	var p *pass
 	var failed *meta.Review
 	var claimed int
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		failed = nil
 		p = c.newPass(tx, c.opts.Now())
-		reviews, err := tx.ClaimReviews(ctx, p.now, filter, 1)
+		reviews, err := tx.ClaimReviews(ctx, p.now, filter, n)
 		if err != nil {
 			return err
 		}
@@ -235,11 +248,7 @@ func (c *Collector) dryRun(ctx context.Context, filter meta.ReviewFilter, repoID
 // their tombstones), the staging objects of collected uploads, and
 // publishes the pass's deletions.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
-	for _, ts := range p.tombs {
-		if err := c.deleteBytes(ctx, ts); err != nil {
-			c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", ts.StorageKey, "err", err)
-		}
-	}
+	c.deleteBytes(ctx, p.tombs)
 	for _, id := range p.aborts {
 		if err := c.blobs.UploadAbort(ctx, id); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			c.log.Warn("deleting upload staging failed; sweep will retry", "upload", id, "err", err)
@@ -254,15 +263,41 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	}
 }
 
-func (c *Collector) deleteBytes(ctx context.Context, ts meta.Tombstone) error {
-	if err := c.blobs.Delete(ctx, ts.StorageKey); err != nil {
-		return err
+// deleteBytes deletes the bytes of tombstones, then, in one transaction,
+// the tombstones whose bytes are gone. It returns how many failed; their
+// tombstones stay and every later run retries them (a crash between the
+// two steps leaves tombstones of deleted bytes: deleting bytes twice is
+// harmless, keys are never reused).
+func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (failed int) {
+	var done []string
+	for _, ts := range tombs {
+		if err := c.blobs.Delete(ctx, ts.StorageKey); err != nil {
+			c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", ts.StorageKey, "err", err)
+			failed++
+			continue
+		}
+		done = append(done, ts.StorageKey)
 	}
-	return c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteTombstone(ctx, ts.StorageKey) })
+	if len(done) == 0 {
+		return failed
+	}
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		for _, key := range done {
+			if err := tx.DeleteTombstone(ctx, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
+		failed += len(done)
+	}
+	return failed
 }
 
 // flushTombstones retries bytes whose deletion a crash or an error
-// interrupted. Deleting bytes twice is harmless: keys are never reused.
+// interrupted.
 func (c *Collector) flushTombstones(ctx context.Context) error {
 	for {
 		var ts []meta.Tombstone
@@ -272,14 +307,7 @@ func (c *Collector) flushTombstones(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("listing tombstones: %w", err)
 		}
-		failed := 0
-		for _, t := range ts {
-			if err := c.deleteBytes(ctx, t); err != nil {
-				c.log.Warn("deleting blob bytes failed; will retry", "key", t.StorageKey, "err", err)
-				failed++
-			}
-		}
-		if len(ts) < c.opts.BatchSize || failed > 0 {
+		if failed := c.deleteBytes(ctx, ts); len(ts) < c.opts.BatchSize || failed > 0 {
 			return nil
 		}
 	}

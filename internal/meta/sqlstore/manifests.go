@@ -147,9 +147,11 @@ func (t *tx) ManifestParents(ctx context.Context, repoID int64, d digest.Digest,
 	return ds, nil
 }
 
+// Referrers repeats the partial index's predicate (subject_digest <> '') so
+// PostgreSQL can use manifest_subject under a generic plan too.
 func (t *tx) Referrers(ctx context.Context, repoID int64, subject digest.Digest, artifactType string, lock meta.Lock) ([]meta.Manifest, error) {
 	rows, err := t.query(ctx, `SELECT `+manifestCols+` FROM manifest
-		WHERE repository_id = ? AND subject_digest = ? AND (? = '' OR artifact_type = ?) ORDER BY digest`+t.lock(lock),
+		WHERE repository_id = ? AND subject_digest = ? AND subject_digest <> '' AND (? = '' OR artifact_type = ?) ORDER BY digest`+t.lock(lock),
 		repoID, subject.String(), artifactType, artifactType)
 	if err != nil {
 		return nil, fmt.Errorf("listing referrers of %s: %w", subject, err)

@@ -90,6 +90,11 @@ func isPostgres(dsn string) bool {
 // Dialect names the backend: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name() }
 
+// SingleWriter reports whether write transactions are serialized (SQLite):
+// the collector then decides several reviews per transaction, since no
+// row-lock deadlock is possible and every commit costs an fsync.
+func (s *Store) SingleWriter() bool { return s.d.name() == "sqlite" }
+
 // DB exposes the underlying pool for tests and tools that count rows.
 func (s *Store) DB() *sql.DB { return s.db }
 
