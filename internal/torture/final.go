@@ -27,7 +27,8 @@ type liveness struct {
 	Rows            map[string]int // rows left, by table
 	Reachable       map[string]int // reachable objects, by kind
 	Problems        []string       // liveness (and storage safety) violations
-	SweepableLater  int            // leaked files younger than sweep's minimum age
+	SweepableLater  int            // leaked files younger than sweep's minimum age when it ran
+	sweptAt         time.Time      // when the final sweep started
 	SweepDeleted    int
 	PendingReviews  int // not due: scheduled after the inspection time
 }
@@ -87,6 +88,9 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	rn.fixedPoint(ctx, &lv)
 	lv.FixedPointAfter = time.Since(t0)
 	cl.stopAll()
+	// Sweep's cutoff is taken when it starts: a file younger than a minute
+	// then is legitimately left, even if it is older by the inspection.
+	lv.sweptAt = time.Now()
 	if cl.hasSweep {
 		out, _, err := cl.cli(ctx, 0, "sweep", "--older-than", "1m", "--json")
 		if err != nil {
@@ -485,7 +489,7 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		byKey[b.key] = d
 	}
 	seenKeys := map[string]bool{}
-	sweepCutoff := time.Now().Add(-time.Minute)
+	sweepCutoff := lv.sweptAt.Add(-time.Minute)
 	_ = filepath.WalkDir(filepath.Join(root, "blobs"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			return nil
