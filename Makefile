@@ -12,6 +12,10 @@
 #                      or a server on 127.0.0.1:5432)
 #   make torture-long  the same for TORTURE_LONG each (the issue's soak: 30m)
 #   make bench         benchmarks
+#   make bench-smoke   a tiny run of the berth-vs-distribution harness (bench/RESULTS.md);
+#                      berth only unless docker-registry is installed
+#   make bench-compare the full comparison at 1k and 10k manifests (needs docker-registry;
+#                      writes bench/RESULTS.md, results.json, gc-time.png)
 #
 # PostgreSQL-backed Go tests read BERTH_TEST_POSTGRES_DSN (an admin DSN from which they
 # create per-test databases); .ci/run exports it. Without it they should skip.
@@ -45,7 +49,7 @@ TORTURE_BIN      ?= results/torture/berth-torture
 
 BENCHFLAGS ?= -benchmem
 
-.PHONY: test unit vet gotest conformance conformance-sqlite conformance-postgres \
+.PHONY: test unit vet gotest conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
 	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas \
 	conformance-distribution fuzz bench clean
 
@@ -107,6 +111,12 @@ torture-long:
 
 bench:
 	$(GO) test -run='^$$' -bench=. $(BENCHFLAGS) ./...
+
+bench-smoke:
+	$(GO) run ./bench/cmd/berth-bench -smoke -out results/bench-smoke
+
+bench-compare:
+	$(GO) run ./bench/cmd/berth-bench -scales 1000,10000 -out bench
 
 clean:
 	rm -rf results
