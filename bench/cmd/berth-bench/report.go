@@ -337,7 +337,7 @@ func plotGC(res *results, fixed int, path string) error {
 		pl.Add(l, pts)
 		pl.Legend.Add(s.name, l, pts)
 	}
-	pl.Legend.Top = true
-	pl.Legend.Left = true
+	pl.Legend.Top = false
+	pl.Legend.Left = false
 	return pl.Save(8*vg.Inch, 5*vg.Inch, path)
 }
