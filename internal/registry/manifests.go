@@ -238,10 +238,20 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		if _, err := tx.PutManifest(ctx, row, edges); err != nil {
 			return fmt.Errorf("storing manifest %s: %w", d, err)
 		}
-		if rf.Tag != "" {
-			if tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now); err != nil {
+		// The manifest now keeps its blobs' links alive, and its deletion
+		// will review them a grace later: the upload markers have done
+		// their job, and dropping them here spares the collector two
+		// decisions per blob per push.
+		for _, b := range edges.Blobs {
+			if err := r.dropUploadMarker(ctx, tx, rp.ID, b); err != nil {
 				return err
 			}
+		}
+		if rf.Tag != "" {
+			// A tagged manifest needs no "pushed" review: the end of the
+			// tag records the reviews that lead to it.
+			tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now)
+			return err
 		}
 		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, d), ReviewAfter: now.Add(r.opts.Grace), Reason: "pushed"})
 	})
@@ -253,6 +263,18 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		r.emit(EventTagPushed, repo, d, rf.Tag, now)
 	}
 	return PushedManifest{Digest: d, Subject: subject}, nil
+}
+
+// dropUploadMarker removes the uploaded-blob marker of blob d in the
+// repository and its pending review, if any.
+func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int64, d digest.Digest) error {
+	if err := tx.DeleteUploadedBlob(ctx, repoID, d); err != nil {
+		return fmt.Errorf("dropping upload marker of %s: %w", d, err)
+	}
+	if err := tx.DeleteReview(ctx, meta.ReviewUploadedBlob, object(repoID, d)); err != nil {
+		return fmt.Errorf("dropping upload marker review of %s: %w", d, err)
+	}
+	return nil
 }
 
 // putTag points tag at manifest d (already locked or inserted by the
