@@ -141,6 +141,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		}
 	}()
 	v := Version()
+	if cfg.GC.Grace.Duration() == 0 && cfg.GC.Workers > 0 {
+		logger.Warn("gc grace is 0 with background collection on: an uploaded blob is garbage until a manifest references it, " +
+			"so concurrent pushes can fail with MANIFEST_BLOB_UNKNOWN; a zero grace is for tests")
+	}
 	logger.Info("berth listening",
 		"addr", ln.Addr().String(),
 		"data", cfg.Data,

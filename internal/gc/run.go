@@ -28,16 +28,12 @@ type RunOptions struct {
 	Progress func(Summary)
 }
 
-// batchKinds are the review kinds decided in batches; purges run apart.
-var batchKinds = []string{meta.ReviewTag, meta.ReviewManifest, meta.ReviewLink, meta.ReviewBlob,
-	meta.ReviewLabel, meta.ReviewUploadedBlob, meta.ReviewUpload}
-
 // RunOnce collects until no review is due: the expiry scan, every due
 // review and what it cascades to, interrupted purges, and leftover
 // tombstones.
 func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error) {
 	start := c.opts.Now()
-	filter := meta.ReviewFilter{Kinds: batchKinds}
+	filter := meta.ReviewFilter{ExcludeKinds: []string{meta.ReviewPurge}}
 	var repoID int64
 	if ro.Repo != "" {
 		err := c.store.View(ctx, func(tx meta.Tx) error {

@@ -74,6 +74,12 @@ func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilte
 			args = append(args, k)
 		}
 	}
+	if len(f.ExcludeKinds) > 0 {
+		q += ` AND kind NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(f.ExcludeKinds)), ", ") + `)`
+		for _, k := range f.ExcludeKinds {
+			args = append(args, k)
+		}
+	}
 	if f.ObjectPrefix != "" {
 		q += ` AND substr(object, 1, ?) = ?`
 		args = append(args, len(f.ObjectPrefix), f.ObjectPrefix)
