@@ -147,7 +147,7 @@ func (t *tx) ManifestParents(ctx context.Context, repoID int64, d digest.Digest,
 	return ds, nil
 }
 
-// Referrers repeats the partial index's predicate (subject_digest <> ”) so
+// Referrers repeats the partial index's predicate (a non-empty subject) so
 // PostgreSQL can use manifest_subject under a generic plan too.
 func (t *tx) Referrers(ctx context.Context, repoID int64, subject digest.Digest, artifactType string, lock meta.Lock) ([]meta.Manifest, error) {
 	rows, err := t.query(ctx, `SELECT `+manifestCols+` FROM manifest
