@@ -61,9 +61,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
 	err := h.serve(rec, r, rt)
-	if err != nil && rt.Kind == KindManagement {
-		writeMgmtError(rec, r, err)
-	} else if err != nil {
+	if err != nil {
 		writeError(rec, r, err)
 	}
 

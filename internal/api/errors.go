@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -29,6 +30,10 @@ var errorTable = []struct {
 	status  int
 	message string
 }{
+	// The management API's own codes (/berth/v1).
+	{gc.ErrPurgeIncomplete, "PURGE_INCOMPLETE", http.StatusConflict, "purge incomplete; it is resumable: send the request again"},
+	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
+
 	{registry.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest, "invalid repository name"},
 	{registry.ErrNameUnknown, "NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"},
 	{registry.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"},

@@ -108,31 +108,9 @@ func parseMgmtRoute(rest string) mgmtRoute {
 	return mgmtRoute{}
 }
 
-// Management-only errors, answered by writeMgmtError.
+// errNoCollector answers the collector's endpoints on a server built
+// without one (it is in the error table of errors.go).
 var errNoCollector = errors.New("this server runs no garbage collector")
-
-var mgmtErrorTable = []struct {
-	err     error
-	code    string
-	status  int
-	message string
-}{
-	{gc.ErrPurgeIncomplete, "PURGE_INCOMPLETE", http.StatusConflict, "purge incomplete; it is resumable: send the request again"},
-	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
-}
-
-// writeMgmtError writes a management error: its own codes first, then the
-// OCI table of writeError.
-func writeMgmtError(w http.ResponseWriter, r *http.Request, err error) {
-	for _, e := range mgmtErrorTable {
-		if errors.Is(err, e.err) {
-			body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.code, Message: e.message, Detail: err.Error()}}})
-			writeJSON(w, r, e.status, "application/json", body)
-			return
-		}
-	}
-	writeError(w, r, err)
-}
 
 func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 	mr := parseMgmtRoute(rt.Ref)
