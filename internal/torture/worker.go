@@ -311,7 +311,7 @@ func (w *worker) opPushImage(ctx context.Context) string {
 	if !w.tagKnown(ctx, r, tag) {
 		return "unknown"
 	}
-	return result(w.putManifest(ctx, r, rec, tag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
+	return result(w.putManifest(ctx, r, rec, tag, first, blobsConfirmed))
 }
 
 func (w *worker) own(r *repoModel, rec *manifestRec) *manifestRec {
@@ -356,7 +356,7 @@ func (w *worker) opPushUntagged(ctx context.Context) string {
 		return "unknown"
 	}
 	w.maybeDawdle(ctx)
-	return result(w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
+	return result(w.putManifest(ctx, r, rec, "", first, blobsConfirmed))
 }
 
 // opPushIndex pushes 2-3 child images by digest, then an index by tag.
@@ -374,7 +374,7 @@ func (w *worker) opPushIndex(ctx context.Context) string {
 			return "unknown"
 		}
 		sent := time.Now()
-		if o := w.putManifest(ctx, r, rec, "", first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"); o != outOK {
+		if o := w.putManifest(ctx, r, rec, "", first, blobsConfirmed); o != outOK {
 			return result(o)
 		}
 		if by := sent.Add(w.r.cfg.Grace); mustBy.IsZero() || by.Before(mustBy) {
@@ -421,7 +421,7 @@ func (w *worker) opPushReferrer(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rec, rtag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
+	return result(w.putManifest(ctx, r, rec, rtag, first, blobsConfirmed))
 }
 
 // opPushShared pushes one of the shared images (same digest for every
@@ -446,7 +446,7 @@ func (w *worker) opPushShared(ctx context.Context) string {
 			return "unknown"
 		}
 	}
-	return result(w.putManifest(ctx, r, rp, tag, first, "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"))
+	return result(w.putManifest(ctx, r, rp, tag, first, blobsConfirmed))
 }
 
 // opMoveTag re-PUTs an existing manifest (the client's own or a shared one)
@@ -725,6 +725,11 @@ func (w *worker) opPurge(ctx context.Context) string {
 	r := w.r.m.repo(w.r.purgeable[w.rng.IntN(len(w.r.purgeable))])
 	return w.r.purgeRepo(ctx, w.id, r)
 }
+
+// blobsConfirmed is the promise a manifest PUT relies on when each of its
+// blobs was confirmed before it (gc.md: a 201 or a HEAD 200 keeps a blob a
+// full grace).
+const blobsConfirmed = "every blob was confirmed by then (upload/mount 201 or HEAD 200: a grace)"
 
 // opHeadSkipEdge aims at scenario 2 of the failure list (HEAD-then-skip):
 // it uploads an image's blobs, abandons the push until their upload grace
