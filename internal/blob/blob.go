@@ -9,8 +9,8 @@
 //
 //   - staging objects, one per upload id, grown by UploadAppend and turned into
 //     a committed object by UploadCommit (or dropped by UploadAbort);
-//   - committed objects, addressed by a storage key (see NewKey), immutable once
-//     committed, removed by Delete.
+//   - committed objects, addressed by the storage key UploadCommit returned,
+//     immutable once committed, removed by Delete.
 //
 // The Store keeps no metadata of its own: which key holds which blob, and which
 // upload sessions exist, is the metadata store's business (DESIGN.md §2, §4).
@@ -84,13 +84,16 @@ type Store interface {
 	UploadSize(ctx context.Context, id string) (int64, error)
 
 	// UploadCommit verifies that the staging bytes of id hash to want
-	// (sha256 or sha512, by want.Algorithm()), makes them durable and moves
-	// them atomically to key; the staging object is gone afterwards. It
-	// returns the size. On ErrDigestMismatch (or any other error) the
-	// staging object is left in place and nothing is written under key; the
-	// caller decides whether to abort. An object already under key is
-	// replaced; keys from NewKey never collide.
-	UploadCommit(ctx context.Context, id string, want digest.Digest, key string) (size int64, err error)
+	// (sha256 or sha512, by want.Algorithm()), makes them durable and
+	// commits them atomically under a storage key the backend chooses,
+	// unique to this commit (keys are never reused, DESIGN.md §4); the
+	// staging object is gone afterwards. It returns the key and the size.
+	// On ErrDigestMismatch (or any other error) the staging object is left
+	// in place and nothing is committed; the caller decides whether to
+	// abort. Backends choose the key because some must name the final
+	// object before its digest is known (S3 writes a multipart upload
+	// straight to its final key).
+	UploadCommit(ctx context.Context, id string, want digest.Digest) (key string, size int64, err error)
 
 	// UploadAbort removes the staging object of id. Idempotent: nil when
 	// there is none.

@@ -740,8 +740,8 @@ func TestScenario25CrashMidRun(t *testing.T) {
 			t.Fatal("no tombstone left by the failed byte deletes")
 		}
 		h.blobs.failDelete.Store(false)
-		stray := "sha256/00/" + strings.Repeat("0", 64) + "/stray"
-		if err := h.writeStray(stray); err != nil {
+		stray, err := h.writeStray()
+		if err != nil {
 			t.Fatal(err)
 		}
 		h.settle()
@@ -762,14 +762,15 @@ func TestScenario25CrashMidRun(t *testing.T) {
 	})
 }
 
-// writeStray commits bytes under key through a staging upload, with no row.
-func (h *harness) writeStray(key string) error {
+// writeStray commits bytes through a staging upload, with no row, and
+// returns their key.
+func (h *harness) writeStray() (string, error) {
 	b := []byte("stray bytes")
 	if _, err := h.fs.UploadAppend(h.ctx, "stray", 0, strings.NewReader(string(b))); err != nil {
-		return err
+		return "", err
 	}
-	_, err := h.fs.UploadCommit(h.ctx, "stray", digest.FromBytes(b), key)
-	return err
+	key, _, err := h.fs.UploadCommit(h.ctx, "stray", digest.FromBytes(b))
+	return key, err
 }
 
 // 29. A "touch on every read" protection becomes a row-lock hotspot. A read

@@ -244,8 +244,7 @@ func (r *Registry) PushBlob(ctx context.Context, repo, ds string, body io.Reader
 // written are deleted after commit. If the transaction fails, the bytes
 // just written are deleted (best effort; sweep covers a crash).
 func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest, hasSession bool) (BlobInfo, error) {
-	key := blob.NewKey(d)
-	size, err := r.blobs.UploadCommit(ctx, id, d, key)
+	key, size, err := r.blobs.UploadCommit(ctx, id, d)
 	switch {
 	case errors.Is(err, blob.ErrDigestMismatch):
 		return BlobInfo{}, fmt.Errorf("uploaded content does not match digest %s: %w", d, ErrDigestInvalid)

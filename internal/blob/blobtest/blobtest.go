@@ -86,9 +86,8 @@ func upload(t testing.TB, s blob.Store, id string, b []byte, chunk int) {
 func put(t testing.TB, s blob.Store, id string, b []byte) string {
 	t.Helper()
 	d := digest.FromBytes(b)
-	key := blob.NewKey(d)
 	upload(t, s, id, b, 0)
-	size, err := s.UploadCommit(context.Background(), id, d, key)
+	key, size, err := s.UploadCommit(context.Background(), id, d)
 	if err != nil {
 		t.Fatalf("UploadCommit(%s): %v", id, err)
 	}
@@ -136,9 +135,8 @@ func testAppendCommitRead(t *testing.T, s blob.Store) {
 			b := data(uint64(i), tt.size)
 			d := tt.alg.FromBytes(b)
 			id := fmt.Sprintf("acr-%d", i)
-			key := blob.NewKey(d)
 			upload(t, s, id, b, tt.chunk)
-			size, err := s.UploadCommit(ctx, id, d, key)
+			key, size, err := s.UploadCommit(ctx, id, d)
 			if err != nil {
 				t.Fatalf("UploadCommit: got %v, want nil", err)
 			}
@@ -176,13 +174,13 @@ func testDigestMismatch(t *testing.T, s blob.Store) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("mismatch-%d", i)
-			key := blob.NewKey(tt.want)
 			upload(t, s, id, b, 1000)
-			if _, err := s.UploadCommit(ctx, id, tt.want, key); !errors.Is(err, blob.ErrDigestMismatch) {
-				t.Fatalf("UploadCommit: got %v, want ErrDigestMismatch", err)
+			before := count(t, s)
+			if key, _, err := s.UploadCommit(ctx, id, tt.want); !errors.Is(err, blob.ErrDigestMismatch) {
+				t.Fatalf("UploadCommit: got key %q, %v, want ErrDigestMismatch", key, err)
 			}
-			if _, err := s.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
-				t.Errorf("Stat(key) after mismatch: got %v, want ErrNotFound", err)
+			if n := count(t, s); n != before {
+				t.Errorf("Walk after mismatch: got %d objects, want %d (nothing committed)", n, before)
 			}
 			// The staging object is left for the caller to continue or abort.
 			if size, err := s.UploadSize(ctx, id); err != nil || size != int64(len(b)) {
@@ -190,8 +188,8 @@ func testDigestMismatch(t *testing.T, s blob.Store) {
 			}
 			// The right digest still commits.
 			d := digest.FromBytes(b)
-			good := blob.NewKey(d)
-			if _, err := s.UploadCommit(ctx, id, d, good); err != nil {
+			good, _, err := s.UploadCommit(ctx, id, d)
+			if err != nil {
 				t.Fatalf("UploadCommit with the right digest: got %v, want nil", err)
 			}
 			if got := readAll(t, s, good); !bytes.Equal(got, b) {
@@ -205,7 +203,7 @@ func testUnsupportedDigest(t *testing.T, s blob.Store) {
 	ctx := context.Background()
 	upload(t, s, "unsupported", []byte("abc"), 0)
 	for _, d := range []digest.Digest{"", "sha256:zz", digest.SHA384.FromString("abc"), "md5:900150983cd24fb0d6963f7d28e17f72"} {
-		if _, err := s.UploadCommit(ctx, "unsupported", d, "k/unsupported"); !errors.Is(err, blob.ErrUnsupportedDigest) {
+		if _, _, err := s.UploadCommit(ctx, "unsupported", d); !errors.Is(err, blob.ErrUnsupportedDigest) {
 			t.Errorf("UploadCommit(%q): got %v, want ErrUnsupportedDigest", d, err)
 		}
 	}
@@ -316,8 +314,8 @@ func testAppendReadError(t *testing.T, s blob.Store) {
 	if size, err := s.UploadAppend(ctx, "broken", 1000, bytes.NewReader(b[1000:])); err != nil || size != 3000 {
 		t.Fatalf("UploadAppend resume: got %d, %v, want 3000, nil", size, err)
 	}
-	key := blob.NewKey(digest.FromBytes(b))
-	if _, err := s.UploadCommit(ctx, "broken", digest.FromBytes(b), key); err != nil {
+	key, _, err := s.UploadCommit(ctx, "broken", digest.FromBytes(b))
+	if err != nil {
 		t.Fatalf("UploadCommit after resume: got %v, want nil", err)
 	}
 	if got := readAll(t, s, key); !bytes.Equal(got, b) {
@@ -352,7 +350,7 @@ func testAbort(t *testing.T, s blob.Store) {
 		}
 	}
 	d := digest.FromString("some bytes")
-	if _, err := s.UploadCommit(ctx, "abort", d, blob.NewKey(d)); !errors.Is(err, blob.ErrNotFound) {
+	if _, _, err := s.UploadCommit(ctx, "abort", d); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("UploadCommit after abort: got %v, want ErrNotFound", err)
 	}
 	// The id can be reused from offset 0.
@@ -382,7 +380,7 @@ func testMissing(t *testing.T, s blob.Store) {
 	if _, err := s.UploadSize(ctx, "missing"); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("UploadSize(missing): got %v, want ErrNotFound", err)
 	}
-	if _, err := s.UploadCommit(ctx, "missing", d, key); !errors.Is(err, blob.ErrNotFound) {
+	if _, _, err := s.UploadCommit(ctx, "missing", d); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("UploadCommit(missing): got %v, want ErrNotFound", err)
 	}
 }
@@ -427,8 +425,12 @@ func testSameDigestTwoKeys(t *testing.T, s blob.Store) {
 		t.Fatalf("two uploads of %s: got the same key %q, want distinct", d, k1)
 	}
 	for _, k := range []string{k1, k2} {
-		if got, err := blob.KeyDigest(k); err != nil || got != d {
-			t.Errorf("KeyDigest(%q): got %q, %v, want %q, nil", k, got, err, d)
+		if err := blob.ValidKey(k); err != nil {
+			t.Errorf("UploadCommit returned key %q: %v", k, err)
+		}
+		// Backends that name keys after the digest must name the right one.
+		if got, err := blob.KeyDigest(k); err == nil && got != d {
+			t.Errorf("KeyDigest(%q): got %q, want %q", k, got, d)
 		}
 	}
 	if err := s.Delete(ctx, k1); err != nil {
@@ -478,15 +480,10 @@ func testWalk(t *testing.T, s blob.Store) {
 	for i, n := range []int{0, 10, 1000} {
 		want[put(t, s, fmt.Sprintf("walk-%d", i), data(uint64(10+i), n))] = int64(n)
 	}
-	want["plain/key"] = 3 // keys not made by NewKey are objects too
-	upload(t, s, "plain", []byte("abc"), 0)
-	if _, err := s.UploadCommit(ctx, "plain", digest.FromString("abc"), "plain/key"); err != nil {
-		t.Fatalf("UploadCommit(plain/key): %v", err)
-	}
 	upload(t, s, "staging-a", data(20, 500), 100)
 	upload(t, s, "staging-b", nil, 0)
 	upload(t, s, "staging-c", []byte("x"), 0)
-	if _, err := s.UploadCommit(ctx, "staging-c", digest.FromString("y"), blob.NewKey(digest.FromString("y"))); !errors.Is(err, blob.ErrDigestMismatch) {
+	if _, _, err := s.UploadCommit(ctx, "staging-c", digest.FromString("y")); !errors.Is(err, blob.ErrDigestMismatch) {
 		t.Fatalf("UploadCommit(staging-c): got %v, want ErrDigestMismatch", err)
 	}
 	deleted := put(t, s, "deleted", []byte("gone"))
@@ -546,9 +543,6 @@ func testInvalidNames(t *testing.T, s blob.Store) {
 	d := digest.FromString("abc")
 	upload(t, s, "valid", []byte("abc"), 0)
 	for _, key := range []string{"", "/etc/passwd", "../escape", "a/../../escape", "a/./b", "a//b", "a/", ".hidden", `a\..\..\b`} {
-		if _, err := s.UploadCommit(ctx, "valid", d, key); !errors.Is(err, blob.ErrInvalidKey) {
-			t.Errorf("UploadCommit(key %q): got %v, want ErrInvalidKey", key, err)
-		}
 		if _, err := s.Open(ctx, key); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("Open(%q): got %v, want ErrInvalidKey", key, err)
 		}
@@ -566,7 +560,7 @@ func testInvalidNames(t *testing.T, s blob.Store) {
 		if _, err := s.UploadSize(ctx, id); !errors.Is(err, blob.ErrInvalidUploadID) {
 			t.Errorf("UploadSize(id %q): got %v, want ErrInvalidUploadID", id, err)
 		}
-		if _, err := s.UploadCommit(ctx, id, d, blob.NewKey(d)); !errors.Is(err, blob.ErrInvalidUploadID) {
+		if _, _, err := s.UploadCommit(ctx, id, d); !errors.Is(err, blob.ErrInvalidUploadID) {
 			t.Errorf("UploadCommit(id %q): got %v, want ErrInvalidUploadID", id, err)
 		}
 		if err := s.UploadAbort(ctx, id); !errors.Is(err, blob.ErrInvalidUploadID) {
@@ -677,8 +671,8 @@ func testConcurrentAppend(t *testing.T, s blob.Store) {
 	}
 	want := append([]byte("head"), chunks[winner]...)
 	d := digest.FromBytes(want)
-	key := blob.NewKey(d)
-	if _, err := s.UploadCommit(ctx, "race", d, key); err != nil {
+	key, _, err := s.UploadCommit(ctx, "race", d)
+	if err != nil {
 		t.Fatalf("UploadCommit: got %v, want nil (the winner's bytes, uncorrupted)", err)
 	}
 	if got := readAll(t, s, key); !bytes.Equal(got, want) {
@@ -709,8 +703,9 @@ func testConcurrentUploads(t *testing.T, s blob.Store) {
 				off = end
 			}
 			d := digest.FromBytes(blobs[i])
-			keys[i] = blob.NewKey(d)
-			if _, err := s.UploadCommit(ctx, id, d, keys[i]); err != nil {
+			key, _, err := s.UploadCommit(ctx, id, d)
+			keys[i] = key
+			if err != nil {
 				t.Errorf("UploadCommit(%s): %v", id, err)
 			}
 		})
@@ -751,8 +746,8 @@ func testLarge(t *testing.T, s blob.Store) {
 		off += n
 	}
 	d := digest.NewDigest(digest.SHA256, h)
-	key := blob.NewKey(d)
-	if got, err := s.UploadCommit(ctx, "large", d, key); err != nil || got != size {
+	key, got, err := s.UploadCommit(ctx, "large", d)
+	if err != nil || got != size {
 		t.Fatalf("UploadCommit: got %d, %v, want %d, nil", got, err, size)
 	}
 	r, err := s.Open(ctx, key)
@@ -794,8 +789,8 @@ func Benchmark(b *testing.B, newStore func(tb testing.TB) blob.Store) {
 					b.Fatalf("UploadAppend: %v", err)
 				}
 			}
-			key := blob.NewKey(d)
-			if _, err := s.UploadCommit(ctx, id, d, key); err != nil {
+			key, _, err := s.UploadCommit(ctx, id, d)
+			if err != nil {
 				b.Fatalf("UploadCommit: %v", err)
 			}
 			b.StopTimer()
@@ -823,4 +818,14 @@ func Benchmark(b *testing.B, newStore func(tb testing.TB) blob.Store) {
 			}
 		}
 	})
+}
+
+// count returns how many committed objects Walk reports.
+func count(t *testing.T, s blob.Store) int {
+	t.Helper()
+	n := 0
+	if err := s.Walk(context.Background(), func(blob.Info) error { n++; return nil }); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	return n
 }

@@ -167,28 +167,31 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 }
 
 // UploadCommit implements blob.Store.
-func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest, key string) (int64, error) {
+// The key is blob.NewKey(want): the digest fans objects out on disk and
+// lets sweep name what a leftover holds.
+func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest) (string, int64, error) {
 	src, err := s.uploadPath(id)
 	if err != nil {
-		return 0, fmt.Errorf("committing upload: %w", err)
-	}
-	dst, err := s.keyPath(key)
-	if err != nil {
-		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+		return "", 0, fmt.Errorf("committing upload: %w", err)
 	}
 	h, err := blob.NewHash(want)
 	if err != nil {
-		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	key := blob.NewKey(want)
+	dst, err := s.keyPath(key)
+	if err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	unlock := s.locks.lock(id)
 	defer unlock()
 
 	f, err := os.OpenFile(src, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("committing upload %s: %w", id, blob.ErrNotFound)
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, blob.ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	size, err := s.copy(h, &ctxReader{ctx: ctx, r: f})
 	if err == nil {
@@ -198,21 +201,21 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest,
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	if got := digest.NewDigest(want.Algorithm(), h); got != want {
-		return 0, fmt.Errorf("committing upload %s: got %s, want %s: %w", id, got, want, blob.ErrDigestMismatch)
+		return "", 0, fmt.Errorf("committing upload %s: got %s, want %s: %w", id, got, want, blob.ErrDigestMismatch)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("committing upload %s: %w", id, err)
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	if err := s.rename(src, dst); err != nil {
-		return 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
+		return "", 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
 	}
 	if err := syncDir(s.uploads); err != nil {
-		return 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
+		return "", 0, fmt.Errorf("committing upload %s to %s: %w", id, key, err)
 	}
-	return size, nil
+	return key, size, nil
 }
 
 // rename moves src to dst, creating dst's parent directories durably. A

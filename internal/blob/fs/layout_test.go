@@ -41,8 +41,8 @@ func TestLayout(t *testing.T) {
 		t.Errorf("uploads/up-1: got %q, %v, want %q", b, err, "hello")
 	}
 	d := digest.FromString("hello")
-	key := blob.NewKey(d)
-	if _, err := s.UploadCommit(ctx, "up-1", d, key); err != nil {
+	key, _, err := s.UploadCommit(ctx, "up-1", d)
+	if err != nil {
 		t.Fatalf("UploadCommit: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, "blobs", filepath.FromSlash(key))); err != nil || string(b) != "hello" {
@@ -128,9 +128,8 @@ func TestBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := h.Digest()
-	key := blob.NewKey(d)
 	if n := allocated(func() {
-		if _, err := s.UploadCommit(ctx, "mem", d, key); err != nil {
+		if _, _, err := s.UploadCommit(ctx, "mem", d); err != nil {
 			t.Fatalf("UploadCommit: %v", err)
 		}
 	}); n > limit {
@@ -149,11 +148,11 @@ func TestServeContent(t *testing.T) {
 	s := newStore(t)
 	payload := []byte("0123456789abcdefghij")
 	d := digest.FromBytes(payload)
-	key := blob.NewKey(d)
 	if _, err := s.UploadAppend(ctx, "serve", 0, bytes.NewReader(payload)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UploadCommit(ctx, "serve", d, key); err != nil {
+	key, _, err := s.UploadCommit(ctx, "serve", d)
+	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
