@@ -129,3 +129,35 @@ type Reader interface {
 	// Size is the object's size in bytes.
 	Size() int64
 }
+
+// Redirector is implemented by stores whose committed objects a client can
+// fetch directly, without the bytes passing through berth (S3: a presigned
+// GET URL). The API redirects blob GETs to it when configured to.
+type Redirector interface {
+	// RedirectURL returns a URL that serves the object under key, Range
+	// requests included, for at least ttl. It does not check that the
+	// object exists; the caller has already found its row.
+	RedirectURL(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
+// BatchDeleter is implemented by stores that delete many committed objects
+// in one request (S3 DeleteObjects). DeleteMany uses it when it can.
+type BatchDeleter interface {
+	// DeleteBatch deletes keys as Delete would each (idempotent, nil for a
+	// missing key) and returns one error per key, nil where the key is
+	// gone. A failure of the whole request is reported in every slot.
+	DeleteBatch(ctx context.Context, keys []string) []error
+}
+
+// DeleteMany deletes keys from s, in batches when s is a BatchDeleter and
+// one by one otherwise, and returns one error per key (nil: gone).
+func DeleteMany(ctx context.Context, s Store, keys []string) []error {
+	if bd, ok := s.(BatchDeleter); ok {
+		return bd.DeleteBatch(ctx, keys)
+	}
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		errs[i] = s.Delete(ctx, k)
+	}
+	return errs
+}
