@@ -259,51 +259,66 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	}
 }
 
-// deleteBytes deletes the bytes of tombstones, then, in one transaction,
-// the tombstones whose bytes are gone. It returns how many failed; their
-// tombstones stay and every later run retries them (a crash between the
-// two steps leaves tombstones of deleted bytes: deleting bytes twice is
-// harmless, keys are never reused).
+// deleteBatch bounds the keys of one batch delete: S3's DeleteObjects takes
+// at most 1000 keys per request, and a tombstone transaction stays small.
+const deleteBatch = 1000
+
+// deleteBytes deletes the bytes of tombstones, in batches (blob.DeleteMany:
+// one DeleteObjects request per batch on S3, one Delete per key on the
+// filesystem), then, in one transaction per batch, the tombstones whose
+// bytes are gone. It returns how many failed; only the keys whose delete
+// succeeded lose their tombstone, the others stay and every later run
+// retries them (a crash between the two steps leaves tombstones of deleted
+// bytes: deleting bytes twice is harmless, keys are never reused).
 func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (failed int) {
-	var done []string
-	for _, ts := range tombs {
-		if err := c.blobs.Delete(ctx, ts.StorageKey); err != nil {
-			c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", ts.StorageKey, "err", err)
-			failed++
+	for start := 0; start < len(tombs); start += deleteBatch {
+		batch := tombs[start:min(start+deleteBatch, len(tombs))]
+		keys := make([]string, len(batch))
+		for i, ts := range batch {
+			keys[i] = ts.StorageKey
+		}
+		var done []string
+		for i, err := range blob.DeleteMany(ctx, c.blobs, keys) {
+			if err != nil {
+				c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", keys[i], "err", err)
+				failed++
+				continue
+			}
+			done = append(done, keys[i])
+		}
+		if len(done) == 0 {
 			continue
 		}
-		done = append(done, ts.StorageKey)
-	}
-	if len(done) == 0 {
-		return failed
-	}
-	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		for _, key := range done {
-			if err := tx.DeleteTombstone(ctx, key); err != nil {
-				return err
+		err := c.store.Update(ctx, func(tx meta.Tx) error {
+			for _, key := range done {
+				if err := tx.DeleteTombstone(ctx, key); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
+			failed += len(done)
 		}
-		return nil
-	})
-	if err != nil {
-		c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
-		failed += len(done)
 	}
 	return failed
 }
 
 // flushTombstones retries bytes whose deletion a crash or an error
-// interrupted.
+// interrupted, deleteBatch tombstones at a time. It stops at the first
+// batch with a failure: those tombstones stay for the next run, which
+// would list them first again.
 func (c *Collector) flushTombstones(ctx context.Context) error {
 	for {
 		var ts []meta.Tombstone
 		if err := c.store.View(ctx, func(tx meta.Tx) (err error) {
-			ts, err = tx.Tombstones(ctx, c.opts.BatchSize)
+			ts, err = tx.Tombstones(ctx, deleteBatch)
 			return err
 		}); err != nil {
 			return fmt.Errorf("listing tombstones: %w", err)
 		}
-		if failed := c.deleteBytes(ctx, ts); len(ts) < c.opts.BatchSize || failed > 0 {
+		if failed := c.deleteBytes(ctx, ts); len(ts) < deleteBatch || failed > 0 {
 			return nil
 		}
 	}
