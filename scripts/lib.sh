@@ -17,15 +17,21 @@
 #   start_distribution DIR [LOG] start CNCF distribution (docker-registry) the same way;
 #                               sets REGISTRY_PID, REGISTRY_ADDR
 #   stop_pid PID                TERM, wait up to 10 s, then KILL one process we started
+#   ensure_versitygw            print the path of a versitygw binary (the S3 server the
+#                               S3 tests run against), installing the pinned version into
+#                               $BERTH_CACHE on first use (~80 s, then cached)
 #
 # Environment:
 #   BERTH_CACHE   cache dir for built tools (default ${XDG_CACHE_HOME:-$HOME/.cache}/berth)
+#   BERTH_VERSITYGW   a versitygw binary to use instead of the pinned one
+#   VERSITYGW_VERSION the pinned versitygw module version
 #   PGHOST/PGPORT/PGUSER        override the PostgreSQL server (default 127.0.0.1:5432, postgres)
 
 BERTH_CACHE=${BERTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}
 BERTH_PG_HOST=${PGHOST:-127.0.0.1}
 BERTH_PG_PORT=${PGPORT:-5432}
 BERTH_PG_USER=${PGUSER:-postgres}
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 
 log() { printf '%s: %s\n' "$(basename "${0:-lib.sh}")" "$*" >&2; }
 die() { log "$@"; exit 1; }
@@ -177,4 +183,27 @@ EOF
 		stop_pid "$REGISTRY_PID"
 		return 1
 	fi
+}
+
+# ensure_versitygw prints the path of a versitygw binary: $BERTH_VERSITYGW when
+# set, else the pinned version cached under $BERTH_CACHE, built with `go install`
+# from the module proxy on first use. Progress goes to stderr.
+ensure_versitygw() {
+	if [[ -n ${BERTH_VERSITYGW:-} ]]; then
+		[[ -x $BERTH_VERSITYGW ]] || die "BERTH_VERSITYGW=$BERTH_VERSITYGW is not an executable"
+		echo "$BERTH_VERSITYGW"
+		return 0
+	fi
+	local dir="$BERTH_CACHE/versitygw/$VERSITYGW_VERSION"
+	if [[ ! -x $dir/versitygw ]]; then
+		log "installing versitygw $VERSITYGW_VERSION into $dir (one-time, ~80 s)"
+		local tmp
+		mkdir -p "$dir"
+		tmp=$(mktemp -d "$dir/build.XXXXXX")
+		GOBIN=$tmp GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2 ||
+			{ rm -rf "$tmp"; die "installing versitygw $VERSITYGW_VERSION failed"; }
+		mv -f "$tmp/versitygw" "$dir/versitygw" # atomic: a concurrent run never sees half a binary
+		rm -rf "$tmp"
+	fi
+	echo "$dir/versitygw"
 }
