@@ -19,6 +19,7 @@
 #
 # PostgreSQL-backed Go tests read BERTH_TEST_POSTGRES_DSN (an admin DSN from which they
 # create per-test databases); .ci/run exports it. Without it they should skip.
+# S3-backed tests run against versitygw on loopback, which make installs on first use.
 
 SHELL := /usr/bin/env bash
 GO    ?= go
@@ -60,8 +61,13 @@ unit: vet gotest
 vet:
 	$(GO) vet ./...
 
+# The S3 tests need versitygw; VERSITYGW prints its path, installing the pinned
+# version into the cache on first use (scripts/lib.sh ensure_versitygw). Set
+# BERTH_VERSITYGW to use another binary.
+VERSITYGW = $$(bash -c '. scripts/lib.sh && ensure_versitygw')
+
 gotest:
-	$(GO) test $(RACE) -count=1 -timeout=$(TESTTIMEOUT) $(TESTFLAGS) ./...
+	BERTH_VERSITYGW=$(VERSITYGW) $(GO) test $(RACE) -count=1 -timeout=$(TESTTIMEOUT) $(TESTFLAGS) ./...
 
 conformance: conformance-sqlite conformance-postgres
 
