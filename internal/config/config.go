@@ -40,6 +40,25 @@
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
 //	webhooks            BERTH_WEBHOOKS             (none)                 none
 //
+//	storage.backend         BERTH_STORAGE            --storage          filesystem
+//	storage.s3.bucket       BERTH_S3_BUCKET          --s3-bucket        ""
+//	storage.s3.region       BERTH_S3_REGION          --s3-region        "" (SDK default chain)
+//	storage.s3.endpoint     BERTH_S3_ENDPOINT        --s3-endpoint      "" (AWS)
+//	storage.s3.path_style   BERTH_S3_PATH_STYLE      --s3-path-style    false
+//	storage.s3.prefix       BERTH_S3_PREFIX          --s3-prefix        ""
+//	storage.s3.access_key   BERTH_S3_ACCESS_KEY      --s3-access-key    "" (SDK default chain)
+//	storage.s3.secret_key   BERTH_S3_SECRET_KEY      --s3-secret-key    ""
+//	storage.s3.part_size    BERTH_S3_PART_SIZE       --s3-part-size     8MiB
+//	storage.s3.redirect     BERTH_S3_REDIRECT        --s3-redirect      false
+//	storage.s3.redirect_ttl BERTH_S3_REDIRECT_TTL    --s3-redirect-ttl  20m
+//
+// The storage flags are shared by every command that opens the stores (gc,
+// sweep, purge, tag...); the redirect flags are serve's. Without an access
+// key, S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID
+// and AWS_SECRET_ACCESS_KEY, the shared credentials file, an instance or
+// task role); the same goes for the region (AWS_REGION). The secret key is
+// never logged nor shown in errors.
+//
 // Durations accept Go syntax plus "d" and "w" units (see ParseDuration).
 // webhooks is a list of {url, events, timeout} in the file; BERTH_WEBHOOKS is
 // a comma-separated list of URLs that replaces it, each receiving all events
@@ -49,6 +68,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -61,6 +81,20 @@ import (
 const (
 	BackendSQLite   = "sqlite"
 	BackendPostgres = "postgres"
+)
+
+// Blob storage backends, the values of Storage.Backend.
+const (
+	StorageFilesystem = "filesystem"
+	StorageS3         = "s3"
+)
+
+// Bounds of S3 settings: a multipart part is 5 MiB to 5 GiB (except the
+// last), and a SigV4 presigned URL lives at most 7 days.
+const (
+	MinS3PartSize    = 5 * MiB
+	MaxS3PartSize    = 5 * GiB
+	MaxS3RedirectTTL = 7 * day
 )
 
 // DefaultWebhookTimeout is the timeout of a webhook whose timeout is 0.
@@ -80,6 +114,7 @@ type Config struct {
 	Log      Log       `yaml:"log"`
 	GC       GC        `yaml:"gc"`
 	Webhooks []Webhook `yaml:"webhooks"`
+	Storage  Storage   `yaml:"storage"`
 	// Metrics serves Prometheus metrics on /metrics.
 	Metrics bool `yaml:"metrics"`
 }
@@ -121,6 +156,55 @@ type GC struct {
 	CollectUntagged bool `yaml:"collect_untagged"`
 }
 
+// Storage selects where blob bytes live.
+type Storage struct {
+	// Backend is StorageFilesystem (under <data>/storage) or StorageS3.
+	Backend string `yaml:"backend"`
+	S3      S3     `yaml:"s3"`
+}
+
+// S3 configures the S3 blob store (Storage.Backend "s3"). Every replica of
+// a registry uses the same bucket and prefix.
+type S3 struct {
+	Bucket string `yaml:"bucket"`
+	// Region; empty takes the SDK's default (AWS_REGION, shared config).
+	Region string `yaml:"region"`
+	// Endpoint of an S3-compatible server (http:// or https://); empty
+	// for AWS.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle addresses the bucket in the path (endpoint/bucket/key), as
+	// most S3-compatible servers want, instead of a bucket host name.
+	PathStyle bool `yaml:"path_style"`
+	// Prefix is prepended to every object key, to share a bucket.
+	Prefix string `yaml:"prefix"`
+	// AccessKey and SecretKey are static credentials; both empty takes the
+	// SDK's default credential chain.
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// PartSize of multipart uploads (5 MiB to 5 GiB).
+	PartSize Size `yaml:"part_size"`
+	// Redirect answers blob GETs with 307 to a presigned URL, so the bytes
+	// go from S3 to the client without passing through berth.
+	Redirect bool `yaml:"redirect"`
+	// RedirectTTL is how long a presigned URL stays valid.
+	RedirectTTL Duration `yaml:"redirect_ttl"`
+}
+
+// LogValue describes s for logs without its credentials (slog.LogValuer).
+func (s S3) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("bucket", s.Bucket),
+		slog.String("region", s.Region),
+		slog.String("endpoint", s.Endpoint),
+		slog.Bool("path_style", s.PathStyle),
+		slog.String("prefix", s.Prefix),
+		slog.Bool("static_credentials", s.AccessKey != ""),
+		slog.String("part_size", s.PartSize.String()),
+		slog.Bool("redirect", s.Redirect),
+		slog.String("redirect_ttl", s.RedirectTTL.String()),
+	)
+}
+
 // Webhook receives collector events as HTTP POSTs.
 type Webhook struct {
 	URL string `yaml:"url"`
@@ -146,6 +230,13 @@ func Default() Config {
 			BatchSize:       100,
 			Interval:        Duration(10 * time.Second),
 			CollectUntagged: true,
+		},
+		Storage: Storage{
+			Backend: StorageFilesystem,
+			S3: S3{
+				PartSize:    8 * MiB,
+				RedirectTTL: Duration(20 * time.Minute),
+			},
 		},
 	}
 }
@@ -236,6 +327,8 @@ func (c Config) Validate() error {
 		bad("gc.batch_size", "must be between 1 and 10000, got %d", c.GC.BatchSize)
 	}
 
+	errs = append(errs, c.Storage.validate()...)
+
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -249,6 +342,54 @@ func (c Config) Validate() error {
 		nonNegative(key+".timeout", w.Timeout)
 	}
 	return errors.Join(errs...)
+}
+
+// validate reports the problems of the storage section, each prefixed with
+// its YAML key. It never quotes the secret key.
+func (s Storage) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	s3 := s.S3
+	switch s.Backend {
+	case StorageFilesystem:
+		if s3.Redirect {
+			bad("storage.s3.redirect", "needs storage.backend s3 (--storage s3): the filesystem store cannot redirect")
+		}
+		if s3.Bucket != "" {
+			bad("storage.s3.bucket", "set, but storage.backend is filesystem; set storage.backend: s3 (--storage s3) to use it")
+		}
+		return errs
+	case StorageS3:
+	default:
+		bad("storage.backend", "want filesystem or s3, got %q", s.Backend)
+		return errs
+	}
+	if s3.Bucket == "" {
+		bad("storage.s3.bucket", "required with storage.backend s3")
+	}
+	if s3.Endpoint != "" {
+		if u, err := url.Parse(s3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("storage.s3.endpoint", "want an http:// or https:// URL, got %q", s3.Endpoint)
+		}
+	}
+	if p := s3.Prefix; p != "" && (strings.HasPrefix(p, "/") || strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./") || strings.Contains(p, "//")) {
+		bad("storage.s3.prefix", "want a relative key prefix such as \"berth/\" (no leading slash, no empty, . or .. segments), got %q", p)
+	}
+	if s3.SecretKey != "" && s3.AccessKey == "" {
+		bad("storage.s3.secret_key", "set without storage.s3.access_key; set both, or neither to use the SDK's default credential chain")
+	}
+	if s3.AccessKey != "" && s3.SecretKey == "" {
+		bad("storage.s3.access_key", "set without storage.s3.secret_key; set both, or neither to use the SDK's default credential chain")
+	}
+	if s3.PartSize < MinS3PartSize || s3.PartSize > MaxS3PartSize {
+		bad("storage.s3.part_size", "must be between 5MiB and 5GiB (S3's multipart limits), got %s", s3.PartSize)
+	}
+	if s3.Redirect && (s3.RedirectTTL <= 0 || s3.RedirectTTL.Duration() > MaxS3RedirectTTL) {
+		bad("storage.s3.redirect_ttl", "must be positive and at most 7d (a presigned URL's limit), got %s", s3.RedirectTTL)
+	}
+	return errs
 }
 
 // redact hides the password of a URL-like DSN in error messages.

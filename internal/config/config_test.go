@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -370,5 +371,172 @@ func TestBindFlagsGroups(t *testing.T) {
 	BindFlags(fs, &c, GCFlags)
 	if got, want := fs.Lookup("tag-retention").DefValue, "2w"; got != want {
 		t.Errorf("--tag-retention default = %q, want %q", got, want)
+	}
+}
+
+func TestStorageSources(t *testing.T) {
+	const file = `
+storage:
+  backend: s3
+  s3:
+    bucket: from-file
+    region: eu-west-1
+    endpoint: http://minio.internal:9000
+    path_style: true
+    prefix: berth/
+    part_size: 16MiB
+    redirect: true
+    redirect_ttl: 5m
+`
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	flagCfg := Default()
+	BindFlags(fs, &flagCfg)
+	if err := fs.Parse([]string{"--s3-bucket=from-flag", "--s3-access-key=AKIA", "--s3-secret-key=s3cr3t", "--s3-redirect-ttl=1h"}); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"BERTH_S3_REGION=us-east-2", "BERTH_S3_PART_SIZE=6291456", "BERTH_S3_SECRET_KEY=from-env"}
+	got, err := LoadWithFlags(writeFile(t, file), env, fs)
+	if err != nil {
+		t.Fatalf("LoadWithFlags: %v", err)
+	}
+	want := S3{
+		Bucket: "from-flag", Region: "us-east-2", Endpoint: "http://minio.internal:9000", PathStyle: true,
+		Prefix: "berth/", AccessKey: "AKIA", SecretKey: "s3cr3t", PartSize: 6 * MiB,
+		Redirect: true, RedirectTTL: Duration(time.Hour),
+	}
+	if got.Storage.Backend != StorageS3 {
+		t.Errorf("storage.backend = %q, want s3", got.Storage.Backend)
+	}
+	if diff := cmp.Diff(want, got.Storage.S3); diff != "" {
+		t.Errorf("storage.s3 mismatch (-want +got):\n%s", diff)
+	}
+
+	got, err = Load("", []string{"BERTH_STORAGE=s3", "BERTH_S3_BUCKET=b", "BERTH_S3_REDIRECT=true", "BERTH_S3_PATH_STYLE=true"})
+	if err != nil {
+		t.Fatalf("Load from env: %v", err)
+	}
+	if s := got.Storage; s.Backend != StorageS3 || s.S3.Bucket != "b" || !s.S3.Redirect || !s.S3.PathStyle ||
+		s.S3.PartSize != 8*MiB || s.S3.RedirectTTL != Duration(20*time.Minute) {
+		t.Errorf("storage from env and defaults: got %+v", s)
+	}
+}
+
+func TestStorageValidate(t *testing.T) {
+	s3 := func(mutate func(s *S3)) func(c *Config) {
+		return func(c *Config) {
+			c.Storage.Backend = StorageS3
+			c.Storage.S3.Bucket = "b"
+			mutate(&c.Storage.S3)
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string // substrings; none means valid
+	}{
+		{"default filesystem", func(c *Config) {}, nil},
+		{"s3 minimal", s3(func(s *S3) {}), nil},
+		{"s3 everything", s3(func(s *S3) {
+			*s = S3{Bucket: "b", Region: "r", Endpoint: "https://s3.example", PathStyle: true, Prefix: "a/b/",
+				AccessKey: "k", SecretKey: "s", PartSize: 5 * MiB, Redirect: true, RedirectTTL: Duration(7 * day)}
+		}), nil},
+		{"unknown backend", func(c *Config) { c.Storage.Backend = "gcs" }, []string{"storage.backend: want filesystem or s3"}},
+		{"s3 without bucket", s3(func(s *S3) { s.Bucket = "" }), []string{"storage.s3.bucket: required"}},
+		{"redirect without s3", func(c *Config) { c.Storage.S3.Redirect = true }, []string{"storage.s3.redirect: needs storage.backend s3"}},
+		{"bucket without s3", func(c *Config) { c.Storage.S3.Bucket = "b" }, []string{"storage.s3.bucket: set, but storage.backend is filesystem"}},
+		{"small part", s3(func(s *S3) { s.PartSize = 5*MiB - 1 }), []string{"storage.s3.part_size: must be between 5MiB and 5GiB"}},
+		{"huge part", s3(func(s *S3) { s.PartSize = 6 * GiB }), []string{"storage.s3.part_size"}},
+		{"secret without access key", s3(func(s *S3) { s.SecretKey = "hunter2" }), []string{"storage.s3.secret_key: set without storage.s3.access_key"}},
+		{"access key without secret", s3(func(s *S3) { s.AccessKey = "k" }), []string{"storage.s3.access_key: set without storage.s3.secret_key"}},
+		{"bad endpoint", s3(func(s *S3) { s.Endpoint = "minio:9000" }), []string{"storage.s3.endpoint: want an http:// or https:// URL"}},
+		{"bad prefix", s3(func(s *S3) { s.Prefix = "/abs" }), []string{"storage.s3.prefix"}},
+		{"dotdot prefix", s3(func(s *S3) { s.Prefix = "a/../b" }), []string{"storage.s3.prefix"}},
+		{"ttl too long", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = Duration(8 * day) }), []string{"storage.s3.redirect_ttl"}},
+		{"ttl zero", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = 0 }), []string{"storage.s3.redirect_ttl"}},
+		{"every s3 problem at once", s3(func(s *S3) {
+			s.Bucket, s.SecretKey, s.PartSize, s.Endpoint = "", "hunter2", MiB, "ftp://x"
+		}), []string{"storage.s3.bucket", "storage.s3.secret_key", "storage.s3.part_size", "storage.s3.endpoint"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: got %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: got nil, want errors containing %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate error = %q, want it to contain %q", err, w)
+				}
+			}
+			if got := len(strings.Split(err.Error(), "\n")); got != len(tt.want) {
+				t.Errorf("got %d problems, want %d:\n%s", got, len(tt.want), err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Validate error leaks the secret key:\n%s", err)
+			}
+		})
+	}
+}
+
+func TestSecretNeverShown(t *testing.T) {
+	c := Default()
+	c.Storage.Backend = StorageS3
+	c.Storage.S3.Bucket = "b"
+	c.Storage.S3.AccessKey = "AKIA"
+	c.Storage.S3.SecretKey = "hunter2"
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("storage", "s3", c.Storage.S3)
+	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), "s3.bucket=b") {
+		t.Errorf("logged S3 settings: %s; want the bucket and no secret", b.String())
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	BindFlags(fs, &c, SharedFlags) // defaults shown in help come from c
+	if strings.Contains(fs.FlagUsages(), "hunter2") {
+		t.Errorf("help shows the secret key:\n%s", fs.FlagUsages())
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "5242880", want: 5 * MiB},
+		{in: "8MiB", want: 8 * MiB},
+		{in: "512 KiB", want: 512 * KiB},
+		{in: "1GiB", want: GiB},
+		{in: "10B", want: 10},
+		{in: "", wantErr: "empty"},
+		{in: "-1", wantErr: "non-negative integer"},
+		{in: "8MB", wantErr: "unknown unit"},
+		{in: "99999999999999999999", wantErr: "too large"},
+		{in: "9999999999999GiB", wantErr: "too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseSize(%q) = %d, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+		})
+	}
+	if got, want := Size(8*MiB).String(), "8MiB"; got != want {
+		t.Errorf("Size.String() = %q, want %q", got, want)
 	}
 }

@@ -63,6 +63,29 @@ var settings = []setting{
 	{"log.format", "BERTH_LOG_FORMAT", "log-format", SharedFlags, "log format: text or json",
 		func(c *Config) pflag.Value { return (*stringValue)(&c.Log.Format) }},
 
+	{"storage.backend", "BERTH_STORAGE", "storage", SharedFlags, "blob storage: filesystem (under <data>/storage) or s3",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.Backend) }},
+	{"storage.s3.bucket", "BERTH_S3_BUCKET", "s3-bucket", SharedFlags, "S3 bucket (with --storage s3)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.S3.Bucket) }},
+	{"storage.s3.region", "BERTH_S3_REGION", "s3-region", SharedFlags, "S3 region (empty: the AWS SDK default, e.g. AWS_REGION)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.S3.Region) }},
+	{"storage.s3.endpoint", "BERTH_S3_ENDPOINT", "s3-endpoint", SharedFlags, "URL of an S3-compatible server (empty: AWS)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.S3.Endpoint) }},
+	{"storage.s3.path_style", "BERTH_S3_PATH_STYLE", "s3-path-style", SharedFlags, "address the bucket in the URL path (most S3-compatible servers)",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.Storage.S3.PathStyle) }},
+	{"storage.s3.prefix", "BERTH_S3_PREFIX", "s3-prefix", SharedFlags, "prefix of every object key in the bucket",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.S3.Prefix) }},
+	{"storage.s3.access_key", "BERTH_S3_ACCESS_KEY", "s3-access-key", SharedFlags, "S3 access key (empty: the AWS SDK default credential chain, e.g. AWS_ACCESS_KEY_ID)",
+		func(c *Config) pflag.Value { return (*stringValue)(&c.Storage.S3.AccessKey) }},
+	{"storage.s3.secret_key", "BERTH_S3_SECRET_KEY", "s3-secret-key", SharedFlags, "S3 secret key, with --s3-access-key (prefer the environment to a flag)",
+		func(c *Config) pflag.Value { return (*secretValue)(&c.Storage.S3.SecretKey) }},
+	{"storage.s3.part_size", "BERTH_S3_PART_SIZE", "s3-part-size", SharedFlags, "S3 multipart part size, 5MiB..5GiB",
+		func(c *Config) pflag.Value { return &c.Storage.S3.PartSize }},
+	{"storage.s3.redirect", "BERTH_S3_REDIRECT", "s3-redirect", ServerFlags, "answer blob GETs with a 307 redirect to a presigned S3 URL",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.Storage.S3.Redirect) }},
+	{"storage.s3.redirect_ttl", "BERTH_S3_REDIRECT_TTL", "s3-redirect-ttl", ServerFlags, "how long a presigned redirect URL stays valid (at most 7d)",
+		func(c *Config) pflag.Value { return &c.Storage.S3.RedirectTTL }},
+
 	{"gc.grace", "BERTH_GC_GRACE", "gc-grace", GCFlags, "how long untagged manifests and uploaded blobs are protected",
 		func(c *Config) pflag.Value { return &c.GC.Grace }},
 	{"gc.upload_expiry", "BERTH_UPLOAD_EXPIRY", "upload-expiry", GCFlags, "how long an upload session lives",
@@ -212,7 +235,11 @@ func applyFlags(c *Config, fs *pflag.FlagSet) []error {
 		if f == nil || !f.Changed {
 			continue
 		}
-		if err := s.value(c).Set(f.Value.String()); err != nil {
+		v := f.Value.String()
+		if sv, ok := f.Value.(*secretValue); ok {
+			v = string(*sv) // String redacts
+		}
+		if err := s.value(c).Set(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s (from --%s): %w", s.key, s.flag, err))
 		}
 	}
@@ -224,6 +251,19 @@ type stringValue string
 func (v *stringValue) String() string     { return string(*v) }
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
 func (v *stringValue) Type() string       { return "string" }
+
+// secretValue is a string that help output never shows (the flag's
+// default is the value parsed from the environment or file otherwise).
+type secretValue string
+
+func (v *secretValue) String() string {
+	if *v == "" {
+		return ""
+	}
+	return "<redacted>"
+}
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+func (v *secretValue) Type() string       { return "string" }
 
 type boolValue bool
 
