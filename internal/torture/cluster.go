@@ -30,6 +30,7 @@ type cluster struct {
 	data   string
 	dsn    string // "" = SQLite in data/
 	dbName string // PostgreSQL database created for the run
+	s3     *s3Server // with -blob s3: the object store of the run
 
 	mu    sync.Mutex
 	nodes []*node
@@ -79,6 +80,12 @@ func newCluster(ctx context.Context, cfg Config, dir string) (*cluster, error) {
 	}
 	if cfg.Backend == "postgres" {
 		if err := c.createDatabase(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Blob == "s3" {
+		if c.s3, err = startS3(ctx, cfg, dir); err != nil {
+			c.dropDatabase()
 			return nil, err
 		}
 	}
@@ -180,6 +187,9 @@ func (c *cluster) env(addr string) []string {
 		"BERTH_LOG_LEVEL=info",
 		"BERTH_LOG_FORMAT=text",
 	)
+	if c.s3 != nil {
+		env = append(env, c.s3.env()...)
+	}
 	if addr != "" {
 		env = append(env, "BERTH_ADDR="+addr)
 	}

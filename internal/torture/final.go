@@ -106,7 +106,7 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	}
 	rn.inspect(ctx, &lv)
 
-	rep := &Report{Seed: cfg.Seed, Backend: cfg.Backend, Replicas: cfg.Replicas, Duration: cfg.Duration,
+	rep := &Report{Seed: cfg.Seed, Backend: cfg.Backend, Blob: cfg.Blob, Replicas: cfg.Replicas, Duration: cfg.Duration,
 		Ops: rn.st.table(), Pushes: rn.st.get("put-manifest", "ok"), Kills: rn.kills(), GCRuns: rn.gcRuns, GCKilled: rn.gcKilled,
 		Deletions: deletionsFromLogs(dir), ServerErrs: rn.st.serverErrors, Liveness: lv}
 	for _, p := range lv.Problems {
@@ -482,14 +482,39 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		return nil
 	})
 
-	// Storage: <data>/storage/blobs/<key> and uploads/<id>.
-	root := filepath.Join(rn.cl.data, "storage")
 	byKey := map[string]string{}
 	for d, b := range blobs {
 		byKey[b.key] = d
 	}
+	st := storageView{byKey: byKey, sizes: map[string]int64{}, tombs: tombs, uploads: uploads, sweepCutoff: lv.sweptAt.Add(-time.Minute), problem: problem}
+	for d, b := range blobs {
+		st.sizes[d] = b.size
+	}
+	if rn.cl.s3 != nil {
+		rn.inspectS3(ctx, lv, st)
+	} else {
+		rn.inspectFS(lv, st)
+	}
+}
+
+// storageView is what the storage inspection compares the bytes with: the
+// rows left in the database once the collector reached its fixed point.
+type storageView struct {
+	byKey       map[string]string // storage key -> blob digest
+	sizes       map[string]int64  // blob digest -> size
+	tombs       map[string]bool   // storage keys of tombstones
+	uploads     map[string]bool   // upload session ids
+	sweepCutoff time.Time         // younger leftovers are legitimately left by the final sweep
+	problem     func(format string, args ...any)
+}
+
+// inspectFS checks <data>/storage/blobs/<key> and uploads/<id>: every blob
+// row's bytes are there and hash to its digest, and nothing else is left
+// that the final sweep should have reclaimed.
+func (rn *runner) inspectFS(lv *liveness, st storageView) {
+	root := filepath.Join(rn.cl.data, "storage")
+	byKey, tombs, uploads, sweepCutoff, problem := st.byKey, st.tombs, st.uploads, st.sweepCutoff, st.problem
 	seenKeys := map[string]bool{}
-	sweepCutoff := lv.sweptAt.Add(-time.Minute)
 	_ = filepath.WalkDir(filepath.Join(root, "blobs"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			return nil
@@ -501,7 +526,7 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		if ok {
 			seenKeys[key] = true
 			got, n, err := hashFile(p)
-			if err != nil || got != d || n != blobs[d].size {
+			if err != nil || got != d || n != st.sizes[d] {
 				problem("SAFETY: bytes of blob %s under %s are corrupt (%d bytes hashing to %s, %v)", d, key, n, got, err)
 			}
 			return nil
@@ -554,7 +579,7 @@ func hashFile(p string) (string, int64, error) {
 func (rn *runner) report(rep *Report) {
 	w := rn.cfg.Out
 	lv := rep.Liveness
-	fmt.Fprintf(w, "\n=== berth torture summary (seed %d, backend %s, %d replica(s), %s, %d clients)\n", rep.Seed, rep.Backend, rep.Replicas, rep.Duration, rn.cfg.Clients)
+	fmt.Fprintf(w, "\n=== berth torture summary (seed %d, backend %s, blobs on %s, %d replica(s), %s, %d clients)\n", rep.Seed, rep.Backend, rep.Blob, rep.Replicas, rep.Duration, rn.cfg.Clients)
 	fmt.Fprintf(w, "operations by kind (outcome counts):\n%s", rep.Ops)
 	fmt.Fprintf(w, "acknowledged manifest PUTs: %d\n", rep.Pushes)
 	fmt.Fprintf(w, "crashes injected (SIGKILL of berth serve): %d\n", rep.Kills)
@@ -569,8 +594,8 @@ func (rn *runner) report(rep *Report) {
 	fmt.Fprintf(w, "violations: %d\n", rep.Violations)
 	rn.hist.printViolations(w, rep.Seed, 20)
 	if rep.Violations > 0 {
-		fmt.Fprintf(w, "\nreproduce: berth-torture -seed %d -backend %s -replicas %d -duration %s -clients %d -kill-every %s -keep\n",
-			rep.Seed, rep.Backend, rep.Replicas, rep.Duration, rn.cfg.Clients, rn.cfg.KillEvery)
+		fmt.Fprintf(w, "\nreproduce: berth-torture -seed %d -backend %s -blob %s -replicas %d -duration %s -clients %d -kill-every %s -keep\n",
+			rep.Seed, rep.Backend, rep.Blob, rep.Replicas, rep.Duration, rn.cfg.Clients, rn.cfg.KillEvery)
 	}
 }
 

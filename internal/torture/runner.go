@@ -28,6 +28,7 @@ import (
 // Config is one torture run.
 type Config struct {
 	Backend   string // sqlite or postgres
+	Blob      string // fs (under the data dir) or s3 (a versitygw started for the run)
 	Replicas  int    // 1 or 2 (2 needs postgres)
 	Duration  time.Duration
 	Seed      uint64
@@ -39,6 +40,7 @@ type Config struct {
 	ModuleDir   string // where to run go build
 	WorkDir     string // parent of the run's directory; "" = os.TempDir()
 	PostgresDSN string // admin DSN to create the run's database
+	VersityGW   string // versitygw binary for -blob s3; "" = $BERTH_VERSITYGW, PATH, $(go env GOPATH)/bin
 
 	Grace        time.Duration
 	Retention    time.Duration
@@ -56,6 +58,9 @@ type Config struct {
 func (c *Config) Defaults() {
 	if c.Backend == "" {
 		c.Backend = "sqlite"
+	}
+	if c.Blob == "" {
+		c.Blob = "fs"
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -109,6 +114,9 @@ func (c *Config) Validate() error {
 	if c.Backend != "sqlite" && c.Backend != "postgres" {
 		errs = append(errs, fmt.Errorf("-backend: want sqlite or postgres, got %q", c.Backend))
 	}
+	if c.Blob != "fs" && c.Blob != "s3" {
+		errs = append(errs, fmt.Errorf("-blob: want fs or s3, got %q", c.Blob))
+	}
 	if c.Replicas != 1 && c.Replicas != 2 {
 		errs = append(errs, fmt.Errorf("-replicas: want 1 or 2, got %d", c.Replicas))
 	}
@@ -125,6 +133,7 @@ func (c *Config) Validate() error {
 type Report struct {
 	Seed        uint64
 	Backend     string
+	Blob        string
 	Replicas    int
 	Duration    time.Duration
 	Ops         string // table of operations by kind
@@ -299,7 +308,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(parent, fmt.Sprintf("berth-torture-%s-%d-", cfg.Backend, cfg.Seed))
+	dir, err := os.MkdirTemp(parent, fmt.Sprintf("berth-torture-%s-%s-%d-", cfg.Backend, cfg.Blob, cfg.Seed))
 	if err != nil {
 		return nil, err
 	}
@@ -321,8 +330,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		s.rec.kind = "shared"
 	}
 
-	rn.logf("torture: seed %d, backend %s, %d replica(s), %d clients, %s, kill every ~%s, gc every ~%s; grace %s, retention %s, upload expiry %s; dir %s",
-		cfg.Seed, cfg.Backend, cfg.Replicas, cfg.Clients, cfg.Duration, cfg.KillEvery, cfg.GCEvery, cfg.Grace, cfg.Retention, cfg.UploadExpiry, dir)
+	rn.logf("torture: seed %d, backend %s, blobs on %s, %d replica(s), %d clients, %s, kill every ~%s, gc every ~%s; grace %s, retention %s, upload expiry %s; dir %s",
+		cfg.Seed, cfg.Backend, cfg.Blob, cfg.Replicas, cfg.Clients, cfg.Duration, cfg.KillEvery, cfg.GCEvery, cfg.Grace, cfg.Retention, cfg.UploadExpiry, dir)
 	cl, err := newCluster(ctx, cfg, dir)
 	if err != nil {
 		return nil, err
@@ -330,6 +339,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rn.cl = cl
 	defer func() {
 		cl.stopAll()
+		cl.s3.stop()
 		if !cfg.Keep {
 			cl.dropDatabase()
 		}

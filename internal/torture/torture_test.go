@@ -13,7 +13,9 @@ import (
 // runs the berth-torture command instead). It is long, so it runs only
 // with BERTH_TORTURE=1: on SQLite, and with BERTH_TEST_POSTGRES_DSN also on
 // PostgreSQL with one and with two replicas. BERTH_TORTURE_DURATION (default
-// 30s) and BERTH_TORTURE_SEED (default 1) tune it. BERTH_TORTURE_BIN, in
+// 30s) and BERTH_TORTURE_SEED (default 1) tune it. With a versitygw too
+// (BERTH_VERSITYGW, PATH or $(go env GOPATH)/bin), the two replicas also run
+// with their blobs on S3. BERTH_TORTURE_BIN, in
 // every test here, tests a prebuilt berth instead of building ./cmd/berth.
 func TestTorture(t *testing.T) {
 	if os.Getenv("BERTH_TORTURE") == "" {
@@ -38,9 +40,16 @@ func TestTorture(t *testing.T) {
 	runs := []Config{{Backend: "sqlite", Replicas: 1}}
 	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
 		runs = append(runs, Config{Backend: "postgres", Replicas: 1}, Config{Backend: "postgres", Replicas: 2})
+		if _, err := findVersitygw(""); err == nil {
+			runs = append(runs, Config{Backend: "postgres", Blob: "s3", Replicas: 2})
+		}
 	}
 	for _, cfg := range runs {
-		t.Run(cfg.Backend+"-"+strconv.Itoa(cfg.Replicas), func(t *testing.T) {
+		name := cfg.Backend + "-" + strconv.Itoa(cfg.Replicas)
+		if cfg.Blob != "" {
+			name += "-" + cfg.Blob
+		}
+		t.Run(name, func(t *testing.T) {
 			cfg.Duration, cfg.Seed, cfg.KillEvery, cfg.GCEvery = dur, seed, 8*time.Second, 5*time.Second
 			cfg.WorkDir = t.TempDir()
 			cfg.BerthBin = os.Getenv("BERTH_TORTURE_BIN")

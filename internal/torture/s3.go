@@ -1,0 +1,291 @@
+package torture
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// The credentials and region of the run's versitygw.
+const (
+	s3AccessKey = "berth"
+	s3SecretKey = "berthsecret"
+	s3Region    = "us-east-1"
+	// s3Prefix is the prefix berth writes under: the final inspection also
+	// checks that nothing is written outside it.
+	s3Prefix = "torture/"
+)
+
+// s3Server is the object store of a run with -blob s3: a versitygw process
+// on loopback serving a directory of the work directory, and the bucket the
+// berth replicas share. It is never killed during the run: the torture is
+// about berth's crashes, not the storage's.
+type s3Server struct {
+	bin      string
+	endpoint string
+	bucket   string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	client   *awss3.Client
+}
+
+// findVersitygw locates the versitygw binary: the -versitygw flag,
+// $BERTH_VERSITYGW, PATH, then $(go env GOPATH)/bin.
+func findVersitygw(flagValue string) (string, error) {
+	for _, p := range []string{flagValue, os.Getenv("BERTH_VERSITYGW")} {
+		if p != "" {
+			return filepath.Abs(p)
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			p := filepath.Join(dir, "bin", "versitygw")
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
+	return "", errors.New("versitygw not found (give -versitygw, set BERTH_VERSITYGW, or put it on PATH or in $(go env GOPATH)/bin)")
+}
+
+// startS3 starts versitygw on a free loopback port over <dir>/s3 and
+// creates the run's bucket.
+func startS3(ctx context.Context, cfg Config, dir string) (*s3Server, error) {
+	bin, err := findVersitygw(cfg.VersityGW)
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(dir, "s3")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	log, err := os.OpenFile(filepath.Join(dir, "versitygw.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	s := &s3Server{bin: bin, bucket: fmt.Sprintf("torture-%d-%06x", cfg.Seed, rand.Uint32()&0xffffff)}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cmd := exec.Command(bin, "--port", addr, "posix", root)
+		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3AccessKey, "ROOT_SECRET_KEY="+s3SecretKey)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting versitygw: %w", err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		// Any HTTP answer (403 without credentials) means it listens.
+		if err := waitHTTP(ctx, "http://"+addr+"/", done, 30*time.Second); err != nil {
+			lastErr = err
+			_ = cmd.Process.Kill()
+			<-done
+			continue
+		}
+		s.cmd, s.done, s.endpoint = cmd, done, "http://"+addr
+		break
+	}
+	if s.cmd == nil {
+		return nil, fmt.Errorf("versitygw did not start: %w (see %s)", lastErr, filepath.Join(dir, "versitygw.log"))
+	}
+	s.client = awss3.New(awss3.Options{
+		Region:       s3Region,
+		BaseEndpoint: aws.String(s.endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, ""),
+		HTTPClient:   &http.Client{Timeout: time.Minute},
+	})
+	if _, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("creating bucket %s: %w", s.bucket, err)
+	}
+	return s, nil
+}
+
+// env is what every berth process of the run needs to use the bucket.
+func (s *s3Server) env() []string {
+	return []string{
+		"BERTH_STORAGE=s3",
+		"BERTH_S3_BUCKET=" + s.bucket,
+		"BERTH_S3_ENDPOINT=" + s.endpoint,
+		"BERTH_S3_PATH_STYLE=true",
+		"BERTH_S3_REGION=" + s3Region,
+		"BERTH_S3_ACCESS_KEY=" + s3AccessKey,
+		"BERTH_S3_SECRET_KEY=" + s3SecretKey,
+		"BERTH_S3_PREFIX=" + s3Prefix,
+	}
+}
+
+func (s *s3Server) stop() {
+	if s == nil || s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// s3Object is one object of the bucket as S3 lists it.
+type s3Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// s3Upload is one multipart upload in progress.
+type s3Upload struct {
+	Key, UploadID string
+	Initiated     time.Time
+}
+
+// objects lists every object of the bucket, page by page.
+func (s *s3Server) objects(ctx context.Context) ([]s3Object, error) {
+	var out []s3Object
+	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: aws.String(s.bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return out, fmt.Errorf("listing objects: %w", err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, s3Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+		}
+	}
+	return out, nil
+}
+
+// uploads lists every multipart upload in progress in the bucket.
+func (s *s3Server) uploads(ctx context.Context) ([]s3Upload, error) {
+	var out []s3Upload
+	in := &awss3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return out, fmt.Errorf("listing multipart uploads: %w", err)
+		}
+		for _, u := range page.Uploads {
+			out = append(out, s3Upload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// hashObject streams an object and returns its sha256 digest and size.
+func (s *s3Server) hashObject(ctx context.Context, key string) (string, int64, error) {
+	res, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", 0, err
+	}
+	defer res.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, res.Body)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// inspectS3 lists the bucket itself, not through berth's store, and checks
+// the layout of blob/s3 (P = the prefix): every blob row's bytes are the
+// object P/blobs/<key> and hash to its digest; every other object under
+// P/blobs/ has a tombstone or is younger than the final sweep's cutoff;
+// every object under P/uploads/<id>/ (an upload's state and buffered tail)
+// belongs to an upload session still there, or is younger than the cutoff;
+// nothing is written outside P; and no multipart upload is left, unless it
+// is younger than the cutoff or a session is still open.
+func (rn *runner) inspectS3(ctx context.Context, lv *liveness, st storageView) {
+	s := rn.cl.s3
+	objs, err := s.objects(ctx)
+	if err != nil {
+		st.problem("%v", err)
+		return
+	}
+	blobs, uploads := s3Prefix+"blobs/", s3Prefix+"uploads/"
+	seen := map[string]bool{}
+	for _, o := range objs {
+		lv.Rows["object"]++
+		young := o.ModTime.After(st.sweepCutoff)
+		switch {
+		case strings.HasPrefix(o.Key, blobs):
+			key := strings.TrimPrefix(o.Key, blobs)
+			if d, ok := st.byKey[key]; ok {
+				seen[key] = true
+				got, n, err := s.hashObject(ctx, o.Key)
+				if err != nil || got != d || n != st.sizes[d] {
+					st.problem("SAFETY: bytes of blob %s under %s are corrupt (%d bytes hashing to %s, %v)", d, o.Key, n, got, err)
+				}
+				continue
+			}
+			if st.tombs[key] {
+				continue
+			}
+			if young {
+				lv.SweepableLater++
+				continue
+			}
+			st.problem("leaked object %s: no blob row, no tombstone, older than sweep's minimum age", o.Key)
+		case strings.HasPrefix(o.Key, uploads):
+			id, _, _ := strings.Cut(strings.TrimPrefix(o.Key, uploads), "/")
+			if st.uploads[id] {
+				continue
+			}
+			if young {
+				lv.SweepableLater++
+				continue
+			}
+			st.problem("leaked upload staging object %s: no session, older than sweep's minimum age", o.Key)
+		default:
+			st.problem("object %s is outside berth's layout (prefix %s: blobs/, uploads/)", o.Key, s3Prefix)
+		}
+	}
+	for k, d := range st.byKey {
+		if !seen[k] {
+			st.problem("SAFETY: blob %s has a row but its object %s%s is missing", d, blobs, k)
+		}
+	}
+	mps, err := s.uploads(ctx)
+	if err != nil {
+		st.problem("%v", err)
+		return
+	}
+	for _, u := range mps {
+		lv.Rows["multipart"]++
+		switch {
+		case len(st.uploads) > 0:
+			// A session still open may own it; sessions left are checked above.
+		case u.Initiated.After(st.sweepCutoff):
+			lv.SweepableLater++
+		default:
+			st.problem("leaked multipart upload %s of %s (initiated %s): no upload session is left", u.UploadID, u.Key, u.Initiated.Format(time.RFC3339Nano))
+		}
+	}
+}
