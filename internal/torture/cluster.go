@@ -28,8 +28,8 @@ type cluster struct {
 	bin    string
 	dir    string // work directory: data/, logs
 	data   string
-	dsn    string // "" = SQLite in data/
-	dbName string // PostgreSQL database created for the run
+	dsn    string    // "" = SQLite in data/
+	dbName string    // PostgreSQL database created for the run
 	s3     *s3Server // with -blob s3: the object store of the run
 
 	mu    sync.Mutex
