@@ -1,0 +1,693 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+)
+
+const (
+	stateVersion = 1
+	// maxTailSegments bounds the tail list of a state: an append that
+	// would add one more rewrites the whole tail as one segment.
+	maxTailSegments = 32
+	// cleanupTimeout bounds the best-effort cleanup after a failed call,
+	// which runs even when the call's context is done.
+	cleanupTimeout = 30 * time.Second
+)
+
+// state is the JSON object at uploads/<id>/state: everything an upload is,
+// so that any process can continue it. Writing it is the commit point of an
+// append.
+type state struct {
+	Version int `json:"version"`
+	// Key is the committed object's key (relative to blobs/), chosen when
+	// the state is first written.
+	Key string `json:"key"`
+	// PartSize is the size of every part but the last, fixed for the
+	// upload's life so processes with other settings agree.
+	PartSize int64 `json:"part_size"`
+	// UploadID is the S3 multipart upload writing Key; "" until the first
+	// full part.
+	UploadID string `json:"upload_id,omitempty"`
+	// Parts are the completed parts, numbered from 1, each PartSize bytes.
+	Parts []part `json:"parts,omitempty"`
+	// Tail are the bytes past the last part (fewer than PartSize), in
+	// order, each in its own object under uploads/<id>/.
+	Tail []segment `json:"tail,omitempty"`
+	// Size is the total: len(Parts)*PartSize + the tail's size.
+	Size int64 `json:"size"`
+	// SHA256 and SHA512 are the marshaled states of both hashes over all
+	// Size bytes (the algorithm is known only at commit).
+	SHA256 []byte `json:"sha256"`
+	SHA512 []byte `json:"sha512"`
+}
+
+type part struct {
+	Number int32  `json:"number"`
+	ETag   string `json:"etag"`
+	Size   int64  `json:"size"`
+}
+
+type segment struct {
+	Name string `json:"name"` // object name relative to uploads/<id>/
+	Size int64  `json:"size"`
+}
+
+func (st *state) tailSize() int64 {
+	var n int64
+	for _, t := range st.Tail {
+		n += t.Size
+	}
+	return n
+}
+
+// check guards against a state this code did not write.
+func (st *state) check() error {
+	if st.Version != stateVersion {
+		return fmt.Errorf("state format version %d, want %d", st.Version, stateVersion)
+	}
+	if blob.ValidKey(st.Key) != nil || st.PartSize < MinPartSize || st.PartSize > MaxPartSize {
+		return fmt.Errorf("state: bad key %q or part size %d", st.Key, st.PartSize)
+	}
+	size := st.tailSize()
+	for i, p := range st.Parts {
+		if p.Number != int32(i+1) || p.Size != st.PartSize {
+			return fmt.Errorf("state: part %d is number %d of %d bytes", i+1, p.Number, p.Size)
+		}
+		size += p.Size
+	}
+	if size != st.Size || st.tailSize() >= st.PartSize || len(st.Parts) > 0 && st.UploadID == "" {
+		return errors.New("state: sizes do not add up")
+	}
+	return nil
+}
+
+// hashes restores both hash states.
+func (st *state) hashes() (h256, h512 hash.Hash, err error) {
+	h256, h512 = sha256.New(), sha512.New()
+	if err := h256.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256); err != nil {
+		return nil, nil, fmt.Errorf("state: sha256: %w", err)
+	}
+	if err := h512.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA512); err != nil {
+		return nil, nil, fmt.Errorf("state: sha512: %w", err)
+	}
+	return h256, h512, nil
+}
+
+func saveHashes(st *state, h256, h512 hash.Hash) error {
+	var err error
+	if st.SHA256, err = h256.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
+		return err
+	}
+	st.SHA512, err = h512.(encoding.BinaryMarshaler).MarshalBinary()
+	return err
+}
+
+// newState is the state of an upload id that has none yet: size 0.
+func (s *Store) newState(id string) (*state, error) {
+	st := &state{Version: stateVersion, Key: id + "/" + randomHex(), PartSize: s.partSize}
+	if err := saveHashes(st, sha256.New(), sha512.New()); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// loadState reads the state of id; (nil, nil) when there is none.
+func (s *Store) loadState(ctx context.Context, id string) (*state, time.Time, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.stateName(id)),
+	})
+	if isNotFound(err) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading state: %w", err)
+	}
+	defer out.Body.Close()
+	var st state
+	if err := json.NewDecoder(io.LimitReader(out.Body, 4<<20)).Decode(&st); err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading state: %w", err)
+	}
+	if err := st.check(); err != nil {
+		return nil, time.Time{}, err
+	}
+	return &st, aws.ToTime(out.LastModified), nil
+}
+
+func (s *Store) saveState(ctx context.Context, id string, st *state) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(s.stateName(id)),
+		Body:          bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
+		ContentType:   aws.String("application/json"),
+	})
+	if err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	return nil
+}
+
+// readTail reads the tail segments of id into buf, which must hold them.
+func (s *Store) readTail(ctx context.Context, id string, tail []segment, buf []byte) error {
+	off := int64(0)
+	for _, t := range tail {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+			Bucket: aws.String(s.bucket),
+			Key:    aws.String(s.uploadPrefix(id) + t.Name),
+		})
+		if err != nil {
+			return fmt.Errorf("reading tail %s: %w", t.Name, err)
+		}
+		_, err = io.ReadFull(out.Body, buf[off:off+t.Size])
+		out.Body.Close()
+		if err != nil {
+			return fmt.Errorf("reading tail %s: %w", t.Name, err)
+		}
+		off += t.Size
+	}
+	return nil
+}
+
+func (s *Store) putObject(ctx context.Context, name string, b []byte) error {
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(name),
+		Body:          bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
+	})
+	return err
+}
+
+func (s *Store) uploadPart(ctx context.Context, st *state, number int32, b []byte) (part, error) {
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(s.blobName(st.Key)),
+		UploadId:      aws.String(st.UploadID),
+		PartNumber:    aws.Int32(number),
+		Body:          bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
+	})
+	if err != nil {
+		return part{}, fmt.Errorf("uploading part %d: %w", number, err)
+	}
+	return part{Number: number, ETag: aws.ToString(out.ETag), Size: int64(len(b))}, nil
+}
+
+func (s *Store) buffer(size int64) (buf []byte, release func()) {
+	if size != s.partSize {
+		return make([]byte, size), func() {}
+	}
+	bp := s.bufs.Get().(*[]byte)
+	return *bp, func() { s.bufs.Put(bp) }
+}
+
+// UploadAppend implements blob.Store. See the package documentation for the
+// protocol; the state write at the end is the append's commit point.
+func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	if err := blob.ValidUploadID(id); err != nil {
+		return 0, fmt.Errorf("appending to upload: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+
+	old, _, err := s.loadState(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	size := int64(0)
+	if old != nil {
+		size = old.Size
+	}
+	if offset != size {
+		return size, fmt.Errorf("appending to upload %s at offset %d, size is %d: %w", id, offset, size, blob.ErrOffset)
+	}
+	st := old
+	if st == nil {
+		if st, err = s.newState(id); err != nil {
+			return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+		}
+	}
+	a := appender{s: s, id: id, old: old, st: *st}
+	a.st.Parts = slices.Clone(st.Parts)
+	a.st.Tail = slices.Clone(st.Tail)
+	if err := a.run(ctx, r); err != nil {
+		a.undo()
+		return size, fmt.Errorf("appending to upload %s: %w", id, err)
+	}
+	return a.st.Size, nil
+}
+
+// appender is one UploadAppend: st is the new state, built from old.
+type appender struct {
+	s   *Store
+	id  string
+	old *state // nil: the upload had no state
+	st  state
+
+	newUpload string   // a multipart upload this call created
+	written   []string // tail objects this call wrote
+}
+
+func (a *appender) run(ctx context.Context, r io.Reader) error {
+	st := &a.st
+	h256, h512, err := st.hashes()
+	if err != nil {
+		return err
+	}
+	buf, release := a.s.buffer(st.PartSize)
+	defer release()
+	buf = buf[:st.PartSize]
+
+	// buf[:tail] stands for the tail segments, fetched only when a part
+	// fills up; new bytes go after them.
+	tail := st.tailSize()
+	fetched := tail == 0
+	fill := tail
+	total := int64(0)
+	src := &ctxReader{ctx: ctx, r: r}
+	for {
+		n, rerr := io.ReadFull(src, buf[fill:])
+		h256.Write(buf[fill : fill+int64(n)])
+		h512.Write(buf[fill : fill+int64(n)])
+		fill += int64(n)
+		total += int64(n)
+		if fill < st.PartSize {
+			if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return rerr
+			}
+			break // EOF
+		}
+		if !fetched {
+			if err := a.s.readTail(ctx, a.id, st.Tail, buf[:tail]); err != nil {
+				return err
+			}
+		}
+		if err := a.flushPart(ctx, buf); err != nil {
+			return err
+		}
+		st.Tail, tail, fill, fetched = nil, 0, 0, true
+	}
+	if a.old != nil && total == 0 {
+		a.st = *a.old // nothing to write
+		return nil
+	}
+	if fill > tail {
+		from := tail
+		if len(st.Tail) >= maxTailSegments {
+			// Rewrite the tail as one segment, so the state stays small.
+			if !fetched {
+				if err := a.s.readTail(ctx, a.id, st.Tail, buf[:tail]); err != nil {
+					return err
+				}
+			}
+			st.Tail, from = nil, 0
+		}
+		name := "tail-" + randomHex()
+		a.written = append(a.written, a.s.uploadPrefix(a.id)+name)
+		if err := a.s.putObject(ctx, a.s.uploadPrefix(a.id)+name, buf[from:fill]); err != nil {
+			return fmt.Errorf("writing tail: %w", err)
+		}
+		st.Tail = append(st.Tail, segment{Name: name, Size: fill - from})
+	}
+	st.Size += total
+	if err := saveHashes(st, h256, h512); err != nil {
+		return err
+	}
+	if err := a.s.saveState(ctx, a.id, st); err != nil {
+		return err
+	}
+	// Committed. The old tail segments no longer in the state are garbage;
+	// what this misses, commit and abort remove.
+	if a.old != nil {
+		var garbage []string
+		for _, t := range a.old.Tail {
+			if !slices.Contains(st.Tail, t) {
+				garbage = append(garbage, a.s.uploadPrefix(a.id)+t.Name)
+			}
+		}
+		_ = a.s.deleteObjects(ctx, garbage)
+	}
+	return nil
+}
+
+// flushPart uploads buf as the next part, creating the multipart upload
+// first if the upload has none.
+func (a *appender) flushPart(ctx context.Context, buf []byte) error {
+	st := &a.st
+	if len(st.Parts) >= maxParts {
+		return fmt.Errorf("upload exceeds S3's %d parts of %d bytes (raise the part size)", maxParts, st.PartSize)
+	}
+	if st.UploadID == "" {
+		out, err := a.s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+			Bucket: aws.String(a.s.bucket),
+			Key:    aws.String(a.s.blobName(st.Key)),
+		})
+		if err != nil {
+			return fmt.Errorf("creating multipart upload: %w", err)
+		}
+		st.UploadID = aws.ToString(out.UploadId)
+		a.newUpload = st.UploadID
+	}
+	p, err := a.s.uploadPart(ctx, st, int32(len(st.Parts)+1), buf)
+	if err != nil {
+		return err
+	}
+	st.Parts = append(st.Parts, p)
+	return nil
+}
+
+// undo removes, best effort, what a failed append created; the old state
+// is untouched. Parts uploaded to the old multipart upload stay: the state
+// does not list them, and the next append overwrites them.
+func (a *appender) undo() {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if a.newUpload != "" {
+		_ = a.s.abortMultipart(ctx, a.s.blobName(a.st.Key), a.newUpload)
+	}
+	_ = a.s.deleteObjects(ctx, a.written)
+}
+
+// UploadSize implements blob.Store.
+func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+	if err := blob.ValidUploadID(id); err != nil {
+		return 0, fmt.Errorf("sizing upload: %w", err)
+	}
+	st, _, err := s.loadState(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("sizing upload %s: %w", id, err)
+	}
+	if st == nil {
+		return 0, fmt.Errorf("sizing upload %s: %w", id, blob.ErrNotFound)
+	}
+	return st.Size, nil
+}
+
+// UploadCommit implements blob.Store. The digest is checked against the
+// saved hash state, without reading the bytes back; the multipart upload is
+// completed with exactly the parts the state lists, so S3 refuses it if any
+// part was overwritten since (ETag mismatch).
+func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest) (string, int64, error) {
+	if err := blob.ValidUploadID(id); err != nil {
+		return "", 0, fmt.Errorf("committing upload: %w", err)
+	}
+	if _, err := blob.NewHash(want); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+
+	st, _, err := s.loadState(ctx, id)
+	if err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	if st == nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, blob.ErrNotFound)
+	}
+	h256, h512, err := st.hashes()
+	if err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	h := h256
+	if want.Algorithm() == digest.SHA512 {
+		h = h512
+	}
+	if got := digest.NewDigest(want.Algorithm(), h); got != want {
+		return "", 0, fmt.Errorf("committing upload %s: got %s, want %s: %w", id, got, want, blob.ErrDigestMismatch)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+
+	tail := st.tailSize()
+	buf, release := s.buffer(st.PartSize)
+	defer release()
+	if err := s.readTail(ctx, id, st.Tail, buf[:tail]); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	name := s.blobName(st.Key)
+	if st.UploadID == "" {
+		if err := s.putObject(ctx, name, buf[:tail]); err != nil {
+			return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+		}
+	} else {
+		parts := st.Parts
+		if tail > 0 {
+			p, err := s.uploadPart(ctx, st, int32(len(parts)+1), buf[:tail])
+			if err != nil {
+				return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+			}
+			parts = append(slices.Clone(parts), p)
+		}
+		completed := make([]types.CompletedPart, len(parts))
+		for i, p := range parts {
+			completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		}
+		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          aws.String(s.bucket),
+			Key:             aws.String(name),
+			UploadId:        aws.String(st.UploadID),
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		})
+		if err != nil {
+			return "", 0, fmt.Errorf("committing upload %s: completing multipart upload: %w", id, err)
+		}
+	}
+	// The object is committed. Drop the staging: the state first, so a
+	// crash never leaves a state naming missing tails (a later commit would
+	// fail); then the tails and anything a failed append left behind.
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.stateName(id)),
+	}); err != nil && !isNotFound(err) {
+		return "", 0, fmt.Errorf("committing upload %s: deleting state: %w", id, err)
+	}
+	if err := s.deletePrefix(ctx, s.uploadPrefix(id)); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: deleting tail: %w", id, err)
+	}
+	return st.Key, st.Size, nil
+}
+
+// UploadAbort implements blob.Store. It aborts every multipart upload under
+// blobs/<id>/ (the state's, and any a crash left without a state) and
+// deletes everything under uploads/<id>/.
+func (s *Store) UploadAbort(ctx context.Context, id string) error {
+	if err := blob.ValidUploadID(id); err != nil {
+		return fmt.Errorf("aborting upload: %w", err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	err := s.listMultipart(ctx, s.blobsPrefix()+id+"/", func(u types.MultipartUpload) error {
+		return s.abortMultipart(ctx, aws.ToString(u.Key), aws.ToString(u.UploadId))
+	})
+	if err == nil {
+		err = s.deletePrefix(ctx, s.uploadPrefix(id))
+	}
+	if err != nil {
+		return fmt.Errorf("aborting upload %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) abortMultipart(ctx context.Context, name, uploadID string) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.bucket),
+		Key:      aws.String(name),
+		UploadId: aws.String(uploadID),
+	})
+	if err != nil && !isNoSuchUpload(err) {
+		return fmt.Errorf("aborting multipart upload of %s: %w", name, err)
+	}
+	return nil
+}
+
+// listMultipart calls fn for every multipart upload in progress under
+// prefix.
+func (s *Store) listMultipart(ctx context.Context, prefix string, fn func(types.MultipartUpload) error) error {
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)}
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return fmt.Errorf("listing multipart uploads: %w", err)
+		}
+		for _, u := range out.Uploads {
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// deletePrefix deletes every object whose name starts with prefix.
+func (s *Store) deletePrefix(ctx context.Context, prefix string) error {
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(prefix),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			names = append(names, aws.ToString(o.Key))
+		}
+		if err := s.deleteObjects(ctx, names); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteObjects deletes object names (not keys) in batches; a missing
+// object is not an error.
+func (s *Store) deleteObjects(ctx context.Context, names []string) error {
+	var errs []error
+	for len(names) > 0 {
+		batch := names[:min(len(names), maxDeleteBatch)]
+		names = names[len(batch):]
+		objs := make([]types.ObjectIdentifier, len(batch))
+		for i, name := range batch {
+			objs[i] = types.ObjectIdentifier{Key: aws.String(name)}
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(s.bucket),
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) != "NoSuchKey" {
+				errs = append(errs, fmt.Errorf("deleting %s: %s: %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WalkUploads implements blob.Store. It reports every id with objects under
+// uploads/<id>/ (its size is the state's, 0 without one), then every id with
+// a multipart upload under blobs/<id>/ and nothing under uploads/ — an
+// upload whose first append crashed before writing its state — so sweep can
+// abort it. ModTime is the state's (the last append), else the newest object
+// or the multipart upload's start.
+func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("walking uploads: %w", err)
+	}
+	seen := make(map[string]bool)
+	// One id's objects are adjacent in the listing (they share the prefix
+	// uploads/<id>/); report an id when the listing moves past it.
+	var cur string
+	var curInfo blob.Info
+	var curState string
+	report := func() error {
+		if cur == "" {
+			return nil
+		}
+		seen[cur] = true
+		info := curInfo
+		if curState != "" {
+			st, mod, err := s.loadState(ctx, cur)
+			if err != nil {
+				return err
+			}
+			if st != nil {
+				info.Size, info.ModTime = st.Size, mod
+			}
+		}
+		id := cur
+		cur, curState = "", ""
+		return fn(id, info)
+	}
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(s.uploadsPrefix()),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("walking uploads: %w", err)
+		}
+		for _, o := range page.Contents {
+			id, rest, ok := strings.Cut(strings.TrimPrefix(aws.ToString(o.Key), s.uploadsPrefix()), "/")
+			if !ok || blob.ValidUploadID(id) != nil || rest == "" {
+				continue
+			}
+			if id != cur {
+				if err := report(); err != nil {
+					return fmt.Errorf("walking uploads: %w", err)
+				}
+				cur, curInfo = id, blob.Info{Key: id}
+			}
+			if mod := aws.ToTime(o.LastModified); mod.After(curInfo.ModTime) {
+				curInfo.ModTime = mod
+			}
+			if rest == "state" {
+				curState = rest
+			}
+		}
+	}
+	if err := report(); err != nil {
+		return fmt.Errorf("walking uploads: %w", err)
+	}
+	err := s.listMultipart(ctx, s.blobsPrefix(), func(u types.MultipartUpload) error {
+		id, _, ok := strings.Cut(strings.TrimPrefix(aws.ToString(u.Key), s.blobsPrefix()), "/")
+		if !ok || blob.ValidUploadID(id) != nil || seen[id] {
+			return nil
+		}
+		seen[id] = true
+		return fn(id, blob.Info{Key: id, ModTime: aws.ToTime(u.Initiated)})
+	})
+	if err != nil {
+		return fmt.Errorf("walking uploads: %w", err)
+	}
+	return nil
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
