@@ -75,20 +75,75 @@ func (c *clock) Advance(d time.Duration) {
 
 // faultyBlobs wraps the byte store to inject failures (a crash or an
 // outage of the storage backend); with no fault set it is the real store.
+// It is a blob.BatchDeleter whatever it wraps, so the collector's batch
+// path runs on every backend: on S3 a batch is one DeleteObjects request,
+// on the filesystem one Delete per key.
 type faultyBlobs struct {
 	blob.Store
 	failDelete atomic.Bool
-	deletes    atomic.Int64
+	deletes    atomic.Int64 // keys deleted
+	batches    atomic.Int64 // DeleteBatch calls
+
+	mu       sync.Mutex
+	failKeys map[string]bool // deletes of these keys fail
 }
 
 var errInjected = errors.New("injected storage failure")
 
-func (f *faultyBlobs) Delete(ctx context.Context, key string) error {
+var _ blob.BatchDeleter = (*faultyBlobs)(nil)
+
+// failOn makes deletes of keys fail (nil: none).
+func (f *faultyBlobs) failOn(keys ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failKeys = map[string]bool{}
+	for _, k := range keys {
+		f.failKeys[k] = true
+	}
+}
+
+func (f *faultyBlobs) fails(key string) bool {
 	if f.failDelete.Load() {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failKeys[key]
+}
+
+func (f *faultyBlobs) Delete(ctx context.Context, key string) error {
+	if f.fails(key) {
 		return fmt.Errorf("deleting %s: %w", key, errInjected)
 	}
 	f.deletes.Add(1)
 	return f.Store.Delete(ctx, key)
+}
+
+// DeleteBatch fails the keys set to fail and hands the others, as one
+// batch, to the wrapped store.
+func (f *faultyBlobs) DeleteBatch(ctx context.Context, keys []string) []error {
+	f.batches.Add(1)
+	errs := make([]error, len(keys))
+	var pass []string
+	var at []int
+	for i, k := range keys {
+		if f.fails(k) {
+			errs[i] = fmt.Errorf("deleting %s: %w", k, errInjected)
+			continue
+		}
+		pass = append(pass, k)
+		at = append(at, i)
+	}
+	if len(pass) == 0 {
+		return errs
+	}
+	for j, err := range blob.DeleteMany(ctx, f.Store, pass) {
+		errs[at[j]] = err
+		if err == nil {
+			f.deletes.Add(1)
+		}
+	}
+	return errs
 }
 
 // harness is one registry + collector over fresh backends.
@@ -98,7 +153,8 @@ type harness struct {
 	backend string
 	clock   *clock
 	store   *sqlstore.Store
-	fs      *blobfs.Store
+	raw     blob.Store   // the byte store itself (blob/fs or blob/s3)
+	s3      *s3Bucket    // the bucket under raw on the S3 backend, else nil
 	blobs   *faultyBlobs // what the collector deletes through
 	reg     *registry.Registry
 	srv     *httptest.Server
@@ -135,26 +191,54 @@ type option func(*gc.Options)
 func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
 func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
+// backend is one combination of metadata and byte store under test.
+type backend struct {
+	name  string
+	dsn   func(t testing.TB) string
+	blobs func(t testing.TB) (blob.Store, *s3Bucket)
+}
+
+// backends lists SQLite and PostgreSQL on the filesystem, and PostgreSQL on
+// S3 (a fresh bucket on a real versitygw server; skipped when there is
+// none, required when CI=true).
+func backends() []backend {
+	var out []backend
+	for _, b := range sqltest.Backends() {
+		out = append(out, backend{name: b.Name, dsn: b.DSN, blobs: fsBlobs})
+	}
+	return append(out, backend{name: "postgres-s3", dsn: sqltest.PostgresDSN, blobs: s3Blobs})
+}
+
+func fsBlobs(t testing.TB) (blob.Store, *s3Bucket) {
+	t.Helper()
+	fs, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatalf("opening blob store: %v", err)
+	}
+	return fs, nil
+}
+
 // forEachBackend runs fn on a fresh harness per backend (SQLite and
-// PostgreSQL; PostgreSQL is skipped only when BERTH_TEST_POSTGRES_DSN is
-// unset, and required when CI=true).
+// PostgreSQL on the filesystem, PostgreSQL on S3; PostgreSQL is skipped
+// only when BERTH_TEST_POSTGRES_DSN is unset, S3 only when no versitygw is
+// found, and both are required when CI=true).
 func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness), opts ...option) {
 	t.Helper()
 	// Two tests at a time (-parallel defaults to GOMAXPROCS): most of a
 	// test's time is spent waiting on the database.
 	t.Parallel()
-	for _, b := range sqltest.Backends() {
-		t.Run(b.Name, func(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
 			fn(t, newHarness(t, b, opts...))
 		})
 	}
 }
 
-func newHarness(t *testing.T, b sqltest.Backend, opts ...option) *harness {
+func newHarness(t *testing.T, b backend, opts ...option) *harness {
 	t.Helper()
 	// The store logs each retried transaction: tests count deadlocks.
 	deadlocks := &atomic.Int64{}
-	store, err := sqlstore.Open(context.Background(), b.DSN(t), sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})})
+	store, err := sqlstore.Open(context.Background(), b.dsn(t), sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
@@ -162,13 +246,10 @@ func newHarness(t *testing.T, b sqltest.Backend, opts ...option) *harness {
 	if _, err := store.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrating: %v", err)
 	}
-	fs, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatalf("opening blob store: %v", err)
-	}
+	raw, bucket := b.blobs(t)
 	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
-	h := &harness{t: t, ctx: context.Background(), backend: b.Name, deadlocks: deadlocks, clock: c, store: store, fs: fs, blobs: &faultyBlobs{Store: fs}}
-	h.reg = registry.New(store, fs, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
+	h := &harness{t: t, ctx: context.Background(), backend: b.name, deadlocks: deadlocks, clock: c, store: store, raw: raw, s3: bucket, blobs: &faultyBlobs{Store: raw}}
+	h.reg = registry.New(store, raw, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
 	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
 	t.Cleanup(h.srv.Close)
 	h.host = strings.TrimPrefix(h.srv.URL, "http://")
@@ -710,7 +791,7 @@ func (h *harness) snapshot() map[string][]string {
 func (h *harness) storedKeys() map[string]bool {
 	h.t.Helper()
 	keys := map[string]bool{}
-	if err := h.fs.Walk(h.ctx, func(i blob.Info) error { keys[i.Key] = true; return nil }); err != nil {
+	if err := h.raw.Walk(h.ctx, func(i blob.Info) error { keys[i.Key] = true; return nil }); err != nil {
 		h.t.Fatalf("walking blob store: %v", err)
 	}
 	return keys
@@ -719,7 +800,7 @@ func (h *harness) storedKeys() map[string]bool {
 func (h *harness) stagedUploads() []string {
 	h.t.Helper()
 	var ids []string
-	if err := h.fs.WalkUploads(h.ctx, func(id string, _ blob.Info) error { ids = append(ids, id); return nil }); err != nil {
+	if err := h.raw.WalkUploads(h.ctx, func(id string, _ blob.Info) error { ids = append(ids, id); return nil }); err != nil {
 		h.t.Fatalf("walking uploads: %v", err)
 	}
 	return ids
@@ -847,6 +928,7 @@ func (h *harness) assertFixedPoint(extraRoots []string) {
 			h.t.Errorf("fixed point: staging bytes of upload %s have no session", id)
 		}
 	}
+	h.assertBucketFixedPoint()
 }
 
 // concat renders "a@b" in SQL.

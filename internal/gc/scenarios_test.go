@@ -648,7 +648,7 @@ func TestScenario20AbandonedUploads(t *testing.T) {
 			resp, body = h.do("PATCH", resp.Header.Get("Location"), map[string]string{"Content-Type": "application/octet-stream"}, []byte(strings.Repeat("x", 100*(i+1))))
 			h.expect(resp, body, http.StatusAccepted)
 		}
-		if _, err := h.fs.UploadAppend(h.ctx, "crashed-upload", 0, strings.NewReader("no session")); err != nil {
+		if _, err := h.raw.UploadAppend(h.ctx, "crashed-upload", 0, strings.NewReader("no session")); err != nil {
 			t.Fatal(err)
 		}
 		h.advance(uploadExpiry + time.Minute)
@@ -766,10 +766,10 @@ func TestScenario25CrashMidRun(t *testing.T) {
 // returns their key.
 func (h *harness) writeStray() (string, error) {
 	b := []byte("stray bytes")
-	if _, err := h.fs.UploadAppend(h.ctx, "stray", 0, strings.NewReader(string(b))); err != nil {
+	if _, err := h.raw.UploadAppend(h.ctx, "stray", 0, strings.NewReader(string(b))); err != nil {
 		return "", err
 	}
-	key, _, err := h.fs.UploadCommit(h.ctx, "stray", digest.FromBytes(b))
+	key, _, err := h.raw.UploadCommit(h.ctx, "stray", digest.FromBytes(b))
 	return key, err
 }
 
