@@ -25,6 +25,11 @@ type Options struct {
 	// Collector serves the management API's purge and gc status
 	// (mgmt.go); nil answers them 501.
 	Collector Collector
+	// BlobRedirectTTL, when positive and the registry's byte store can
+	// redirect (registry.Redirects), answers blob GETs with 307 Temporary
+	// Redirect to a URL valid that long, so the bytes bypass berth; HEAD
+	// is still answered here. Zero streams every blob through berth.
+	BlobRedirectTTL time.Duration
 }
 
 type handler struct {

@@ -7,7 +7,7 @@ import (
 )
 
 // blob serves /v2/<name>/blobs/<digest>: GET (with Range, through
-// http.ServeContent), HEAD and DELETE.
+// http.ServeContent, or a redirect to the byte store), HEAD and DELETE.
 func (h *handler) blob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	ctx := r.Context()
 	switch r.Method {
@@ -25,6 +25,9 @@ func (h *handler) blob(w http.ResponseWriter, r *http.Request, rt Route) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	case http.MethodGet:
+		if h.opts.BlobRedirectTTL > 0 && h.reg.Redirects() {
+			return h.redirectBlob(w, r, rt)
+		}
 		rd, info, err := h.reg.OpenBlob(ctx, rt.Repo, rt.Ref)
 		if err != nil {
 			return err
@@ -46,4 +49,24 @@ func (h *handler) blob(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return nil
 	}
 	return allow(w, r, http.MethodGet, http.MethodHead, http.MethodDelete)
+}
+
+// redirectBlob answers a blob GET with 307 Temporary Redirect to a URL of
+// the byte store (a presigned S3 URL), after the checks and the revival of
+// a streamed GET. 307 keeps the method, and the client resends its Range
+// header to the new location, which honours it. The digest headers are set
+// here too, for clients that read them from the first response.
+func (h *handler) redirectBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+	u, info, err := h.reg.BlobURL(r.Context(), rt.Repo, rt.Ref, h.opts.BlobRedirectTTL)
+	if err != nil {
+		return err
+	}
+	hd := w.Header()
+	hd.Set("Docker-Content-Digest", info.Digest.String())
+	hd.Set("Location", u)
+	// The URL expires: caches may not keep the redirect longer than it lives.
+	hd.Set("Cache-Control", "private, max-age="+strconv.Itoa(int(h.opts.BlobRedirectTTL/time.Second/2)))
+	hd.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return nil
 }
