@@ -51,7 +51,8 @@ purge and a garbage collector that runs online, concurrently with pushes.
 
 By default berth keeps everything in one data directory: blob bytes under
 <data>/storage and metadata in the SQLite file <data>/berth.db. Point --db at
-a PostgreSQL URL to run many replicas over one database.
+a PostgreSQL URL and --storage s3 at a bucket to run many replicas over one
+database and one bucket.
 
 Configuration comes from, in increasing precedence: built-in defaults, a YAML
 file (--config or BERTH_CONFIG), BERTH_* environment variables, and flags given

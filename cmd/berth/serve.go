@@ -14,6 +14,10 @@ func newServeCommand(g *globals) *cobra.Command {
 		Long: `serve runs the OCI Distribution API and, unless --gc-workers is 0, the
 garbage collector in the same process.
 
+Blob bytes live under <data>/storage unless --storage s3 names a bucket;
+with --s3-redirect, blob GETs answer 307 with a presigned S3 URL (valid for
+--s3-redirect-ttl) instead of streaming the bytes through berth.
+
 On start it brings the database schema up to date: an empty database is
 initialised and an older one migrated; a schema newer than this berth is
 refused. SIGINT or SIGTERM shuts down gracefully, waiting up to 30 seconds for
@@ -28,8 +32,21 @@ collector events are POSTed to the configured webhooks.`,
   berth serve --addr :443 --tls-cert cert.pem --tls-key key.pem \
     --tag-retention 7d --gc-workers 0
 
-  # Several replicas sharing PostgreSQL (blob storage must be shared too)
-  BERTH_DB=postgres://berth@db/berth berth serve --gc-workers 4`,
+  # Metadata in PostgreSQL, blobs in S3 (credentials from the AWS SDK chain:
+  # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance role),
+  # pulls redirected to presigned S3 URLs
+  berth serve --db postgres://berth@db/berth \
+    --storage s3 --s3-bucket my-registry --s3-region eu-west-1 --s3-redirect
+
+  # The same on an S3-compatible server (MinIO, versitygw, Ceph...)
+  BERTH_S3_ACCESS_KEY=berth BERTH_S3_SECRET_KEY=... berth serve \
+    --db postgres://berth@db/berth --storage s3 --s3-bucket registry \
+    --s3-endpoint http://minio:9000 --s3-path-style
+
+  # Several replicas: each runs this, on the same database and bucket, behind
+  # a load balancer (run "berth migrate" once before upgrading them)
+  BERTH_DB=postgres://berth@db/berth BERTH_STORAGE=s3 BERTH_S3_BUCKET=my-registry \
+    berth serve --gc-workers 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load(cmd)

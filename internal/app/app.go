@@ -10,7 +10,6 @@ package app
 
 import (
 	"context"
-
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta/sqlstore"
 )
@@ -28,7 +28,8 @@ import (
 type Stores struct {
 	// Meta is the metadata store (SQLite or PostgreSQL, per cfg.DB).
 	Meta *sqlstore.Store
-	// Blobs is the byte store (the filesystem under <data>/storage).
+	// Blobs is the byte store (the filesystem under <data>/storage, or S3,
+	// per cfg.Storage).
 	Blobs blob.Store
 }
 
@@ -62,7 +63,7 @@ func openStores(ctx context.Context, cfg config.Config, logger *slog.Logger) (*S
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	blobs, err := openBlobs(cfg)
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +75,35 @@ func openStores(ctx context.Context, cfg config.Config, logger *slog.Logger) (*S
 	return &Stores{Meta: store, Blobs: blobs}, nil
 }
 
-// openBlobs switches on the blob backend. Only the filesystem exists today;
-// blob/s3 will be selected here.
-func openBlobs(cfg config.Config) (blob.Store, error) {
-	s, err := fs.New(cfg.BlobRoot())
-	if err != nil {
-		return nil, err
+// openBlobs switches on the blob backend: the filesystem under
+// <data>/storage, or an S3 bucket. Every command that opens the stores (serve,
+// gc, sweep, purge, tag...) comes through here.
+func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
+	switch cfg.Storage.Backend {
+	case config.StorageS3:
+		c := cfg.Storage.S3
+		s, err := s3.New(ctx, s3.Config{
+			Bucket:    c.Bucket,
+			Region:    c.Region,
+			Endpoint:  c.Endpoint,
+			PathStyle: c.PathStyle,
+			Prefix:    c.Prefix,
+			AccessKey: c.AccessKey,
+			SecretKey: c.SecretKey,
+			PartSize:  c.PartSize.Bytes(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening S3 blob store (bucket %q): %w", c.Bucket, err)
+		}
+		return s, nil
+	case config.StorageFilesystem, "":
+		s, err := fs.New(cfg.BlobRoot())
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	return s, nil
+	return nil, fmt.Errorf("unknown blob storage %q", cfg.Storage.Backend)
 }
 
 // openMeta opens the metadata store; sqlstore selects SQLite or PostgreSQL

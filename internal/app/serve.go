@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		svc.closeEvents(ctx)
 	}()
 	mux := http.NewServeMux()
-	mux.Handle("/", api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector}))
+	mux.Handle("/", api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector, BlobRedirectTTL: blobRedirectTTL(cfg)}))
 	if metricsHandler != nil {
 		mux.Handle("GET /metrics", metricsHandler)
 	}
@@ -149,12 +149,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"addr", ln.Addr().String(),
 		"data", cfg.Data,
 		"backend", stores.Meta.Dialect(),
+		"storage", cfg.Storage.Backend,
 		"version", v.Version,
 		"tls", cfg.TLS.Enabled(),
 		"gc_workers", cfg.GC.Workers,
 		"metrics", cfg.Metrics,
 		"webhooks", len(cfg.Webhooks),
 	)
+	if cfg.Storage.Backend == config.StorageS3 {
+		// LogValue leaves the credentials out.
+		logger.Info("blob storage", "s3", cfg.Storage.S3)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -224,6 +229,15 @@ func zeroIsNone(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// blobRedirectTTL is the api's BlobRedirectTTL: the configured TTL when
+// redirects are on (Validate allows them only on S3), else 0 (stream).
+func blobRedirectTTL(cfg config.Config) time.Duration {
+	if cfg.Storage.Backend != config.StorageS3 || !cfg.Storage.S3.Redirect {
+		return 0
+	}
+	return cfg.Storage.S3.RedirectTTL.Duration()
 }
 
 // newCollector returns the background collector of svc, or nil when
