@@ -1,8 +1,24 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/blobtest"
@@ -36,4 +52,523 @@ func BenchmarkStore(b *testing.B) {
 		cfg.PartSize = s3.DefaultPartSize
 		return newStore(tb, cfg)
 	})
+}
+
+// names lists every object name in the bucket and every multipart upload in
+// progress (as "mpu:<name>"), behind the Store's back.
+func names(t *testing.T, cfg s3.Config) []string {
+	t.Helper()
+	c := s3test.Client(cfg)
+	ctx := context.Background()
+	var out []string
+	pages := awss3.NewListObjectsV2Paginator(c, &awss3.ListObjectsV2Input{Bucket: aws.String(cfg.Bucket)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("ListObjectsV2: %v", err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, aws.ToString(o.Key))
+		}
+	}
+	mpus, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
+	if err != nil {
+		t.Fatalf("ListMultipartUploads: %v", err)
+	}
+	for _, u := range mpus.Uploads {
+		out = append(out, "mpu:"+aws.ToString(u.Key))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// random returns n pseudo-random bytes from seed.
+func random(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
+	return b
+}
+
+// appendAll appends b to id from offset off in chunks of chunk bytes and
+// returns the new offset.
+func appendAll(t *testing.T, s blob.Store, id string, off int64, b []byte, chunk int) int64 {
+	t.Helper()
+	for len(b) > 0 {
+		n := min(chunk, len(b))
+		got, err := s.UploadAppend(context.Background(), id, off, bytes.NewReader(b[:n]))
+		if err != nil || got != off+int64(n) {
+			t.Fatalf("UploadAppend(%s, %d, %d bytes): got %d, %v, want %d, nil", id, off, n, got, err, off+int64(n))
+		}
+		off += int64(n)
+		b = b[n:]
+	}
+	return off
+}
+
+// put uploads b in one append and commits it.
+func put(t *testing.T, s blob.Store, id string, b []byte) string {
+	t.Helper()
+	appendAll(t, s, id, 0, b, max(len(b), 1))
+	return commitAndCheck(t, s, id, b)
+}
+
+// commitAndCheck commits id and checks that the object holds want.
+func commitAndCheck(t *testing.T, s blob.Store, id string, want []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	key, size, err := s.UploadCommit(ctx, id, digest.FromBytes(want))
+	if err != nil || size != int64(len(want)) {
+		t.Fatalf("UploadCommit(%s): got %d, %v, want %d, nil", id, size, err, len(want))
+	}
+	r, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", key, err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back %s: got %d bytes (%s), %v, want %d bytes (%s)", key, len(got), digest.FromBytes(got), err, len(want), digest.FromBytes(want))
+	}
+	return key
+}
+
+// TestParts: uploads that cross part boundaries in every way, and leave
+// nothing but the object behind.
+func TestParts(t *testing.T) {
+	const ps = testPartSize
+	tests := []struct {
+		name  string
+		size  int
+		chunk int
+	}{
+		{"small chunks accumulate into parts", 3*ps + 12345, 300 << 10}, // 17+ appends per part
+		{"tiny chunks rewrite the tail", ps + 100, 64 << 10},            // > 32 segments per part
+		{"exact part boundary in one append", 2 * ps, 2 * ps},           // no tail at commit
+		{"exact part boundary by chunks", 2 * ps, ps / 4},               // a chunk ends on the boundary
+		{"one part exactly", ps, ps},                                    // multipart with a single part
+		{"one byte under a part", ps - 1, 1 << 20},                      // no multipart upload
+		{"chunks straddle boundaries", 2*ps + 1, ps - 1},                // every chunk crosses
+		{"chunk larger than several parts", 3*ps + 7, 3*ps + 7},         // several parts in one append
+		{"one byte past a part", ps + 1, ps + 1},                        // last part of one byte
+		{"boundary then small tail", ps + 10, ps},                       // tail after exact part
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := s3test.New(t)
+			s := newStore(t, cfg)
+			b := random(uint64(i), tt.size)
+			appendAll(t, s, "parts", 0, b, tt.chunk)
+			tails := 0
+			for _, name := range names(t, cfg) {
+				if strings.HasPrefix(name, "uploads/parts/tail-") {
+					tails++
+				}
+			}
+			if tails > 32 {
+				t.Errorf("tail objects before commit: got %d, want at most 32 (the tail is rewritten as one)", tails)
+			}
+			if size, err := s.UploadSize(context.Background(), "parts"); err != nil || size != int64(tt.size) {
+				t.Fatalf("UploadSize: got %d, %v, want %d, nil", size, err, tt.size)
+			}
+			key := commitAndCheck(t, s, "parts", b)
+			if got, want := names(t, cfg), []string{"blobs/" + key}; !slices.Equal(got, want) {
+				t.Errorf("bucket after commit: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRestartAndReplica: all upload state is in the bucket, so a second
+// Store (a restarted process, or another replica) continues an upload, the
+// two can take turns, and either commits it.
+func TestRestartAndReplica(t *testing.T) {
+	cfg := s3test.New(t)
+	a := newStore(t, cfg)
+	b := random(1, 4*testPartSize+999)
+	chunk := testPartSize*2/3 + 1
+	off := appendAll(t, a, "shared", 0, b[:chunk*2], chunk) // part 1 uploaded, a tail left
+
+	restarted := newStore(t, cfg)
+	if size, err := restarted.UploadSize(context.Background(), "shared"); err != nil || size != off {
+		t.Fatalf("UploadSize on a new Store: got %d, %v, want %d, nil", size, err, off)
+	}
+	off = appendAll(t, restarted, "shared", off, b[off:off+int64(chunk)], chunk)
+	// Take turns, one chunk each.
+	stores := []blob.Store{a, restarted}
+	for i := 0; off < int64(len(b)); i++ {
+		end := min(off+int64(chunk), int64(len(b)))
+		off = appendAll(t, stores[i%2], "shared", off, b[off:end], chunk)
+	}
+	// A stale offset is refused on either.
+	if _, err := a.UploadAppend(context.Background(), "shared", int64(chunk), bytes.NewReader([]byte("x"))); !errors.Is(err, blob.ErrOffset) {
+		t.Errorf("UploadAppend at a stale offset: got %v, want ErrOffset", err)
+	}
+	key := commitAndCheck(t, newStore(t, cfg), "shared", b)
+	if got, want := names(t, cfg), []string{"blobs/" + key}; !slices.Equal(got, want) {
+		t.Errorf("bucket after commit: got %q, want %q", got, want)
+	}
+}
+
+// TestFailedAppend: a failed append that had already uploaded parts leaves
+// the upload as it was, and its parts are not committed.
+func TestFailedAppend(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	s := newStore(t, cfg)
+	errBroken := errors.New("broken")
+
+	// A failed first append leaves nothing: no state, no multipart upload.
+	_, err := s.UploadAppend(ctx, "fail", 0, io.MultiReader(bytes.NewReader(random(2, 2*testPartSize+5)), iotest.ErrReader(errBroken)))
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("UploadAppend with a failing reader: got %v, want errBroken", err)
+	}
+	if got := names(t, cfg); len(got) != 0 {
+		t.Errorf("bucket after a failed first append: got %q, want nothing", got)
+	}
+
+	// A failed later append uploads parts 2 and 3 of the existing multipart
+	// upload, then fails: the state still says one part and a tail.
+	b := random(3, testPartSize+100)
+	appendAll(t, s, "fail", 0, b, len(b))
+	size, err := s.UploadAppend(ctx, "fail", int64(len(b)), io.MultiReader(bytes.NewReader(random(4, 2*testPartSize+5)), iotest.ErrReader(errBroken)))
+	if !errors.Is(err, errBroken) || size != int64(len(b)) {
+		t.Fatalf("UploadAppend with a failing reader: got %d, %v, want %d, errBroken", size, err, len(b))
+	}
+	// Committing now completes with parts 1 and a new 2 (the tail); the
+	// failed append's part 3 is left out.
+	commitAndCheck(t, s, "fail", b)
+}
+
+// TestOrphanMultipartUpload: a multipart upload whose state was never
+// written (a crash right after CreateMultipartUpload) is reported by
+// WalkUploads and removed by UploadAbort.
+func TestOrphanMultipartUpload(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	cfg.Prefix = "reg/"
+	s := newStore(t, cfg)
+	c := s3test.Client(cfg)
+	name := aws.String("reg/blobs/orphan/0123456789abcdef0123456789abcdef")
+	out, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: name})
+	if err != nil {
+		t.Fatalf("CreateMultipartUpload: %v", err)
+	}
+	if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{
+		Bucket: aws.String(cfg.Bucket), Key: name, UploadId: out.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(random(5, testPartSize)), ContentLength: aws.Int64(testPartSize),
+	}); err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	appendAll(t, s, "live", 0, random(6, 10), 10)
+
+	got := map[string]int64{}
+	err = s.WalkUploads(ctx, func(id string, info blob.Info) error {
+		if info.ModTime.IsZero() {
+			t.Errorf("WalkUploads: %s has a zero ModTime", id)
+		}
+		got[id] = info.Size
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WalkUploads: %v", err)
+	}
+	if want := map[string]int64{"orphan": 0, "live": 10}; !maps.Equal(got, want) {
+		t.Fatalf("WalkUploads: got %v, want %v", got, want)
+	}
+	for i := range 2 {
+		if err := s.UploadAbort(ctx, "orphan"); err != nil {
+			t.Fatalf("UploadAbort #%d: %v", i+1, err)
+		}
+	}
+	got = map[string]int64{}
+	for _, name := range names(t, cfg) {
+		if !strings.HasPrefix(name, "reg/uploads/live/") {
+			t.Errorf("bucket after abort: found %q, want only the objects of reg/uploads/live/ (no multipart upload left)", name)
+		}
+	}
+	// Aborting a live upload with a multipart upload and tails removes all.
+	appendAll(t, s, "live", 10, random(7, testPartSize+10), testPartSize+10)
+	if err := s.UploadAbort(ctx, "live"); err != nil {
+		t.Fatalf("UploadAbort(live): %v", err)
+	}
+	if got := names(t, cfg); len(got) != 0 {
+		t.Errorf("bucket after aborting everything: got %q, want nothing", got)
+	}
+}
+
+// TestDeleteBatch: more keys than one DeleteObjects takes, with missing,
+// duplicate and invalid keys.
+func TestDeleteBatch(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	cfg.Prefix = "p/"
+	s := newStore(t, cfg)
+	c := s3test.Client(cfg)
+	const n = 1100
+	keys := make([]string, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("batch-%d/0123456789abcdef0123456789abcdef", i)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := c.PutObject(ctx, &awss3.PutObjectInput{
+				Bucket: aws.String(cfg.Bucket), Key: aws.String("p/blobs/" + keys[i]), Body: bytes.NewReader([]byte{byte(i)}),
+			}); err != nil {
+				t.Errorf("PutObject: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	keep := put(t, s, "keep", []byte("keep me"))
+	if t.Failed() {
+		return
+	}
+	del := append(slices.Clone(keys), "missing/0123456789abcdef0123456789abcdef", keys[0], "../escape")
+	errs := s.DeleteBatch(ctx, del)
+	if len(errs) != len(del) {
+		t.Fatalf("DeleteBatch: got %d errors, want %d", len(errs), len(del))
+	}
+	for i, err := range errs {
+		if i == len(del)-1 {
+			if !errors.Is(err, blob.ErrInvalidKey) {
+				t.Errorf("DeleteBatch slot %d (%q): got %v, want ErrInvalidKey", i, del[i], err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("DeleteBatch slot %d (%q): got %v, want nil", i, del[i], err)
+		}
+	}
+	var left []string
+	if err := s.Walk(ctx, func(i blob.Info) error { left = append(left, i.Key); return nil }); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	if want := []string{keep}; !slices.Equal(left, want) {
+		t.Errorf("Walk after DeleteBatch: got %d keys %.3q, want %q", len(left), left, want)
+	}
+	// blob.DeleteMany goes through DeleteBatch.
+	if errs := blob.DeleteMany(ctx, s, []string{keep}); errs[0] != nil {
+		t.Errorf("DeleteMany: %v", errs[0])
+	}
+	if _, err := s.Stat(ctx, keep); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Stat after DeleteMany: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestRedirectURL: the presigned URL serves the object to a plain HTTP
+// client, Range requests included.
+func TestRedirectURL(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, s3test.New(t))
+	b := random(8, 100_000)
+	key := put(t, s, "redirect", b)
+	u, err := s.RedirectURL(ctx, key, 10*time.Minute)
+	if err != nil {
+		t.Fatalf("RedirectURL: %v", err)
+	}
+	tests := []struct {
+		rng        string
+		status     int
+		start, end int
+	}{
+		{"", http.StatusOK, 0, len(b)},
+		{"bytes=1000-1999", http.StatusPartialContent, 1000, 2000},
+		{"bytes=-10", http.StatusPartialContent, len(b) - 10, len(b)},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if tt.rng != "" {
+			req.Header.Set("Range", tt.rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %q: %v", tt.rng, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tt.status || !bytes.Equal(got, b[tt.start:tt.end]) {
+			t.Errorf("GET Range %q: got %d, %d bytes, %v, want %d, bytes [%d, %d)", tt.rng, resp.StatusCode, len(got), err, tt.status, tt.start, tt.end)
+		}
+	}
+	if _, err := s.RedirectURL(ctx, "../x", time.Minute); !errors.Is(err, blob.ErrInvalidKey) {
+		t.Errorf("RedirectURL(../x): got %v, want ErrInvalidKey", err)
+	}
+}
+
+// TestPrefixIsolation: two stores in one bucket with different prefixes do
+// not see each other's objects or uploads.
+func TestPrefixIsolation(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	cfgA, cfgB := cfg, cfg
+	cfgA.Prefix, cfgB.Prefix = "a/", "a/b/"
+	a, b := newStore(t, cfgA), newStore(t, cfgB)
+	ka := put(t, a, "one", []byte("in a"))
+	kb := put(t, b, "one", []byte("in b"))
+	appendAll(t, a, "up-a", 0, []byte("xyz"), 3)
+	appendAll(t, b, "up-b", 0, []byte("xy"), 2)
+	for _, tt := range []struct {
+		name  string
+		s     *s3.Store
+		key   string
+		other string
+		up    string
+	}{{"a", a, ka, kb, "up-a"}, {"b", b, kb, ka, "up-b"}} {
+		var keys, ups []string
+		if err := tt.s.Walk(ctx, func(i blob.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+			t.Fatalf("%s: Walk: %v", tt.name, err)
+		}
+		if err := tt.s.WalkUploads(ctx, func(id string, _ blob.Info) error { ups = append(ups, id); return nil }); err != nil {
+			t.Fatalf("%s: WalkUploads: %v", tt.name, err)
+		}
+		if !slices.Equal(keys, []string{tt.key}) || !slices.Equal(ups, []string{tt.up}) {
+			t.Errorf("store %s: Walk got %q, WalkUploads got %q, want [%s] and [%s]", tt.name, keys, ups, tt.key, tt.up)
+		}
+		if tt.key != tt.other {
+			if _, err := tt.s.Stat(ctx, tt.other); !errors.Is(err, blob.ErrNotFound) {
+				t.Errorf("store %s: Stat of the other store's key: got %v, want ErrNotFound", tt.name, err)
+			}
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	tests := []struct {
+		name string
+		edit func(*s3.Config)
+		want []string // substrings of the error
+	}{
+		{"missing bucket", func(c *s3.Config) { c.Bucket = "no-such-bucket-here" }, []string{`bucket "no-such-bucket-here"`, cfg.Endpoint, "no such bucket"}},
+		{"wrong secret", func(c *s3.Config) { c.SecretKey = "wrong" }, []string{"access denied"}},
+		{"empty bucket", func(c *s3.Config) { c.Bucket = "" }, []string{"bucket is empty"}},
+		{"bad prefix and part size", func(c *s3.Config) { c.Prefix = "noslash"; c.PartSize = 1 << 20 }, []string{`prefix "noslash"`, "part size 1048576"}},
+		{"secret without access key", func(c *s3.Config) { c.AccessKey = "" }, []string{"set both or neither"}},
+		{"unreachable endpoint", func(c *s3.Config) { c.Endpoint = "http://127.0.0.1:1" }, []string{"cannot reach the endpoint"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			tt.edit(&c)
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			_, err := s3.New(ctx, c)
+			if err == nil {
+				t.Fatalf("New: got nil, want an error mentioning %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New: got %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestOverwrittenPart: if another writer replaces a part the state lists,
+// the commit fails rather than commit bytes the digest was not checked on.
+func TestOverwrittenPart(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	s := newStore(t, cfg)
+	b := random(9, 2*testPartSize+10)
+	appendAll(t, s, "clobber", 0, b, len(b))
+	// Find the multipart upload and replace part 1 with other bytes.
+	c := s3test.Client(cfg)
+	mpus, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
+	if err != nil || len(mpus.Uploads) != 1 {
+		t.Fatalf("ListMultipartUploads: got %d uploads, %v, want 1", len(mpus.Uploads), err)
+	}
+	u := mpus.Uploads[0]
+	if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{
+		Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(random(10, testPartSize)), ContentLength: aws.Int64(testPartSize),
+	}); err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	if key, _, err := s.UploadCommit(ctx, "clobber", digest.FromBytes(b)); err == nil {
+		t.Fatalf("UploadCommit after part 1 was replaced: got key %s, nil, want an error", key)
+	}
+	if n := countObjects(t, s); n != 0 {
+		t.Errorf("Walk after the refused commit: got %d objects, want 0", n)
+	}
+}
+
+func countObjects(t *testing.T, s blob.Store) int {
+	t.Helper()
+	n := 0
+	if err := s.Walk(context.Background(), func(blob.Info) error { n++; return nil }); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	return n
+}
+
+// TestConcurrentReplicas: two Stores (two replicas, so no shared lock)
+// appending to one upload id at once is client misbehaviour; whatever
+// happens, a commit that succeeds holds bytes that hash to its digest.
+func TestConcurrentReplicas(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	stores := []blob.Store{newStore(t, cfg), newStore(t, cfg)}
+	commits, failedAppends := 0, 0
+	for round := range 4 {
+		id := fmt.Sprintf("race-%d", round)
+		head := random(uint64(20+round), testPartSize+1000) // a multipart upload exists
+		appendAll(t, stores[0], id, 0, head, len(head))
+		views := make([][]byte, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for w := range 2 {
+			more := random(uint64(100*round+w), 2*testPartSize-500+w*777)
+			views[w] = append(slices.Clone(head), more...)
+			wg.Go(func() {
+				// Two appends each, so parts of both writers interleave.
+				half := len(more) / 2
+				off := int64(len(head))
+				for _, chunk := range [][]byte{more[:half], more[half:]} {
+					var n int64
+					n, errs[w] = stores[w].UploadAppend(ctx, id, off, bytes.NewReader(chunk))
+					if errs[w] != nil {
+						return
+					}
+					off = n
+				}
+			})
+		}
+		wg.Wait()
+		for w := range 2 {
+			if errs[w] != nil {
+				// Allowed: e.g. ErrOffset, or the other writer deleted
+				// the tail this one was about to read.
+				failedAppends++
+			}
+		}
+		// Each writer tries to commit what it believes it wrote.
+		for w := range 2 {
+			want := digest.FromBytes(views[w])
+			key, _, err := stores[w].UploadCommit(ctx, id, want)
+			if err != nil {
+				continue
+			}
+			commits++
+			r, err := stores[w].Open(ctx, key)
+			if err != nil {
+				t.Fatalf("Open(%s): %v", key, err)
+			}
+			h := digest.SHA256.Digester()
+			_, err = io.Copy(h.Hash(), r)
+			r.Close()
+			if err != nil {
+				t.Fatalf("reading %s: %v", key, err)
+			}
+			if got := h.Digest(); got != want {
+				t.Errorf("round %d: writer %d committed %s holding %s, want %s", round, w, key, got, want)
+			}
+		}
+		_ = stores[0].UploadAbort(ctx, id)
+	}
+	t.Logf("%d of 8 appends failed, %d of 8 commits succeeded; every commit held the bytes of its digest", failedAppends, commits)
 }
