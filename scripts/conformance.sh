@@ -3,6 +3,11 @@
 #
 #   scripts/conformance.sh sqlite        berth, metadata in SQLite in a temp data dir
 #   scripts/conformance.sh postgres      berth, metadata in a fresh PostgreSQL database
+#   scripts/conformance.sh postgres-s3   berth, metadata in PostgreSQL, blobs in S3 (a versitygw
+#                                        server on loopback, fresh root and bucket)
+#   scripts/conformance.sh postgres-s3-redirect
+#                                        the same with --s3-redirect: blob GETs answer 307 to a
+#                                        presigned URL, which the suite's client follows
 #   scripts/conformance.sh distribution  CNCF distribution 2.8 (apt-get install docker-registry),
 #                                        the reference point for comparisons
 #
@@ -16,6 +21,14 @@
 #   OCI_*                any suite setting (e.g. OCI_FILTER_TEST, OCI_LOG=debug) is passed through
 #   RESULTS_ROOT         where results/ goes (default: repo root)
 #   KEEP_DATA=1          keep the temp data dir (and, for postgres, the database)
+#   BERTH_VERSITYGW      the versitygw binary for the S3 backends; else versitygw on PATH,
+#                        else $(go env GOPATH)/bin/versitygw, else the pinned version that
+#                        lib.sh's ensure_versitygw installs into the cache
+#
+# The S3 bucket is made by creating a directory under versitygw's root before starting
+# it: its posix backend serves each top-level directory as a bucket (no client or
+# CreateBucket call needed). berth's log is results/.../server.log, versitygw's
+# versitygw.log beside it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,8 +38,8 @@ root=$(cd "$here/.." && pwd)
 
 backend=${1:-}
 case $backend in
-sqlite | postgres | distribution) ;;
-*) die "usage: $0 sqlite|postgres|distribution" ;;
+sqlite | postgres | postgres-s3 | postgres-s3-redirect | distribution) ;;
+*) die "usage: $0 sqlite|postgres|postgres-s3|postgres-s3-redirect|distribution" ;;
 esac
 
 CONFORMANCE_VERSION=${CONFORMANCE_VERSION:-v0.0.0-20260831232431-97274622c111}
@@ -67,10 +80,12 @@ mkdir -p "$results"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance-$backend.XXXXXX")
 server_pid=""
+s3_pid=""
 dsn=""
 cleanup() {
 	local rc=$?
 	stop_pid "$server_pid"
+	stop_pid "$s3_pid"
 	if [[ ${KEEP_DATA:-0} == 1 ]]; then
 		log "kept data dir $tmp${dsn:+ and database $dsn}"
 	else
@@ -82,14 +97,54 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# versitygw_bin prints the versitygw to use (see BERTH_VERSITYGW above).
+versitygw_bin() {
+	if [[ -n ${BERTH_VERSITYGW:-} ]]; then
+		[[ -x $BERTH_VERSITYGW ]] || die "BERTH_VERSITYGW=$BERTH_VERSITYGW is not an executable"
+		echo "$BERTH_VERSITYGW"
+	elif command -v versitygw >/dev/null; then
+		command -v versitygw
+	elif [[ -x $(go env GOPATH)/bin/versitygw ]]; then
+		echo "$(go env GOPATH)/bin/versitygw"
+	else
+		ensure_versitygw || die "no versitygw: set BERTH_VERSITYGW, put versitygw on PATH, or go install github.com/versity/versitygw/cmd/versitygw"
+	fi
+}
+
+# start_s3 starts versitygw (posix backend) on a free loopback port over a fresh root
+# holding one bucket, and exports the BERTH_S3_* settings berth reads.
+start_s3() {
+	local gw port
+	gw=$(versitygw_bin)
+	mkdir -p "$tmp/s3/berth-conformance"
+	port=$(free_port) || die "no free port"
+	ROOT_ACCESS_KEY=berth ROOT_SECRET_KEY=berthsecret \
+		"$gw" --port "127.0.0.1:$port" posix "$tmp/s3" >"$results/versitygw.log" 2>&1 &
+	s3_pid=$!
+	# Any HTTP answer (403 to an unsigned request) means it listens.
+	wait_http "http://127.0.0.1:$port/" 30 "$s3_pid" || { tail -n 20 "$results/versitygw.log" >&2; die "versitygw did not start"; }
+	export BERTH_STORAGE=s3 BERTH_S3_BUCKET=berth-conformance BERTH_S3_REGION=us-east-1
+	export BERTH_S3_ENDPOINT="http://127.0.0.1:$port" BERTH_S3_PATH_STYLE=true
+	export BERTH_S3_ACCESS_KEY=berth BERTH_S3_SECRET_KEY=berthsecret
+	# 5 MiB parts, S3's minimum: the suite's larger chunked uploads then span parts.
+	export BERTH_S3_PART_SIZE=5MiB
+	if [[ $backend == postgres-s3-redirect ]]; then
+		export BERTH_S3_REDIRECT=true
+	fi
+	log "versitygw $gw up at $BERTH_S3_ENDPOINT, bucket $BERTH_S3_BUCKET"
+}
+
 case $backend in
-sqlite | postgres)
+sqlite | postgres | postgres-s3 | postgres-s3-redirect)
 	BERTH_BIN="$tmp/berth"
 	log "building berth"
 	(cd "$root" && go build -o "$BERTH_BIN" ./cmd/berth)
-	if [[ $backend == postgres ]]; then
+	if [[ $backend == postgres* ]]; then
 		start_postgres_if_down
 		dsn=$(create_test_db)
+	fi
+	if [[ $backend == *-s3* ]]; then
+		start_s3
 	fi
 	mkdir -p "$tmp/data"
 	start_berth "$tmp/data" "$dsn" "$results/server.log"

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,14 @@ func (h *handler) redirectBlob(w http.ResponseWriter, r *http.Request, rt Route)
 		return err
 	}
 	hd := w.Header()
+	if badRange(r.Header.Get("Range"), info.Size) {
+		// Answer as a streamed GET would (http.ServeContent). S3 ignores
+		// a malformed Range and sends the whole object (RFC 9110 lets
+		// it), which a client asking for bytes 500-0 does not expect.
+		hd.Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
+		http.Error(w, "invalid range", http.StatusRequestedRangeNotSatisfiable)
+		return nil
+	}
 	hd.Set("Docker-Content-Digest", info.Digest.String())
 	hd.Set("Location", u)
 	// The URL expires: caches may not keep the redirect longer than it lives.
@@ -69,4 +78,53 @@ func (h *handler) redirectBlob(w http.ResponseWriter, r *http.Request, rt Route)
 	hd.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)
 	return nil
+}
+
+// badRange reports whether http.ServeContent would answer a Range header h
+// on an object of size bytes with 416: a header that is not a list of
+// byte ranges, a range whose end precedes its start, or ranges that all
+// start at or beyond the end. An empty header is not bad.
+func badRange(h string, size int64) bool {
+	if h == "" {
+		return false
+	}
+	specs, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return true
+	}
+	seen, satisfiable := false, false
+	for _, spec := range strings.Split(specs, ",") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue
+		}
+		seen = true
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok {
+			return true
+		}
+		first, last = strings.TrimSpace(first), strings.TrimSpace(last)
+		if first == "" { // suffix: the last n bytes
+			n, err := strconv.ParseInt(last, 10, 64)
+			if last == "" || last[0] == '-' || err != nil || n < 0 {
+				return true
+			}
+			satisfiable = true
+			continue
+		}
+		start, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || start < 0 {
+			return true
+		}
+		if last != "" {
+			end, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || end < start {
+				return true
+			}
+		}
+		if start < size {
+			satisfiable = true
+		}
+	}
+	return seen && !satisfiable
 }

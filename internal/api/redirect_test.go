@@ -83,6 +83,15 @@ func TestBlobGetRedirectsToS3(t *testing.T) {
 		t.Errorf("Content-Range: got %q, want %q", got, want)
 	}
 
+	// A Range that berth would refuse is refused before the redirect, as
+	// S3 would ignore it and send everything.
+	resp, body = get(t, noFollow, path, map[string]string{"Range": "bytes=500-0"})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", len(b)) {
+		t.Errorf("GET with Range 500-0: got %d, Content-Range %q; want 416, bytes */%d", resp.StatusCode, resp.Header.Get("Content-Range"), len(b))
+	}
+	resp, body = get(t, http.DefaultClient, path, map[string]string{"Range": fmt.Sprintf("bytes=%d-", len(b)+10)})
+	e.expect(resp, body, http.StatusRequestedRangeNotSatisfiable)
+
 	// HEAD is answered by berth.
 	resp, body = e.do(http.MethodHead, "/v2/acme/app/blobs/"+d.String(), nil, nil)
 	e.expect(resp, body, http.StatusOK)
