@@ -321,6 +321,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := 0; i < 24; i++ {
 		rn.layers = append(rn.layers, newBlob(randomBytes(rng, 16+rng.IntN(48<<10)), mediaLayer))
 	}
+	if cfg.Blob == "s3" {
+		// Two layers larger than a part, so uploads (monolithic, chunked,
+		// continued on another replica, abandoned) go through S3 multipart
+		// uploads, not only single PUTs.
+		for i := 0; i < 2; i++ {
+			rn.layers = append(rn.layers, newBlob(randomBytes(rng, s3PartSize+rng.IntN(1<<20)), mediaLayer))
+		}
+	}
 	for i := 0; i < 6; i++ {
 		ls := []blobData{rn.layers[i%len(rn.layers)], rn.layers[(i*7+3)%len(rn.layers)]}
 		rn.shared = append(rn.shared, buildImage(imageConfig(fmt.Sprintf("shared-%d", i), map[string]string{"shared": "yes"}), ls, nil))

@@ -29,6 +29,9 @@ const (
 	// s3Prefix is the prefix berth writes under: the final inspection also
 	// checks that nothing is written outside it.
 	s3Prefix = "torture/"
+	// s3PartSize is berth's multipart part size in the run: S3's minimum,
+	// so that a few MiB make a multipart upload.
+	s3PartSize = 5 << 20
 )
 
 // s3Server is the object store of a run with -blob s3: a versitygw process
@@ -138,6 +141,7 @@ func (s *s3Server) env() []string {
 		"BERTH_S3_ACCESS_KEY=" + s3AccessKey,
 		"BERTH_S3_SECRET_KEY=" + s3SecretKey,
 		"BERTH_S3_PREFIX=" + s3Prefix,
+		fmt.Sprintf("BERTH_S3_PART_SIZE=%d", s3PartSize),
 	}
 }
 

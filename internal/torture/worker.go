@@ -709,7 +709,12 @@ func (w *worker) opAbandonUpload(ctx context.Context) string {
 	if loc == "" {
 		return s.outcome().String()
 	}
-	if w.rng.IntN(2) == 0 {
+	switch {
+	case w.r.cfg.Blob == "s3" && w.rng.IntN(6) == 0:
+		// More than a part: the store leaves a multipart upload to abort.
+		p := w.c.patchUpload(ctx, base, loc, 0, randomBytes(w.rng, s3PartSize+1+w.rng.IntN(64<<10)))
+		w.record("abandon-upload", p, p.String(), "multipart chunk", r.name)
+	case w.rng.IntN(2) == 0:
 		p := w.c.patchUpload(ctx, base, loc, 0, randomBytes(w.rng, 1+w.rng.IntN(8<<10)))
 		w.record("abandon-upload", p, p.String(), "chunk", r.name)
 	}
