@@ -23,6 +23,8 @@ import (
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/blob"
 	blobfs "github.com/berth/berth/internal/blob/fs"
+	blobs3 "github.com/berth/berth/internal/blob/s3"
+	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
 )
@@ -50,17 +52,27 @@ type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *sqlstore.Store
-	blobs *blobfs.Store
+	blobs blob.Store
 	reg   *registry.Registry
 	clock *clock
 }
 
-// backends lists the metadata backends to run against: SQLite always,
-// PostgreSQL when BERTH_TEST_POSTGRES_DSN names an admin DSN.
+// Backends: the metadata store, and after a "+" the blob store when it is
+// not the filesystem.
+const (
+	backendSQLite     = "sqlite"
+	backendPostgres   = "postgres"
+	backendPostgresS3 = "postgres+s3" // PostgreSQL and a fresh S3 bucket (s3test)
+)
+
+// backends lists the backends to run against: SQLite always; PostgreSQL
+// when BERTH_TEST_POSTGRES_DSN names an admin DSN, and then PostgreSQL with
+// blobs on S3 (s3test's versitygw; the subtest skips when there is no
+// server, and fails on CI).
 func backends(testing.TB) []string {
-	b := []string{"sqlite"}
+	b := []string{backendSQLite}
 	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
-		b = append(b, "postgres")
+		b = append(b, backendPostgres, backendPostgresS3)
 	}
 	return b
 }
@@ -74,26 +86,34 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t *testing.T, backend string) *env {
 	t.Helper()
+	return newEnvWith(t, backend, api.Options{})
+}
+
+// newEnvWith is newEnv with the handler's options.
+func newEnvWith(t *testing.T, backend string, opts api.Options) *env {
+	t.Helper()
 	store, blobs := openBackends(t, backend)
 	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
-	srv := httptest.NewServer(api.New(reg, api.Options{}))
+	srv := httptest.NewServer(api.New(reg, opts))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c}
 }
 
 // openBackends opens a migrated metadata store of the given backend (a
-// fresh SQLite file, or a fresh PostgreSQL database) and a filesystem blob
-// store, both removed when tb ends.
-func openBackends(tb testing.TB, backend string) (*sqlstore.Store, *blobfs.Store) {
+// fresh SQLite file, or a fresh PostgreSQL database) and its blob store (a
+// filesystem directory, or a fresh S3 bucket), all removed when tb ends.
+// "sqlite+s3" is accepted too, for tests that need S3 without PostgreSQL.
+func openBackends(tb testing.TB, backend string) (*sqlstore.Store, blob.Store) {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
+	metaBackend, blobBackend, _ := strings.Cut(backend, "+")
 	var dsn string
-	switch backend {
-	case "sqlite":
+	switch metaBackend {
+	case backendSQLite:
 		dsn = filepath.Join(dir, "meta.db")
-	case "postgres":
+	case backendPostgres:
 		dsn = freshPostgres(tb)
 	default:
 		tb.Fatalf("unknown backend %q", backend)
@@ -106,11 +126,22 @@ func openBackends(tb testing.TB, backend string) (*sqlstore.Store, *blobfs.Store
 	if _, err := store.Migrate(ctx); err != nil {
 		tb.Fatalf("migrating: %v", err)
 	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		tb.Fatalf("opening blob store: %v", err)
+	switch blobBackend {
+	case "":
+		blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+		if err != nil {
+			tb.Fatalf("opening blob store: %v", err)
+		}
+		return store, blobs
+	case "s3":
+		blobs, err := blobs3.New(ctx, s3test.New(tb))
+		if err != nil {
+			tb.Fatalf("opening S3 blob store: %v", err)
+		}
+		return store, blobs
 	}
-	return store, blobs
+	tb.Fatalf("unknown blob backend in %q", backend)
+	return nil, nil
 }
 
 // freshPostgres creates a database for one test from the admin DSN and
