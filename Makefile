@@ -69,13 +69,21 @@ VERSITYGW = $$(bash -c '. scripts/lib.sh && ensure_versitygw')
 gotest:
 	BERTH_VERSITYGW=$(VERSITYGW) $(GO) test $(RACE) -count=1 -timeout=$(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-conformance: conformance-sqlite conformance-postgres
+conformance: conformance-sqlite conformance-postgres conformance-postgres-s3 conformance-postgres-s3-redirect
 
 conformance-sqlite:
 	bash scripts/conformance.sh sqlite
 
 conformance-postgres:
 	bash scripts/conformance.sh postgres
+
+# PostgreSQL metadata + S3 blobs (a versitygw started per run), streamed and redirected.
+.PHONY: conformance-postgres-s3 conformance-postgres-s3-redirect
+conformance-postgres-s3:
+	bash scripts/conformance.sh postgres-s3
+
+conformance-postgres-s3-redirect:
+	bash scripts/conformance.sh postgres-s3-redirect
 
 conformance-distribution:
 	bash scripts/conformance.sh distribution
