@@ -130,12 +130,25 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 //
 // A review whose decision fails is rescheduled with backoff in a
 // transaction of its own, so one bad row never blocks the queue.
+//
+// The bytes of the blob rows the batch's transactions deleted are deleted
+// once per batch (every deleteBatch keys at most), not after each
+// transaction: one transaction frees a handful of blobs, and on S3 one
+// DeleteObjects request of a hundred keys costs what one DeleteObject
+// does. Their tombstones are committed with the rows, so deleting the
+// bytes a batch later changes nothing but when the space comes back.
 func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit int) (Summary, int, error) {
 	total := Summary{Deleted: map[string]int{}}
+	var tombs []meta.Tombstone
+	defer func() { c.deleteBytes(ctx, tombs) }()
 	n := 0
 	for n < limit {
-		s, claimed, err := c.decideClaims(ctx, filter, min(c.claimsPerTx, limit-n))
+		s, claimed, freed, err := c.decideClaims(ctx, filter, min(c.claimsPerTx, limit-n))
 		total.Add(s)
+		if tombs = append(tombs, freed...); len(tombs) >= deleteBatch {
+			c.deleteBytes(ctx, tombs)
+			tombs = nil
+		}
 		if err != nil {
 			return total, n, err
 		}
@@ -156,8 +169,9 @@ const claimsPerSingleWriterTx = 16
 type singleWriter interface{ SingleWriter() bool }
 
 // decideClaims claims up to n due reviews and decides them in one
-// transaction.
-func (c *Collector) decideClaims(ctx context.Context, filter meta.ReviewFilter, n int) (Summary, int, error) {
+// transaction. It returns the tombstones the transaction committed: the
+// caller deletes their bytes (batch, once per batch).
+func (c *Collector) decideClaims(ctx context.Context, filter meta.ReviewFilter, n int) (Summary, int, []meta.Tombstone, error) {
 	var p *pass
 	var failed *meta.Review
 	var claimed int
@@ -181,12 +195,15 @@ func (c *Collector) decideClaims(ctx context.Context, filter meta.ReviewFilter, 
 	})
 	if err != nil {
 		if ctx.Err() != nil || failed == nil {
-			return Summary{}, 0, err
+			return Summary{}, 0, nil, err
 		}
-		return c.backoff(ctx, *failed, err)
+		s, n, err := c.backoff(ctx, *failed, err)
+		return s, n, nil, err
 	}
+	tombs := p.tombs
+	p.tombs = nil
 	c.afterCommit(ctx, p)
-	return p.summary, claimed, nil
+	return p.summary, claimed, tombs, nil
 }
 
 // backoff reschedules a review whose decision failed.
@@ -241,8 +258,9 @@ func (c *Collector) dryRun(ctx context.Context, filter meta.ReviewFilter, repoID
 }
 
 // afterCommit deletes the bytes of the blob rows the pass deleted (then
-// their tombstones), the staging objects of collected uploads, and
-// publishes the pass's deletions.
+// their tombstones) unless the caller took them to delete with a batch's,
+// the staging objects of collected uploads, and publishes the pass's
+// deletions.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	c.deleteBytes(ctx, p.tombs)
 	for _, id := range p.aborts {
