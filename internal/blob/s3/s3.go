@@ -166,6 +166,8 @@ func bucketProblem(err error) string {
 		return "access denied (check the credentials and the bucket policy)"
 	case code == "PermanentRedirect" || httpStatus(err) == 301:
 		return "the bucket is in another region"
+	case httpStatus(err) == 0 && strings.Contains(err.Error(), "credentials"):
+		return "no credentials (set an access and secret key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a shared profile or instance role)"
 	case httpStatus(err) == 0:
 		return "cannot reach the endpoint"
 	default:

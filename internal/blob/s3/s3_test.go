@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -204,6 +205,10 @@ func TestRestartAndReplica(t *testing.T) {
 		t.Errorf("UploadAppend at a stale offset: got %v, want ErrOffset", err)
 	}
 	key := commitAndCheck(t, newStore(t, cfg), "shared", b)
+	// The key's first segment (the upload id) names no object.
+	if _, err := a.Stat(context.Background(), "shared"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Stat(the key's directory): got %v, want ErrNotFound", err)
+	}
 	if got, want := names(t, cfg), []string{"blobs/" + key}; !slices.Equal(got, want) {
 		t.Errorf("bucket after commit: got %q, want %q", got, want)
 	}
@@ -466,6 +471,32 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCredentialChain: without static keys, New takes credentials from the
+// SDK's default chain (here the environment), and says so when it finds none.
+func TestCredentialChain(t *testing.T) {
+	cfg := s3test.New(t)
+	// Keep the chain hermetic: no shared files, no instance metadata.
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	ak, sk := cfg.AccessKey, cfg.SecretKey
+	cfg.AccessKey, cfg.SecretKey = "", ""
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	_, err := s3.New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "no credentials") {
+		t.Errorf("New without any credentials: got %v, want an error saying there are no credentials", err)
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", ak)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
+	s := newStore(t, cfg)
+	put(t, s, "env", []byte("credentials from the environment"))
 }
 
 // TestOverwrittenPart: if another writer replaces a part the state lists,

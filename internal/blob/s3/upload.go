@@ -481,16 +481,16 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 		}
 	}
 	// The object is committed. Drop the staging: the state first, so a
-	// crash never leaves a state naming missing tails (a later commit would
-	// fail); then the tails and anything a failed append left behind.
+	// crash never leaves a state naming missing tails; then the tails and
+	// anything a failed append left behind. A failure here does not undo
+	// the commit: what is left is reported by WalkUploads, and sweep
+	// aborts it once the upload session is gone.
+	ctx = context.WithoutCancel(ctx)
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.stateName(id)),
-	}); err != nil && !isNotFound(err) {
-		return "", 0, fmt.Errorf("committing upload %s: deleting state: %w", id, err)
-	}
-	if err := s.deletePrefix(ctx, s.uploadPrefix(id)); err != nil {
-		return "", 0, fmt.Errorf("committing upload %s: deleting tail: %w", id, err)
+	}); err == nil || isNotFound(err) {
+		_ = s.deletePrefix(ctx, s.uploadPrefix(id))
 	}
 	return st.Key, st.Size, nil
 }
@@ -504,9 +504,18 @@ func (s *Store) UploadAbort(ctx context.Context, id string) error {
 	}
 	unlock := s.locks.lock(id)
 	defer unlock()
-	err := s.listMultipart(ctx, s.blobsPrefix()+id+"/", func(u types.MultipartUpload) error {
-		return s.abortMultipart(ctx, aws.ToString(u.Key), aws.ToString(u.UploadId))
-	})
+	// The state's multipart upload by name (a listing may lag on some
+	// servers), then any other under blobs/<id>/. An unreadable state is
+	// deleted all the same.
+	var err error
+	if st, _, lerr := s.loadState(ctx, id); lerr == nil && st != nil && st.UploadID != "" {
+		err = s.abortMultipart(ctx, s.blobName(st.Key), st.UploadID)
+	}
+	if err == nil {
+		err = s.listMultipart(ctx, s.blobsPrefix()+id+"/", func(u types.MultipartUpload) error {
+			return s.abortMultipart(ctx, aws.ToString(u.Key), aws.ToString(u.UploadId))
+		})
+	}
 	if err == nil {
 		err = s.deletePrefix(ctx, s.uploadPrefix(id))
 	}

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,9 +169,29 @@ func versitygw() (string, error) {
 	return p, nil
 }
 
+// dirPrefix starts the name of a server's root directory, followed by the
+// pid of the test process that owns it.
+const dirPrefix = "berth-versitygw-"
+
+// removeStale removes the root directories of test processes that are gone
+// (killed before their buckets' cleanup ran; the server died with them).
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*-*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(d), dirPrefix), "-", 2)[0])
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
+}
+
 // run starts bin on a free loopback port and waits until it answers.
 func run(bin string) (string, error) {
-	dir, err := os.MkdirTemp("", "berth-versitygw-")
+	removeStale()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
 	if err != nil {
 		return "", err
 	}
