@@ -63,18 +63,36 @@ func (g genResult) objects() int { return g.Manifests + g.Tags + g.Links + g.Blo
 // genBatch images are written per transaction.
 const genBatch = 250
 
-// generate writes spec into store and, for the bytes, under blobRoot (the
-// root of a blob/fs store: objects live at <root>/blobs/<key>). Every image
+// putFunc writes the bytes of a committed object under key, straight into
+// a byte store's layout.
+type putFunc func(key string, b []byte)
+
+// fsPut writes objects under blobRoot, the root of a blob/fs store (objects
+// live at <root>/blobs/<key>), creating the layout.
+func fsPut(tb testing.TB, blobRoot string) putFunc {
+	tb.Helper()
+	if _, err := blobfs.New(blobRoot); err != nil { // creates the layout
+		tb.Fatalf("opening blob store: %v", err)
+	}
+	return func(key string, b []byte) {
+		p := filepath.Join(blobRoot, "blobs", filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatalf("writing bytes: %v", err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			tb.Fatalf("writing bytes: %v", err)
+		}
+	}
+}
+
+// generate writes spec into store and the bytes through put. Every image
 // has a config and one or two layers (2–3 blobs), each 256–1023 random
 // bytes, all of them distinct; the manifest is an OCI image manifest.
 // Everything is stamped t0: with Grace 0 and TagRetention 0, every ended tag
 // is due at any time after t0.
-func generate(tb testing.TB, store meta.Store, blobRoot string, spec genSpec, t0 time.Time) genResult {
+func generate(tb testing.TB, store meta.Store, put putFunc, spec genSpec, t0 time.Time) genResult {
 	tb.Helper()
 	ctx := context.Background()
-	if _, err := blobfs.New(blobRoot); err != nil { // creates the layout
-		tb.Fatalf("opening blob store: %v", err)
-	}
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x9e3779b97f4a7c15))
 	repos := make([]meta.Repository, spec.Repos)
 	if err := store.Update(ctx, func(tx meta.Tx) error {
@@ -123,13 +141,7 @@ func generate(tb testing.TB, store meta.Store, blobRoot string, spec genSpec, t0
 			sum := sha256.Sum256(b)
 			d := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum[:]))
 			key := blob.NewKey(d)
-			p := filepath.Join(blobRoot, "blobs", filepath.FromSlash(key))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				tb.Fatalf("writing bytes: %v", err)
-			}
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				tb.Fatalf("writing bytes: %v", err)
-			}
+			put(key, b)
 			im.blobs = append(im.blobs, blobRow{d: d, size: int64(len(b)), key: key})
 			mt := "application/vnd.oci.image.layer.v1.tar+gzip"
 			if j == 0 {
@@ -280,7 +292,7 @@ func BenchmarkGCThroughput(b *testing.B) {
 				store, fs, root := benchStore(b, be)
 				t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
 				gs := time.Now()
-				want := generate(b, store, root, genSpec{Repos: 100, Garbage: n, Seed: uint64(i + 1)}, t0)
+				want := generate(b, store, fsPut(b, root), genSpec{Repos: 100, Garbage: n, Seed: uint64(i + 1)}, t0)
 				b.Logf("%s: generated %d garbage images (%d objects, %d bytes) in %v", be.Name, n, want.objects(), want.Bytes, time.Since(gs).Round(time.Millisecond))
 				b.StartTimer()
 				el += collect(b, store, fs, t0, want)
@@ -324,7 +336,7 @@ func BenchmarkGCFlatness(b *testing.B) {
 				for k, mult := range []int{1, 10} {
 					store, fs, root := benchStore(b, be)
 					t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
-					want := generate(b, store, root, genSpec{Repos: 100, Garbage: g, Live: mult * g, Seed: uint64(i*2 + k + 1)}, t0)
+					want := generate(b, store, fsPut(b, root), genSpec{Repos: 100, Garbage: g, Live: mult * g, Seed: uint64(i*2 + k + 1)}, t0)
 					ps[k] = prepared{store, fs, t0, want}
 				}
 				order := []int{0, 1}
@@ -376,7 +388,7 @@ func TestGCBenchDataDir(t *testing.T) {
 	}
 	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
 	start := time.Now()
-	res := generate(t, store, filepath.Join(dir, "storage"), genSpec{Repos: 100, Garbage: garbage, Live: live, Seed: 1}, t0)
+	res := generate(t, store, fsPut(t, filepath.Join(dir, "storage")), genSpec{Repos: 100, Garbage: garbage, Live: live, Seed: 1}, t0)
 	t.Logf("%s: %d garbage images (%d manifests, %d tags, %d links, %d blobs, %d bytes) + %d live in %v",
 		dir, garbage, res.Manifests, res.Tags, res.Links, res.Blobs, res.Bytes, live, time.Since(start).Round(time.Millisecond))
 	// Machine-readable expectation, for the script that checks berth gc's summary.
