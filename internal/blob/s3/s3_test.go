@@ -291,6 +291,25 @@ func TestOrphanMultipartUpload(t *testing.T) {
 			t.Errorf("bucket after abort: found %q, want only the objects of reg/uploads/live/ (no multipart upload left)", name)
 		}
 	}
+	// A state this code cannot read is reported and aborted all the same.
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: aws.String(cfg.Bucket), Key: aws.String("reg/uploads/garbled/state"), Body: strings.NewReader(`{"version": 99`),
+	}); err != nil {
+		t.Fatalf("PutObject: %v", err)
+	}
+	var ids []string
+	if err := s.WalkUploads(ctx, func(id string, _ blob.Info) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatalf("WalkUploads with a garbled state: %v", err)
+	}
+	if want := []string{"garbled", "live"}; !slices.Equal(ids, want) {
+		t.Errorf("WalkUploads with a garbled state: got %q, want %q", ids, want)
+	}
+	if _, err := s.UploadSize(ctx, "garbled"); err == nil {
+		t.Errorf("UploadSize of a garbled state: got nil, want an error")
+	}
+	if err := s.UploadAbort(ctx, "garbled"); err != nil {
+		t.Fatalf("UploadAbort(garbled): %v", err)
+	}
 	// Aborting a live upload with a multipart upload and tails removes all.
 	appendAll(t, s, "live", 10, random(7, testPartSize+10), testPartSize+10)
 	if err := s.UploadAbort(ctx, "live"); err != nil {

@@ -130,6 +130,17 @@ func (s *Store) newState(id string) (*state, error) {
 	return st, nil
 }
 
+// errBadState: a state object this code cannot use (corrupt, or written by
+// a newer format). WalkUploads still reports its upload, so it can be
+// aborted.
+var errBadState = errors.New("unusable upload state")
+
+func isJSONError(err error) bool {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &se) || errors.As(err, &te)
+}
+
 // loadState reads the state of id; (nil, nil) when there is none.
 func (s *Store) loadState(ctx context.Context, id string) (*state, time.Time, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
@@ -145,10 +156,13 @@ func (s *Store) loadState(ctx context.Context, id string) (*state, time.Time, er
 	defer out.Body.Close()
 	var st state
 	if err := json.NewDecoder(io.LimitReader(out.Body, 4<<20)).Decode(&st); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || isJSONError(err) {
+			err = fmt.Errorf("%w: %w", errBadState, err)
+		}
 		return nil, time.Time{}, fmt.Errorf("reading state: %w", err)
 	}
 	if err := st.check(); err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, fmt.Errorf("%w: %w", errBadState, err)
 	}
 	return &st, aws.ToTime(out.LastModified), nil
 }
@@ -632,7 +646,7 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.In
 		info := curInfo
 		if curState != "" {
 			st, mod, err := s.loadState(ctx, cur)
-			if err != nil {
+			if err != nil && !errors.Is(err, errBadState) {
 				return err
 			}
 			if st != nil {
