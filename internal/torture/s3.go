@@ -237,6 +237,10 @@ func (rn *runner) inspectS3(ctx context.Context, lv *liveness, st storageView) {
 	seen := map[string]bool{}
 	for _, o := range objs {
 		lv.Rows["object"]++
+		if o.Size > s3PartSize {
+			// Larger than a part: committed by CompleteMultipartUpload.
+			lv.Rows["object-multipart"]++
+		}
 		young := o.ModTime.After(st.sweepCutoff)
 		switch {
 		case strings.HasPrefix(o.Key, blobs):
