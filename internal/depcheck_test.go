@@ -15,6 +15,8 @@ func TestDependencies(t *testing.T) {
 	backends := []string{
 		"github.com/berth/berth/internal/meta/sqlstore",
 		"github.com/berth/berth/internal/blob/fs",
+		"github.com/berth/berth/internal/blob/s3",
+		"github.com/aws/aws-sdk-go-v2/service/s3",
 		"github.com/berth/berth/internal/api",
 		"github.com/berth/berth/internal/app",
 		"github.com/berth/berth/internal/webhook",

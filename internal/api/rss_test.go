@@ -8,6 +8,10 @@ package api_test
 //
 // BERTH_BENCH_RSS_MIB sets the blob size (default 1024); BERTH_BENCH_RSS_DB
 // a postgres:// URL for the metadata (default SQLite in the data dir);
+// BERTH_BENCH_RSS_S3=1 keeps the bytes in a fresh S3 bucket (s3test's
+// versitygw) instead of the data dir, and BERTH_BENCH_RSS_S3=redirect also
+// redirects the pull to a presigned URL (the pull then measures the client
+// reading from S3, and berth's RSS only its redirect);
 // BERTH_BIN a prebuilt berth binary (default: go build ./cmd/berth into a
 // temp dir).
 // The result is in bench/README.md.
@@ -31,6 +35,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth/berth/internal/blob/s3/s3test"
 )
 
 // rssSampler polls /proc/<pid>/status every interval and keeps the peak
@@ -130,6 +136,22 @@ func TestServeRSS(t *testing.T) {
 	if db := os.Getenv("BERTH_BENCH_RSS_DB"); db != "" {
 		cmd.Args = append(cmd.Args, "--db", db)
 		backend = "PostgreSQL"
+	}
+	blobBackend := "blob/fs"
+	switch mode := os.Getenv("BERTH_BENCH_RSS_S3"); mode {
+	case "":
+	case "1", "redirect":
+		cfg := s3test.New(t)
+		_, access, secret := s3test.Server(t)
+		cmd.Args = append(cmd.Args, "--storage", "s3", "--s3-bucket", cfg.Bucket, "--s3-endpoint", cfg.Endpoint,
+			"--s3-path-style", "--s3-access-key", access, "--s3-secret-key", secret)
+		blobBackend = "blob/s3 on versitygw"
+		if mode == "redirect" {
+			cmd.Args = append(cmd.Args, "--s3-redirect")
+			blobBackend += ", redirected pulls"
+		}
+	default:
+		t.Fatalf("BERTH_BENCH_RSS_S3=%q: want 1 or redirect", mode)
 	}
 	cmd.Env = append(os.Environ(), "BERTH_DB=", "BERTH_CONFIG=")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -235,7 +257,7 @@ func TestServeRSS(t *testing.T) {
 
 	hwm, _ := procStatusKiB(pid, "VmHWM")
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "berth serve (pid %d, %s + blob/fs), blob of %d MiB, VmRSS sampled every 100 ms:\n", pid, backend, size>>20)
+	fmt.Fprintf(&sb, "berth serve (pid %d, %s + %s), blob of %d MiB, VmRSS sampled every 100 ms:\n", pid, backend, blobBackend, size>>20)
 	fmt.Fprintf(&sb, "  %-18s %12s %12s %10s\n", "phase", "peak VmRSS", "end VmRSS", "duration")
 	for _, p := range phases {
 		fmt.Fprintf(&sb, "  %-18s %12s %12s %10s\n", p.name, mib(p.peak), mib(p.last), p.dur.Round(time.Millisecond))
