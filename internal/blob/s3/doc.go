@@ -105,5 +105,9 @@
 // offset, so http.ServeContent's Range requests fetch only what they serve.
 // The SDK's default CRC checksums are sent and checked only where S3 requires
 // them (S3-compatible servers may reject or omit them). NoSuchKey/NotFound
-// map to blob.ErrNotFound; NoSuchUpload on abort is success.
+// map to blob.ErrNotFound; NoSuchUpload on abort is success. Besides the
+// SDK's standard retries (throttling, 5xx, connection errors), a 409
+// ExistingObjectIsDirectory is retried: versitygw's posix backend answers it
+// when a write races a delete that prunes the write's parent directory
+// (TestWritesRaceDeletes; found by the torture run).
 package s3

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -128,6 +129,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		// or omit them. Send and check them only where S3 requires it.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(directoryRace))
+			})
+		}),
 	}
 	if cfg.AccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(
@@ -155,6 +161,19 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 	return s, nil
+}
+
+// directoryRace marks as retryable the error a POSIX-backed S3 gateway
+// (versitygw's posix backend) returns when a write races a delete that
+// pruned the write's now-empty parent directory: it reports every failure to
+// create the parent or link the file as 409 ExistingObjectIsDirectory. No
+// berth key is a prefix of another, so on this store the code can only mean
+// that race, and the write succeeds when tried again. Real S3 never sends it.
+func directoryRace(err error) aws.Ternary {
+	if errorCode(err) == "ExistingObjectIsDirectory" {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }
 
 // bucketProblem says in words what a failed HeadBucket means.
