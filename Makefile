@@ -7,7 +7,8 @@
 #                      needs `apt-get install docker-registry`)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
 #   make torture       short fixed-seed torture runs (berth-torture): SQLite, PostgreSQL,
-#                      two replicas on PostgreSQL (TORTURE_DURATION each; see
+#                      two replicas on PostgreSQL, two replicas on PostgreSQL + S3
+#                      (TORTURE_DURATION each; see
 #                      docs/design/torture.md; PostgreSQL runs need BERTH_TEST_POSTGRES_DSN
 #                      or a server on 127.0.0.1:5432)
 #   make torture-long  the same for TORTURE_LONG each (the issue's soak: 30m)
@@ -51,7 +52,7 @@ TORTURE_BIN      ?= results/torture/berth-torture
 BENCHFLAGS ?= -benchmem
 
 .PHONY: test unit vet gotest conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
-	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas \
+	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas torture-s3 \
 	conformance-distribution fuzz bench clean
 
 test: unit conformance
@@ -109,7 +110,7 @@ torture-build:
 # One berth build for the three runs; each run starts berth as separate processes.
 TORTURE_RUN = $(TORTURE_BIN) -berth results/torture/berth -dir results/torture -seed $(TORTURE_SEED) $(TORTURE_FLAGS)
 
-torture: torture-sqlite torture-postgres torture-replicas
+torture: torture-sqlite torture-postgres torture-replicas torture-s3
 
 torture-sqlite: torture-build
 	$(TORTURE_RUN) -backend sqlite -duration $(TORTURE_DURATION)
@@ -119,6 +120,10 @@ torture-postgres: torture-build
 
 torture-replicas: torture-build
 	$(TORTURE_RUN) -backend postgres -replicas 2 -duration $(TORTURE_DURATION)
+
+# Two replicas on one PostgreSQL database and one S3 bucket (a versitygw per run).
+torture-s3: torture-build
+	BERTH_VERSITYGW=$(VERSITYGW) $(TORTURE_RUN) -backend postgres -replicas 2 -blob s3 -duration $(TORTURE_DURATION)
 
 torture-long:
 	$(MAKE) --no-print-directory torture TORTURE_DURATION=$(TORTURE_LONG)
