@@ -34,7 +34,7 @@ type Store struct {
 	blobs   string
 	uploads string
 
-	locks idLocks
+	locks blob.IDLocks
 	bufs  sync.Pool
 }
 
@@ -96,7 +96,7 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 
 	created := false
@@ -123,7 +123,7 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 			return size, fmt.Errorf("appending to upload %s: %w", id, err)
 		}
 	}
-	n, err := s.copy(f, &ctxReader{ctx: ctx, r: r})
+	n, err := s.copy(f, blob.ContextReader(ctx, r))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -183,7 +183,7 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	if err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 
 	f, err := os.OpenFile(src, os.O_RDWR, 0)
@@ -193,7 +193,7 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	if err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
-	size, err := s.copy(h, &ctxReader{ctx: ctx, r: f})
+	size, err := s.copy(h, blob.ContextReader(ctx, f))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -267,7 +267,7 @@ func (s *Store) UploadAbort(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("aborting upload: %w", err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -452,19 +452,6 @@ func (s *Store) copy(w io.Writer, r io.Reader) (int64, error) {
 	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bp)
 }
 
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -475,40 +462,4 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-// idLocks serialises operations on one upload id within the process.
-type idLocks struct {
-	mu sync.Mutex
-	m  map[string]*idLock
-}
-
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (l *idLocks) lock(id string) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*idLock)
-	}
-	e := l.m[id]
-	if e == nil {
-		e = &idLock{}
-		l.m[id] = e
-	}
-	e.refs++
-	l.mu.Unlock()
-
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		l.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
 }

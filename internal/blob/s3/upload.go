@@ -248,7 +248,7 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 
 	old, _, err := s.loadState(ctx, id)
@@ -305,7 +305,7 @@ func (a *appender) run(ctx context.Context, r io.Reader) error {
 	fetched := tail == 0
 	fill := tail
 	total := int64(0)
-	src := &ctxReader{ctx: ctx, r: r}
+	src := blob.ContextReader(ctx, r)
 	for {
 		n, rerr := io.ReadFull(src, buf[fill:])
 		h256.Write(buf[fill : fill+int64(n)])
@@ -435,7 +435,7 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	if _, err := blob.NewHash(want); err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 
 	st, _, err := s.loadState(ctx, id)
@@ -516,7 +516,7 @@ func (s *Store) UploadAbort(ctx context.Context, id string) error {
 	if err := blob.ValidUploadID(id); err != nil {
 		return fmt.Errorf("aborting upload: %w", err)
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	// The state's multipart upload by name (a listing may lag on some
 	// servers), then any other under blobs/<id>/. An unreadable state is
@@ -700,17 +700,4 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.In
 		return fmt.Errorf("walking uploads: %w", err)
 	}
 	return nil
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
