@@ -671,13 +671,14 @@ func (h *harness) assertGone(repo string, manifests []v1.Hash, blobs ...v1.Hash)
 		}
 	}
 	if len(blobs) > 0 {
-		keys := h.storedKeys()
+		gone := map[string]bool{}
 		for _, d := range blobs {
-			prefix := "sha256/" + d.Hex[:2] + "/" + d.Hex + "/"
-			for k := range keys {
-				if strings.HasPrefix(k, prefix) {
-					h.t.Errorf("bytes of blob %s still stored under %s", d, k)
-				}
+			gone[d.String()] = true
+		}
+		// By content: S3 keys do not name the digest.
+		for k := range h.storedKeys() {
+			if d := h.hashStored(k); gone[d.String()] {
+				h.t.Errorf("bytes of blob %s still stored under %s", d, k)
 			}
 		}
 	}
@@ -795,6 +796,21 @@ func (h *harness) storedKeys() map[string]bool {
 		h.t.Fatalf("walking blob store: %v", err)
 	}
 	return keys
+}
+
+// hashStored returns the sha256 digest of the bytes stored under key.
+func (h *harness) hashStored(key string) digest.Digest {
+	h.t.Helper()
+	r, err := h.raw.Open(h.ctx, key)
+	if err != nil {
+		h.t.Fatalf("opening %s: %v", key, err)
+	}
+	defer r.Close()
+	d, err := digest.SHA256.FromReader(r)
+	if err != nil {
+		h.t.Fatalf("reading %s: %v", key, err)
+	}
+	return d
 }
 
 func (h *harness) stagedUploads() []string {
