@@ -110,6 +110,9 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request, rt Route) error
 		if err != nil {
 			return err
 		}
+		if r.ContentLength == 0 {
+			body = nil // the usual close after PATCHes: no bytes, no append
+		}
 		info, err := h.reg.FinishUpload(ctx, rt.Repo, rt.UploadID, q.Get("digest"), offset, body)
 		if err != nil {
 			return err

@@ -181,7 +181,8 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// FinishUpload appends body (which may be empty) to upload id of repo,
+// FinishUpload appends body (which may be empty, or nil when the request
+// has none: nothing is appended then) to upload id of repo,
 // verifies the whole upload hashes to digest ds and commits it as a blob
 // of repo. offset is as in AppendUpload. When the bytes do not match the
 // digest the session is cancelled (its bytes deleted) and the error wraps
@@ -199,8 +200,12 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ds string, offset
 	if offset >= 0 && offset != size {
 		return BlobInfo{}, &RangeError{Size: size, Offset: offset}
 	}
-	if _, err := r.appendBody(ctx, id, size, body); err != nil {
-		return BlobInfo{}, err
+	// A request with no body appends nothing, unless the session has no
+	// bytes at all: the append then creates its empty staging object.
+	if body != nil || size == 0 {
+		if _, err := r.appendBody(ctx, id, size, body); err != nil {
+			return BlobInfo{}, err
+		}
 	}
 	info, err := r.commit(ctx, repo, id, d, true)
 	if errors.Is(err, ErrDigestInvalid) {

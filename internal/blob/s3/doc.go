@@ -51,17 +51,19 @@
 // list are ignored and overwritten by later appends, and it removes, best
 // effort, the tail segment and the multipart upload it created. The old
 // segments a successful append replaced are deleted after the state write;
-// anything else under uploads/<id>/ is deleted by commit and abort.
+// anything else under uploads/<id>/ is deleted by abort, or by sweep once
+// the upload session is gone.
 //
 // UploadCommit verifies the digest from the saved hash state. Below one part
 // (no multipart upload) it writes the tail bytes to the final name with one
 // PutObject; otherwise it uploads the tail as the last part and completes
 // the multipart upload with exactly the parts the state lists; that is the
-// commit point. Then it deletes the state, then the tail segments: a crash
-// in between leaves no state naming missing segments, only garbage that
-// WalkUploads reports (a failure of this cleanup does not fail the commit,
-// for the object is there; sweep removes the rest once the upload session
-// is gone). Large blobs are never copied server-side.
+// commit point. Then it deletes the state, then the tail segments it names
+// (one DeleteObjects; no listing): a crash in between leaves no state
+// naming missing segments, only garbage that WalkUploads reports (a failure
+// of this cleanup does not fail the commit, for the object is there; sweep
+// removes the rest, and what a failed append could not undo, once the
+// upload session is gone). Large blobs are never copied server-side.
 //
 // Parts are at most 10,000 (S3's limit), so an upload holds at most 10,000
 // times the part size (78 GiB at the default 8 MiB).

@@ -503,8 +503,12 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.stateName(id)),
-	}); err == nil || isNotFound(err) {
-		_ = s.deletePrefix(ctx, s.uploadPrefix(id))
+	}); (err == nil || isNotFound(err)) && len(st.Tail) > 0 {
+		names := make([]string, len(st.Tail))
+		for i, t := range st.Tail {
+			names[i] = s.uploadPrefix(id) + t.Name
+		}
+		_ = s.deleteObjects(ctx, names)
 	}
 	return st.Key, st.Size, nil
 }
