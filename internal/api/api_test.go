@@ -224,6 +224,51 @@ func TestUploadStatusAndCancel(t *testing.T) {
 	})
 }
 
+// TestEmptyBlob: a zero-byte blob arrives by every upload shape — a PUT
+// with no body closing a session that never got a byte (the PUT must then
+// create the empty staging itself), an empty PATCH before it, and a
+// monolithic POST — and is served back with Content-Length 0.
+func TestEmptyBlob(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		d := digest.FromBytes(nil)
+		pull := func(how string) {
+			t.Helper()
+			resp, body := e.do("GET", "/v2/empty/blobs/"+d.String(), nil, nil)
+			e.expect(resp, body, http.StatusOK)
+			if len(body) != 0 || resp.ContentLength != 0 {
+				t.Errorf("%s: GET got %d bytes (Content-Length %d), want 0", how, len(body), resp.ContentLength)
+			}
+		}
+		resp, body := e.do("POST", "/v2/empty/blobs/uploads/", nil, nil)
+		e.expect(resp, body, http.StatusAccepted)
+		resp, body = e.do("PUT", resp.Header.Get("Location")+"?digest="+d.String(), nil, nil)
+		e.expect(resp, body, http.StatusCreated)
+		pull("POST, PUT")
+
+		resp, body = e.do("POST", "/v2/empty/blobs/uploads/", nil, nil)
+		e.expect(resp, body, http.StatusAccepted)
+		resp, body = e.do("PATCH", resp.Header.Get("Location"), nil, []byte{})
+		e.expect(resp, body, http.StatusAccepted)
+		resp, body = e.do("PUT", resp.Header.Get("Location")+"?digest="+d.String(), nil, nil)
+		e.expect(resp, body, http.StatusCreated)
+		pull("POST, empty PATCH, PUT")
+
+		e.pushBlob("empty", nil)
+		pull("monolithic POST")
+
+		// A PUT with no body after a PATCH commits exactly the PATCHed bytes.
+		b := []byte("patched, then closed by an empty PUT")
+		if got := e.pushChunked("empty", b, 7); got != digest.FromBytes(b) {
+			t.Fatalf("pushChunked: got %s", got)
+		}
+		resp, body = e.do("GET", "/v2/empty/blobs/"+digest.FromBytes(b).String(), nil, nil)
+		e.expect(resp, body, http.StatusOK)
+		if string(body) != string(b) {
+			t.Errorf("chunked blob: got %q, want %q", body, b)
+		}
+	})
+}
+
 func TestTagMoveAndDelete(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		const repo = "ns/app"
