@@ -211,3 +211,16 @@ echo "conformance ($backend): $passed passed, $failed failed"
 if ((failed > 0 || passed == 0)); then
 	exit 1
 fi
+
+# The suite passes as well when blobs are streamed, so check from berth's request log
+# that the redirect run really redirected: every blob GET berth found answers 307
+# (404 and 416 are berth's own answers), none streams the bytes with 200 or 206.
+if [[ $backend == postgres-s3-redirect ]]; then
+	gets=$(grep -E 'method=GET path=/v2/[^ ]*/blobs/sha' "$results/server.log" || true)
+	redirected=$(grep -c 'status=307' <<<"$gets" || true)
+	streamed=$(grep -cE 'status=20[06]' <<<"$gets" || true)
+	echo "conformance ($backend): $redirected blob GETs redirected, $streamed streamed"
+	if ((redirected == 0 || streamed > 0)); then
+		die "the redirect run must redirect every blob GET (see $results/server.log)"
+	fi
+fi
