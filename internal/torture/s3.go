@@ -225,7 +225,7 @@ func (s *s3Server) hashObject(ctx context.Context, key string) (string, int64, e
 // every object under P/uploads/<id>/ (an upload's state and buffered tail)
 // belongs to an upload session still there, or is younger than the cutoff;
 // nothing is written outside P; and no multipart upload is left, unless it
-// is younger than the cutoff or a session is still open.
+// is younger than the cutoff or the session its key names is still open.
 func (rn *runner) inspectS3(ctx context.Context, lv *liveness, st storageView) {
 	s := rn.cl.s3
 	objs, err := s.objects(ctx)
@@ -287,13 +287,27 @@ func (rn *runner) inspectS3(ctx context.Context, lv *liveness, st storageView) {
 	}
 	for _, u := range mps {
 		lv.Rows["multipart"]++
-		switch {
-		case len(st.uploads) > 0:
-			// A session still open may own it; sessions left are checked above.
-		case u.Initiated.After(st.sweepCutoff):
-			lv.SweepableLater++
-		default:
-			st.problem("leaked multipart upload %s of %s (initiated %s): no upload session is left", u.UploadID, u.Key, u.Initiated.Format(time.RFC3339Nano))
-		}
+		st.checkMultipart(lv, u)
+	}
+}
+
+// checkMultipart checks one multipart upload in progress. blob/s3 writes
+// an upload's parts to its final name, P/blobs/<upload id>/<32 hex>, so
+// the key names the session that owns it: the upload is excused only while
+// that session is open (its staging is checked with the objects), or while
+// it is younger than the final sweep's cutoff. Any other session being open
+// says nothing about it.
+func (st storageView) checkMultipart(lv *liveness, u s3Upload) {
+	rest, ok := strings.CutPrefix(u.Key, s3Prefix+"blobs/")
+	id, _, _ := strings.Cut(rest, "/")
+	switch {
+	case !ok || id == "":
+		st.problem("multipart upload %s of %s is outside berth's layout (want %sblobs/<upload id>/<key>)", u.UploadID, u.Key, s3Prefix)
+	case st.uploads[id]:
+		// Its session is still open.
+	case u.Initiated.After(st.sweepCutoff):
+		lv.SweepableLater++
+	default:
+		st.problem("leaked multipart upload %s of %s (initiated %s): its upload session %s is gone", u.UploadID, u.Key, u.Initiated.Format(time.RFC3339Nano), id)
 	}
 }
