@@ -56,7 +56,8 @@
 // sweep, purge, tag...); the redirect flags are serve's. Without an access
 // key, S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID
 // and AWS_SECRET_ACCESS_KEY, the shared credentials file, an instance or
-// task role); the same goes for the region (AWS_REGION). The secret key is
+// task role); the same goes for the region (AWS_REGION, then the shared config
+// file's profile, and us-east-1 when neither names one). The secret key is
 // never logged nor shown in errors.
 //
 // Durations accept Go syntax plus "d" and "w" units (see ParseDuration).
@@ -167,7 +168,8 @@ type Storage struct {
 // a registry uses the same bucket and prefix.
 type S3 struct {
 	Bucket string `yaml:"bucket"`
-	// Region; empty takes the SDK's default (AWS_REGION, shared config).
+	// Region; empty takes the SDK's default (AWS_REGION, shared config),
+	// else us-east-1. No default here: a region set here would hide them.
 	Region string `yaml:"region"`
 	// Endpoint of an S3-compatible server (http:// or https://); empty
 	// for AWS.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+
+	"github.com/berth/berth/internal/blob/s3"
 )
 
 func TestParseDuration(t *testing.T) {
@@ -538,5 +540,24 @@ func TestParseSize(t *testing.T) {
 	}
 	if got, want := Size(8*MiB).String(), "8MiB"; got != want {
 		t.Errorf("Size.String() = %q, want %q", got, want)
+	}
+}
+
+// TestS3DefaultsAgree: the S3 store has its own zero-value defaults and
+// bounds; the configuration's must be the same, and the region must stay
+// empty by default so the store leaves it to the AWS SDK's chain.
+func TestS3DefaultsAgree(t *testing.T) {
+	d := Default().Storage.S3
+	if d.Region != "" {
+		t.Errorf("default region: got %q, want \"\" (the SDK's chain decides)", d.Region)
+	}
+	if got, want := d.PartSize.Bytes(), int64(s3.DefaultPartSize); got != want {
+		t.Errorf("default part size: got %d, want s3.DefaultPartSize %d", got, want)
+	}
+	if got, want := int64(MinS3PartSize), int64(s3.MinPartSize); got != want {
+		t.Errorf("MinS3PartSize: got %d, want s3.MinPartSize %d", got, want)
+	}
+	if got, want := int64(MaxS3PartSize), int64(s3.MaxPartSize); got != want {
+		t.Errorf("MaxS3PartSize: got %d, want s3.MaxPartSize %d", got, want)
 	}
 }

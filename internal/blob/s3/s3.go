@@ -26,7 +26,9 @@ const (
 	MinPartSize = 5 << 20
 	// MaxPartSize is S3's maximum part size.
 	MaxPartSize = 5 << 30
-	// DefaultRegion is the region when Config.Region is empty.
+	// DefaultRegion is the region when Config.Region is empty and the
+	// SDK's chain (AWS_REGION, AWS_DEFAULT_REGION, the shared config file's
+	// profile) names none.
 	DefaultRegion = "us-east-1"
 
 	maxParts       = 10_000 // S3's limit on parts per multipart upload
@@ -37,7 +39,8 @@ const (
 type Config struct {
 	// Bucket must exist; New checks it.
 	Bucket string
-	// Region defaults to DefaultRegion.
+	// Region; empty lets the SDK's chain decide (AWS_REGION, the shared
+	// config file), and DefaultRegion when it names none.
 	Region string
 	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:9000; empty
 	// means AWS's endpoint for Region.
@@ -56,14 +59,12 @@ type Config struct {
 	PartSize int64
 }
 
-// validate fills in defaults and reports every problem at once.
+// validate reports every problem at once. It fills in no defaults: New
+// does, in one place.
 func (c *Config) validate() error {
 	var errs []error
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("bucket is empty"))
-	}
-	if c.Region == "" {
-		c.Region = DefaultRegion
 	}
 	if c.Prefix != "" {
 		if !strings.HasSuffix(c.Prefix, "/") || blob.ValidKey(strings.TrimSuffix(c.Prefix, "/")) != nil {
@@ -71,8 +72,7 @@ func (c *Config) validate() error {
 		}
 	}
 	switch {
-	case c.PartSize == 0:
-		c.PartSize = DefaultPartSize
+	case c.PartSize == 0: // DefaultPartSize
 	case c.PartSize < MinPartSize:
 		errs = append(errs, fmt.Errorf("part size %d: below S3's minimum of %d (5 MiB)", c.PartSize, MinPartSize))
 	case c.PartSize > MaxPartSize:
@@ -91,6 +91,9 @@ func (c *Config) validate() error {
 func (c *Config) where() string {
 	if c.Endpoint != "" {
 		return c.Endpoint
+	}
+	if c.Region == "" {
+		return "AWS (region from the SDK's chain)"
 	}
 	return "AWS region " + c.Region
 }
@@ -122,8 +125,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("s3: config: %w", err)
 	}
+	// The zero values' defaults, all here. A region given in the options
+	// would override the SDK's chain, so it is given only when configured;
+	// DefaultRegion is the SDK's last resort.
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
 	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(cfg.Region),
+		config.WithDefaultRegion(DefaultRegion),
 		// Since 2025 the SDK adds CRC checksums to every request and
 		// validates them on responses; S3-compatible servers may reject
 		// or omit them. Send and check them only where S3 requires it.
@@ -135,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			})
 		}),
 	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
 	if cfg.AccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
@@ -143,6 +155,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: bucket %q at %s: loading AWS config: %w", cfg.Bucket, cfg.where(), err)
 	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = DefaultRegion
+	}
+	cfg.Region = awsCfg.Region // for where()
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)

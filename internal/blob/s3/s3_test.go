@@ -9,6 +9,8 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -658,5 +660,72 @@ func TestWritesRaceDeletes(t *testing.T) {
 	wg.Wait()
 	if n := countObjects(t, s); n != 0 {
 		t.Errorf("objects left: %d, want 0", n)
+	}
+}
+
+// TestRegion: an empty Config.Region leaves the region to the SDK's chain
+// (AWS_REGION, then the shared config file), with DefaultRegion as the last
+// resort; a configured region wins over both. The test server only answers
+// New's HeadBucket (versitygw refuses requests signed for another region)
+// and records the region it was signed for; the presigned URL's credential
+// scope must name the same.
+func TestRegion(t *testing.T) {
+	var mu sync.Mutex
+	var signed string // region in the last request's credential scope
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, rest, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		scope := strings.Split(rest, "/") // key/date/region/s3/aws4_request, ...
+		mu.Lock()
+		if len(scope) > 2 {
+			signed = scope[2]
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "config")
+	if err := os.WriteFile(shared, []byte("[default]\nregion = ap-south-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	none := filepath.Join(dir, "none")
+	tests := []struct {
+		name       string
+		region     string // Config.Region
+		env        string // AWS_REGION
+		configFile string
+		want       string
+	}{
+		{"nothing set", "", "", none, s3.DefaultRegion},
+		{"AWS_REGION", "", "eu-west-1", none, "eu-west-1"},
+		{"shared config file", "", "", shared, "ap-south-1"},
+		{"AWS_REGION over the shared config", "", "eu-west-1", shared, "eu-west-1"},
+		{"configured region over both", "us-west-2", "eu-west-1", shared, "us-west-2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AWS_REGION", tt.env)
+			t.Setenv("AWS_DEFAULT_REGION", "")
+			t.Setenv("AWS_PROFILE", "")
+			t.Setenv("AWS_CONFIG_FILE", tt.configFile)
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			s := newStore(t, s3.Config{
+				Bucket: "b", Region: tt.region, Endpoint: srv.URL, PathStyle: true,
+				AccessKey: "ak", SecretKey: "sk",
+			})
+			mu.Lock()
+			got := signed
+			mu.Unlock()
+			if got != tt.want {
+				t.Errorf("HeadBucket signed for region %q, want %q", got, tt.want)
+			}
+			u, err := s.RedirectURL(context.Background(), "some/key", time.Minute)
+			if err != nil {
+				t.Fatalf("RedirectURL: %v", err)
+			}
+			if want := "%2F" + tt.want + "%2Fs3%2Faws4_request"; !strings.Contains(u, want) {
+				t.Errorf("presigned URL: got %s, want it signed for %s", u, tt.want)
+			}
+		})
 	}
 }
