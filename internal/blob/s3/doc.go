@@ -107,7 +107,11 @@
 // offset, so http.ServeContent's Range requests fetch only what they serve.
 // The SDK's default CRC checksums are sent and checked only where S3 requires
 // them (S3-compatible servers may reject or omit them). NoSuchKey/NotFound
-// map to blob.ErrNotFound; NoSuchUpload on abort is success. Besides the
+// map to blob.ErrNotFound; NoSuchUpload on abort is success. Deletes of
+// several objects use DeleteObjects; once the server answers it with
+// NotImplemented or MethodNotAllowed (501/405: GCS's XML API, some
+// gateways), the store sends one DeleteObject per object for its life.
+// Besides the
 // SDK's standard retries (throttling, 5xx, connection errors), a 409
 // ExistingObjectIsDirectory is retried: versitygw's posix backend answers it
 // when a write races a delete that prunes the write's parent directory

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -156,7 +157,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // DeleteBatch implements blob.BatchDeleter with DeleteObjects, up to 1000
-// keys per request. An invalid key fails only its own slot.
+// keys per request, or one DeleteObject per key on a server without
+// DeleteObjects. An invalid key fails only its own slot.
 func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 	errs := make([]error, len(keys))
 	slots := make(map[string][]int) // object name -> indexes in keys
@@ -172,14 +174,37 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 		}
 		slots[name] = append(slots[name], i)
 	}
-	fail := func(name string, err error) {
-		for _, i := range slots[name] {
-			errs[i] = fmt.Errorf("deleting blob %s: %w", keys[i], err)
+	for j, err := range s.deleteNames(ctx, names) {
+		if err != nil {
+			for _, i := range slots[names[j]] {
+				errs[i] = fmt.Errorf("deleting blob %s: %w", keys[i], err)
+			}
 		}
 	}
-	for len(names) > 0 {
-		batch := names[:min(len(names), maxDeleteBatch)]
-		names = names[len(batch):]
+	return errs
+}
+
+// deleteNames deletes object names (not keys), which must be distinct,
+// and returns one error per name, nil where the object is gone (a missing
+// object is not an error). It sends DeleteObjects, up to 1000 names per
+// request; once a server has answered that it does not implement it (GCS's
+// XML API, some gateways), it sends one DeleteObject per name for the
+// store's life.
+func (s *Store) deleteNames(ctx context.Context, names []string) []error {
+	errs := make([]error, len(names))
+	index := make(map[string]int, len(names))
+	for i, name := range names {
+		index[name] = i
+	}
+	for off := 0; off < len(names); {
+		batch := names[off:min(len(names), off+maxDeleteBatch)]
+		if s.noDeleteObjects.Load() {
+			for i, name := range batch {
+				errs[off+i] = s.deleteOne(ctx, name)
+			}
+			off += len(batch)
+			continue
+		}
 		objs := make([]types.ObjectIdentifier, len(batch))
 		for i, name := range batch {
 			objs[i] = types.ObjectIdentifier{Key: aws.String(name)}
@@ -188,19 +213,56 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 			Bucket: aws.String(s.bucket),
 			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 		})
+		if unimplemented(err) {
+			s.noDeleteObjects.Store(true)
+			continue // the same batch, one by one
+		}
 		if err != nil {
-			for _, name := range batch {
-				fail(name, err)
+			for i := range batch {
+				errs[off+i] = err
 			}
+			off += len(batch)
 			continue
 		}
 		for _, e := range out.Errors {
 			if code := aws.ToString(e.Code); code != "NoSuchKey" {
-				fail(aws.ToString(e.Key), fmt.Errorf("%s: %s", code, aws.ToString(e.Message)))
+				if i, ok := index[aws.ToString(e.Key)]; ok {
+					errs[i] = fmt.Errorf("%s: %s", code, aws.ToString(e.Message))
+				}
 			}
 		}
+		off += len(batch)
 	}
 	return errs
+}
+
+// deleteOne deletes one object name; a missing object is not an error.
+func (s *Store) deleteOne(ctx context.Context, name string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(name),
+	})
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// unimplemented reports whether err says the server does not implement the
+// request (rather than that it failed).
+func unimplemented(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch errorCode(err) {
+	case "NotImplemented", "MethodNotAllowed":
+		return true
+	}
+	switch httpStatus(err) {
+	case http.StatusNotImplemented, http.StatusMethodNotAllowed:
+		return true
+	}
+	return false
 }
 
 // Walk implements blob.Store: it lists the objects under blobs/ page by

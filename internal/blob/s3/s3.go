@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -117,6 +118,9 @@ type Store struct {
 
 	locks blob.IDLocks
 	bufs  sync.Pool // *[]byte of partSize bytes
+	// noDeleteObjects: the server answered DeleteObjects with
+	// NotImplemented; delete one object per request from then on.
+	noDeleteObjects atomic.Bool
 }
 
 // New returns a Store on cfg.Bucket. It checks the bucket with HeadBucket,

@@ -10,11 +10,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -727,5 +730,75 @@ func TestRegion(t *testing.T) {
 				t.Errorf("presigned URL: got %s, want it signed for %s", u, tt.want)
 			}
 		})
+	}
+}
+
+// proxy puts an HTTP server in front of the test S3 server of cfg and
+// returns cfg pointed at it. intercept answers a request itself when it
+// returns true; every other request is passed through (the Host header is
+// kept, so signatures stay valid).
+func proxy(t *testing.T, cfg s3.Config, intercept func(w http.ResponseWriter, r *http.Request) bool) s3.Config {
+	t.Helper()
+	target, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if intercept(w, r) {
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg.Endpoint = srv.URL
+	return cfg
+}
+
+// TestDeleteObjectsNotImplemented: on a server that answers DeleteObjects
+// with 501 NotImplemented (GCS's XML API), DeleteBatch and the cleanup of
+// uploads delete one object per request, and stop asking for
+// DeleteObjects.
+func TestDeleteObjectsNotImplemented(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	var refused atomic.Int32
+	cfg = proxy(t, cfg, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !r.URL.Query().Has("delete") {
+			return false
+		}
+		refused.Add(1)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusNotImplemented)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented.</Message></Error>`)
+		return true
+	})
+	s := newStore(t, cfg)
+	var keys []string
+	for i := range 5 {
+		keys = append(keys, put(t, s, fmt.Sprintf("one-%d", i), random(uint64(i), 100+i)))
+	}
+	keys = append(keys, "missing/0123456789abcdef0123456789abcdef")
+	for i, err := range s.DeleteBatch(ctx, keys) {
+		if err != nil {
+			t.Errorf("DeleteBatch slot %d (%s): got %v, want nil", i, keys[i], err)
+		}
+	}
+	if n := countObjects(t, s); n != 0 {
+		t.Errorf("objects after DeleteBatch: got %d, want 0", n)
+	}
+	// Tail segments replaced by an append, and those a commit leaves, are
+	// deleted too, without asking for DeleteObjects again.
+	b := random(11, 3000)
+	appendAll(t, s, "chunks", 0, b, 1000)
+	key := commitAndCheck(t, s, "chunks", b)
+	if errs := s.DeleteBatch(ctx, []string{key}); errs[0] != nil {
+		t.Errorf("DeleteBatch(%s): %v", key, errs[0])
+	}
+	if got := names(t, cfg); len(got) != 0 {
+		t.Errorf("bucket after the commit and its delete: got %q, want nothing", got)
+	}
+	if n := refused.Load(); n != 1 {
+		t.Errorf("DeleteObjects requests: got %d, want 1 (the store remembers the server lacks it)", n)
 	}
 }

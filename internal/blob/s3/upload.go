@@ -598,32 +598,10 @@ func (s *Store) deletePrefix(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// deleteObjects deletes object names (not keys) in batches; a missing
-// object is not an error.
+// deleteObjects deletes object names (not keys); a missing object is not
+// an error.
 func (s *Store) deleteObjects(ctx context.Context, names []string) error {
-	var errs []error
-	for len(names) > 0 {
-		batch := names[:min(len(names), maxDeleteBatch)]
-		names = names[len(batch):]
-		objs := make([]types.ObjectIdentifier, len(batch))
-		for i, name := range batch {
-			objs[i] = types.ObjectIdentifier{Key: aws.String(name)}
-		}
-		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: aws.String(s.bucket),
-			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
-		})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, e := range out.Errors {
-			if aws.ToString(e.Code) != "NoSuchKey" {
-				errs = append(errs, fmt.Errorf("deleting %s: %s: %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(s.deleteNames(ctx, names)...)
 }
 
 // WalkUploads implements blob.Store. It reports every id with objects under
