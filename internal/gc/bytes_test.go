@@ -6,8 +6,11 @@ package gc_test
 // exactly the tombstones whose delete succeeded.
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/berth/berth/internal/gc"
@@ -56,4 +59,103 @@ func TestBatchDeleteClearsOnlySucceededTombstones(t *testing.T) {
 		h.assertPullable(h.tag("ns/many", "keep"))
 		h.fixedPoint()
 	})
+}
+
+// TestStoppingCollectorLeavesTombstonesQuietly cancels a run right after
+// a transaction that deleted a blob row committed: the batch's byte deletes
+// are not attempted under the cancelled context (a warning per key, up to
+// a thousand, was logged before), one line says how many tombstones are
+// left, those tombstones and their bytes stay, and the next run deletes
+// them.
+func TestStoppingCollectorLeavesTombstonesQuietly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		for i := range 4 {
+			h.pushBlob("ns/stop", fmt.Appendf(nil, "blob %d of a stopped run", i))
+		}
+		h.pushImage("ns/stop", "keep", randomImage(t, 1))
+		h.advance(pastEverything)
+		ctx, cancel := context.WithCancel(h.ctx)
+		defer cancel()
+		logs := &recorder{}
+		opts := h.opts
+		opts.Logger = slog.New(logs)
+		opts.Hooks = []func(gc.Event){func(e gc.Event) {
+			if e.Kind == gc.EventBlobDeleted {
+				cancel()
+			}
+		}}
+		if _, err := gc.New(h.store, h.blobs, opts).RunOnce(ctx, gc.RunOptions{}); err == nil {
+			t.Fatal("cancelled run reported success")
+		}
+		tombs := h.strings(`SELECT storage_key FROM tombstone ORDER BY storage_key`)
+		if len(tombs) == 0 {
+			t.Fatal("no tombstone left by the stopped run")
+		}
+		if warns := logs.at(slog.LevelWarn); len(warns) != 0 {
+			t.Errorf("got warnings %q, want none", warns)
+		}
+		left := logs.matching("gc stopping: left tombstones for the next run")
+		if len(left) != 1 || left[0] != fmt.Sprint(len(tombs)) {
+			t.Errorf("got 'left tombstones' lines with counts %q, want one with %d", left, len(tombs))
+		}
+		stored := h.storedKeys()
+		for _, k := range tombs {
+			if !stored[k] {
+				t.Errorf("bytes %s of a tombstone left for the next run are gone", k)
+			}
+		}
+		h.settle()
+		h.assertPullable(h.tag("ns/stop", "keep"))
+		h.fixedPoint()
+	})
+}
+
+// recorder is a slog handler that keeps every record.
+type recorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, rec.Clone())
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// at returns the messages logged at level or above.
+func (r *recorder) at(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.recs {
+		if rec.Level >= level {
+			out = append(out, rec.Message)
+		}
+	}
+	return out
+}
+
+// matching returns the "count" attribute of every record logged with msg.
+func (r *recorder) matching(msg string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.recs {
+		if rec.Message != msg {
+			continue
+		}
+		count := ""
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "count" {
+				count = a.Value.String()
+			}
+			return true
+		})
+		out = append(out, count)
+	}
+	return out
 }

@@ -288,36 +288,59 @@ const deleteBatch = 1000
 // succeeded lose their tombstone, the others stay and every later run
 // retries them (a crash between the two steps leaves tombstones of deleted
 // bytes: deleting bytes twice is harmless, keys are never reused).
+//
+// When ctx is done (the collector is stopping) it deletes nothing more and
+// logs one line for all the tombstones it leaves, rather than a warning per
+// key (up to deleteBatch) for requests a cancelled context fails anyway.
+// Deleting them under context.WithoutCancel would hold up a shutdown for a
+// storage round trip per batch to save nothing: the tombstones are
+// committed, and the next run (of any replica) deletes them first.
 func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (failed int) {
+	stopped := func(left int) int {
+		c.log.Info("gc stopping: left tombstones for the next run", "count", left, "err", context.Cause(ctx))
+		return failed + left
+	}
 	for start := 0; start < len(tombs); start += deleteBatch {
+		if ctx.Err() != nil {
+			return stopped(len(tombs) - start)
+		}
 		batch := tombs[start:min(start+deleteBatch, len(tombs))]
 		keys := make([]string, len(batch))
 		for i, ts := range batch {
 			keys[i] = ts.StorageKey
 		}
 		var done []string
+		var interrupted int
 		for i, err := range blob.DeleteMany(ctx, c.blobs, keys) {
-			if err != nil {
+			switch {
+			case err == nil:
+				done = append(done, keys[i])
+			case ctx.Err() != nil:
+				interrupted++
+			default:
 				c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", keys[i], "err", err)
 				failed++
-				continue
 			}
-			done = append(done, keys[i])
 		}
-		if len(done) == 0 {
-			continue
-		}
-		err := c.store.Update(ctx, func(tx meta.Tx) error {
-			for _, key := range done {
-				if err := tx.DeleteTombstone(ctx, key); err != nil {
-					return err
+		if len(done) > 0 {
+			err := c.store.Update(ctx, func(tx meta.Tx) error {
+				for _, key := range done {
+					if err := tx.DeleteTombstone(ctx, key); err != nil {
+						return err
+					}
 				}
+				return nil
+			})
+			switch {
+			case err != nil && ctx.Err() != nil:
+				interrupted += len(done)
+			case err != nil:
+				c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
+				failed += len(done)
 			}
-			return nil
-		})
-		if err != nil {
-			c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
-			failed += len(done)
+		}
+		if interrupted > 0 {
+			return stopped(interrupted + len(tombs) - (start + len(batch)))
 		}
 	}
 	return failed
