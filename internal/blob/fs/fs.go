@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -207,6 +208,14 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 		return "", 0, fmt.Errorf("committing upload %s: got %s, want %s: %w", id, got, want, blob.ErrDigestMismatch)
 	}
 	if err := ctx.Err(); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
+	}
+	// A rename keeps the mtime of the last append, which may be long ago
+	// (a PUT closing a session idle for hours). Sweep takes an object with
+	// no row older than its cutoff for a crash leftover, so a committed
+	// object must look as young as its commit while its row commits.
+	now := time.Now()
+	if err := os.Chtimes(src, now, now); err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	if err := s.rename(src, dst); err != nil {

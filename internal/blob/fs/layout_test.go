@@ -188,3 +188,43 @@ func TestServeContent(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitIsYoung: a committed object's ModTime is its commit time, not
+// the time of the upload's last append, which a rename would keep. Sweep
+// deletes an object with no row once it is older than its cutoff; a PUT
+// closing a session idle for longer than that must not commit bytes sweep
+// takes for a crash leftover before their row commits.
+func TestCommitIsYoung(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := fs.New(root)
+	if err != nil {
+		t.Fatalf("fs.New: %v", err)
+	}
+	if _, err := s.UploadAppend(ctx, "idle", 0, bytes.NewReader([]byte("appended hours ago"))); err != nil {
+		t.Fatalf("UploadAppend: %v", err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "uploads", "idle"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	key, _, err := s.UploadCommit(ctx, "idle", digest.FromString("appended hours ago"))
+	if err != nil {
+		t.Fatalf("UploadCommit: %v", err)
+	}
+	info, err := s.Stat(ctx, key)
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	var walked time.Time
+	if err := s.Walk(ctx, func(i blob.Info) error { walked = i.ModTime; return nil }); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	// Allow for a filesystem's coarse timestamps.
+	for name, got := range map[string]time.Time{"Stat": info.ModTime, "Walk": walked} {
+		if got.Before(before.Add(-time.Second)) {
+			t.Errorf("%s: got ModTime %s, want the commit time (at least %s)", name, got, before)
+		}
+	}
+}
