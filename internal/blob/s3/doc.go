@@ -73,7 +73,11 @@
 // WalkUploads reports every id that has objects under uploads/<id>/ (size
 // from the state, or 0) and every id that has a multipart upload under
 // blobs/<id>/ but nothing under uploads/ — a first append that crashed
-// between CreateMultipartUpload and its state write. UploadAbort aborts all
+// between CreateMultipartUpload and its state write, or one still running
+// (a monolithic push writes its state only at its end). The ModTime of the
+// latter is its newest part's (ListParts), so it advances as the bytes
+// arrive, like a staging file's mtime, and sweep does not take a long push
+// for a leftover. UploadAbort aborts all
 // multipart uploads under blobs/<id>/ and deletes everything under
 // uploads/<id>/, so berth sweep and the collector clean both. Buckets should
 // still have an AbortIncompleteMultipartUpload lifecycle rule as a backstop.

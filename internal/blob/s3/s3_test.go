@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -800,5 +801,74 @@ func TestDeleteObjectsNotImplemented(t *testing.T) {
 	}
 	if n := refused.Load(); n != 1 {
 		t.Errorf("DeleteObjects requests: got %d, want 1 (the store remembers the server lacks it)", n)
+	}
+}
+
+// TestOrphanModTime: a multipart upload without a state (a first append
+// still running: a monolithic push writes its state only at its end) is
+// reported with the time of its newest part, not of its start, so sweep
+// does not abort a long push that is still sending bytes. versitygw moves
+// an upload's Initiated when a part arrives (it is its directory's mtime);
+// S3 does not, so a proxy pins it to a time long past.
+func TestOrphanModTime(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	rp, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := httputil.NewSingleHostReverseProxy(rp)
+	initiated := regexp.MustCompile(`<Initiated>[^<]*</Initiated>`)
+	long := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	cfg = proxy(t, cfg, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !r.URL.Query().Has("uploads") {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		upstream.ServeHTTP(rec, r)
+		body := initiated.ReplaceAll(rec.Body.Bytes(), []byte("<Initiated>"+long.Format(time.RFC3339)+"</Initiated>"))
+		for k, v := range rec.Header() {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+		return true
+	})
+	s := newStore(t, cfg)
+	c := s3test.Client(cfg)
+	name := aws.String("blobs/pushing/0123456789abcdef0123456789abcdef")
+	out, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: name})
+	if err != nil {
+		t.Fatalf("CreateMultipartUpload: %v", err)
+	}
+	walk := func() time.Time {
+		t.Helper()
+		var mod time.Time
+		if err := s.WalkUploads(ctx, func(id string, info blob.Info) error {
+			if id == "pushing" {
+				mod = info.ModTime
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("WalkUploads: %v", err)
+		}
+		return mod
+	}
+	if got := walk(); !got.Equal(long) {
+		t.Errorf("ModTime with no part: got %v, want the upload's start %v", got, long)
+	}
+	start := time.Now().Add(-time.Minute)
+	for n := int32(1); n <= 2; n++ {
+		if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{
+			Bucket: aws.String(cfg.Bucket), Key: name, UploadId: out.UploadId, PartNumber: aws.Int32(n),
+			Body: bytes.NewReader([]byte("part")), ContentLength: aws.Int64(4),
+		}); err != nil {
+			t.Fatalf("UploadPart: %v", err)
+		}
+	}
+	if got := walk(); got.Before(start) {
+		t.Errorf("ModTime after parts were uploaded: got %v, want the last part's, after %v", got, start)
 	}
 }

@@ -604,12 +604,41 @@ func (s *Store) deleteObjects(ctx context.Context, names []string) error {
 	return errors.Join(s.deleteNames(ctx, names)...)
 }
 
+// lastPart returns when the newest part of multipart upload u was
+// uploaded, or when u started if it has no part. A monolithic push writes
+// its state only at the end of its one append, so until then this is what
+// tells sweep that its multipart upload is still growing.
+func (s *Store) lastPart(ctx context.Context, u types.MultipartUpload) (time.Time, error) {
+	mod := aws.ToTime(u.Initiated)
+	pages := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{
+		Bucket:   aws.String(s.bucket),
+		Key:      u.Key,
+		UploadId: u.UploadId,
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if isNoSuchUpload(err) {
+			return mod, nil // completed or aborted since the listing
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("listing parts of %s: %w", aws.ToString(u.Key), err)
+		}
+		for _, p := range page.Parts {
+			if t := aws.ToTime(p.LastModified); t.After(mod) {
+				mod = t
+			}
+		}
+	}
+	return mod, nil
+}
+
 // WalkUploads implements blob.Store. It reports every id with objects under
 // uploads/<id>/ (its size is the state's, 0 without one), then every id with
 // a multipart upload under blobs/<id>/ and nothing under uploads/ — an
 // upload whose first append crashed before writing its state — so sweep can
-// abort it. ModTime is the state's (the last append), else the newest object
-// or the multipart upload's start.
+// abort it. ModTime is the state's (the last append), else the newest object;
+// for a multipart upload without a state, its newest part's (ListParts), or
+// its start when it has none.
 func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.Info) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("walking uploads: %w", err)
@@ -670,16 +699,34 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.In
 	if err := report(); err != nil {
 		return fmt.Errorf("walking uploads: %w", err)
 	}
+	// An id may have several multipart uploads (one a crash left, one
+	// running): it is as recent as the newest part of any.
+	var orphans []string
+	mods := make(map[string]time.Time)
 	err := s.listMultipart(ctx, s.blobsPrefix(), func(u types.MultipartUpload) error {
 		id, _, ok := strings.Cut(strings.TrimPrefix(aws.ToString(u.Key), s.blobsPrefix()), "/")
 		if !ok || blob.ValidUploadID(id) != nil || seen[id] {
 			return nil
 		}
-		seen[id] = true
-		return fn(id, blob.Info{Key: id, ModTime: aws.ToTime(u.Initiated)})
+		mod, err := s.lastPart(ctx, u)
+		if err != nil {
+			return err
+		}
+		if prev, ok := mods[id]; !ok {
+			orphans = append(orphans, id)
+		} else if prev.After(mod) {
+			mod = prev
+		}
+		mods[id] = mod
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("walking uploads: %w", err)
+	}
+	for _, id := range orphans {
+		if err := fn(id, blob.Info{Key: id, ModTime: mods[id]}); err != nil {
+			return fmt.Errorf("walking uploads: %w", err)
+		}
 	}
 	return nil
 }
