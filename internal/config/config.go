@@ -76,6 +76,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	s3store "github.com/berth/berth/internal/blob/s3"
 )
 
 // Backend names, as returned by Config.Backend.
@@ -177,7 +179,9 @@ type S3 struct {
 	// PathStyle addresses the bucket in the path (endpoint/bucket/key), as
 	// most S3-compatible servers want, instead of a bucket host name.
 	PathStyle bool `yaml:"path_style"`
-	// Prefix is prepended to every object key, to share a bucket.
+	// Prefix is prepended to every object key, to share a bucket: ""
+	// or segments of [A-Za-z0-9._-] ("berth" or "berth/"), none named
+	// blobs or uploads (s3.ValidPrefix, the store's own rule).
 	Prefix string `yaml:"prefix"`
 	// AccessKey and SecretKey are static credentials; both empty takes the
 	// SDK's default credential chain.
@@ -376,8 +380,8 @@ func (s Storage) validate() []error {
 			bad("storage.s3.endpoint", "want an http:// or https:// URL, got %q", s3.Endpoint)
 		}
 	}
-	if p := s3.Prefix; p != "" && (strings.HasPrefix(p, "/") || strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./") || strings.Contains(p, "//")) {
-		bad("storage.s3.prefix", "want a relative key prefix such as \"berth/\" (no leading slash, no empty, . or .. segments), got %q", p)
+	if err := s3store.ValidPrefix(s3.Prefix); err != nil {
+		bad("storage.s3.prefix", "%v", err)
 	}
 	if s3.SecretKey != "" && s3.AccessKey == "" {
 		bad("storage.s3.secret_key", "set without storage.s3.access_key; set both, or neither to use the SDK's default credential chain")

@@ -453,6 +453,11 @@ func TestStorageValidate(t *testing.T) {
 		{"bad endpoint", s3(func(s *S3) { s.Endpoint = "minio:9000" }), []string{"storage.s3.endpoint: want an http:// or https:// URL"}},
 		{"bad prefix", s3(func(s *S3) { s.Prefix = "/abs" }), []string{"storage.s3.prefix"}},
 		{"dotdot prefix", s3(func(s *S3) { s.Prefix = "a/../b" }), []string{"storage.s3.prefix"}},
+		{"prefix without a trailing slash", s3(func(s *S3) { s.Prefix = "berth" }), nil},
+		{"prefix with a space", s3(func(s *S3) { s.Prefix = "my registry/" }), []string{"storage.s3.prefix"}},
+		{"prefix with a leading dot", s3(func(s *S3) { s.Prefix = ".berth/" }), []string{"storage.s3.prefix"}},
+		{"prefix inside another's blobs", s3(func(s *S3) { s.Prefix = "blobs/team/" }), []string{`storage.s3.prefix: prefix "blobs/team/": a segment named "blobs"`}},
+		{"prefix with an uploads segment", s3(func(s *S3) { s.Prefix = "x/uploads" }), []string{`segment named "uploads"`}},
 		{"ttl too long", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = Duration(8 * day) }), []string{"storage.s3.redirect_ttl"}},
 		{"ttl zero", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = 0 }), []string{"storage.s3.redirect_ttl"}},
 		{"every s3 problem at once", s3(func(s *S3) {

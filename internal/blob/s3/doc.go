@@ -6,8 +6,13 @@
 // # Layout (an invariant: change it only with a migration)
 //
 // Every object name starts with the configured prefix P ("" or ending in
-// "/"); stores with different prefixes share a bucket without seeing each
-// other's objects.
+// "/", which New adds when missing). Stores with different prefixes share a
+// bucket without seeing each other's objects as long as no prefix lies
+// inside another store's blobs/ or uploads/ (prefixes "" and "blobs/team/"
+// would not be isolated: the first store's Walk would list the second's
+// objects as its own, and sweep would delete them). ValidPrefix refuses a
+// prefix with a segment named "blobs" or "uploads", which rules that out;
+// nesting otherwise is safe ("a/" and "a/b/").
 //
 //	P blobs/<key>                committed objects. UploadCommit returns
 //	                             <key> = "<upload id>/<32 random hex>", chosen

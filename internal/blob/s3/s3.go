@@ -49,7 +49,8 @@ type Config struct {
 	// PathStyle addresses the bucket as <endpoint>/<bucket> instead of
 	// <bucket>.<endpoint> (most S3-compatible servers need it).
 	PathStyle bool
-	// Prefix is prepended to every object name: "" or a path ending in "/".
+	// Prefix is prepended to every object name: "" or a path that
+	// ValidPrefix accepts; a missing trailing "/" is added.
 	Prefix string
 	// AccessKey, SecretKey and SessionToken are static credentials. When
 	// AccessKey is empty the SDK's default chain is used (environment
@@ -67,10 +68,8 @@ func (c *Config) validate() error {
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("bucket is empty"))
 	}
-	if c.Prefix != "" {
-		if !strings.HasSuffix(c.Prefix, "/") || blob.ValidKey(strings.TrimSuffix(c.Prefix, "/")) != nil {
-			errs = append(errs, fmt.Errorf("prefix %q: want \"\" or \"/\"-separated segments of [A-Za-z0-9._-] ending in \"/\"", c.Prefix))
-		}
+	if err := ValidPrefix(c.Prefix); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.PartSize == 0: // DefaultPartSize
@@ -86,6 +85,29 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("session token without an access key"))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidPrefix reports whether prefix can be a Config.Prefix: "", or
+// "/"-separated segments that blob.ValidKey accepts ([A-Za-z0-9._-], none
+// empty or starting with "."), with or without a trailing "/", none named
+// "blobs" or "uploads". The last rule keeps one store's objects out of
+// another's: with prefixes "" and "blobs/team/" in one bucket, the first
+// store would list the second's objects as its own, and sweep them.
+// internal/config checks storage.s3.prefix with it, so the two agree.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	if blob.ValidKey(p) != nil {
+		return fmt.Errorf("prefix %q: want \"\" or \"/\"-separated segments of [A-Za-z0-9._-] (none empty or starting with \".\"), such as \"berth/\"", prefix)
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "blobs" || seg == "uploads" {
+			return fmt.Errorf("prefix %q: a segment named %q could lie inside another store's objects in the same bucket; choose another name", prefix, seg)
+		}
+	}
+	return nil
 }
 
 // where names the bucket's location for error messages.
@@ -134,6 +156,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	// DefaultRegion is the SDK's last resort.
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.Prefix != "" && !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithDefaultRegion(DefaultRegion),

@@ -475,7 +475,7 @@ func TestNewErrors(t *testing.T) {
 		{"missing bucket", func(c *s3.Config) { c.Bucket = "no-such-bucket-here" }, []string{`bucket "no-such-bucket-here"`, cfg.Endpoint, "no such bucket"}},
 		{"wrong secret", func(c *s3.Config) { c.SecretKey = "wrong" }, []string{"access denied"}},
 		{"empty bucket", func(c *s3.Config) { c.Bucket = "" }, []string{"bucket is empty"}},
-		{"bad prefix and part size", func(c *s3.Config) { c.Prefix = "noslash"; c.PartSize = 1 << 20 }, []string{`prefix "noslash"`, "part size 1048576"}},
+		{"bad prefix and part size", func(c *s3.Config) { c.Prefix = "a space/"; c.PartSize = 1 << 20 }, []string{`prefix "a space/"`, "part size 1048576"}},
 		{"secret without access key", func(c *s3.Config) { c.AccessKey = "" }, []string{"set both or neither"}},
 		{"unreachable endpoint", func(c *s3.Config) { c.Endpoint = "http://127.0.0.1:1" }, []string{"cannot reach the endpoint"}},
 	}
@@ -870,5 +870,45 @@ func TestOrphanModTime(t *testing.T) {
 	}
 	if got := walk(); got.Before(start) {
 		t.Errorf("ModTime after parts were uploaded: got %v, want the last part's, after %v", got, start)
+	}
+}
+
+// TestValidPrefix: the one rule for prefixes, which internal/config uses
+// too.
+func TestValidPrefix(t *testing.T) {
+	tests := []struct {
+		prefix string
+		ok     bool
+	}{
+		{"", true},
+		{"berth", true},
+		{"berth/", true},
+		{"a/b.c/d_e-f/", true},
+		{"myblobs/", true},
+		{"/berth/", false},
+		{"a//b/", false},
+		{"a space/", false},
+		{"../x/", false},
+		{"./x", false},
+		{".hidden/", false},
+		{"/", false},
+		{"blobs/team/", false},
+		{"team/uploads", false},
+	}
+	for _, tt := range tests {
+		if err := s3.ValidPrefix(tt.prefix); (err == nil) != tt.ok {
+			t.Errorf("ValidPrefix(%q): got %v, want ok=%v", tt.prefix, err, tt.ok)
+		}
+	}
+}
+
+// TestPrefixWithoutSlash: a prefix without its trailing "/" is one path
+// segment, not the start of the object names.
+func TestPrefixWithoutSlash(t *testing.T) {
+	cfg := s3test.New(t)
+	cfg.Prefix = "reg"
+	key := put(t, newStore(t, cfg), "one", []byte("bytes"))
+	if got, want := names(t, cfg), []string{"reg/blobs/" + key}; !slices.Equal(got, want) {
+		t.Errorf("bucket: got %q, want %q", got, want)
 	}
 }
