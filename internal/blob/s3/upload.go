@@ -141,14 +141,15 @@ func isJSONError(err error) bool {
 	return errors.As(err, &se) || errors.As(err, &te)
 }
 
-// loadState reads the state of id; (nil, nil) when there is none.
+// loadState reads the state of id, and when it was written. An error
+// wrapping blob.ErrNotFound means there is none (the upload's size is 0).
 func (s *Store) loadState(ctx context.Context, id string) (*state, time.Time, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.stateName(id)),
 	})
 	if isNotFound(err) {
-		return nil, time.Time{}, nil
+		return nil, time.Time{}, fmt.Errorf("no upload state: %w", blob.ErrNotFound)
 	}
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("reading state: %w", err)
@@ -252,6 +253,9 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 	defer unlock()
 
 	old, _, err := s.loadState(ctx, id)
+	if errors.Is(err, blob.ErrNotFound) {
+		old, err = nil, nil // size 0
+	}
 	if err != nil {
 		return 0, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
@@ -418,9 +422,6 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sizing upload %s: %w", id, err)
 	}
-	if st == nil {
-		return 0, fmt.Errorf("sizing upload %s: %w", id, blob.ErrNotFound)
-	}
 	return st.Size, nil
 }
 
@@ -441,9 +442,6 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	st, _, err := s.loadState(ctx, id)
 	if err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
-	}
-	if st == nil {
-		return "", 0, fmt.Errorf("committing upload %s: %w", id, blob.ErrNotFound)
 	}
 	h256, h512, err := st.hashes()
 	if err != nil {
@@ -526,7 +524,7 @@ func (s *Store) UploadAbort(ctx context.Context, id string) error {
 	// servers), then any other under blobs/<id>/. An unreadable state is
 	// deleted all the same.
 	var err error
-	if st, _, lerr := s.loadState(ctx, id); lerr == nil && st != nil && st.UploadID != "" {
+	if st, _, lerr := s.loadState(ctx, id); lerr == nil && st.UploadID != "" {
 		err = s.abortMultipart(ctx, s.blobName(st.Key), st.UploadID)
 	}
 	if err == nil {
@@ -656,12 +654,14 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.In
 		seen[cur] = true
 		info := curInfo
 		if curState != "" {
+			// A state gone since the listing (committed or aborted)
+			// or unusable leaves the listing's size and time.
 			st, mod, err := s.loadState(ctx, cur)
-			if err != nil && !errors.Is(err, errBadState) {
-				return err
-			}
-			if st != nil {
+			switch {
+			case err == nil:
 				info.Size, info.ModTime = st.Size, mod
+			case !errors.Is(err, errBadState) && !errors.Is(err, blob.ErrNotFound):
+				return err
 			}
 		}
 		id := cur
