@@ -13,9 +13,13 @@ import (
 // belong to an upload whose row is about to commit.
 const minSweepAge = time.Minute
 
+// minSweepSettle is the shortest --settle sweep accepts, so that no typo
+// turns the wait for commits in flight off.
+const minSweepSettle = time.Second
+
 func newSweepCommand(g *globals) *cobra.Command {
 	var dryRun, asJSON bool
-	var olderThan time.Duration
+	var olderThan, settle time.Duration
 	cmd := &cobra.Command{
 		Use:   "sweep",
 		Short: "Delete stored bytes that no metadata row names",
@@ -27,16 +31,32 @@ collector never needs sweep to stay correct, and sweep is the one operation
 whose cost follows the size of the registry rather than its garbage.
 
 --older-than must exceed the longest upload commit in flight; less than 1m is
-refused. It is safe to run while "berth serve" runs on the same data.`,
+refused. It is safe to run while "berth serve" runs on the same data.
+
+Age alone does not prove that no row is coming: an upload commit can create an
+object that already looks old (on AWS S3, an object completed from a multipart
+upload is dated when the upload began) and insert its row a moment later. So
+sweep first lists the candidates, then, if there are any, waits --settle for
+the commits in flight, checks each candidate again and deletes only those that
+still have no row (those a row claimed meanwhile are reported as spared). Keep
+--settle longer than any upload commit transaction while "berth serve" runs;
+a shorter one is only safe when nothing is serving the data. A dry run waits
+too, so that it lists exactly what a real run would delete.`,
 		Example: `  # See what would be reclaimed
   berth sweep --dry-run
 
   # Reclaim leftovers older than a day
-  berth sweep --older-than 24h`,
+  berth sweep --older-than 24h
+
+  # Every server is stopped: no commit can be in flight
+  berth sweep --settle 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if olderThan < minSweepAge {
 				return fmt.Errorf("--older-than %s is too short: bytes younger than %s may belong to an upload whose row is about to commit; use at least %s", olderThan, minSweepAge, minSweepAge)
+			}
+			if settle < minSweepSettle {
+				return fmt.Errorf("--settle %s is too short: sweep waits it for upload commits in flight before deleting; use at least %s", settle, minSweepSettle)
 			}
 			svc, closeSvc, err := g.openServices(cmd)
 			if err != nil {
@@ -44,9 +64,18 @@ refused. It is safe to run while "berth serve" runs on the same data.`,
 			}
 			defer closeSvc()
 			progress := newProgress(cmd.ErrOrStderr())
-			s, err := svc.Collector.Sweep(cmd.Context(), olderThan, dryRun, func(s gc.SweepSummary) {
-				progress.show("sweep: %d objects scanned, %d leaked (%s)", s.Objects, s.Leaked, humanBytes(s.LeakedBytes))
-			})
+			s, err := svc.Collector.Sweep(cmd.Context(), gc.SweepOptions{OlderThan: olderThan, Settle: settle, DryRun: dryRun, Progress: func(s gc.SweepSummary) {
+				switch s.Phase {
+				case gc.SweepSettling:
+					progress.last = time.Time{} // always drawn: it stays up for the whole wait
+					progress.show("sweep: %d objects and %d staging uploads scanned; waiting %s for upload commits in flight before re-checking %d candidates",
+						s.Objects, s.Uploads, roundDuration(s.Settle), s.Candidates)
+				case gc.SweepDeleting:
+					progress.show("sweep: re-checking and deleting %d candidates", s.Candidates)
+				default:
+					progress.show("sweep: %d objects scanned, %d candidates", s.Objects, s.Candidates)
+				}
+			}})
 			progress.done()
 			if err != nil {
 				return fmt.Errorf("sweep: %w", err)
@@ -61,11 +90,21 @@ refused. It is safe to run while "berth serve" runs on the same data.`,
 				for _, k := range s.Keys {
 					fmt.Fprintln(out, k)
 				}
+				for _, id := range s.UploadIDs {
+					fmt.Fprintln(out, "upload "+id)
+				}
+			}
+			waited := "no (no candidates)"
+			if s.Settle > 0 {
+				waited = roundDuration(s.Settle).String() + " (for upload commits in flight)"
 			}
 			err = table(out,
 				fmt.Sprintf("objects scanned\t%d", s.Objects),
+				fmt.Sprintf("staging uploads scanned\t%d", s.Uploads),
+				fmt.Sprintf("candidates (no row when listed)\t%d", s.Candidates),
+				fmt.Sprintf("waited before re-checking\t%s", waited),
+				fmt.Sprintf("spared (a row committed meanwhile)\t%d", s.Spared),
 				fmt.Sprintf("leaked objects %s\t%d (%s)", verb, s.Leaked, humanBytes(s.LeakedBytes)),
-				fmt.Sprintf("staging files scanned\t%d", s.Uploads),
 				fmt.Sprintf("abandoned staging %s\t%d (%s)", verb, s.LeakedUploads, humanBytes(s.UploadBytes)),
 				fmt.Sprintf("duration\t%s", roundDuration(s.Duration)),
 			)
@@ -78,6 +117,7 @@ refused. It is safe to run while "berth serve" runs on the same data.`,
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be deleted; delete nothing")
 	f.DurationVar(&olderThan, "older-than", time.Hour, "only bytes older than this (at least 1m)")
+	f.DurationVar(&settle, "settle", gc.DefaultSweepSettle, "wait this long for upload commits in flight before re-checking and deleting candidates (at least 1s; keep it above any commit transaction while berth serve runs)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
 }

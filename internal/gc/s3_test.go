@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/blob/s3/s3test"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 )
 
@@ -218,7 +219,7 @@ func TestS3SweepLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Not older than the grace yet: sweep leaves everything.
-		sw, err := h.gc.Sweep(h.ctx, grace, false, nil)
+		sw, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +227,7 @@ func TestS3SweepLeftovers(t *testing.T) {
 			t.Fatalf("sweep of fresh leftovers: %+v", sw)
 		}
 		h.advance(2 * grace)
-		sw, err = h.gc.Sweep(h.ctx, grace, false, nil)
+		sw, err = h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace})
 		if err != nil {
 			t.Fatal(err)
 		}

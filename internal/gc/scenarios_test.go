@@ -659,7 +659,7 @@ func TestScenario20AbandonedUploads(t *testing.T) {
 		if ids := h.stagedUploads(); len(ids) != 1 || ids[0] != "crashed-upload" {
 			t.Fatalf("staging after collection: %v", ids)
 		}
-		sw, err := h.gc.Sweep(h.ctx, grace, false, nil)
+		sw, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -747,7 +747,7 @@ func TestScenario25CrashMidRun(t *testing.T) {
 		h.settle()
 		// The stray bytes are fresh by the real clock of the file system and
 		// old by the injected clock: sweep with the grace reclaims them.
-		sw, err := h.gc.Sweep(h.ctx, grace, false, nil)
+		sw, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace})
 		if err != nil {
 			t.Fatal(err)
 		}

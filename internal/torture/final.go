@@ -92,7 +92,9 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	// then is legitimately left, even if it is older by the inspection.
 	lv.sweptAt = time.Now()
 	if cl.hasSweep {
-		out, _, err := cl.cli(ctx, 0, "sweep", "--older-than", "1m", "--json")
+		// Every berth process is stopped, so no commit is in flight: the
+		// shortest wait before sweep re-checks its candidates is enough.
+		out, _, err := cl.cli(ctx, 0, "sweep", "--older-than", "1m", "--settle", "1s", "--json")
 		if err != nil {
 			lv.Problems = append(lv.Problems, "berth sweep failed: "+err.Error())
 		} else {

@@ -1,0 +1,90 @@
+package gc_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/registry"
+)
+
+// commitHook is a byte store that calls after between an upload's bytes
+// being committed and the registry's transaction recording their row.
+type commitHook struct {
+	blob.Store
+	after func(key string)
+}
+
+func (c *commitHook) UploadCommit(ctx context.Context, id string, want digest.Digest) (string, int64, error) {
+	key, n, err := c.Store.UploadCommit(ctx, id, want)
+	if err == nil && c.after != nil {
+		c.after(key)
+	}
+	return key, n, err
+}
+
+// TestSweepSparesBlobCommittedWhileSettling: an upload commit creates an
+// object that already looks older than sweep's cutoff (on AWS S3 a
+// multipart-completed object is dated when its upload was initiated), and
+// sweep lists it before the commit's transaction inserts its row. Sweep
+// only makes it a candidate, waits, and checks it again: the row committed
+// during the wait, so the bytes stay and the blob can be pulled.
+func TestSweepSparesBlobCommittedWhileSettling(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		content := bytes.Repeat([]byte("committed while sweep settles "), 100)
+		d := digest.FromBytes(content)
+		settling, committed, swept := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		var sw gc.SweepSummary
+		var swErr error
+		var key string
+		hook := &commitHook{Store: h.raw, after: func(k string) {
+			key = k
+			// The object is now older than the cutoff by the collector's clock.
+			h.advance(2 * grace)
+			go func() {
+				defer close(swept)
+				sw, swErr = h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace, Settle: time.Millisecond, Progress: func(s gc.SweepSummary) {
+					if s.Phase == gc.SweepSettling {
+						close(settling)
+						<-committed // the row commits during the wait
+					}
+				}})
+			}()
+			select {
+			case <-settling:
+			case <-swept: // a sweep that never waits: it had its chance to delete
+			}
+		}}
+		reg := registry.New(h.store, hook, registry.Options{Now: h.clock.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
+		up, err := reg.StartUpload(h.ctx, "ns/app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.AppendUpload(h.ctx, "ns/app", up.ID, 0, bytes.NewReader(content)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.FinishUpload(h.ctx, "ns/app", up.ID, d.String(), -1, nil); err != nil {
+			t.Fatal(err)
+		}
+		close(committed)
+		<-swept
+		if swErr != nil {
+			t.Fatal(swErr)
+		}
+		if sw.Candidates != 1 || sw.Spared != 1 || sw.Leaked != 0 || sw.LeakedUploads != 0 {
+			t.Errorf("sweep: got %d candidates, %d spared, %d objects and %d uploads deleted; want 1 candidate spared, nothing deleted (%+v)", sw.Candidates, sw.Spared, sw.Leaked, sw.LeakedUploads, sw)
+		}
+		if !h.storedKeys()[key] {
+			t.Errorf("bytes %s of a committed blob are gone", key)
+		}
+		if err := h.pullBlob(h.repo("ns/app"), v1.Hash{Algorithm: "sha256", Hex: d.Encoded()}); err != nil {
+			t.Errorf("pulling the blob committed during the sweep: %v", err)
+		}
+	})
+}
