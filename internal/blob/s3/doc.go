@@ -51,10 +51,15 @@
 // segment, written under a fresh random name; only when the state already
 // lists 32 segments is the whole tail rewritten as one, so tiny chunks cost
 // neither a quadratic re-upload of the tail nor an unbounded state. Last,
-// the new state is written. A failed append writes no state, so the upload
-// keeps its old size (all-or-nothing); parts it uploaded beyond the state's
-// list are ignored and overwritten by later appends, and it removes, best
-// effort, the tail segment and the multipart upload it created. The old
+// the new state is written: once the body is all read, that write runs to
+// its end (bounded by a minute) even if the caller's context is done, so a
+// write that lands is never undone. A failed append writes no state, so the
+// upload keeps its old size (all-or-nothing); parts it uploaded beyond the
+// state's list are ignored and overwritten by later appends, and it
+// removes, best effort, the tail segment and the multipart upload it
+// created — unless the state write failed yet the stored state is the new
+// one (its answer was lost: then the append succeeded), or the state
+// cannot be read back to tell (then it removes nothing). The old
 // segments a successful append replaced are deleted after the state write;
 // anything else under uploads/<id>/ is deleted by abort, or by sweep once
 // the upload session is gone.
@@ -63,7 +68,13 @@
 // (no multipart upload) it writes the tail bytes to the final name with one
 // PutObject; otherwise it uploads the tail as the last part and completes
 // the multipart upload with exactly the parts the state lists; that is the
-// commit point. Then it deletes the state, then the tail segments it names
+// commit point, and it runs to its end (bounded by five minutes) even if
+// the caller's context is done. If the multipart upload is gone (an earlier
+// commit completed it but its answer was lost, or the state remained), the
+// commit succeeds when the object under the final name has the state's
+// size and the ETag S3 gives the object of the state's parts and tail (MD5
+// of the parts' MD5s), and fails with ErrUploadGone otherwise (also on
+// servers whose ETags are not MD5s). Then it deletes the state, then the tail segments it names
 // (one DeleteObjects; no listing): a crash in between leaves no state
 // naming missing segments, only garbage that WalkUploads reports (a failure
 // of this cleanup does not fail the commit, for the object is there; sweep

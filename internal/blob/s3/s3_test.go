@@ -912,3 +912,153 @@ func TestPrefixWithoutSlash(t *testing.T) {
 		t.Errorf("bucket: got %q, want %q", got, want)
 	}
 }
+
+// commitPointProxy puts a proxy in front of the test server of cfg that
+// passes a request matching match through to the server and then, once
+// (while armed is set), either cancels the caller's context and answers
+// late (lose = false) or answers 403 as if the server's answer were lost
+// (lose = true). Either way the request has landed.
+func commitPointProxy(t *testing.T, cfg s3.Config, match func(*http.Request) bool, lose bool, armed *atomic.Bool, cancel *atomic.Pointer[context.CancelFunc]) s3.Config {
+	t.Helper()
+	target, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := httputil.NewSingleHostReverseProxy(target)
+	return proxy(t, cfg, func(w http.ResponseWriter, r *http.Request) bool {
+		if !match(r) || !armed.CompareAndSwap(true, false) {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		upstream.ServeHTTP(rec, r)
+		if lose {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return true
+		}
+		if c := cancel.Load(); c != nil {
+			(*c)()
+		}
+		time.Sleep(200 * time.Millisecond)
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return true
+	})
+}
+
+func isStatePut(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/state")
+}
+
+func isComplete(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploadId")
+}
+
+// TestAppendOutcomeKept: an append whose state write lands is not undone
+// when the caller's context is cancelled while the write is in flight, nor
+// when the write's answer is lost: the stored state names only objects
+// that exist, and the upload commits.
+func TestAppendOutcomeKept(t *testing.T) {
+	const ps = testPartSize
+	for _, lose := range []bool{false, true} {
+		for _, first := range []bool{true, false} {
+			t.Run(fmt.Sprintf("lost answer %v, first append %v", lose, first), func(t *testing.T) {
+				cfg := s3test.New(t)
+				var armed atomic.Bool
+				var cancel atomic.Pointer[context.CancelFunc]
+				s := newStore(t, commitPointProxy(t, cfg, isStatePut, lose, &armed, &cancel))
+				b := random(12, 2*ps+100)
+				off := int64(0)
+				if !first {
+					off = appendAll(t, s, "kept", 0, b[:ps/2], ps/2) // a tail
+				}
+				ctx, c := context.WithCancel(context.Background())
+				defer c()
+				cancel.Store(&c)
+				armed.Store(true)
+				// A new part (a new multipart upload on the first append)
+				// and a new tail segment, named only by the new state.
+				size, err := s.UploadAppend(ctx, "kept", off, bytes.NewReader(b[off:]))
+				if armed.Load() {
+					t.Fatal("the state write was not intercepted")
+				}
+				if err != nil || size != int64(len(b)) {
+					t.Errorf("UploadAppend with the state write landed: got %d, %v, want %d, nil", size, err, len(b))
+				}
+				commitAndCheck(t, s, "kept", b)
+			})
+		}
+	}
+}
+
+// TestCommitOutcomeKept: a commit whose CompleteMultipartUpload lands is
+// not lost to the caller's context being cancelled meanwhile; when its
+// answer is lost, a retry finds the object complete and succeeds; when the
+// multipart upload was aborted, the commit says so with ErrUploadGone.
+func TestCommitOutcomeKept(t *testing.T) {
+	const ps = testPartSize
+	for _, size := range []int{2*ps + 10, 2 * ps} { // with a tail part, without
+		t.Run(fmt.Sprintf("cancelled, %d bytes", size), func(t *testing.T) {
+			cfg := s3test.New(t)
+			var armed atomic.Bool
+			var cancel atomic.Pointer[context.CancelFunc]
+			s := newStore(t, commitPointProxy(t, cfg, isComplete, false, &armed, &cancel))
+			b := random(13, size)
+			appendAll(t, s, "done", 0, b, len(b))
+			ctx, c := context.WithCancel(context.Background())
+			defer c()
+			cancel.Store(&c)
+			armed.Store(true)
+			key, n, err := s.UploadCommit(ctx, "done", digest.FromBytes(b))
+			if armed.Load() {
+				t.Fatal("CompleteMultipartUpload was not intercepted")
+			}
+			if err != nil || n != int64(len(b)) {
+				t.Fatalf("UploadCommit with Complete landed: got %d, %v, want %d, nil", n, err, len(b))
+			}
+			if got, want := names(t, cfg), []string{"blobs/" + key}; !slices.Equal(got, want) {
+				t.Errorf("bucket after commit: got %q, want %q", got, want)
+			}
+		})
+		t.Run(fmt.Sprintf("answer lost, %d bytes", size), func(t *testing.T) {
+			cfg := s3test.New(t)
+			var armed atomic.Bool
+			var cancel atomic.Pointer[context.CancelFunc]
+			s := newStore(t, commitPointProxy(t, cfg, isComplete, true, &armed, &cancel))
+			b := random(14, size)
+			appendAll(t, s, "done", 0, b, len(b))
+			armed.Store(true)
+			if _, _, err := s.UploadCommit(context.Background(), "done", digest.FromBytes(b)); err == nil {
+				t.Fatal("UploadCommit with Complete's answer lost: got nil, want an error")
+			}
+			key := commitAndCheck(t, s, "done", b) // the retry
+			if got, want := names(t, cfg), []string{"blobs/" + key}; !slices.Equal(got, want) {
+				t.Errorf("bucket after the retried commit: got %q, want %q", got, want)
+			}
+		})
+		t.Run(fmt.Sprintf("aborted, %d bytes", size), func(t *testing.T) {
+			ctx := context.Background()
+			cfg := s3test.New(t)
+			s := newStore(t, cfg)
+			b := random(15, size)
+			appendAll(t, s, "gone", 0, b, len(b))
+			c := s3test.Client(cfg)
+			mpus, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
+			if err != nil || len(mpus.Uploads) != 1 {
+				t.Fatalf("ListMultipartUploads: got %d uploads, %v, want 1", len(mpus.Uploads), err)
+			}
+			u := mpus.Uploads[0]
+			if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
+				t.Fatalf("AbortMultipartUpload: %v", err)
+			}
+			if _, _, err := s.UploadCommit(ctx, "gone", digest.FromBytes(b)); !errors.Is(err, s3.ErrUploadGone) {
+				t.Errorf("UploadCommit of an aborted multipart upload: got %v, want ErrUploadGone", err)
+			}
+			if n := countObjects(t, s); n != 0 {
+				t.Errorf("objects after the refused commit: got %d, want 0", n)
+			}
+		})
+	}
+}

@@ -3,9 +3,11 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,13 @@ const (
 	// cleanupTimeout bounds the best-effort cleanup after a failed call,
 	// which runs even when the call's context is done.
 	cleanupTimeout = 30 * time.Second
+	// commitTimeout bounds an upload's commit point (the tail part and
+	// CompleteMultipartUpload, which S3 may take minutes to answer for a
+	// large object), which runs even when the call's context is done.
+	commitTimeout = 5 * time.Minute
+	// stateTimeout bounds the state write that is an append's commit point,
+	// which runs even when the call's context is done.
+	stateTimeout = time.Minute
 )
 
 // state is the JSON object at uploads/<id>/state: everything an upload is,
@@ -291,6 +300,30 @@ type appender struct {
 
 	newUpload string   // a multipart upload this call created
 	written   []string // tail objects this call wrote
+	keep      bool     // the state write's outcome is unknown: undo nothing
+}
+
+// saved reports whether the stored state is a.st, after a state write
+// that returned an error.
+func (a *appender) saved() (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	stored, _, err := a.s.loadState(ctx, a.id)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	want, err := json.Marshal(&a.st)
+	if err != nil {
+		return false, err
+	}
+	got, err := json.Marshal(stored)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(got, want), nil
 }
 
 func (a *appender) run(ctx context.Context, r io.Reader) error {
@@ -358,11 +391,26 @@ func (a *appender) run(ctx context.Context, r io.Reader) error {
 	if err := saveHashes(st, h256, h512); err != nil {
 		return err
 	}
-	if err := a.s.saveState(ctx, a.id, st); err != nil {
-		return err
+	// Every byte is in: the state write, the commit point, runs to its
+	// end even if the caller goes away, for a write that lands while the
+	// caller sees an error must not be undone.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
+	defer cancel()
+	if err := a.s.saveState(sctx, a.id, st); err != nil {
+		// The write may have landed all the same (its answer lost). Undo
+		// only what the stored state does not name; if it cannot be read,
+		// undo nothing: garbage is better than a state naming nothing.
+		switch saved, lerr := a.saved(); {
+		case lerr != nil:
+			a.keep = true
+			return fmt.Errorf("%w (and the state could not be read back, so what this append wrote is left: %w)", err, lerr)
+		case !saved:
+			return err
+		}
 	}
 	// Committed. The old tail segments no longer in the state are garbage;
 	// what this misses, commit and abort remove.
+	ctx = sctx
 	if a.old != nil {
 		var garbage []string
 		for _, t := range a.old.Tail {
@@ -401,10 +449,14 @@ func (a *appender) flushPart(ctx context.Context, buf []byte) error {
 	return nil
 }
 
-// undo removes, best effort, what a failed append created; the old state
-// is untouched. Parts uploaded to the old multipart upload stay: the state
-// does not list them, and the next append overwrites them.
+// undo removes, best effort, what a failed append created, unless keep is
+// set; the old state is untouched. Parts uploaded to the old multipart
+// upload stay: the state does not list them, and the next append
+// overwrites them.
 func (a *appender) undo() {
+	if a.keep {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if a.newUpload != "" {
@@ -464,33 +516,13 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 	if err := s.readTail(ctx, id, st.Tail, buf[:tail]); err != nil {
 		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
-	name := s.blobName(st.Key)
-	if st.UploadID == "" {
-		if err := s.putObject(ctx, name, buf[:tail]); err != nil {
-			return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
-		}
-	} else {
-		parts := st.Parts
-		if tail > 0 {
-			p, err := s.uploadPart(ctx, st, int32(len(parts)+1), buf[:tail])
-			if err != nil {
-				return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
-			}
-			parts = append(slices.Clone(parts), p)
-		}
-		completed := make([]types.CompletedPart, len(parts))
-		for i, p := range parts {
-			completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
-		}
-		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket:          aws.String(s.bucket),
-			Key:             aws.String(name),
-			UploadId:        aws.String(st.UploadID),
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-		})
-		if err != nil {
-			return "", 0, fmt.Errorf("committing upload %s: completing multipart upload: %w", id, err)
-		}
+	// The commit point runs to its end even if the caller goes away:
+	// a Complete that lands while the caller sees an error would leave a
+	// state naming a multipart upload that is no more.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := s.complete(cctx, st, buf[:tail]); err != nil {
+		return "", 0, fmt.Errorf("committing upload %s: %w", id, err)
 	}
 	// The object is committed. Drop the staging: the state first, so a
 	// crash never leaves a state naming missing tails; then the tails and
@@ -509,6 +541,95 @@ func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest)
 		_ = s.deleteObjects(ctx, names)
 	}
 	return st.Key, st.Size, nil
+}
+
+// complete writes the object of st, whose tail bytes are tail: one
+// PutObject below one part, else the tail as the last part and
+// CompleteMultipartUpload. When the multipart upload is gone, it succeeds
+// only if the object under st's name is the one completing it would have
+// made (an earlier commit whose answer was lost); otherwise it returns
+// ErrUploadGone.
+func (s *Store) complete(ctx context.Context, st *state, tail []byte) error {
+	name := s.blobName(st.Key)
+	if st.UploadID == "" {
+		return s.putObject(ctx, name, tail)
+	}
+	parts := st.Parts
+	if len(tail) > 0 {
+		p, err := s.uploadPart(ctx, st, int32(len(parts)+1), tail)
+		if isNoSuchUpload(err) {
+			return s.completed(ctx, st, tail)
+		}
+		if err != nil {
+			return err
+		}
+		parts = append(slices.Clone(parts), p)
+	}
+	completed := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+	}
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.bucket),
+		Key:             aws.String(name),
+		UploadId:        aws.String(st.UploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	})
+	if isNoSuchUpload(err) {
+		return s.completed(ctx, st, tail)
+	}
+	if err != nil {
+		return fmt.Errorf("completing multipart upload: %w", err)
+	}
+	return nil
+}
+
+// ErrUploadGone: UploadCommit found the upload's S3 multipart upload gone,
+// and no object under its name that completing it would have made.
+var ErrUploadGone = errors.New("the multipart upload is gone: committed or aborted by another process; start the upload again")
+
+// completed is complete's answer when the multipart upload of st is gone:
+// nil if the object under its name has st's size and the ETag S3 gives a
+// multipart object made of st's parts and tail (the MD5 of the part ETags'
+// MD5s, "-" and the number of parts), so it is the object this commit
+// makes; else ErrUploadGone. On a server whose ETags are not MD5s
+// (SSE-KMS, SSE-C) the ETags never match, and the commit fails with
+// ErrUploadGone: never a false success.
+func (s *Store) completed(ctx context.Context, st *state, tail []byte) error {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.blobName(st.Key)),
+	})
+	if isNotFound(err) {
+		return ErrUploadGone
+	}
+	if err != nil {
+		return fmt.Errorf("%w (checking the object: %w)", ErrUploadGone, err)
+	}
+	if aws.ToInt64(out.ContentLength) != st.Size || aws.ToString(out.ETag) != multipartETag(st.Parts, tail) {
+		return ErrUploadGone
+	}
+	return nil
+}
+
+// multipartETag is the ETag S3 gives the multipart object made of parts and
+// then tail (when not empty), or "" if a part ETag is not a hex MD5.
+func multipartETag(parts []part, tail []byte) string {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(sum) != md5.Size {
+			return ""
+		}
+		h.Write(sum)
+	}
+	n := len(parts)
+	if len(tail) > 0 {
+		sum := md5.Sum(tail)
+		h.Write(sum[:])
+		n++
+	}
+	return fmt.Sprintf(`"%x-%d"`, h.Sum(nil), n)
 }
 
 // UploadAbort implements blob.Store. It aborts every multipart upload under
