@@ -255,6 +255,11 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 		return BlobInfo{}, fmt.Errorf("uploaded content does not match digest %s: %w", d, ErrDigestInvalid)
 	case errors.Is(err, blob.ErrUnsupportedDigest):
 		return BlobInfo{}, fmt.Errorf("digest %s: %v: %w", d, err, ErrDigestInvalid)
+	case errors.Is(err, blob.ErrNotFound):
+		// The staging bytes vanished under the session (S3: another
+		// process completed or aborted its multipart upload): the client
+		// must start over, which BLOB_UPLOAD_UNKNOWN tells it.
+		return BlobInfo{}, fmt.Errorf("committing upload %s: %v: %w", id, err, ErrUploadUnknown)
 	case err != nil:
 		return BlobInfo{}, fmt.Errorf("committing upload %s: %w", id, err)
 	}

@@ -1053,7 +1053,7 @@ func TestCommitOutcomeKept(t *testing.T) {
 			if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
 				t.Fatalf("AbortMultipartUpload: %v", err)
 			}
-			if _, _, err := s.UploadCommit(ctx, "gone", digest.FromBytes(b)); !errors.Is(err, s3.ErrUploadGone) {
+			if _, _, err := s.UploadCommit(ctx, "gone", digest.FromBytes(b)); !errors.Is(err, s3.ErrUploadGone) || !errors.Is(err, blob.ErrNotFound) {
 				t.Errorf("UploadCommit of an aborted multipart upload: got %v, want ErrUploadGone", err)
 			}
 			if n := countObjects(t, s); n != 0 {

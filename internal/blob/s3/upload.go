@@ -586,7 +586,7 @@ func (s *Store) complete(ctx context.Context, st *state, tail []byte) error {
 
 // ErrUploadGone: UploadCommit found the upload's S3 multipart upload gone,
 // and no object under its name that completing it would have made.
-var ErrUploadGone = errors.New("the multipart upload is gone: committed or aborted by another process; start the upload again")
+var ErrUploadGone = fmt.Errorf("the multipart upload is gone: committed or aborted by another process; start the upload again: %w", blob.ErrNotFound)
 
 // completed is complete's answer when the multipart upload of st is gone:
 // nil if the object under its name has st's size and the ETag S3 gives a
