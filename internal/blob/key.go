@@ -79,6 +79,31 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// ValidPrefix reports whether prefix can prefix a store's object names
+// (blob/s3's Config.Prefix): "", or
+// "/"-separated segments that blob.ValidKey accepts ([A-Za-z0-9._-], none
+// empty or starting with "."), with or without a trailing "/", none named
+// "blobs" or "uploads". The last rule keeps one store's objects out of
+// another's: with prefixes "" and "blobs/team/" in one bucket, the first
+// store would list the second's objects as its own, and sweep them.
+// internal/config checks storage.s3.prefix with it and blob/s3 its
+// Config, so the two agree.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	if ValidKey(p) != nil {
+		return fmt.Errorf("prefix %q: want \"\" or \"/\"-separated segments of [A-Za-z0-9._-] (none empty or starting with \".\"), such as \"berth/\"", prefix)
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "blobs" || seg == "uploads" {
+			return fmt.Errorf("prefix %q: a segment named %q could lie inside another store's objects in the same bucket; choose another name", prefix, seg)
+		}
+	}
+	return nil
+}
+
 // ValidUploadID reports whether id matches [A-Za-z0-9-]+ (at most 256 bytes).
 // It returns an error wrapping ErrInvalidUploadID.
 func ValidUploadID(id string) error {

@@ -77,7 +77,7 @@ import (
 	"strings"
 	"time"
 
-	s3store "github.com/berth/berth/internal/blob/s3"
+	"github.com/berth/berth/internal/blob"
 )
 
 // Backend names, as returned by Config.Backend.
@@ -181,7 +181,7 @@ type S3 struct {
 	PathStyle bool `yaml:"path_style"`
 	// Prefix is prepended to every object key, to share a bucket: ""
 	// or segments of [A-Za-z0-9._-] ("berth" or "berth/"), none named
-	// blobs or uploads (s3.ValidPrefix, the store's own rule).
+	// blobs or uploads (blob.ValidPrefix, the store's own rule).
 	Prefix string `yaml:"prefix"`
 	// AccessKey and SecretKey are static credentials; both empty takes the
 	// SDK's default credential chain.
@@ -380,7 +380,7 @@ func (s Storage) validate() []error {
 			bad("storage.s3.endpoint", "want an http:// or https:// URL, got %q", s3.Endpoint)
 		}
 	}
-	if err := s3store.ValidPrefix(s3.Prefix); err != nil {
+	if err := blob.ValidPrefix(s3.Prefix); err != nil {
 		bad("storage.s3.prefix", "%v", err)
 	}
 	if s3.SecretKey != "" && s3.AccessKey == "" {

@@ -50,7 +50,7 @@ type Config struct {
 	// <bucket>.<endpoint> (most S3-compatible servers need it).
 	PathStyle bool
 	// Prefix is prepended to every object name: "" or a path that
-	// ValidPrefix accepts; a missing trailing "/" is added.
+	// blob.ValidPrefix accepts; a missing trailing "/" is added.
 	Prefix string
 	// AccessKey, SecretKey and SessionToken are static credentials. When
 	// AccessKey is empty the SDK's default chain is used (environment
@@ -68,7 +68,7 @@ func (c *Config) validate() error {
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("bucket is empty"))
 	}
-	if err := ValidPrefix(c.Prefix); err != nil {
+	if err := blob.ValidPrefix(c.Prefix); err != nil {
 		errs = append(errs, err)
 	}
 	switch {
@@ -85,29 +85,6 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("session token without an access key"))
 	}
 	return errors.Join(errs...)
-}
-
-// ValidPrefix reports whether prefix can be a Config.Prefix: "", or
-// "/"-separated segments that blob.ValidKey accepts ([A-Za-z0-9._-], none
-// empty or starting with "."), with or without a trailing "/", none named
-// "blobs" or "uploads". The last rule keeps one store's objects out of
-// another's: with prefixes "" and "blobs/team/" in one bucket, the first
-// store would list the second's objects as its own, and sweep them.
-// internal/config checks storage.s3.prefix with it, so the two agree.
-func ValidPrefix(prefix string) error {
-	if prefix == "" {
-		return nil
-	}
-	p := strings.TrimSuffix(prefix, "/")
-	if blob.ValidKey(p) != nil {
-		return fmt.Errorf("prefix %q: want \"\" or \"/\"-separated segments of [A-Za-z0-9._-] (none empty or starting with \".\"), such as \"berth/\"", prefix)
-	}
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "blobs" || seg == "uploads" {
-			return fmt.Errorf("prefix %q: a segment named %q could lie inside another store's objects in the same bucket; choose another name", prefix, seg)
-		}
-	}
-	return nil
 }
 
 // where names the bucket's location for error messages.

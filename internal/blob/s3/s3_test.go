@@ -896,7 +896,7 @@ func TestValidPrefix(t *testing.T) {
 		{"team/uploads", false},
 	}
 	for _, tt := range tests {
-		if err := s3.ValidPrefix(tt.prefix); (err == nil) != tt.ok {
+		if err := blob.ValidPrefix(tt.prefix); (err == nil) != tt.ok {
 			t.Errorf("ValidPrefix(%q): got %v, want ok=%v", tt.prefix, err, tt.ok)
 		}
 	}
