@@ -222,15 +222,7 @@ func TestReplicasShareOneRegistry(t *testing.T) {
 	// A manifest pushed on A (its config pushed on B) is served by B.
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"replica":"b"}`)
 	pushBlob(t, b, "acme/app", cfgBlob)
-	manifest, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfgBlob), "size": len(cfgBlob)},
-		"layers":        []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(layer), "size": len(layer)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	manifest := imageManifest(t, cfgBlob, layer)
 	wantStatus(t, do(t, http.MethodPut, a+"/v2/acme/app/manifests/v1", "application/vnd.oci.image.manifest.v1+json", manifest), http.StatusCreated)
 	resp, body = request(t, http.DefaultClient, http.MethodGet, b+"/v2/acme/app/manifests/v1", map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil)
 	expectStatus(t, resp, body, http.StatusOK)

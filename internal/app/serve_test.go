@@ -134,13 +134,9 @@ func pushBlob(t *testing.T, base, repo string, b []byte) {
 	wantStatus(t, do(t, http.MethodPut, u.String(), "application/octet-stream", b), http.StatusCreated)
 }
 
-// pushImage pushes a one-layer image to repo:tag and returns its manifest.
-func pushImage(t *testing.T, base, repo, tag string) []byte {
+// imageManifest is the OCI image manifest of a config and one layer.
+func imageManifest(t *testing.T, cfgBlob, layer []byte) []byte {
 	t.Helper()
-	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	layer := []byte("layer bytes of " + repo + ":" + tag)
-	pushBlob(t, base, repo, cfgBlob)
-	pushBlob(t, base, repo, layer)
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
@@ -150,6 +146,17 @@ func pushImage(t *testing.T, base, repo, tag string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return manifest
+}
+
+// pushImage pushes a one-layer image to repo:tag and returns its manifest.
+func pushImage(t *testing.T, base, repo, tag string) []byte {
+	t.Helper()
+	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	layer := []byte("layer bytes of " + repo + ":" + tag)
+	pushBlob(t, base, repo, cfgBlob)
+	pushBlob(t, base, repo, layer)
+	manifest := imageManifest(t, cfgBlob, layer)
 	resp := do(t, http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, "application/vnd.oci.image.manifest.v1+json", manifest)
 	wantStatus(t, resp, http.StatusCreated)
 	return manifest
