@@ -151,6 +151,7 @@ func (c *Collector) Sweep(ctx context.Context, opts SweepOptions) (SweepSummary,
 	}
 	s.Phase = SweepDeleting
 	progress()
+	var leaked []blob.Info // objects still unnamed, deleted in batches below
 	for _, cd := range candidates {
 		ok, err := known(cd)
 		if err != nil {
@@ -160,40 +161,66 @@ func (c *Collector) Sweep(ctx context.Context, opts SweepOptions) (SweepSummary,
 			s.Spared++
 			continue
 		}
-		if err := c.sweepOne(ctx, cd, &s); err != nil {
+		if !cd.upload {
+			leaked = append(leaked, cd.info)
+			continue
+		}
+		if err := c.sweepUpload(ctx, cd.info, &s); err != nil {
 			return s, err
 		}
+	}
+	if err := c.sweepObjects(ctx, leaked, &s); err != nil {
+		return s, err
 	}
 	s.Duration = time.Since(start)
 	return s, nil
 }
 
-// sweepOne deletes one candidate still unnamed after the wait (or, in a
-// dry run, counts it).
-func (c *Collector) sweepOne(ctx context.Context, cd sweepCandidate, s *SweepSummary) error {
-	info := cd.info
-	if cd.upload {
-		s.LeakedUploads++
-		s.UploadBytes += info.Size
-		s.UploadIDs = append(s.UploadIDs, info.Key)
-		if s.DryRun {
-			return nil
+// sweepObjects deletes leaked objects (or, in a dry run, counts them), in
+// batches as the collector does (one DeleteObjects per 1000 keys on S3).
+func (c *Collector) sweepObjects(ctx context.Context, leaked []blob.Info, s *SweepSummary) error {
+	for start := 0; start < len(leaked); start += deleteBatch {
+		batch := leaked[start:min(start+deleteBatch, len(leaked))]
+		keys := make([]string, len(batch))
+		for i, info := range batch {
+			keys[i] = info.Key
 		}
-		c.log.Info("sweep deleted abandoned upload staging", "upload", info.Key, "size", info.Size, "modified", info.ModTime)
-		if err := c.blobs.UploadAbort(ctx, info.Key); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return fmt.Errorf("sweeping upload %s: %w", info.Key, err)
+		errs := make([]error, len(keys))
+		if !s.DryRun {
+			errs = blob.DeleteMany(ctx, c.blobs, keys)
 		}
-		return nil
+		var failed []error
+		for i, info := range batch {
+			if errs[i] != nil {
+				failed = append(failed, fmt.Errorf("sweeping %s: %w", info.Key, errs[i]))
+				continue
+			}
+			s.Leaked++
+			s.LeakedBytes += info.Size
+			s.Keys = append(s.Keys, info.Key)
+			if !s.DryRun {
+				c.log.Info("sweep deleted leaked bytes", "key", info.Key, "size", info.Size, "modified", info.ModTime)
+			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("sweeping blobs: %d of %d deletes failed: %w", len(failed), len(batch), errors.Join(failed...))
+		}
 	}
-	s.Leaked++
-	s.LeakedBytes += info.Size
-	s.Keys = append(s.Keys, info.Key)
+	return nil
+}
+
+// sweepUpload aborts the staging of an upload still unknown after the wait
+// (or, in a dry run, counts it).
+func (c *Collector) sweepUpload(ctx context.Context, info blob.Info, s *SweepSummary) error {
+	s.LeakedUploads++
+	s.UploadBytes += info.Size
+	s.UploadIDs = append(s.UploadIDs, info.Key)
 	if s.DryRun {
 		return nil
 	}
-	c.log.Info("sweep deleted leaked bytes", "key", info.Key, "size", info.Size, "modified", info.ModTime)
-	if err := c.blobs.Delete(ctx, info.Key); err != nil {
-		return fmt.Errorf("sweeping blobs: %w", err)
+	c.log.Info("sweep deleted abandoned upload staging", "upload", info.Key, "size", info.Size, "modified", info.ModTime)
+	if err := c.blobs.UploadAbort(ctx, info.Key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("sweeping upload %s: %w", info.Key, err)
 	}
 	return nil
 }

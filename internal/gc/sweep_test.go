@@ -88,3 +88,48 @@ func TestSweepSparesBlobCommittedWhileSettling(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepDeletesInBatches: leaked objects go in one batch delete (one
+// DeleteObjects on S3), not one request each, and a dry run deletes none.
+func TestSweepDeletesInBatches(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		var strays []string
+		for i := range 3 {
+			id := "stray-" + string(rune('a'+i))
+			b := []byte("stray bytes " + id)
+			if _, err := h.raw.UploadAppend(h.ctx, id, 0, bytes.NewReader(b)); err != nil {
+				t.Fatal(err)
+			}
+			key, _, err := h.raw.UploadCommit(h.ctx, id, digest.FromBytes(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			strays = append(strays, key)
+		}
+		h.advance(2 * grace)
+		dry, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace, Settle: time.Millisecond, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dry.Leaked != 3 || h.blobs.deletes.Load() != 0 {
+			t.Fatalf("dry run: reported %d leaked, deleted %d keys; want 3 reported, none deleted", dry.Leaked, h.blobs.deletes.Load())
+		}
+		batches := h.blobs.batches.Load()
+		sw, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace, Settle: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sw.Leaked != 3 || h.blobs.deletes.Load() != 3 {
+			t.Fatalf("sweep: %d leaked, %d keys deleted; want 3 and 3", sw.Leaked, h.blobs.deletes.Load())
+		}
+		if got := h.blobs.batches.Load() - batches; got != 1 {
+			t.Errorf("sweep: %d batch deletes for 3 keys, want 1", got)
+		}
+		keys := h.storedKeys()
+		for _, k := range strays {
+			if keys[k] {
+				t.Errorf("stray %s still stored", k)
+			}
+		}
+	})
+}
