@@ -149,6 +149,19 @@ type BatchDeleter interface {
 	DeleteBatch(ctx context.Context, keys []string) []error
 }
 
+// UploadKeyer is implemented by stores whose committed keys name the upload
+// that wrote them (S3: "<upload id>/<random>", because the key is chosen
+// when the upload starts). Sweep uses it to leave alone an object whose
+// upload session is still open: that session's commit may yet record it
+// (a retried commit whose first Complete landed but whose answer was lost),
+// and the session row is deleted in the same transaction that inserts the
+// blob row, so an object of a live session is never a leftover.
+type UploadKeyer interface {
+	// KeyUpload returns the upload id whose commit wrote key, or false for
+	// a key this store did not make.
+	KeyUpload(key string) (id string, ok bool)
+}
+
 // DeleteMany deletes keys from s, in batches when s is a BatchDeleter and
 // one by one otherwise, and returns one error per key (nil: gone).
 func DeleteMany(ctx context.Context, s Store, keys []string) []error {

@@ -90,6 +90,15 @@ type faultyBlobs struct {
 
 var errInjected = errors.New("injected storage failure")
 
+// KeyUpload passes blob.UploadKeyer through (embedding the Store interface
+// would hide it).
+func (f *faultyBlobs) KeyUpload(key string) (string, bool) {
+	if k, ok := f.Store.(blob.UploadKeyer); ok {
+		return k.KeyUpload(key)
+	}
+	return "", false
+}
+
 var _ blob.BatchDeleter = (*faultyBlobs)(nil)
 
 // failOn makes deletes of keys fail (nil: none).

@@ -93,13 +93,21 @@ func (c *Collector) Sweep(ctx context.Context, opts SweepOptions) (SweepSummary,
 			opts.Progress(s)
 		}
 	}
+	keyer, _ := c.blobs.(blob.UploadKeyer)
 	known := func(cd sweepCandidate) (bool, error) {
 		var ok bool
 		err := c.store.View(ctx, func(tx meta.Tx) (err error) {
 			if cd.upload {
 				ok, err = tx.UploadKnown(ctx, cd.info.Key)
-			} else {
-				ok, err = tx.StorageKeyKnown(ctx, cd.info.Key)
+				return err
+			}
+			if ok, err = tx.StorageKeyKnown(ctx, cd.info.Key); ok || err != nil || keyer == nil {
+				return err
+			}
+			// An object whose upload session is still open is that
+			// session's to commit or abort (blob.UploadKeyer).
+			if id, isUpload := keyer.KeyUpload(cd.info.Key); isUpload {
+				ok, err = tx.UploadKnown(ctx, id)
 			}
 			return err
 		})

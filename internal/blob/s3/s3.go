@@ -102,6 +102,7 @@ var (
 	_ blob.Store        = (*Store)(nil)
 	_ blob.Redirector   = (*Store)(nil)
 	_ blob.BatchDeleter = (*Store)(nil)
+	_ blob.UploadKeyer  = (*Store)(nil)
 )
 
 // Store is a blob.Store on an S3 bucket. See the package documentation for
@@ -249,7 +250,16 @@ func isNoSuchUpload(err error) bool { return errorCode(err) == "NoSuchUpload" }
 
 // Object names under the prefix P (see the package documentation).
 
-func (s *Store) blobName(key string) string    { return s.prefix + "blobs/" + key }
+func (s *Store) blobName(key string) string { return s.prefix + "blobs/" + key }
+
+// KeyUpload implements blob.UploadKeyer: a key is "<upload id>/<32 hex>".
+func (s *Store) KeyUpload(key string) (string, bool) {
+	id, suffix, ok := strings.Cut(key, "/")
+	if !ok || blob.ValidUploadID(id) != nil || len(suffix) != 32 || strings.Trim(suffix, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return id, true
+}
 func (s *Store) blobsPrefix() string           { return s.prefix + "blobs/" }
 func (s *Store) uploadsPrefix() string         { return s.prefix + "uploads/" }
 func (s *Store) uploadPrefix(id string) string { return s.prefix + "uploads/" + id + "/" }

@@ -1062,3 +1062,19 @@ func TestCommitOutcomeKept(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyUpload: the keys UploadCommit returns name their upload; other
+// keys do not.
+func TestKeyUpload(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, s3test.New(t))
+	key := put(t, s, "upload-7", []byte("named"))
+	if id, ok := s.KeyUpload(key); !ok || id != "upload-7" {
+		t.Errorf("KeyUpload(%q): got %q, %v, want upload-7, true", key, id, ok)
+	}
+	for _, k := range []string{"", "upload-7", "upload-7/short", "upload-7/" + strings.Repeat("g", 32), "a/b/" + strings.Repeat("0", 32), "sha256/ab/" + strings.Repeat("a", 64) + "/" + strings.Repeat("0", 32)} {
+		if id, ok := s.KeyUpload(k); ok {
+			t.Errorf("KeyUpload(%q): got %q, true, want false", k, id)
+		}
+	}
+}
