@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,6 +305,13 @@ func TestReplicasShareOneRegistry(t *testing.T) {
 	}
 	if err := stopA(); err != nil {
 		t.Errorf("replica A: %v", err)
+	}
+	// B redirects with the default 20m URLs over a 3 s grace: it warns; A
+	// streams and does not.
+	const ttlWarning = "storage.s3.redirect_ttl is longer than gc.grace"
+	if !strings.Contains(logsB.String(), ttlWarning) || strings.Contains(logsA.String(), ttlWarning) {
+		t.Errorf("redirect TTL warning: in B's log %v (want true), in A's %v (want false)",
+			strings.Contains(logsB.String(), ttlWarning), strings.Contains(logsA.String(), ttlWarning))
 	}
 }
 

@@ -145,6 +145,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		logger.Warn("gc grace is 0 with background collection on: an uploaded blob is garbage until a manifest references it, " +
 			"so concurrent pushes can fail with MANIFEST_BLOB_UNKNOWN; a zero grace is for tests")
 	}
+	if s3 := cfg.Storage.S3; cfg.Storage.Backend == config.StorageS3 && s3.Redirect && s3.RedirectTTL.Duration() > cfg.GC.Grace.Duration() {
+		logger.Warn("storage.s3.redirect_ttl is longer than gc.grace: a presigned URL can outlive the protection a pull gives "+
+			"a blob (one grace), and a blob collected meanwhile answers the URL with 404 from S3 instead of its bytes",
+			"redirect_ttl", s3.RedirectTTL.String(), "grace", cfg.GC.Grace.String())
+	}
 	logger.Info("berth listening",
 		"addr", ln.Addr().String(),
 		"data", cfg.Data,
