@@ -121,9 +121,11 @@ torture-postgres: torture-build
 torture-replicas: torture-build
 	$(TORTURE_RUN) -backend postgres -replicas 2 -duration $(TORTURE_DURATION)
 
-# Two replicas on one PostgreSQL database and one S3 bucket (a versitygw per run).
+# Two replicas on one PostgreSQL database and one S3 bucket (a versitygw per run),
+# with outages of the object store (versitygw SIGKILLed and restarted) besides the
+# SIGKILLs of berth.
 torture-s3: torture-build
-	BERTH_VERSITYGW=$(VERSITYGW) $(TORTURE_RUN) -backend postgres -replicas 2 -blob s3 -duration $(TORTURE_DURATION)
+	BERTH_VERSITYGW=$(VERSITYGW) $(TORTURE_RUN) -backend postgres -replicas 2 -blob s3 -s3-outage-every 15s -duration $(TORTURE_DURATION)
 
 torture-long:
 	$(MAKE) --no-print-directory torture TORTURE_DURATION=$(TORTURE_LONG)

@@ -26,6 +26,7 @@ func main() {
 	flag.StringVar(&cfg.Backend, "backend", "sqlite", "metadata backend: sqlite or postgres")
 	flag.StringVar(&cfg.Blob, "blob", "fs", "blob storage: fs (under the data dir) or s3 (a versitygw started for the run, one bucket shared by the replicas)")
 	flag.StringVar(&cfg.VersityGW, "versitygw", "", "versitygw binary for -blob s3 (default $BERTH_VERSITYGW, then PATH, then $(go env GOPATH)/bin)")
+	flag.DurationVar(&cfg.S3OutageEvery, "s3-outage-every", 0, "with -blob s3: mean time between outages of the object store (versitygw SIGKILLed, down 0.2–2 s, restarted; 0: never)")
 	flag.IntVar(&cfg.Replicas, "replicas", 1, "berth serve processes on one data dir and database (2 needs postgres)")
 	flag.DurationVar(&cfg.Duration, "duration", time.Minute, "how long clients write (the final checks come after)")
 	flag.Int64Var(&seed, "seed", 0, "random seed (0: from the clock; the report prints it)")

@@ -109,7 +109,7 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	rn.inspect(ctx, &lv)
 
 	rep := &Report{Seed: cfg.Seed, Backend: cfg.Backend, Blob: cfg.Blob, Replicas: cfg.Replicas, Duration: cfg.Duration,
-		Ops: rn.st.table(), Pushes: rn.st.get("put-manifest", "ok"), Kills: rn.kills(), GCRuns: rn.gcRuns, GCKilled: rn.gcKilled,
+		Ops: rn.st.table(), Pushes: rn.st.get("put-manifest", "ok"), Kills: rn.kills(), S3Outages: rn.s3Outages, GCRuns: rn.gcRuns, GCKilled: rn.gcKilled,
 		Deletions: deletionsFromLogs(dir), ServerErrs: rn.st.serverErrors, Liveness: lv}
 	for _, p := range lv.Problems {
 		rn.hist.violate("liveness", p, "final")
@@ -585,6 +585,9 @@ func (rn *runner) report(rep *Report) {
 	fmt.Fprintf(w, "operations by kind (outcome counts):\n%s", rep.Ops)
 	fmt.Fprintf(w, "acknowledged manifest PUTs: %d\n", rep.Pushes)
 	fmt.Fprintf(w, "crashes injected (SIGKILL of berth serve): %d\n", rep.Kills)
+	if rep.Blob == "s3" {
+		fmt.Fprintf(w, "object store outages injected (SIGKILL of versitygw): %d\n", rep.S3Outages)
+	}
 	fmt.Fprintf(w, "berth gc runs: %d (%d killed mid-run); deleted by those runs: %s\n", rep.GCRuns, rep.GCKilled, formatCounts(rn.gcDel))
 	fmt.Fprintf(w, "deletions by kind (all collectors, from the logs): %s\n", formatCounts(rep.Deletions))
 	fmt.Fprintf(w, "server errors (5xx): %d\n", rep.ServerErrs)

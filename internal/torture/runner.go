@@ -34,7 +34,11 @@ type Config struct {
 	Seed      uint64
 	Clients   int
 	KillEvery time.Duration // mean time between SIGKILLs; 0 = never
-	Keep      bool          // keep the work directory (and database)
+	// S3OutageEvery is the mean time between outages of the object store
+	// (-blob s3): versitygw SIGKILLed, down for 0.2–2 s, restarted on the
+	// same address; 0 = never.
+	S3OutageEvery time.Duration
+	Keep          bool // keep the work directory (and database)
 
 	BerthBin    string // prebuilt berth; "" = go build ./cmd/berth
 	ModuleDir   string // where to run go build
@@ -139,6 +143,7 @@ type Report struct {
 	Ops         string // table of operations by kind
 	Pushes      int    // acknowledged manifest PUTs
 	Kills       int
+	S3Outages   int
 	GCRuns      int
 	GCKilled    int
 	Deletions   map[string]int // by kind, from the logs of serve and gc
@@ -170,6 +175,12 @@ type runner struct {
 
 	httpClient *http.Client
 	pending    []string // purges the end of the run interrupted
+
+	// s3Mu is held for writing while the object store is down, and for
+	// reading while a berth restarts: berth refuses to start without its
+	// bucket, which would be the outage's fault, not berth's.
+	s3Mu      sync.RWMutex
+	s3Outages int
 
 	gcMu     sync.Mutex
 	gcRuns   int
@@ -338,8 +349,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		s.rec.kind = "shared"
 	}
 
-	rn.logf("torture: seed %d, backend %s, blobs on %s, %d replica(s), %d clients, %s, kill every ~%s, gc every ~%s; grace %s, retention %s, upload expiry %s; dir %s",
-		cfg.Seed, cfg.Backend, cfg.Blob, cfg.Replicas, cfg.Clients, cfg.Duration, cfg.KillEvery, cfg.GCEvery, cfg.Grace, cfg.Retention, cfg.UploadExpiry, dir)
+	rn.logf("torture: seed %d, backend %s, blobs on %s, %d replica(s), %d clients, %s, kill every ~%s, S3 outage every ~%s, gc every ~%s; grace %s, retention %s, upload expiry %s; dir %s",
+		cfg.Seed, cfg.Backend, cfg.Blob, cfg.Replicas, cfg.Clients, cfg.Duration, cfg.KillEvery, cfg.S3OutageEvery, cfg.GCEvery, cfg.Grace, cfg.Retention, cfg.UploadExpiry, dir)
 	cl, err := newCluster(ctx, cfg, dir)
 	if err != nil {
 		return nil, err
@@ -371,6 +382,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var bg sync.WaitGroup
 	if cfg.KillEvery > 0 {
 		bg.Go(func() { rn.killer(runCtx, rand.New(rand.NewPCG(cfg.Seed, 2))) })
+	}
+	if cfg.S3OutageEvery > 0 && cl.s3 != nil {
+		bg.Go(func() { rn.outager(runCtx, rand.New(rand.NewPCG(cfg.Seed, 4))) })
 	}
 	if cfg.GCEvery > 0 && cl.hasGC {
 		bg.Go(func() { rn.gcRunner(runCtx, rand.New(rand.NewPCG(cfg.Seed, 3))) })
@@ -441,13 +455,53 @@ func (rn *runner) killer(ctx context.Context, rng *rand.Rand) {
 		case <-ctx.Done():
 		case <-time.After(time.Duration(100+rng.IntN(900)) * time.Millisecond):
 		}
-		if err := rn.cl.start(context.WithoutCancel(ctx), n); err != nil {
+		rn.s3Mu.RLock()
+		err := rn.cl.start(context.WithoutCancel(ctx), n)
+		rn.s3Mu.RUnlock()
+		if err != nil {
 			rn.hist.violate("berth does not restart after SIGKILL", err.Error(), fmt.Sprintf("node%d", n.idx))
 			rn.logf("VIOLATION: berth %d does not restart: %v", n.idx, err)
 			return
 		}
 		t2 := time.Now()
 		rn.hist.add(entry{client: -1, op: "restart", keys: []string{fmt.Sprintf("node%d", n.idx)}, sent: t2, got: t2, result: "up"})
+	}
+}
+
+// outager takes the object store down now and then (-s3-outage-every):
+// requests that need it fail (5xx: unknown outcomes to the model), the
+// collector's byte deletes fail and keep their tombstones, uploads fail
+// all-or-nothing. Nothing acknowledged may be lost, and at the fixed point
+// the bucket must hold exactly the live blobs.
+func (rn *runner) outager(ctx context.Context, rng *rand.Rand) {
+	mean := rn.cfg.S3OutageEvery
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(mean/2 + time.Duration(rng.Int64N(int64(mean)))):
+		}
+		down := time.Duration(200+rng.IntN(1800)) * time.Millisecond
+		t := time.Now()
+		rn.s3Mu.Lock()
+		rn.logf("S3 outage: versitygw killed (SIGKILL) for %s", down)
+		err := rn.cl.s3.outage(context.WithoutCancel(ctx), down)
+		if err == nil {
+			rn.s3Outages++
+		}
+		rn.s3Mu.Unlock()
+		res := "restarted"
+		if err != nil {
+			res = "error: " + err.Error()
+		}
+		rn.hist.add(entry{client: -1, op: "s3-outage", keys: []string{"s3"}, sent: t, got: time.Now(), result: res})
+		if err != nil {
+			// The harness's own failure: the rest of the run would only
+			// measure a missing object store.
+			rn.hist.violate("the object store does not restart after an outage (harness)", err.Error(), "s3")
+			rn.logf("VIOLATION: %v", err)
+			return
+		}
 	}
 }
 

@@ -40,6 +40,9 @@ const (
 // about berth's crashes, not the storage's.
 type s3Server struct {
 	bin      string
+	root     string // the posix backend's directory
+	logPath  string
+	addr     string // host:port, kept across restarts
 	endpoint string
 	bucket   string
 	cmd      *exec.Cmd
@@ -81,40 +84,20 @@ func startS3(ctx context.Context, cfg Config, dir string) (*s3Server, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "versitygw.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	s := &s3Server{bin: bin, bucket: fmt.Sprintf("torture-%d-%06x", cfg.Seed, rand.Uint32()&0xffffff)}
+	s := &s3Server{bin: bin, root: root, logPath: filepath.Join(dir, "versitygw.log"),
+		bucket: fmt.Sprintf("torture-%d-%06x", cfg.Seed, rand.Uint32()&0xffffff)}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		cmd := exec.Command(bin, "--port", addr, "posix", root)
-		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3AccessKey, "ROOT_SECRET_KEY="+s3SecretKey)
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("starting versitygw: %w", err)
+		if lastErr = s.launch(ctx, fmt.Sprintf("127.0.0.1:%d", port)); lastErr == nil {
+			break
 		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		// Any HTTP answer (403 without credentials) means it listens.
-		if err := waitHTTP(ctx, "http://"+addr+"/", done, 30*time.Second); err != nil {
-			lastErr = err
-			_ = cmd.Process.Kill()
-			<-done
-			continue
-		}
-		s.cmd, s.done, s.endpoint = cmd, done, "http://"+addr
-		break
 	}
 	if s.cmd == nil {
-		return nil, fmt.Errorf("versitygw did not start: %w (see %s)", lastErr, filepath.Join(dir, "versitygw.log"))
+		return nil, fmt.Errorf("versitygw did not start: %w (see %s)", lastErr, s.logPath)
 	}
 	s.client = awss3.New(awss3.Options{
 		Region:       s3Region,
@@ -143,6 +126,48 @@ func (s *s3Server) env() []string {
 		"BERTH_S3_PREFIX=" + s3Prefix,
 		fmt.Sprintf("BERTH_S3_PART_SIZE=%d", s3PartSize),
 	}
+}
+
+// launch starts versitygw on addr over s.root and waits until it answers.
+func (s *s3Server) launch(ctx context.Context, addr string) error {
+	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command(s.bin, "--port", addr, "posix", s.root)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3AccessKey, "ROOT_SECRET_KEY="+s3SecretKey)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting versitygw: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	// Any HTTP answer (403 without credentials) means it listens.
+	if err := waitHTTP(ctx, "http://"+addr+"/", done, 30*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		<-done
+		return err
+	}
+	s.cmd, s.done, s.addr, s.endpoint = cmd, done, addr, "http://"+addr
+	return nil
+}
+
+// outage SIGKILLs versitygw, keeps it down for down, and starts it again on
+// the same address and directory (retrying while the port is not yet free).
+func (s *s3Server) outage(ctx context.Context, down time.Duration) error {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	time.Sleep(down)
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.launch(ctx, s.addr); err == nil {
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("restarting versitygw on %s: %w", s.addr, err)
 }
 
 func (s *s3Server) stop() {

@@ -41,7 +41,7 @@ func TestTorture(t *testing.T) {
 	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
 		runs = append(runs, Config{Backend: "postgres", Replicas: 1}, Config{Backend: "postgres", Replicas: 2})
 		if _, err := findVersitygw(""); err == nil {
-			runs = append(runs, Config{Backend: "postgres", Blob: "s3", Replicas: 2})
+			runs = append(runs, Config{Backend: "postgres", Blob: "s3", Replicas: 2, S3OutageEvery: 10 * time.Second})
 		}
 	}
 	for _, cfg := range runs {
