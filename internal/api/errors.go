@@ -54,6 +54,7 @@ var errorTable = []struct {
 	{errPagination, "PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"},
 	{errMethodNotAllowed, "UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"},
 	{errRouteUnknown, "NOT_FOUND", http.StatusNotFound, "no such endpoint"},
+	{registry.ErrUnavailable, "UNAVAILABLE", http.StatusServiceUnavailable, "storage temporarily unavailable; retry"},
 	{context.Canceled, "UNKNOWN", 499, "request cancelled"},
 }
 
@@ -84,8 +85,12 @@ func classify(err error) (code string, status int, message string) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	code, status, message := classify(err)
 	entry := errorEntry{Code: code, Message: message}
-	if status != http.StatusInternalServerError {
+	// Internal failures keep their details (endpoints, keys) in the log.
+	if status != http.StatusInternalServerError && status != http.StatusServiceUnavailable {
 		entry.Detail = err.Error()
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

@@ -56,6 +56,10 @@ var (
 	ErrInvalidKey = errors.New("blob: invalid key")
 	// ErrInvalidUploadID: an upload id that ValidUploadID rejects.
 	ErrInvalidUploadID = errors.New("blob: invalid upload id")
+	// ErrUnavailable: the backing storage cannot serve the request now but
+	// may soon (unreachable, timing out, overloaded); the caller may retry.
+	// Backends add it to the error they return; the API answers 503.
+	ErrUnavailable = errors.New("blob: storage unavailable")
 	// ErrUnsupportedDigest: UploadCommit with a digest that is malformed or
 	// not sha256/sha512.
 	ErrUnsupportedDigest = errors.New("blob: unsupported digest")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/oci"
 )
 
@@ -40,6 +41,11 @@ var (
 	// ErrInvalidArgument is a management request that makes no sense (a
 	// negative retention, a restore with neither digest nor time).
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrUnavailable: the byte store cannot serve the request now (S3
+	// unreachable, timing out or throttling); the client may retry. The
+	// registry passes the store's errors through, so this is the store's
+	// sentinel.
+	ErrUnavailable = blob.ErrUnavailable
 )
 
 // ManifestBlobUnknownError names the blob a manifest PUT referenced that the

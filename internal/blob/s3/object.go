@@ -19,7 +19,8 @@ import (
 // Open implements blob.Store. It asks for the object's size with HeadObject;
 // the bytes are fetched by the Reader's first Read, with a ranged GetObject
 // from the current offset (again after every Seek that moves it).
-func (s *Store) Open(ctx context.Context, key string) (blob.Reader, error) {
+func (s *Store) Open(ctx context.Context, key string) (_ blob.Reader, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidKey(key); err != nil {
 		return nil, fmt.Errorf("opening blob: %w", err)
 	}
@@ -31,7 +32,8 @@ func (s *Store) Open(ctx context.Context, key string) (blob.Reader, error) {
 }
 
 // Stat implements blob.Store.
-func (s *Store) Stat(ctx context.Context, key string) (blob.Info, error) {
+func (s *Store) Stat(ctx context.Context, key string) (_ blob.Info, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidKey(key); err != nil {
 		return blob.Info{}, fmt.Errorf("stating blob: %w", err)
 	}
@@ -69,7 +71,8 @@ type reader struct {
 
 func (r *reader) Size() int64 { return r.size }
 
-func (r *reader) Read(p []byte) (int, error) {
+func (r *reader) Read(p []byte) (n int, err error) {
+	defer func() { err = unavailable(err) }()
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
@@ -90,7 +93,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		r.body = out.Body
 	}
-	n, err := r.body.Read(p)
+	n, err = r.body.Read(p)
 	r.pos += int64(n)
 	if errors.Is(err, io.EOF) {
 		r.body.Close()
@@ -142,11 +145,12 @@ func (r *reader) Close() error {
 }
 
 // Delete implements blob.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
+func (s *Store) Delete(ctx context.Context, key string) (err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidKey(key); err != nil {
 		return fmt.Errorf("deleting blob: %w", err)
 	}
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.blobName(key)),
 	})
@@ -159,8 +163,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // DeleteBatch implements blob.BatchDeleter with DeleteObjects, up to 1000
 // keys per request, or one DeleteObject per key on a server without
 // DeleteObjects. An invalid key fails only its own slot.
-func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
-	errs := make([]error, len(keys))
+func (s *Store) DeleteBatch(ctx context.Context, keys []string) (errs []error) {
+	defer func() {
+		for i := range errs {
+			errs[i] = unavailable(errs[i])
+		}
+	}()
+	errs = make([]error, len(keys))
 	slots := make(map[string][]int) // object name -> indexes in keys
 	var names []string
 	for i, k := range keys {
@@ -267,7 +276,8 @@ func unimplemented(err error) bool {
 
 // Walk implements blob.Store: it lists the objects under blobs/ page by
 // page.
-func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) error {
+func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) (err error) {
+	defer func() { err = unavailable(err) }()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("walking blobs: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/berth/berth/internal/blob"
 )
@@ -197,6 +199,21 @@ func directoryRace(err error) aws.Ternary {
 		return aws.TrueTernary
 	}
 	return aws.UnknownTernary
+}
+
+// unavailable marks err with blob.ErrUnavailable when S3 could not serve
+// the request now but might soon: no answer (connection refused or reset,
+// a timeout), a 5xx, or 429/503 throttling. The API answers those 503, and
+// clients retry; anything else (a 4xx, a digest mismatch) passes unchanged.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, blob.ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var send *smithyhttp.RequestSendError
+	if st := httpStatus(err); st >= 500 || st == http.StatusTooManyRequests || errors.As(err, &send) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", blob.ErrUnavailable, err)
+	}
+	return err
 }
 
 // bucketProblem says in words what a failed HeadBucket means.

@@ -1078,3 +1078,38 @@ func TestKeyUpload(t *testing.T) {
 		}
 	}
 }
+
+// TestUnavailable: S3's transient failures (5xx and 429 after the SDK's
+// retries, no answer at all) carry blob.ErrUnavailable, so the API answers
+// 503 and clients retry; its definite answers (404) do not.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := s3test.New(t)
+	var status atomic.Int32 // 0: pass through
+	cfg = proxy(t, cfg, func(w http.ResponseWriter, r *http.Request) bool {
+		if st := status.Load(); st != 0 {
+			w.WriteHeader(int(st))
+			return true
+		}
+		return false
+	})
+	s := newStore(t, cfg)
+	key := put(t, s, "present", []byte("here"))
+	if _, err := s.Stat(ctx, "missing/"+strings.Repeat("0", 32)); !errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrUnavailable) {
+		t.Errorf("Stat(missing): got %v, want ErrNotFound and not ErrUnavailable", err)
+	}
+	for _, st := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusTooManyRequests} {
+		status.Store(int32(st))
+		if _, err := s.Stat(ctx, key); !errors.Is(err, blob.ErrUnavailable) {
+			t.Errorf("Stat with S3 answering %d: got %v, want ErrUnavailable", st, err)
+		}
+		if _, err := s.UploadAppend(ctx, "new", 0, strings.NewReader("x")); !errors.Is(err, blob.ErrUnavailable) {
+			t.Errorf("UploadAppend with S3 answering %d: got %v, want ErrUnavailable", st, err)
+		}
+	}
+	status.Store(0)
+	if _, err := s.Stat(ctx, key); err != nil {
+		t.Errorf("Stat after the outage: %v", err)
+	}
+}

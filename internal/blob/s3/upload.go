@@ -251,7 +251,8 @@ func (s *Store) buffer(size int64) (buf []byte, release func()) {
 
 // UploadAppend implements blob.Store. See the package documentation for the
 // protocol; the state write at the end is the append's commit point.
-func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (_ int64, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidUploadID(id); err != nil {
 		return 0, fmt.Errorf("appending to upload: %w", err)
 	}
@@ -466,7 +467,8 @@ func (a *appender) undo() {
 }
 
 // UploadSize implements blob.Store.
-func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+func (s *Store) UploadSize(ctx context.Context, id string) (_ int64, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidUploadID(id); err != nil {
 		return 0, fmt.Errorf("sizing upload: %w", err)
 	}
@@ -481,7 +483,8 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 // saved hash state, without reading the bytes back; the multipart upload is
 // completed with exactly the parts the state lists, so S3 refuses it if any
 // part was overwritten since (ETag mismatch).
-func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest) (string, int64, error) {
+func (s *Store) UploadCommit(ctx context.Context, id string, want digest.Digest) (_ string, _ int64, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidUploadID(id); err != nil {
 		return "", 0, fmt.Errorf("committing upload: %w", err)
 	}
@@ -635,7 +638,8 @@ func multipartETag(parts []part, tail []byte) string {
 // UploadAbort implements blob.Store. It aborts every multipart upload under
 // blobs/<id>/ (the state's, and any a crash left without a state) and
 // deletes everything under uploads/<id>/.
-func (s *Store) UploadAbort(ctx context.Context, id string) error {
+func (s *Store) UploadAbort(ctx context.Context, id string) (err error) {
+	defer func() { err = unavailable(err) }()
 	if err := blob.ValidUploadID(id); err != nil {
 		return fmt.Errorf("aborting upload: %w", err)
 	}
@@ -644,7 +648,6 @@ func (s *Store) UploadAbort(ctx context.Context, id string) error {
 	// The state's multipart upload by name (a listing may lag on some
 	// servers), then any other under blobs/<id>/. An unreadable state is
 	// deleted all the same.
-	var err error
 	if st, _, lerr := s.loadState(ctx, id); lerr == nil && st.UploadID != "" {
 		err = s.abortMultipart(ctx, s.blobName(st.Key), st.UploadID)
 	}
@@ -758,7 +761,8 @@ func (s *Store) lastPart(ctx context.Context, u types.MultipartUpload) (time.Tim
 // abort it. ModTime is the state's (the last append), else the newest object;
 // for a multipart upload without a state, its newest part's (ListParts), or
 // its start when it has none.
-func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.Info) error) error {
+func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.Info) error) (err error) {
+	defer func() { err = unavailable(err) }()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("walking uploads: %w", err)
 	}
@@ -824,7 +828,7 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(id string, info blob.In
 	// running): it is as recent as the newest part of any.
 	var orphans []string
 	mods := make(map[string]time.Time)
-	err := s.listMultipart(ctx, s.blobsPrefix(), func(u types.MultipartUpload) error {
+	err = s.listMultipart(ctx, s.blobsPrefix(), func(u types.MultipartUpload) error {
 		id, _, ok := strings.Cut(strings.TrimPrefix(aws.ToString(u.Key), s.blobsPrefix()), "/")
 		if !ok || blob.ValidUploadID(id) != nil || seen[id] {
 			return nil
