@@ -25,6 +25,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
@@ -534,11 +535,7 @@ func TestOverwrittenPart(t *testing.T) {
 	appendAll(t, s, "clobber", 0, b, len(b))
 	// Find the multipart upload and replace part 1 with other bytes.
 	c := s3test.Client(cfg)
-	mpus, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
-	if err != nil || len(mpus.Uploads) != 1 {
-		t.Fatalf("ListMultipartUploads: got %d uploads, %v, want 1", len(mpus.Uploads), err)
-	}
-	u := mpus.Uploads[0]
+	u := onlyMultipartUpload(t, c, cfg.Bucket)
 	if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{
 		Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId, PartNumber: aws.Int32(1),
 		Body: bytes.NewReader(random(10, testPartSize)), ContentLength: aws.Int64(testPartSize),
@@ -1045,11 +1042,7 @@ func TestCommitOutcomeKept(t *testing.T) {
 			b := random(15, size)
 			appendAll(t, s, "gone", 0, b, len(b))
 			c := s3test.Client(cfg)
-			mpus, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
-			if err != nil || len(mpus.Uploads) != 1 {
-				t.Fatalf("ListMultipartUploads: got %d uploads, %v, want 1", len(mpus.Uploads), err)
-			}
-			u := mpus.Uploads[0]
+			u := onlyMultipartUpload(t, c, cfg.Bucket)
 			if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
 				t.Fatalf("AbortMultipartUpload: %v", err)
 			}
@@ -1112,4 +1105,15 @@ func TestUnavailable(t *testing.T) {
 	if _, err := s.Stat(ctx, key); err != nil {
 		t.Errorf("Stat after the outage: %v", err)
 	}
+}
+
+// onlyMultipartUpload returns the one multipart upload in progress in
+// bucket, behind the Store's back.
+func onlyMultipartUpload(t *testing.T, c *awss3.Client, bucket string) types.MultipartUpload {
+	t.Helper()
+	mpus, err := c.ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil || len(mpus.Uploads) != 1 {
+		t.Fatalf("ListMultipartUploads: got %d uploads, %v, want 1", len(mpus.Uploads), err)
+	}
+	return mpus.Uploads[0]
 }
