@@ -42,10 +42,17 @@ func (d *Duration) Type() string { return "duration" }
 
 // UnmarshalYAML reads a scalar with ParseDuration.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	return unmarshalScalar(n, `a duration such as "1h" or "14d"`, d.Set)
+}
+
+// unmarshalScalar reads a YAML scalar with set (a pflag.Value's Set), so a
+// file and a flag parse a value alike; errors name the line, and want says
+// what the value should look like.
+func unmarshalScalar(n *yaml.Node, want string, set func(string) error) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as \"1h\" or \"14d\"", n.Line)
+		return fmt.Errorf("line %d: want %s", n.Line, want)
 	}
-	if err := d.Set(n.Value); err != nil {
+	if err := set(n.Value); err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	return nil

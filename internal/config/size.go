@@ -53,13 +53,7 @@ func (s *Size) Type() string { return "size" }
 
 // UnmarshalYAML reads a scalar with ParseSize.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a size such as \"8MiB\"", n.Line)
-	}
-	if err := s.Set(n.Value); err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	return nil
+	return unmarshalScalar(n, `a size such as "8MiB"`, s.Set)
 }
 
 // MarshalYAML writes s as String does.
