@@ -175,11 +175,11 @@ func testDigestMismatch(t *testing.T, s blob.Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("mismatch-%d", i)
 			upload(t, s, id, b, 1000)
-			before := count(t, s)
+			before := Count(t, s)
 			if key, _, err := s.UploadCommit(ctx, id, tt.want); !errors.Is(err, blob.ErrDigestMismatch) {
 				t.Fatalf("UploadCommit: got key %q, %v, want ErrDigestMismatch", key, err)
 			}
-			if n := count(t, s); n != before {
+			if n := Count(t, s); n != before {
 				t.Errorf("Walk after mismatch: got %d objects, want %d (nothing committed)", n, before)
 			}
 			// The staging object is left for the caller to continue or abort.
@@ -820,8 +820,8 @@ func Benchmark(b *testing.B, newStore func(tb testing.TB) blob.Store) {
 	})
 }
 
-// count returns how many committed objects Walk reports.
-func count(t *testing.T, s blob.Store) int {
+// Count returns how many committed objects Walk reports.
+func Count(t testing.TB, s blob.Store) int {
 	t.Helper()
 	n := 0
 	if err := s.Walk(context.Background(), func(blob.Info) error { n++; return nil }); err != nil {

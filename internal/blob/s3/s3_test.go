@@ -545,18 +545,9 @@ func TestOverwrittenPart(t *testing.T) {
 	if key, _, err := s.UploadCommit(ctx, "clobber", digest.FromBytes(b)); err == nil {
 		t.Fatalf("UploadCommit after part 1 was replaced: got key %s, nil, want an error", key)
 	}
-	if n := countObjects(t, s); n != 0 {
+	if n := blobtest.Count(t, s); n != 0 {
 		t.Errorf("Walk after the refused commit: got %d objects, want 0", n)
 	}
-}
-
-func countObjects(t *testing.T, s blob.Store) int {
-	t.Helper()
-	n := 0
-	if err := s.Walk(context.Background(), func(blob.Info) error { n++; return nil }); err != nil {
-		t.Fatalf("Walk: %v", err)
-	}
-	return n
 }
 
 // TestConcurrentReplicas: two Stores (two replicas, so no shared lock)
@@ -659,7 +650,7 @@ func TestWritesRaceDeletes(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := countObjects(t, s); n != 0 {
+	if n := blobtest.Count(t, s); n != 0 {
 		t.Errorf("objects left: %d, want 0", n)
 	}
 }
@@ -782,7 +773,7 @@ func TestDeleteObjectsNotImplemented(t *testing.T) {
 			t.Errorf("DeleteBatch slot %d (%s): got %v, want nil", i, keys[i], err)
 		}
 	}
-	if n := countObjects(t, s); n != 0 {
+	if n := blobtest.Count(t, s); n != 0 {
 		t.Errorf("objects after DeleteBatch: got %d, want 0", n)
 	}
 	// Tail segments replaced by an append, and those a commit leaves, are
@@ -1049,7 +1040,7 @@ func TestCommitOutcomeKept(t *testing.T) {
 			if _, _, err := s.UploadCommit(ctx, "gone", digest.FromBytes(b)); !errors.Is(err, s3.ErrUploadGone) || !errors.Is(err, blob.ErrNotFound) {
 				t.Errorf("UploadCommit of an aborted multipart upload: got %v, want ErrUploadGone", err)
 			}
-			if n := countObjects(t, s); n != 0 {
+			if n := blobtest.Count(t, s); n != 0 {
 				t.Errorf("objects after the refused commit: got %d, want 0", n)
 			}
 		})
