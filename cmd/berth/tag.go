@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
-	"github.com/berth/berth/internal/app"
-	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
@@ -72,13 +70,6 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return api.ParseTime(s)
 }
 
-// repoRetention is the effective removed-tag window of repo's namespace.
-func repoRetention(cmd *cobra.Command, svc *app.Services, repo string) (time.Duration, error) {
-	ns, _ := oci.SplitRepo(repo)
-	r, err := svc.Registry.NamespaceRetention(cmd.Context(), ns)
-	return r.Effective, err
-}
-
 func newTagHistoryCommand(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -101,15 +92,11 @@ restorable (ended inside the namespace's retention window) or gone. Without
 				return err
 			}
 			defer closeSvc()
-			rows, err := svc.Registry.TagHistory(cmd.Context(), repo, tag)
+			hist, err := svc.Registry.TagHistory(cmd.Context(), repo, tag)
 			if err != nil {
 				return err
 			}
-			ret, err := repoRetention(cmd, svc, repo)
-			if err != nil {
-				return err
-			}
-			h := api.NewTagHistory(repo, tag, rows, ret, svc.Registry.Now())
+			h := api.NewTagHistory(repo, tag, hist)
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), h)
 			}
@@ -154,10 +141,10 @@ func newTagRestoreCommand(g *globals) *cobra.Command {
 		Short: "Point a tag back at a manifest it pointed at before",
 		Long: `restore brings back a past lifetime of a tag as a new live lifetime (without
 expiry): the newest one that pointed at --to DIGEST, or the one live at
---at TIME (RFC 3339, or -DURATION for that long ago, e.g. -2h). It is refused
-when that lifetime ended longer ago than the namespace's retention window, or
-when its manifest was deleted by digest; the refusal says why and until when
-it was restorable.`,
+--at TIME (RFC 3339, or -DURATION for that long ago, e.g. -2h). A manifest
+deleted by digest comes back with the tag (and the children of an index with
+it). It is refused when that lifetime ended longer ago than the namespace's
+retention window; the refusal says why and until when it was restorable.`,
 		Example: `  berth tag restore library/nginx:latest --to sha256:0123…
   berth tag restore library/nginx:latest --at 2026-01-02T15:04:05Z
   berth tag restore library/nginx:latest --at -3h`,
@@ -187,7 +174,7 @@ it was restorable.`,
 			if err != nil {
 				return fmt.Errorf("restore %s: %w", args[0], err)
 			}
-			return printTag(cmd, svc, repo, t, asJSON, "restored")
+			return printTag(cmd, repo, t, asJSON, "restored")
 		},
 	}
 	f := cmd.Flags()
@@ -198,12 +185,8 @@ it was restorable.`,
 }
 
 // printTag prints one lifetime after a change.
-func printTag(cmd *cobra.Command, svc *app.Services, repo string, t meta.Tag, asJSON bool, verb string) error {
-	ret, err := repoRetention(cmd, svc, repo)
-	if err != nil {
-		return err
-	}
-	l := api.NewTagLifetime(t, ret, svc.Registry.Now())
+func printTag(cmd *cobra.Command, repo string, lt registry.Lifetime, asJSON bool, verb string) error {
+	l := api.NewTagLifetime(lt)
 	if asJSON {
 		return printJSON(cmd.OutOrStdout(), l)
 	}
@@ -218,9 +201,11 @@ func newTagExpireCommand(g *globals) *cobra.Command {
 		Use:   "expire REPOSITORY:TAG (--in DURATION | --at TIME | --never)",
 		Short: "Set or clear the expiry of a live tag",
 		Long: `expire sets when a live tag ends: --in DURATION from now (Go syntax or d/w
-units: 90m, 2h, 3d, 1w), --at TIME (RFC 3339), or --never to clear it. When
-the time passes, the collector's expiry scan ends the tag; it stays
-restorable for the namespace's retention window, like a deleted tag.`,
+units: 90m, 2h, 3d, 1w), --at TIME (RFC 3339, not in the past), or --never to clear it. When the time
+passes the tag no longer resolves, the collector's expiry scan records its
+end, and it stays restorable for the namespace's retention window from the
+expiry on, like a deleted tag. A past --at is refused: to end a tag now,
+delete it (or --in 0s).`,
 		Example: `  berth tag expire library/nginx:pr-42 --in 3d
   berth tag expire library/nginx:pr-42 --at 2026-02-01T00:00:00Z
   berth tag expire library/nginx:pr-42 --never`,
@@ -244,26 +229,22 @@ restorable for the namespace's retention window, like a deleted tag.`,
 				return err
 			}
 			defer closeSvc()
-			var when *time.Time
+			var e registry.Expiry
 			switch {
 			case in != "":
 				d, err := api.ParseDuration(in)
 				if err != nil {
 					return err
 				}
-				if d < 0 {
-					return fmt.Errorf("--in %s is negative", in)
-				}
-				t := svc.Registry.Now().Add(d)
-				when = &t
+				e.In = &d
 			case at != "":
 				t, err := api.ParseTime(at)
 				if err != nil {
 					return err
 				}
-				when = &t
+				e.At = &t
 			}
-			t, err := svc.Registry.SetTagExpiry(cmd.Context(), repo, tag, when)
+			t, err := svc.Registry.SetTagExpiry(cmd.Context(), repo, tag, e)
 			if err != nil {
 				return fmt.Errorf("expire %s: %w", args[0], err)
 			}
@@ -271,7 +252,7 @@ restorable for the namespace's retention window, like a deleted tag.`,
 			if never {
 				verb = "expiry cleared on"
 			}
-			return printTag(cmd, svc, repo, t, asJSON, verb)
+			return printTag(cmd, repo, t, asJSON, verb)
 		},
 	}
 	f := cmd.Flags()

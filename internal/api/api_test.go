@@ -286,7 +286,8 @@ func TestTagMoveAndDelete(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || ociCode(body) != "MANIFEST_UNKNOWN" {
 			t.Errorf("DELETE deleted tag: got %d %s, want 404 MANIFEST_UNKNOWN", resp.StatusCode, ociCode(body))
 		}
-		hist, err := e.reg.TagHistory(context.Background(), repo, "prod")
+		h, err := e.reg.TagHistory(context.Background(), repo, "prod")
+		hist := h.Lifetimes
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -643,10 +643,11 @@ func TestGGCRTagMoveAndDelete(t *testing.T) {
 		c.samePulled(repo+"@"+d1.String(), img1)
 		c.samePulled(repo+"@"+d2.String(), img2)
 
-		hist, err := e.reg.TagHistory(context.Background(), repo, "prod")
+		h, err := e.reg.TagHistory(context.Background(), repo, "prod")
 		if err != nil {
 			t.Fatal(err)
 		}
+		hist := h.Lifetimes
 		if len(hist) != 2 {
 			t.Fatalf("history: got %d rows %+v, want 2", len(hist), hist)
 		}

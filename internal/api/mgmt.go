@@ -35,7 +35,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/gc"
-	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
@@ -186,22 +185,19 @@ type TagLifetime struct {
 	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
 	Hidden    bool          `json:"hidden,omitempty"`
 	Live      bool          `json:"live"`
-	// Restorable: the lifetime ended inside the time-machine window, so
-	// restore can bring it back (until RestorableUntil).
+	// Restorable: restore would bring the lifetime back now: it ended
+	// inside the time-machine window and its manifest is still stored
+	// (until RestorableUntil).
 	Restorable      bool       `json:"restorable"`
 	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
 }
 
-// NewTagLifetime describes t at now, under the namespace window retention.
-func NewTagLifetime(t meta.Tag, retention time.Duration, now time.Time) TagLifetime {
-	l := TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
-		Hidden: t.Hidden, Live: t.LiveAt(now)}
-	if end := t.EffectiveEnd(); end != nil {
-		until := end.Add(retention).UTC()
-		l.RestorableUntil = &until
-		l.Restorable = !l.Live && until.After(now)
-	}
-	return l
+// NewTagLifetime is the document of one lifetime; the registry decided
+// whether it is restorable (the same check restore makes).
+func NewTagLifetime(l registry.Lifetime) TagLifetime {
+	t := l.Tag
+	return TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
+		Hidden: t.Hidden, Live: l.Live, Restorable: l.Restorable, RestorableUntil: utc(l.RestorableUntil)}
 }
 
 func utc(t *time.Time) *time.Time {
@@ -222,12 +218,12 @@ type TagHistory struct {
 }
 
 // NewTagHistory builds the history document the API and the CLI print.
-func NewTagHistory(repo, tag string, rows []meta.Tag, retention time.Duration, now time.Time) TagHistory {
-	h := TagHistory{Repository: repo, Tag: tag, Retention: retention.String(), Lifetimes: []TagLifetime{}}
-	for _, t := range rows {
-		h.Lifetimes = append(h.Lifetimes, NewTagLifetime(t, retention, now))
+func NewTagHistory(repo, tag string, h registry.History) TagHistory {
+	out := TagHistory{Repository: repo, Tag: tag, Retention: h.Retention.String(), Lifetimes: []TagLifetime{}}
+	for _, l := range h.Lifetimes {
+		out.Lifetimes = append(out.Lifetimes, NewTagLifetime(l))
 	}
-	return h
+	return out
 }
 
 // NamespaceRetention is a namespace's removed-tag window.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -15,25 +14,11 @@ func (h *handler) tagHistory(w http.ResponseWriter, r *http.Request, mr mgmtRout
 	if err := allow(w, r, http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	rows, err := h.reg.TagHistory(r.Context(), mr.Name, mr.Tag)
+	hist, err := h.reg.TagHistory(r.Context(), mr.Name, mr.Tag)
 	if err != nil {
 		return err
 	}
-	ret, err := h.repoRetention(r, mr.Name)
-	if err != nil {
-		return err
-	}
-	return replyJSON(w, r, NewTagHistory(mr.Name, mr.Tag, rows, ret, h.reg.Now()))
-}
-
-// repoRetention is the effective window of repo's namespace.
-func (h *handler) repoRetention(r *http.Request, repo string) (time.Duration, error) {
-	ns, _ := oci.SplitRepo(repo)
-	ret, err := h.reg.NamespaceRetention(r.Context(), ns)
-	if err != nil {
-		return 0, err
-	}
-	return ret.Effective, nil
+	return replyJSON(w, r, NewTagHistory(mr.Name, mr.Tag, hist))
 }
 
 // restoreRequest is the body of POST .../restore: exactly one field.
@@ -59,15 +44,11 @@ func (h *handler) restoreTag(w http.ResponseWriter, r *http.Request, mr mgmtRout
 		}
 		target.At = &at
 	}
-	t, err := h.reg.RestoreTag(r.Context(), mr.Name, mr.Tag, target)
+	l, err := h.reg.RestoreTag(r.Context(), mr.Name, mr.Tag, target)
 	if err != nil {
 		return err
 	}
-	ret, err := h.repoRetention(r, mr.Name)
-	if err != nil {
-		return err
-	}
-	return replyJSON(w, r, NewTagLifetime(t, ret, h.reg.Now()))
+	return replyJSON(w, r, NewTagLifetime(l))
 }
 
 // expiryRequest is the body of PUT .../expiry: exactly one field.
@@ -81,7 +62,7 @@ func (h *handler) tagExpiry(w http.ResponseWriter, r *http.Request, mr mgmtRoute
 	if err := allow(w, r, http.MethodPut, http.MethodDelete); err != nil {
 		return err
 	}
-	var at *time.Time
+	var e registry.Expiry
 	if r.Method == http.MethodPut {
 		var req expiryRequest
 		if err := readBody(r, &req); err != nil {
@@ -95,28 +76,20 @@ func (h *handler) tagExpiry(w http.ResponseWriter, r *http.Request, mr mgmtRoute
 			if err != nil {
 				return err
 			}
-			at = &t
+			e.At = &t
 		default:
 			d, err := ParseDuration(req.In)
 			if err != nil {
 				return err
 			}
-			if d < 0 {
-				return fmt.Errorf("expiry in %s is negative: %w", d, registry.ErrInvalidArgument)
-			}
-			t := h.reg.Now().Add(d)
-			at = &t
+			e.In = &d
 		}
 	}
-	t, err := h.reg.SetTagExpiry(r.Context(), mr.Name, mr.Tag, at)
+	l, err := h.reg.SetTagExpiry(r.Context(), mr.Name, mr.Tag, e)
 	if err != nil {
 		return err
 	}
-	ret, err := h.repoRetention(r, mr.Name)
-	if err != nil {
-		return err
-	}
-	return replyJSON(w, r, NewTagLifetime(t, ret, h.reg.Now()))
+	return replyJSON(w, r, NewTagLifetime(l))
 }
 
 // retentionRequest is the body of PUT .../retention; Retention must be

@@ -244,12 +244,24 @@ func (p *pass) manifestAlive(ctx context.Context, repo string, m meta.Manifest, 
 			lastEnd = t.End
 		}
 	}
-	parents, err := p.tx.ManifestParents(ctx, m.RepoID, m.Digest, 1)
+	// Any parent row keeps a child, a withdrawn one too: restoring the
+	// parent brings its children back.
+	parents, err := p.tx.ManifestParents(ctx, m.RepoID, m.Digest, true, 1)
 	if err != nil {
 		return false, aliveBecause{}, err
 	}
 	if len(parents) > 0 {
 		return true, aliveBecause{text: "child of " + parents[0].String()}, nil
+	}
+	if m.Withdrawn() {
+		// A DELETE by digest asked for it to go: only what can bring it
+		// back (a tag row inside its window, a parent) keeps it; not the
+		// grace of its last PUT, not collect_untagged, not its subject.
+		why := "deleted by digest " + m.DeletedAt.Format(time.RFC3339)
+		if lastEnd != nil {
+			why += "; last tag ended " + lastEnd.Format(time.RFC3339) + ", outside the time-machine window"
+		}
+		return false, aliveBecause{text: why}, nil
 	}
 	if m.Subject != "" {
 		_, err := p.tx.Manifest(ctx, m.RepoID, m.Subject, meta.LockNone)

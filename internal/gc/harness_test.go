@@ -880,7 +880,7 @@ func (h *harness) assertFixedPoint(extraRoots []string) {
 		add(k)
 	}
 	children := h.pairs(`SELECT ` + h.concat("repository_id", "parent_digest") + `, ` + h.concat("repository_id", "child_digest") + ` FROM manifest_child`)
-	referrers := h.pairs(`SELECT ` + h.concat("repository_id", "subject_digest") + `, ` + h.concat("repository_id", "digest") + ` FROM manifest WHERE subject_digest <> ''`)
+	referrers := h.pairs(`SELECT ` + h.concat("repository_id", "subject_digest") + `, ` + h.concat("repository_id", "digest") + ` FROM manifest WHERE subject_digest <> '' AND deleted_at IS NULL`)
 	for len(frontier) > 0 {
 		k := frontier[len(frontier)-1]
 		frontier = frontier[:len(frontier)-1]

@@ -184,8 +184,8 @@ func TestScenario27NamespaceReRegisteredDuringPurge(t *testing.T) {
 		h.assertRepoEmpty("acme/lib")
 		h.pushImage("acme/app", "v1", randomImage(t, 1))
 		hist, err := h.reg.TagHistory(h.ctx, "acme/app", "")
-		if err != nil || len(hist) != 1 {
-			t.Fatalf("history of the re-registered repository: %d rows, %v", len(hist), err)
+		if err != nil || len(hist.Lifetimes) != 1 {
+			t.Fatalf("history of the re-registered repository: %d rows, %v", len(hist.Lifetimes), err)
 		}
 		h.fixedPoint()
 	})

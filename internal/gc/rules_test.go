@@ -298,7 +298,8 @@ func TestExpiryLabels(t *testing.T) {
 				if resp.StatusCode != http.StatusNotFound {
 					t.Fatalf("expired tag still served: %d", resp.StatusCode)
 				}
-				hist, err := h.reg.TagHistory(h.ctx, "ns/app", "nightly")
+				hh, err := h.reg.TagHistory(h.ctx, "ns/app", "nightly")
+				hist := hh.Lifetimes
 				if err != nil || len(hist) != 1 || hist[0].End == nil || !hist[0].End.Equal(*hist[0].ExpiresAt) {
 					t.Fatalf("history after expiry: %+v, %v", hist, err)
 				}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/registry"
 )
 
 // configBlob is a minimal OCI image config.
@@ -462,7 +463,9 @@ func TestScenario11ReferrersLiveWithSubject(t *testing.T) {
 }
 
 // 12. Referrers of a deleted subject are collected, whether the subject's
-// tag ended or the subject was deleted by digest.
+// tag ended or the subject was deleted by digest — once the time machine
+// no longer keeps the subject: a DELETE by digest of a tagged subject
+// withdraws it, and it stays restorable (with its referrers) for the window.
 func TestScenario12ReferrersDieWithSubject(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		a, b := ociImage(t, 1), ociImage(t, 1)
@@ -474,9 +477,16 @@ func TestScenario12ReferrersDieWithSubject(t *testing.T) {
 		h.deleteRef(h.tag("ns/app", "a"))
 		h.deleteRef(h.dig("ns/app", bd))
 		h.collect()
-		h.assertGone("ns/app", append([]v1.Hash{bd}, rb...))
+		if st := h.manifestStatus("ns/app", bd); st != http.StatusNotFound {
+			t.Fatalf("GET of a manifest deleted by digest: %d, want 404", st)
+		}
+		for _, d := range append([]v1.Hash{bd}, rb...) {
+			if !h.hasManifest("ns/app", d) {
+				t.Fatalf("manifest %s collected while tag b is inside its window", d)
+			}
+		}
 		h.settle()
-		h.assertGone("ns/app", append([]v1.Hash{mustDigest(t, a)}, ra...))
+		h.assertGone("ns/app", append([]v1.Hash{bd, mustDigest(t, a)}, append(ra, rb...)...))
 		if n := h.count(`SELECT COUNT(*) FROM manifest`); n != 0 {
 			t.Fatalf("%d manifests left", n)
 		}
@@ -682,7 +692,7 @@ func TestScenario23ExpiryNeverDeletesProtectedManifest(t *testing.T) {
 		d := h.pushImage("ns/app", "release", img)
 		h.retag("ns/app", "temp", d)
 		at := h.clock.Now().Add(time.Hour)
-		if _, err := h.reg.SetTagExpiry(h.ctx, "ns/app", "temp", &at); err != nil {
+		if _, err := h.reg.SetTagExpiry(h.ctx, "ns/app", "temp", registry.Expiry{At: &at}); err != nil {
 			t.Fatal(err)
 		}
 		// A hidden pin with an expiry in the past on another manifest.

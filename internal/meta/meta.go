@@ -102,7 +102,14 @@ type Manifest struct {
 	// PushedAt is when the manifest was last PUT; the untagged grace runs
 	// from it (root 4 of DESIGN.md §3).
 	PushedAt time.Time
+	// DeletedAt is set when a DELETE by digest withdrew the manifest: it
+	// answers 404 but its row and edges stay while the time machine can
+	// bring it back (docs/design/gc.md). nil: not withdrawn.
+	DeletedAt *time.Time
 }
+
+// Withdrawn reports whether a DELETE by digest withdrew the manifest.
+func (m Manifest) Withdrawn() bool { return m.DeletedAt != nil }
 
 // ManifestRefs are the rows DeleteManifest removed with a manifest: the
 // collector reviews each of them next.
@@ -263,12 +270,20 @@ type ManifestTx interface {
 	// PutManifest inserts the manifest and its edges unless the digest is
 	// already stored in the repository; created reports which.
 	PutManifest(ctx context.Context, m Manifest, e ManifestEdges) (created bool, err error)
-	// PutManifest on an existing digest refreshes PushedAt.
+	// PutManifest on an existing digest refreshes PushedAt and clears
+	// DeletedAt (a re-PUT brings a withdrawn manifest back).
+	// WithdrawManifest marks a manifest withdrawn at (DELETE by digest);
+	// RestoreManifest clears the mark. Both need the row locked FOR UPDATE.
+	WithdrawManifest(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error
+	RestoreManifest(ctx context.Context, repoID int64, d digest.Digest) error
+	// ManifestChildren lists the children of an index, in digest order.
+	ManifestChildren(ctx context.Context, repoID int64, d digest.Digest) ([]digest.Digest, error)
 	// DeleteManifest deletes the manifest row and the edges it owns
 	// (children, blobs, labels) and returns what they pointed at.
 	DeleteManifest(ctx context.Context, repoID int64, d digest.Digest) (ManifestRefs, error)
-	// ManifestParents lists indexes in the repository that reference d.
-	ManifestParents(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]digest.Digest, error)
+	// ManifestParents lists indexes in the repository that reference d;
+	// withdrawn parents too when withdrawn is true.
+	ManifestParents(ctx context.Context, repoID int64, d digest.Digest, withdrawn bool, limit int) ([]digest.Digest, error)
 	// Referrers lists manifests whose subject is d, filtered by
 	// artifactType when it is not "", locked with lock.
 	Referrers(ctx context.Context, repoID int64, subject digest.Digest, artifactType string, lock Lock) ([]Manifest, error)

@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
-	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 )
@@ -90,10 +89,12 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 	return m, err
 }
 
+// manifestRow reads a manifest a client can see: a withdrawn one (DELETE
+// by digest) is ErrManifestUnknown like an absent one.
 func manifestRow(ctx context.Context, tx meta.Tx, repo meta.Repository, d digest.Digest, lock meta.Lock) (meta.Manifest, error) {
 	m, err := tx.Manifest(ctx, repo.ID, d, lock)
-	if isNotFound(err) {
-		return m, fmt.Errorf("manifest %s in repository %q: %w", d, repo.Name, ErrManifestUnknown)
+	if isNotFound(err) || err == nil && m.Withdrawn() {
+		return meta.Manifest{}, fmt.Errorf("manifest %s in repository %q: %w", d, repo.Name, ErrManifestUnknown)
 	}
 	if err != nil {
 		return m, fmt.Errorf("reading manifest %s: %w", d, err)
@@ -199,7 +200,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if c == d {
 				return fmt.Errorf("index lists itself as a child: %w", ErrManifestInvalid)
 			}
-			if _, err := tx.Manifest(ctx, rp.ID, c, meta.LockShare); isNotFound(err) {
+			if cm, err := tx.Manifest(ctx, rp.ID, c, meta.LockShare); isNotFound(err) || err == nil && cm.Withdrawn() {
 				return fmt.Errorf("index references child manifest %s, which is not in repository %q: %w", c, repo, ErrManifestUnknown)
 			} else if err != nil {
 				return fmt.Errorf("reading child manifest %s: %w", c, err)
@@ -387,18 +388,17 @@ func cmpDigest(a, b digest.Digest) int {
 	return 0
 }
 
-// DeleteManifest deletes manifest ds of repo (a digest; tags go through
-// DeleteTag). It is refused with ErrDenied while an index of the repository
-// lists it. Live tags pointing at it are ended now and reviewed after the
-// namespace's retention.
+// DeleteManifest withdraws manifest ds of repo (a digest; tags go through
+// DeleteTag): from now on it answers 404, live tags pointing at it end now
+// and are reviewed after the namespace's retention, and it is reviewed now.
+// It is refused with ErrDenied while an index of the repository that is not
+// itself withdrawn lists it.
 //
-// DELETE by digest is an explicit hard delete: the tag rows ended this way
-// stay in the tag history, but they cannot be restored, because the
-// manifest they point at is gone.
-//
-// The reviews follow gc.md: each blob's link at now+grace (a client that
-// just saw the blob alive keeps a grace to reference it again), each child,
-// each referrer and each label now.
+// The row and its edges stay while the time machine can bring it back: a
+// tag row on it inside its window, or a (withdrawn) parent. Restoring such
+// a tag, or pushing the same bytes again, brings it back; otherwise the
+// collector deletes it like any unreachable manifest (docs/design/gc.md,
+// "The time machine").
 func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 	if err := validName(repo); err != nil {
 		return err
@@ -418,7 +418,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		if _, err := manifestRow(ctx, tx, rp, d, meta.LockUpdate); err != nil {
 			return err
 		}
-		parents, err := tx.ManifestParents(ctx, rp.ID, d, 1)
+		parents, err := tx.ManifestParents(ctx, rp.ID, d, false, 1)
 		if err != nil {
 			return fmt.Errorf("reading parents of %s: %w", d, err)
 		}
@@ -429,6 +429,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		if err != nil {
 			return fmt.Errorf("reading tags of %s: %w", d, err)
 		}
+		reason := "manifest " + d.String() + " deleted by digest"
 		for _, t := range tags {
 			if !t.LiveAt(now) {
 				continue
@@ -437,16 +438,17 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 				return fmt.Errorf("ending tag %q: %w", t.Name, err)
 			}
 			endedTags = append(endedTags, t.Name)
-			if err := r.reviewEndedTag(ctx, tx, rp, t, now, "manifest "+d.String()+" deleted"); err != nil {
+			if err := r.reviewEndedTag(ctx, tx, rp, t, now, reason); err != nil {
 				return err
 			}
 		}
-		// The collector's own rule: delete the rows and review what they
-		// pointed at (links after the grace; children, referrers, labels now).
-		if _, err := gc.DeleteManifest(ctx, tx, rp.ID, d, now, r.opts.Grace); err != nil {
-			return fmt.Errorf("deleting manifest %s: %w", d, err)
+		if err := tx.WithdrawManifest(ctx, rp.ID, d, now); err != nil {
+			return err
 		}
-		return nil
+		// Due now, even if a PUT's review was pending for later: the
+		// grace of a push no longer protects it (the blobs keep theirs:
+		// the collector reviews their links a grace after the row goes).
+		return tx.RescheduleReview(ctx, meta.ReviewManifest, object(rp.ID, d), now, reason)
 	})
 	if err != nil {
 		return err

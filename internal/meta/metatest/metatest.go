@@ -309,7 +309,7 @@ func testManifestEdges(t *testing.T, s meta.Store) {
 		if string(m.Body) != "child" {
 			t.Errorf("body: got %q, want child", m.Body)
 		}
-		parents, _ := tx.ManifestParents(ctx, r.ID, child.Digest, 10)
+		parents, _ := tx.ManifestParents(ctx, r.ID, child.Digest, true, 10)
 		if diff := cmp.Diff([]digest.Digest{index.Digest}, parents); diff != "" {
 			t.Errorf("parents (-want +got):\n%s", diff)
 		}

@@ -5,24 +5,31 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
 )
 
-const manifestCols = `repository_id, digest, media_type, artifact_type, subject_digest, size, body, pushed_at`
+// manifestInsertCols are written by PutManifest; manifestCols are read.
+const (
+	manifestInsertCols = `repository_id, digest, media_type, artifact_type, subject_digest, size, body, pushed_at`
+	manifestCols       = manifestInsertCols + `, deleted_at`
+)
 
 func scanManifest(row interface{ Scan(...any) error }) (meta.Manifest, error) {
 	var m meta.Manifest
 	var dg, subject string
 	var pushed int64
-	if err := row.Scan(&m.RepoID, &dg, &m.MediaType, &m.ArtifactType, &subject, &m.Size, &m.Body, &pushed); err != nil {
+	var deleted sql.NullInt64
+	if err := row.Scan(&m.RepoID, &dg, &m.MediaType, &m.ArtifactType, &subject, &m.Size, &m.Body, &pushed, &deleted); err != nil {
 		return m, err
 	}
 	m.Digest = digest.Digest(dg)
 	m.Subject = digest.Digest(subject)
 	m.PushedAt = fromUS(pushed)
+	m.DeletedAt = fromNullUS(deleted)
 	return m, nil
 }
 
@@ -36,7 +43,7 @@ func (t *tx) Manifest(ctx context.Context, repoID int64, d digest.Digest, lock m
 }
 
 func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEdges) (bool, error) {
-	res, err := t.exec(ctx, `INSERT INTO manifest (`+manifestCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	res, err := t.exec(ctx, `INSERT INTO manifest (`+manifestInsertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repository_id, digest) DO NOTHING`,
 		m.RepoID, m.Digest.String(), m.MediaType, m.ArtifactType, m.Subject.String(), m.Size, m.Body, us(m.PushedAt))
 	if err != nil {
@@ -45,7 +52,8 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 	if n, _ := res.RowsAffected(); n == 0 {
 		// Already stored: lock it (the collector may be deleting it right
 		// now; then retry the transaction, whose insert will win), and a
-		// re-PUT refreshes the untagged grace.
+		// re-PUT refreshes the untagged grace and brings a withdrawn
+		// manifest back.
 		found, err := t.exists(ctx, `SELECT 1 FROM manifest WHERE repository_id = ? AND digest = ?`+t.lock(meta.LockShare), m.RepoID, m.Digest.String())
 		if err != nil {
 			return false, fmt.Errorf("locking manifest %s: %w", m.Digest, err)
@@ -53,8 +61,9 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 		if !found {
 			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
 		}
-		if _, err := t.exec(ctx, `UPDATE manifest SET pushed_at = ? WHERE repository_id = ? AND digest = ? AND pushed_at < ?`,
-			us(m.PushedAt), m.RepoID, m.Digest.String(), us(m.PushedAt)); err != nil {
+		if _, err := t.exec(ctx, `UPDATE manifest SET pushed_at = CASE WHEN pushed_at < ? THEN ? ELSE pushed_at END, deleted_at = NULL
+			WHERE repository_id = ? AND digest = ?`,
+			us(m.PushedAt), us(m.PushedAt), m.RepoID, m.Digest.String()); err != nil {
 			return false, fmt.Errorf("refreshing manifest %s: %w", m.Digest, err)
 		}
 		return false, nil
@@ -138,9 +147,39 @@ func (t *tx) DeleteManifest(ctx context.Context, repoID int64, d digest.Digest) 
 	return refs, nil
 }
 
-func (t *tx) ManifestParents(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]digest.Digest, error) {
-	ds, err := scanDigests(t.query(ctx, `SELECT parent_digest FROM manifest_child WHERE repository_id = ? AND child_digest = ? ORDER BY parent_digest LIMIT ?`,
-		repoID, d.String(), limit))
+func (t *tx) WithdrawManifest(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error {
+	res, err := t.exec(ctx, `UPDATE manifest SET deleted_at = ? WHERE repository_id = ? AND digest = ? AND deleted_at IS NULL`,
+		us(at), repoID, d.String())
+	if err != nil {
+		return fmt.Errorf("withdrawing manifest %s: %w", d, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("withdrawing manifest %s: no stored manifest: %w", d, meta.ErrNotFound)
+	}
+	return nil
+}
+
+func (t *tx) RestoreManifest(ctx context.Context, repoID int64, d digest.Digest) error {
+	if _, err := t.exec(ctx, `UPDATE manifest SET deleted_at = NULL WHERE repository_id = ? AND digest = ?`, repoID, d.String()); err != nil {
+		return fmt.Errorf("restoring manifest %s: %w", d, err)
+	}
+	return nil
+}
+
+func (t *tx) ManifestChildren(ctx context.Context, repoID int64, d digest.Digest) ([]digest.Digest, error) {
+	ds, err := scanDigests(t.query(ctx, `SELECT child_digest FROM manifest_child WHERE repository_id = ? AND parent_digest = ? ORDER BY child_digest`,
+		repoID, d.String()))
+	if err != nil {
+		return nil, fmt.Errorf("reading children of %s: %w", d, err)
+	}
+	return ds, nil
+}
+
+func (t *tx) ManifestParents(ctx context.Context, repoID int64, d digest.Digest, withdrawn bool, limit int) ([]digest.Digest, error) {
+	ds, err := scanDigests(t.query(ctx, `SELECT c.parent_digest FROM manifest_child c
+		JOIN manifest m ON m.repository_id = c.repository_id AND m.digest = c.parent_digest
+		WHERE c.repository_id = ? AND c.child_digest = ? AND (? OR m.deleted_at IS NULL) ORDER BY c.parent_digest LIMIT ?`,
+		repoID, d.String(), withdrawn, limit))
 	if err != nil {
 		return nil, fmt.Errorf("reading parents of %s: %w", d, err)
 	}
