@@ -206,6 +206,10 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"effective": "72h0m0s"`) {
 		t.Fatalf("namespace retention acme 3d: %v\n%s", err, out)
 	}
+	// A past expiry would end the tag before berth records it: refused.
+	if _, err := run(t, nil, append([]string{"tag", "expire", "acme/app:v1", "--at", "2000-01-01T00:00:00Z"}, args...)...); err == nil || !strings.Contains(err.Error(), "in the past") {
+		t.Errorf("tag expire --at 2000-01-01: got %v, want a refusal saying it is in the past", err)
+	}
 	if _, err := run(t, nil, append([]string{"tag", "expire", "acme/app:v1"}, args...)...); err == nil {
 		t.Error("tag expire without --in/--at/--never: got nil error")
 	}
