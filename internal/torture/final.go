@@ -49,9 +49,16 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 		rn.logf("finishing interrupted purge of %s", name)
 		rn.purgeRepo(ctx, -1, rn.m.repo(name))
 	}
+	w := &worker{id: -2, rng: rand.New(rand.NewPCG(cfg.Seed, 9)), r: rn, c: &client{http: rn.httpClient, cluster: cl, stats: rn.st}}
+	// The time machine at the end: every lifetime that ended less than its
+	// window ago, however it ended, restores and pulls completely. First,
+	// while the most recent ends are still inside the window.
+	rn.logf("restoring every lifetime still inside the time machine")
+	for _, name := range append(slices.Clone(rn.repos), rn.purgeable...) {
+		rn.finalRestores(ctx, w, rn.m.repo(name))
+	}
 	// Safety at the end: everything promised pulls.
 	rn.logf("final pull of every promised tag and manifest")
-	w := &worker{id: -2, rng: rand.New(rand.NewPCG(cfg.Seed, 9)), r: rn, c: &client{http: rn.httpClient, cluster: cl, stats: rn.st}}
 	for _, name := range append(slices.Clone(rn.repos), rn.purgeable...) {
 		r := rn.m.repo(name)
 		rn.m.mu.Lock()
@@ -117,6 +124,32 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	rep.Violations = rn.hist.count()
 	rn.report(rep)
 	return rep
+}
+
+// finalRestores restores, for each tag of r, each past digest the model
+// says must be restorable now, and pulls it.
+func (rn *runner) finalRestores(ctx context.Context, w *worker, r *repoModel) {
+	rn.m.mu.Lock()
+	var tags []string
+	for t := range r.tags {
+		tags = append(tags, t)
+	}
+	rn.m.mu.Unlock()
+	slices.Sort(tags)
+	for _, t := range tags {
+		for _, d := range rn.m.pastDigests(r, t) {
+			// A request answered within a second must still be inside the
+			// window; later ones are not the server's promise any more.
+			if !rn.m.restorable(r, t, d, time.Now().Add(time.Second)) {
+				continue
+			}
+			if !w.tagKnown(ctx, r, t) {
+				rn.st.op("final-restore", "unknown")
+				continue
+			}
+			rn.st.op("final-restore", orNone(w.restoreAndVerify(ctx, r, t, d)))
+		}
+	}
 }
 
 func orNone(s string) string {
@@ -260,16 +293,19 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 
 	// Manifests and their edges.
 	type mrow struct {
-		subject string
-		pushed  int64
+		subject   string
+		pushed    int64
+		withdrawn bool // deleted by digest: kept only by tag rows and parents
 	}
 	manifests := map[linkKey]mrow{}
-	q(`SELECT repository_id, digest, subject_digest, pushed_at FROM manifest`, func(r *sql.Rows) error {
+	q(`SELECT repository_id, digest, subject_digest, pushed_at, deleted_at FROM manifest`, func(r *sql.Rows) error {
 		var k linkKey
 		var m mrow
-		if err := r.Scan(&k.repo, &k.digest, &m.subject, &m.pushed); err != nil {
+		var deleted sql.NullInt64
+		if err := r.Scan(&k.repo, &k.digest, &m.subject, &m.pushed, &deleted); err != nil {
 			return err
 		}
+		m.withdrawn = deleted.Valid
 		manifests[k] = m
 		return nil
 	})
@@ -345,7 +381,7 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		return nil
 	})
 	for k, m := range manifests {
-		if m.pushed+graceUS > now {
+		if m.pushed+graceUS > now && !m.withdrawn {
 			mark(k)
 		}
 	}
@@ -357,7 +393,7 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 			mark(linkKey{k.repo, c})
 		}
 		for k2, m := range manifests {
-			if m.subject == k.digest && k2.repo == k.repo {
+			if m.subject == k.digest && k2.repo == k.repo && !m.withdrawn {
 				mark(k2)
 			}
 		}

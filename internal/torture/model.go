@@ -34,9 +34,17 @@ import (
 // ([send, send+grace)), each tag lifetime pointing at M ([start,
 // end+retention)), the promise of each index listing M (the index row
 // keeps its children), and, for a referrer, the promise of its subject
-// (not an anchor: the subject may predate the referrer). An explicit DELETE
-// by digest or a purge "kills" M at its send time: every interval started
-// before the kill ends there.
+// (not an anchor: the subject may predate the referrer). A purge "kills" M
+// at its send time: every interval started before the kill ends there.
+//
+// A DELETE by digest withdraws M: M answers 404 from then on, but the time
+// machine keeps it stored while a tag row on it is inside its window
+// (docs/design/gc.md, "The time machine"). So the model has two promises:
+// M is *served* (GET answers it) over the segments where no DELETE by
+// digest cut the intervals, and M is *stored* (a restore of a row on it
+// must succeed, and then M pulls completely) over the segments where the
+// DELETE cut only the protections it ends — the grace of M's PUTs and its
+// subject's — and left its tag rows and parents.
 type model struct {
 	mu     sync.Mutex
 	grace  time.Duration
@@ -89,8 +97,8 @@ type lifetime struct {
 	end time.Time
 	// expLo is a lower bound of the row's expiry; zero without expiry.
 	expLo time.Time
-	// voided: the manifest was deleted by digest or the repository purged;
-	// the row cannot be restored.
+	// voided: the repository was purged; the row cannot be restored (a
+	// DELETE by digest of the manifest does not void it).
 	voided bool
 }
 
@@ -136,7 +144,8 @@ type manifestRec struct {
 	kind      string
 	expiry    time.Duration // berth.expires-after label: every tag PUT onto it expires
 	puts      []span        // acknowledged PUTs
-	kills     []time.Time   // send times of DELETEs by digest and purges (known or unknown)
+	kills     []time.Time   // send times of DELETEs by digest (known or unknown)
+	purges    []time.Time   // send times of purges of its repository
 }
 
 // span is one request: sent and answered.
@@ -150,42 +159,63 @@ type blobRef struct {
 type interval struct {
 	a, b   time.Time
 	anchor bool
+	// survives: a DELETE by digest does not end this protection of what
+	// is stored (a tag row, a parent), only of what is served.
+	survives bool
 }
+
+// promise says which promise segments computes.
+type promise int
+
+const (
+	served promise = iota // GET of the manifest answers it
+	stored                // the manifest is stored: a restore brings it back
+)
 
 // segments returns the promised stretches of manifest d of r: each merged
 // run of protection intervals, from its first anchor on. Callers hold m.mu.
-func (m *model) segments(r *repoModel, d string, depth int) []interval {
+func (m *model) segments(r *repoModel, d string, depth int, p promise) []interval {
 	rec := r.manifests[d]
 	if rec == nil || depth > 4 {
 		return nil
 	}
 	var iv []interval
-	for _, p := range rec.puts {
+	for _, sp := range rec.puts {
 		// Stored once answered; pushed_at (>= sent) protects for the grace.
-		iv = append(iv, interval{p.got, p.sent.Add(m.grace), true})
+		iv = append(iv, interval{a: sp.got, b: sp.sent.Add(m.grace), anchor: true})
 	}
 	for _, l := range r.byDigest[d] {
 		if l.voided && l.end.IsZero() {
 			continue
 		}
-		iv = append(iv, interval{l.start, l.protectedUntil(m.ret), true})
+		iv = append(iv, interval{a: l.start, b: l.protectedUntil(m.ret), anchor: true, survives: true})
 	}
-	for _, p := range r.parents[d] {
-		for _, s := range m.segments(r, p, depth+1) {
-			iv = append(iv, interval{s.a, s.b, true})
+	for _, pd := range r.parents[d] {
+		for _, s := range m.segments(r, pd, depth+1, p) {
+			iv = append(iv, interval{a: s.a, b: s.b, anchor: true, survives: true})
 		}
 	}
 	if rec.subject != "" {
-		for _, s := range m.segments(r, rec.subject, depth+1) {
-			iv = append(iv, interval{s.a, s.b, false})
+		for _, s := range m.segments(r, rec.subject, depth+1, p) {
+			iv = append(iv, interval{a: s.a, b: s.b})
 		}
 	}
-	// Kills end every interval that started before them.
+	// Purges end every interval that started before them; so do DELETEs by
+	// digest, except, for what is stored, the protections that survive.
+	cut := func(i int, at time.Time) {
+		if !at.Before(iv[i].a) && at.Before(iv[i].b) {
+			iv[i].b = at
+		}
+	}
 	for i := range iv {
+		for _, k := range rec.purges {
+			cut(i, k)
+		}
+		if p == stored && iv[i].survives {
+			continue
+		}
 		for _, k := range rec.kills {
-			if !k.Before(iv[i].a) && k.Before(iv[i].b) {
-				iv[i].b = k
-			}
+			cut(i, k)
 		}
 	}
 	return promisedSegments(iv)
@@ -211,7 +241,7 @@ func promisedSegments(iv []interval) []interval {
 		}
 		_ = a
 		if !anchor.IsZero() {
-			out = append(out, interval{anchor, b, true})
+			out = append(out, interval{a: anchor, b: b, anchor: true})
 		}
 		i = j
 	}
@@ -222,7 +252,12 @@ func promisedSegments(iv []interval) []interval {
 // of [from, to] (a check that sent its request at from and got its answer
 // at to), with the model's margin on both ends.
 func (m *model) promisedOver(r *repoModel, d string, from, to time.Time) bool {
-	for _, s := range m.segments(r, d, 0) {
+	return m.promiseOver(r, d, from, to, served)
+}
+
+// promiseOver is promisedOver for either promise.
+func (m *model) promiseOver(r *repoModel, d string, from, to time.Time, p promise) bool {
+	for _, s := range m.segments(r, d, 0, p) {
 		if !s.a.After(from.Add(-m.margin)) && s.b.After(to.Add(m.margin)) {
 			return true
 		}
@@ -438,13 +473,11 @@ func (m *model) undoKill(r *repoModel, u killUndo) {
 	}
 }
 
-// ackKill: the manifest is gone; rows on it cannot be restored.
+// ackKill: the manifest answers 404 and its tags ended; the rows on it stay
+// restorable for the window (the time machine keeps the manifest stored).
 func (m *model) ackKill(r *repoModel, u killUndo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range r.byDigest[u.rec.digest] {
-		l.voided = true
-	}
 	for _, s := range u.snaps {
 		s.t.live = nil
 		s.t.known = true
@@ -456,7 +489,7 @@ func (m *model) beginPurge(r *repoModel, s time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, rec := range r.manifests {
-		rec.kills = append(rec.kills, s)
+		rec.purges = append(rec.purges, s)
 	}
 	for _, t := range r.tags {
 		t.version++
@@ -498,7 +531,7 @@ func (m *model) restorable(r *repoModel, name, d string, resp time.Time) bool {
 	if newest == nil || newest.voided {
 		return false
 	}
-	return resp.Add(m.margin).Before(newest.protectedUntil(m.ret)) && m.promisedOver(r, d, resp, resp)
+	return resp.Add(m.margin).Before(newest.protectedUntil(m.ret)) && m.promiseOver(r, d, resp, resp, stored)
 }
 
 // pastDigests lists digests tag pointed at in ended, unvoided rows.
@@ -521,7 +554,7 @@ func (m *model) pastDigests(r *repoModel, name string) []string {
 // promisedUntil returns the end of the promised stretch of d that contains
 // t, or the zero time. Callers hold m.mu.
 func (m *model) promisedUntil(r *repoModel, d string, t time.Time) time.Time {
-	for _, s := range m.segments(r, d, 0) {
+	for _, s := range m.segments(r, d, 0, served) {
 		if !s.a.After(t) && s.b.After(t) {
 			return s.b
 		}

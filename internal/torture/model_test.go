@@ -13,13 +13,13 @@ func TestPromisedSegments(t *testing.T) {
 		in   []interval
 		want []interval
 	}{
-		{"grace alone", []interval{{at(1), at(4), true}}, []interval{{at(1), at(4), true}}},
-		{"no anchor, no promise", []interval{{at(1), at(4), false}}, nil},
+		{"grace alone", []interval{{a: at(1), b: at(4), anchor: true}}, []interval{{a: at(1), b: at(4), anchor: true}}},
+		{"no anchor, no promise", []interval{{a: at(1), b: at(4), anchor: false}}, nil},
 		{"subject before referrer: promised from the referrer's anchor",
-			[]interval{{at(0), at(10), false}, {at(3), at(6), true}}, []interval{{at(3), at(10), true}}},
-		{"gap breaks the chain", []interval{{at(0), at(2), true}, {at(3), at(5), false}}, []interval{{at(0), at(2), true}}},
-		{"touching intervals merge", []interval{{at(0), at(2), true}, {at(2), at(5), false}}, []interval{{at(0), at(5), true}}},
-		{"empty interval dropped", []interval{{at(2), at(2), true}}, nil},
+			[]interval{{a: at(0), b: at(10), anchor: false}, {a: at(3), b: at(6), anchor: true}}, []interval{{a: at(3), b: at(10), anchor: true}}},
+		{"gap breaks the chain", []interval{{a: at(0), b: at(2), anchor: true}, {a: at(3), b: at(5), anchor: false}}, []interval{{a: at(0), b: at(2), anchor: true}}},
+		{"touching intervals merge", []interval{{a: at(0), b: at(2), anchor: true}, {a: at(2), b: at(5), anchor: false}}, []interval{{a: at(0), b: at(5), anchor: true}}},
+		{"empty interval dropped", []interval{{a: at(2), b: at(2), anchor: true}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,4 +76,47 @@ func TestModelPromises(t *testing.T) {
 	u := m.beginKill(r, rec.digest, at(61))
 	m.ackKill(r, u)
 	check(61.5, false)
+}
+
+// A DELETE by digest ends what is served at once, but the time machine
+// keeps the manifest stored for its tag rows' window: the model requires a
+// restore inside it to succeed, and the restored tag to pull. A referrer
+// deleted by digest is not kept by its subject.
+func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	m := newModel(3*time.Second, 4*time.Second, 0)
+	r := m.repo("ns/r")
+	rec := m.addManifest(r, &manifestRec{digest: "sha256:a", kind: "image"})
+	sig := m.addManifest(r, &manifestRec{digest: "sha256:s", kind: "referrer", subject: rec.digest})
+	m.ackPut(r, rec.digest, span{at(1), at(1.1)})
+	m.ackTagPut(r, m.beginTagOp(r, "t", at(1)), rec.digest, span{at(1), at(1.1)}, 0)
+	m.ackPut(r, sig.digest, span{at(2), at(2.1)})
+	check := func(d string, s float64, p promise, want bool) {
+		t.Helper()
+		m.mu.Lock()
+		got := m.promiseOver(r, d, at(s), at(s), p)
+		m.mu.Unlock()
+		if got != want {
+			t.Errorf("%s promise %d at %.1fs: got %v, want %v", d, p, s, got, want)
+		}
+	}
+	m.ackKill(r, m.beginKill(r, sig.digest, at(8)))
+	check(sig.digest, 8.5, served, false)
+	check(sig.digest, 8.5, stored, false)
+
+	m.ackKill(r, m.beginKill(r, rec.digest, at(10)))
+	check(rec.digest, 10.5, served, false)
+	check(rec.digest, 13.9, stored, true)
+	check(rec.digest, 14.1, stored, false)
+	if !m.restorable(r, "t", rec.digest, at(12)) {
+		t.Error("restore at 12s after the DELETE by digest at 10s: got not restorable, want restorable")
+	}
+	if m.restorable(r, "t", rec.digest, at(14.5)) {
+		t.Error("restore at 14.5s: got restorable, want the window closed")
+	}
+	m.ackTagRestore(r, m.beginTagOp(r, "t", at(12)), rec.digest, at(12.1))
+	check(rec.digest, 12.5, served, true)
+	check(rec.digest, 100, served, true)
+	check(sig.digest, 100, served, false) // the restore does not undo the referrer's DELETE
 }

@@ -226,10 +226,16 @@ func (rn *runner) explain(r *repoModel, d string) string {
 		fmt.Fprintf(&b, " referrer of %s;", rec.subject)
 	}
 	for _, k := range rec.kills {
-		fmt.Fprintf(&b, " killed (DELETE/purge) at %s;", rn.hist.rel(k))
+		fmt.Fprintf(&b, " deleted by digest at %s;", rn.hist.rel(k))
 	}
-	for _, s := range m.segments(r, d, 0) {
-		fmt.Fprintf(&b, " promised %s..%s;", rn.hist.rel(s.a), rn.hist.rel(s.b))
+	for _, k := range rec.purges {
+		fmt.Fprintf(&b, " purged at %s;", rn.hist.rel(k))
+	}
+	for _, s := range m.segments(r, d, 0, served) {
+		fmt.Fprintf(&b, " served %s..%s;", rn.hist.rel(s.a), rn.hist.rel(s.b))
+	}
+	for _, s := range m.segments(r, d, 0, stored) {
+		fmt.Fprintf(&b, " stored %s..%s;", rn.hist.rel(s.a), rn.hist.rel(s.b))
 	}
 	return b.String()
 }

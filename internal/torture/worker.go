@@ -558,6 +558,15 @@ func (w *worker) opRestoreTag(ctx context.Context) string {
 			}
 		}
 	}
+	return w.restoreAndVerify(ctx, r, tag, d)
+}
+
+// restoreAndVerify restores tag onto d and checks the time machine's
+// promise: a lifetime that ended less than its window ago — deleted, moved,
+// expired, or its manifest deleted by digest — is restored, and the
+// restored tag then pulls completely. The caller holds r.lock and knows
+// the tag's state.
+func (w *worker) restoreAndVerify(ctx context.Context, r *repoModel, tag, d string) string {
 	if cur, _, ok := w.r.m.liveDigest(r, tag, time.Now()); ok && cur == d {
 		return ""
 	}
@@ -574,6 +583,9 @@ func (w *worker) opRestoreTag(ctx context.Context) string {
 	switch x.outcome() {
 	case outOK:
 		w.r.m.ackTagRestore(r, snap, d, x.got)
+		if v := w.verifyTag(ctx, r, tag); v == "violation" {
+			return v
+		}
 	case outFailed:
 		w.r.m.undoTagOp(r, snap)
 		if x.status == http.StatusNotFound && (x.code == "NAME_UNKNOWN" || x.code == "UNSUPPORTED") {
@@ -581,7 +593,8 @@ func (w *worker) opRestoreTag(ctx context.Context) string {
 		}
 		if w.r.m.restorable(r, tag, d, x.got) {
 			w.violate("restore refused inside the time machine",
-				fmt.Sprintf("POST restore %s:%s onto %s answered %s at %s, but that lifetime is within the retention window and its manifest was never deleted", r.name, tag, d, x.String(), w.r.hist.rel(x.got)), keys...)
+				fmt.Sprintf("POST restore %s:%s onto %s answered %s at %s, but that lifetime is within the retention window (whatever ended it) — %s", r.name, tag, d, x.String(), w.r.hist.rel(x.got), w.r.explain(r, d)), keys...)
+			return "violation"
 		}
 	}
 	return x.outcome().String()
