@@ -296,10 +296,11 @@ func (p *pass) manifestAlive(ctx context.Context, repo string, m meta.Manifest, 
 const reasonPushed = "pushed"
 
 // deleteManifest deletes m with the rows it owns and reviews what they
-// pointed at: the rule of gc.md shared by the collector and by an explicit
-// DELETE through DeleteManifest.
+// pointed at (gc.md). An explicit DELETE by digest does not come here: it
+// withdraws the manifest, and the collector deletes it once nothing can
+// bring it back.
 func (p *pass) deleteManifest(ctx context.Context, repo string, m meta.Manifest, why string) error {
-	refs, err := DeleteManifest(ctx, p.tx, m.RepoID, m.Digest, p.now, p.c.opts.Grace)
+	refs, err := deleteManifestRows(ctx, p.tx, m.RepoID, m.Digest, p.now, p.c.opts.Grace)
 	if err != nil {
 		return err
 	}
@@ -312,13 +313,13 @@ func (p *pass) deleteManifest(ctx context.Context, repo string, m meta.Manifest,
 	return nil
 }
 
-// DeleteManifest deletes manifest d of the repository with its children,
+// deleteManifestRows deletes manifest d of the repository with its children,
 // blob and label rows, and records the reviews gc.md asks for: its links at
 // now+grace (a client that saw a blob alive keeps a full grace), its
 // children, referrers and labels now. It returns the reviews it recorded,
 // each with the review_after the store now holds for it.
 // The caller holds the manifest's exclusive lock (or SQLite's writer lock).
-func DeleteManifest(ctx context.Context, tx meta.Tx, repoID int64, d digest.Digest, now time.Time, grace time.Duration) ([]meta.Review, error) {
+func deleteManifestRows(ctx context.Context, tx meta.Tx, repoID int64, d digest.Digest, now time.Time, grace time.Duration) ([]meta.Review, error) {
 	referrers, err := tx.Referrers(ctx, repoID, d, "", meta.LockNone)
 	if err != nil {
 		return nil, err
@@ -357,7 +358,12 @@ func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
 		return p.done(ctx, r)
 	}
 	d := digest.Digest(ds)
-	_, err = p.tx.RepoBlob(ctx, repoID, d, meta.LockUpdate)
+	// The link row, withdrawn or not (a withdrawn link lives while the
+	// withdrawn manifests that reference it do), then the blob row.
+	_, err = p.tx.Link(ctx, repoID, d, meta.LockUpdate)
+	if err == nil {
+		_, err = p.tx.Blob(ctx, d, meta.LockUpdate)
+	}
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
 	}

@@ -221,3 +221,54 @@ func TestPastExpiryRefused(t *testing.T) {
 func containsDigest(body []byte, d v1.Hash) bool {
 	return bytes.Contains(body, []byte(d.String()))
 }
+
+// A blob only withdrawn manifests reference can be deleted (the OCI
+// conformance suite deletes a manifest's blobs after the manifest): its
+// link is withdrawn (404), and restoring the manifest brings it back; a
+// blob a stored manifest references is still refused.
+func TestWithdrawnBlobRestoredWithManifest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		img := ociImage(t, 2)
+		d := h.pushImage("ns/app", "v1", img)
+		blobs := layerDigests(t, img)
+		resp, body := h.do("DELETE", "/v2/ns/app/blobs/"+blobs[1].String(), nil, nil)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("DELETE of a blob a stored manifest uses: %d %s, want 403", resp.StatusCode, body)
+		}
+		h.deleteRef(h.dig("ns/app", d))
+		for _, b := range blobs {
+			resp, body := h.do("DELETE", "/v2/ns/app/blobs/"+b.String(), nil, nil)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("DELETE of blob %s after its manifest: %d %s, want 202", b, resp.StatusCode, body)
+			}
+			if st := h.headBlob("ns/app", digestOf(b)); st != http.StatusNotFound {
+				t.Fatalf("HEAD of deleted blob %s: %d, want 404", b, st)
+			}
+		}
+		h.advance(retention - time.Hour)
+		h.collect()
+		for _, b := range blobs {
+			if !h.hasBlob(b) {
+				t.Fatalf("blob %s collected while a restorable manifest references it", b)
+			}
+		}
+		if _, err := h.reg.RestoreTag(h.ctx, "ns/app", "v1", registry.RestoreTarget{Digest: d.String()}); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		h.assertPullable(h.tag("ns/app", "v1"))
+		h.fixedPoint()
+		h.assertPullable(h.tag("ns/app", "v1"))
+
+		// Withdrawn again, then re-uploaded: the upload brings the link back.
+		h.deleteRef(h.dig("ns/app", d))
+		resp, body = h.do("DELETE", "/v2/ns/app/blobs/"+blobs[1].String(), nil, nil)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("DELETE of blob %s: %d %s", blobs[1], resp.StatusCode, body)
+		}
+		h.pushImage("ns/app", "v2", img)
+		h.assertPullable(h.tag("ns/app", "v2"))
+		h.settle()
+		h.assertPullable(h.tag("ns/app", "v2"))
+		h.assertFixedPoint(nil)
+	})
+}

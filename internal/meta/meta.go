@@ -273,7 +273,8 @@ type ManifestTx interface {
 	// PutManifest on an existing digest refreshes PushedAt and clears
 	// DeletedAt (a re-PUT brings a withdrawn manifest back).
 	// WithdrawManifest marks a manifest withdrawn at (DELETE by digest);
-	// RestoreManifest clears the mark. Both need the row locked FOR UPDATE.
+	// RestoreManifest clears the mark, and that of the links of its blobs.
+	// Both need the row locked FOR UPDATE.
 	WithdrawManifest(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error
 	RestoreManifest(ctx context.Context, repoID int64, d digest.Digest) error
 	// ManifestChildren lists the children of an index, in digest order.
@@ -306,10 +307,23 @@ type BlobTx interface {
 	DeleteBlob(ctx context.Context, d digest.Digest) error
 	// BlobLinked reports whether any repository links the blob.
 	BlobLinked(ctx context.Context, d digest.Digest) (bool, error)
-	// RepoBlob returns the blob if the repository links it, locking the
-	// link and the blob row with lock.
+	// RepoBlob returns the blob if the repository links it (a withdrawn
+	// link is ErrNotFound), locking the link and the blob row with lock.
 	RepoBlob(ctx context.Context, repoID int64, d digest.Digest, lock Lock) (Blob, error)
+	// Link locks the link row, withdrawn or not (for the collector), and
+	// reports whether it is withdrawn.
+	Link(ctx context.Context, repoID int64, d digest.Digest, lock Lock) (withdrawn bool, err error)
+	// LinkBlob links the blob to the repository, bringing a withdrawn link
+	// back.
 	LinkBlob(ctx context.Context, repoID int64, d digest.Digest, now time.Time) error
+	// WithdrawLink marks a link withdrawn at (a DELETE of a blob that only
+	// withdrawn manifests reference): the blob answers 404 in the
+	// repository, but the link stays while those manifests are stored.
+	WithdrawLink(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error
+	// BlobReferenced reports whether a manifest of the repository that is
+	// not withdrawn references the blob; withdrawn manifests count too when
+	// withdrawn is true.
+	BlobReferenced(ctx context.Context, repoID int64, d digest.Digest, withdrawn bool) (bool, error)
 	UnlinkBlob(ctx context.Context, repoID int64, d digest.Digest) error
 	// LinkInUse reports whether a manifest of the repository references the
 	// blob or an unexpired uploaded_blob marker protects it at now.

@@ -147,7 +147,10 @@ func repoBlob(ctx context.Context, tx meta.Tx, repo meta.Repository, d digest.Di
 // manifest of the repository references the blob. The blob row and its bytes
 // go later, through the collector's blob review, if no other repository
 // links it. An uploaded-blob marker protecting the link is removed with it:
-// an explicit DELETE overrides the upload grace.
+// an explicit DELETE overrides the upload grace. When only manifests
+// deleted by digest (withdrawn, still restorable) reference the blob, the
+// link is withdrawn instead: the blob answers 404 in repo, and a restore of
+// one of those manifests brings the link back (docs/design/gc.md).
 func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 	if err := validName(repo); err != nil {
 		return err
@@ -165,18 +168,26 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 		if _, err := repoBlob(ctx, tx, rp, d, meta.LockUpdate); err != nil {
 			return err
 		}
-		// LinkInUse counts manifests and unexpired markers; with the marker
-		// gone it answers "referenced by a manifest" only. A refusal rolls
-		// the marker deletion back.
+		// A refusal rolls the marker deletion back.
 		if err := tx.DeleteUploadedBlob(ctx, rp.ID, d); err != nil && !isNotFound(err) {
 			return fmt.Errorf("deleting uploaded-blob marker: %w", err)
 		}
-		used, err := tx.LinkInUse(ctx, rp.ID, d, now)
+		used, err := tx.BlobReferenced(ctx, rp.ID, d, false)
 		if err != nil {
-			return fmt.Errorf("checking references to blob %s: %w", d, err)
+			return err
 		}
 		if used {
 			return fmt.Errorf("blob %s is referenced by a manifest of %q; delete the manifest first: %w", d, repo, ErrDenied)
+		}
+		// Referenced only by manifests deleted by digest, which the time
+		// machine keeps restorable: withdraw the link with them (404 from
+		// now on; a restore of one of them brings it back).
+		withdrawn, err := tx.BlobReferenced(ctx, rp.ID, d, true)
+		if err != nil {
+			return err
+		}
+		if withdrawn {
+			return tx.WithdrawLink(ctx, rp.ID, d, now)
 		}
 		if err := tx.UnlinkBlob(ctx, rp.ID, d); err != nil {
 			return fmt.Errorf("unlinking blob %s: %w", d, err)

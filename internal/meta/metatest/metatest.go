@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"TagLifetimes", testTagLifetimes},
 		{"TagExpiry", testTagExpiry},
 		{"ManifestEdges", testManifestEdges},
+		{"Withdrawn", testWithdrawn},
 		{"Referrers", testReferrers},
 		{"Labels", testLabels},
 		{"BlobsAndLinks", testBlobsAndLinks},
@@ -352,6 +353,89 @@ func testManifestEdges(t *testing.T, s meta.Store) {
 		}
 		if used, _ := tx.LinkInUse(ctx, r.ID, layer, t0); used {
 			t.Error("LinkInUse after delete: got true, want false")
+		}
+		return nil
+	})
+}
+
+// testWithdrawn: a DELETE by digest withdraws a manifest (and a blob DELETE
+// a link) without deleting rows; the marks are what the registry and the
+// collector read, and a restore, a re-PUT or a re-link clears them.
+func testWithdrawn(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/tm")
+	layer := blobIn(t, s, r.ID, "layer")
+	child := meta.Manifest{RepoID: r.ID, Digest: dg("tm-child"), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5, Body: []byte("child"), PushedAt: t0}
+	putManifest(t, s, child, meta.ManifestEdges{Blobs: []digest.Digest{layer}})
+	index := meta.Manifest{RepoID: r.ID, Digest: dg("tm-index"), MediaType: "application/vnd.oci.image.index.v1+json", Size: 5, Body: []byte("index"), PushedAt: t0}
+	putManifest(t, s, index, meta.ManifestEdges{Children: []digest.Digest{child.Digest}})
+	at := t0.Add(time.Hour)
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.WithdrawManifest(ctx, r.ID, index.Digest, at); err != nil {
+			return err
+		}
+		if err := tx.WithdrawManifest(ctx, r.ID, index.Digest, at); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("withdrawing twice: got %v, want ErrNotFound", err)
+		}
+		return tx.WithdrawManifest(ctx, r.ID, child.Digest, at)
+	})
+	view(t, s, func(tx meta.Tx) error {
+		m, err := tx.Manifest(ctx, r.ID, index.Digest, meta.LockNone)
+		if err != nil || !m.Withdrawn() || !m.DeletedAt.Equal(at) {
+			t.Errorf("withdrawn index: got %+v, %v; want deleted_at %v", m.DeletedAt, err, at)
+		}
+		if ps, _ := tx.ManifestParents(ctx, r.ID, child.Digest, false, 10); len(ps) != 0 {
+			t.Errorf("stored parents of the child: got %v, want none", ps)
+		}
+		if ps, _ := tx.ManifestParents(ctx, r.ID, child.Digest, true, 10); len(ps) != 1 {
+			t.Errorf("all parents of the child: got %v, want the withdrawn index", ps)
+		}
+		if cs, _ := tx.ManifestChildren(ctx, r.ID, index.Digest); len(cs) != 1 || cs[0] != child.Digest {
+			t.Errorf("children of the index: got %v", cs)
+		}
+		if ref, _ := tx.BlobReferenced(ctx, r.ID, layer, false); ref {
+			t.Error("BlobReferenced by a stored manifest: got true, want false (only a withdrawn one)")
+		}
+		if ref, _ := tx.BlobReferenced(ctx, r.ID, layer, true); !ref {
+			t.Error("BlobReferenced counting withdrawn manifests: got false, want true")
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error { return tx.WithdrawLink(ctx, r.ID, layer, at) })
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.RepoBlob(ctx, r.ID, layer, meta.LockNone); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("RepoBlob of a withdrawn link: got %v, want ErrNotFound", err)
+		}
+		if w, err := tx.Link(ctx, r.ID, layer, meta.LockNone); err != nil || !w {
+			t.Errorf("Link of a withdrawn link: got %v, %v; want withdrawn", w, err)
+		}
+		return nil
+	})
+	// Restoring the child brings back its links; re-PUT of the index brings
+	// it back.
+	update(t, s, func(tx meta.Tx) error { return tx.RestoreManifest(ctx, r.ID, child.Digest) })
+	putManifest(t, s, index, meta.ManifestEdges{Children: []digest.Digest{child.Digest}})
+	view(t, s, func(tx meta.Tx) error {
+		for _, d := range []digest.Digest{child.Digest, index.Digest} {
+			if m, err := tx.Manifest(ctx, r.ID, d, meta.LockNone); err != nil || m.Withdrawn() {
+				t.Errorf("manifest %s after restore / re-PUT: withdrawn %v, %v", d, m.Withdrawn(), err)
+			}
+		}
+		if _, err := tx.RepoBlob(ctx, r.ID, layer, meta.LockNone); err != nil {
+			t.Errorf("link after its manifest's restore: %v", err)
+		}
+		return nil
+	})
+	// LinkBlob (an upload or a mount) brings a withdrawn link back too.
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.WithdrawLink(ctx, r.ID, layer, at); err != nil {
+			return err
+		}
+		return tx.LinkBlob(ctx, r.ID, layer, at)
+	})
+	view(t, s, func(tx meta.Tx) error {
+		if w, err := tx.Link(ctx, r.ID, layer, meta.LockNone); err != nil || w {
+			t.Errorf("link after LinkBlob: withdrawn %v, %v", w, err)
 		}
 		return nil
 	})

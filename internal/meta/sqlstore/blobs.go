@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -68,7 +69,7 @@ func (t *tx) BlobLinked(ctx context.Context, d digest.Digest) (bool, error) {
 
 // RepoBlob locks the link row and then the blob row (lock order: link, blob).
 func (t *tx) RepoBlob(ctx context.Context, repoID int64, d digest.Digest, lock meta.Lock) (meta.Blob, error) {
-	found, err := t.exists(ctx, `SELECT 1 FROM repository_blob WHERE repository_id = ? AND blob_digest = ?`+t.lock(lock), repoID, d.String())
+	found, err := t.exists(ctx, `SELECT 1 FROM repository_blob WHERE repository_id = ? AND blob_digest = ? AND deleted_at IS NULL`+t.lock(lock), repoID, d.String())
 	if err != nil {
 		return meta.Blob{}, fmt.Errorf("reading link of blob %s: %w", d, err)
 	}
@@ -78,12 +79,42 @@ func (t *tx) RepoBlob(ctx context.Context, repoID int64, d digest.Digest, lock m
 	return t.Blob(ctx, d, lock)
 }
 
+func (t *tx) Link(ctx context.Context, repoID int64, d digest.Digest, lock meta.Lock) (bool, error) {
+	var deleted sql.NullInt64
+	err := t.queryRow(ctx, `SELECT deleted_at FROM repository_blob WHERE repository_id = ? AND blob_digest = ?`+t.lock(lock), repoID, d.String()).Scan(&deleted)
+	if err != nil {
+		return false, notFound(err, "link of blob %s", d)
+	}
+	return deleted.Valid, nil
+}
+
 func (t *tx) LinkBlob(ctx context.Context, repoID int64, d digest.Digest, now time.Time) error {
 	if _, err := t.exec(ctx, `INSERT INTO repository_blob (repository_id, blob_digest, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (repository_id, blob_digest) DO NOTHING`, repoID, d.String(), us(now)); err != nil {
+		ON CONFLICT (repository_id, blob_digest) DO UPDATE SET deleted_at = NULL`, repoID, d.String(), us(now)); err != nil {
 		return fmt.Errorf("linking blob %s: %w", d, err)
 	}
 	return nil
+}
+
+func (t *tx) WithdrawLink(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error {
+	res, err := t.exec(ctx, `UPDATE repository_blob SET deleted_at = ? WHERE repository_id = ? AND blob_digest = ? AND deleted_at IS NULL`,
+		us(at), repoID, d.String())
+	if err != nil {
+		return fmt.Errorf("withdrawing link of blob %s: %w", d, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("withdrawing link of blob %s: %w", d, meta.ErrNotFound)
+	}
+	return nil
+}
+
+func (t *tx) BlobReferenced(ctx context.Context, repoID int64, d digest.Digest, withdrawn bool) (bool, error) {
+	used, err := t.exists(ctx, `SELECT 1 FROM manifest_blob mb JOIN manifest m ON m.repository_id = mb.repository_id AND m.digest = mb.manifest_digest
+		WHERE mb.repository_id = ? AND mb.blob_digest = ? AND (? OR m.deleted_at IS NULL) LIMIT 1`, repoID, d.String(), withdrawn)
+	if err != nil {
+		return false, fmt.Errorf("reading references to blob %s: %w", d, err)
+	}
+	return used, nil
 }
 
 func (t *tx) UnlinkBlob(ctx context.Context, repoID int64, d digest.Digest) error {

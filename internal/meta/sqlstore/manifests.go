@@ -163,6 +163,10 @@ func (t *tx) RestoreManifest(ctx context.Context, repoID int64, d digest.Digest)
 	if _, err := t.exec(ctx, `UPDATE manifest SET deleted_at = NULL WHERE repository_id = ? AND digest = ?`, repoID, d.String()); err != nil {
 		return fmt.Errorf("restoring manifest %s: %w", d, err)
 	}
+	if _, err := t.exec(ctx, `UPDATE repository_blob SET deleted_at = NULL WHERE repository_id = ? AND deleted_at IS NOT NULL AND blob_digest IN (
+		SELECT blob_digest FROM manifest_blob WHERE repository_id = ? AND manifest_digest = ?)`, repoID, repoID, d.String()); err != nil {
+		return fmt.Errorf("restoring the links of manifest %s: %w", d, err)
+	}
 	return nil
 }
 
