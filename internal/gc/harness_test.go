@@ -595,6 +595,14 @@ func (h *harness) pullable(ref name.Reference, depth int) error {
 			return err
 		}
 		for _, c := range im.Manifests {
+			if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
+				// A blob entry (a BuildKit cache's layers and config):
+				// clients fetch it from /blobs/.
+				if err := h.pullBlob(repo, c.Digest); err != nil {
+					return fmt.Errorf("entry of %s: %w", ref, err)
+				}
+				continue
+			}
 			if err := h.pullable(repo.Digest(c.Digest.String()), depth+1); err != nil {
 				return fmt.Errorf("child of %s: %w", ref, err)
 			}

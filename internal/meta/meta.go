@@ -122,8 +122,8 @@ type ManifestRefs struct {
 // ManifestEdges are the rows a manifest PUT records beside the manifest, so
 // the collector can walk them without parsing JSON.
 type ManifestEdges struct {
-	Blobs    []digest.Digest   // config and layers
-	Children []digest.Digest   // index / manifest-list children
+	Blobs    []digest.Digest   // config and layers; an index's blob entries
+	Children []digest.Digest   // index / manifest-list entries that are manifests
 	Labels   map[string]string // from annotations and config labels
 }
 

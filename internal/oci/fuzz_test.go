@@ -15,7 +15,7 @@ var (
 )
 
 func FuzzParseManifest(f *testing.F) {
-	for _, body := range []string{ociImage, ociIndex, dockerImage, dockerList, signature, sbomOldStyle, indexArtifact, noMediaTypeImage, noMediaTypeIndex} {
+	for _, body := range []string{ociImage, ociIndex, dockerImage, dockerList, signature, sbomOldStyle, indexArtifact, buildkitCache, layersNull, manifestsNull, noMediaTypeImage, noMediaTypeIndex} {
 		f.Add("", []byte(fixture(body)))
 	}
 	f.Add(MediaTypeOCIManifest, []byte(fixture(noMediaTypeImage)))

@@ -36,9 +36,12 @@ type Manifest struct {
 	ArtifactType string
 	Config       *Descriptor  // nil for indexes
 	Layers       []Descriptor // image manifest layers (blobs)
-	Manifests    []Descriptor // index / manifest list children
-	Subject      *Descriptor  // OCI types only; ignored in Docker types
-	Annotations  map[string]string
+	// Manifests are the entries of an index or manifest list: manifests,
+	// or blobs (a BuildKit cache lists its layers and cache config); the
+	// registry tells which (docs/design/clients.md).
+	Manifests   []Descriptor
+	Subject     *Descriptor // OCI types only; ignored in Docker types
+	Annotations map[string]string
 }
 
 // IsIndex reports whether m is an OCI index or a Docker manifest list.
@@ -86,11 +89,35 @@ type rawManifest struct {
 	MediaType     string            `json:"mediaType"`
 	ArtifactType  string            `json:"artifactType"`
 	Config        *rawDescriptor    `json:"config"`
-	Layers        *[]rawDescriptor  `json:"layers"`
-	Manifests     *[]rawDescriptor  `json:"manifests"`
+	Layers        descriptorList    `json:"layers"`
+	Manifests     descriptorList    `json:"manifests"`
 	Subject       *rawDescriptor    `json:"subject"`
 	Annotations   map[string]string `json:"annotations"`
 }
+
+// descriptorList is a JSON array of descriptors that remembers whether the
+// field was in the body and whether it was null. A null list is an empty
+// list: Go encoders write a nil slice as null, and the reference types of
+// the image-spec (Manifest.Layers, Index.Manifests) have no omitempty, so
+// "layers": null is how they write an image without layers.
+type descriptorList struct {
+	set   bool // the field is in the body, possibly null
+	null  bool // the field is JSON null
+	items []rawDescriptor
+}
+
+func (l *descriptorList) UnmarshalJSON(b []byte) error {
+	l.set = true
+	if string(b) == "null" {
+		l.null = true
+		return nil
+	}
+	return json.Unmarshal(b, &l.items)
+}
+
+// nonNull reports a field that is there and not null: a list, possibly
+// empty. A field a media type forbids is refused only then.
+func (l descriptorList) nonNull() bool { return l.set && !l.null }
 
 // ParseManifest parses and validates a manifest or index body sent with the
 // given Content-Type. Errors wrap ErrManifestInvalid; an unaccepted media
@@ -101,6 +128,10 @@ type rawManifest struct {
 // (empty or application/json Content-Type and no mediaType field) a body with
 // "manifests" is taken as an OCI index and one with "config" and "layers" as
 // an OCI image manifest.
+//
+// "layers" (image manifest) and "manifests" (index) must be in the body, as
+// the image-spec's JSON schemas require; null is taken as an empty list
+// (docs/design/clients.md).
 func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 	if len(body) > MaxManifestSize {
 		return nil, invalidf("manifest is %d bytes, larger than the %d-byte limit", len(body), MaxManifestSize)
@@ -130,7 +161,7 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 	m := &Manifest{MediaType: mt, Annotations: raw.Annotations}
 	switch mt {
 	case MediaTypeOCIManifest, MediaTypeDockerManifest:
-		if raw.Manifests != nil {
+		if raw.Manifests.nonNull() {
 			return nil, invalidf("%s must not have a \"manifests\" field", mt)
 		}
 		if raw.Config == nil {
@@ -139,10 +170,10 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 		if m.Config, err = parseDescriptor("config", raw.Config); err != nil {
 			return nil, err
 		}
-		if raw.Layers == nil {
+		if !raw.Layers.set {
 			return nil, invalidf("%s has no \"layers\" array", mt)
 		}
-		if m.Layers, err = parseDescriptors("layers", *raw.Layers); err != nil {
+		if m.Layers, err = parseDescriptors("layers", raw.Layers.items); err != nil {
 			return nil, err
 		}
 		if mt == MediaTypeOCIManifest {
@@ -152,13 +183,13 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 			}
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerManifestList:
-		if raw.Config != nil || raw.Layers != nil {
+		if raw.Config != nil || raw.Layers.nonNull() {
 			return nil, invalidf("%s must not have \"config\" or \"layers\" fields", mt)
 		}
-		if raw.Manifests == nil {
+		if !raw.Manifests.set {
 			return nil, invalidf("%s has no \"manifests\" array", mt)
 		}
-		if m.Manifests, err = parseDescriptors("manifests", *raw.Manifests); err != nil {
+		if m.Manifests, err = parseDescriptors("manifests", raw.Manifests.items); err != nil {
 			return nil, err
 		}
 		if mt == MediaTypeOCIIndex {
@@ -188,14 +219,15 @@ func resolveMediaType(contentType string, raw *rawManifest) (string, error) {
 		mt = ct
 	}
 	if mt == "" {
-		hasManifests := raw.Manifests != nil
-		hasImage := raw.Config != nil || raw.Layers != nil
+		// A null list is there for the field an index or an image needs,
+		// and absent for the one it must not have.
+		hasImage := raw.Config != nil || raw.Layers.nonNull()
 		switch {
-		case hasManifests && !hasImage:
+		case raw.Manifests.set && !hasImage:
 			mt = MediaTypeOCIIndex
-		case raw.Config != nil && raw.Layers != nil && !hasManifests:
+		case raw.Config != nil && raw.Layers.set && !raw.Manifests.nonNull():
 			mt = MediaTypeOCIManifest
-		case hasManifests && hasImage:
+		case raw.Manifests.nonNull() && hasImage:
 			return "", invalidf("no media type given, and the body has both \"manifests\" and \"config\"/\"layers\"")
 		default:
 			return "", invalidf("no media type given (no mediaType field, no Content-Type) and the body looks like neither an image manifest nor an index")

@@ -88,6 +88,21 @@ const (
   "manifests": [],
   "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "@C@", "size": 5}
 }`
+	// A BuildKit registry cache in its default format (image-manifest=false):
+	// an index whose entries are the cache's layers and its cache config,
+	// blobs rather than manifests.
+	buildkitCache = `{
+  "schemaVersion": 2,
+  "mediaType": "application/vnd.oci.image.index.v1+json",
+  "manifests": [
+    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "@B@", "size": 32,
+     "annotations": {"buildkit/createdat": "2024-01-01T00:00:00Z", "containerd.io/uncompressed": "@C@"}},
+    {"mediaType": "application/vnd.buildkit.cacheconfig.v0", "digest": "@A@", "size": 512}
+  ]
+}`
+	// regctl image create: an image without layers, written by a Go encoder.
+	layersNull       = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"@A@","size":1},"layers":null}`
+	manifestsNull    = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}`
 	noMediaTypeImage = `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"@A@","size":1},"layers":[]}`
 	noMediaTypeIndex = `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"@A@","size":1}]}`
 )
@@ -207,6 +222,64 @@ func TestParseManifest(t *testing.T) {
 			},
 		},
 		{
+			name: "buildkit cache index: blob entries", contentType: MediaTypeOCIIndex, body: buildkitCache,
+			want: &Manifest{
+				MediaType: MediaTypeOCIIndex,
+				Manifests: []Descriptor{
+					{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: dgB, Size: 32,
+						Annotations: map[string]string{"buildkit/createdat": "2024-01-01T00:00:00Z", "containerd.io/uncompressed": dgC.String()}},
+					{MediaType: "application/vnd.buildkit.cacheconfig.v0", Digest: dgA, Size: 512},
+				},
+			},
+		},
+		{
+			name: "layers null is an empty list", contentType: MediaTypeOCIManifest, body: layersNull,
+			want:      &Manifest{MediaType: MediaTypeOCIManifest, Config: &Descriptor{MediaType: mediaTypeOCIConfig, Digest: dgA, Size: 1}},
+			wantBlobs: []digest.Digest{dgA},
+		},
+		{
+			name: "docker image, layers null", contentType: MediaTypeDockerManifest,
+			body:      strings.Replace(layersNull, MediaTypeOCIManifest, MediaTypeDockerManifest, 1),
+			want:      &Manifest{MediaType: MediaTypeDockerManifest, Config: &Descriptor{MediaType: mediaTypeOCIConfig, Digest: dgA, Size: 1}},
+			wantBlobs: []digest.Digest{dgA},
+		},
+		{
+			name: "layers null, media type inferred", contentType: "",
+			body:      `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"@A@","size":1},"layers":null}`,
+			want:      &Manifest{MediaType: MediaTypeOCIManifest, Config: &Descriptor{MediaType: mediaTypeOCIConfig, Digest: dgA, Size: 1}},
+			wantBlobs: []digest.Digest{dgA},
+		},
+		{
+			name: "image with manifests null", contentType: MediaTypeOCIManifest,
+			body:      strings.Replace(layersNull, `"layers":null`, `"layers":[],"manifests":null`, 1),
+			want:      &Manifest{MediaType: MediaTypeOCIManifest, Config: &Descriptor{MediaType: mediaTypeOCIConfig, Digest: dgA, Size: 1}},
+			wantBlobs: []digest.Digest{dgA},
+		},
+		{
+			name: "image with manifests null, media type inferred", contentType: "",
+			body:      `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"@A@","size":1},"layers":[],"manifests":null}`,
+			want:      &Manifest{MediaType: MediaTypeOCIManifest, Config: &Descriptor{MediaType: mediaTypeOCIConfig, Digest: dgA, Size: 1}},
+			wantBlobs: []digest.Digest{dgA},
+		},
+		{
+			name: "manifests null is an empty list", contentType: MediaTypeOCIIndex, body: manifestsNull,
+			want: &Manifest{MediaType: MediaTypeOCIIndex},
+		},
+		{
+			name: "docker list, manifests null", contentType: MediaTypeDockerManifestList,
+			body: strings.Replace(manifestsNull, MediaTypeOCIIndex, MediaTypeDockerManifestList, 1),
+			want: &Manifest{MediaType: MediaTypeDockerManifestList},
+		},
+		{
+			name: "manifests null, media type inferred", contentType: "", body: `{"schemaVersion":2,"manifests":null}`,
+			want: &Manifest{MediaType: MediaTypeOCIIndex},
+		},
+		{
+			name: "index with layers null", contentType: MediaTypeOCIIndex,
+			body: strings.Replace(manifestsNull, `"manifests":null`, `"manifests":[],"layers":null,"config":null`, 1),
+			want: &Manifest{MediaType: MediaTypeOCIIndex},
+		},
+		{
 			name: "docker list from content type", contentType: MediaTypeDockerManifestList, body: noMediaTypeIndex,
 			want: &Manifest{
 				MediaType: MediaTypeDockerManifestList,
@@ -234,6 +307,29 @@ func TestParseManifest(t *testing.T) {
 				t.Errorf("Blobs() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestIsManifestMediaType(t *testing.T) {
+	for _, tt := range []struct {
+		mt   string
+		want bool
+	}{
+		{MediaTypeOCIManifest, true},
+		{MediaTypeOCIIndex, true},
+		{MediaTypeDockerManifest, true},
+		{MediaTypeDockerManifestList, true},
+		{"application/vnd.docker.distribution.manifest.v1+prettyjws", true},
+		{"application/vnd.oci.artifact.manifest.v1+json", true},
+		{"application/vnd.buildkit.cacheconfig.v0", false},
+		{"application/vnd.oci.image.layer.v1.tar+gzip", false},
+		{"application/vnd.docker.image.rootfs.diff.tar.gzip", false},
+		{mediaTypeOCIConfig, false},
+		{"", false},
+	} {
+		if got := IsManifestMediaType(tt.mt); got != tt.want {
+			t.Errorf("IsManifestMediaType(%q) got %v, want %v", tt.mt, got, tt.want)
+		}
 	}
 }
 
@@ -268,9 +364,15 @@ func TestParseManifestErrors(t *testing.T) {
 		{"image without config", MediaTypeOCIManifest, `{"schemaVersion":2,"layers":[]}`, false, "no config"},
 		{"image with null config", MediaTypeOCIManifest, `{"schemaVersion":2,"config":null,"layers":[]}`, false, "no config"},
 		{"image without layers", MediaTypeOCIManifest, `{"schemaVersion":2,"config":` + goodConfig + `}`, false, `no "layers"`},
+		{"docker image without layers", MediaTypeDockerManifest, `{"schemaVersion":2,"config":` + goodConfig + `}`, false, `no "layers"`},
+		{"image with layers null and manifests", MediaTypeOCIManifest, `{"schemaVersion":2,"config":` + goodConfig + `,"layers":null,"manifests":[]}`, false, `"manifests"`},
+		{"no media type, layers null, no config", "", `{"schemaVersion":2,"layers":null}`, false, "neither"},
+		{"layer size float", "", image(goodConfig, `[{"mediaType":"x","digest":"@B@","size":1.5}]`), false, `"layers`},
 		{"image with manifests", MediaTypeOCIManifest, `{"schemaVersion":2,"config":` + goodConfig + `,"layers":[],"manifests":[]}`, false, `"manifests"`},
 		{"index without manifests", MediaTypeOCIIndex, `{"schemaVersion":2}`, false, `no "manifests"`},
 		{"index with layers", MediaTypeOCIIndex, `{"schemaVersion":2,"manifests":[],"layers":[]}`, false, `"layers"`},
+		{"index with layers null, no manifests", MediaTypeOCIIndex, `{"schemaVersion":2,"layers":null}`, false, `no "manifests"`},
+		{"manifests not array", MediaTypeOCIIndex, `{"schemaVersion":2,"manifests":{}}`, false, `"manifests"`},
 		{"config bad digest", "", image(`{"mediaType":"x","digest":"sha256:abc","size":1}`, `[]`), false, "config: digest"},
 		{"config md5 digest", "", image(`{"mediaType":"x","digest":"md5:d41d8cd98f00b204e9800998ecf8427e","size":1}`, `[]`), false, "md5"},
 		{"config negative size", "", image(`{"mediaType":"x","digest":"@A@","size":-1}`, `[]`), false, "config: size is -1"},

@@ -44,6 +44,22 @@ const (
 	MaxManifestSize = 4 << 20
 )
 
+// IsManifestMediaType reports whether mt is the media type of a manifest or
+// an index: one of the four berth accepts, or one it refuses to store
+// (Docker schema 1, the withdrawn OCI artifact manifest). An index entry of
+// such a type must name a manifest; an entry of any other type may name a
+// blob (docs/design/clients.md).
+func IsManifestMediaType(mt string) bool {
+	switch mt {
+	case MediaTypeOCIManifest, MediaTypeOCIIndex, MediaTypeDockerManifest, MediaTypeDockerManifestList,
+		"application/vnd.docker.distribution.manifest.v1+json",
+		"application/vnd.docker.distribution.manifest.v1+prettyjws",
+		"application/vnd.oci.artifact.manifest.v1+json":
+		return true
+	}
+	return false
+}
+
 // mediaTypeOCIConfig is the standard image config type; an image manifest
 // whose config has another type is an artifact of that type.
 const mediaTypeOCIConfig = "application/vnd.oci.image.config.v1+json"

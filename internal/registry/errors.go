@@ -52,7 +52,7 @@ var (
 // repository does not have. It wraps ErrManifestBlobUnknown.
 type ManifestBlobUnknownError struct {
 	Digest digest.Digest
-	Role   string // "config" or "layer"
+	Role   string // "config", "layer" or "index entry"
 }
 
 func (e *ManifestBlobUnknownError) Error() string {

@@ -113,8 +113,12 @@ type PushedManifest struct {
 // The body must be at most oci.MaxManifestSize bytes (ErrTooLarge). Its
 // digest uses the algorithm of ref when ref is a digest (and must equal it,
 // else ErrDigestInvalid), sha256 otherwise. Every blob must be linked to the
-// repository (*ManifestBlobUnknownError) and every child of an index must be
-// a manifest of the repository (ErrManifestUnknown, naming the child).
+// repository (*ManifestBlobUnknownError), with the size its descriptor says
+// (ErrManifestInvalid). Every entry of an index must be a manifest of the
+// repository or, unless its media type is a manifest's, a blob of the
+// repository: a BuildKit registry cache lists its layers and cache config
+// (ErrManifestUnknown for a missing manifest, *ManifestBlobUnknownError for
+// any other missing entry; docs/design/clients.md).
 //
 // Labels are the config's labels overlaid by the manifest's annotations (an
 // annotation wins over a config label of the same key). A tag pushed with a
@@ -162,24 +166,18 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		}
 	}
 
-	var blobs []oci.Descriptor
+	var blobs []neededBlob
 	for _, b := range m.Blobs() {
-		if !foreignLayer(b.MediaType) {
-			blobs = append(blobs, b)
+		if foreignLayer(b.MediaType) {
+			continue
 		}
-	}
-	slices.SortFunc(blobs, func(a, b oci.Descriptor) int { return cmpDigest(a.Digest, b.Digest) })
-	children := make([]digest.Digest, 0, len(m.Manifests))
-	for _, c := range m.Manifests {
-		if !slices.Contains(children, c.Digest) {
-			children = append(children, c.Digest)
+		role := roleLayer
+		if m.Config != nil && b.Digest == m.Config.Digest {
+			role = roleConfig
 		}
+		blobs = append(blobs, neededBlob{b, role})
 	}
-	slices.SortFunc(children, cmpDigest)
-	edges := meta.ManifestEdges{Children: children, Labels: labels}
-	for _, b := range blobs {
-		edges.Blobs = append(edges.Blobs, b.Digest)
-	}
+	entries := indexEntries(m.Manifests)
 	var subject digest.Digest
 	if m.Subject != nil {
 		subject = m.Subject.Digest
@@ -196,34 +194,53 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		// Lock what the new edges point at, so the collector cannot delete
 		// it before this commits (gc.md, "Locks"): children, then the
 		// referrers of this manifest, then links and blob rows.
-		for _, c := range children {
-			if c == d {
-				return fmt.Errorf("index lists itself as a child: %w", ErrManifestInvalid)
+		edges := meta.ManifestEdges{Labels: labels}
+		need := slices.Clone(blobs)
+		for _, e := range entries {
+			if e.digest == d {
+				return fmt.Errorf("index lists itself as an entry: %w", ErrManifestInvalid)
 			}
-			if cm, err := tx.Manifest(ctx, rp.ID, c, meta.LockShare); isNotFound(err) || err == nil && cm.Withdrawn() {
-				return fmt.Errorf("index references child manifest %s, which is not in repository %q: %w", c, repo, ErrManifestUnknown)
-			} else if err != nil {
-				return fmt.Errorf("reading child manifest %s: %w", c, err)
+			// A withdrawn manifest (DELETE by digest) is not in the
+			// repository for a new index.
+			cm, err := tx.Manifest(ctx, rp.ID, e.digest, meta.LockShare)
+			if err == nil && !cm.Withdrawn() {
+				edges.Children = append(edges.Children, e.digest)
+				continue
+			}
+			if err != nil && !isNotFound(err) {
+				return fmt.Errorf("reading child manifest %s: %w", e.digest, err)
+			}
+			if mt := e.manifestType(); mt != "" {
+				return fmt.Errorf("index references child manifest %s (%s), which is not in repository %q: %w", e.digest, mt, repo, ErrManifestUnknown)
+			}
+			// Not a manifest, nor said to be one: a blob entry.
+			for _, desc := range e.descs {
+				need = append(need, neededBlob{desc, roleEntry})
 			}
 		}
 		if _, err := tx.Referrers(ctx, rp.ID, d, "", meta.LockShare); err != nil {
 			return fmt.Errorf("locking referrers of %s: %w", d, err)
 		}
-		for _, b := range blobs {
-			role := "layer"
-			if m.Config != nil && b.Digest == m.Config.Digest {
-				role = "config"
-			}
-			row, err := tx.RepoBlob(ctx, rp.ID, b.Digest, meta.LockShare)
-			if isNotFound(err) {
-				return &ManifestBlobUnknownError{Digest: b.Digest, Role: role}
-			} else if err != nil {
-				return fmt.Errorf("reading blob %s: %w", b.Digest, err)
+		slices.SortStableFunc(need, func(a, b neededBlob) int { return cmpDigest(a.Digest, b.Digest) })
+		var link meta.Blob
+		for i, b := range need {
+			if i == 0 || need[i-1].Digest != b.Digest {
+				link, err = tx.RepoBlob(ctx, rp.ID, b.Digest, meta.LockShare)
+				if isNotFound(err) {
+					unknown := &ManifestBlobUnknownError{Digest: b.Digest, Role: b.role}
+					if b.role == roleEntry {
+						return fmt.Errorf("index entry %s (%s) is neither a manifest nor a blob of repository %q: %w", b.Digest, b.MediaType, repo, unknown)
+					}
+					return unknown
+				} else if err != nil {
+					return fmt.Errorf("reading blob %s: %w", b.Digest, err)
+				}
+				edges.Blobs = append(edges.Blobs, b.Digest)
 			}
 			// A wrong size would be served as is and break every client
 			// that verifies sizes on pull.
-			if row.Size != b.Size {
-				return fmt.Errorf("%s %s has size %d in the manifest but %d bytes were uploaded: %w", role, b.Digest, b.Size, row.Size, ErrManifestInvalid)
+			if link.Size != b.Size {
+				return fmt.Errorf("%s %s has size %d in the manifest but %d bytes were uploaded: %w", b.role, b.Digest, b.Size, link.Size, ErrManifestInvalid)
 			}
 		}
 		row := meta.Manifest{
@@ -264,6 +281,51 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		r.emit(EventTagPushed, repo, d, rf.Tag, now)
 	}
 	return PushedManifest{Digest: d, Subject: subject}, nil
+}
+
+// Roles of the blobs a manifest needs, for errors.
+const (
+	roleConfig = "config"
+	roleLayer  = "layer"
+	roleEntry  = "index entry"
+)
+
+// neededBlob is a blob a manifest references, with its role in it.
+type neededBlob struct {
+	oci.Descriptor
+	role string
+}
+
+// indexEntry is one digest an index lists, with every descriptor that
+// names it (an index may list a digest more than once).
+type indexEntry struct {
+	digest digest.Digest
+	descs  []oci.Descriptor
+}
+
+// manifestType returns the first manifest media type the entry's
+// descriptors give, or "": such an entry must be a manifest, never a blob.
+func (e indexEntry) manifestType() string {
+	for _, d := range e.descs {
+		if oci.IsManifestMediaType(d.MediaType) {
+			return d.MediaType
+		}
+	}
+	return ""
+}
+
+// indexEntries groups an index's entries by digest, in digest order (the
+// lock order of manifest rows).
+func indexEntries(descs []oci.Descriptor) []indexEntry {
+	var out []indexEntry
+	for _, d := range descs {
+		i, found := slices.BinarySearchFunc(out, d.Digest, func(e indexEntry, t digest.Digest) int { return cmpDigest(e.digest, t) })
+		if !found {
+			out = slices.Insert(out, i, indexEntry{digest: d.Digest})
+		}
+		out[i].descs = append(out[i].descs, d)
+	}
+	return out
 }
 
 // dropUploadMarker removes the uploaded-blob marker of blob d in the
