@@ -154,16 +154,23 @@ func TestEdgeIndexBlobsUntagged(t *testing.T) {
 	})
 }
 
-// Deleting a cache index (DELETE by digest) records the review of each of
-// its blobs' links at now + grace, as for an image's layers: the blobs stay
-// for a grace (a client that just saw them may reference them again), then
-// go.
+// Deleting a cache index records the review of each of its blobs' links at
+// now + grace, as for an image's layers: the blobs stay for a grace (a
+// client that just saw them may reference them again), then go. A DELETE by
+// digest of the tagged index withdraws it into the time machine; the
+// collector deletes it once the tag's window has closed, and that deletion
+// records the link reviews.
 func TestEdgeIndexBlobsDelete(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		const repo = "ci/cache"
 		d, entries := h.pushCache(repo, "buildcache", 2)
 		h.advance(time.Hour)
 		h.deleteRef(h.dig(repo, d))
+		h.advance(retention + time.Minute)
+		h.collect()
+		if h.hasManifest(repo, d) {
+			t.Fatal("withdrawn cache index kept past its tag's window")
+		}
 		deletedAt := us(h.clock.Now())
 		for _, e := range entries {
 			obj := meta.RepoObject(h.repoID(repo), e.Digest.String())
