@@ -22,8 +22,8 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/berth/berth/internal/config"
-	"github.com/berth/berth/internal/registry"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/registry"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
