@@ -42,7 +42,7 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	layer := bytes.Repeat([]byte("berth layer "), 500)
 	var size int64
 	for _, b := range [][]byte{cfgBlob, layer} {
-		if _, err := reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), bytes.NewReader(b)); err != nil {
+		if _, err := reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), int64(len(b)), bytes.NewReader(b)); err != nil {
 			t.Fatalf("pushing blob: %v", err)
 		}
 		size += int64(len(b))

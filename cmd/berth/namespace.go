@@ -1,27 +1,96 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/registry"
 )
 
 func newNamespaceCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "namespace",
-		Short: "Show and set per-namespace settings",
-		Long: `namespace works on the settings a namespace (the first component of a
-repository name) holds: today its time-machine window, how long removed tags
-stay restorable.`,
-		Example: `  berth namespace retention acme
-  berth namespace retention acme 30d`,
+		Short: "Create namespaces, show and set their settings",
+		Long: `namespace works on namespaces (the first component of a repository name) and
+the settings they hold: today the time-machine window, how long removed tags
+stay restorable. A namespace exists once something is pushed to it or an
+operator creates it with "berth namespace create".`,
+		Example: `  berth namespace create acme --retention 30d
+  berth namespace retention acme
+  berth namespace retention acme 7d`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newRetentionCommand(g))
+	cmd.AddCommand(newNamespaceCreateCommand(g), newRetentionCommand(g))
 	return cmd
+}
+
+func newNamespaceCreateCommand(g *globals) *cobra.Command {
+	var retention string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "create NAMESPACE [--retention DURATION]",
+		Short: "Create a namespace before anything is pushed to it",
+		Long: `create makes an empty namespace, so that its settings can be given before
+its first push. --retention sets its time-machine window (Go syntax or d/w
+units: 72h, 30d, 2w; 0 disables it); without it the namespace follows the
+server's --tag-retention. Creating a namespace that exists is an error and
+changes nothing (use "berth namespace retention" to change its window).`,
+		Example: `  # A namespace whose removed tags stay restorable for 30 days
+  berth namespace create acme --retention 30d
+
+  # Following the server default, for a script
+  berth namespace create team-b --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns := args[0]
+			var ret *time.Duration
+			if cmd.Flags().Changed("retention") {
+				d, err := api.ParseDuration(retention)
+				if err != nil {
+					return err
+				}
+				ret = &d
+			}
+			svc, closeSvc, err := g.openServices(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			r, created, err := svc.Registry.CreateNamespace(cmd.Context(), ns, ret)
+			if err != nil {
+				return fmt.Errorf("creating namespace %s: %w", ns, err)
+			}
+			if !created {
+				return fmt.Errorf("namespace %s already exists (retention %s); change its window with: berth namespace retention %s DURATION", ns, r.Effective, ns)
+			}
+			return printRetention(cmd.OutOrStdout(), r, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&retention, "retention", "", "time-machine window of the namespace (default: the server's --tag-retention)")
+	f.BoolVar(&asJSON, "json", false, "print the namespace as JSON")
+	return cmd
+}
+
+// printRetention prints a namespace's window as a table or as JSON.
+func printRetention(w io.Writer, r registry.Retention, asJSON bool) error {
+	doc := api.NewNamespaceRetention(r)
+	if asJSON {
+		return printJSON(w, doc)
+	}
+	src := "server default"
+	if doc.Retention != nil {
+		src = "set on the namespace"
+	}
+	return table(w,
+		fmt.Sprintf("namespace\t%s", r.Namespace),
+		fmt.Sprintf("retention\t%s (%s)", r.Effective, src),
+	)
 }
 
 func newRetentionCommand(g *globals) *cobra.Command {
@@ -32,7 +101,9 @@ func newRetentionCommand(g *globals) *cobra.Command {
 		Long: `retention shows how long removed tags of a namespace stay restorable, or sets
 it: DURATION in Go syntax or with d/w units (72h, 30d, 2w; 0 disables the
 time machine), or --default to follow the server's --tag-retention again.
-Reviews scheduled under the old window are re-checked against the new one.`,
+Reviews scheduled under the old window are re-checked against the new one.
+The namespace must exist: a typo never creates one ("berth namespace create"
+does).`,
 		Example: `  # Show
   berth namespace retention acme
 
@@ -62,29 +133,31 @@ Reviews scheduled under the old window are re-checked against the new one.`,
 			defer closeSvc()
 			if ret != nil || toDefault {
 				if _, err := svc.Registry.SetNamespaceRetention(cmd.Context(), ns, ret); err != nil {
-					return fmt.Errorf("setting retention of %s: %w", ns, err)
+					return namespaceError(ns, args, err)
 				}
 			}
 			r, err := svc.Registry.NamespaceRetention(cmd.Context(), ns)
 			if err != nil {
-				return fmt.Errorf("retention of %s: %w", ns, err)
+				return namespaceError(ns, args, err)
 			}
-			doc := api.NewNamespaceRetention(r)
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), doc)
-			}
-			src := "server default"
-			if doc.Retention != nil {
-				src = "set on the namespace"
-			}
-			return table(cmd.OutOrStdout(),
-				fmt.Sprintf("namespace\t%s", ns),
-				fmt.Sprintf("retention\t%s (%s)", r.Effective, src),
-			)
+			return printRetention(cmd.OutOrStdout(), r, asJSON)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&toDefault, "default", false, "follow the server's --tag-retention again")
 	f.BoolVar(&asJSON, "json", false, "print the retention as JSON")
 	return cmd
+}
+
+// namespaceError says what to do when the namespace of a retention command
+// does not exist: create it, with the window the operator meant to set.
+func namespaceError(ns string, args []string, err error) error {
+	if !errors.Is(err, registry.ErrNamespaceUnknown) {
+		return fmt.Errorf("retention of %s: %w", ns, err)
+	}
+	hint := "berth namespace create " + ns
+	if len(args) == 2 {
+		hint += " --retention " + args[1]
+	}
+	return fmt.Errorf("namespace %s does not exist (nothing was pushed to it and no operator created it); create it with: %s", ns, hint)
 }

@@ -83,7 +83,7 @@ func TestCommandsOnS3(t *testing.T) {
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	layer := bytes.Repeat([]byte("berth layer on s3 "), 1000)
 	for _, b := range [][]byte{cfgBlob, layer} {
-		if _, err := svc.Registry.PushBlob(ctx, "acme/app", digest.FromBytes(b).String(), bytes.NewReader(b)); err != nil {
+		if _, err := svc.Registry.PushBlob(ctx, "acme/app", digest.FromBytes(b).String(), int64(len(b)), bytes.NewReader(b)); err != nil {
 			t.Fatalf("pushing blob: %v", err)
 		}
 	}

@@ -35,6 +35,7 @@ var errorTable = []struct {
 	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
 
 	{registry.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest, "invalid repository name"},
+	{registry.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
 	{registry.ErrNameUnknown, "NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"},
 	{registry.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"},
 	{registry.ErrManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", http.StatusNotFound, "manifest references a manifest or blob unknown to registry"},
@@ -47,6 +48,7 @@ var errorTable = []struct {
 	{registry.ErrRangeInvalid, "BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "chunk out of order"},
 	{registry.ErrUploadInvalid, "BLOB_UPLOAD_INVALID", http.StatusBadRequest, "blob upload invalid"},
 	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"},
+	{registry.ErrTooManyUploads, "TOOMANYREQUESTS", http.StatusTooManyRequests, "too many open upload sessions; retry later"},
 	{registry.ErrSizeInvalid, "SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"},
 	{registry.ErrDenied, "DENIED", http.StatusForbidden, "requested access to the resource is denied"},
 	{registry.ErrInvalidArgument, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
@@ -57,6 +59,11 @@ var errorTable = []struct {
 	{registry.ErrUnavailable, "UNAVAILABLE", http.StatusServiceUnavailable, "storage temporarily unavailable; retry"},
 	{context.Canceled, "UNKNOWN", 499, "request cancelled"},
 }
+
+// retryAfterTooMany is the Retry-After, in seconds, of a 429: open upload
+// sessions close when their pushes finish, typically within a minute
+// (docs/design/limits.md).
+const retryAfterTooMany = 60
 
 type errorBody struct {
 	Errors []errorEntry `json:"errors"`
@@ -89,8 +96,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	if status != http.StatusInternalServerError && status != http.StatusServiceUnavailable {
 		entry.Detail = err.Error()
 	}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterTooMany))
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

@@ -10,8 +10,10 @@ package api
 //	POST   /berth/v1/repositories/<name>/_tags/<tag>/restore    {"digest": "sha256:…"} or {"at": "RFC 3339"}
 //	PUT    /berth/v1/repositories/<name>/_tags/<tag>/expiry     {"at": "RFC 3339"} or {"in": "2h"}
 //	DELETE /berth/v1/repositories/<name>/_tags/<tag>/expiry     the tag no longer expires
+//	GET    /berth/v1/namespaces/<ns>                            the namespace (its removed-tag window); 404 if none
+//	PUT    /berth/v1/namespaces/<ns>                            create it (201; 200 if it exists), optional {"retention": "72h"}
 //	GET    /berth/v1/namespaces/<ns>/retention                  the removed-tag window
-//	PUT    /berth/v1/namespaces/<ns>/retention                  {"retention": "72h"} or {"retention": null} (server default)
+//	PUT    /berth/v1/namespaces/<ns>/retention                  {"retention": "72h"} or {"retention": null} (server default); 404 if no such namespace
 //	POST   /berth/v1/purge/<ns>[/<repo>]                        purge, synchronously; answers the summary
 //	GET    /berth/v1/gc/status[?reclaimable=true]               the review queue (and bytes reclaimable now)
 //
@@ -59,6 +61,7 @@ const (
 	mgmtRestore            // repositories/<name>/_tags/<tag>/restore
 	mgmtExpiry             // repositories/<name>/_tags/<tag>/expiry
 	mgmtRetention          // namespaces/<ns>/retention
+	mgmtNamespace          // namespaces/<ns>
 	mgmtPurge              // purge/<name>
 	mgmtGCStatus           // gc/status
 )
@@ -78,6 +81,8 @@ func parseMgmtRoute(rest string) mgmtRoute {
 		return mgmtRoute{Kind: mgmtGCStatus}
 	case len(segs) == 3 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "retention":
 		return mgmtRoute{Kind: mgmtRetention, Name: segs[1]}
+	case len(segs) == 2 && segs[0] == "namespaces" && segs[1] != "":
+		return mgmtRoute{Kind: mgmtNamespace, Name: segs[1]}
 	case len(segs) >= 2 && segs[0] == "purge":
 		if name := strings.Join(segs[1:], "/"); !strings.Contains("/"+name+"/", "//") {
 			return mgmtRoute{Kind: mgmtPurge, Name: name}
@@ -122,6 +127,8 @@ func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return h.tagExpiry(w, r, mr)
 	case mgmtRetention:
 		return h.retention(w, r, mr)
+	case mgmtNamespace:
+		return h.namespace(w, r, mr)
 	case mgmtPurge:
 		return h.purge(w, r, mr)
 	case mgmtGCStatus:

@@ -13,6 +13,7 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/repositories/a/b/_tags/_x/restore", mgmtRoute{Kind: mgmtRestore, Name: "a/b", Tag: "_x"}},
 		{"/berth/v1/repositories/a/b/_tags/v1/expiry", mgmtRoute{Kind: mgmtExpiry, Name: "a/b", Tag: "v1"}},
 		{"/berth/v1/namespaces/acme/retention", mgmtRoute{Kind: mgmtRetention, Name: "acme"}},
+		{"/berth/v1/namespaces/acme", mgmtRoute{Kind: mgmtNamespace, Name: "acme"}},
 		{"/berth/v1/purge/acme", mgmtRoute{Kind: mgmtPurge, Name: "acme"}},
 		{"/berth/v1/purge/acme/app/x", mgmtRoute{Kind: mgmtPurge, Name: "acme/app/x"}},
 		{"/berth/v1/gc/status", mgmtRoute{Kind: mgmtGCStatus}},
@@ -26,6 +27,7 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/repositories/a/_blobs/history", mgmtRoute{}},
 		{"/berth/v1/repositories/a/b", mgmtRoute{}},
 		{"/berth/v1/namespaces/a/b/retention", mgmtRoute{}},
+		{"/berth/v1/namespaces/", mgmtRoute{}},
 		{"/berth/v1/gc/status/", mgmtRoute{}},
 	}
 	for _, tt := range tests {

@@ -1,10 +1,8 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/berth/berth/internal/registry"
 )
@@ -90,47 +88,4 @@ func (h *handler) tagExpiry(w http.ResponseWriter, r *http.Request, mr mgmtRoute
 		return err
 	}
 	return replyJSON(w, r, NewTagLifetime(l))
-}
-
-// retentionRequest is the body of PUT .../retention; Retention must be
-// present, null meaning the server's default.
-type retentionRequest struct {
-	Retention json.RawMessage `json:"retention"`
-}
-
-// retention serves GET and PUT /berth/v1/namespaces/<ns>/retention.
-func (h *handler) retention(w http.ResponseWriter, r *http.Request, mr mgmtRoute) error {
-	if err := allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut); err != nil {
-		return err
-	}
-	if r.Method == http.MethodPut {
-		var req retentionRequest
-		if err := readBody(r, &req); err != nil {
-			return err
-		}
-		var ret *time.Duration
-		switch string(req.Retention) {
-		case "":
-			return fmt.Errorf(`retention: the body needs "retention": a duration, or null for the server default: %w`, registry.ErrInvalidArgument)
-		case "null":
-		default:
-			var s string
-			if err := json.Unmarshal(req.Retention, &s); err != nil {
-				return fmt.Errorf("retention must be a string such as \"72h\" or null: %w", registry.ErrInvalidArgument)
-			}
-			d, err := ParseDuration(s)
-			if err != nil {
-				return err
-			}
-			ret = &d
-		}
-		if _, err := h.reg.SetNamespaceRetention(r.Context(), mr.Name, ret); err != nil {
-			return err
-		}
-	}
-	got, err := h.reg.NamespaceRetention(r.Context(), mr.Name)
-	if err != nil {
-		return err
-	}
-	return replyJSON(w, r, NewNamespaceRetention(got))
 }

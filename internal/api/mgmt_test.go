@@ -82,7 +82,7 @@ func (e *mgmtEnv) push(repo, tag, layerText string) (digest.Digest, int64) {
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	layer := []byte(layerText)
 	for _, b := range [][]byte{cfg, layer} {
-		if _, err := e.reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), bytes.NewReader(b)); err != nil {
+		if _, err := e.reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), int64(len(b)), bytes.NewReader(b)); err != nil {
 			e.t.Fatal(err)
 		}
 	}

@@ -63,7 +63,7 @@ func (h *handler) uploads(w http.ResponseWriter, r *http.Request, rt Route) erro
 		return nil
 	}
 	if q.Has("digest") {
-		info, err := h.reg.PushBlob(ctx, rt.Repo, q.Get("digest"), r.Body)
+		info, err := h.reg.PushBlob(ctx, rt.Repo, q.Get("digest"), r.ContentLength, r.Body)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request, rt Route) error
 		if err != nil {
 			return err
 		}
-		up, err := h.reg.AppendUpload(ctx, rt.Repo, rt.UploadID, offset, body)
+		up, err := h.reg.AppendUpload(ctx, rt.Repo, rt.UploadID, offset, r.ContentLength, body)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request, rt Route) error
 		if r.ContentLength == 0 {
 			body = nil // the usual close after PATCHes: no bytes, no append
 		}
-		info, err := h.reg.FinishUpload(ctx, rt.Repo, rt.UploadID, q.Get("digest"), offset, body)
+		info, err := h.reg.FinishUpload(ctx, rt.Repo, rt.UploadID, q.Get("digest"), offset, r.ContentLength, body)
 		if err != nil {
 			return err
 		}

@@ -226,6 +226,11 @@ func registryOptions(cfg config.Config, logger *slog.Logger) registry.Options {
 		Logger:       logger,
 		// Events are set by newServices, which forwards them to the
 		// collector's webhooks.
+		Limits: registry.Limits{
+			UploadSessions:              cfg.Limits.UploadSessions,
+			UploadSessionsPerRepository: cfg.Limits.UploadSessionsPerRepository,
+			BlobSize:                    cfg.Limits.BlobSize.Bytes(),
+		},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/registry"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -277,6 +278,14 @@ func TestRegistryOptions(t *testing.T) {
 	got = registryOptions(cfg, slog.New(slog.DiscardHandler))
 	if got.Grace != time.Hour || got.TagRetention != 14*24*time.Hour || got.UploadExpiry != 24*time.Hour {
 		t.Errorf("defaults: got grace %v, retention %v, upload expiry %v", got.Grace, got.TagRetention, got.UploadExpiry)
+	}
+	if want := (registry.Limits{UploadSessions: 100_000, UploadSessionsPerRepository: 1000, BlobSize: 10 << 30}); got.Limits != want {
+		t.Errorf("default limits: got %+v, want %+v", got.Limits, want)
+	}
+	cfg.Limits = config.Limits{UploadSessions: 7, UploadSessionsPerRepository: 0, BlobSize: 3 * config.MiB}
+	got = registryOptions(cfg, slog.New(slog.DiscardHandler))
+	if want := (registry.Limits{UploadSessions: 7, BlobSize: 3 << 20}); got.Limits != want {
+		t.Errorf("configured limits: got %+v, want %+v", got.Limits, want)
 	}
 }
 

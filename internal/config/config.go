@@ -52,8 +52,13 @@
 //	storage.s3.redirect     BERTH_S3_REDIRECT        --s3-redirect      false
 //	storage.s3.redirect_ttl BERTH_S3_REDIRECT_TTL    --s3-redirect-ttl  20m
 //
+//	limits.upload_sessions                 BERTH_LIMITS_UPLOAD_SESSIONS                 --limits-upload-sessions                 100000
+//	limits.upload_sessions_per_repository  BERTH_LIMITS_UPLOAD_SESSIONS_PER_REPOSITORY  --limits-upload-sessions-per-repository  1000
+//	limits.blob_size                       BERTH_LIMITS_BLOB_SIZE                       --limits-blob-size                       10GiB
+//
 // The storage flags are shared by every command that opens the stores (gc,
-// sweep, purge, tag...); the redirect flags are serve's. Without an access
+// sweep, purge, tag...); the redirect and limits flags are serve's. A limit
+// of 0 is unlimited. Without an access
 // key, S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID
 // and AWS_SECRET_ACCESS_KEY, the shared credentials file, an instance or
 // task role); the same goes for the region (AWS_REGION, then the shared config
@@ -118,6 +123,7 @@ type Config struct {
 	GC       GC        `yaml:"gc"`
 	Webhooks []Webhook `yaml:"webhooks"`
 	Storage  Storage   `yaml:"storage"`
+	Limits   Limits    `yaml:"limits"`
 	// Metrics serves Prometheus metrics on /metrics.
 	Metrics bool `yaml:"metrics"`
 }
@@ -244,6 +250,7 @@ func Default() Config {
 				RedirectTTL: Duration(20 * time.Minute),
 			},
 		},
+		Limits: DefaultLimits(),
 	}
 }
 
@@ -334,6 +341,7 @@ func (c Config) Validate() error {
 	}
 
 	errs = append(errs, c.Storage.validate()...)
+	errs = append(errs, c.Limits.validate(c.Storage)...)
 
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)

@@ -27,7 +27,7 @@ const (
 	// --log-level, --log-format (persistent flags of the root command).
 	SharedFlags FlagGroup = iota + 1
 	// ServerFlags are the HTTP server's: --addr, --tls-cert, --tls-key,
-	// --metrics.
+	// --metrics, --s3-redirect, --s3-redirect-ttl and the --limits-*.
 	ServerFlags
 	// GCFlags are the collector's windows and tuning: --gc-*,
 	// --upload-expiry, --tag-retention.
@@ -102,6 +102,13 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
 	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.CollectUntagged) }},
+
+	{"limits.upload_sessions", "BERTH_LIMITS_UPLOAD_SESSIONS", "limits-upload-sessions", ServerFlags, "most upload sessions open in the registry; more POSTs answer 429 (0: unlimited)",
+		func(c *Config) pflag.Value { return (*intValue)(&c.Limits.UploadSessions) }},
+	{"limits.upload_sessions_per_repository", "BERTH_LIMITS_UPLOAD_SESSIONS_PER_REPOSITORY", "limits-upload-sessions-per-repository", ServerFlags, "most upload sessions open in one repository; more POSTs answer 429 (0: unlimited)",
+		func(c *Config) pflag.Value { return (*intValue)(&c.Limits.UploadSessionsPerRepository) }},
+	{"limits.blob_size", "BERTH_LIMITS_BLOB_SIZE", "limits-blob-size", ServerFlags, "largest blob accepted; larger uploads answer 413 (bytes, or KiB/MiB/GiB; 0: unlimited)",
+		func(c *Config) pflag.Value { return &c.Limits.BlobSize }},
 }
 
 // BindFlags registers on fs the flags of the given groups (all groups when

@@ -65,7 +65,7 @@ func TestSweepSparesBlobCommittedWhileSettling(t *testing.T) {
 		// A monolithic push: no upload session names the object while its
 		// row is on the way (a session would, on S3: see
 		// TestSweepLeavesObjectsOfOpenSessions), so only the wait saves it.
-		if _, err := reg.PushBlob(h.ctx, "ns/app", d.String(), bytes.NewReader(content)); err != nil {
+		if _, err := reg.PushBlob(h.ctx, "ns/app", d.String(), int64(len(content)), bytes.NewReader(content)); err != nil {
 			t.Fatal(err)
 		}
 		close(committed)

@@ -218,6 +218,12 @@ type RepoTx interface {
 	DeleteNamespace(ctx context.Context, id int64) error
 	// NamespaceRepositories lists repositories of the namespace (any state).
 	NamespaceRepositories(ctx context.Context, nsID int64, limit int) ([]Repository, error)
+	// CreateNamespace inserts an active namespace with the given window
+	// (nil: the server's default) unless one of that name exists; created
+	// reports which, and ns is the row either way.
+	CreateNamespace(ctx context.Context, name string, retention *time.Duration) (ns Namespace, created bool, err error)
+	// SetNamespaceRetention sets the window of an existing namespace;
+	// ErrNotFound when there is none (it never creates one).
 	SetNamespaceRetention(ctx context.Context, name string, retention *time.Duration) (Namespace, error)
 	// Repository reads a repository by name with the given lock.
 	Repository(ctx context.Context, name string, lock Lock) (Repository, error)
@@ -227,7 +233,9 @@ type RepoTx interface {
 	// a purge cannot start under the write. ErrRepoDeleting if either is
 	// being purged.
 	EnsureRepository(ctx context.Context, name string, now time.Time) (Repository, error)
-	// Repositories lists active repository names after last, in order.
+	// Repositories lists, in order, the names after last of the active
+	// repositories that hold at least one manifest (the catalog): a
+	// repository with only blobs, an upload session, or nothing is left out.
 	Repositories(ctx context.Context, prefix, last string, n int) ([]string, error)
 	SetRepositoryState(ctx context.Context, id int64, state string) error
 	DeleteRepository(ctx context.Context, id int64) error
@@ -351,6 +359,16 @@ type UploadTx interface {
 	DeleteUpload(ctx context.Context, id string) error
 	RepoUploads(ctx context.Context, repoID int64, limit int) ([]Upload, error)
 	UploadKnown(ctx context.Context, id string) (bool, error)
+	// LockRepoUploads serializes, until the transaction ends, the
+	// transactions that open upload sessions in the repository, so that
+	// counting its sessions and inserting one is atomic (PostgreSQL: a
+	// transaction-scoped advisory lock; SQLite: the single writer already
+	// does it). It conflicts with nothing else.
+	LockRepoUploads(ctx context.Context, repoID int64) error
+	// CountUploads counts the sessions of the repository (of every
+	// repository when repoID is 0) last active after since (UpdatedAt >
+	// since), stopping at limit: the result is min(count, limit).
+	CountUploads(ctx context.Context, repoID int64, since time.Time, limit int) (int, error)
 }
 
 // ReviewTx covers the collector's work queue.

@@ -38,6 +38,12 @@ var (
 	ErrRangeInvalid = errors.New("requested range not satisfiable")
 	ErrDenied       = errors.New("requested access to the resource is denied")
 	ErrTooLarge     = errors.New("content too large")
+	// ErrTooManyUploads: opening one more upload session would pass a cap
+	// of Options.Limits; the client may retry once sessions close.
+	ErrTooManyUploads = errors.New("too many open upload sessions")
+	// ErrNamespaceUnknown: no namespace of that name exists (none was
+	// pushed to, and no operator created it).
+	ErrNamespaceUnknown = errors.New("namespace not known to registry")
 	// ErrInvalidArgument is a management request that makes no sense (a
 	// negative retention, a restore with neither digest nor time).
 	ErrInvalidArgument = errors.New("invalid argument")

@@ -20,23 +20,34 @@ type Retention struct {
 	Effective time.Duration
 }
 
-// NamespaceRetention reads the removed-tag window of namespace ns:
-// ErrNameUnknown when no repository ever created it.
-func (r *Registry) NamespaceRetention(ctx context.Context, ns string) (Retention, error) {
+// validNamespace checks that ns is a namespace name: one path component of
+// the repository name grammar.
+func validNamespace(ns string) error {
 	if strings.Contains(ns, "/") {
-		return Retention{}, fmt.Errorf("namespace %q contains '/': %w", ns, ErrNameInvalid)
+		return fmt.Errorf("namespace %q contains '/': %w", ns, ErrNameInvalid)
 	}
-	if err := validName(ns); err != nil {
+	return validName(ns)
+}
+
+// namespaceUnknown maps the store's not-found for namespace ns.
+func namespaceUnknown(ns string, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("namespace %q does not exist: a namespace appears when something is pushed to it or an operator creates it: %w", ns, ErrNamespaceUnknown)
+	}
+	return fmt.Errorf("reading namespace %q: %w", ns, err)
+}
+
+// NamespaceRetention reads the removed-tag window of namespace ns:
+// ErrNamespaceUnknown when it does not exist.
+func (r *Registry) NamespaceRetention(ctx context.Context, ns string) (Retention, error) {
+	if err := validNamespace(ns); err != nil {
 		return Retention{}, err
 	}
 	var n meta.Namespace
 	err := r.store.View(ctx, func(tx meta.Tx) (err error) {
 		n, err = tx.Namespace(ctx, ns, meta.LockNone)
-		if isNotFound(err) {
-			return fmt.Errorf("namespace %q: %w", ns, ErrNameUnknown)
-		}
 		if err != nil {
-			return fmt.Errorf("reading namespace %q: %w", ns, err)
+			return namespaceUnknown(ns, err)
 		}
 		return nil
 	})
@@ -44,6 +55,56 @@ func (r *Registry) NamespaceRetention(ctx context.Context, ns string) (Retention
 		return Retention{}, err
 	}
 	return r.retentionOf(n), nil
+}
+
+// CreateNamespace creates namespace ns with the removed-tag window
+// retention (nil: the server's default), as an operator does before anything
+// is pushed to it. created is false, and nothing changes, when it already
+// exists; ErrDenied when it exists and is being purged.
+func (r *Registry) CreateNamespace(ctx context.Context, ns string, retention *time.Duration) (ret Retention, created bool, err error) {
+	if err := validNamespace(ns); err != nil {
+		return Retention{}, false, err
+	}
+	if retention != nil && *retention < 0 {
+		return Retention{}, false, fmt.Errorf("retention %s is negative: %w", retention, ErrInvalidArgument)
+	}
+	var n meta.Namespace
+	err = r.store.Update(ctx, func(tx meta.Tx) (err error) {
+		n, created, err = tx.CreateNamespace(ctx, ns, retention)
+		if err != nil {
+			return fmt.Errorf("creating namespace %q: %w", ns, err)
+		}
+		if n.State != meta.RepoActive {
+			return fmt.Errorf("namespace %q is being purged; create it again once the purge is done: %w (%w)", ns, ErrDenied, meta.ErrRepoDeleting)
+		}
+		return nil
+	})
+	if err != nil {
+		return Retention{}, false, err
+	}
+	return r.retentionOf(n), created, nil
+}
+
+// SetNamespaceRetention sets the removed-tag window of namespace ns (nil:
+// back to the server's default): ErrNamespaceUnknown, creating nothing, when
+// it does not exist. Reviews already scheduled under the old window are
+// re-checked by the collector against the new one.
+func (r *Registry) SetNamespaceRetention(ctx context.Context, ns string, retention *time.Duration) (meta.Namespace, error) {
+	if err := validNamespace(ns); err != nil {
+		return meta.Namespace{}, err
+	}
+	if retention != nil && *retention < 0 {
+		return meta.Namespace{}, fmt.Errorf("retention %s is negative: %w", retention, ErrInvalidArgument)
+	}
+	var n meta.Namespace
+	err := r.store.Update(ctx, func(tx meta.Tx) (err error) {
+		n, err = tx.SetNamespaceRetention(ctx, ns, retention)
+		if err != nil {
+			return namespaceUnknown(ns, err)
+		}
+		return nil
+	})
+	return n, err
 }
 
 func (r *Registry) retentionOf(n meta.Namespace) Retention {

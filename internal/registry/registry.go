@@ -51,6 +51,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Events, if set, is called after each committed change.
 	Events func(Event)
+	// Limits bound the upload sessions and blob sizes clients may open and
+	// send (docs/design/limits.md); the zero value limits nothing.
+	Limits Limits
+}
+
+// Limits bound what clients may open and send. A zero field is unlimited.
+type Limits struct {
+	// UploadSessions caps the sessions open (active within the upload
+	// expiry) in the whole registry. Enforced without a registry-wide
+	// lock, so concurrent StartUploads may overshoot it by at most their
+	// number.
+	UploadSessions int
+	// UploadSessionsPerRepository caps the sessions open in one
+	// repository, exactly.
+	UploadSessionsPerRepository int
+	// BlobSize caps the bytes of one uploaded blob.
+	BlobSize int64
 }
 
 // Event kinds emitted to Options.Events.

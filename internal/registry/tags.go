@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -118,34 +117,6 @@ func liveTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, 
 		return t, fmt.Errorf("reading tag %q: %w", tag, err)
 	}
 	return t, nil
-}
-
-// SetNamespaceRetention sets the removed-tag window of namespace ns (nil:
-// back to the server's default). Reviews already scheduled under the old
-// window are re-checked by the collector against the new one.
-func (r *Registry) SetNamespaceRetention(ctx context.Context, ns string, retention *time.Duration) (meta.Namespace, error) {
-	if strings.Contains(ns, "/") {
-		return meta.Namespace{}, fmt.Errorf("namespace %q contains '/': %w", ns, ErrNameInvalid)
-	}
-	if err := validName(ns); err != nil {
-		return meta.Namespace{}, err
-	}
-	if retention != nil && *retention < 0 {
-		return meta.Namespace{}, fmt.Errorf("retention %s is negative: %w", retention, ErrInvalidArgument)
-	}
-	var n meta.Namespace
-	err := r.store.Update(ctx, func(tx meta.Tx) error {
-		var err error
-		n, err = tx.SetNamespaceRetention(ctx, ns, retention)
-		if isNotFound(err) {
-			return fmt.Errorf("namespace %q: %w", ns, ErrNameUnknown)
-		}
-		if err != nil {
-			return fmt.Errorf("setting retention of namespace %q: %w", ns, err)
-		}
-		return nil
-	})
-	return n, err
 }
 
 // Referrers lists the manifests of repo whose subject is ds, filtered by

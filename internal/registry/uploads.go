@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -30,7 +31,8 @@ func newUploadID() string {
 // StartUpload opens an upload session in repo, creating the repository if
 // needed. The session is reviewed after the upload expiry; every append
 // pushes that review later. The staging bytes are created by the first
-// append.
+// append. It returns ErrTooManyUploads, creating nothing, when the session
+// would pass a cap of Options.Limits.
 func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error) {
 	if err := validName(repo); err != nil {
 		return Upload{}, err
@@ -42,6 +44,9 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error)
 		if err != nil {
 			return err
 		}
+		if err := r.checkSessionCaps(ctx, tx, rp, now); err != nil {
+			return err
+		}
 		if err := tx.CreateUpload(ctx, meta.Upload{ID: id, RepoID: rp.ID, StartedAt: now, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("creating upload session: %w", err)
 		}
@@ -51,6 +56,42 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error)
 		return Upload{}, err
 	}
 	return Upload{Repo: repo, ID: id}, nil
+}
+
+// checkSessionCaps refuses one more session in repo when it would pass a
+// cap of Options.Limits. Sessions idle longer than the upload expiry do not
+// count: the collector deletes them whenever it gets to them. The
+// per-repository count runs under LockRepoUploads, so two StartUploads of
+// one repository cannot both see one slot left; the registry-wide count
+// takes no lock (one would serialize every POST of the registry), so
+// concurrent StartUploads in different repositories may overshoot it by at
+// most their number (docs/design/limits.md).
+func (r *Registry) checkSessionCaps(ctx context.Context, tx meta.Tx, repo meta.Repository, now time.Time) error {
+	l := r.opts.Limits
+	since := now.Add(-r.opts.UploadExpiry)
+	if limit := l.UploadSessionsPerRepository; limit > 0 {
+		if err := tx.LockRepoUploads(ctx, repo.ID); err != nil {
+			return err
+		}
+		n, err := tx.CountUploads(ctx, repo.ID, since, limit)
+		if err != nil {
+			return err
+		}
+		if n >= limit {
+			return fmt.Errorf("repository %q already has %d open upload sessions, the most allowed per repository; complete or cancel some, or wait for idle ones to expire: %w",
+				repo.Name, n, ErrTooManyUploads)
+		}
+	}
+	if limit := l.UploadSessions; limit > 0 {
+		n, err := tx.CountUploads(ctx, 0, since, limit)
+		if err != nil {
+			return err
+		}
+		if n >= limit {
+			return fmt.Errorf("the registry already has %d open upload sessions, the most allowed: %w", n, ErrTooManyUploads)
+		}
+	}
+	return nil
 }
 
 // session checks that upload id is open in repo and returns the size of
@@ -105,10 +146,14 @@ func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (Upload, e
 
 // AppendUpload streams body onto upload id of repo. offset is where the
 // client says the chunk starts (Content-Range), or negative when it did not
-// say; a chunk that does not start at the current size is a *RangeError. The
-// body is streamed outside any transaction; a failed read (a client that
-// hangs up, a body shorter than announced) appends nothing.
-func (r *Registry) AppendUpload(ctx context.Context, repo, id string, offset int64, body io.Reader) (Upload, error) {
+// say; a chunk that does not start at the current size is a *RangeError.
+// length is the body's announced size (Content-Length), or negative when
+// unknown. The body is streamed outside any transaction; a failed read (a
+// client that hangs up, a body shorter than announced) appends nothing, and
+// so does a chunk that would bring the upload past Limits.BlobSize
+// (ErrTooLarge): refused before reading when length announces it, cut as
+// soon as the bytes pass it otherwise. The session keeps its size.
+func (r *Registry) AppendUpload(ctx context.Context, repo, id string, offset, length int64, body io.Reader) (Upload, error) {
 	size, err := r.session(ctx, repo, id)
 	if err != nil {
 		return Upload{}, err
@@ -116,7 +161,7 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, offset int
 	if offset >= 0 && offset != size {
 		return Upload{Repo: repo, ID: id, Size: size}, &RangeError{Size: size, Offset: offset}
 	}
-	size, err = r.appendBody(ctx, id, size, body)
+	size, err = r.appendBody(ctx, id, size, length, body)
 	if err != nil {
 		return Upload{Repo: repo, ID: id, Size: size}, err
 	}
@@ -155,10 +200,48 @@ func (rr *recordingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// appendBody appends body to the staging bytes of id at offset.
-func (r *Registry) appendBody(ctx context.Context, id string, offset int64, body io.Reader) (int64, error) {
+// sizeCap reads at most left bytes; one more is ErrTooLarge, which makes
+// the all-or-nothing append fail and drop what it read.
+type sizeCap struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+func (c *sizeCap) Read(p []byte) (int, error) {
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, fmt.Errorf("the blob would exceed %d bytes, the largest this registry accepts: %w", c.limit, ErrTooLarge)
+	}
+	return n, err
+}
+
+// checkBlobSize refuses, before reading, a body announced (length >= 0) to
+// bring an upload holding offset bytes past Limits.BlobSize.
+func (r *Registry) checkBlobSize(offset, length int64) error {
+	limit := r.opts.Limits.BlobSize
+	if limit > 0 && length >= 0 && length > limit-offset {
+		return fmt.Errorf("%d more bytes would bring the blob to %d bytes, past %d, the largest this registry accepts: %w",
+			length, offset+length, limit, ErrTooLarge)
+	}
+	return nil
+}
+
+// appendBody appends body, announced as length bytes (negative: unknown),
+// to the staging bytes of id at offset.
+func (r *Registry) appendBody(ctx context.Context, id string, offset, length int64, body io.Reader) (int64, error) {
+	if err := r.checkBlobSize(offset, length); err != nil {
+		return offset, err
+	}
 	if body == nil {
 		body = eofReader{}
+	}
+	if limit := r.opts.Limits.BlobSize; limit > 0 {
+		body = &sizeCap{r: body, left: limit - offset, limit: limit}
 	}
 	rr := &recordingReader{r: body}
 	size, err := r.blobs.UploadAppend(ctx, id, offset, rr)
@@ -182,13 +265,14 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // FinishUpload appends body (which may be empty, or nil when the request
-// has none: nothing is appended then) to upload id of repo,
+// has none: nothing is appended then), announced as length bytes as in
+// AppendUpload and capped the same way, to upload id of repo,
 // verifies the whole upload hashes to digest ds and commits it as a blob
 // of repo. offset is as in AppendUpload. When the bytes do not match the
 // digest the session is cancelled (its bytes deleted) and the error wraps
 // ErrDigestInvalid: a client has to start over anyway, and nothing stays
 // behind a rejected request.
-func (r *Registry) FinishUpload(ctx context.Context, repo, id, ds string, offset int64, body io.Reader) (BlobInfo, error) {
+func (r *Registry) FinishUpload(ctx context.Context, repo, id, ds string, offset, length int64, body io.Reader) (BlobInfo, error) {
 	d, err := parseDigest(ds)
 	if err != nil {
 		return BlobInfo{}, err
@@ -203,7 +287,7 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ds string, offset
 	// A request with no body appends nothing, unless the session has no
 	// bytes at all: the append then creates its empty staging object.
 	if body != nil || size == 0 {
-		if _, err := r.appendBody(ctx, id, size, body); err != nil {
+		if _, err := r.appendBody(ctx, id, size, length, body); err != nil {
 			return BlobInfo{}, err
 		}
 	}
@@ -216,10 +300,12 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ds string, offset
 	return info, err
 }
 
-// PushBlob is a monolithic upload (POST ?digest= with the body): the bytes go
-// to a fresh staging object and are committed in one step, with no session
-// row. On any failure the staging bytes are removed.
-func (r *Registry) PushBlob(ctx context.Context, repo, ds string, body io.Reader) (BlobInfo, error) {
+// PushBlob is a monolithic upload (POST ?digest= with the body, announced
+// as length bytes, negative when unknown): the bytes go to a fresh staging
+// object and are committed in one step, with no session row, so no session
+// cap applies; Limits.BlobSize does, as in AppendUpload. On any failure the
+// staging bytes are removed.
+func (r *Registry) PushBlob(ctx context.Context, repo, ds string, length int64, body io.Reader) (BlobInfo, error) {
 	if err := validName(repo); err != nil {
 		return BlobInfo{}, err
 	}
@@ -229,7 +315,7 @@ func (r *Registry) PushBlob(ctx context.Context, repo, ds string, body io.Reader
 	}
 	id := newUploadID()
 	info, err := func() (BlobInfo, error) {
-		if _, err := r.appendBody(ctx, id, 0, body); err != nil {
+		if _, err := r.appendBody(ctx, id, 0, length, body); err != nil {
 			return BlobInfo{}, err
 		}
 		return r.commit(ctx, repo, id, d, false)

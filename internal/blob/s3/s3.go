@@ -34,8 +34,11 @@ const (
 	// profile) names none.
 	DefaultRegion = "us-east-1"
 
-	maxParts       = 10_000 // S3's limit on parts per multipart upload
-	maxDeleteBatch = 1000   // S3's limit on keys per DeleteObjects
+	// MaxParts is S3's limit on parts per multipart upload: an object is at
+	// most MaxParts × the part size.
+	MaxParts = 10_000
+
+	maxDeleteBatch = 1000 // S3's limit on keys per DeleteObjects
 )
 
 // Config configures a Store.

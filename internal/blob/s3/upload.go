@@ -428,8 +428,8 @@ func (a *appender) run(ctx context.Context, r io.Reader) error {
 // first if the upload has none.
 func (a *appender) flushPart(ctx context.Context, buf []byte) error {
 	st := &a.st
-	if len(st.Parts) >= maxParts {
-		return fmt.Errorf("upload exceeds S3's %d parts of %d bytes (raise the part size)", maxParts, st.PartSize)
+	if len(st.Parts) >= MaxParts {
+		return fmt.Errorf("upload exceeds S3's %d parts of %d bytes (raise the part size)", MaxParts, st.PartSize)
 	}
 	if st.UploadID == "" {
 		out, err := a.s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{

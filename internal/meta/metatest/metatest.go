@@ -39,6 +39,10 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
+		{"CatalogFilter", testCatalogFilter},
+		{"Namespaces", testNamespaces},
+		{"UploadCounts", testUploadCounts},
+		{"UploadLockSerializes", testUploadLockSerializes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -98,7 +102,7 @@ func putManifest(t *testing.T, s meta.Store, m meta.Manifest, e meta.ManifestEdg
 func testRepositories(t *testing.T, s meta.Store) {
 	ctx := context.Background()
 	for _, n := range []string{"b/x", "a/one", "a/two", "c/deep/er"} {
-		repo(t, s, n)
+		withManifest(t, s, n)
 	}
 	view(t, s, func(tx meta.Tx) error {
 		got, err := tx.Repositories(ctx, "", "", 2)
@@ -131,6 +135,10 @@ func testRepositories(t *testing.T, s meta.Store) {
 	if !errors.Is(err, meta.ErrRepoDeleting) {
 		t.Errorf("write to deleting repository: got %v, want ErrRepoDeleting", err)
 	}
+	update(t, s, func(tx meta.Tx) error {
+		_, err := tx.DeleteManifest(ctx, r.ID, dg("a/one"))
+		return err
+	})
 	view(t, s, func(tx meta.Tx) error {
 		got, _ := tx.Repositories(ctx, "", "", 10)
 		if diff := cmp.Diff([]string{"a/two", "b/x", "c/deep/er"}, got); diff != "" {

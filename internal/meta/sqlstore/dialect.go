@@ -26,6 +26,10 @@ type dialect interface {
 	skipLocked() string
 	retryable(err error) bool
 	uniqueViolation(err error) bool
+	// xactLock is a statement taking an exclusive lock on the key (class,
+	// id) until the transaction ends, or "" when the writer is single
+	// (SQLite), which already serializes every write transaction.
+	xactLock() string
 }
 
 type sqliteDialect struct{}
@@ -34,6 +38,7 @@ func (sqliteDialect) name() string                { return "sqlite" }
 func (sqliteDialect) rebind(q string) string      { return q }
 func (sqliteDialect) lockClause(meta.Lock) string { return "" }
 func (sqliteDialect) skipLocked() string          { return "" }
+func (sqliteDialect) xactLock() string            { return "" }
 
 const (
 	sqliteBusy       = 5
@@ -97,6 +102,11 @@ func (postgresDialect) lockClause(l meta.Lock) string {
 }
 
 func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+// xactLock is the two-key form of pg_advisory_xact_lock: released at commit
+// or rollback, so it cannot leak past a transaction (and works behind a
+// transaction-pooling proxy).
+func (postgresDialect) xactLock() string { return "SELECT pg_advisory_xact_lock(?, ?)" }
 
 func pgCode(err error) string {
 	var pe *pgconn.PgError

@@ -34,16 +34,34 @@ func (t *tx) Namespace(ctx context.Context, name string, lock meta.Lock) (meta.N
 	return ns, nil
 }
 
+func nullRetention(retention *time.Duration) sql.NullInt64 {
+	if retention == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: retention.Microseconds(), Valid: true}
+}
+
+func (t *tx) CreateNamespace(ctx context.Context, name string, retention *time.Duration) (meta.Namespace, bool, error) {
+	res, err := t.exec(ctx, `INSERT INTO namespace (name, state, tag_retention_us) VALUES (?, 'active', ?) ON CONFLICT (name) DO NOTHING`,
+		name, nullRetention(retention))
+	if err != nil {
+		return meta.Namespace{}, false, fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return meta.Namespace{}, false, fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	ns, err := t.Namespace(ctx, name, meta.LockNone)
+	return ns, n == 1, err
+}
+
 func (t *tx) SetNamespaceRetention(ctx context.Context, name string, retention *time.Duration) (meta.Namespace, error) {
-	var v sql.NullInt64
-	if retention != nil {
-		v = sql.NullInt64{Int64: retention.Microseconds(), Valid: true}
-	}
-	if _, err := t.exec(ctx, `INSERT INTO namespace (name, state) VALUES (?, 'active') ON CONFLICT (name) DO NOTHING`, name); err != nil {
-		return meta.Namespace{}, fmt.Errorf("creating namespace %s: %w", name, err)
-	}
-	if _, err := t.exec(ctx, `UPDATE namespace SET tag_retention_us = ? WHERE name = ?`, v, name); err != nil {
+	res, err := t.exec(ctx, `UPDATE namespace SET tag_retention_us = ? WHERE name = ?`, nullRetention(retention), name)
+	if err != nil {
 		return meta.Namespace{}, fmt.Errorf("setting retention of namespace %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return meta.Namespace{}, fmt.Errorf("namespace %s: %w", name, meta.ErrNotFound)
 	}
 	return t.Namespace(ctx, name, meta.LockNone)
 }
@@ -140,7 +158,10 @@ func (t *tx) EnsureRepository(ctx context.Context, name string, now time.Time) (
 }
 
 func (t *tx) Repositories(ctx context.Context, prefix, last string, n int) ([]string, error) {
-	rows, err := t.query(ctx, `SELECT name FROM repository WHERE state = 'active' AND name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?`,
+	// The filter is in the statement, not applied to a page afterwards, so
+	// that n and last page through exactly the listed repositories.
+	rows, err := t.query(ctx, `SELECT name FROM repository r WHERE state = 'active' AND name > ? AND substr(name, 1, ?) = ?
+		AND EXISTS (SELECT 1 FROM manifest m WHERE m.repository_id = r.id) ORDER BY name LIMIT ?`,
 		last, len(prefix), prefix, n)
 	if err != nil {
 		return nil, fmt.Errorf("listing repositories: %w", err)

@@ -74,3 +74,37 @@ func (t *tx) RepoUploads(ctx context.Context, repoID int64, limit int) ([]meta.U
 func (t *tx) UploadKnown(ctx context.Context, id string) (bool, error) {
 	return t.exists(ctx, `SELECT 1 FROM upload WHERE id = ?`, id)
 }
+
+// lockClassUploads is the first key of the advisory locks of
+// LockRepoUploads ("bert" in ASCII), so they never meet another use of
+// advisory locks on the same database.
+const lockClassUploads int32 = 0x62657274
+
+func (t *tx) LockRepoUploads(ctx context.Context, repoID int64) error {
+	q := t.d.xactLock()
+	if q == "" {
+		return nil
+	}
+	// The second key is 32 bits: ids past 2^32 share a lock with another
+	// repository's, which only serializes the two a little more.
+	if _, err := t.exec(ctx, q, lockClassUploads, int32(repoID)); err != nil {
+		return fmt.Errorf("locking the upload sessions of repository %d: %w", repoID, err)
+	}
+	return nil
+}
+
+func (t *tx) CountUploads(ctx context.Context, repoID int64, since time.Time, limit int) (int, error) {
+	// The LIMIT inside bounds the work of a count near the cap; the
+	// indexes of migration 0002 make it an index range scan.
+	q := `SELECT COUNT(*) FROM (SELECT 1 FROM upload WHERE updated_at > ? LIMIT ?) AS active`
+	args := []any{us(since), limit}
+	if repoID != 0 {
+		q = `SELECT COUNT(*) FROM (SELECT 1 FROM upload WHERE repository_id = ? AND updated_at > ? LIMIT ?) AS active`
+		args = []any{repoID, us(since), limit}
+	}
+	var n int
+	if err := t.queryRow(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting upload sessions: %w", err)
+	}
+	return n, nil
+}
