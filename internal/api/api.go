@@ -6,8 +6,11 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -65,8 +68,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
-	err := h.serve(rec, r, rt)
-	if err != nil {
+	err := h.serveRecovering(rec, r, rt)
+	var pe *panicError
+	panicked := errors.As(err, &pe)
+	if err != nil && rec.status == 0 {
+		if panicked {
+			// The handler stopped anywhere: do not reuse the connection.
+			rec.Header().Set("Connection", "close")
+		}
 		writeError(rec, r, err)
 	}
 
@@ -84,11 +93,49 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-		if status >= http.StatusInternalServerError {
+		if status >= http.StatusInternalServerError || panicked {
 			level = slog.LevelError
 		}
 	}
+	if panicked {
+		attrs = append(attrs, slog.String("stack", string(pe.stack)))
+	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+	if panicked && pe.afterHeader {
+		// The response is under way and cannot say 500: cut the
+		// connection so the client sees it incomplete. net/http does not
+		// log ErrAbortHandler (the line above did).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// panicError is a handler's panic turned into an error, so that the
+// request is answered 500 and logged once, with the stack, like any other
+// internal error.
+type panicError struct {
+	value       any
+	stack       []byte
+	afterHeader bool // the response status was already sent
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+// serveRecovering is serve, with a panic recovered into a *panicError.
+// The handler's deferred calls (closing a blob reader, rolling back a
+// transaction) have run by then. http.ErrAbortHandler, a handler's
+// deliberate abort, is passed on.
+func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		err = &panicError{value: v, stack: debug.Stack(), afterHeader: rec.status != 0}
+	}()
+	return h.serve(rec, r, rt)
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error {

@@ -92,9 +92,20 @@ func newEnv(t *testing.T, backend string) *env {
 // newEnvWith is newEnv with the handler's options.
 func newEnvWith(t *testing.T, backend string, opts api.Options) *env {
 	t.Helper()
+	return newEnvWrapped(t, backend, opts, nil)
+}
+
+// newEnvWrapped is newEnvWith whose registry uses wrap(blob store), unless
+// wrap is nil: a fake that injects failures. env.blobs is the real store.
+func newEnvWrapped(t *testing.T, backend string, opts api.Options, wrap func(blob.Store) blob.Store) *env {
+	t.Helper()
 	store, blobs := openBackends(t, backend)
+	regBlobs := blobs
+	if wrap != nil {
+		regBlobs = wrap(blobs)
+	}
 	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
+	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now})
 	srv := httptest.NewServer(api.New(reg, opts))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c}
