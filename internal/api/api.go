@@ -64,7 +64,7 @@ func routeOf(r *http.Request) Route {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	rt := ParseRoute(r.URL.Path)
+	rt := ParseRoute(requestPath(r.URL))
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -85,7 +85,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("uri", requestURI(r)),
 		slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)),
 		slog.Int64("bytes", rec.bytes),
@@ -107,6 +107,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// log ErrAbortHandler (the line above did).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// requestURI is the request target as the client sent it (path and query,
+// escapes included), for the log: r.RequestURI, or, for a request built in
+// Go rather than read from a client, its URL's.
+func requestURI(r *http.Request) string {
+	if r.RequestURI != "" {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI()
 }
 
 // panicError is a handler's panic turned into an error, so that the
@@ -139,6 +149,9 @@ func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error {
+	if err := rt.Check(); err != nil {
+		return err
+	}
 	switch rt.Kind {
 	case KindBase:
 		return h.base(w, r)
