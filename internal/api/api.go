@@ -28,6 +28,10 @@ type Options struct {
 	// Collector serves the management API's purge and gc status
 	// (mgmt.go); nil answers them 501.
 	Collector Collector
+	// BodyIdleTimeout, when positive, cuts a request body that sends
+	// nothing for that long (idleBody): the request is answered 408 and
+	// an upload keeps what it held before it. Zero never cuts one.
+	BodyIdleTimeout time.Duration
 	// BlobRedirectTTL, when positive and the registry's byte store can
 	// redirect (registry.Redirects), answers blob GETs with 307 Temporary
 	// Redirect to a URL valid that long, so the bytes bypass berth; HEAD
@@ -68,7 +72,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
+	var body *idleBody
+	if h.opts.BodyIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		body = newIdleBody(rec, r.Body, h.opts.BodyIdleTimeout)
+		r.Body = body
+	}
 	err := h.serveRecovering(rec, r, rt)
+	if body != nil {
+		body.done()
+		if body.stalled && err != nil {
+			// Whatever the handler made of the failed read (net/http
+			// cancels the request's context with it), this is why.
+			err = fmt.Errorf("no byte of the request body for %s: %w", h.opts.BodyIdleTimeout, errBodyIdle)
+		}
+	}
 	var pe *panicError
 	panicked := errors.As(err, &pe)
 	if err != nil && rec.status == 0 {

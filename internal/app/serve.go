@@ -84,14 +84,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		defer stop()
 		svc.closeEvents(ctx)
 	}()
-	apiHandler := api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector, BlobRedirectTTL: blobRedirectTTL(cfg)})
+	apiHandler := api.New(svc.Registry, api.Options{
+		Logger:          logger,
+		Collector:       svc.Collector,
+		BlobRedirectTTL: blobRedirectTTL(cfg),
+		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout.Duration(),
+	})
 
 	srv := &http.Server{
 		Handler:           routes(apiHandler, metricsHandler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: blob uploads and downloads are
-		// large and legitimately slow.
+		// large and legitimately slow. A body that stops moving is cut
+		// by the API instead (http.body_idle_timeout).
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLS.Enabled() {
@@ -156,6 +162,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"gc_workers", cfg.GC.Workers,
 		"metrics", cfg.Metrics,
 		"webhooks", len(cfg.Webhooks),
+		"body_idle_timeout", cfg.HTTP.BodyIdleTimeout.String(),
 	)
 	if cfg.Storage.Backend == config.StorageS3 {
 		// LogValue leaves the credentials out.

@@ -52,6 +52,8 @@
 //	storage.s3.redirect     BERTH_S3_REDIRECT        --s3-redirect      false
 //	storage.s3.redirect_ttl BERTH_S3_REDIRECT_TTL    --s3-redirect-ttl  20m
 //
+//	http.body_idle_timeout  BERTH_HTTP_BODY_IDLE_TIMEOUT  --http-body-idle-timeout  1m
+//
 // The storage flags are shared by every command that opens the stores (gc,
 // sweep, purge, tag...); the redirect flags are serve's. Without an access
 // key, S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID
@@ -118,6 +120,7 @@ type Config struct {
 	GC       GC        `yaml:"gc"`
 	Webhooks []Webhook `yaml:"webhooks"`
 	Storage  Storage   `yaml:"storage"`
+	HTTP     HTTP      `yaml:"http"`
 	// Metrics serves Prometheus metrics on /metrics.
 	Metrics bool `yaml:"metrics"`
 }
@@ -237,6 +240,7 @@ func Default() Config {
 			Interval:        Duration(10 * time.Second),
 			CollectUntagged: true,
 		},
+		HTTP: HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
 		Storage: Storage{
 			Backend: StorageFilesystem,
 			S3: S3{
@@ -334,6 +338,7 @@ func (c Config) Validate() error {
 	}
 
 	errs = append(errs, c.Storage.validate()...)
+	errs = append(errs, c.HTTP.validate()...)
 
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)

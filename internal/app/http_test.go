@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 )
 
@@ -67,6 +69,41 @@ func TestMetricsOnlyLiteral(t *testing.T) {
 						t.Errorf("GET %s: got body %s, want the OCI envelope with NOT_FOUND", tt.target, body)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestServeCutsIdleBody: serve passes http.body_idle_timeout to the API:
+// a PATCH that stops sending mid-body is answered 408 and its connection
+// closed after about that long.
+func TestServeCutsIdleBody(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	for _, b := range sqltest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.HTTP.BodyIdleTimeout = config.Duration(idle)
+			if b.Name != "sqlite" {
+				cfg.DB = b.DSN(t)
+			}
+			base, _ := start(t, cfg, io.Discard)
+			resp := do(t, http.MethodPost, base+"/v2/demo/hello/blobs/uploads/", "", nil)
+			wantStatus(t, resp, http.StatusAccepted)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			sent := time.Now()
+			fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: registry\r\nContent-Length: 1000000\r\nContent-Range: 0-999999\r\n\r\n12345", resp.Header.Get("Location"))
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("reading the answer to a stalled PATCH: %v", err)
+			}
+			got.Body.Close()
+			if waited := time.Since(sent); got.StatusCode != http.StatusRequestTimeout || waited < idle || waited > idle+5*time.Second {
+				t.Errorf("stalled PATCH: got %d after %v, want 408 after about %v", got.StatusCode, waited, idle)
 			}
 		})
 	}
