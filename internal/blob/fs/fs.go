@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/datadir"
 )
 
 const (
@@ -49,7 +50,7 @@ func New(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening blob store: %w", err)
 	}
 	for _, d := range []string{blobsDir, uploadsDir, tmpDir} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+		if err := datadir.MkdirAll(filepath.Join(abs, d)); err != nil {
 			return nil, fmt.Errorf("opening blob store: %w", err)
 		}
 	}
@@ -113,7 +114,7 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 	if offset != size {
 		return size, fmt.Errorf("appending to upload %s at offset %d, size is %d: %w", id, offset, size, blob.ErrOffset)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, datadir.FileMode)
 	if err != nil {
 		return size, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
@@ -284,7 +285,7 @@ func (s *Store) mkdirAll(dir string) error {
 	if err := s.mkdirAll(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, datadir.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return syncDir(parent)
