@@ -78,16 +78,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = body
 	}
 	err := h.serveRecovering(rec, r, rt)
+	var pe *panicError
+	panicked := errors.As(err, &pe)
 	if body != nil {
 		body.done()
-		if body.stalled && err != nil {
+		if body.stalled && err != nil && !panicked {
 			// Whatever the handler made of the failed read (net/http
 			// cancels the request's context with it), this is why.
 			err = fmt.Errorf("no byte of the request body for %s: %w", h.opts.BodyIdleTimeout, errBodyIdle)
 		}
 	}
-	var pe *panicError
-	panicked := errors.As(err, &pe)
 	if err != nil && rec.status == 0 {
 		if panicked {
 			// The handler stopped anywhere: do not reuse the connection.
