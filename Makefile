@@ -37,7 +37,8 @@ TESTTIMEOUT ?= 10m
 
 # Space-separated pkg:FuzzName pairs, e.g.
 #   FUZZ_TARGETS = ./internal/oci:FuzzParseManifest ./internal/oci:FuzzParseReference
-FUZZ_TARGETS ?= ./internal/oci:FuzzParseManifest ./internal/oci:FuzzValidateRepoName ./internal/oci:FuzzParseReference
+FUZZ_TARGETS ?= ./internal/oci:FuzzParseManifest ./internal/oci:FuzzValidateRepoName ./internal/oci:FuzzParseReference \
+	./internal/api:FuzzParseContentRange ./internal/api:FuzzBadRange
 FUZZTIME     ?= 10s
 
 # Torture runs: fixed seed so that CI is reproducible; a violation prints the seed

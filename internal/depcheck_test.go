@@ -23,7 +23,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/jackc/pgx/v5",
 		"modernc.org/sqlite",
 	}
-	for _, pkg := range []string{"oci", "meta", "blob", "gc", "registry", "config"} {
+	for _, pkg := range []string{"oci", "meta", "blob", "gc", "registry", "config", "datadir"} {
 		t.Run(pkg, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{join .Imports \",\"}}", "github.com/berth/berth/internal/"+pkg).Output()
 			if err != nil {

@@ -216,7 +216,7 @@ fi
 # that the redirect run really redirected: every blob GET berth found answers 307
 # (404 and 416 are berth's own answers), none streams the bytes with 200 or 206.
 if [[ $backend == postgres-s3-redirect ]]; then
-	gets=$(grep -E 'method=GET path=/v2/[^ ]*/blobs/sha' "$results/server.log" || true)
+	gets=$(grep -E 'method=GET uri=/v2/[^ ]*/blobs/sha' "$results/server.log" || true)
 	redirected=$(grep -c 'status=307' <<<"$gets" || true)
 	streamed=$(grep -cE 'status=20[06]' <<<"$gets" || true)
 	echo "conformance ($backend): $redirected blob GETs redirected, $streamed streamed"

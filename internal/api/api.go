@@ -6,8 +6,11 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -25,6 +28,10 @@ type Options struct {
 	// Collector serves the management API's purge and gc status
 	// (mgmt.go); nil answers them 501.
 	Collector Collector
+	// BodyIdleTimeout, when positive, cuts a request body that sends
+	// nothing for that long (idleBody): the request is answered 408 and
+	// an upload keeps what it held before it. Zero never cuts one.
+	BodyIdleTimeout time.Duration
 	// BlobRedirectTTL, when positive and the registry's byte store can
 	// redirect (registry.Redirects), answers blob GETs with 307 Temporary
 	// Redirect to a URL valid that long, so the bytes bypass berth; HEAD
@@ -61,12 +68,31 @@ func routeOf(r *http.Request) Route {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	rt := ParseRoute(r.URL.Path)
+	rt := ParseRoute(requestPath(r.URL))
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
-	err := h.serve(rec, r, rt)
-	if err != nil {
+	var body *idleBody
+	if h.opts.BodyIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		body = newIdleBody(rec, r.Body, h.opts.BodyIdleTimeout)
+		r.Body = body
+	}
+	err := h.serveRecovering(rec, r, rt)
+	var pe *panicError
+	panicked := errors.As(err, &pe)
+	if body != nil {
+		body.done()
+		if body.stalled && err != nil && !panicked {
+			// Whatever the handler made of the failed read (net/http
+			// cancels the request's context with it), this is why.
+			err = fmt.Errorf("no byte of the request body for %s: %w", h.opts.BodyIdleTimeout, errBodyIdle)
+		}
+	}
+	if err != nil && rec.status == 0 {
+		if panicked {
+			// The handler stopped anywhere: do not reuse the connection.
+			rec.Header().Set("Connection", "close")
+		}
 		writeError(rec, r, err)
 	}
 
@@ -76,7 +102,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("uri", requestURI(r)),
 		slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)),
 		slog.Int64("bytes", rec.bytes),
@@ -84,14 +110,65 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-		if status >= http.StatusInternalServerError {
+		if status >= http.StatusInternalServerError || panicked {
 			level = slog.LevelError
 		}
 	}
+	if panicked {
+		attrs = append(attrs, slog.String("stack", string(pe.stack)))
+	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+	if panicked && pe.afterHeader {
+		// The response is under way and cannot say 500: cut the
+		// connection so the client sees it incomplete. net/http does not
+		// log ErrAbortHandler (the line above did).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// requestURI is the request target as the client sent it (path and query,
+// escapes included), for the log: r.RequestURI, or, for a request built in
+// Go rather than read from a client, its URL's.
+func requestURI(r *http.Request) string {
+	if r.RequestURI != "" {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI()
+}
+
+// panicError is a handler's panic turned into an error, so that the
+// request is answered 500 and logged once, with the stack, like any other
+// internal error.
+type panicError struct {
+	value       any
+	stack       []byte
+	afterHeader bool // the response status was already sent
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+// serveRecovering is serve, with a panic recovered into a *panicError.
+// The handler's deferred calls (closing a blob reader, rolling back a
+// transaction) have run by then. http.ErrAbortHandler, a handler's
+// deliberate abort, is passed on.
+func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		err = &panicError{value: v, stack: debug.Stack(), afterHeader: rec.status != 0}
+	}()
+	return h.serve(rec, r, rt)
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error {
+	if err := rt.Check(); err != nil {
+		return err
+	}
 	switch rt.Kind {
 	case KindBase:
 		return h.base(w, r)

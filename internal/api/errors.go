@@ -45,6 +45,10 @@ var errorTable = []struct {
 	{registry.ErrTagUnknown, "MANIFEST_UNKNOWN", http.StatusNotFound, "tag unknown to registry"},
 	{registry.ErrBlobUnknown, "BLOB_UNKNOWN", http.StatusNotFound, "blob unknown to registry"},
 	{registry.ErrUploadUnknown, "BLOB_UPLOAD_UNKNOWN", http.StatusNotFound, "blob upload unknown to registry"},
+	// Before ErrUploadInvalid and context.Canceled, which a cut body
+	// also gives. BLOB_UPLOAD_INVALID: the spec has no timeout code, and
+	// uploads are what stalls.
+	{errBodyIdle, "BLOB_UPLOAD_INVALID", http.StatusRequestTimeout, "request body made no progress; an upload keeps what it held before this request"},
 	{registry.ErrRangeInvalid, "BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "chunk out of order"},
 	{registry.ErrUploadInvalid, "BLOB_UPLOAD_INVALID", http.StatusBadRequest, "blob upload invalid"},
 	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"},

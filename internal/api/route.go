@@ -1,7 +1,11 @@
 package api
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
+
+	"github.com/berth/berth/internal/registry"
 )
 
 // Kind is the resource a request path names.
@@ -25,8 +29,9 @@ var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "u
 func (k Kind) String() string { return kindNames[k] }
 
 // Route is a parsed OCI distribution path. Repo is the repository name as
-// written (not yet validated), Ref a manifest reference or a digest (not yet
-// parsed), UploadID an upload session id.
+// the client sent it (not yet validated, and never percent-decoded), Ref a
+// manifest reference or a digest, percent-decoded (not yet parsed),
+// UploadID an upload session id as sent.
 type Route struct {
 	Kind     Kind
 	Repo     string
@@ -34,11 +39,21 @@ type Route struct {
 	UploadID string
 }
 
-// ParseRoute parses an OCI distribution path. Repository names contain
-// slashes, so a path is read from its end: the last one to three segments
-// say the kind, everything before them is the name. A path that names
-// nothing gives KindUnknown. A management path (/berth/v1/...) gives
-// KindManagement with the rest of the path in Ref; parseMgmtRoute reads it.
+// ParseRoute parses an OCI distribution path as the client sent it, with
+// its percent-escapes (requestPath gives it): a proxy in front of berth
+// matches the path as sent, so berth must route on the same string, or a
+// path spelled /%62erth/v1/... or /v2/demo%2fhello/... would reach what a
+// rule on /berth/v1 or on demo/ was meant to keep out. The prefixes and the
+// words of the API (manifests, blobs, uploads, tags, list, referrers,
+// _catalog) match only as written; an escaped spelling names nothing
+// (KindUnknown). Only the reference is percent-decoded, since clients may
+// send the ":" of a digest as %3A; Route.Check refuses the rest.
+//
+// Repository names contain slashes, so a path is read from its end: the
+// last one to three segments say the kind, everything before them is the
+// name. A path that names nothing gives KindUnknown. A management path
+// (/berth/v1/...) gives KindManagement with the rest of the path, as sent,
+// in Ref; parseMgmtRoute reads it.
 func ParseRoute(path string) Route {
 	if rest, ok := strings.CutPrefix(path, mgmtPrefix); ok {
 		return Route{Kind: KindManagement, Ref: rest}
@@ -69,11 +84,53 @@ func ParseRoute(path string) Route {
 	case n >= 3 && segs[n-1] == "":
 		return Route{}
 	case n >= 3 && segs[n-2] == "manifests":
-		return Route{Kind: KindManifest, Repo: name(2), Ref: segs[n-1]}
+		return Route{Kind: KindManifest, Repo: name(2), Ref: unescape(segs[n-1])}
 	case n >= 3 && segs[n-2] == "blobs":
-		return Route{Kind: KindBlob, Repo: name(2), Ref: segs[n-1]}
+		return Route{Kind: KindBlob, Repo: name(2), Ref: unescape(segs[n-1])}
 	case n >= 3 && segs[n-2] == "referrers":
-		return Route{Kind: KindReferrers, Repo: name(2), Ref: segs[n-1]}
+		return Route{Kind: KindReferrers, Repo: name(2), Ref: unescape(segs[n-1])}
 	}
 	return Route{}
+}
+
+// unescape percent-decodes a path segment; a malformed escape is left as
+// sent, for the reference's own check to refuse (net/http refuses such a
+// request line before it gets here).
+func unescape(seg string) string {
+	if s, err := url.PathUnescape(seg); err == nil {
+		return s
+	}
+	return seg
+}
+
+// Check refuses what the path spells with escapes where it must not:
+// NAME_INVALID for a repository name with a "%" (every character a name
+// may hold is sent as itself, so an escape can only disguise one: %2F
+// would make demo%2fhello the repository demo/hello), and, for a
+// reference that decodes to a "/", the error of an invalid tag or digest.
+// (A management path's names are refused by the registry's name check: a
+// "%" is never part of one.)
+func (rt Route) Check() error {
+	if strings.Contains(rt.Repo, "%") {
+		return fmt.Errorf("repository name %q is percent-encoded: a name is matched as sent, and an encoded \"/\" (%%2F) never separates its components: %w", rt.Repo, registry.ErrNameInvalid)
+	}
+	if rt.Kind != KindManagement && strings.Contains(rt.Ref, "/") {
+		sentinel := registry.ErrDigestInvalid
+		if rt.Kind == KindManifest && !strings.Contains(rt.Ref, ":") {
+			sentinel = registry.ErrTagInvalid
+		}
+		return fmt.Errorf("reference %q holds an encoded \"/\" (%%2F), which is never part of a tag or digest: %w", rt.Ref, sentinel)
+	}
+	return nil
+}
+
+// requestPath is the path of r as the client sent it, escapes included.
+// url.URL keeps it in RawPath whenever it differs from the canonical
+// encoding of Path (even when EscapedPath would not use it), and otherwise
+// it is that canonical encoding.
+func requestPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.EscapedPath()
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
@@ -55,6 +58,9 @@ type env struct {
 	blobs blob.Store
 	reg   *registry.Registry
 	clock *clock
+	// stored lists every file or object the blob store holds, staging
+	// and S3 multipart uploads included, behind the store's back.
+	stored func() map[string]int64
 }
 
 // Backends: the metadata store, and after a "+" the blob store when it is
@@ -92,12 +98,23 @@ func newEnv(t *testing.T, backend string) *env {
 // newEnvWith is newEnv with the handler's options.
 func newEnvWith(t *testing.T, backend string, opts api.Options) *env {
 	t.Helper()
-	store, blobs := openBackends(t, backend)
+	return newEnvWrapped(t, backend, opts, nil)
+}
+
+// newEnvWrapped is newEnvWith whose registry uses wrap(blob store), unless
+// wrap is nil: a fake that injects failures. env.blobs is the real store.
+func newEnvWrapped(t *testing.T, backend string, opts api.Options, wrap func(blob.Store) blob.Store) *env {
+	t.Helper()
+	store, blobs, stored := openBackendsStored(t, backend)
+	regBlobs := blobs
+	if wrap != nil {
+		regBlobs = wrap(blobs)
+	}
 	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
+	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now})
 	srv := httptest.NewServer(api.New(reg, opts))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c}
+	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c, stored: stored}
 }
 
 // openBackends opens a migrated metadata store of the given backend (a
@@ -105,6 +122,14 @@ func newEnvWith(t *testing.T, backend string, opts api.Options) *env {
 // filesystem directory, or a fresh S3 bucket), all removed when tb ends.
 // "sqlite+s3" is accepted too, for tests that need S3 without PostgreSQL.
 func openBackends(tb testing.TB, backend string) (*sqlstore.Store, blob.Store) {
+	tb.Helper()
+	store, blobs, _ := openBackendsStored(tb, backend)
+	return store, blobs
+}
+
+// openBackendsStored is openBackends with a function that lists what the
+// blob store holds, as env.stored.
+func openBackendsStored(tb testing.TB, backend string) (*sqlstore.Store, blob.Store, func() map[string]int64) {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -128,20 +153,70 @@ func openBackends(tb testing.TB, backend string) (*sqlstore.Store, blob.Store) {
 	}
 	switch blobBackend {
 	case "":
-		blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+		root := filepath.Join(dir, "blobs")
+		blobs, err := blobfs.New(root)
 		if err != nil {
 			tb.Fatalf("opening blob store: %v", err)
 		}
-		return store, blobs
+		return store, blobs, func() map[string]int64 { return storedFiles(tb, root) }
 	case "s3":
-		blobs, err := blobs3.New(ctx, s3test.New(tb))
+		cfg := s3test.New(tb)
+		blobs, err := blobs3.New(ctx, cfg)
 		if err != nil {
 			tb.Fatalf("opening S3 blob store: %v", err)
 		}
-		return store, blobs
+		return store, blobs, func() map[string]int64 { return storedObjects(tb, cfg) }
 	}
 	tb.Fatalf("unknown blob backend in %q", backend)
-	return nil, nil
+	return nil, nil, nil
+}
+
+// storedFiles maps every regular file under root to its size.
+func storedFiles(tb testing.TB, root string) map[string]int64 {
+	tb.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("walking %s: %v", root, err)
+	}
+	return out
+}
+
+// storedObjects maps every object of cfg's bucket to its size, and every
+// multipart upload in progress, as "multipart:<key>", to 0.
+func storedObjects(tb testing.TB, cfg blobs3.Config) map[string]int64 {
+	tb.Helper()
+	ctx := context.Background()
+	client := s3test.Client(cfg)
+	out := map[string]int64{}
+	objects := awss3.NewListObjectsV2Paginator(client, &awss3.ListObjectsV2Input{Bucket: aws.String(cfg.Bucket)})
+	for objects.HasMorePages() {
+		page, err := objects.NextPage(ctx)
+		if err != nil {
+			tb.Fatalf("listing bucket: %v", err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+		}
+	}
+	mp, err := client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
+	if err != nil {
+		tb.Fatalf("listing multipart uploads: %v", err)
+	}
+	for _, u := range mp.Uploads {
+		out["multipart:"+aws.ToString(u.Key)] = 0
+	}
+	return out
 }
 
 // freshPostgres creates a database for one test from the admin DSN and

@@ -3,7 +3,9 @@ package api
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 
@@ -132,32 +134,74 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request, rt Route) error
 
 // chunk reads the Content-Range of a PATCH or PUT: the offset where the
 // chunk starts (-1 without the header) and a body that must hold exactly the
-// announced range. Accepted forms: "<start>-<end>" (the spec), with an
-// optional "bytes=" or "bytes " prefix and "/<total>" suffix (what some
-// clients send).
+// announced range (parseContentRange says which headers are accepted). A
+// header that is not one, or whose length does not fit in an int64, is
+// refused before a byte of the body is read.
 func chunk(r *http.Request) (int64, io.Reader, error) {
 	cr := r.Header.Get("Content-Range")
 	if cr == "" {
 		return -1, r.Body, nil
 	}
-	s := strings.TrimSpace(cr)
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "bytes="), "bytes ")
-	s, _, _ = strings.Cut(s, "/")
-	a, b, ok := strings.Cut(s, "-")
-	start, err1 := strconv.ParseInt(a, 10, 64)
-	end, err2 := strconv.ParseInt(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil || start < 0 || end < start {
-		return 0, nil, fmt.Errorf("Content-Range %q is not <start>-<end>: %w", cr, registry.ErrRangeInvalid)
+	start, n, ok := parseContentRange(cr)
+	if !ok {
+		return 0, nil, fmt.Errorf("Content-Range %q is not <start>-<end> with 0 <= start <= end < 2^63-1: %w", cr, registry.ErrRangeInvalid)
 	}
-	n := end - start + 1
 	if r.ContentLength >= 0 && r.ContentLength != n {
 		return 0, nil, fmt.Errorf("Content-Range %q announces %d bytes, Content-Length %d: %w", cr, n, r.ContentLength, registry.ErrSizeInvalid)
 	}
 	return start, &exactReader{r: r.Body, want: n, cr: cr}, nil
 }
 
+// parseContentRange reads the Content-Range of an upload chunk:
+// "<start>-<end>", inclusive, as the distribution spec writes it, with an
+// optional "bytes=" or "bytes " prefix and "/<total>" or "/*" suffix (what
+// some clients send; the total is checked for form only). The numbers are
+// plain decimal digits, with no sign, and start <= end < math.MaxInt64, so
+// that the length, end-start+1, is a positive int64. It returns the start
+// and the length.
+func parseContentRange(h string) (start, length int64, ok bool) {
+	s := textproto.TrimString(h)
+	if rest, found := strings.CutPrefix(s, "bytes="); found {
+		s = rest
+	} else if rest, found := strings.CutPrefix(s, "bytes "); found {
+		s = rest
+	}
+	s, total, hasTotal := strings.Cut(s, "/")
+	if hasTotal && total != "*" {
+		if _, ok := parseDecimal(total); !ok {
+			return 0, 0, false
+		}
+	}
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, ok1 := parseDecimal(a)
+	end, ok2 := parseDecimal(b)
+	if !ok1 || !ok2 || end < start || end == math.MaxInt64 {
+		return 0, 0, false
+	}
+	return start, end - start + 1, true
+}
+
+// parseDecimal reads a non-negative int64 written as decimal digits only
+// (strconv.ParseInt also takes a sign).
+func parseDecimal(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
 // exactReader fails, so that the append is rolled back, when the body does
-// not hold exactly want bytes.
+// not hold exactly want bytes. It reads at most one byte past want, to
+// see a body that is too long.
 type exactReader struct {
 	r    io.Reader
 	want int64
@@ -166,8 +210,9 @@ type exactReader struct {
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
-	if rem := e.want - e.got + 1; int64(len(p)) > rem {
-		p = p[:rem]
+	// rem+1 cannot overflow: rem < len(p).
+	if rem := e.want - e.got; rem < int64(len(p)) {
+		p = p[:rem+1]
 	}
 	n, err := e.r.Read(p)
 	e.got += int64(n)

@@ -14,12 +14,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/datadir"
 	"github.com/berth/berth/internal/meta/sqlstore"
 )
 
@@ -62,6 +62,9 @@ func OpenStores(ctx context.Context, cfg config.Config) (*Stores, error) {
 func openStores(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Stores, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := prepareData(cfg, logger); err != nil {
+		return nil, err
 	}
 	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
@@ -109,17 +112,48 @@ func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 // openMeta opens the metadata store; sqlstore selects SQLite or PostgreSQL
 // from the DSN (config.Config.Backend names the same choice).
 func openMeta(ctx context.Context, cfg config.Config, logger *slog.Logger) (*sqlstore.Store, error) {
-	if cfg.Backend() == config.BackendSQLite {
-		// The SQLite driver creates the file but not its directory.
-		if err := os.MkdirAll(filepath.Dir(cfg.DSN()), 0o750); err != nil {
-			return nil, fmt.Errorf("creating data directory: %w", err)
-		}
-	}
 	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
 	}
 	return store, nil
+}
+
+// prepareData creates the data directory private (datadir.DirMode) when
+// the configuration keeps anything in it (the SQLite database, the
+// filesystem blob store), and tightens what an older berth, or an
+// operator, left readable by others: the data directory, the blob store's
+// root and the SQLite files lose their group and other permissions, each
+// change logged as a warning. What lies under a private directory needs no
+// walk: no one else can reach it. A path that cannot be tightened (owned by
+// another user) is a warning too, not a reason to refuse to start.
+func prepareData(cfg config.Config, logger *slog.Logger) error {
+	sqlite := cfg.Backend() == config.BackendSQLite
+	fsBlobs := cfg.Storage.Backend == config.StorageFilesystem || cfg.Storage.Backend == ""
+	if !sqlite && !fsBlobs {
+		return nil
+	}
+	if err := datadir.MkdirAll(cfg.Data); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	paths := []string{cfg.Data}
+	if fsBlobs {
+		paths = append(paths, cfg.BlobRoot())
+	}
+	if sqlite {
+		paths = append(paths, cfg.DSN(), cfg.DSN()+"-wal", cfg.DSN()+"-shm")
+	}
+	for _, p := range paths {
+		before, changed, err := datadir.Tighten(p)
+		switch {
+		case err != nil:
+			logger.Warn("the data directory is readable by other users and could not be made private", "path", p, "err", err)
+		case changed:
+			logger.Warn("made private a path of the data directory that other users could read (created by an older berth?)",
+				"path", p, "from", before.String(), "to", (before &^ 0o077).String())
+		}
+	}
+	return nil
 }
 
 // NewLogger returns the process logger on stderr, at cfg.Log.Level in

@@ -84,18 +84,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		defer stop()
 		svc.closeEvents(ctx)
 	}()
-	mux := http.NewServeMux()
-	mux.Handle("/", api.New(svc.Registry, api.Options{Logger: logger, Collector: svc.Collector, BlobRedirectTTL: blobRedirectTTL(cfg)}))
-	if metricsHandler != nil {
-		mux.Handle("GET /metrics", metricsHandler)
-	}
+	apiHandler := api.New(svc.Registry, api.Options{
+		Logger:          logger,
+		Collector:       svc.Collector,
+		BlobRedirectTTL: blobRedirectTTL(cfg),
+		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout.Duration(),
+	})
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           routes(apiHandler, metricsHandler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: blob uploads and downloads are
-		// large and legitimately slow.
+		// large and legitimately slow. A body that stops moving is cut
+		// by the API instead (http.body_idle_timeout).
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLS.Enabled() {
@@ -160,6 +162,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"gc_workers", cfg.GC.Workers,
 		"metrics", cfg.Metrics,
 		"webhooks", len(cfg.Webhooks),
+		"body_idle_timeout", cfg.HTTP.BodyIdleTimeout.String(),
 	)
 	if cfg.Storage.Backend == config.StorageS3 {
 		// LogValue leaves the credentials out.
@@ -186,6 +189,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// routes sends GET and HEAD /metrics, spelled exactly so, to metrics (nil
+// when metrics are off) and every other request to the API. Not an
+// http.ServeMux: it matches the percent-decoded path, so /%6detrics would
+// reach the metrics past a proxy rule on /metrics; the API routes on the
+// path as sent too (api.ParseRoute, docs/design/hardening.md).
+func routes(api, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if metrics != nil && r.URL.RawPath == "" && r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // prepareSchema migrates an empty or older database and refuses a newer one.

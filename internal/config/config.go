@@ -55,6 +55,7 @@
 //	limits.upload_sessions                 BERTH_LIMITS_UPLOAD_SESSIONS                 --limits-upload-sessions                 100000
 //	limits.upload_sessions_per_repository  BERTH_LIMITS_UPLOAD_SESSIONS_PER_REPOSITORY  --limits-upload-sessions-per-repository  1000
 //	limits.blob_size                       BERTH_LIMITS_BLOB_SIZE                       --limits-blob-size                       10GiB
+//	http.body_idle_timeout  BERTH_HTTP_BODY_IDLE_TIMEOUT  --http-body-idle-timeout  1m
 //
 // The storage flags are shared by every command that opens the stores (gc,
 // sweep, purge, tag...); the redirect and limits flags are serve's. A limit
@@ -124,6 +125,7 @@ type Config struct {
 	Webhooks []Webhook `yaml:"webhooks"`
 	Storage  Storage   `yaml:"storage"`
 	Limits   Limits    `yaml:"limits"`
+	HTTP     HTTP      `yaml:"http"`
 	// Metrics serves Prometheus metrics on /metrics.
 	Metrics bool `yaml:"metrics"`
 }
@@ -243,6 +245,7 @@ func Default() Config {
 			Interval:        Duration(10 * time.Second),
 			CollectUntagged: true,
 		},
+		HTTP: HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
 		Storage: Storage{
 			Backend: StorageFilesystem,
 			S3: S3{
@@ -342,6 +345,7 @@ func (c Config) Validate() error {
 
 	errs = append(errs, c.Storage.validate()...)
 	errs = append(errs, c.Limits.validate(c.Storage)...)
+	errs = append(errs, c.HTTP.validate()...)
 
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)

@@ -566,3 +566,45 @@ func TestS3DefaultsAgree(t *testing.T) {
 		t.Errorf("MaxS3PartSize: got %d, want s3.MaxPartSize %d", got, want)
 	}
 }
+
+func TestHTTPSettings(t *testing.T) {
+	if got := Default().HTTP.BodyIdleTimeout; got != Duration(time.Minute) {
+		t.Errorf("default http.body_idle_timeout: got %s, want 1m", got)
+	}
+	file := writeFile(t, "http:\n  body_idle_timeout: 30s\n")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want time.Duration
+	}{
+		{"file", nil, nil, 30 * time.Second},
+		{"env over file", []string{"BERTH_HTTP_BODY_IDLE_TIMEOUT=2m"}, nil, 2 * time.Minute},
+		{"flag over env", []string{"BERTH_HTTP_BODY_IDLE_TIMEOUT=2m"}, []string{"--http-body-idle-timeout=5s"}, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			c := Default()
+			BindFlags(fs, &c, ServerFlags)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadWithFlags(file, tt.env, fs)
+			if err != nil {
+				t.Fatalf("LoadWithFlags: %v", err)
+			}
+			if got.HTTP.BodyIdleTimeout.Duration() != tt.want {
+				t.Errorf("http.body_idle_timeout: got %s, want %s", got.HTTP.BodyIdleTimeout, tt.want)
+			}
+		})
+	}
+	if _, err := Load("", []string{"BERTH_HTTP_BODY_IDLE_TIMEOUT=0"}); err == nil || !strings.Contains(err.Error(), "http.body_idle_timeout: must be positive") {
+		t.Errorf("BERTH_HTTP_BODY_IDLE_TIMEOUT=0: got %v, want http.body_idle_timeout: must be positive", err)
+	}
+	c := Default()
+	c.HTTP.BodyIdleTimeout = Duration(-time.Second)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.body_idle_timeout: must be positive") {
+		t.Errorf("negative http.body_idle_timeout: got %v, want http.body_idle_timeout: must be positive", err)
+	}
+}

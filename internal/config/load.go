@@ -27,7 +27,7 @@ const (
 	// --log-level, --log-format (persistent flags of the root command).
 	SharedFlags FlagGroup = iota + 1
 	// ServerFlags are the HTTP server's: --addr, --tls-cert, --tls-key,
-	// --metrics, --s3-redirect, --s3-redirect-ttl and the --limits-*.
+	// --metrics, --http-*, --s3-redirect, --s3-redirect-ttl and the --limits-*.
 	ServerFlags
 	// GCFlags are the collector's windows and tuning: --gc-*,
 	// --upload-expiry, --tag-retention.
@@ -53,6 +53,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*stringValue)(&c.TLS.Key) }},
 	{"metrics", "BERTH_METRICS", "metrics", ServerFlags, "serve Prometheus metrics on /metrics",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.Metrics) }},
+	{"http.body_idle_timeout", "BERTH_HTTP_BODY_IDLE_TIMEOUT", "http-body-idle-timeout", ServerFlags, "cut a request body that sends nothing for this long (answered 408; an upload keeps what it had)",
+		func(c *Config) pflag.Value { return &c.HTTP.BodyIdleTimeout }},
 
 	{"data", "BERTH_DATA", "data", SharedFlags, "data directory (blobs in <data>/storage, SQLite in <data>/berth.db)",
 		func(c *Config) pflag.Value { return (*stringValue)(&c.Data) }},

@@ -18,7 +18,10 @@
 //	                     staging file itself is the temporary file of a commit.
 //
 // The whole root must be one filesystem, so that rename from uploads/ to
-// blobs/ is atomic.
+// blobs/ is atomic. Directories are created datadir.DirMode (0700) and files
+// datadir.FileMode (0600): only berth's user reads an image. The root
+// itself, when it already exists, is left as it is (app tightens the data
+// directory).
 //
 // # Durability and atomicity
 //

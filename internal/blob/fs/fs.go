@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/datadir"
 )
 
 const (
@@ -49,7 +50,7 @@ func New(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening blob store: %w", err)
 	}
 	for _, d := range []string{blobsDir, uploadsDir, tmpDir} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+		if err := datadir.MkdirAll(filepath.Join(abs, d)); err != nil {
 			return nil, fmt.Errorf("opening blob store: %w", err)
 		}
 	}
@@ -89,7 +90,7 @@ func (s *Store) keyPath(key string) (string, error) {
 }
 
 // UploadAppend implements blob.Store.
-func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.Reader) (_ int64, err error) {
 	p, err := s.uploadPath(id)
 	if err != nil {
 		return 0, fmt.Errorf("appending to upload: %w", err)
@@ -113,15 +114,25 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 	if offset != size {
 		return size, fmt.Errorf("appending to upload %s at offset %d, size is %d: %w", id, offset, size, blob.ErrOffset)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, datadir.FileMode)
 	if err != nil {
 		return size, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		// All-or-nothing, also when r panics: bring the upload back to
+		// its state before the call, and close the file.
+		if uerr := undoAppend(f, p, created, size); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+	}()
 	if created {
 		// Make the new directory entry durable with the first append.
 		if err := syncDir(s.uploads); err != nil {
-			f.Close()
-			return size, fmt.Errorf("appending to upload %s: %w", id, err)
+			return 0, fmt.Errorf("appending to upload %s: %w", id, err)
 		}
 	}
 	n, err := s.copy(f, blob.ContextReader(ctx, r))
@@ -129,26 +140,36 @@ func (s *Store) UploadAppend(ctx context.Context, id string, offset int64, r io.
 		err = f.Sync()
 	}
 	if err != nil {
-		// All-or-nothing: bring the upload back to its state before the call.
 		if created {
-			f.Close()
-			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = errors.Join(err, fmt.Errorf("removing partial upload: %w", rerr))
-			}
-			return 0, fmt.Errorf("appending to upload %s: %w", id, err)
+			size = 0
 		}
-		if terr := f.Truncate(size); terr != nil {
-			err = errors.Join(err, fmt.Errorf("truncating back: %w", terr))
-		} else if serr := f.Sync(); serr != nil {
-			err = errors.Join(err, fmt.Errorf("syncing truncation: %w", serr))
-		}
-		f.Close()
 		return size, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
+	done = true
 	if err := f.Close(); err != nil {
 		return size, fmt.Errorf("appending to upload %s: %w", id, err)
 	}
 	return size + n, nil
+}
+
+// undoAppend closes f, the staging file p of an append that failed, and
+// brings it back to size bytes, or removes it when the append created it.
+func undoAppend(f *os.File, p string, created bool, size int64) error {
+	if created {
+		f.Close()
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing partial upload: %w", err)
+		}
+		return nil
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncating back: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing truncation: %w", err)
+	}
+	return nil
 }
 
 // UploadSize implements blob.Store.
@@ -264,7 +285,7 @@ func (s *Store) mkdirAll(dir string) error {
 	if err := s.mkdirAll(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, datadir.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return syncDir(parent)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 
+	"github.com/berth/berth/internal/datadir"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -154,9 +155,18 @@ func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) 
 		return nil, nil, errors.New("sqlite: empty database path")
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := datadir.MkdirAll(dir); err != nil {
 			return nil, nil, fmt.Errorf("creating database directory: %w", err)
 		}
+	}
+	// SQLite would create the file 0644; created here it is private, and
+	// SQLite gives the -wal and -shm files the mode of the database file.
+	if path != ":memory:" {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, datadir.FileMode)
+		if err != nil {
+			return nil, nil, fmt.Errorf("creating sqlite %s: %w", path, err)
+		}
+		f.Close()
 	}
 	params := url.Values{}
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
