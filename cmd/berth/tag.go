@@ -124,6 +124,10 @@ func printLifetimes(w io.Writer, ls []api.TagLifetime) error {
 			state = "live"
 		case l.Restorable:
 			state = "restorable until " + humanTime(l.RestorableUntil)
+		case l.RestorableUntil != nil && l.RestorableUntil.After(time.Now()):
+			// Inside the window, yet restore would fail: only a collector
+			// that judged it outside a (since widened) window deletes it.
+			state = "gone (its manifest was collected)"
 		}
 		if l.Hidden {
 			state += " (hidden)"
