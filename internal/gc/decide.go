@@ -160,6 +160,14 @@ func (p *pass) decideTag(ctx context.Context, r meta.Review) error {
 	if err != nil {
 		return err
 	}
+	if t.RepoID != repoID {
+		// The row this review was recorded for is gone and its id now
+		// names a row of another repository (SQLite reuses the largest
+		// rowid after a delete, e.g. a purge's). That row has its own
+		// review; deciding it here would use the wrong repository's
+		// window and review its manifest in the wrong repository.
+		return p.done(ctx, r)
+	}
 	if t.End == nil {
 		// Live (an expiry is handled by the expiry scan, which ends the
 		// row and records a new review).

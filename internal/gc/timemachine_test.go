@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -269,6 +270,46 @@ func TestWithdrawnBlobRestoredWithManifest(t *testing.T) {
 		h.assertPullable(h.tag("ns/app", "v2"))
 		h.settle()
 		h.assertPullable(h.tag("ns/app", "v2"))
+		h.assertFixedPoint(nil)
+	})
+}
+
+// A tag review names its row as repoID@rowID. SQLite reuses the largest
+// rowid after a delete (a purge deletes tag rows and leaves their pending
+// reviews), so a stale review of a row of repository B can name a new row of
+// repository A. Found by a 30-minute torture run: the collector decided A's
+// row with B's window and reviewed its manifest in B, so A's manifest was
+// never collected — and with B's window shorter than A's, the row would go
+// inside its own window. The collector decides a row only for the
+// repository that holds it.
+func TestStaleTagReviewOfAnotherRepository(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		img := ociImage(t, 1)
+		d := h.pushImage("a/app", "v1", img)
+		h.pushImage("b/app", "v1", ociImage(t, 1))
+		zero := time.Duration(0)
+		if _, err := h.reg.SetNamespaceRetention(h.ctx, "b", &zero); err != nil {
+			t.Fatal(err)
+		}
+		h.deleteRef(h.tag("a/app", "v1"))
+		ids := h.strings(`SELECT CAST(t.id AS TEXT) FROM tag t JOIN repository r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?`, "a/app", "v1")
+		if len(ids) != 1 {
+			t.Fatalf("tag rows of a/app:v1: %v", ids)
+		}
+		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
+			return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(h.repoID("b/app"), ids[0]), ReviewAfter: h.clock.Now(), Reason: "stale"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.advance(time.Minute)
+		h.collect()
+		if _, err := h.reg.RestoreTag(h.ctx, "a/app", "v1", registry.RestoreTarget{Digest: d.String()}); err != nil {
+			t.Fatalf("restore inside a/app's window after a stale review of b/app named its row: %v", err)
+		}
+		h.assertPullable(h.tag("a/app", "v1"))
+		h.deleteRef(h.tag("a/app", "v1"))
+		h.settle()
+		h.assertGone("a/app", []v1.Hash{d}, layerDigests(t, img)...)
 		h.assertFixedPoint(nil)
 	})
 }
