@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 		Ops: rn.st.table(), Pushes: rn.st.get("put-manifest", "ok"), Kills: rn.kills(), S3Outages: rn.s3Outages, GCRuns: rn.gcRuns, GCKilled: rn.gcKilled,
 		Deletions: deletionsFromLogs(dir), ServerErrs: rn.st.serverErrors, Liveness: lv}
 	for _, p := range lv.Problems {
-		rn.hist.violate("liveness", p, "final")
+		rn.hist.violate("liveness", p, problemKeys(p)...)
 	}
 	rep.Violations = rn.hist.count()
 	rn.report(rep)
@@ -150,6 +151,25 @@ func (rn *runner) finalRestores(ctx context.Context, w *worker, r *repoModel) {
 			rn.st.op("final-restore", orNone(w.restoreAndVerify(ctx, r, t, d)))
 		}
 	}
+}
+
+// Objects a liveness problem names, in the history's key formats: manifests
+// and links as repo@digest (mkey), blobs as blob:digest (bkey).
+var (
+	repoObjectRE = regexp.MustCompile(`[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}`)
+	blobRE       = regexp.MustCompile(`blob (sha256:[0-9a-f]{64})`)
+)
+
+// problemKeys lists the history keys of the objects problem names, so the
+// report shows every operation that touched them, not only the harness's
+// kills and restarts.
+func problemKeys(problem string) []string {
+	keys := []string{"final"}
+	keys = append(keys, repoObjectRE.FindAllString(problem, -1)...)
+	for _, m := range blobRE.FindAllStringSubmatch(problem, -1) {
+		keys = append(keys, bkey(m[1]))
+	}
+	return keys
 }
 
 func orNone(s string) string {

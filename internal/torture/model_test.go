@@ -1,6 +1,8 @@
 package torture
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -119,4 +121,15 @@ func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
 	check(rec.digest, 12.5, served, true)
 	check(rec.digest, 100, served, true)
 	check(sig.digest, 100, served, false) // the restore does not undo the referrer's DELETE
+}
+
+// A liveness problem's report lists the operations that touched the
+// objects it names.
+func TestProblemKeys(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	got := problemKeys("link tort/lib@" + d + " is used by no reachable manifest; blob " + d + " has no live link")
+	want := []string{"final", mkey("tort/lib", d), bkey(d)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
 }
