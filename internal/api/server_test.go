@@ -257,6 +257,13 @@ func (e *env) do(method, path string, hdr map[string]string, body []byte) (*http
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	return e.send(method, path, hdr, rd)
+}
+
+// send sends a request with the body rd (nil: none) and returns the
+// response with its body read.
+func (e *env) send(method, path string, hdr map[string]string, rd io.Reader) (*http.Response, []byte) {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
