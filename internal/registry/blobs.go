@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -192,7 +193,10 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 		if err := tx.UnlinkBlob(ctx, rp.ID, d); err != nil {
 			return fmt.Errorf("unlinking blob %s: %w", d, err)
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"})
+		if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"}); err != nil {
+			return err
+		}
+		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, now, r.opts.Grace, "blob deleted"))
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -431,7 +432,8 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 		if err := tx.DeleteUpload(ctx, id); err != nil {
 			return fmt.Errorf("deleting upload session: %w", err)
 		}
-		return nil
+		// It may have been all the repository held (a bare POST).
+		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, r.now(), r.opts.Grace, "upload cancelled"))
 	})
 	if err != nil {
 		return err
