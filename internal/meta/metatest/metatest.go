@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
+		{"ViewIsOneSnapshot", testViewSnapshot},
 		{"CatalogFilter", testCatalogFilter},
 		{"Namespaces", testNamespaces},
 		{"UploadCounts", testUploadCounts},
@@ -785,6 +786,47 @@ func testLockBlocksCollector(t *testing.T, s meta.Store) {
 	}
 	if used := <-collectorDone; !used {
 		t.Error("collector after the writer committed: got link unused, want used")
+	}
+}
+
+// testViewSnapshot: every statement of a View reads the same snapshot. The
+// read path decides from several reads (a blob's link, then its pending
+// reviews) whether it must revive what it read; on PostgreSQL's default
+// READ COMMITTED a collector committing between them made a HEAD see the
+// link and then no review, answer 200 and skip the revival, and the blob
+// was gone under the client (found by the torture run).
+func testViewSnapshot(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx meta.Tx) error {
+		for _, o := range []string{"a", "b"} {
+			if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewLink, Object: o, ReviewAfter: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	err := s.View(ctx, func(tx meta.Tx) error {
+		if _, pending, err := tx.PendingReview(ctx, meta.ReviewLink, "a"); err != nil || !pending {
+			t.Fatalf("review a before the delete: pending %v, %v", pending, err)
+		}
+		// A writer deletes both and commits while the View is open.
+		update(t, s, func(tx meta.Tx) error {
+			if err := tx.DeleteReview(ctx, meta.ReviewLink, "a"); err != nil {
+				return err
+			}
+			return tx.DeleteReview(ctx, meta.ReviewLink, "b")
+		})
+		_, pending, err := tx.PendingReview(ctx, meta.ReviewLink, "b")
+		if err != nil {
+			return err
+		}
+		if !pending {
+			t.Error("review b vanished inside the View that saw review a: a View must read one snapshot")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -139,13 +139,24 @@ func (s *Store) retryable(err error) bool {
 	return errors.Is(err, meta.ErrConflict) || s.d.retryable(err)
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction that reads one snapshot: every
+// statement sees the database as of the first. Readers decide from several
+// reads (a blob's link, then whether a review of it is pending); under
+// PostgreSQL's default READ COMMITTED each statement had its own snapshot,
+// and a collector committing between two of them could make a read see a
+// link and no review of it — and skip the revival that protects what it
+// read. PostgreSQL runs it REPEATABLE READ (a read-only transaction there
+// never fails to serialize); a SQLite read transaction is a snapshot already.
 func (s *Store) View(ctx context.Context, fn func(tx meta.Tx) error) error {
 	return s.run(ctx, s.db, true, fn)
 }
 
 func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
-	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly && s.d.name() == "postgres"})
+	opts := &sql.TxOptions{}
+	if readOnly && s.d.name() == "postgres" {
+		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	}
+	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
