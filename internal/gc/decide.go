@@ -399,7 +399,7 @@ func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
 	if err := p.review(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: p.now, Reason: "unlinked from " + repo}); err != nil {
 		return err
 	}
-	if err := p.review(ctx, RepositoryReview(repoID, p.now, "link collected")); err != nil {
+	if err := p.review(ctx, RepositoryReview(repoID, p.now, p.c.opts.Grace, "link collected")); err != nil {
 		return err
 	}
 	return p.done(ctx, r)
@@ -496,18 +496,16 @@ func (p *pass) decideUpload(ctx context.Context, r meta.Review) error {
 	p.aborts = append(p.aborts, u.ID)
 	p.deleted(ctx, Deletion{Kind: KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
 		Reason: "upload " + u.ID + " idle since " + u.UpdatedAt.Format(time.RFC3339)})
-	if err := p.review(ctx, RepositoryReview(u.RepoID, p.now, "upload session collected")); err != nil {
+	if err := p.review(ctx, RepositoryReview(u.RepoID, p.now, p.c.opts.Grace, "upload session collected")); err != nil {
 		return err
 	}
 	return p.done(ctx, r)
 }
 
-// RepositoryReview is the review, at at, of a repository that a write may
-// have left empty (gc.md, "Empty repositories"): the collector's own
-// deletions review it at once (in the same pass: the decision never waits),
-// a client's a grace later.
-func RepositoryReview(repoID int64, at time.Time, reason string) meta.Review {
-	return meta.Review{Kind: meta.ReviewRepository, Object: strconv.FormatInt(repoID, 10), ReviewAfter: at, Reason: reason}
+// RepositoryReview is the review of a repository that a write may have
+// left empty, a grace after it (gc.md, "Empty repositories").
+func RepositoryReview(repoID int64, now time.Time, grace time.Duration, reason string) meta.Review {
+	return meta.Review{Kind: meta.ReviewRepository, Object: strconv.FormatInt(repoID, 10), ReviewAfter: now.Add(grace), Reason: reason}
 }
 
 // decideRepository deletes a repository row nothing refers to. It never

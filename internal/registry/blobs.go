@@ -196,7 +196,7 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 		if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"}); err != nil {
 			return err
 		}
-		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, now.Add(r.opts.Grace), "blob deleted"))
+		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, now, r.opts.Grace, "blob deleted"))
 	})
 	if err != nil {
 		return err

@@ -433,7 +433,7 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 			return fmt.Errorf("deleting upload session: %w", err)
 		}
 		// It may have been all the repository held (a bare POST).
-		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, r.now().Add(r.opts.Grace), "upload cancelled"))
+		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, r.now(), r.opts.Grace, "upload cancelled"))
 	})
 	if err != nil {
 		return err
