@@ -131,8 +131,6 @@ func (p *pass) decide(ctx context.Context, r meta.Review) error {
 		err = p.decideUploadedBlob(ctx, r)
 	case meta.ReviewUpload:
 		err = p.decideUpload(ctx, r)
-	case meta.ReviewRepository:
-		err = p.decideRepository(ctx, r)
 	case meta.ReviewPurge:
 		// Purges run outside batches (see purge.go); leave it claimed-free.
 		return nil
@@ -399,9 +397,6 @@ func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
 	if err := p.review(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: p.now, Reason: "unlinked from " + repo}); err != nil {
 		return err
 	}
-	if err := p.review(ctx, RepositoryReview(repoID, p.now, p.c.opts.Grace, "link collected")); err != nil {
-		return err
-	}
 	return p.done(ctx, r)
 }
 
@@ -496,51 +491,6 @@ func (p *pass) decideUpload(ctx context.Context, r meta.Review) error {
 	p.aborts = append(p.aborts, u.ID)
 	p.deleted(ctx, Deletion{Kind: KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
 		Reason: "upload " + u.ID + " idle since " + u.UpdatedAt.Format(time.RFC3339)})
-	if err := p.review(ctx, RepositoryReview(u.RepoID, p.now, p.c.opts.Grace, "upload session collected")); err != nil {
-		return err
-	}
-	return p.done(ctx, r)
-}
-
-// RepositoryReview is the review of a repository that a write may have
-// left empty, a grace after it (gc.md, "Empty repositories").
-func RepositoryReview(repoID int64, now time.Time, grace time.Duration, reason string) meta.Review {
-	return meta.Review{Kind: meta.ReviewRepository, Object: strconv.FormatInt(repoID, 10), ReviewAfter: now.Add(grace), Reason: reason}
-}
-
-// decideRepository deletes a repository row nothing refers to. It never
-// waits for the row: a writer holds it FOR SHARE while it writes, and may
-// itself be waiting on this claimed review, so a busy row postpones the
-// review a grace.
-func (p *pass) decideRepository(ctx context.Context, r meta.Review) error {
-	id, err := strconv.ParseInt(r.Object, 10, 64)
-	if err != nil {
-		return p.done(ctx, r)
-	}
-	rp, err := p.tx.TryLockRepository(ctx, id)
-	switch {
-	case errors.Is(err, meta.ErrNotFound):
-		return p.done(ctx, r)
-	case errors.Is(err, meta.ErrBusy):
-		return p.later(ctx, r, p.now.Add(max(p.c.opts.Grace, time.Second)), "repository busy: a write is in flight")
-	case err != nil:
-		return err
-	}
-	if rp.State != meta.RepoActive {
-		return p.done(ctx, r) // a purge owns it
-	}
-	empty, err := p.tx.RepositoryIsEmpty(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !empty {
-		// Whatever empties it later records a new review.
-		return p.done(ctx, r)
-	}
-	if err := p.tx.DeleteRepository(ctx, id); err != nil {
-		return err
-	}
-	p.deleted(ctx, Deletion{Kind: KindRepository, Repository: rp.Name, Reason: "empty: no tag, manifest, blob or upload is left in it (" + r.Reason + ")"})
 	return p.done(ctx, r)
 }
 

@@ -920,9 +920,6 @@ func (h *harness) assertFixedPoint(extraRoots []string) {
 		{"reviews due", `SELECT COUNT(*) FROM review WHERE review_after <= ?`},
 		{"tombstones", `SELECT COUNT(*) FROM tombstone`},
 		{"repositories being deleted", `SELECT COUNT(*) FROM repository WHERE state <> 'active'`},
-		{"empty repositories", `SELECT COUNT(*) FROM repository r WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE x.repository_id = r.id)
-			AND NOT EXISTS (SELECT 1 FROM manifest x WHERE x.repository_id = r.id) AND NOT EXISTS (SELECT 1 FROM repository_blob x WHERE x.repository_id = r.id)
-			AND NOT EXISTS (SELECT 1 FROM uploaded_blob x WHERE x.repository_id = r.id) AND NOT EXISTS (SELECT 1 FROM upload x WHERE x.repository_id = r.id)`},
 	}
 	for _, c := range checks {
 		var args []any

@@ -25,7 +25,6 @@ var (
 	ErrNotFound       = errors.New("meta: not found")
 	ErrRepoDeleting   = errors.New("meta: repository is being deleted")
 	ErrConflict       = errors.New("meta: conflicting concurrent write")
-	ErrBusy           = errors.New("meta: row locked by a transaction in flight")
 	ErrSchemaUnknown  = errors.New("meta: database schema is newer than this berth")
 	ErrSchemaOutdated = errors.New("meta: database schema needs migrating (run berth migrate)")
 )
@@ -155,7 +154,6 @@ const (
 	ReviewUploadedBlob = "uploaded_blob" // object: repoID@digest
 	ReviewUpload       = "upload"        // object: upload id
 	ReviewPurge        = "purge"         // object: repository id
-	ReviewRepository   = "repository"    // object: repository id (an empty repository's row)
 )
 
 // Review is one pending decision for the collector.
@@ -241,9 +239,6 @@ type RepoTx interface {
 	Repositories(ctx context.Context, prefix, last string, n int) ([]string, error)
 	SetRepositoryState(ctx context.Context, id int64, state string) error
 	DeleteRepository(ctx context.Context, id int64) error
-	// TryLockRepository locks a repository row FOR UPDATE without waiting:
-	// ErrBusy if another transaction holds it (a write in flight).
-	TryLockRepository(ctx context.Context, id int64) (Repository, error)
 	// RepositoryIsEmpty reports whether no tag, manifest, link, uploaded
 	// blob or upload row refers to the repository.
 	RepositoryIsEmpty(ctx context.Context, id int64) (bool, error)

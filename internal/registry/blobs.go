@@ -9,7 +9,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
-	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -193,10 +192,7 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 		if err := tx.UnlinkBlob(ctx, rp.ID, d); err != nil {
 			return fmt.Errorf("unlinking blob %s: %w", d, err)
 		}
-		if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"}); err != nil {
-			return err
-		}
-		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, now, r.opts.Grace, "blob deleted"))
+		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"})
 	})
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
-	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -432,8 +431,7 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 		if err := tx.DeleteUpload(ctx, id); err != nil {
 			return fmt.Errorf("deleting upload session: %w", err)
 		}
-		// It may have been all the repository held (a bare POST).
-		return tx.AddReview(ctx, gc.RepositoryReview(rp.ID, r.now(), r.opts.Grace, "upload cancelled"))
+		return nil
 	})
 	if err != nil {
 		return err

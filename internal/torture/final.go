@@ -310,17 +310,6 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		return nil
 	})
 	mname := func(repo int64, d string) string { return repoName[repo] + "@" + d }
-	q(`SELECT r.name FROM repository r WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE x.repository_id = r.id)
-		AND NOT EXISTS (SELECT 1 FROM manifest x WHERE x.repository_id = r.id) AND NOT EXISTS (SELECT 1 FROM repository_blob x WHERE x.repository_id = r.id)
-		AND NOT EXISTS (SELECT 1 FROM uploaded_blob x WHERE x.repository_id = r.id) AND NOT EXISTS (SELECT 1 FROM upload x WHERE x.repository_id = r.id)`,
-		func(r *sql.Rows) error {
-			var name string
-			if err := r.Scan(&name); err != nil {
-				return err
-			}
-			problem("repository %s holds nothing and is still there", name)
-			return nil
-		})
 
 	// Manifests and their edges.
 	type mrow struct {

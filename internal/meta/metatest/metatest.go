@@ -151,19 +151,7 @@ func testRepositories(t *testing.T, s meta.Store) {
 		}
 		return nil
 	})
-	update(t, s, func(tx meta.Tx) error {
-		got, err := tx.TryLockRepository(ctx, r.ID)
-		if err != nil || got.Name != r.Name {
-			t.Errorf("TryLockRepository of a free row: got %+v, %v", got, err)
-		}
-		return tx.DeleteRepository(ctx, r.ID)
-	})
-	update(t, s, func(tx meta.Tx) error {
-		if _, err := tx.TryLockRepository(ctx, r.ID); !errors.Is(err, meta.ErrNotFound) {
-			t.Errorf("TryLockRepository of a deleted row: got %v, want ErrNotFound", err)
-		}
-		return nil
-	})
+	update(t, s, func(tx meta.Tx) error { return tx.DeleteRepository(ctx, r.ID) })
 	ret := 48 * time.Hour
 	update(t, s, func(tx meta.Tx) error {
 		ns, err := tx.SetNamespaceRetention(ctx, "a", &ret)

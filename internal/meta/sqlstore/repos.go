@@ -125,22 +125,6 @@ func (t *tx) RepositoryByID(ctx context.Context, id int64, lock meta.Lock) (meta
 	return r, nil
 }
 
-func (t *tx) TryLockRepository(ctx context.Context, id int64) (meta.Repository, error) {
-	q := `SELECT ` + repoCols + ` FROM repository WHERE id = ?`
-	if !t.readOnly {
-		q += t.d.skipLocked()
-	}
-	r, err := scanRepo(t.queryRow(ctx, q, id))
-	if err == nil || !errors.Is(err, sql.ErrNoRows) {
-		return r, err
-	}
-	// Absent, or skipped because a writer holds it.
-	if _, err := t.RepositoryByID(ctx, id, meta.LockNone); err != nil {
-		return meta.Repository{}, err
-	}
-	return meta.Repository{}, fmt.Errorf("repository %d: %w", id, meta.ErrBusy)
-}
-
 func (t *tx) EnsureRepository(ctx context.Context, name string, now time.Time) (meta.Repository, error) {
 	nsName, _, _ := strings.Cut(name, "/")
 	ns, err := t.Namespace(ctx, nsName, meta.LockShare)
