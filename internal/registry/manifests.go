@@ -200,15 +200,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if e.digest == d {
 				return fmt.Errorf("index lists itself as an entry: %w", ErrManifestInvalid)
 			}
-			// A withdrawn manifest (DELETE by digest) is not in the
-			// repository for a new index.
-			cm, err := tx.Manifest(ctx, rp.ID, e.digest, meta.LockShare)
-			if err == nil && !cm.Withdrawn() {
+			// What a client can see (not a manifest withdrawn by a
+			// DELETE by digest) can be a child.
+			_, err := manifestRow(ctx, tx, rp, e.digest, meta.LockShare)
+			if err == nil {
 				edges.Children = append(edges.Children, e.digest)
 				continue
 			}
-			if err != nil && !isNotFound(err) {
-				return fmt.Errorf("reading child manifest %s: %w", e.digest, err)
+			if !errors.Is(err, ErrManifestUnknown) {
+				return err
 			}
 			if mt := e.manifestType(); mt != "" {
 				return fmt.Errorf("index references child manifest %s (%s), which is not in repository %q: %w", e.digest, mt, repo, ErrManifestUnknown)
