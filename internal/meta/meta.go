@@ -52,6 +52,8 @@ type Namespace struct {
 	// TagRetention is the removed-tag retention window; nil means the
 	// server's default (--tag-retention).
 	TagRetention *time.Duration
+	// Public lets anonymous clients pull (berth namespace visibility).
+	Public bool
 }
 
 // Repository is namespace/name[/...].
