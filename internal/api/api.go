@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
@@ -37,12 +38,21 @@ type Options struct {
 	// Redirect to a URL valid that long, so the bytes bypass berth; HEAD
 	// is still answered here. Zero streams every blob through berth.
 	BlobRedirectTTL time.Duration
+	// Auth, when set, turns access control on (auth.go): every request
+	// must be permitted, and /auth/token issues tokens. nil: anyone may
+	// do anything (the configuration keeps such a server on loopback).
+	Auth Authenticator
+	// AuthRealm is the token endpoint's URL in challenges; "" derives it
+	// from each request (scheme and Host + /auth/token).
+	AuthRealm string
 }
 
 type handler struct {
 	reg  *registry.Registry
 	opts Options
 	log  *slog.Logger
+
+	basicWarned warnOnce
 }
 
 // New returns the HTTP handler of the registry.
@@ -69,7 +79,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	rt := ParseRoute(requestPath(r.URL))
-	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
+	info := &requestInfo{}
+	ctx := context.WithValue(r.Context(), routeKey{}, rt)
+	r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, info))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 
 	var body *idleBody
@@ -89,6 +101,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil && rec.status == 0 {
+		var ce *challengeError
+		if errors.As(err, &ce) {
+			rec.Header().Set("WWW-Authenticate", h.challenge(r, ce))
+		}
 		if panicked {
 			// The handler stopped anywhere: do not reuse the connection.
 			rec.Header().Set("Connection", "close")
@@ -106,6 +122,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)),
 		slog.Int64("bytes", rec.bytes),
+	}
+	if h.opts.Auth != nil {
+		attrs = append(attrs, slog.String("subject", string(info.subject.Actor)), slog.String("client", clientAddr(r)))
 	}
 	level := slog.LevelInfo
 	if err != nil {
@@ -166,6 +185,16 @@ func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error {
+	if rt.Kind == KindToken {
+		return h.token(w, r)
+	}
+	if h.opts.Auth != nil {
+		a, err := h.authenticate(r, needsOf(r, rt))
+		if err != nil {
+			return err
+		}
+		r = r.WithContext(withAccess(r.Context(), a))
+	}
 	if err := rt.Check(); err != nil {
 		return err
 	}
@@ -190,6 +219,22 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error 
 		return h.mgmt(w, r, rt)
 	}
 	return errRouteUnknown
+}
+
+// requestInfo is what the request log learns while the request runs.
+type requestInfo struct {
+	subject auth.Subject
+}
+
+type requestInfoKey struct{}
+
+// withAccess records the request's access in ctx, and its subject for the
+// log and (as the actor) for the registry.
+func withAccess(ctx context.Context, a *access) context.Context {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.subject = a.subject
+	}
+	return context.WithValue(ctx, accessKey{}, a)
 }
 
 // recorder remembers the status and counts the body bytes for the log.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
+	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/registry"
 )
@@ -33,6 +35,17 @@ var errorTable = []struct {
 	// The management API's own codes (/berth/v1).
 	{gc.ErrPurgeIncomplete, "PURGE_INCOMPLETE", http.StatusConflict, "purge incomplete; it is resumable: send the request again"},
 	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
+
+	// Access control (auth.go, token.go).
+	{errUnauthorized, "UNAUTHORIZED", http.StatusUnauthorized, "authentication required"},
+	{auth.ErrDenied, "DENIED", http.StatusForbidden, "requested access to the resource is denied"},
+	{auth.ErrThrottled, "TOOMANYREQUESTS", http.StatusTooManyRequests, "too many failed logins; retry later"},
+	{errGrantUnsupported, "UNSUPPORTED", http.StatusBadRequest, "unsupported grant type"},
+	{auth.ErrAccountUnknown, "ACCOUNT_UNKNOWN", http.StatusNotFound, "account unknown"},
+	{auth.ErrAccountExists, "ACCOUNT_EXISTS", http.StatusConflict, "account already exists"},
+	{auth.ErrGrantUnknown, "GRANT_UNKNOWN", http.StatusNotFound, "grant unknown"},
+	{auth.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
+	{auth.ErrInvalid, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 
 	{registry.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest, "invalid repository name"},
 	{registry.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
@@ -104,7 +117,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterTooMany))
+		retry := retryAfterTooMany
+		var te *auth.ThrottledError
+		if errors.As(err, &te) {
+			retry = int((te.RetryAfter + time.Second - 1) / time.Second)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

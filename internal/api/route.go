@@ -22,9 +22,10 @@ const (
 	KindTags            // /v2/<name>/tags/list
 	KindReferrers       // /v2/<name>/referrers/<digest>
 	KindManagement      // /berth/v1/<rest> (Ref holds <rest>; see mgmt.go)
+	KindToken           // /auth/token (token.go)
 )
 
-var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "uploads", "upload", "tags", "referrers", "management"}
+var kindNames = [...]string{"unknown", "base", "catalog", "manifest", "blob", "uploads", "upload", "tags", "referrers", "management", "token"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -57,6 +58,9 @@ type Route struct {
 func ParseRoute(path string) Route {
 	if rest, ok := strings.CutPrefix(path, mgmtPrefix); ok {
 		return Route{Kind: KindManagement, Ref: rest}
+	}
+	if path == tokenPath {
+		return Route{Kind: KindToken}
 	}
 	if path == "/v2" || path == "/v2/" {
 		return Route{Kind: KindBase}
