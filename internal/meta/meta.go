@@ -211,6 +211,7 @@ type Tx interface {
 	BlobTx
 	UploadTx
 	ReviewTx
+	AccountTx
 }
 
 // RepoTx covers namespaces and repositories.
