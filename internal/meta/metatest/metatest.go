@@ -44,6 +44,10 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Namespaces", testNamespaces},
 		{"UploadCounts", testUploadCounts},
 		{"UploadLockSerializes", testUploadLockSerializes},
+		{"Accounts", testAccounts},
+		{"Grants", testGrants},
+		{"NamespacePublic", testNamespacePublic},
+		{"SigningKeys", testSigningKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

@@ -11,12 +11,12 @@ import (
 	"github.com/berth/berth/internal/meta"
 )
 
-const namespaceCols = `id, name, state, tag_retention_us`
+const namespaceCols = `id, name, state, tag_retention_us, public`
 
 func scanNamespace(row interface{ Scan(...any) error }) (meta.Namespace, error) {
 	var ns meta.Namespace
 	var ret sql.NullInt64
-	if err := row.Scan(&ns.ID, &ns.Name, &ns.State, &ret); err != nil {
+	if err := row.Scan(&ns.ID, &ns.Name, &ns.State, &ret, &ns.Public); err != nil {
 		return ns, err
 	}
 	if ret.Valid {
