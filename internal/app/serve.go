@@ -84,12 +84,31 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		defer stop()
 		svc.closeEvents(ctx)
 	}()
-	apiHandler := api.New(svc.Registry, api.Options{
+	authSvc, err := startAuth(ctx, cfg, stores.Meta, logger)
+	if err != nil {
+		return err
+	}
+	apiOpts := api.Options{
 		Logger:          logger,
 		Collector:       svc.Collector,
 		BlobRedirectTTL: blobRedirectTTL(cfg),
 		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout.Duration(),
-	})
+		AuthRealm:       cfg.Auth.Token.Realm,
+	}
+	if authSvc != nil {
+		apiOpts.Auth = authSvc
+		if cfg.MetricsAuth && metricsHandler != nil {
+			metricsHandler = adminOnly(authSvc, metricsHandler)
+		}
+	}
+	apiHandler := api.New(svc.Registry, apiOpts)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" && metricsHandler != nil {
+		// Metrics on their own listener: not on the registry's port.
+		metricsSrv = &http.Server{Handler: routes(http.NotFoundHandler(), metricsHandler), ReadHeaderTimeout: readHeaderTimeout,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		metricsHandler = nil
+	}
 
 	srv := &http.Server{
 		Handler:           routes(apiHandler, metricsHandler),
@@ -134,6 +153,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		})
 	}
 
+	if metricsSrv != nil {
+		mln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s (metrics_addr): %w", cfg.MetricsAddr, err)
+		}
+		go func() { _ = metricsSrv.Serve(mln) }()
+		defer metricsSrv.Close()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	served := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
@@ -161,6 +190,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"tls", cfg.TLS.Enabled(),
 		"gc_workers", cfg.GC.Workers,
 		"metrics", cfg.Metrics,
+		"auth", cfg.Auth.Enabled,
 		"webhooks", len(cfg.Webhooks),
 		"body_idle_timeout", cfg.HTTP.BodyIdleTimeout.String(),
 	)

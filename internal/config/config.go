@@ -23,7 +23,7 @@
 // # Settings
 //
 //	YAML key            env                        flag                   default
-//	addr                BERTH_ADDR                 --addr                 :5000
+//	addr                BERTH_ADDR                 --addr                 127.0.0.1:5000
 //	data                BERTH_DATA                 --data                 ./berth-data
 //	db                  BERTH_DB                   --db                   "" (SQLite <data>/berth.db)
 //	tls.cert, tls.key   BERTH_TLS_CERT/_KEY        --tls-cert, --tls-key  "" (plain HTTP)
@@ -56,6 +56,19 @@
 //	limits.upload_sessions_per_repository  BERTH_LIMITS_UPLOAD_SESSIONS_PER_REPOSITORY  --limits-upload-sessions-per-repository  1000
 //	limits.blob_size                       BERTH_LIMITS_BLOB_SIZE                       --limits-blob-size                       10GiB
 //	http.body_idle_timeout  BERTH_HTTP_BODY_IDLE_TIMEOUT  --http-body-idle-timeout  1m
+//
+//	auth.enabled               BERTH_AUTH_ENABLED                --auth-enabled                false
+//	auth.token.realm           BERTH_AUTH_TOKEN_REALM            --auth-token-realm            "" (<this server>/auth/token)
+//	auth.token.issuer          BERTH_AUTH_TOKEN_ISSUER           --auth-token-issuer           "" (berth)
+//	auth.token.service         BERTH_AUTH_TOKEN_SERVICE          --auth-token-service          "" (the realm's host, else berth)
+//	auth.token.rootcertbundle  BERTH_AUTH_TOKEN_ROOTCERTBUNDLE   --auth-token-rootcertbundle   "" (berth issues its own tokens)
+//	auth.token.ttl             BERTH_AUTH_TOKEN_TTL              --auth-token-ttl              5m
+//	insecure_open_access       BERTH_INSECURE_OPEN_ACCESS        --insecure-open-access        false
+//	metrics_addr               BERTH_METRICS_ADDR                --metrics-addr                "" (the registry's port)
+//	metrics_auth               BERTH_METRICS_AUTH                --metrics-auth                false
+//
+// With access control off, addr must be a loopback address unless
+// insecure_open_access is set (docs/design/auth.md, "Secure by default").
 //
 // The storage flags are shared by every command that opens the stores (gc,
 // sweep, purge, tag...); the redirect and limits flags are serve's. A limit
@@ -128,6 +141,16 @@ type Config struct {
 	HTTP     HTTP      `yaml:"http"`
 	// Metrics serves Prometheus metrics on /metrics.
 	Metrics bool `yaml:"metrics"`
+	// MetricsAddr, when set, serves /metrics on its own listener instead
+	// of the registry's port.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsAuth makes /metrics require a registry administrator's
+	// Basic credentials (with access control on).
+	MetricsAuth bool `yaml:"metrics_auth"`
+	Auth        Auth `yaml:"auth"`
+	// InsecureOpenAccess lets a registry with access control off listen
+	// on a non-loopback address (docs/design/auth.md).
+	InsecureOpenAccess bool `yaml:"insecure_open_access"`
 }
 
 // TLS enables HTTPS when both files are set.
@@ -231,7 +254,8 @@ type Webhook struct {
 // Default returns the configuration used when nothing is configured.
 func Default() Config {
 	return Config{
-		Addr:    ":5000",
+		Addr:    DefaultAddr,
+		Auth:    Auth{Token: AuthToken{TTL: Duration(DefaultTokenTTL)}},
 		Data:    "./berth-data",
 		Log:     Log{Level: "info", Format: "text"},
 		Metrics: true,
@@ -346,6 +370,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Storage.validate()...)
 	errs = append(errs, c.Limits.validate(c.Storage)...)
 	errs = append(errs, c.HTTP.validate()...)
+	errs = append(errs, c.validateAuth()...)
 
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)

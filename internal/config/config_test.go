@@ -101,7 +101,7 @@ func writeFile(t *testing.T, body string) string {
 
 func TestLoadPrecedence(t *testing.T) {
 	const file = `
-addr: ":6000"
+addr: "127.0.0.1:6000"
 data: /file/data
 log:
   level: warn
@@ -130,7 +130,7 @@ webhooks:
 			name: "file over defaults",
 			file: file,
 			mutate: func(c *Config) {
-				c.Addr = ":6000"
+				c.Addr = "127.0.0.1:6000"
 				c.Data = "/file/data"
 				c.Log.Level = "warn"
 				c.GC.Grace = Duration(2 * time.Hour)
@@ -144,13 +144,13 @@ webhooks:
 			name: "env over file",
 			file: file,
 			env: []string{
-				"BERTH_ADDR=:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
+				"BERTH_ADDR=127.0.0.1:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
 				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
 				"BERTH_LOG_LEVEL=",                                      // empty: unset
 				"PATH=/bin", "BERTH_GC_WORKERS=1", "BERTH_GC_WORKERS=0", // last wins
 			},
 			mutate: func(c *Config) {
-				c.Addr = ":7000"
+				c.Addr = "127.0.0.1:7000"
 				c.Data = "/file/data"
 				c.Log.Level = "warn"
 				c.GC.Grace = Duration(30 * time.Minute)
@@ -163,10 +163,10 @@ webhooks:
 		{
 			name: "explicit flags over env, unset flags do not hide env",
 			file: file,
-			env:  []string{"BERTH_ADDR=:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false"},
-			args: []string{"--addr=:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json"},
+			env:  []string{"BERTH_ADDR=127.0.0.1:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false"},
+			args: []string{"--addr=127.0.0.1:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json"},
 			mutate: func(c *Config) {
-				c.Addr = ":8000"
+				c.Addr = "127.0.0.1:8000"
 				c.Data = "/env/data"
 				c.Log.Level = "warn"
 				c.Log.Format = "json"
@@ -180,17 +180,17 @@ webhooks:
 		},
 		{
 			name: "flag set to its default value still wins",
-			env:  []string{"BERTH_ADDR=:7000"},
-			args: []string{"--addr=:5000"},
+			env:  []string{"BERTH_ADDR=127.0.0.1:7000"},
+			args: []string{"--addr=localhost:5000"},
 			mutate: func(c *Config) {
-				c.Addr = ":5000"
+				c.Addr = "localhost:5000"
 			},
 		},
 		{
 			name: "BERTH_CONFIG names the file",
 			env:  []string{"BERTH_CONFIG=FILE"},
 			mutate: func(c *Config) {
-				c.Addr = ":6000"
+				c.Addr = "127.0.0.1:6000"
 				c.Data = "/file/data"
 				c.Log.Level = "warn"
 				c.GC.Grace = Duration(2 * time.Hour)
@@ -606,5 +606,49 @@ func TestHTTPSettings(t *testing.T) {
 	c.HTTP.BodyIdleTimeout = Duration(-time.Second)
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.body_idle_timeout: must be positive") {
 		t.Errorf("negative http.body_idle_timeout: got %v, want http.body_idle_timeout: must be positive", err)
+	}
+}
+
+func TestValidateAuth(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string // substrings of the error; none: valid
+	}{
+		{"default is loopback", func(c *Config) {}, nil},
+		{"open address refused with access control off", func(c *Config) { c.Addr = ":5000" }, []string{"addr: :5000 serves other machines", "insecure_open_access"}},
+		{"every interface refused", func(c *Config) { c.Addr = "0.0.0.0:5000" }, []string{"addr: 0.0.0.0:5000 serves other machines"}},
+		{"ipv6 loopback", func(c *Config) { c.Addr = "[::1]:5000" }, nil},
+		{"open address with the explicit choice", func(c *Config) { c.Addr = ":5000"; c.InsecureOpenAccess = true }, nil},
+		{"open address with access control", func(c *Config) { c.Addr = ":5000"; c.Auth.Enabled = true }, nil},
+		{"token ttl", func(c *Config) { c.Auth.Enabled = true; c.Auth.Token.TTL = 0 }, []string{"auth.token.ttl: must be positive"}},
+		{"external issuer needs realm, issuer, service", func(c *Config) {
+			c.Auth.Enabled = true
+			c.Auth.Token.RootCertBundle = "/etc/berth/issuer.pem"
+		}, []string{"auth.token.realm:", "auth.token.issuer: required", "auth.token.service: required"}},
+		{"token settings without access control", func(c *Config) { c.Auth.Token.Issuer = "x" }, []string{"auth.token: configured, but access control is off"}},
+		{"metrics auth without access control", func(c *Config) { c.MetricsAuth = true }, []string{"metrics_auth: needs access control on"}},
+		{"metrics addr", func(c *Config) { c.MetricsAddr = "9100" }, []string{"metrics_addr: want host:port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: nil, want an error with %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }
