@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,7 +278,13 @@ func TestThrottle(t *testing.T) {
 	if !errors.As(err, &te) || !errors.Is(err, auth.ErrThrottled) || te.RetryAfter <= 0 {
 		t.Fatalf("sixth attempt: %v, want a ThrottledError", err)
 	}
-	// The address is throttled for other accounts too.
+	// An address is throttled for every account after 20 failures (many
+	// users may share it).
+	for i := range 15 {
+		if _, err := svc.Authenticate(ctx, fmt.Sprintf("user%d", i), "whatever", "198.51.100.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("failure %d from the address: %v", 6+i, err)
+		}
+	}
 	if _, err := svc.Authenticate(ctx, "bob", "whatever", "198.51.100.1"); !errors.Is(err, auth.ErrThrottled) {
 		t.Errorf("other account from the throttled address: %v", err)
 	}

@@ -2,17 +2,20 @@ package auth
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
 
 // Throttling of failed logins (docs/design/auth.md): after freeFailures
-// failures in a row for an account or a client address, each further
+// failures in a row for an account (freeAddressFailures for a client
+// address, which many users may share behind one NAT or CI runner), each further
 // attempt within the backoff is refused unchecked. The backoff starts at
 // minBackoff and doubles up to maxBackoff; a success clears the account's
 // count. Entries idle for forgetAfter are dropped.
 const (
-	freeFailures = 5
+	freeFailures        = 5
+	freeAddressFailures = 20
 	minBackoff   = time.Second
 	maxBackoff   = 5 * time.Minute
 	forgetAfter  = 15 * time.Minute
@@ -66,7 +69,8 @@ func (t *throttle) check(keys ...string) error {
 	return nil
 }
 
-// fail counts a failure against every key.
+// fail counts a failure against every key; a key starting with
+// "client:" is a client address.
 func (t *throttle) fail(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -79,8 +83,12 @@ func (t *throttle) fail(keys ...string) {
 		}
 		f.count++
 		f.last = now
-		if f.count >= freeFailures {
-			backoff := minBackoff << min(f.count-freeFailures, 20)
+		free := freeFailures
+		if strings.HasPrefix(k, "client:") {
+			free = freeAddressFailures
+		}
+		if f.count >= free {
+			backoff := minBackoff << min(f.count-free, 20)
 			f.until = now.Add(min(backoff, maxBackoff))
 		}
 	}
