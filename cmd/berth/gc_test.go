@@ -13,17 +13,19 @@ import (
 	"github.com/berth/berth/internal/app"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/registry"
 )
 
 // gcFlags make every window 0, so what the test deletes is garbage at once.
 var gcFlags = []string{"--log-level", "error", "--gc-grace", "0", "--tag-retention", "0"}
 
 // pushAndDelete pushes repo:tag (a config and one layer) through the
-// registry package over the data directory, then deletes the tag. It
-// returns the bytes of the two blobs.
+// registry package over the data directory as user:alice, then deletes the
+// tag as user:bob. It returns the bytes of the two blobs.
 func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	t.Helper()
-	ctx := context.Background()
+	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
 	if _, err := run(t, nil, "migrate", "--data", data, "--log-level", "error"); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -56,7 +58,7 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	if _, err := reg.PutManifest(ctx, repo, tag, "application/vnd.oci.image.manifest.v1+json", m); err != nil {
 		t.Fatalf("pushing manifest: %v", err)
 	}
-	if err := reg.DeleteTag(ctx, repo, tag); err != nil {
+	if err := reg.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
 		t.Fatalf("deleting tag: %v", err)
 	}
 	return size
@@ -183,8 +185,8 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 	args := []string{"--data", data, "--log-level", "error"}
 	// The default window (2w) applies to the CLI: v1 is restorable.
 	out, err := run(t, nil, append([]string{"tag", "history", "acme/app:v1"}, args...)...)
-	if err != nil || !strings.Contains(out, "restorable until") {
-		t.Fatalf("tag history: %v\n%s", err, out)
+	if err != nil || !strings.Contains(out, "restorable until") || !strings.Contains(out, "user:alice") || !strings.Contains(out, "user:bob (deleted)") {
+		t.Fatalf("tag history: got %v, want a restorable lifetime started by user:alice, ended by user:bob (deleted)\n%s", err, out)
 	}
 	out, err = run(t, nil, append([]string{"tag", "history", "acme/app", "--json"}, args...)...)
 	if err != nil {
@@ -194,9 +196,21 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &h); err != nil || len(h.Lifetimes) != 1 || !h.Lifetimes[0].Restorable {
 		t.Fatalf("tag history --json: got %+v (%v), want one restorable lifetime\n%s", h, err, out)
 	}
+	if l := h.Lifetimes[0]; l.StartedBy != meta.UserActor("alice") || l.EndedBy != meta.UserActor("bob") || l.EndCause != meta.CauseDeleted {
+		t.Errorf("tag history --json: got started by %q, ended by %q (%q); want user:alice, user:bob (deleted)", l.StartedBy, l.EndedBy, l.EndCause)
+	}
 	out, err = run(t, nil, append([]string{"tag", "restore", "acme/app:v1", "--to", h.Lifetimes[0].Digest.String()}, args...)...)
 	if err != nil || !strings.Contains(out, "restored acme/app:v1") || !strings.Contains(out, "live") {
 		t.Fatalf("tag restore: %v\n%s", err, out)
+	}
+	// A berth command on the database acts as the operator.
+	out, err = run(t, nil, append([]string{"tag", "history", "acme/app:v1", "--json"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after api.TagHistory
+	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after.Lifetimes) != 2 || after.Lifetimes[0].StartedBy != meta.ActorOperator || after.Lifetimes[0].EndedBy != "" {
+		t.Errorf("tag history after restore: got %+v (%v), want the restored lifetime first, started by operator, not ended\n%s", after, err, out)
 	}
 	out, err = run(t, nil, append([]string{"tag", "expire", "acme/app:v1", "--in", "3d", "--json"}, args...)...)
 	if err != nil || !strings.Contains(out, `"expires_at"`) {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
@@ -76,9 +77,13 @@ func newTagHistoryCommand(g *globals) *cobra.Command {
 		Use:   "history REPOSITORY[:TAG]",
 		Short: "List every lifetime of a tag, or of every tag of a repository",
 		Long: `history lists the lifetimes of a tag, newest first: the manifest it pointed
-at, when that started and ended (or when it expires), and whether it is live,
-restorable (ended inside the namespace's retention window) or gone. Without
-:TAG it lists the lifetimes of every tag of the repository.`,
+at, when that started and ended (or when it expires), who started it (BY), who
+ended it and why (ENDED BY: deleted, moved, expired, withdrawn by a DELETE of
+its manifest, purged), and whether it is live, restorable (ended inside the
+namespace's retention window) or gone. Without :TAG it lists the lifetimes of
+every tag of the repository. Actors are user:NAME, robot:NS+NAME, anonymous,
+collector (an expiry) or operator (a berth command on the database); "-" is
+unknown (lifetimes recorded before berth recorded actors).`,
 		Example: `  berth tag history library/nginx:latest
   berth tag history library/nginx --json`,
 		Args: cobra.ExactArgs(1),
@@ -112,7 +117,7 @@ restorable (ended inside the namespace's retention window) or gone. Without
 }
 
 func printLifetimes(w io.Writer, ls []api.TagLifetime) error {
-	rows := []string{"TAG\tDIGEST\tSTART\tEND\tSTATE"}
+	rows := []string{"TAG\tDIGEST\tSTART\tBY\tEND\tENDED BY\tSTATE"}
 	for _, l := range ls {
 		end := humanTime(l.End)
 		state := "gone (outside the retention window)"
@@ -132,9 +137,21 @@ func printLifetimes(w io.Writer, ls []api.TagLifetime) error {
 		if l.Hidden {
 			state += " (hidden)"
 		}
-		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", l.Tag, l.Digest, humanTime(&l.Start), end, state))
+		endedBy := "-"
+		if l.EndCause != "" {
+			endedBy = actorText(l.EndedBy) + " (" + string(l.EndCause) + ")"
+		}
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", l.Tag, l.Digest, humanTime(&l.Start), actorText(l.StartedBy), end, endedBy, state))
 	}
 	return table(w, rows...)
+}
+
+// actorText prints an actor, "-" when unknown.
+func actorText(a meta.Actor) string {
+	if a == "" {
+		return "-"
+	}
+	return string(a)
 }
 
 func newTagRestoreCommand(g *globals) *cobra.Command {

@@ -37,6 +37,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
@@ -197,6 +198,12 @@ type TagLifetime struct {
 	// (until RestorableUntil).
 	Restorable      bool       `json:"restorable"`
 	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
+	// StartedBy started the lifetime (push, tag, restore); EndedBy ended
+	// it, for EndCause ("deleted", "moved", "expired", "withdrawn",
+	// "purged"). Left out when unknown or not ended.
+	StartedBy meta.Actor    `json:"started_by,omitempty"`
+	EndedBy   meta.Actor    `json:"ended_by,omitempty"`
+	EndCause  meta.EndCause `json:"end_cause,omitempty"`
 }
 
 // NewTagLifetime is the document of one lifetime; the registry decided
@@ -204,7 +211,8 @@ type TagLifetime struct {
 func NewTagLifetime(l registry.Lifetime) TagLifetime {
 	t := l.Tag
 	return TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
-		Hidden: t.Hidden, Live: l.Live, Restorable: l.Restorable, RestorableUntil: utc(l.RestorableUntil)}
+		Hidden: t.Hidden, Live: l.Live, Restorable: l.Restorable, RestorableUntil: utc(l.RestorableUntil),
+		StartedBy: l.StartedBy, EndedBy: l.EndedBy, EndCause: l.EndCause}
 }
 
 func utc(t *time.Time) *time.Time {

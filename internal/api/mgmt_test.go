@@ -18,6 +18,7 @@ import (
 	"github.com/berth/berth/internal/api"
 	blobfs "github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
 )
@@ -154,6 +155,24 @@ func TestMgmtTagHistoryAndRestore(t *testing.T) {
 	if l := h.Lifetimes[1]; l.Digest != d1 || l.Live || !l.Restorable || l.End == nil {
 		t.Errorf("older lifetime: got %+v, want ended and restorable %s", l, d1)
 	}
+	// Who did it: the push of d2 ended d1's lifetime (moved) and started
+	// its own, by the request's actor; a live lifetime has no end.
+	var raw struct {
+		Lifetimes []map[string]any `json:"lifetimes"`
+	}
+	e.call("GET", "/berth/v1/repositories/acme/team/app/_tags/latest/history", "", 200, &raw)
+	if len(raw.Lifetimes) != 2 {
+		t.Fatalf("history of latest: got %d lifetimes, want 2", len(raw.Lifetimes))
+	}
+	live, moved := raw.Lifetimes[0], raw.Lifetimes[1]
+	if by, _ := live["started_by"].(string); by == "" || moved["ended_by"] != by || moved["end_cause"] != "moved" || moved["started_by"] != by {
+		t.Errorf("actors of latest: got live %v, moved %v; want both started by the request's actor, the older ended by it (moved)", live, moved)
+	}
+	for _, k := range []string{"ended_by", "end_cause"} {
+		if _, ok := live[k]; ok {
+			t.Errorf("live lifetime has %q: %v", k, live)
+		}
+	}
 	h = api.TagHistory{}
 	e.call("GET", "/berth/v1/repositories/acme/team/app/_tags/history", "", 200, &h)
 	if h.Tag != "" || len(h.Lifetimes) != 3 {
@@ -174,6 +193,14 @@ func TestMgmtTagHistoryAndRestore(t *testing.T) {
 	e.call("POST", "/berth/v1/repositories/acme/team/app/_tags/latest/restore", `{"at":"`+at+`"}`, 200, &l)
 	if l.Digest != d2 {
 		t.Errorf("restore at %s: got %s, want %s", at, l.Digest, d2)
+	}
+	// The second restore moved the tag off the first restore's lifetime.
+	var after struct {
+		Lifetimes []api.TagLifetime `json:"lifetimes"`
+	}
+	e.call("GET", "/berth/v1/repositories/acme/team/app/_tags/latest/history", "", 200, &after)
+	if len(after.Lifetimes) != 4 || after.Lifetimes[1].Digest != d1 || after.Lifetimes[1].EndCause != meta.CauseMoved || after.Lifetimes[1].EndedBy != after.Lifetimes[0].StartedBy {
+		t.Errorf("after two restores: got %+v; want 4 lifetimes, the restore of %s ended (moved) by the one after", after.Lifetimes, d1)
 	}
 
 	// Outside the window: refused with the registry's explanation.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
 )
 
 // TestServeWiresCollectorMetricsAndWebhooks checks serve end to end: the
@@ -22,10 +23,13 @@ func TestServeWiresCollectorMetricsAndWebhooks(t *testing.T) {
 	var mu sync.Mutex
 	var events []gc.Event
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var e gc.Event
-		if err := json.NewDecoder(r.Body).Decode(&e); err == nil {
+		var env struct {
+			Kind  string   `json:"kind"`
+			Event gc.Event `json:"event"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&env); err == nil {
 			mu.Lock()
-			events = append(events, e)
+			events = append(events, env.Event)
 			mu.Unlock()
 		}
 	}))
@@ -64,6 +68,18 @@ func TestServeWiresCollectorMetricsAndWebhooks(t *testing.T) {
 			t.Errorf("webhook did not receive %s; got %v", want, got)
 		}
 	}
+	// Every event says who made it: the collector its own deletions, the
+	// request's actor a registry change.
+	mu.Lock()
+	for _, e := range events {
+		switch {
+		case e.Reason == "client request" && e.Actor == "":
+			t.Errorf("registry event %s without an actor", e.Kind)
+		case e.Reason != "client request" && e.Actor != meta.ActorCollector:
+			t.Errorf("collector event %s %s: actor %q, want %q", e.Kind, e.Digest, e.Actor, meta.ActorCollector)
+		}
+	}
+	mu.Unlock()
 
 	resp := do(t, http.MethodGet, base+"/metrics", "", nil)
 	wantStatus(t, resp, http.StatusOK)

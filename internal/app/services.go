@@ -120,7 +120,7 @@ type eventSink struct {
 }
 
 func (s *eventSink) registryEvent(e registry.Event) {
-	s.log.Debug("event", "kind", e.Kind, "repo", e.Repo, "digest", e.Digest, "tag", e.Tag)
+	s.log.Debug("event", "kind", e.Kind, "repo", e.Repo, "digest", e.Digest, "tag", e.Tag, "actor", e.Actor)
 	s.send(gc.Event{
 		Kind:       e.Kind,
 		Repository: e.Repo,
@@ -128,6 +128,7 @@ func (s *eventSink) registryEvent(e registry.Event) {
 		Digest:     digest.Digest(e.Digest),
 		Reason:     "client request",
 		At:         e.At,
+		Actor:      e.Actor,
 	})
 }
 

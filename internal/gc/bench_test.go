@@ -206,7 +206,7 @@ func generate(tb testing.TB, store meta.Store, put putFunc, spec genSpec, t0 tim
 				if err != nil {
 					return err
 				}
-				if err := tx.EndTag(ctx, tg.ID, t0); err != nil {
+				if err := tx.EndTag(ctx, tg.ID, t0, meta.ActorOperator, meta.CauseDeleted); err != nil {
 					return err
 				}
 				if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(im.repo.ID, strconv.FormatInt(tg.ID, 10)),

@@ -25,10 +25,13 @@ type pass struct {
 	events    []Event
 	followUps []meta.Review // due now: decided in this pass, depth first
 	repoNames map[int64]string
+	// actor is recorded on the pass's events and the tag ends it records:
+	// the collector, or the actor of a purge.
+	actor meta.Actor
 }
 
 func (c *Collector) newPass(tx meta.Tx, now time.Time) *pass {
-	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[string]int{}}, repoNames: map[int64]string{}}
+	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[string]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
 }
 
 // review records a follow-up review. One whose stored review is due now is
@@ -80,7 +83,7 @@ func (p *pass) deleted(ctx context.Context, d Deletion) {
 	p.summary.Deleted[d.Kind]++
 	p.summary.BytesFreed += d.Size
 	p.summary.Deletions = append(p.summary.Deletions, d)
-	p.events = append(p.events, Event{Kind: eventKind(d.Kind), Repository: d.Repository, Digest: d.Digest, Tag: d.Tag, Size: d.Size, Reason: d.Reason, At: p.now})
+	p.events = append(p.events, Event{Kind: eventKind(d.Kind), Repository: d.Repository, Digest: d.Digest, Tag: d.Tag, Size: d.Size, Reason: d.Reason, At: p.now, Actor: p.actor})
 }
 
 func (p *pass) repoName(ctx context.Context, id int64) string {
@@ -495,7 +498,8 @@ func (p *pass) decideUpload(ctx context.Context, r meta.Review) error {
 }
 
 // expire ends live tags whose expiry passed: they enter the time machine
-// like deleted tags.
+// like deleted tags, ended by the collector (whoever runs it: the expiry
+// decided), cause expired.
 func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error) {
 	tags, err := p.tx.ExpiredTags(ctx, p.now, limit)
 	if err != nil {
@@ -506,7 +510,7 @@ func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error)
 		if repoID != 0 && t.RepoID != repoID {
 			continue
 		}
-		if err := p.tx.EndTag(ctx, t.ID, *t.ExpiresAt); err != nil {
+		if err := p.tx.EndTag(ctx, t.ID, *t.ExpiresAt, meta.ActorCollector, meta.CauseExpired); err != nil {
 			if errors.Is(err, meta.ErrNotFound) {
 				continue // ended concurrently
 			}
@@ -523,7 +527,7 @@ func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error)
 		}
 		p.summary.Expired++
 		p.events = append(p.events, Event{Kind: EventTagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
-			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339), At: p.now})
+			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339), At: p.now, Actor: meta.ActorCollector})
 		n++
 	}
 	return n, nil

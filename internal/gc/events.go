@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/meta"
 )
 
 // Event kinds (DESIGN.md §4: the image/repository cleanup callbacks).
@@ -25,6 +27,10 @@ type Event struct {
 	Size       int64         `json:"size,omitempty"`
 	Reason     string        `json:"reason,omitempty"`
 	At         time.Time     `json:"at"`
+	// Actor made the change: meta.ActorCollector for the collector's own
+	// decisions, the purge's actor for a purge, the request's for a
+	// registry event.
+	Actor meta.Actor `json:"actor,omitempty"`
 }
 
 func eventKind(kind string) string {

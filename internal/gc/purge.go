@@ -29,7 +29,9 @@ const nsPurgePrefix = "ns:"
 // repositories and the namespace. Blobs no other repository links are
 // collected on the way. It is resumable after a crash: the marks and a
 // purge review persist, and workers (or a second Purge) finish the job.
-// It returns nil only when nothing of the target is left.
+// It returns nil only when nothing of the target is left. Its deletions
+// and events are the actor's of ctx (meta.WithActor); a purge resumed by the
+// workers is the collector's.
 func (c *Collector) Purge(ctx context.Context, name string, progress func(Summary)) (Summary, error) {
 	start := c.opts.Now()
 	total := Summary{Deleted: map[string]int{}}
@@ -107,6 +109,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 			var n int
 			err := c.store.Update(ctx, func(tx meta.Tx) (err error) {
 				p = c.newPass(tx, c.opts.Now())
+				p.actor = meta.ActorFrom(ctx)
 				if n, err = fn(p); err != nil {
 					return err
 				}
@@ -234,13 +237,14 @@ func (c *Collector) finishNamespace(ctx context.Context, id int64, name string) 
 	if err != nil {
 		return fmt.Errorf("purge %s: deleting namespace: %w", name, err)
 	}
-	c.hooks.emit(Event{Kind: EventRepositoryPurged, Repository: name, Reason: "namespace purged", At: c.opts.Now()})
+	c.hooks.emit(Event{Kind: EventRepositoryPurged, Repository: name, Reason: "namespace purged", At: c.opts.Now(), Actor: meta.ActorFrom(ctx)})
 	return nil
 }
 
 // resumePurges finishes purges a crash interrupted: it claims their
 // reviews for a lease and runs them again.
 func (c *Collector) resumePurges(ctx context.Context) error {
+	ctx = meta.WithActor(ctx, meta.ActorCollector)
 	var claimed []meta.Review
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		now := c.opts.Now()

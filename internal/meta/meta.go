@@ -76,6 +76,12 @@ type Tag struct {
 	End       *time.Time // set when the lifetime ended (deleted, moved, expired)
 	ExpiresAt *time.Time // a live tag with an expiry ends at this time
 	Hidden    bool
+	// StartActor started the lifetime (push, tag, restore); EndActor and
+	// EndCause are set with End. "" is unknown (rows written before
+	// actors were recorded).
+	StartActor Actor
+	EndActor   Actor
+	EndCause   EndCause
 }
 
 // EffectiveEnd is when the lifetime ends or ended: End, else ExpiresAt, else nil.
@@ -252,12 +258,13 @@ type TagTx interface {
 	// LiveTag is the tag's live row at now.
 	LiveTag(ctx context.Context, repoID int64, name string, now time.Time) (Tag, error)
 	TagByID(ctx context.Context, id int64, lock Lock) (Tag, error)
-	// PutTag ends the current row of (repo, name), if any, at now (or at
-	// its expiry if that passed) and inserts a new live row. It returns the
-	// row it ended, or nil.
+	// PutTag ends the current row of (repo, name), if any, at now, moved
+	// by t.StartActor (or at its expiry if that passed, expired by
+	// ActorCollector) and inserts a new live row. It returns the row it
+	// ended, or nil.
 	PutTag(ctx context.Context, t Tag) (ended *Tag, err error)
-	// EndTag sets lifetime_end of a live row.
-	EndTag(ctx context.Context, id int64, at time.Time) error
+	// EndTag sets lifetime_end of a live row, and who ended it and why.
+	EndTag(ctx context.Context, id int64, at time.Time, actor Actor, cause EndCause) error
 	SetTagExpiry(ctx context.Context, id int64, at *time.Time) error
 	DeleteTag(ctx context.Context, id int64) error
 	// Tags lists names of live tags after last, in order.

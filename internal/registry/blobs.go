@@ -197,7 +197,7 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 	if err != nil {
 		return err
 	}
-	r.emit(EventBlobUnlinked, repo, d, "", now)
+	r.emit(ctx, EventBlobUnlinked, repo, d, "", now)
 	return nil
 }
 
@@ -256,7 +256,7 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from, ds string) (mounte
 	case err != nil:
 		return false, Upload{}, err
 	}
-	r.emit(EventBlobPushed, repo, d, "", now)
+	r.emit(ctx, EventBlobPushed, repo, d, "", now)
 	return true, Upload{}, nil
 }
 

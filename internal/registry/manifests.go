@@ -276,9 +276,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	if err != nil {
 		return PushedManifest{}, err
 	}
-	r.emit(EventManifestPushed, repo, d, "", now)
+	r.emit(ctx, EventManifestPushed, repo, d, "", now)
 	if tagged {
-		r.emit(EventTagPushed, repo, d, rf.Tag, now)
+		r.emit(ctx, EventTagPushed, repo, d, rf.Tag, now)
 	}
 	return PushedManifest{Digest: d, Subject: subject}, nil
 }
@@ -352,7 +352,7 @@ func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository,
 	case err != nil && !isNotFound(err):
 		return false, fmt.Errorf("reading tag %q: %w", tag, err)
 	}
-	t := meta.Tag{RepoID: repo.ID, Name: tag, Manifest: d, Start: now}
+	t := meta.Tag{RepoID: repo.ID, Name: tag, Manifest: d, Start: now, StartActor: ActorFrom(ctx)}
 	if expiry != nil {
 		at := now.Add(*expiry)
 		t.ExpiresAt = &at
@@ -506,7 +506,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 			if !t.LiveAt(now) {
 				continue
 			}
-			if err := tx.EndTag(ctx, t.ID, now); err != nil {
+			if err := tx.EndTag(ctx, t.ID, now, ActorFrom(ctx), meta.CauseWithdrawn); err != nil {
 				return fmt.Errorf("ending tag %q: %w", t.Name, err)
 			}
 			endedTags = append(endedTags, t.Name)
@@ -519,9 +519,9 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 	if err != nil {
 		return err
 	}
-	r.emit(EventManifestDeleted, repo, d, "", now)
+	r.emit(ctx, EventManifestDeleted, repo, d, "", now)
 	for _, t := range endedTags {
-		r.emit(EventTagDeleted, repo, d, t, now)
+		r.emit(ctx, EventTagDeleted, repo, d, t, now)
 	}
 	return nil
 }

@@ -89,6 +89,8 @@ type Event struct {
 	Digest string
 	Tag    string
 	At     time.Time
+	// Actor made the change (the request context's, see WithActor).
+	Actor meta.Actor
 }
 
 // Registry runs the use cases.
@@ -128,9 +130,9 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
 
 func (r *Registry) now() time.Time { return r.opts.Now().UTC() }
 
-func (r *Registry) emit(kind, repo string, d digest.Digest, tag string, at time.Time) {
+func (r *Registry) emit(ctx context.Context, kind, repo string, d digest.Digest, tag string, at time.Time) {
 	if r.opts.Events != nil {
-		r.opts.Events(Event{Kind: kind, Repo: repo, Digest: d.String(), Tag: tag, At: at})
+		r.opts.Events(Event{Kind: kind, Repo: repo, Digest: d.String(), Tag: tag, At: at, Actor: ActorFrom(ctx)})
 	}
 }
 

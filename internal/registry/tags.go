@@ -96,7 +96,7 @@ func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 			return err
 		}
 		d = t.Manifest
-		if err := tx.EndTag(ctx, t.ID, now); err != nil {
+		if err := tx.EndTag(ctx, t.ID, now, ActorFrom(ctx), meta.CauseDeleted); err != nil {
 			return fmt.Errorf("ending tag %q: %w", tag, err)
 		}
 		return r.reviewEndedTag(ctx, tx, rp, t, now, "deleted")
@@ -104,7 +104,7 @@ func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err != nil {
 		return err
 	}
-	r.emit(EventTagDeleted, repo, d, tag, now)
+	r.emit(ctx, EventTagDeleted, repo, d, tag, now)
 	return nil
 }
 

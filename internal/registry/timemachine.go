@@ -27,6 +27,13 @@ type Lifetime struct {
 	// RestorableUntil (set for every lifetime that ended or will end).
 	Restorable      bool
 	RestorableUntil *time.Time
+	// StartedBy started the lifetime; EndedBy and EndCause ended it. A
+	// lifetime whose expiry passed before the collector recorded its end
+	// has ended: EndCause expired, EndedBy the collector, as the
+	// collector will record it. "" is unknown, or not ended.
+	StartedBy meta.Actor
+	EndedBy   meta.Actor
+	EndCause  meta.EndCause
 }
 
 // History is the history of one tag of a repository (or of all its tags),
@@ -85,7 +92,10 @@ func (r *Registry) TagHistory(ctx context.Context, repo, tag string) (History, e
 // lifetimeAt describes t at now under the window ret, as far as the tag row
 // alone tells: Restorable still needs its manifest to be stored.
 func lifetimeAt(t meta.Tag, ret time.Duration, now time.Time) Lifetime {
-	l := Lifetime{Tag: t, Live: t.LiveAt(now)}
+	l := Lifetime{Tag: t, Live: t.LiveAt(now), StartedBy: t.StartActor, EndedBy: t.EndActor, EndCause: t.EndCause}
+	if t.End == nil && !l.Live {
+		l.EndedBy, l.EndCause = meta.ActorCollector, meta.CauseExpired
+	}
 	if end := t.EffectiveEnd(); end != nil {
 		until := end.Add(ret)
 		l.RestorableUntil = &until
@@ -228,7 +238,7 @@ func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target Rest
 		return Lifetime{}, err
 	}
 	if changed {
-		r.emit(EventTagRestored, repo, restored.Manifest, tag, now)
+		r.emit(ctx, EventTagRestored, repo, restored.Manifest, tag, now)
 	}
 	return restored, nil
 }

@@ -387,7 +387,7 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 			r.log.DebugContext(ctx, "deleting duplicate bytes", "key", key, "error", derr)
 		}
 	}
-	r.emit(EventBlobPushed, repo, d, "", now)
+	r.emit(ctx, EventBlobPushed, repo, d, "", now)
 	return BlobInfo{Digest: d, Size: size}, nil
 }
 

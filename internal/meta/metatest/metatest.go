@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Repositories", testRepositories},
 		{"TagLifetimes", testTagLifetimes},
 		{"TagExpiry", testTagExpiry},
+		{"TagActors", testTagActors},
 		{"ManifestEdges", testManifestEdges},
 		{"Withdrawn", testWithdrawn},
 		{"Referrers", testReferrers},
@@ -214,7 +215,7 @@ func testTagLifetimes(t *testing.T, s meta.Store) {
 			if err != nil {
 				return err
 			}
-			if err := tx.EndTag(ctx, live.ID, at.Add(time.Second)); err != nil {
+			if err := tx.EndTag(ctx, live.ID, at.Add(time.Second), meta.ActorOperator, meta.CauseDeleted); err != nil {
 				return err
 			}
 		}
@@ -236,7 +237,7 @@ func testTagLifetimes(t *testing.T, s meta.Store) {
 		if err != nil {
 			return err
 		}
-		return tx.EndTag(ctx, live.ID, t0.Add(2*time.Minute))
+		return tx.EndTag(ctx, live.ID, t0.Add(2*time.Minute), meta.ActorOperator, meta.CauseDeleted)
 	})
 	view(t, s, func(tx meta.Tx) error {
 		if _, err := tx.LiveTag(ctx, r.ID, "latest", t0.Add(time.Hour)); !errors.Is(err, meta.ErrNotFound) {
@@ -297,6 +298,80 @@ func testTagExpiry(t *testing.T, s meta.Store) {
 	if ended == nil || ended.End == nil || !ended.End.Equal(exp) {
 		t.Errorf("ended row: got %+v, want end at expiry %v", ended, exp)
 	}
+	if ended != nil && (ended.EndActor != meta.ActorCollector || ended.EndCause != meta.CauseExpired) {
+		t.Errorf("ended row: got ended by %q (%q), want %q (%q)", ended.EndActor, ended.EndCause, meta.ActorCollector, meta.CauseExpired)
+	}
+}
+
+// testTagActors: a lifetime records who started it, and who ended it and
+// why, through PutTag (a move) and EndTag.
+func testTagActors(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/actors")
+	alice, bob, carol := meta.UserActor("alice"), meta.RobotActor("ns+ci"), meta.UserActor("carol")
+	var ended *meta.Tag
+	update(t, s, func(tx meta.Tx) (err error) {
+		if _, err = tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "v1", Manifest: dg("m1"), Start: t0, StartActor: alice}); err != nil {
+			return err
+		}
+		ended, err = tx.PutTag(ctx, meta.Tag{RepoID: r.ID, Name: "v1", Manifest: dg("m2"), Start: t0.Add(time.Minute), StartActor: bob})
+		return err
+	})
+	if ended == nil || ended.StartActor != alice || ended.EndActor != bob || ended.EndCause != meta.CauseMoved {
+		t.Errorf("moved row: got %+v, want started by %q, ended by %q (moved)", ended, alice, bob)
+	}
+	update(t, s, func(tx meta.Tx) error {
+		live, err := tx.LiveTag(ctx, r.ID, "v1", t0.Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		if live.StartActor != bob || live.EndActor != "" || live.EndCause != "" {
+			t.Errorf("live row: got start %q end %q (%q), want start %q and no end", live.StartActor, live.EndActor, live.EndCause, bob)
+		}
+		return tx.EndTag(ctx, live.ID, t0.Add(2*time.Minute), carol, meta.CauseWithdrawn)
+	})
+	type who struct {
+		Manifest   digest.Digest
+		StartActor meta.Actor
+		EndActor   meta.Actor
+		EndCause   meta.EndCause
+	}
+	view(t, s, func(tx meta.Tx) error {
+		hist, err := tx.TagHistory(ctx, r.ID, "v1", 10)
+		if err != nil {
+			return err
+		}
+		var got []who
+		for _, h := range hist {
+			got = append(got, who{h.Manifest, h.StartActor, h.EndActor, h.EndCause})
+		}
+		want := []who{
+			{dg("m2"), bob, carol, meta.CauseWithdrawn},
+			{dg("m1"), alice, bob, meta.CauseMoved},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("history (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	// A failed EndTag (the row already ended) changes nothing.
+	update(t, s, func(tx meta.Tx) error {
+		hist, err := tx.TagHistory(ctx, r.ID, "v1", 1)
+		if err != nil {
+			return err
+		}
+		if err := tx.EndTag(ctx, hist[0].ID, t0.Add(time.Hour), alice, meta.CauseDeleted); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("EndTag of an ended row: got %v, want ErrNotFound", err)
+		}
+		again, err := tx.TagByID(ctx, hist[0].ID, meta.LockNone)
+		if err != nil {
+			return err
+		}
+		if again.EndActor != carol || again.EndCause != meta.CauseWithdrawn {
+			t.Errorf("after a refused EndTag: got ended by %q (%q), want %q (withdrawn)", again.EndActor, again.EndCause, carol)
+		}
+		return nil
+	})
 }
 
 func testManifestEdges(t *testing.T, s meta.Store) {

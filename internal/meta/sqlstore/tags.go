@@ -12,16 +12,17 @@ import (
 	"github.com/berth/berth/internal/meta"
 )
 
-const tagCols = `id, repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden`
+const tagCols = `id, repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden, start_actor, end_actor, end_cause`
 
 func scanTag(row interface{ Scan(...any) error }) (meta.Tag, error) {
 	var tg meta.Tag
 	var start int64
 	var end, exp sql.NullInt64
-	var dg string
-	if err := row.Scan(&tg.ID, &tg.RepoID, &tg.Name, &dg, &start, &end, &exp, &tg.Hidden); err != nil {
+	var dg, startActor, endActor, endCause string
+	if err := row.Scan(&tg.ID, &tg.RepoID, &tg.Name, &dg, &start, &end, &exp, &tg.Hidden, &startActor, &endActor, &endCause); err != nil {
 		return tg, err
 	}
+	tg.StartActor, tg.EndActor, tg.EndCause = meta.Actor(startActor), meta.Actor(endActor), meta.EndCause(endCause)
 	tg.Manifest = digest.Digest(dg)
 	tg.Start = fromUS(start)
 	tg.End = fromNullUS(end)
@@ -74,28 +75,31 @@ func (t *tx) PutTag(ctx context.Context, nt meta.Tag) (*meta.Tag, error) {
 		WHERE repository_id = ? AND name = ? AND lifetime_end IS NULL`+t.lock(meta.LockUpdate), nt.RepoID, nt.Name))
 	switch {
 	case err == nil:
-		end := nt.Start
+		end, actor, cause := nt.Start, nt.StartActor, meta.CauseMoved
 		if cur.ExpiresAt != nil && cur.ExpiresAt.Before(end) {
-			end = *cur.ExpiresAt // it had already expired: its lifetime ended then
+			// It had already expired: its lifetime ended then, as the
+			// collector's expiry scan would have recorded it.
+			end, actor, cause = *cur.ExpiresAt, meta.ActorCollector, meta.CauseExpired
 		}
-		if err := t.EndTag(ctx, cur.ID, end); err != nil {
+		if err := t.EndTag(ctx, cur.ID, end, actor, cause); err != nil {
 			return nil, err
 		}
-		cur.End = &end
+		cur.End, cur.EndActor, cur.EndCause = &end, actor, cause
 		ended = &cur
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("reading tag %s: %w", nt.Name, err)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO tag (repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden)
-		VALUES (?, ?, ?, ?, NULL, ?, ?)`,
-		nt.RepoID, nt.Name, nt.Manifest.String(), us(nt.Start), nullUS(nt.ExpiresAt), nt.Hidden); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO tag (repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden, start_actor)
+		VALUES (?, ?, ?, ?, NULL, ?, ?, ?)`,
+		nt.RepoID, nt.Name, nt.Manifest.String(), us(nt.Start), nullUS(nt.ExpiresAt), nt.Hidden, string(nt.StartActor)); err != nil {
 		return nil, fmt.Errorf("inserting tag %s: %w", nt.Name, err)
 	}
 	return ended, nil
 }
 
-func (t *tx) EndTag(ctx context.Context, id int64, at time.Time) error {
-	res, err := t.exec(ctx, `UPDATE tag SET lifetime_end = ? WHERE id = ? AND lifetime_end IS NULL`, us(at), id)
+func (t *tx) EndTag(ctx context.Context, id int64, at time.Time, actor meta.Actor, cause meta.EndCause) error {
+	res, err := t.exec(ctx, `UPDATE tag SET lifetime_end = ?, end_actor = ?, end_cause = ? WHERE id = ? AND lifetime_end IS NULL`,
+		us(at), string(actor), string(cause), id)
 	if err != nil {
 		return fmt.Errorf("ending tag row %d: %w", id, err)
 	}

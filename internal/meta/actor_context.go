@@ -1,0 +1,23 @@
+package meta
+
+import "context"
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a: the actor the registry and the
+// collector record for the changes made under ctx (docs/design/auth.md,
+// "Who did it").
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom is the actor ctx carries. Without one it is ActorOperator: the
+// HTTP API sets an actor on every request (ActorAnonymous without
+// credentials), so a context without one comes from a berth command run
+// with direct access to the database.
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
+		return a
+	}
+	return ActorOperator
+}
