@@ -408,3 +408,89 @@ func TestTokenAcrossReplicas(t *testing.T) {
 	b.clock.Add(2 * time.Second)
 	push(a, b, "v3") // b learns the new key on first sight of its kid
 }
+
+// TestMountNeedsPull: a cross-repository mount from a repository the
+// pusher may not read starts a plain upload instead, so that a digest
+// never gives access to another namespace's bytes; one it may read is
+// mounted. Every change records the pusher as its actor.
+func TestMountNeedsPull(t *testing.T) {
+	e := newAuthEnv(t, backendSQLite)
+	ctx := context.Background()
+	op := meta.ActorOperator
+	for _, ns := range []string{"secret", "shared"} {
+		if err := e.store.Update(ctx, func(tx meta.Tx) error { _, _, err := tx.CreateNamespace(ctx, ns, nil); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.auth.AddUser(ctx, "eve", "eve-secret1", false, op); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.auth.Grant(ctx, "eve", auth.RoleRead, "shared", op); err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("private bytes")
+	d := digest.FromBytes(blob)
+	for _, repo := range []string{"secret/app", "shared/app"} {
+		if _, err := e.reg.PushBlob(ctx, repo, d.String(), int64(len(blob)), bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eve := cred{"eve", "eve-secret1"}
+	resp, body := e.request("POST", "/v2/eve/app/blobs/uploads/?mount="+d.String()+"&from=secret/app", eve, "", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("mount from a repository eve may not read: %d %s, want 202 (a plain upload)", resp.StatusCode, body)
+	}
+	resp, body = e.request("POST", "/v2/eve/app/blobs/uploads/?mount="+d.String()+"&from=shared/app", eve, "", nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("mount from a repository eve may read: %d %s, want 201", resp.StatusCode, body)
+	}
+
+	// Actors: eve's tag, moved by root, deleted by eve.
+	if err := e.auth.AddUser(ctx, "root", "root-secret", true, op); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{}`)
+	if _, err := e.reg.PushBlob(ctx, "eve/app", digest.FromBytes(cfg).String(), int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(n int) []byte {
+		m, _ := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+			"config":      map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.FromBytes(cfg), "size": len(cfg)},
+			"layers":      []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": len(blob)}},
+			"annotations": map[string]string{"n": fmt.Sprint(n)},
+		})
+		return m
+	}
+	put := func(c cred, n int) {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", e.srv.URL+"/v2/eve/app/manifests/v1", bytes.NewReader(manifest(n)))
+		req.SetBasicAuth(c.name, c.secret)
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT as %s: %d", c.name, resp.StatusCode)
+		}
+	}
+	put(eve, 1)
+	put(cred{"root", "root-secret"}, 2)
+	if resp, body := e.request("DELETE", "/v2/eve/app/manifests/v1", eve, "", nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
+	}
+	h, err := e.reg.TagHistory(ctx, "eve/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range h.Lifetimes {
+		got = append(got, fmt.Sprintf("%s..%s(%s)", l.StartedBy, l.EndedBy, l.EndCause))
+	}
+	want := []string{"user:root..user:eve(deleted)", "user:eve..user:root(moved)"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("history actors %v, want %v", got, want)
+	}
+}
