@@ -110,7 +110,7 @@ type Users struct {
 
 // Robots is the list of a namespace's robots.
 type Robots struct {
-	Namespace string    `json:"namespace"`
+	Namespace string    `json:"namespace,omitempty"` // "" for every namespace's (the CLI's list)
 	Robots    []Account `json:"robots"`
 }
 
