@@ -61,8 +61,8 @@ holding one must log in again.`,
 			case !retireOlder:
 				fmt.Fprintf(w, "Signing key %s added; it signs tokens from now on.\n"+
 					"Older keys still verify the tokens they signed. After a token lifetime\n"+
-					"(auth.token.ttl, 5 minutes by default) has passed, retire them with:\n"+
-					"  berth auth rotate-key --retire-older\n", id)
+					"(auth.token.ttl: %s) has passed, retire them with:\n"+
+					"  berth auth rotate-key --retire-older\n", id, a.TokenTTL)
 			case len(retired) == 0:
 				fmt.Fprintf(w, "Nothing to retire: %s is the only key in use.\n", id)
 			default:

@@ -372,7 +372,7 @@ func TestRotateKeyEndpoint(t *testing.T) {
 
 // TestUserPasswordSelf: with access control on, a user changes their own
 // password with Basic credentials, not another's; an administrator changes
-// anyone's.
+// anyone's. The namespace endpoints need admin on the namespace.
 func TestUserPasswordSelf(t *testing.T) {
 	eachAccountsEnv(t, true, func(t *testing.T, e *accountsEnv) {
 		ctx := context.Background()
@@ -400,6 +400,24 @@ func TestUserPasswordSelf(t *testing.T) {
 		}
 		if code := e.call("GET", "/berth/v1/users", "", "alice", "alice new password", 403, nil); code != "DENIED" {
 			t.Errorf("alice listing users: got %s, want DENIED", code)
+		}
+		// The namespace endpoints need admin on the namespace: alice owns
+		// hers, not acme.
+		e.createNamespace("alice")
+		e.createNamespace("acme")
+		e.call("POST", "/berth/v1/namespaces/alice/robots", `{"name":"ci","role":"write"}`, "alice", "alice new password", 201, nil)
+		e.call("PUT", "/berth/v1/namespaces/alice/visibility", `{"public":true}`, "alice", "alice new password", 200, nil)
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/berth/v1/namespaces/acme/robots", ""},
+			{"PUT", "/berth/v1/namespaces/acme/grants", `{"account":"alice","role":"admin"}`},
+			{"PUT", "/berth/v1/namespaces/acme/visibility", `{"public":true}`},
+			{"DELETE", "/berth/v1/namespaces/acme/robots/ci", ""},
+			{"POST", "/berth/v1/auth/rotate-key", ""},
+			{"DELETE", "/berth/v1/users/bob", ""},
+		} {
+			if code := e.call(c.method, c.path, c.body, "alice", "alice new password", 403, nil); code != "DENIED" {
+				t.Errorf("alice: %s %s: got %s, want DENIED", c.method, c.path, code)
+			}
 		}
 		var u api.Account
 		e.call("POST", "/berth/v1/users", `{"name":"carol","password":"carol password"}`, "root", "root password", 201, &u)

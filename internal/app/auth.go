@@ -14,6 +14,9 @@ import (
 type Accounts struct {
 	Stores *Stores
 	Auth   *auth.Service
+	// TokenTTL is auth.token.ttl: how long a token signed by a key about
+	// to be retired may still be in use.
+	TokenTTL time.Duration
 }
 
 // OpenAccounts opens the stores of cfg (OpenStores: the schema must be
@@ -25,8 +28,9 @@ func OpenAccounts(ctx context.Context, cfg config.Config) (*Accounts, error) {
 		return nil, err
 	}
 	// Token options do not matter here: rotating a key needs none, and no
-	// token is issued or verified.
-	return &Accounts{Stores: stores, Auth: auth.New(stores.Meta, auth.Options{Now: time.Now})}, nil
+	// token is issued or verified (an external issuer's bundle is not read).
+	svc := auth.New(stores.Meta, auth.Options{Now: time.Now})
+	return &Accounts{Stores: stores, Auth: svc, TokenTTL: cfg.Auth.Token.TTL.Duration()}, nil
 }
 
 // Close closes the stores.
