@@ -45,6 +45,10 @@ type Options struct {
 	// AuthRealm is the token endpoint's URL in challenges; "" derives it
 	// from each request (scheme and Host + /auth/token).
 	AuthRealm string
+	// Accounts serves the account endpoints of the management API
+	// (mgmt_accounts.go): users, robots, grants, visibility, key
+	// rotation; nil answers them 501.
+	Accounts AccountService
 }
 
 type handler struct {

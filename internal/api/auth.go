@@ -307,5 +307,16 @@ func scopeOf(needs []auth.Need) string {
 
 // accountNeeds is what the account endpoints need (mgmt_accounts.go).
 func accountNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
+	switch mr.Kind {
+	case mgmtUsers, mgmtUser, mgmtRotateKey:
+		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
+	case mgmtUserPassword:
+		// Authentication alone: userPassword lets a user change their
+		// own password (with Basic credentials) and asks for a registry
+		// administrator otherwise.
+		return nil
+	case mgmtRobots, mgmtRobot, mgmtGrants, mgmtVisibility:
+		return []auth.Need{auth.NamespaceNeed(mr.Name, auth.ActionAll)}
+	}
 	return nil
 }
