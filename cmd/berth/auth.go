@@ -58,15 +58,17 @@ holding one must log in again.`,
 			}
 			w := cmd.OutOrStdout()
 			switch {
+			case !retireOlder && id == "berth-1":
+				fmt.Fprintf(w, "Signing key %s created (the registry had none); it signs tokens from now on.\n", id)
 			case !retireOlder:
-				fmt.Fprintf(w, "Signing key %s added; it signs tokens from now on.\n"+
+				fmt.Fprintf(w, "Signing key %s added; running servers sign with it within 30 s.\n"+
 					"Older keys still verify the tokens they signed. After a token lifetime\n"+
 					"(auth.token.ttl: %s) has passed, retire them with:\n"+
 					"  berth auth rotate-key --retire-older\n", id, a.TokenTTL)
 			case len(retired) == 0:
 				fmt.Fprintf(w, "Nothing to retire: %s is the only key in use.\n", id)
 			default:
-				fmt.Fprintf(w, "Retired %s; %s signs and verifies.\n"+
+				fmt.Fprintf(w, "Retired %s; %s signs and verifies (running servers within 30 s).\n"+
 					"Tokens signed by a retired key no longer verify: their clients log in again.\n",
 					strings.Join(retired, ", "), id)
 			}

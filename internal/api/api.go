@@ -195,7 +195,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error 
 	a := &access{subject: auth.Anonymous} // access control off: anyone, anonymous
 	if h.opts.Auth != nil {
 		var err error
-		if a, err = h.authenticate(r, needsOf(r, rt)); err != nil {
+		if a, err = h.authenticate(r, needsOf(r, rt), wantsOf(r, rt)); err != nil {
 			return err
 		}
 	}

@@ -445,6 +445,30 @@ func TestMountNeedsPull(t *testing.T) {
 		t.Errorf("mount from a repository eve may read: %d %s, want 201", resp.StatusCode, body)
 	}
 
+	// Through the token flow: a token for eve/app alone is answered
+	// insufficient_scope, naming the source, since eve may read it; with
+	// the wider token the mount happens. From the secret repository, a
+	// plain upload starts.
+	ch := map[string]string{"realm": e.srv.URL + "/auth/token", "service": "berth.test", "scope": "repository:eve/tool:pull,push"}
+	narrow, _ := e.token(t, ch, eve)
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=shared/app", cred{}, narrow, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("mount with a token lacking the source: %d %s, want 401", resp.StatusCode, body)
+	}
+	got := parseChallenge(t, resp.Header.Get("WWW-Authenticate"))
+	if got["error"] != "insufficient_scope" || !strings.Contains(got["scope"], "repository:shared/app:pull") {
+		t.Errorf("challenge %v: want insufficient_scope naming repository:shared/app:pull", got)
+	}
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=secret/app", cred{}, narrow, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("token mount from a repository eve may not read: %d %s, want 202", resp.StatusCode, body)
+	}
+	wide, _ := e.token(t, got, eve)
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=shared/app", cred{}, wide, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("mount with the wider token: %d %s, want 201", resp.StatusCode, body)
+	}
+
 	// Actors: eve's tag, moved by root, deleted by eve.
 	if err := e.auth.AddUser(ctx, "root", "root-secret", true, op); err != nil {
 		t.Fatal(err)
@@ -485,12 +509,12 @@ func TestMountNeedsPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var actors []string
 	for _, l := range h.Lifetimes {
-		got = append(got, fmt.Sprintf("%s..%s(%s)", l.StartedBy, l.EndedBy, l.EndCause))
+		actors = append(actors, fmt.Sprintf("%s..%s(%s)", l.StartedBy, l.EndedBy, l.EndCause))
 	}
 	want := []string{"user:root..user:eve(deleted)", "user:eve..user:root(moved)"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("history actors %v, want %v", got, want)
+	if strings.Join(actors, " ") != strings.Join(want, " ") {
+		t.Errorf("history actors %v, want %v", actors, want)
 	}
 }
