@@ -109,13 +109,15 @@ func (h *handler) authenticate(r *http.Request, needs, wants []auth.Need) (*acce
 			// this failure path): a subject that is permitted needs a
 			// wider token; one that is not is denied. An anonymous
 			// subject is asked to authenticate.
-			if sub.IsAnonymous() || (h.opts.Auth.External() == nil && h.opts.Auth.Authorize(ctx, sub, n) == nil) {
+			// With an external issuer berth cannot know what the
+			// issuer would grant: the client asks it.
+			if sub.IsAnonymous() || h.opts.Auth.External() != nil || h.opts.Auth.Authorize(ctx, sub, n) == nil {
 				return nil, &challengeError{err: fmt.Errorf("the token does not grant %s", n), code: "insufficient_scope", needs: needs}
 			}
 			return nil, fmt.Errorf("%s may not %s %s: %w", sub.Actor, n.Action, n.Name, auth.ErrDenied)
 		}
 		for _, n := range wants {
-			if !auth.Covers(granted, n) && !sub.IsAnonymous() && h.opts.Auth.External() == nil && h.opts.Auth.Authorize(ctx, sub, n) == nil {
+			if !auth.Covers(granted, n) && !sub.IsAnonymous() && (h.opts.Auth.External() != nil || h.opts.Auth.Authorize(ctx, sub, n) == nil) {
 				return nil, &challengeError{err: fmt.Errorf("the token does not grant %s", n), code: "insufficient_scope", needs: append(needs, wants...)}
 			}
 		}

@@ -3,17 +3,25 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
@@ -516,5 +524,59 @@ func TestMountNeedsPull(t *testing.T) {
 	want := []string{"user:root..user:eve(deleted)", "user:eve..user:root(moved)"}
 	if strings.Join(actors, " ") != strings.Join(want, " ") {
 		t.Errorf("history actors %v, want %v", actors, want)
+	}
+}
+
+// TestExternalIssuerAPI: with an external issuer, challenges name its
+// realm, berth serves no token endpoint, the issuer's tokens are honoured
+// by their access claims, and a token lacking a scope asks the client to
+// get a wider one from the issuer.
+func TestExternalIssuerAPI(t *testing.T) {
+	store, blobs := openBackends(t, backendSQLite)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	bundle := filepath.Join(t.TempDir(), "issuer.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.LoadIssuerBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := auth.New(store, auth.Options{External: &auth.ExternalIssuer{
+		Realm: "https://auth.example/token", Issuer: "auth.example", Service: "registry.example", Keys: keys}})
+	reg := registry.New(store, blobs, registry.Options{})
+	srv := httptest.NewServer(api.New(reg, api.Options{Auth: svc, AuthRealm: "https://auth.example/token"}))
+	t.Cleanup(srv.Close)
+	e := &authEnv{t: t, srv: srv, store: store, reg: reg, auth: svc}
+
+	resp, _ := e.request("GET", "/v2/team/app/tags/list", cred{}, "", nil)
+	ch := parseChallenge(t, resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != http.StatusUnauthorized || ch["realm"] != "https://auth.example/token" || ch["service"] != "registry.example" {
+		t.Fatalf("challenge: %d %v", resp.StatusCode, ch)
+	}
+	if resp, _ := e.request("GET", "/auth/token?service=registry.example", cred{}, "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("berth's own token endpoint with an external issuer: %d, want 404", resp.StatusCode)
+	}
+	issue := func(actions ...string) string {
+		cl := &auth.Claims{Access: []auth.Access{{Type: "repository", Name: "team/app", Actions: actions}}}
+		cl.Issuer, cl.Subject, cl.Audience = "auth.example", "carol", jwt.ClaimStrings{"registry.example"}
+		cl.IssuedAt, cl.ExpiresAt = jwt.NewNumericDate(time.Now()), jwt.NewNumericDate(time.Now().Add(time.Minute))
+		s, err := jwt.NewWithClaims(jwt.SigningMethodES256, cl).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pull := issue("pull")
+	if resp, body := e.request("GET", "/v2/team/app/tags/list", cred{}, pull, nil); resp.StatusCode != http.StatusNotFound || ociCode(body) != "NAME_UNKNOWN" {
+		t.Errorf("pull with the issuer's token: %d %s, want past access control (404 NAME_UNKNOWN)", resp.StatusCode, body)
+	}
+	resp, body := e.request("POST", "/v2/team/app/blobs/uploads/", cred{}, pull, nil)
+	if ch := parseChallenge(t, resp.Header.Get("WWW-Authenticate")); resp.StatusCode != http.StatusUnauthorized || ch["error"] != "insufficient_scope" {
+		t.Errorf("push with a pull token: %d %s %v, want 401 insufficient_scope", resp.StatusCode, body, ch)
+	}
+	if resp, body := e.request("POST", "/v2/team/app/blobs/uploads/", cred{}, issue("pull", "push"), nil); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("push with a push token: %d %s, want 202", resp.StatusCode, body)
 	}
 }
