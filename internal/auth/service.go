@@ -73,7 +73,25 @@ type Service struct {
 
 	cacheMu sync.Mutex
 	cache   map[[32]byte]cachedCredential
+
+	tokensMu sync.RWMutex
+	tokens   map[string]verifiedToken
 }
+
+// verifiedToken is a token that verified, remembered until it expires: a
+// client sends the same token with every request of a pull or push, and
+// checking its signature each time would double the cost of a blob HEAD
+// (bench/README.md). Keyed by the whole token, so only that exact string
+// hits.
+type verifiedToken struct {
+	subject Subject
+	access  []Access
+	expires time.Time
+	keys    uint64 // the keyring's generation
+}
+
+// maxCachedTokens bounds the verified-token cache; it is emptied when full.
+const maxCachedTokens = 10000
 
 type cachedCredential struct {
 	subject Subject
@@ -103,6 +121,7 @@ func New(store meta.Store, opts Options) *Service {
 			issuer: opts.Issuer, service: opts.Service, now: opts.Now},
 		throttle: newThrottle(opts.Now),
 		cache:    map[[32]byte]cachedCredential{},
+		tokens:   map[string]verifiedToken{},
 	}
 }
 
@@ -135,10 +154,13 @@ func (s *Service) Authenticate(ctx context.Context, name, secret, client string)
 	s.cacheMu.Lock()
 	c, ok := s.cache[key]
 	s.cacheMu.Unlock()
+	accountKey, clientKey := "account:"+name, "client:"+client
 	if ok && now.Before(c.until) {
+		// The right secret: clears the account's failures like a full
+		// check does.
+		s.throttle.succeed(accountKey)
 		return c.subject, nil
 	}
-	accountKey, clientKey := "account:"+name, "client:"+client
 	if err := s.throttle.check(accountKey, clientKey); err != nil {
 		return Subject{}, err
 	}
@@ -343,11 +365,41 @@ func (s *Service) IssueToken(ctx context.Context, sub Subject, service string, s
 }
 
 // VerifyToken checks a bearer token and returns its subject and access.
+// A token that verified is remembered until it expires or the set of keys
+// changes (a rotation or a retirement, seen within keyRefreshInterval).
 func (s *Service) VerifyToken(ctx context.Context, raw string) (Subject, []Access, error) {
-	c, err := s.verifier.verify(ctx, raw)
+	now := s.opts.Now()
+	if s.opts.External == nil {
+		s.ring.refresh(ctx) // a retired key's tokens stop hitting within keyRefreshInterval
+	}
+	gen := s.ring.generation()
+	s.tokensMu.RLock()
+	v, ok := s.tokens[raw]
+	s.tokensMu.RUnlock()
+	if ok && now.Before(v.expires) && v.keys == gen {
+		return v.subject, v.access, nil
+	}
+	sub, access, exp, err := s.verifyToken(ctx, raw)
 	if err != nil {
 		return Subject{}, nil, err
 	}
+	s.tokensMu.Lock()
+	if len(s.tokens) >= maxCachedTokens {
+		clear(s.tokens)
+	}
+	s.tokens[raw] = verifiedToken{subject: sub, access: access, expires: exp, keys: gen}
+	s.tokensMu.Unlock()
+	return sub, access, nil
+}
+
+func (s *Service) verifyToken(ctx context.Context, raw string) (Subject, []Access, time.Time, error) {
+	c, err := s.verifier.verify(ctx, raw)
+	if err != nil {
+		return Subject{}, nil, time.Time{}, err
+	}
+	// Remembered until its expiry, with the leeway the verification
+	// allowed, no longer.
+	exp := c.ExpiresAt.Time.Add(clockSkew)
 	actor := meta.Actor(c.Subject)
 	switch {
 	case c.Subject == "":
@@ -356,5 +408,5 @@ func (s *Service) VerifyToken(ctx context.Context, raw string) (Subject, []Acces
 		// An external issuer's sub is its user's name.
 		actor = meta.UserActor(c.Subject)
 	}
-	return Subject{Actor: actor}, c.Access, nil
+	return Subject{Actor: actor}, c.Access, exp, nil
 }

@@ -56,6 +56,7 @@ type keyring struct {
 	mu       sync.RWMutex
 	signing  *ringKey
 	verify   map[string]ed25519.PublicKey
+	gen      uint64 // changes whenever the set of keys that verify changes
 	loadedAt time.Time
 	loadMu   sync.Mutex // one reload at a time
 }
@@ -157,9 +158,32 @@ func (k *keyring) load(ctx context.Context) error {
 		verify[key.ID] = priv.Public().(ed25519.PublicKey)
 	}
 	k.mu.Lock()
+	if !sameKeys(k.verify, verify) {
+		k.gen++
+	}
 	k.signing, k.verify, k.loadedAt = signing, verify, k.now()
 	k.mu.Unlock()
 	return nil
+}
+
+func sameKeys(a, b map[string]ed25519.PublicKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id := range a {
+		if _, ok := b[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// generation identifies the set of keys that verify: a token verified
+// under another generation is verified again.
+func (k *keyring) generation() uint64 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.gen
 }
 
 // refresh rereads the keys when they are older than keyRefreshInterval;
