@@ -2,7 +2,8 @@
 #
 #   make test          vet + unit/integration tests + conformance on SQLite and PostgreSQL
 #   make unit          vet + go test only
-#   make conformance   OCI conformance suite against berth on both backends
+#   make conformance   OCI conformance suite against berth on every backend, access control on
+#                      (and on SQLite with it off too)
 #   make conformance-distribution   the same suite against CNCF distribution (reference numbers;
 #                      needs `apt-get install docker-registry`)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
@@ -71,21 +72,27 @@ VERSITYGW = $$(bash -c '. scripts/lib.sh && ensure_versitygw')
 gotest:
 	BERTH_VERSITYGW=$(VERSITYGW) $(GO) test $(RACE) -count=1 -timeout=$(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-conformance: conformance-sqlite conformance-postgres conformance-postgres-s3 conformance-postgres-s3-redirect
+# Every backend with access control on (the suite logs in with OCI_USERNAME/OCI_PASSWORD),
+# and SQLite with it off as well.
+conformance: conformance-sqlite conformance-sqlite-auth conformance-postgres conformance-postgres-s3 conformance-postgres-s3-redirect
 
 conformance-sqlite:
 	bash scripts/conformance.sh sqlite
 
+.PHONY: conformance-sqlite-auth
+conformance-sqlite-auth:
+	bash scripts/conformance.sh sqlite auth
+
 conformance-postgres:
-	bash scripts/conformance.sh postgres
+	bash scripts/conformance.sh postgres auth
 
 # PostgreSQL metadata + S3 blobs (a versitygw started per run), streamed and redirected.
 .PHONY: conformance-postgres-s3 conformance-postgres-s3-redirect
 conformance-postgres-s3:
-	bash scripts/conformance.sh postgres-s3
+	bash scripts/conformance.sh postgres-s3 auth
 
 conformance-postgres-s3-redirect:
-	bash scripts/conformance.sh postgres-s3-redirect
+	bash scripts/conformance.sh postgres-s3-redirect auth
 
 conformance-distribution:
 	bash scripts/conformance.sh distribution

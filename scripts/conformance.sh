@@ -10,6 +10,10 @@
 #                                        presigned URL, which the suite's client follows
 #   scripts/conformance.sh distribution  CNCF distribution 2.8 (apt-get install docker-registry),
 #                                        the reference point for comparisons
+#   scripts/conformance.sh BACKEND auth  berth with access control on (--auth-enabled): an
+#                                        administrator is created with the CLI and the suite logs
+#                                        in with OCI_USERNAME/OCI_PASSWORD through the token flow;
+#                                        results under results/conformance-BACKEND-auth/
 #
 # Builds the suite once into $BERTH_CACHE/conformance/<version>/ (a scratch module, never
 # touching berth's go.mod). Writes results.yaml, junit.xml, report.html and the server log
@@ -37,10 +41,17 @@ root=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
 backend=${1:-}
+mode=${2:-}
 case $backend in
 sqlite | postgres | postgres-s3 | postgres-s3-redirect | distribution) ;;
-*) die "usage: $0 sqlite|postgres|postgres-s3|postgres-s3-redirect|distribution" ;;
+*) die "usage: $0 sqlite|postgres|postgres-s3|postgres-s3-redirect|distribution [auth]" ;;
 esac
+case $mode in
+"") ;;
+auth) [[ $backend != distribution ]] || die "auth: berth only" ;;
+*) die "usage: $0 BACKEND [auth]" ;;
+esac
+run=$backend${mode:+-$mode}
 
 CONFORMANCE_VERSION=${CONFORMANCE_VERSION:-v0.0.0-20260831232431-97274622c111}
 conf_pkg=github.com/opencontainers/distribution-spec/conformance
@@ -74,11 +85,11 @@ build_conformance() {
 conf_bin=$(build_conformance)
 
 results_root=${RESULTS_ROOT:-$root/results}
-results="$results_root/conformance-$backend"
+results="$results_root/conformance-$run"
 rm -rf "$results"
 mkdir -p "$results"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance-$backend.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance-$run.XXXXXX")
 server_pid=""
 s3_pid=""
 dsn=""
@@ -147,6 +158,15 @@ sqlite | postgres | postgres-s3 | postgres-s3-redirect)
 		start_s3
 	fi
 	mkdir -p "$tmp/data"
+	if [[ $mode == auth ]]; then
+		# The first administrator, made with the CLI as the README says, before serve.
+		"$BERTH_BIN" migrate --data "$tmp/data" --db "$dsn" >"$results/migrate.log" 2>&1
+		OCI_USERNAME=conformance
+		OCI_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+		export OCI_USERNAME OCI_PASSWORD
+		printf '%s\n' "$OCI_PASSWORD" | "$BERTH_BIN" user add "$OCI_USERNAME" --admin --password-stdin --data "$tmp/data" --db "$dsn"
+		export BERTH_SERVE_ARGS="--auth-enabled"
+	fi
 	start_berth "$tmp/data" "$dsn" "$results/server.log"
 	server_pid=$BERTH_PID
 	addr=$BERTH_ADDR
@@ -157,7 +177,7 @@ distribution)
 	addr=$REGISTRY_ADDR
 	;;
 esac
-log "$backend registry up at http://$addr"
+log "$run registry up at http://$addr"
 
 # Settings (names from the suite's config.go; the OCI_ROOT_URL / OCI_NAMESPACE /
 # OCI_TEST_* names are legacy and only produce warnings). Every API and data
@@ -207,7 +227,7 @@ log "suite took ${elapsed}s; of $tests: skipped ${skipped:-0}, disabled ${disabl
 if ((failed > 0)); then
 	grep -E 'level=(WARN|ERROR)' "$results/output.txt" | head -n 20 >&2 || true
 fi
-echo "conformance ($backend): $passed passed, $failed failed"
+echo "conformance ($run): $passed passed, $failed failed"
 if ((failed > 0 || passed == 0)); then
 	exit 1
 fi
@@ -219,7 +239,7 @@ if [[ $backend == postgres-s3-redirect ]]; then
 	gets=$(grep -E 'method=GET uri=/v2/[^ ]*/blobs/sha' "$results/server.log" || true)
 	redirected=$(grep -c 'status=307' <<<"$gets" || true)
 	streamed=$(grep -cE 'status=20[06]' <<<"$gets" || true)
-	echo "conformance ($backend): $redirected blob GETs redirected, $streamed streamed"
+	echo "conformance ($run): $redirected blob GETs redirected, $streamed streamed"
 	if ((redirected == 0 || streamed > 0)); then
 		die "the redirect run must redirect every blob GET (see $results/server.log)"
 	fi

@@ -137,15 +137,14 @@ stop_pid() {
 }
 
 # start_berth DATA_DIR DSN [LOGFILE]: start "$BERTH_BIN serve" on a free loopback
-# port, with the extra flags in BERTH_SERVE_ARGS, and wait for /v2/ (a 401 counts).
-# Sets BERTH_PID and BERTH_ADDR (host:port).
+# port and wait for /v2/. Sets BERTH_PID and BERTH_ADDR (host:port).
+# BERTH_SERVE_ARGS adds flags to serve (e.g. --auth-enabled).
 start_berth() {
 	local data=$1 dsn=${2:-} logf=${3:-$1/berth.log} port
 	: "${BERTH_BIN:?BERTH_BIN must point at a built berth binary}"
 	port=$(free_port) || die "no free port"
 	BERTH_ADDR="127.0.0.1:$port"
-	# BERTH_SERVE_ARGS: extra serve flags, split on whitespace (e.g. --auth-enabled).
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # BERTH_SERVE_ARGS is a list of extra flags
 	"$BERTH_BIN" serve --addr "$BERTH_ADDR" --data "$data" --db "$dsn" ${BERTH_SERVE_ARGS:-} >"$logf" 2>&1 &
 	BERTH_PID=$!
 	if ! wait_http "http://$BERTH_ADDR/v2/" 60 "$BERTH_PID"; then

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/auth"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -18,14 +20,16 @@ func newNamespaceCommand(g *globals) *cobra.Command {
 		Short: "Create namespaces, show and set their settings",
 		Long: `namespace works on namespaces (the first component of a repository name) and
 the settings they hold: today the time-machine window, how long removed tags
-stay restorable. A namespace exists once something is pushed to it or an
-operator creates it with "berth namespace create".`,
+stay restorable, and whether anonymous clients may pull from it (visibility).
+A namespace exists once something is pushed to it or an operator creates it
+with "berth namespace create".`,
 		Example: `  berth namespace create acme --retention 30d
   berth namespace retention acme
-  berth namespace retention acme 7d`,
+  berth namespace retention acme 7d
+  berth namespace visibility acme public`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newNamespaceCreateCommand(g), newRetentionCommand(g))
+	cmd.AddCommand(newNamespaceCreateCommand(g), newRetentionCommand(g), newVisibilityCommand(g))
 	return cmd
 }
 
@@ -160,4 +164,73 @@ func namespaceError(ns string, args []string, err error) error {
 		hint += " --retention " + args[1]
 	}
 	return fmt.Errorf("namespace %s does not exist (nothing was pushed to it and no operator created it); create it with: %s", ns, hint)
+}
+
+func newVisibilityCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "visibility NAMESPACE [public|private]",
+		Short: "Show or set whether anyone may pull from a namespace",
+		Long: `visibility shows whether a namespace is public, or sets it: anyone, anonymous
+clients included, may pull from a public namespace (read); a private one
+(the default) needs a grant. Pushing always needs one. Making a namespace
+private stops anonymous pulls within a token lifetime (auth.token.ttl).`,
+		Example: `  # Let anyone pull library/*
+  berth namespace visibility library public
+
+  # Show
+  berth namespace visibility library --json`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns := args[0]
+			if err := auth.ValidateUserName(ns); err != nil {
+				return fmt.Errorf("namespace %q: want a namespace name, such as acme", ns)
+			}
+			a, closeA, err := g.openAccounts(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeA()
+			ctx := cmd.Context()
+			if len(args) == 2 {
+				var public bool
+				switch args[1] {
+				case "public":
+					public = true
+				case "private":
+				default:
+					return fmt.Errorf("visibility %q: want public or private", args[1])
+				}
+				if err := a.Auth.SetVisibility(ctx, ns, public); err != nil {
+					return fmt.Errorf("setting the visibility of %s: %w (create it with: berth namespace create %s)", ns, err, ns)
+				}
+			}
+			var n meta.Namespace
+			err = a.Stores.Meta.View(ctx, func(tx meta.Tx) error {
+				var err error
+				n, err = tx.Namespace(ctx, ns, meta.LockNone)
+				return err
+			})
+			if errors.Is(err, meta.ErrNotFound) {
+				return fmt.Errorf("namespace %s does not exist; create it with: berth namespace create %s", ns, ns)
+			}
+			if err != nil {
+				return fmt.Errorf("reading namespace %s: %w", ns, err)
+			}
+			doc := api.Visibility{Namespace: ns, Public: n.Public}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), doc)
+			}
+			vis := "private (pulling needs a grant)"
+			if doc.Public {
+				vis = "public (anyone may pull)"
+			}
+			return table(cmd.OutOrStdout(),
+				fmt.Sprintf("namespace\t%s", ns),
+				fmt.Sprintf("visibility\t%s", vis),
+			)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the visibility as JSON")
+	return cmd
 }

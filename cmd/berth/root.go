@@ -21,6 +21,12 @@ var commands = []func(g *globals) *cobra.Command{
 	newPurgeCommand,
 	newTagCommand,
 	newNamespaceCommand,
+	newUserCommand,
+	newRobotCommand,
+	newGrantCommand,
+	newRevokeCommand,
+	newGrantsCommand,
+	newAuthCommand,
 	newVersionCommand,
 }
 

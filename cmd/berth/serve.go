@@ -23,13 +23,19 @@ initialised and an older one migrated; a schema newer than this berth is
 refused. SIGINT or SIGTERM shuts down gracefully, waiting up to 30 seconds for
 requests in flight. Prometheus metrics are served on /metrics unless
 --metrics=false, and the management API (tag history and restore, tag expiry,
-namespace retention, purge, collector status) under /berth/v1. Registry and
-collector events are POSTed to the configured webhooks.`,
-		Example: `  # Everything under ./berth-data, plain HTTP on :5000
+namespace retention, purge, collector status, accounts) under /berth/v1.
+Registry and collector events are POSTed to the configured webhooks.
+
+With access control off (the default) berth listens on loopback only: serving
+another address needs --auth-enabled (accounts, roles, the Docker token
+protocol at /auth/token) or, for an open registry, --insecure-open-access.`,
+		Example: `  # Everything under ./berth-data, plain HTTP on 127.0.0.1:5000, no access control
   berth serve
 
-  # HTTPS on 443 with a 7-day time-machine window and no background GC
-  berth serve --addr :443 --tls-cert cert.pem --tls-key key.pem \
+  # For a team: access control on (create the first administrator before:
+  # berth migrate && berth user add admin --admin), HTTPS on every interface,
+  # a 7-day time-machine window and no background GC
+  berth serve --auth-enabled --addr :443 --tls-cert cert.pem --tls-key key.pem \
     --tag-retention 7d --gc-workers 0
 
   # Metadata in PostgreSQL, blobs in S3 (credentials from the AWS SDK chain:
@@ -44,9 +50,10 @@ collector events are POSTed to the configured webhooks.`,
     --s3-endpoint http://minio:9000 --s3-path-style
 
   # Several replicas: each runs this, on the same database and bucket, behind
-  # a load balancer (run "berth migrate" once before upgrading them)
+  # a load balancer (run "berth migrate" once before upgrading them); tokens
+  # issued by one are accepted by all
   BERTH_DB=postgres://berth@db/berth BERTH_STORAGE=s3 BERTH_S3_BUCKET=my-registry \
-    berth serve --gc-workers 4`,
+    berth serve --auth-enabled --addr :5000 --gc-workers 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load(cmd)

@@ -45,6 +45,10 @@ type Options struct {
 	// AuthRealm is the token endpoint's URL in challenges; "" derives it
 	// from each request (scheme and Host + /auth/token).
 	AuthRealm string
+	// Accounts serves the account endpoints of the management API
+	// (mgmt_accounts.go): users, robots, grants, visibility, key
+	// rotation; nil answers them 501.
+	Accounts AccountService
 }
 
 type handler struct {
@@ -188,13 +192,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error 
 	if rt.Kind == KindToken {
 		return h.token(w, r)
 	}
+	a := &access{subject: auth.Anonymous} // access control off: anyone, anonymous
 	if h.opts.Auth != nil {
-		a, err := h.authenticate(r, needsOf(r, rt))
-		if err != nil {
+		var err error
+		if a, err = h.authenticate(r, needsOf(r, rt), wantsOf(r, rt)); err != nil {
 			return err
 		}
-		r = r.WithContext(withAccess(r.Context(), a))
 	}
+	r = r.WithContext(withAccess(r.Context(), a))
 	if err := rt.Check(); err != nil {
 		return err
 	}
@@ -234,6 +239,7 @@ func withAccess(ctx context.Context, a *access) context.Context {
 	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
 		info.subject = a.subject
 	}
+	ctx = registry.WithActor(ctx, a.subject.Actor)
 	return context.WithValue(ctx, accessKey{}, a)
 }
 

@@ -86,8 +86,11 @@ func (a *access) may(ctx context.Context, n auth.Need) bool {
 
 // authenticate reads r's credentials and checks that it may do needs. It
 // returns the request's access, or an error the table answers (401 with a
-// challenge, 403 DENIED, 429).
-func (h *handler) authenticate(r *http.Request, needs []auth.Need) (*access, error) {
+// challenge, 403 DENIED, 429). wants are what the request would use if
+// permitted (a mount's source): they join the challenge's scope, and a
+// token lacking one that the subject is permitted is answered
+// insufficient_scope so that the client fetches a wider one.
+func (h *handler) authenticate(r *http.Request, needs, wants []auth.Need) (*access, error) {
 	ctx := r.Context()
 	a := &access{subject: auth.Anonymous, checker: h.opts.Auth}
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -95,7 +98,7 @@ func (h *handler) authenticate(r *http.Request, needs []auth.Need) (*access, err
 	case strings.EqualFold(scheme, "Bearer"):
 		sub, granted, err := h.opts.Auth.VerifyToken(ctx, strings.TrimSpace(cred))
 		if err != nil {
-			return nil, &challengeError{err: err, code: "invalid_token", needs: needs}
+			return nil, &challengeError{err: err, code: "invalid_token", needs: append(needs, wants...)}
 		}
 		a.subject, a.token, a.bearer = sub, granted, true
 		for _, n := range needs {
@@ -106,10 +109,17 @@ func (h *handler) authenticate(r *http.Request, needs []auth.Need) (*access, err
 			// this failure path): a subject that is permitted needs a
 			// wider token; one that is not is denied. An anonymous
 			// subject is asked to authenticate.
-			if sub.IsAnonymous() || (h.opts.Auth.External() == nil && h.opts.Auth.Authorize(ctx, sub, n) == nil) {
+			// With an external issuer berth cannot know what the
+			// issuer would grant: the client asks it.
+			if sub.IsAnonymous() || h.opts.Auth.External() != nil || h.opts.Auth.Authorize(ctx, sub, n) == nil {
 				return nil, &challengeError{err: fmt.Errorf("the token does not grant %s", n), code: "insufficient_scope", needs: needs}
 			}
 			return nil, fmt.Errorf("%s may not %s %s: %w", sub.Actor, n.Action, n.Name, auth.ErrDenied)
+		}
+		for _, n := range wants {
+			if !auth.Covers(granted, n) && !sub.IsAnonymous() && (h.opts.Auth.External() != nil || h.opts.Auth.Authorize(ctx, sub, n) == nil) {
+				return nil, &challengeError{err: fmt.Errorf("the token does not grant %s", n), code: "insufficient_scope", needs: append(needs, wants...)}
+			}
 		}
 		return a, nil
 	case strings.EqualFold(scheme, "Basic"):
@@ -140,7 +150,7 @@ func (h *handler) authenticate(r *http.Request, needs []auth.Need) (*access, err
 	}
 	if err := h.opts.Auth.Authorize(ctx, auth.Anonymous, needs...); err != nil {
 		if errors.Is(err, auth.ErrDenied) {
-			return nil, &challengeError{err: errors.New("authentication required"), needs: needs}
+			return nil, &challengeError{err: errors.New("authentication required"), needs: append(needs, wants...)}
 		}
 		return nil, err
 	}
@@ -226,6 +236,20 @@ func needsOf(r *http.Request, rt Route) []auth.Need {
 	return nil
 }
 
+// wantsOf is what a request would use if permitted, beyond what it needs:
+// the source of a cross-repository mount, as distribution's challenges
+// name it.
+func wantsOf(r *http.Request, rt Route) []auth.Need {
+	if rt.Kind != KindUploads || r.Method != http.MethodPost {
+		return nil
+	}
+	q := r.URL.Query()
+	if from := q.Get("from"); q.Has("mount") && from != "" && from != rt.Repo {
+		return []auth.Need{auth.Pull(from)}
+	}
+	return nil
+}
+
 // mgmtNeeds is what a management request needs (docs/design/auth.md).
 func mgmtNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
@@ -307,5 +331,16 @@ func scopeOf(needs []auth.Need) string {
 
 // accountNeeds is what the account endpoints need (mgmt_accounts.go).
 func accountNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
+	switch mr.Kind {
+	case mgmtUsers, mgmtUser, mgmtRotateKey:
+		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
+	case mgmtUserPassword:
+		// Authentication alone: userPassword lets a user change their
+		// own password (with Basic credentials) and asks for a registry
+		// administrator otherwise.
+		return nil
+	case mgmtRobots, mgmtRobot, mgmtGrants, mgmtVisibility:
+		return []auth.Need{auth.NamespaceNeed(mr.Name, auth.ActionAll)}
+	}
 	return nil
 }

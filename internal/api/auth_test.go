@@ -3,17 +3,25 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
@@ -407,4 +415,168 @@ func TestTokenAcrossReplicas(t *testing.T) {
 	a.clock.Add(2 * time.Second)
 	b.clock.Add(2 * time.Second)
 	push(a, b, "v3") // b learns the new key on first sight of its kid
+}
+
+// TestMountNeedsPull: a cross-repository mount from a repository the
+// pusher may not read starts a plain upload instead, so that a digest
+// never gives access to another namespace's bytes; one it may read is
+// mounted. Every change records the pusher as its actor.
+func TestMountNeedsPull(t *testing.T) {
+	e := newAuthEnv(t, backendSQLite)
+	ctx := context.Background()
+	op := meta.ActorOperator
+	for _, ns := range []string{"secret", "shared"} {
+		if err := e.store.Update(ctx, func(tx meta.Tx) error { _, _, err := tx.CreateNamespace(ctx, ns, nil); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.auth.AddUser(ctx, "eve", "eve-secret1", false, op); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.auth.Grant(ctx, "eve", auth.RoleRead, "shared", op); err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("private bytes")
+	d := digest.FromBytes(blob)
+	for _, repo := range []string{"secret/app", "shared/app"} {
+		if _, err := e.reg.PushBlob(ctx, repo, d.String(), int64(len(blob)), bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eve := cred{"eve", "eve-secret1"}
+	resp, body := e.request("POST", "/v2/eve/app/blobs/uploads/?mount="+d.String()+"&from=secret/app", eve, "", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("mount from a repository eve may not read: %d %s, want 202 (a plain upload)", resp.StatusCode, body)
+	}
+	resp, body = e.request("POST", "/v2/eve/app/blobs/uploads/?mount="+d.String()+"&from=shared/app", eve, "", nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("mount from a repository eve may read: %d %s, want 201", resp.StatusCode, body)
+	}
+
+	// Through the token flow: a token for eve/app alone is answered
+	// insufficient_scope, naming the source, since eve may read it; with
+	// the wider token the mount happens. From the secret repository, a
+	// plain upload starts.
+	ch := map[string]string{"realm": e.srv.URL + "/auth/token", "service": "berth.test", "scope": "repository:eve/tool:pull,push"}
+	narrow, _ := e.token(t, ch, eve)
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=shared/app", cred{}, narrow, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("mount with a token lacking the source: %d %s, want 401", resp.StatusCode, body)
+	}
+	got := parseChallenge(t, resp.Header.Get("WWW-Authenticate"))
+	if got["error"] != "insufficient_scope" || !strings.Contains(got["scope"], "repository:shared/app:pull") {
+		t.Errorf("challenge %v: want insufficient_scope naming repository:shared/app:pull", got)
+	}
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=secret/app", cred{}, narrow, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("token mount from a repository eve may not read: %d %s, want 202", resp.StatusCode, body)
+	}
+	wide, _ := e.token(t, got, eve)
+	resp, body = e.request("POST", "/v2/eve/tool/blobs/uploads/?mount="+d.String()+"&from=shared/app", cred{}, wide, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("mount with the wider token: %d %s, want 201", resp.StatusCode, body)
+	}
+
+	// Actors: eve's tag, moved by root, deleted by eve.
+	if err := e.auth.AddUser(ctx, "root", "root-secret", true, op); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{}`)
+	if _, err := e.reg.PushBlob(ctx, "eve/app", digest.FromBytes(cfg).String(), int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(n int) []byte {
+		m, _ := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+			"config":      map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.FromBytes(cfg), "size": len(cfg)},
+			"layers":      []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": len(blob)}},
+			"annotations": map[string]string{"n": fmt.Sprint(n)},
+		})
+		return m
+	}
+	put := func(c cred, n int) {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", e.srv.URL+"/v2/eve/app/manifests/v1", bytes.NewReader(manifest(n)))
+		req.SetBasicAuth(c.name, c.secret)
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT as %s: %d", c.name, resp.StatusCode)
+		}
+	}
+	put(eve, 1)
+	put(cred{"root", "root-secret"}, 2)
+	if resp, body := e.request("DELETE", "/v2/eve/app/manifests/v1", eve, "", nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
+	}
+	h, err := e.reg.TagHistory(ctx, "eve/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actors []string
+	for _, l := range h.Lifetimes {
+		actors = append(actors, fmt.Sprintf("%s..%s(%s)", l.StartedBy, l.EndedBy, l.EndCause))
+	}
+	want := []string{"user:root..user:eve(deleted)", "user:eve..user:root(moved)"}
+	if strings.Join(actors, " ") != strings.Join(want, " ") {
+		t.Errorf("history actors %v, want %v", actors, want)
+	}
+}
+
+// TestExternalIssuerAPI: with an external issuer, challenges name its
+// realm, berth serves no token endpoint, the issuer's tokens are honoured
+// by their access claims, and a token lacking a scope asks the client to
+// get a wider one from the issuer.
+func TestExternalIssuerAPI(t *testing.T) {
+	store, blobs := openBackends(t, backendSQLite)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	bundle := filepath.Join(t.TempDir(), "issuer.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.LoadIssuerBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := auth.New(store, auth.Options{External: &auth.ExternalIssuer{
+		Realm: "https://auth.example/token", Issuer: "auth.example", Service: "registry.example", Keys: keys}})
+	reg := registry.New(store, blobs, registry.Options{})
+	srv := httptest.NewServer(api.New(reg, api.Options{Auth: svc, AuthRealm: "https://auth.example/token"}))
+	t.Cleanup(srv.Close)
+	e := &authEnv{t: t, srv: srv, store: store, reg: reg, auth: svc}
+
+	resp, _ := e.request("GET", "/v2/team/app/tags/list", cred{}, "", nil)
+	ch := parseChallenge(t, resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != http.StatusUnauthorized || ch["realm"] != "https://auth.example/token" || ch["service"] != "registry.example" {
+		t.Fatalf("challenge: %d %v", resp.StatusCode, ch)
+	}
+	if resp, _ := e.request("GET", "/auth/token?service=registry.example", cred{}, "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("berth's own token endpoint with an external issuer: %d, want 404", resp.StatusCode)
+	}
+	issue := func(actions ...string) string {
+		cl := &auth.Claims{Access: []auth.Access{{Type: "repository", Name: "team/app", Actions: actions}}}
+		cl.Issuer, cl.Subject, cl.Audience = "auth.example", "carol", jwt.ClaimStrings{"registry.example"}
+		cl.IssuedAt, cl.ExpiresAt = jwt.NewNumericDate(time.Now()), jwt.NewNumericDate(time.Now().Add(time.Minute))
+		s, err := jwt.NewWithClaims(jwt.SigningMethodES256, cl).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pull := issue("pull")
+	if resp, body := e.request("GET", "/v2/team/app/tags/list", cred{}, pull, nil); resp.StatusCode != http.StatusNotFound || ociCode(body) != "NAME_UNKNOWN" {
+		t.Errorf("pull with the issuer's token: %d %s, want past access control (404 NAME_UNKNOWN)", resp.StatusCode, body)
+	}
+	resp, body := e.request("POST", "/v2/team/app/blobs/uploads/", cred{}, pull, nil)
+	if ch := parseChallenge(t, resp.Header.Get("WWW-Authenticate")); resp.StatusCode != http.StatusUnauthorized || ch["error"] != "insufficient_scope" {
+		t.Errorf("push with a pull token: %d %s %v, want 401 insufficient_scope", resp.StatusCode, body, ch)
+	}
+	if resp, body := e.request("POST", "/v2/team/app/blobs/uploads/", cred{}, issue("pull", "push"), nil); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("push with a push token: %d %s, want 202", resp.StatusCode, body)
+	}
 }

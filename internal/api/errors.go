@@ -35,6 +35,7 @@ var errorTable = []struct {
 	// The management API's own codes (/berth/v1).
 	{gc.ErrPurgeIncomplete, "PURGE_INCOMPLETE", http.StatusConflict, "purge incomplete; it is resumable: send the request again"},
 	{errNoCollector, "UNSUPPORTED", http.StatusNotImplemented, "this server runs no garbage collector"},
+	{errNoAccounts, "UNSUPPORTED", http.StatusNotImplemented, "this server has no accounts"},
 
 	// Access control (auth.go, token.go).
 	{errUnauthorized, "UNAUTHORIZED", http.StatusUnauthorized, "authentication required"},

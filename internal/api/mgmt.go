@@ -1,8 +1,9 @@
 package api
 
 // The management API: berth's own endpoints beside the OCI API, under
-// /berth/v1, for the time machine, tag expiry, namespace retention, purge
-// and the collector's status. Bodies are JSON; errors use the same OCI
+// /berth/v1, for the time machine, tag expiry, namespace retention, purge,
+// the collector's status and access control (accounts, grants, visibility,
+// signing keys: mgmt_accounts.go). Bodies are JSON; errors use the same OCI
 // error envelope as /v2.
 //
 //	GET    /berth/v1/repositories/<name>/_tags/history          every lifetime of every tag
@@ -16,6 +17,30 @@ package api
 //	PUT    /berth/v1/namespaces/<ns>/retention                  {"retention": "72h"} or {"retention": null} (server default); 404 if no such namespace
 //	POST   /berth/v1/purge/<ns>[/<repo>]                        purge, synchronously; answers the summary
 //	GET    /berth/v1/gc/status[?reclaimable=true]               the review queue (and bytes reclaimable now)
+//
+// Access control (docs/design/auth.md): users and key rotation need a
+// registry administrator, except that a user may change their own password
+// with Basic credentials (which prove the current one); everything under
+// namespaces/<ns>/ below needs admin on <ns>. No answer carries a secret's
+// hash; a robot's secret is answered once, when it is created.
+//
+//	GET    /berth/v1/users                              every user
+//	POST   /berth/v1/users                              {"name", "password", "admin"}: 201, the user
+//	GET    /berth/v1/users/<name>                       the user and its grants
+//	DELETE /berth/v1/users/<name>                       delete the user and its grants: 204
+//	PUT    /berth/v1/users/<name>/password              {"password"}: 204
+//	GET    /berth/v1/namespaces/<ns>/robots             the namespace's robots, each with its grants
+//	POST   /berth/v1/namespaces/<ns>/robots             {"name", "role", "repository", "expires_in"}: 201, the robot <ns>+<name> and its "secret"
+//	DELETE /berth/v1/namespaces/<ns>/robots/<name>      delete the robot <ns>+<name>: 204
+//	GET    /berth/v1/namespaces/<ns>/grants             the grants on <ns> and its repositories
+//	PUT    /berth/v1/namespaces/<ns>/grants             {"account", "role", "repository"}: the grant (made or changed)
+//	DELETE /berth/v1/namespaces/<ns>/grants?account=…[&repository=…]   revoke: 204
+//	PUT    /berth/v1/namespaces/<ns>/visibility         {"public": true|false}: the visibility
+//	POST   /berth/v1/auth/rotate-key                    {"retire_older": true} (optional): the signing key, the keys retired
+//
+// A role is "read", "write" or "admin". "repository" is a full name inside
+// <ns> ("acme/app"); absent, the grant is on the whole namespace.
+// "expires_in" is a duration ("90d"); absent, the robot never expires.
 //
 // Repository names contain slashes, so the name ends at the first path
 // segment that starts with "_": a repository path component never does
@@ -57,22 +82,41 @@ var _ Collector = (*gc.Collector)(nil)
 type mgmtKind int
 
 const (
-	mgmtUnknown   mgmtKind = iota
-	mgmtHistory            // repositories/<name>/_tags[/<tag>]/history
-	mgmtRestore            // repositories/<name>/_tags/<tag>/restore
-	mgmtExpiry             // repositories/<name>/_tags/<tag>/expiry
-	mgmtRetention          // namespaces/<ns>/retention
-	mgmtNamespace          // namespaces/<ns>
-	mgmtPurge              // purge/<name>
-	mgmtGCStatus           // gc/status
+	mgmtUnknown      mgmtKind = iota
+	mgmtHistory               // repositories/<name>/_tags[/<tag>]/history
+	mgmtRestore               // repositories/<name>/_tags/<tag>/restore
+	mgmtExpiry                // repositories/<name>/_tags/<tag>/expiry
+	mgmtRetention             // namespaces/<ns>/retention
+	mgmtNamespace             // namespaces/<ns>
+	mgmtPurge                 // purge/<name>
+	mgmtGCStatus              // gc/status
+	mgmtUsers                 // users
+	mgmtUser                  // users/<name>
+	mgmtUserPassword          // users/<name>/password
+	mgmtRobots                // namespaces/<ns>/robots
+	mgmtRobot                 // namespaces/<ns>/robots/<name>
+	mgmtGrants                // namespaces/<ns>/grants
+	mgmtVisibility            // namespaces/<ns>/visibility
+	mgmtRotateKey             // auth/rotate-key
 )
 
 // mgmtRoute is a parsed management path (after /berth/v1/). Names and tags
 // are not validated yet: the registry does that.
 type mgmtRoute struct {
 	Kind mgmtKind
-	Name string // repository, namespace or purge target
+	Name string // repository, namespace (of robots, grants, visibility too) or purge target
 	Tag  string
+	// Account is a user's name (users/<name>), or a robot's name within
+	// its namespace Name (namespaces/<ns>/robots/<name>).
+	Account string
+}
+
+// nsKinds are the resources under namespaces/<ns>/.
+var nsKinds = map[string]mgmtKind{
+	"retention":  mgmtRetention,
+	"robots":     mgmtRobots,
+	"grants":     mgmtGrants,
+	"visibility": mgmtVisibility,
 }
 
 func parseMgmtRoute(rest string) mgmtRoute {
@@ -80,8 +124,18 @@ func parseMgmtRoute(rest string) mgmtRoute {
 	switch {
 	case rest == "gc/status":
 		return mgmtRoute{Kind: mgmtGCStatus}
-	case len(segs) == 3 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "retention":
-		return mgmtRoute{Kind: mgmtRetention, Name: segs[1]}
+	case rest == "auth/rotate-key":
+		return mgmtRoute{Kind: mgmtRotateKey}
+	case rest == "users":
+		return mgmtRoute{Kind: mgmtUsers}
+	case len(segs) == 2 && segs[0] == "users" && segs[1] != "":
+		return mgmtRoute{Kind: mgmtUser, Account: segs[1]}
+	case len(segs) == 3 && segs[0] == "users" && segs[1] != "" && segs[2] == "password":
+		return mgmtRoute{Kind: mgmtUserPassword, Account: segs[1]}
+	case len(segs) == 3 && segs[0] == "namespaces" && segs[1] != "" && nsKinds[segs[2]] != mgmtUnknown:
+		return mgmtRoute{Kind: nsKinds[segs[2]], Name: segs[1]}
+	case len(segs) == 4 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "robots" && segs[3] != "":
+		return mgmtRoute{Kind: mgmtRobot, Name: segs[1], Account: segs[3]}
 	case len(segs) == 2 && segs[0] == "namespaces" && segs[1] != "":
 		return mgmtRoute{Kind: mgmtNamespace, Name: segs[1]}
 	case len(segs) >= 2 && segs[0] == "purge":
@@ -134,6 +188,8 @@ func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return h.purge(w, r, mr)
 	case mgmtGCStatus:
 		return h.gcStatus(w, r)
+	case mgmtUsers, mgmtUser, mgmtUserPassword, mgmtRobots, mgmtRobot, mgmtGrants, mgmtVisibility, mgmtRotateKey:
+		return h.accounts(w, r, mr)
 	}
 	return errRouteUnknown
 }

@@ -17,6 +17,14 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/purge/acme", mgmtRoute{Kind: mgmtPurge, Name: "acme"}},
 		{"/berth/v1/purge/acme/app/x", mgmtRoute{Kind: mgmtPurge, Name: "acme/app/x"}},
 		{"/berth/v1/gc/status", mgmtRoute{Kind: mgmtGCStatus}},
+		{"/berth/v1/users", mgmtRoute{Kind: mgmtUsers}},
+		{"/berth/v1/users/alice", mgmtRoute{Kind: mgmtUser, Account: "alice"}},
+		{"/berth/v1/users/alice/password", mgmtRoute{Kind: mgmtUserPassword, Account: "alice"}},
+		{"/berth/v1/namespaces/acme/robots", mgmtRoute{Kind: mgmtRobots, Name: "acme"}},
+		{"/berth/v1/namespaces/acme/robots/ci", mgmtRoute{Kind: mgmtRobot, Name: "acme", Account: "ci"}},
+		{"/berth/v1/namespaces/acme/grants", mgmtRoute{Kind: mgmtGrants, Name: "acme"}},
+		{"/berth/v1/namespaces/acme/visibility", mgmtRoute{Kind: mgmtVisibility, Name: "acme"}},
+		{"/berth/v1/auth/rotate-key", mgmtRoute{Kind: mgmtRotateKey}},
 		// Nothing.
 		{"/berth/v1/purge/", mgmtRoute{}},
 		{"/berth/v1/purge/acme//app", mgmtRoute{}},
@@ -29,6 +37,18 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/namespaces/a/b/retention", mgmtRoute{}},
 		{"/berth/v1/namespaces/", mgmtRoute{}},
 		{"/berth/v1/gc/status/", mgmtRoute{}},
+		{"/berth/v1/users/", mgmtRoute{}},
+		{"/berth/v1/users//password", mgmtRoute{}},
+		{"/berth/v1/users/alice/secret", mgmtRoute{}},
+		{"/berth/v1/users/alice/password/x", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/robots/", mgmtRoute{}},
+		{"/berth/v1/namespaces//robots", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/robots/ci/x", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/grants/alice", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/visibility/x", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/members", mgmtRoute{}},
+		{"/berth/v1/auth/rotate-key/", mgmtRoute{}},
+		{"/berth/v1/auth", mgmtRoute{}},
 	}
 	for _, tt := range tests {
 		rt := ParseRoute(tt.path)

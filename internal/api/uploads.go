@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -53,7 +54,15 @@ func (h *handler) uploads(w http.ResponseWriter, r *http.Request, rt Route) erro
 	ctx := r.Context()
 	q := r.URL.Query()
 	if q.Has("mount") {
-		mounted, up, err := h.reg.MountBlob(ctx, rt.Repo, q.Get("from"), q.Get("mount"))
+		from := q.Get("from")
+		if from != "" && !accessOf(ctx).may(ctx, auth.Pull(from)) {
+			// Not permitted to read the source: no mount, and no hint
+			// whether the blob is there; a plain upload starts instead,
+			// as distribution does. "" mounts only what the repository
+			// already links.
+			from = ""
+		}
+		mounted, up, err := h.reg.MountBlob(ctx, rt.Repo, from, q.Get("mount"))
 		if err != nil {
 			return err
 		}

@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	if authSvc != nil {
 		apiOpts.Auth = authSvc
+		apiOpts.Accounts = authSvc
 		if cfg.MetricsAuth && metricsHandler != nil {
 			metricsHandler = adminOnly(authSvc, metricsHandler)
 		}

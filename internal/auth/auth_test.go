@@ -417,6 +417,30 @@ func TestTokenVerification(t *testing.T) {
 	if _, _, err := svc.VerifyToken(ctx, good.Token); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Errorf("a token of a retired key: %v, want ErrInvalidToken", err)
 	}
+	// The other replica (or a server after berth auth rotate-key) learns
+	// of the retirement and signs with the new key within 30 s.
+	c.Add(31 * time.Second)
+	if _, _, err := other.VerifyToken(ctx, good.Token); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("the other replica, 31 s after the retirement: %v, want ErrInvalidToken", err)
+	}
+	newest, err := other.IssueToken(ctx, auth.Anonymous, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid := tokenKID(t, newest.Token); kid != id {
+		t.Errorf("the other replica signs with %q, want the new key %q", kid, id)
+	}
+}
+
+// tokenKID reads the kid of a token's header.
+func tokenKID(t *testing.T, raw string) string {
+	t.Helper()
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, &auth.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := tok.Header["kid"].(string)
+	return kid
 }
 
 // TestExternalIssuer verifies tokens of an issuer berth trusts by a PEM

@@ -335,7 +335,7 @@ func (s *Service) IssueToken(ctx context.Context, sub Subject, service string, s
 	if c.Access == nil {
 		c.Access = []Access{}
 	}
-	raw, err := s.ring.sign(c)
+	raw, err := s.ring.sign(ctx, c)
 	if err != nil {
 		return Token{}, err
 	}

@@ -16,9 +16,9 @@ import (
 const (
 	freeFailures        = 5
 	freeAddressFailures = 20
-	minBackoff   = time.Second
-	maxBackoff   = 5 * time.Minute
-	forgetAfter  = 15 * time.Minute
+	minBackoff          = time.Second
+	maxBackoff          = 5 * time.Minute
+	forgetAfter         = 15 * time.Minute
 	// sweepEvery bounds the work of forgetting: the table is swept when
 	// it has grown by that many entries since the last sweep.
 	sweepEvery = 4096

@@ -43,6 +43,11 @@ const keyAlgorithm = "EdDSA"
 // keyReloadInterval bounds how often an unknown kid reloads the keys.
 const keyReloadInterval = time.Second
 
+// keyRefreshInterval is how often a replica rereads the keys even when it
+// sees no unknown kid: a key rotated in by another replica or by the CLI
+// signs here, and a retired key stops verifying here, within it.
+const keyRefreshInterval = 30 * time.Second
+
 // keyring holds berth's signing keys, loaded from the database.
 type keyring struct {
 	store meta.Store
@@ -157,9 +162,25 @@ func (k *keyring) load(ctx context.Context) error {
 	return nil
 }
 
+// refresh rereads the keys when they are older than keyRefreshInterval;
+// one caller rereads while the others go on with the keys they have. A
+// failed reread keeps the keys loaded (the next call tries again): the
+// database being unreachable must not also make every token unverifiable.
+func (k *keyring) refresh(ctx context.Context) {
+	k.mu.RLock()
+	stale := k.now().Sub(k.loadedAt) >= keyRefreshInterval
+	k.mu.RUnlock()
+	if !stale || !k.loadMu.TryLock() {
+		return
+	}
+	defer k.loadMu.Unlock()
+	_ = k.load(ctx)
+}
+
 // publicKey returns the key of kid, reloading the keys (at most once per
 // keyReloadInterval) when it is unknown: another replica may have rotated.
 func (k *keyring) publicKey(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	k.refresh(ctx)
 	k.mu.RLock()
 	pub, ok := k.verify[kid]
 	loadedAt := k.loadedAt
@@ -201,7 +222,8 @@ func (k *keyring) signer() (*ringKey, error) {
 }
 
 // sign signs claims with the newest key.
-func (k *keyring) sign(c Claims) (string, error) {
+func (k *keyring) sign(ctx context.Context, c Claims) (string, error) {
+	k.refresh(ctx)
 	key, err := k.signer()
 	if err != nil {
 		return "", err

@@ -1,0 +1,37 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth/berth/internal/auth"
+	"github.com/berth/berth/internal/config"
+)
+
+// Accounts is access control over opened stores, for the commands that
+// manage users, robots, grants, visibility and signing keys (user, robot,
+// grant, revoke, grants, namespace visibility, auth). Close it when done.
+type Accounts struct {
+	Stores *Stores
+	Auth   *auth.Service
+	// TokenTTL is auth.token.ttl: how long a token signed by a key about
+	// to be retired may still be in use.
+	TokenTTL time.Duration
+}
+
+// OpenAccounts opens the stores of cfg (OpenStores: the schema must be
+// current) and the access-control service over them. The service is not
+// started: the commands change accounts and keys, they issue no token.
+func OpenAccounts(ctx context.Context, cfg config.Config) (*Accounts, error) {
+	stores, err := OpenStores(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Token options do not matter here: rotating a key needs none, and no
+	// token is issued or verified (an external issuer's bundle is not read).
+	svc := auth.New(stores.Meta, auth.Options{Now: time.Now})
+	return &Accounts{Stores: stores, Auth: svc, TokenTTL: cfg.Auth.Token.TTL.Duration()}, nil
+}
+
+// Close closes the stores.
+func (a *Accounts) Close() error { return a.Stores.Close() }
