@@ -6,6 +6,10 @@
 #                      (and on SQLite with it off too)
 #   make conformance-distribution   the same suite against CNCF distribution (reference numbers;
 #                      needs `apt-get install docker-registry`)
+#   make clients       real clients (crane, oras, regctl, skopeo, helm, and docker where
+#                      dockerd is installed) against berth with access control on, on
+#                      SQLite and PostgreSQL: logins, push, pull, refused pushes, wrong
+#                      passwords (scripts/clients.sh; CLIENTS="docker" runs only those)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
 #   make torture       short fixed-seed torture runs (berth-torture): SQLite, PostgreSQL,
 #                      two replicas on PostgreSQL, two replicas on PostgreSQL + S3
@@ -53,7 +57,7 @@ TORTURE_BIN      ?= results/torture/berth-torture
 
 BENCHFLAGS ?= -benchmem
 
-.PHONY: test unit vet gotest conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
+.PHONY: test unit vet gotest clients conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
 	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas torture-s3 \
 	conformance-distribution fuzz bench clean
 
@@ -96,6 +100,13 @@ conformance-postgres-s3-redirect:
 
 conformance-distribution:
 	bash scripts/conformance.sh distribution
+
+# Space-separated client names (crane oras regctl skopeo helm docker); empty: all of
+# them, docker only where dockerd is installed.
+CLIENTS ?=
+
+clients:
+	bash scripts/clients.sh $(CLIENTS)
 
 # Fuzz targets run one at a time: `go test -fuzz` accepts exactly one package and
 # one target. The anchored regexp keeps FuzzFoo from also matching FuzzFooBar.

@@ -12,17 +12,21 @@
 #   start_postgres_if_down      start the local PostgreSQL cluster if 127.0.0.1:5432 is down
 #   create_test_db              create a fresh, uniquely named database; print its DSN
 #   drop_test_db DSN|NAME       drop a database made by create_test_db
-#   start_berth DIR DSN [LOG]   start "$BERTH_BIN serve" on a free port with data dir DIR
-#                               (DSN empty = SQLite in DIR); sets BERTH_PID, BERTH_ADDR
+#   start_berth DIR DSN [LOG]   start "$BERTH_BIN serve $BERTH_SERVE_ARGS" on a free port
+#                               with data dir DIR (DSN empty = SQLite in DIR); sets
+#                               BERTH_PID, BERTH_ADDR
 #   start_distribution DIR [LOG] start CNCF distribution (docker-registry) the same way;
 #                               sets REGISTRY_PID, REGISTRY_ADDR
 #   stop_pid PID                TERM, wait up to 10 s, then KILL one process we started
 #   ensure_versitygw            print the path of a versitygw binary (the S3 server the
 #                               S3 tests run against), installing the pinned version into
 #                               $BERTH_CACHE on first use (~80 s, then cached)
+#   ensure_go_tool NAME PKG VER print the path of NAME built from Go package PKG@VER,
+#                               installed into $BERTH_CACHE/NAME/VER on first use
 #
 # Environment:
 #   BERTH_CACHE   cache dir for built tools (default ${XDG_CACHE_HOME:-$HOME/.cache}/berth)
+#   BERTH_SERVE_ARGS  extra flags for start_berth's "berth serve"
 #   BERTH_VERSITYGW   a versitygw binary to use instead of the pinned one
 #   VERSITYGW_VERSION the pinned versitygw module version
 #   PGHOST/PGPORT/PGUSER        override the PostgreSQL server (default 127.0.0.1:5432, postgres)
@@ -196,16 +200,26 @@ ensure_versitygw() {
 		echo "$BERTH_VERSITYGW"
 		return 0
 	fi
-	local dir="$BERTH_CACHE/versitygw/$VERSITYGW_VERSION"
-	if [[ ! -x $dir/versitygw ]]; then
-		log "installing versitygw $VERSITYGW_VERSION into $dir (one-time, ~80 s)"
-		local tmp
+	ensure_go_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+}
+
+# ensure_go_tool NAME PKG VERSION prints the path of the binary NAME built from the Go
+# package PKG at module version VERSION, cached as $BERTH_CACHE/NAME/VERSION/NAME and
+# built with `go install PKG@VERSION` (the tool's own go.mod, never berth's) on first
+# use. Progress goes to stderr.
+ensure_go_tool() {
+	local name=$1 pkg=$2 version=$3
+	local dir="$BERTH_CACHE/$name/$version"
+	if [[ ! -x $dir/$name ]]; then
+		log "installing $name $version into $dir (one-time)"
+		local tmp t0=$SECONDS
 		mkdir -p "$dir"
 		tmp=$(mktemp -d "$dir/build.XXXXXX")
-		GOBIN=$tmp GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2 ||
-			{ rm -rf "$tmp"; die "installing versitygw $VERSITYGW_VERSION failed"; }
-		mv -f "$tmp/versitygw" "$dir/versitygw" # atomic: a concurrent run never sees half a binary
+		GOBIN=$tmp GOFLAGS=-mod=mod go install "$pkg@$version" >&2 ||
+			{ rm -rf "$tmp"; die "installing $name $version failed"; }
+		mv -f "$tmp/$name" "$dir/$name" # atomic: a concurrent run never sees half a binary
 		rm -rf "$tmp"
+		log "installed $name $version in $((SECONDS - t0))s"
 	fi
-	echo "$dir/versitygw"
+	echo "$dir/$name"
 }
