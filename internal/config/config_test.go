@@ -466,22 +466,9 @@ func TestStorageValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.mutate(&c)
-			err := c.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate: got %v, want nil", err)
-				}
-				return
-			}
+			err := checkValidate(t, tt.mutate, tt.want)
 			if err == nil {
-				t.Fatalf("Validate: got nil, want errors containing %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate error = %q, want it to contain %q", err, w)
-				}
+				return
 			}
 			if got := len(strings.Split(err.Error(), "\n")); got != len(tt.want) {
 				t.Errorf("got %d problems, want %d:\n%s", got, len(tt.want), err)
@@ -631,24 +618,31 @@ func TestValidateAuth(t *testing.T) {
 		{"metrics addr", func(c *Config) { c.MetricsAddr = "9100" }, []string{"metrics_addr: want host:port"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.mutate(&c)
-			err := c.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate: %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate: nil, want an error with %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate error %q does not say %q", err, w)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt.mutate, tt.want) })
 	}
+}
+
+// checkValidate validates Default() changed by mutate and checks the
+// result: valid when want is empty, else an error containing each of want,
+// which it returns.
+func checkValidate(t *testing.T, mutate func(c *Config), want []string) error {
+	t.Helper()
+	c := Default()
+	mutate(&c)
+	err := c.Validate()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("Validate: got %v, want nil", err)
+		}
+		return nil
+	}
+	if err == nil {
+		t.Fatalf("Validate: got nil, want errors containing %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate error = %q, want it to contain %q", err, w)
+		}
+	}
+	return err
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -73,25 +72,7 @@ func TestLimitsValidate(t *testing.T) {
 		{"large on the filesystem", func(c *Config) { c.Limits.BlobSize = 1000 * GiB }, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.mutate(&c)
-			err := c.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("got %v, want valid", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("got valid, want errors %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q:\n%v", w, err)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt.mutate, tt.want) })
 	}
 }
 
