@@ -127,9 +127,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Duration("duration", time.Since(start)),
 		slog.Int64("bytes", rec.bytes),
 	}
-	if h.opts.Auth != nil {
-		attrs = append(attrs, slog.String("subject", string(info.subject.Actor)), slog.String("client", clientAddr(r)))
-	}
+	// The subject is "" when the request did not authenticate.
+	attrs = append(attrs, slog.String("subject", string(info.subject.Actor)), slog.String("client", clientAddr(r)))
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
