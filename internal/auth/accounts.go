@@ -25,6 +25,14 @@ func (s *Service) AddUser(ctx context.Context, name, password string, admin bool
 		return err
 	}
 	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		// A user administers the namespace named after them: a new user
+		// must not inherit a namespace that someone else's work is in.
+		if _, err := tx.Namespace(ctx, name, meta.LockShare); err == nil {
+			return fmt.Errorf("a namespace %q exists, and a user administers the namespace named after them; "+
+				"choose another name, and grant this user a role on %s if they should have one: %w", name, name, ErrInvalid)
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
 		_, err := tx.CreateAccount(ctx, meta.Account{Name: name, Kind: meta.AccountUser, SecretHash: hash,
 			Admin: admin, CreatedAt: s.opts.Now().UTC(), CreatedBy: by})
 		return err

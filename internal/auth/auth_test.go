@@ -253,6 +253,9 @@ func TestAccounts(t *testing.T) {
 		if err := svc.DeleteAccount(ctx, "acme+ci"); !errors.Is(err, auth.ErrAccountUnknown) {
 			t.Errorf("second delete: %v", err)
 		}
+		if err := svc.AddUser(ctx, "acme", "long-enough", false, meta.ActorOperator); !errors.Is(err, auth.ErrInvalid) {
+			t.Errorf("a user named after an existing namespace (who would administer it): %v, want ErrInvalid", err)
+		}
 		if err := svc.Grant(ctx, "alice", auth.RoleRead, "nowhere", meta.ActorOperator); !errors.Is(err, auth.ErrNamespaceUnknown) {
 			t.Errorf("grant on a missing namespace: %v", err)
 		}
