@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/config"
@@ -51,6 +52,10 @@ func startAuth(ctx context.Context, cfg config.Config, store meta.Store, logger 
 	svc := auth.New(store, opts)
 	if err := svc.Start(ctx); err != nil {
 		return nil, err
+	}
+	if users, err := svc.Accounts(ctx, meta.AccountUser, ""); err == nil && !slices.ContainsFunc(users, func(a meta.Account) bool { return a.Admin }) {
+		logger.Warn("access control is on and no registry administrator exists: nobody can create namespaces or manage users. " +
+			"Create one on this machine with: berth user add NAME --admin (with the same --data/--db)")
 	}
 	if !cfg.TLS.Enabled() && !config.IsLoopback(cfg.Addr) {
 		logger.Warn("access control is on over plain HTTP on " + cfg.Addr + ": passwords and tokens cross the network readable; " +
