@@ -23,6 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
@@ -54,7 +55,7 @@ func newAuthEnvOn(t *testing.T, store *sqlstore.Store, blobs blob.Store) *authEn
 	t.Helper()
 	c := &clock{now: time.Now().UTC()}
 	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
-	svc := auth.New(store, auth.Options{Service: "berth.test", Now: c.Now})
+	svc := auth.New(store, auth.Options{Service: "berth.test", Now: c.Now, HashCost: bcrypt.MinCost})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

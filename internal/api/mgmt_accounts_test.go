@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
 	blobfs "github.com/berth/berth/internal/blob/fs"
@@ -36,7 +38,7 @@ func newAccountsEnv(t *testing.T, store *sqlstore.Store, withAuth bool) *account
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &accountsEnv{t: t, store: store, svc: auth.New(store, auth.Options{Service: "registry.test"})}
+	e := &accountsEnv{t: t, store: store, svc: auth.New(store, auth.Options{Service: "registry.test", HashCost: bcrypt.MinCost})}
 	e.reg = registry.New(store, blobs, registry.Options{Grace: -1})
 	opts := api.Options{Accounts: e.svc}
 	if withAuth {

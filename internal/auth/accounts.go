@@ -20,7 +20,7 @@ func (s *Service) AddUser(ctx context.Context, name, password string, admin bool
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	hash, err := hashSecret(password)
+	hash, err := s.hasher.hash(password)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (s *Service) SetPassword(ctx context.Context, name, password string) error 
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	hash, err := hashSecret(password)
+	hash, err := s.hasher.hash(password)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (s *Service) AddRobot(ctx context.Context, name string, role Role, target s
 		return Robot{}, fmt.Errorf("expiry %s is not in the future: %w", expiresAt.Format(time.RFC3339), ErrInvalid)
 	}
 	secret := newSecret()
-	hash, err := hashSecret(secret)
+	hash, err := s.hasher.hash(secret)
 	if err != nil {
 		return Robot{}, err
 	}

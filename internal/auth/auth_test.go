@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/meta"
@@ -41,7 +42,7 @@ func newClock() *clock { return &clock{now: time.Date(2026, 11, 28, 12, 0, 0, 0,
 
 func newService(t *testing.T, s *sqlstore.Store, c *clock) *auth.Service {
 	t.Helper()
-	svc := auth.New(s, auth.Options{Service: "registry.test", Now: c.Now})
+	svc := auth.New(s, auth.Options{Service: "registry.test", Now: c.Now, HashCost: bcrypt.MinCost})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -5,16 +5,47 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth/berth/internal/oci"
 )
 
-// bcryptCost is the hash cost of passwords and robot secrets: about 50 ms
-// on the machines berth is tested on, a brake on guessing that a login
-// pays once (verifications are cached, and tokens carry the result).
-const bcryptCost = 10
+// DefaultHashCost is the bcrypt cost of passwords and robot secrets: about
+// 50 ms on the machines berth is tested on, a brake on guessing that a
+// login pays once (verifications are cached, and tokens carry the result).
+const DefaultHashCost = 10
+
+// hasher hashes and checks secrets at one bcrypt cost.
+type hasher struct {
+	cost      int
+	dummyOnce sync.Once
+	dummy     []byte
+}
+
+// hash returns the bcrypt hash of secret.
+func (h *hasher) hash(secret string) (string, error) {
+	b, err := bcrypt.GenerateFromPassword([]byte(secret), h.cost)
+	if err != nil {
+		return "", fmt.Errorf("hashing secret: %w", err)
+	}
+	return string(b), nil
+}
+
+// matches compares secret with hash in constant time (bcrypt's). An empty
+// hash (no such account) is compared against a dummy hash of the same
+// cost, so that an unknown name costs what a wrong password costs.
+func (h *hasher) matches(hash, secret string) bool {
+	if hash == "" {
+		h.dummyOnce.Do(func() {
+			h.dummy, _ = bcrypt.GenerateFromPassword([]byte("berth: no such account"), h.cost)
+		})
+		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(secret))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(secret)) == nil
+}
 
 // Password bounds. bcrypt reads at most 72 bytes; a longer password would
 // be silently truncated, so it is refused instead.
@@ -22,28 +53,6 @@ const (
 	MinPasswordLength = 8
 	MaxPasswordLength = 72
 )
-
-// hashSecret returns the bcrypt hash of secret.
-func hashSecret(secret string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcryptCost)
-	if err != nil {
-		return "", fmt.Errorf("hashing secret: %w", err)
-	}
-	return string(h), nil
-}
-
-// dummyHash is compared against when the account does not exist, so that
-// an unknown name costs what a wrong password costs.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("berth: no such account"), bcryptCost)
-
-// secretMatches compares secret with hash in constant time (bcrypt's).
-func secretMatches(hash, secret string) bool {
-	if hash == "" {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(secret))
-		return false
-	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(secret)) == nil
-}
 
 // checkPassword refuses a password bcrypt cannot hash whole, or one too
 // short to resist guessing.

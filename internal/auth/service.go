@@ -25,7 +25,11 @@ type Options struct {
 	// remembered (default one minute): the bound on a changed password
 	// or deleted account still working on Basic requests.
 	CredentialCacheTTL time.Duration
-	Now                func() time.Time
+	// HashCost is the bcrypt cost of new secrets (default
+	// DefaultHashCost; bcrypt.MinCost, 4, for tests). A stored hash is
+	// checked at the cost it was made with.
+	HashCost int
+	Now      func() time.Time
 }
 
 // DefaultIssuer is the iss of berth's tokens unless configured.
@@ -70,6 +74,7 @@ type Service struct {
 	ring     *keyring
 	verifier *verifier
 	throttle *throttle
+	hasher   *hasher
 
 	cacheMu sync.Mutex
 	cache   map[[32]byte]cachedCredential
@@ -112,6 +117,9 @@ func New(store meta.Store, opts Options) *Service {
 	if opts.CredentialCacheTTL <= 0 {
 		opts.CredentialCacheTTL = DefaultCredentialCacheTTL
 	}
+	if opts.HashCost <= 0 {
+		opts.HashCost = DefaultHashCost
+	}
 	ring := &keyring{store: store, now: opts.Now}
 	return &Service{
 		store: store,
@@ -120,6 +128,7 @@ func New(store meta.Store, opts Options) *Service {
 		verifier: &verifier{ring: ring, external: opts.External,
 			issuer: opts.Issuer, service: opts.Service, now: opts.Now},
 		throttle: newThrottle(opts.Now),
+		hasher:   &hasher{cost: opts.HashCost},
 		cache:    map[[32]byte]cachedCredential{},
 		tokens:   map[string]verifiedToken{},
 	}
@@ -176,7 +185,7 @@ func (s *Service) Authenticate(ctx context.Context, name, secret, client string)
 	case err != nil:
 		return Subject{}, fmt.Errorf("reading account: %w", err)
 	}
-	matches := secretMatches(a.SecretHash, secret)
+	matches := s.hasher.matches(a.SecretHash, secret)
 	expired := a.ExpiresAt != nil && !now.Before(*a.ExpiresAt)
 	if !matches || expired {
 		s.throttle.fail(accountKey, clientKey)
