@@ -116,6 +116,14 @@ func (p *pass) done(ctx context.Context, r meta.Review) error {
 	return p.tx.DeleteReview(ctx, r.Kind, r.Object)
 }
 
+// malformed drops a review whose object cannot be read (no writer of
+// berth makes one: a row written by hand or by a bug), saying so: it
+// decides nothing, so nothing can be kept or deleted for it.
+func (p *pass) malformed(ctx context.Context, r meta.Review, err error) error {
+	p.c.log.WarnContext(ctx, "gc: dropping a review whose object is malformed", "kind", r.Kind, "object", r.Object, "error", err)
+	return p.done(ctx, r)
+}
+
 // decide takes one decision under the candidate's exclusive lock.
 func (p *pass) decide(ctx context.Context, r meta.Review) error {
 	var err error
@@ -150,11 +158,11 @@ func (p *pass) decide(ctx context.Context, r meta.Review) error {
 func (p *pass) decideTag(ctx context.Context, r meta.Review) error {
 	repoID, idText, err := meta.ParseRepoObject(r.Object)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
 	id, err := strconv.ParseInt(idText, 10, 64)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
 	t, err := p.tx.TagByID(ctx, id, meta.LockUpdate)
 	if errors.Is(err, meta.ErrNotFound) {
@@ -199,7 +207,7 @@ func (p *pass) decideTag(ctx context.Context, r meta.Review) error {
 func (p *pass) decideManifest(ctx context.Context, r meta.Review) error {
 	repoID, ds, err := meta.ParseRepoObject(r.Object)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
 	d := digest.Digest(ds)
 	m, err := p.tx.Manifest(ctx, repoID, d, meta.LockUpdate)
@@ -366,7 +374,7 @@ func deleteManifestRows(ctx context.Context, tx meta.Tx, repoID int64, d digest.
 func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
 	repoID, ds, err := meta.ParseRepoObject(r.Object)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
 	d := digest.Digest(ds)
 	// The link row, withdrawn or not (a withdrawn link lives while the
@@ -453,7 +461,7 @@ func (p *pass) decideLabel(ctx context.Context, r meta.Review) error {
 func (p *pass) decideUploadedBlob(ctx context.Context, r meta.Review) error {
 	repoID, ds, err := meta.ParseRepoObject(r.Object)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
 	d := digest.Digest(ds)
 	exp, err := p.tx.UploadedBlobExpiry(ctx, repoID, d)

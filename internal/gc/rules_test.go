@@ -4,10 +4,14 @@ package gc_test
 // should, and nothing else.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -416,4 +420,34 @@ func TestRepoScopingExpiresItsTags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}, withBatch(2))
+}
+
+// A review whose object cannot be read is dropped with a warning that
+// names it, never silently.
+func TestMalformedReviewIsLogged(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+XX, ReviewAfter: h.clock.Now()})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.collect()
+		h.assertFixedPoint(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(logs.String(), "object=not-a-repo-object") {
+			t.Errorf("no warning naming the malformed review:\n%s", logs.String())
+		}
+	}, func(o *gc.Options) { o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil)) })
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
