@@ -427,7 +427,12 @@ func TestRepoScopingExpiresItsTags(t *testing.T) {
 func TestMalformedReviewIsLogged(t *testing.T) {
 	var mu sync.Mutex
 	var logs bytes.Buffer
-XX, ReviewAfter: h.clock.Now()})
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		mu.Lock()
+		logs.Reset() // each backend's own lines
+		mu.Unlock()
+		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
+			return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewManifest, Object: "not-a-repo-object", ReviewAfter: h.clock.Now()})
 		}); err != nil {
 			t.Fatal(err)
 		}
