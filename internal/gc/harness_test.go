@@ -198,7 +198,6 @@ func (r *retryCounter) WithGroup(string) slog.Handler      { return r }
 type option func(*gc.Options)
 
 func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
-func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
 // backend is one combination of metadata and byte store under test.
 type backend struct {
@@ -767,16 +766,6 @@ func (h *harness) strings(q string, args ...any) []string {
 
 var tables = []string{"namespace", "repository", "tag", "manifest", "manifest_child", "manifest_blob", "label", "manifest_label",
 	"blob", "repository_blob", "uploaded_blob", "upload", "review", "tombstone"}
-
-// rowCounts counts the rows of every table.
-func (h *harness) rowCounts() map[string]int {
-	h.t.Helper()
-	out := map[string]int{}
-	for _, tb := range tables {
-		out[tb] = h.count(`SELECT COUNT(*) FROM ` + tb)
-	}
-	return out
-}
 
 // snapshot is every row of every table, as text, for "nothing changed".
 func (h *harness) snapshot() map[string][]string {
