@@ -124,7 +124,7 @@ run_blocks() {
 			passed=$((passed + 1))
 		elif grep -qx "started $n" "$status"; then
 			echo "readme: FAILED README.md:$line ($section), exit $rc; the end of its output:"
-			sed -n "/^=== README.md:$line\$/,\$p" "$out" | sed 1d | tail -n 40 | sed 's/^/    /'
+			sed -n "/^=== README.md:$line\$/,\$p" "$out" | sed 1d | tail -n 40 | awk '{ print "    " $0 }'
 			failed=$((failed + 1))
 		else
 			echo "readme: not run README.md:$line ($section): an earlier block failed"
