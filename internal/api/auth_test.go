@@ -327,6 +327,28 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 		}
 	}
 
+	// A registry administrator's token that lacks a scope is answered
+	// insufficient_scope (a token carries no admin flag: the database
+	// says the subject is permitted), so that the client fetches a wider
+	// token rather than giving up on a 403.
+	narrow, _ := e.token(t, map[string]string{"realm": e.srv.URL + "/auth/token", "service": "berth.test", "scope": "repository:acme/app:pull"}, cred{"root", "root-secret"})
+	resp, body := e.request("GET", "/v2/_catalog", cred{}, narrow, nil)
+	if ch := parseChallenge(t, resp.Header.Get("WWW-Authenticate")); resp.StatusCode != http.StatusUnauthorized || ch["error"] != "insufficient_scope" || ch["scope"] != "registry:catalog:*" {
+		t.Errorf("catalog with an administrator's narrow token: %d %s %v, want 401 insufficient_scope for registry:catalog:*", resp.StatusCode, body, ch)
+	}
+
+	// A deleted account's cached Basic credentials stop at once.
+	must(svc.AddUser(ctx, "temp", "temp-secret", false, op))
+	must(svc.Grant(ctx, "temp", auth.RoleRead, "acme", op))
+	if resp, _ := e.request("GET", "/v2/acme/app/tags/list", cred{"temp", "temp-secret"}, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("temp before deletion: %d", resp.StatusCode)
+	}
+	other := auth.New(e.store, auth.Options{Service: "berth.test"}) // another replica deletes it
+	must(other.DeleteAccount(ctx, "temp"))
+	if resp, _ := e.request("GET", "/v2/acme/app/tags/list", cred{"temp", "temp-secret"}, "", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a deleted account's cached credentials: %d, want 403", resp.StatusCode)
+	}
+
 	// Anonymous pulls from a public namespace, without a token too.
 	for _, path := range []string{"/v2/pub/app/manifests/v1", "/v2/pub/app/tags/list", "/berth/v1/repositories/pub/app/_tags/history"} {
 		resp, b := e.request("GET", path, cred{}, "", nil)
@@ -334,7 +356,7 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 			t.Errorf("anonymous GET %s: %d, want 200; %s", path, resp.StatusCode, b)
 		}
 	}
-	resp, _ := e.request("PUT", "/v2/pub/app/manifests/v9", cred{}, "", []byte("{}"))
+	resp, _ = e.request("PUT", "/v2/pub/app/manifests/v9", cred{}, "", []byte("{}"))
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("anonymous push to a public namespace: %d, want 401", resp.StatusCode)
 	}
@@ -342,9 +364,9 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 	// A user owns the namespace named after them, even before it exists;
 	// nobody else may create it by pushing.
 	must(svc.AddUser(ctx, "dora", "dora-secret", false, op))
-	resp, b := e.request("POST", "/v2/dora/tool/blobs/uploads/", cred{"dora", "dora-secret"}, "", nil)
+	resp, body = e.request("POST", "/v2/dora/tool/blobs/uploads/", cred{"dora", "dora-secret"}, "", nil)
 	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("dora pushing to her own namespace: %d; %s", resp.StatusCode, b)
+		t.Errorf("dora pushing to her own namespace: %d; %s", resp.StatusCode, body)
 	}
 	resp, _ = e.request("POST", "/v2/elsewhere/tool/blobs/uploads/", cred{"dora", "dora-secret"}, "", nil)
 	if resp.StatusCode != http.StatusForbidden {

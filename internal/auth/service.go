@@ -229,21 +229,32 @@ func (s *Service) Authorize(ctx context.Context, sub Subject, needs ...Need) err
 	return nil
 }
 
-// allowed decides each need for sub in one read transaction.
+// allowed decides each need for sub in one read transaction. The account
+// is read again, not trusted from the subject: a token's subject carries
+// no admin flag, and a Basic subject may be cached from before its
+// account was deleted, expired or lost the admin flag. An account that is
+// gone is nobody: it may read public namespaces, as anonymous may.
 func (s *Service) allowed(ctx context.Context, sub Subject, needs []Need) ([]bool, error) {
 	out := make([]bool, len(needs))
-	if sub.Admin {
-		for i := range out {
-			out[i] = true
-		}
-		return out, nil
-	}
 	err := s.store.View(ctx, func(tx meta.Tx) error {
 		var grants []meta.Grant
 		if name, ok := sub.Actor.Account(); ok {
-			var err error
-			if grants, err = tx.AccountGrants(ctx, name); err != nil {
+			a, err := tx.Account(ctx, name)
+			switch {
+			case errors.Is(err, meta.ErrNotFound) || (err == nil && a.ExpiresAt != nil && !s.opts.Now().Before(*a.ExpiresAt)):
+				sub = Anonymous
+			case err != nil:
 				return err
+			case a.Kind == meta.AccountUser && a.Admin:
+				for i := range out {
+					out[i] = true
+				}
+				return nil
+			default:
+				sub = subjectOf(a) // a robot's namespace, from the row
+				if grants, err = tx.AccountGrants(ctx, name); err != nil {
+					return err
+				}
 			}
 		}
 		public := map[string]bool{}

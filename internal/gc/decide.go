@@ -497,19 +497,18 @@ func (p *pass) decideUpload(ctx context.Context, r meta.Review) error {
 	return p.done(ctx, r)
 }
 
-// expire ends live tags whose expiry passed: they enter the time machine
+// expire ends live tags whose expiry passed (of repository repoID, or of
+// all when it is 0, filtered in SQL so that a scoped run's batch is never
+// filled by other repositories' tags): they enter the time machine
 // like deleted tags, ended by the collector (whoever runs it: the expiry
 // decided), cause expired.
 func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error) {
-	tags, err := p.tx.ExpiredTags(ctx, p.now, limit)
+	tags, err := p.tx.ExpiredTags(ctx, repoID, p.now, limit)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, t := range tags {
-		if repoID != 0 && t.RepoID != repoID {
-			continue
-		}
 		if err := p.tx.EndTag(ctx, t.ID, *t.ExpiresAt, meta.ActorCollector, meta.CauseExpired); err != nil {
 			if errors.Is(err, meta.ErrNotFound) {
 				continue // ended concurrently

@@ -5,6 +5,7 @@ package gc_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -363,4 +364,56 @@ func TestRepoScoping(t *testing.T) {
 			t.Fatalf("run scoped to an unknown repository: %v", err)
 		}
 	})
+}
+
+// --repo scoping and expiry: a scoped run (and its dry run) expires the
+// repository's expired tags even when a batch or more of older expired
+// tags wait in other repositories (the expired-tag query filters by
+// repository in SQL; it used to take the oldest batch and skip the rest).
+func TestRepoScopingExpiresItsTags(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		img := randomImage(t, 1)
+		d := h.pushImage("ns/other", "base", img)
+		soon := h.clock.Now().Add(time.Minute)
+		for i := range 3 { // three older expired tags elsewhere: more than the batch of 2
+			tag := fmt.Sprintf("old%d", i)
+			h.retag("ns/other", tag, d)
+			if _, err := h.reg.SetTagExpiry(h.ctx, "ns/other", tag, registry.Expiry{At: &soon}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.pushImage("ns/mine", "v1", randomImage(t, 1))
+		later := h.clock.Now().Add(2 * time.Minute)
+		if _, err := h.reg.SetTagExpiry(h.ctx, "ns/mine", "v1", registry.Expiry{At: &later}); err != nil {
+			t.Fatal(err)
+		}
+		h.advance(time.Hour)
+		dry, err := h.gc.RunOnce(h.ctx, gc.RunOptions{Repo: "ns/mine", DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dry.Expired != 1 {
+			t.Errorf("dry run scoped to ns/mine: expired %d, want 1", dry.Expired)
+		}
+		s, err := h.gc.RunOnce(h.ctx, gc.RunOptions{Repo: "ns/mine"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Expired != 1 {
+			t.Errorf("run scoped to ns/mine: expired %d, want 1", s.Expired)
+		}
+		// The other repository's rows are left to an unscoped run.
+		if err := h.store.View(h.ctx, func(tx meta.Tx) error {
+			rows, err := tx.TagHistory(h.ctx, h.repoID("ns/other"), "old0", 10)
+			if err != nil {
+				return err
+			}
+			if len(rows) != 1 || rows[0].End != nil {
+				t.Errorf("ns/other old0 after a run scoped to ns/mine: %+v, want one row not ended", rows)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}, withBatch(2))
 }

@@ -276,8 +276,9 @@ type TagTx interface {
 	// manifest: live rows first, then ended ones, most recently ended first,
 	// so the first limit rows always hold the reasons it may be alive.
 	TagsForManifest(ctx context.Context, repoID int64, d digest.Digest, limit int) ([]Tag, error)
-	// ExpiredTags lists live rows whose expiry passed, oldest first.
-	ExpiredTags(ctx context.Context, now time.Time, limit int) ([]Tag, error)
+	// ExpiredTags lists live rows whose expiry passed, oldest first: of
+	// repository repoID, or of every repository when repoID is 0.
+	ExpiredTags(ctx context.Context, repoID int64, now time.Time, limit int) ([]Tag, error)
 	// RepoTags lists any rows of the repository (for purge).
 	RepoTags(ctx context.Context, repoID int64, limit int) ([]Tag, error)
 }

@@ -321,11 +321,24 @@ func (r *Registry) PushBlob(ctx context.Context, repo, ds string, length int64, 
 		return r.commit(ctx, repo, id, d, false)
 	}()
 	if err != nil {
-		if aerr := r.blobs.UploadAbort(context.WithoutCancel(ctx), id); aerr != nil {
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		if aerr := r.blobs.UploadAbort(cctx, id); aerr != nil {
 			r.log.DebugContext(ctx, "removing staging bytes of a failed push", "upload", id, "error", aerr)
 		}
 	}
 	return info, err
+}
+
+// cleanupTimeout bounds the cleanups that outlive their request: deleting
+// bytes that no row names after a failed or cancelled request. They run
+// even when the client went away (the request's context is done), but
+// never longer than this; what they leave, berth sweep finds.
+const cleanupTimeout = 30 * time.Second
+
+// cleanupContext is ctx without its cancellation, with cleanupTimeout.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
 // commit moves the staging bytes of id under a fresh storage key (outside
@@ -377,7 +390,8 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 		}
 		return nil
 	})
-	cleanup := context.WithoutCancel(ctx)
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
 	if err != nil {
 		r.dropUnnamedBytes(cleanup, key)
 		return BlobInfo{}, err
@@ -436,7 +450,9 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.blobs.UploadAbort(context.WithoutCancel(ctx), id); err != nil {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := r.blobs.UploadAbort(cctx, id); err != nil {
 		return fmt.Errorf("deleting staging bytes of upload %s: %w", id, err)
 	}
 	return nil

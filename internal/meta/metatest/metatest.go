@@ -281,11 +281,17 @@ func testTagExpiry(t *testing.T, s meta.Store) {
 		if _, err := tx.LiveTag(ctx, r.ID, "v1", exp); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("at expiry: got %v, want ErrNotFound", err)
 		}
-		if got, _ := tx.ExpiredTags(ctx, exp.Add(-time.Second), 10); len(got) != 0 {
+		if got, _ := tx.ExpiredTags(ctx, 0, exp.Add(-time.Second), 10); len(got) != 0 {
 			t.Errorf("ExpiredTags before expiry: got %d rows, want 0", len(got))
 		}
-		if got, _ := tx.ExpiredTags(ctx, exp, 10); len(got) != 1 {
+		if got, _ := tx.ExpiredTags(ctx, 0, exp, 10); len(got) != 1 {
 			t.Errorf("ExpiredTags at expiry: got %d rows, want 1", len(got))
+		}
+		if got, _ := tx.ExpiredTags(ctx, r.ID, exp, 10); len(got) != 1 {
+			t.Errorf("ExpiredTags of its repository: got %d rows, want 1", len(got))
+		}
+		if got, _ := tx.ExpiredTags(ctx, r.ID+1000, exp, 10); len(got) != 0 {
+			t.Errorf("ExpiredTags of another repository: got %d rows, want 0", len(got))
 		}
 		return nil
 	})

@@ -159,9 +159,14 @@ func (t *tx) TagsForManifest(ctx context.Context, repoID int64, d digest.Digest,
 	return tags, nil
 }
 
-func (t *tx) ExpiredTags(ctx context.Context, now time.Time, limit int) ([]meta.Tag, error) {
-	tags, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag
-		WHERE lifetime_end IS NULL AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`, us(now), limit))
+func (t *tx) ExpiredTags(ctx context.Context, repoID int64, now time.Time, limit int) ([]meta.Tag, error) {
+	q := `SELECT ` + tagCols + ` FROM tag WHERE lifetime_end IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`
+	args := []any{us(now)}
+	if repoID != 0 {
+		q += ` AND repository_id = ?`
+		args = append(args, repoID)
+	}
+	tags, err := scanTags(t.query(ctx, q+` ORDER BY expires_at LIMIT ?`, append(args, limit)...))
 	if err != nil {
 		return nil, fmt.Errorf("scanning expired tags: %w", err)
 	}
