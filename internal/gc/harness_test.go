@@ -198,6 +198,7 @@ func (r *retryCounter) WithGroup(string) slog.Handler      { return r }
 type option func(*gc.Options)
 
 func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
+func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
 // backend is one combination of metadata and byte store under test.
 type backend struct {
