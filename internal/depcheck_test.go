@@ -47,3 +47,24 @@ func TestDependencies(t *testing.T) {
 		})
 	}
 }
+
+// TestServerBinaryDependencies keeps what only the benchmark needs (its
+// plotting library, gonum) and the benchmark's own packages out of the
+// berth binary: they share the module, not the program.
+func TestServerBinaryDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/berth/berth/cmd/berth").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps cmd/berth: got %d packages, want berth's whole tree", len(deps))
+	}
+	for _, path := range deps {
+		for _, banned := range []string{"gonum.org/", "github.com/berth/berth/bench/"} {
+			if strings.HasPrefix(path, banned) {
+				t.Errorf("cmd/berth depends on %s", path)
+			}
+		}
+	}
+}

@@ -768,16 +768,6 @@ func (h *harness) strings(q string, args ...any) []string {
 var tables = []string{"namespace", "repository", "tag", "manifest", "manifest_child", "manifest_blob", "label", "manifest_label",
 	"blob", "repository_blob", "uploaded_blob", "upload", "review", "tombstone"}
 
-// rowCounts counts the rows of every table.
-func (h *harness) rowCounts() map[string]int {
-	h.t.Helper()
-	out := map[string]int{}
-	for _, tb := range tables {
-		out[tb] = h.count(`SELECT COUNT(*) FROM ` + tb)
-	}
-	return out
-}
-
 // snapshot is every row of every table, as text, for "nothing changed".
 func (h *harness) snapshot() map[string][]string {
 	h.t.Helper()

@@ -62,7 +62,6 @@ func newModel(grace, retention, margin time.Duration) *model {
 // purge never races the model's view of a client's sequence of requests.
 type repoModel struct {
 	name      string
-	purgeable bool
 	lock      sync.RWMutex
 	tags      map[string]*tagState
 	manifests map[string]*manifestRec
@@ -263,10 +262,6 @@ func (m *model) promiseOver(r *repoModel, d string, from, to time.Time, p promis
 		}
 	}
 	return false
-}
-
-func (m *model) manifest(r *repoModel, d string) *manifestRec {
-	return r.manifests[d]
 }
 
 // addManifest registers the content of a manifest before it is pushed.

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,5 +337,3 @@ func (s stream) digest() string {
 	_, _ = io.Copy(h, s.reader())
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

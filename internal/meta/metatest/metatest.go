@@ -567,6 +567,9 @@ func testLabels(t *testing.T, s meta.Store) {
 	var refs meta.ManifestRefs
 	update(t, s, func(tx meta.Tx) (err error) {
 		got, err := tx.ManifestLabels(ctx, r.ID, dg("a"))
+		if err != nil {
+			return err
+		}
 		if diff := cmp.Diff(labels, got); diff != "" {
 			t.Errorf("labels (-want +got):\n%s", diff)
 		}
