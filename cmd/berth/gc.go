@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
 )
 
 // maxGCRounds bounds the RunOnce calls of one "berth gc": each call already
@@ -67,6 +69,9 @@ a table, or with --json the collector's summary as JSON.`,
 				total.Add(s)
 				if err != nil {
 					progress.done()
+					if repo != "" && errors.Is(err, meta.ErrNotFound) {
+						return err // no such repository: running again would not help
+					}
 					return fmt.Errorf("gc: %w (what was committed before stays done; run gc again)", err)
 				}
 				if dryRun || s.Reviews == 0 {

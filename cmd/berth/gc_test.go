@@ -203,6 +203,16 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "restored acme/app:v1") || !strings.Contains(out, "live") {
 		t.Fatalf("tag restore: %v\n%s", err, out)
 	}
+	// Again: the tag already points there; nothing changes, and it says so.
+	out, err = run(t, nil, append([]string{"tag", "restore", "acme/app:v1", "--to", h.Lifetimes[0].Digest.String()}, args...)...)
+	if err != nil || !strings.Contains(out, "nothing changed: acme/app:v1 already points at "+h.Lifetimes[0].Digest.String()) {
+		t.Fatalf("tag restore onto the live digest: got %v, want it to say nothing changed\n%s", err, out)
+	}
+	out, err = run(t, nil, append([]string{"tag", "restore", "acme/app:v1", "--to", h.Lifetimes[0].Digest.String(), "--json"}, args...)...)
+	var same api.TagRestore
+	if err != nil || json.Unmarshal([]byte(out), &same) != nil || same.Changed || !same.Live || !strings.Contains(out, `"changed": false`) {
+		t.Fatalf("tag restore --json onto the live digest: got %+v (%v), want live, \"changed\": false\n%s", same, err, out)
+	}
 	// A berth command on the database acts as the operator.
 	out, err = run(t, nil, append([]string{"tag", "history", "acme/app:v1", "--json"}, args...)...)
 	if err != nil {

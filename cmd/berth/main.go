@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,10 +15,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop) // a second signal kills at once
-	err := newRootCommand(os.Environ).ExecuteContext(ctx)
+	err := execute(ctx, newRootCommand(os.Environ))
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "berth:", err)
 		os.Exit(1)
 	}
 }

@@ -165,7 +165,9 @@ expiry): the newest one that pointed at --to DIGEST, or the one live at
 --at TIME (RFC 3339, or -DURATION for that long ago, e.g. -2h). A manifest
 deleted by digest comes back with the tag (and the children of an index with
 it). It is refused when that lifetime ended longer ago than the namespace's
-retention window; the refusal says why and until when it was restorable.`,
+retention window; the refusal says why and until when it was restorable. A
+restore onto the manifest the tag already points at changes nothing, and says
+so.`,
 		Example: `  berth tag restore library/nginx:latest --to sha256:0123…
   berth tag restore library/nginx:latest --at 2026-01-02T15:04:05Z
   berth tag restore library/nginx:latest --at -3h`,
@@ -191,17 +193,24 @@ retention window; the refusal says why and until when it was restorable.`,
 				}
 				target.At = &t
 			}
-			t, err := svc.Registry.RestoreTag(cmd.Context(), repo, tag, target)
+			res, err := svc.Registry.RestoreTag(cmd.Context(), repo, tag, target)
 			if err != nil {
 				return fmt.Errorf("restore %s: %w", args[0], err)
 			}
-			return printTag(cmd, repo, t, asJSON, "restored")
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), api.NewTagRestore(res))
+			}
+			if !res.Changed {
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing changed: %s:%s already points at %s\n", repo, tag, res.Manifest)
+				return printLifetimes(cmd.OutOrStdout(), []api.TagLifetime{api.NewTagLifetime(res.Lifetime)})
+			}
+			return printTag(cmd, repo, res.Lifetime, false, "restored")
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "restore the newest lifetime that pointed at this digest")
 	f.StringVar(&at, "at", "", "restore the lifetime live at this time (RFC 3339, or -DURATION ago)")
-	f.BoolVar(&asJSON, "json", false, "print the restored lifetime as JSON")
+	f.BoolVar(&asJSON, "json", false, `print the live lifetime as JSON, with "changed": false when the tag already pointed there`)
 	return cmd
 }
 

@@ -42,11 +42,24 @@ func (h *handler) restoreTag(w http.ResponseWriter, r *http.Request, mr mgmtRout
 		}
 		target.At = &at
 	}
-	l, err := h.reg.RestoreTag(r.Context(), mr.Name, mr.Tag, target)
+	res, err := h.reg.RestoreTag(r.Context(), mr.Name, mr.Tag, target)
 	if err != nil {
 		return err
 	}
-	return replyJSON(w, r, NewTagLifetime(l))
+	return replyJSON(w, r, NewTagRestore(res))
+}
+
+// TagRestore is the answer to a restore: the tag's live lifetime, and
+// whether the restore changed anything (false when the tag already pointed
+// at that manifest).
+type TagRestore struct {
+	TagLifetime
+	Changed bool `json:"changed"`
+}
+
+// NewTagRestore is the document of a restore.
+func NewTagRestore(r registry.Restored) TagRestore {
+	return TagRestore{TagLifetime: NewTagLifetime(r.Lifetime), Changed: r.Changed}
 }
 
 // expiryRequest is the body of PUT .../expiry: exactly one field.

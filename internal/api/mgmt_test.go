@@ -184,15 +184,21 @@ func TestMgmtTagHistoryAndRestore(t *testing.T) {
 		t.Errorf("history of _stable: got %+v", h.Lifetimes)
 	}
 
-	var l api.TagLifetime
+	var l api.TagRestore
 	e.call("POST", "/berth/v1/repositories/acme/team/app/_tags/latest/restore", `{"digest":"`+d1.String()+`"}`, 200, &l)
-	if l.Digest != d1 || !l.Live {
-		t.Errorf("restore to %s: got %+v", d1, l)
+	if l.Digest != d1 || !l.Live || !l.Changed {
+		t.Errorf("restore to %s: got %+v, want live at %s, changed", d1, l, d1)
+	}
+	// Again: the tag already points there, and the answer says nothing changed.
+	l = api.TagRestore{}
+	e.call("POST", "/berth/v1/repositories/acme/team/app/_tags/latest/restore", `{"digest":"`+d1.String()+`"}`, 200, &l)
+	if l.Digest != d1 || !l.Live || l.Changed {
+		t.Errorf("restore to %s again: got %+v, want live at %s, not changed", d1, l, d1)
 	}
 	at := e.clock().Add(-30 * time.Second).Format(time.RFC3339)
 	e.call("POST", "/berth/v1/repositories/acme/team/app/_tags/latest/restore", `{"at":"`+at+`"}`, 200, &l)
-	if l.Digest != d2 {
-		t.Errorf("restore at %s: got %s, want %s", at, l.Digest, d2)
+	if l.Digest != d2 || !l.Changed {
+		t.Errorf("restore at %s: got %s (changed %t), want %s, changed", at, l.Digest, l.Changed, d2)
 	}
 	// The second restore moved the tag off the first restore's lifetime.
 	var after struct {

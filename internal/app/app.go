@@ -10,13 +10,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
 
 	"github.com/berth/berth/internal/blob"
-	"github.com/berth/berth/internal/blob/fs"
+	blobfs "github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/datadir"
@@ -41,29 +45,129 @@ func (s *Stores) Close() error {
 	return s.Meta.Close()
 }
 
-// OpenStores opens the blob store and the metadata store of cfg and checks
-// that the database schema is the one this berth knows: it does not migrate
-// (serve and migrate do), and returns an error wrapping
-// meta.ErrSchemaOutdated or meta.ErrSchemaUnknown otherwise. The stores log
-// through NewLogger(cfg).
+// ErrNoRegistry is returned by OpenStores, OpenServices and OpenAccounts
+// when the configuration points at no berth registry: a data directory or
+// SQLite file that does not exist, or a database without berth's schema.
+// Only serve and migrate create a registry; the operations commands run
+// from the wrong directory must not create an empty one beside it.
+var ErrNoRegistry = errors.New("no berth registry")
+
+// OpenStores opens the blob store and the metadata store of an existing
+// registry and checks that the database schema is the one this berth
+// knows. It creates nothing: a missing data directory or SQLite file, or a
+// database without berth's schema, is an error wrapping ErrNoRegistry that
+// says how to point at a registry; an older or newer schema is an error
+// wrapping meta.ErrSchemaOutdated or meta.ErrSchemaUnknown (serve and
+// migrate migrate). The stores log through NewLogger(cfg).
 func OpenStores(ctx context.Context, cfg config.Config) (*Stores, error) {
-	s, err := openStores(ctx, cfg, NewLogger(cfg))
-	if err != nil {
+	return openExisting(ctx, cfg, true)
+}
+
+// openExisting is OpenStores; without blobs it opens the metadata store
+// only (the account commands touch no blob).
+func openExisting(ctx context.Context, cfg config.Config, blobs bool) (*Stores, error) {
+	logger := NewLogger(cfg)
+	fsBlobs := blobs && (cfg.Storage.Backend == config.StorageFilesystem || cfg.Storage.Backend == "")
+	if err := registryExists(cfg, fsBlobs); err != nil {
 		return nil, err
 	}
-	if err := s.Meta.CheckSchema(ctx); err != nil {
+	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger, Existing: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
+	}
+	s := &Stores{Meta: store}
+	if err := checkExistingSchema(ctx, cfg, store); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("checking database schema: %w", err)
+		return nil, err
+	}
+	if blobs {
+		if err := prepareData(cfg, logger, false); err != nil {
+			s.Close()
+			return nil, err
+		}
+		if s.Blobs, err = openBlobs(ctx, cfg); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// openStores opens both backends without looking at the schema.
+// registryExists checks, before anything is opened, the paths an existing
+// registry has: the data directory when it holds the SQLite database or
+// the blobs (fsBlobs), and the SQLite file.
+func registryExists(cfg config.Config, fsBlobs bool) error {
+	sqlite := cfg.Backend() == config.BackendSQLite
+	if sqlite || fsBlobs {
+		fi, err := os.Stat(cfg.Data)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return noRegistryAt(cfg.Data, "no such directory")
+		case err != nil:
+			return fmt.Errorf("opening data directory: %w", err)
+		case !fi.IsDir():
+			return noRegistryAt(cfg.Data, "not a directory")
+		}
+	}
+	if !sqlite {
+		return nil
+	}
+	_, err := os.Stat(cfg.DSN())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return noRegistryAt(cfg.Data, "no "+filepath.Base(cfg.DSN())+" in it")
+	case err != nil:
+		return fmt.Errorf("opening sqlite database: %w", err)
+	}
+	return nil
+}
+
+// checkExistingSchema is CheckSchema, except that a database without any
+// of berth's schema is no registry (an empty SQLite file left by an older
+// berth run from the wrong directory, or a PostgreSQL database never
+// migrated).
+func checkExistingSchema(ctx context.Context, cfg config.Config, store *sqlstore.Store) error {
+	have, err := store.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("checking database schema: %w", err)
+	}
+	if have == 0 {
+		if cfg.Backend() == config.BackendPostgres {
+			return fmt.Errorf("%w in %s (the database holds no berth schema); point at another with --db, BERTH_DB or --config, "+
+				"or initialise this one with berth migrate", ErrNoRegistry, redactDSN(cfg.DB))
+		}
+		return noRegistryAt(cfg.Data, filepath.Base(cfg.DSN())+" holds no berth schema")
+	}
+	if err := store.CheckSchema(ctx); err != nil {
+		return fmt.Errorf("checking database schema: %w", err)
+	}
+	return nil
+}
+
+// noRegistryAt says that no registry is at path, why, and how to point at
+// one.
+func noRegistryAt(path, why string) error {
+	return fmt.Errorf("%w at %s (%s); point at one with --data DIR, BERTH_DATA, --db or --config, or create one with berth migrate",
+		ErrNoRegistry, path, why)
+}
+
+// redactDSN hides the password of a PostgreSQL URL.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the configured database"
+	}
+	return u.Redacted()
+}
+
+// openStores opens both backends for serve, creating the data directory,
+// the SQLite file and the blob store's directories as needed, without
+// looking at the schema.
 func openStores(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Stores, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := prepareData(cfg, logger); err != nil {
+	if err := prepareData(cfg, logger, true); err != nil {
 		return nil, err
 	}
 	blobs, err := openBlobs(ctx, cfg)
@@ -100,7 +204,7 @@ func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 		}
 		return s, nil
 	case config.StorageFilesystem, "":
-		s, err := fs.New(cfg.BlobRoot())
+		s, err := blobfs.New(cfg.BlobRoot())
 		if err != nil {
 			return nil, err
 		}
@@ -119,22 +223,24 @@ func openMeta(ctx context.Context, cfg config.Config, logger *slog.Logger) (*sql
 	return store, nil
 }
 
-// prepareData creates the data directory private (datadir.DirMode) when
-// the configuration keeps anything in it (the SQLite database, the
-// filesystem blob store), and tightens what an older berth, or an
+// prepareData creates the data directory private (datadir.DirMode), when
+// create and the configuration keeps anything in it (the SQLite database,
+// the filesystem blob store), and tightens what an older berth, or an
 // operator, left readable by others: the data directory, the blob store's
 // root and the SQLite files lose their group and other permissions, each
 // change logged as a warning. What lies under a private directory needs no
 // walk: no one else can reach it. A path that cannot be tightened (owned by
 // another user) is a warning too, not a reason to refuse to start.
-func prepareData(cfg config.Config, logger *slog.Logger) error {
+func prepareData(cfg config.Config, logger *slog.Logger, create bool) error {
 	sqlite := cfg.Backend() == config.BackendSQLite
 	fsBlobs := cfg.Storage.Backend == config.StorageFilesystem || cfg.Storage.Backend == ""
 	if !sqlite && !fsBlobs {
 		return nil
 	}
-	if err := datadir.MkdirAll(cfg.Data); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	if create {
+		if err := datadir.MkdirAll(cfg.Data); err != nil {
+			return fmt.Errorf("creating data directory: %w", err)
+		}
 	}
 	paths := []string{cfg.Data}
 	if fsBlobs {

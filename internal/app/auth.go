@@ -19,11 +19,12 @@ type Accounts struct {
 	TokenTTL time.Duration
 }
 
-// OpenAccounts opens the stores of cfg (OpenStores: the schema must be
-// current) and the access-control service over them. The service is not
-// started: the commands change accounts and keys, they issue no token.
+// OpenAccounts opens the metadata store of cfg (as OpenStores: it creates
+// nothing, and the schema must be current; Stores.Blobs stays nil) and the
+// access-control service over it. The service is not started: the
+// commands change accounts and keys, they issue no token.
 func OpenAccounts(ctx context.Context, cfg config.Config) (*Accounts, error) {
-	stores, err := OpenStores(ctx, cfg)
+	stores, err := openExisting(ctx, cfg, false)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	// Bind first: a taken port fails the start before anything is
+	// created or migrated.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // Serve closes it too; this covers the returns before
+	var mln net.Listener
+	if cfg.MetricsAddr != "" && cfg.Metrics {
+		if mln, err = lc.Listen(ctx, "tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listening on %s (metrics_addr): %w", cfg.MetricsAddr, err)
+		}
+		defer mln.Close()
+	}
 	stores, err := openStores(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -130,12 +145,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
-	}
-
 	// Deferred in this order so that, on every return path, ctx is
 	// cancelled, then the collector is waited for, then webhook delivery
 	// is drained (closeEvents, deferred above), then the stores close.
@@ -155,11 +164,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 
 	if metricsSrv != nil {
-		mln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on %s (metrics_addr): %w", cfg.MetricsAddr, err)
-		}
 		go func() { _ = metricsSrv.Serve(mln) }()
 		defer metricsSrv.Close()
 		logger.Info("metrics listening", "addr", mln.Addr().String())

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +25,8 @@ import (
 
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/meta/sqlstore"
+	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -235,24 +239,105 @@ func TestServeRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-func TestOpenStoresNeedsMigratedSchema(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	if _, err := OpenStores(t.Context(), cfg); !errors.Is(err, meta.ErrSchemaOutdated) {
-		t.Fatalf("OpenStores on an empty database: got %v, want meta.ErrSchemaOutdated", err)
+func TestOpenStoresNeedsAMigratedRegistry(t *testing.T) {
+	for _, b := range sqltest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			parent := t.TempDir()
+			cfg := testConfig(t, filepath.Join(parent, "data"))
+			if b.Name != "sqlite" {
+				cfg.DB = b.DSN(t)
+				if err := os.Mkdir(cfg.Data, 0o700); err != nil { // the blobs' directory
+					t.Fatal(err)
+				}
+			}
+			// Nothing there: refused, and nothing created.
+			if _, err := OpenStores(t.Context(), cfg); !errors.Is(err, ErrNoRegistry) {
+				t.Fatalf("OpenStores on nothing: got %v, want ErrNoRegistry", err)
+			}
+			if _, err := OpenAccounts(t.Context(), cfg); !errors.Is(err, ErrNoRegistry) {
+				t.Fatalf("OpenAccounts on nothing: got %v, want ErrNoRegistry", err)
+			}
+			if b.Name == "sqlite" {
+				if _, err := os.Stat(cfg.Data); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("data directory after OpenStores: got %v, want it not to exist", err)
+				}
+			} else if ents, _ := os.ReadDir(cfg.Data); len(ents) != 0 {
+				t.Errorf("data directory after OpenStores: got %v, want it empty", ents)
+			}
+
+			if err := Migrate(t.Context(), cfg, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			s, err := OpenStores(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("OpenStores after migrate: %v", err)
+			}
+			if got, want := s.Meta.Dialect(), cfg.Backend(); got != want {
+				t.Errorf("Dialect() = %q, want %q", got, want)
+			}
+			// One migration behind: outdated, not "no registry".
+			latest := s.Meta.LatestVersion()
+			db := s.Meta.DB()
+			if b.Name == "sqlite" { // DB() is the read-only pool there
+				c, err := sqlite.NewConnector("file:" + cfg.DSN())
+				if err != nil {
+					t.Fatal(err)
+				}
+				db = sql.OpenDB(c)
+				defer db.Close()
+			}
+			if _, err := db.ExecContext(t.Context(), fmt.Sprintf(`DELETE FROM schema_migration WHERE version = %d`, latest)); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if _, err := OpenStores(t.Context(), cfg); !errors.Is(err, meta.ErrSchemaOutdated) {
+				t.Fatalf("OpenStores one migration behind: got %v, want meta.ErrSchemaOutdated", err)
+			}
+		})
 	}
-	if err := Migrate(t.Context(), cfg, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	s, err := OpenStores(t.Context(), cfg)
+}
+
+// A taken port fails serve before it creates or migrates anything.
+func TestServeBindsBeforeCreating(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("OpenStores after migrate: %v", err)
+		t.Fatal(err)
 	}
-	defer s.Close()
-	if got, want := s.Meta.Dialect(), config.BackendSQLite; got != want {
-		t.Errorf("Dialect() = %q, want %q", got, want)
-	}
-	if got, want := filepath.Join(cfg.Data, "berth.db"), cfg.DSN(); got != want {
-		t.Errorf("DSN() = %q, want %q", want, got)
+	defer taken.Close()
+	for _, b := range sqltest.Backends() {
+		for _, which := range []string{"addr", "metrics_addr"} {
+			t.Run(b.Name+"/"+which, func(t *testing.T) {
+				cfg := testConfig(t, filepath.Join(t.TempDir(), "data"))
+				if b.Name != "sqlite" {
+					cfg.DB = b.DSN(t)
+				}
+				if which == "addr" {
+					cfg.Addr = taken.Addr().String()
+				} else {
+					cfg.Metrics = true
+					cfg.MetricsAddr = taken.Addr().String()
+				}
+				err := serve(t.Context(), cfg, slog.New(slog.DiscardHandler), func(net.Addr) {
+					t.Error("serve listened on a taken port")
+				})
+				if err == nil || !strings.Contains(err.Error(), "listening on "+taken.Addr().String()) {
+					t.Fatalf("serve on a taken %s: got %v, want a listening error", which, err)
+				}
+				if _, err := os.Stat(cfg.Data); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("data directory after a failed start: got %v, want it not to exist", err)
+				}
+				if b.Name != "sqlite" {
+					store, err := sqlstore.Open(t.Context(), cfg.DB, sqlstore.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer store.Close()
+					if v, err := store.SchemaVersion(t.Context()); err != nil || v != 0 {
+						t.Errorf("schema version after a failed start: got %d (%v), want 0: nothing migrated", v, err)
+					}
+				}
+			})
+		}
 	}
 }
 

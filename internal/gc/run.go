@@ -18,7 +18,8 @@ type RunOptions struct {
 	// the summary lists exactly what a real run would delete now.
 	DryRun bool
 	// Repo limits the run to one repository's reviews and what they
-	// cascade to (the blobs and labels they free).
+	// cascade to (the blobs and labels they free). A repository that does
+	// not exist is an error wrapping meta.ErrNotFound.
 	Repo string
 	// KeepDeletions lists every deletion in the summary (always on in a
 	// dry run).
@@ -27,6 +28,16 @@ type RunOptions struct {
 	// running totals.
 	Progress func(Summary)
 }
+
+// repoUnknownError is RunOnce's answer when RunOptions.Repo names no
+// repository; it wraps meta.ErrNotFound.
+type repoUnknownError struct {
+	repo string
+	err  error
+}
+
+func (e repoUnknownError) Error() string { return "no repository " + e.repo + " in this registry" }
+func (e repoUnknownError) Unwrap() error { return e.err }
 
 // RunOnce collects until no review is due: the expiry scan, every due
 // review and what it cascades to, interrupted purges, and leftover
@@ -41,6 +52,9 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 			repoID = r.ID
 			return err
 		})
+		if errors.Is(err, meta.ErrNotFound) {
+			return Summary{}, repoUnknownError{repo: ro.Repo, err: err}
+		}
 		if err != nil {
 			return Summary{}, fmt.Errorf("gc --repo %s: %w", ro.Repo, err)
 		}

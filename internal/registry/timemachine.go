@@ -150,28 +150,37 @@ type RestoreTarget struct {
 	At     *time.Time
 }
 
+// Restored is what RestoreTag did: the tag's live lifetime afterwards, and
+// whether the restore changed it (false when the tag already pointed at
+// that manifest).
+type Restored struct {
+	Lifetime
+	Changed bool
+}
+
 // RestoreTag points tag back at the manifest of a past lifetime, as a new
 // live row without expiry (restoring the old expiry would end it again at
 // once). A manifest withdrawn by a DELETE by digest comes back with it, and
 // so do the withdrawn children of an index. It is refused with ErrDenied
 // when that lifetime ended longer ago than the namespace's retention (or
 // its manifest was collected), ErrTagUnknown when no lifetime matches.
-// Restoring the lifetime that is live now changes nothing.
-func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target RestoreTarget) (Lifetime, error) {
+// Restoring the lifetime that is live now changes nothing, and says so
+// (Restored.Changed false).
+func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target RestoreTarget) (Restored, error) {
 	if err := validName(repo); err != nil {
-		return Lifetime{}, err
+		return Restored{}, err
 	}
 	if err := oci.ValidateTag(tag); err != nil {
-		return Lifetime{}, err
+		return Restored{}, err
 	}
 	var want digest.Digest
 	switch {
 	case target.Digest != "" && target.At != nil, target.Digest == "" && target.At == nil:
-		return Lifetime{}, fmt.Errorf("restore needs exactly one of a digest or a time: %w", ErrInvalidArgument)
+		return Restored{}, fmt.Errorf("restore needs exactly one of a digest or a time: %w", ErrInvalidArgument)
 	case target.Digest != "":
 		d, err := parseDigest(target.Digest)
 		if err != nil {
-			return Lifetime{}, err
+			return Restored{}, err
 		}
 		want = d
 	}
@@ -235,12 +244,12 @@ func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target Rest
 		return nil
 	})
 	if err != nil {
-		return Lifetime{}, err
+		return Restored{}, err
 	}
 	if changed {
 		r.emit(ctx, EventTagRestored, repo, restored.Manifest, tag, now)
 	}
-	return restored, nil
+	return Restored{Lifetime: restored, Changed: changed}, nil
 }
 
 // maxIndexDepth bounds restoreManifest's walk down nested indexes; a chain

@@ -31,6 +31,10 @@ type dialect interface {
 	// id) until the transaction ends, or "" when the writer is single
 	// (SQLite), which already serializes every write transaction.
 	xactLock() string
+	// tableExists is a query counting the tables named by its one
+	// parameter (0 or 1), so that reading the schema version creates
+	// nothing.
+	tableExists() string
 }
 
 type sqliteDialect struct{}
@@ -40,6 +44,9 @@ func (sqliteDialect) rebind(q string) string      { return q }
 func (sqliteDialect) lockClause(meta.Lock) string { return "" }
 func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) xactLock() string            { return "" }
+func (sqliteDialect) tableExists() string {
+	return `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+}
 
 const (
 	sqliteBusy       = 5
@@ -109,6 +116,11 @@ func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
 // transaction-pooling proxy).
 func (postgresDialect) xactLock() string { return "SELECT pg_advisory_xact_lock(?, ?)" }
 
+// tableExists resolves the name as a query would, through search_path.
+func (postgresDialect) tableExists() string {
+	return `SELECT CASE WHEN to_regclass(?::text) IS NULL THEN 0 ELSE 1 END`
+}
+
 func pgCode(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -154,21 +166,29 @@ func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) 
 	if path == "" {
 		return nil, nil, errors.New("sqlite: empty database path")
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := datadir.MkdirAll(dir); err != nil {
-			return nil, nil, fmt.Errorf("creating database directory: %w", err)
+	params := url.Values{}
+	switch {
+	case path == ":memory:":
+	case opts.Existing:
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 		}
-	}
-	// SQLite would create the file 0644; created here it is private, and
-	// SQLite gives the -wal and -shm files the mode of the database file.
-	if path != ":memory:" {
+		// mode=rw: SQLite fails rather than creates a file deleted since.
+		params.Set("mode", "rw")
+	default:
+		if dir := filepath.Dir(path); dir != "" {
+			if err := datadir.MkdirAll(dir); err != nil {
+				return nil, nil, fmt.Errorf("creating database directory: %w", err)
+			}
+		}
+		// SQLite would create the file 0644; created here it is private, and
+		// SQLite gives the -wal and -shm files the mode of the database file.
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, datadir.FileMode)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating sqlite %s: %w", path, err)
 		}
 		f.Close()
 	}
-	params := url.Values{}
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	params.Add("_pragma", "journal_mode(WAL)")
 	params.Add("_pragma", "foreign_keys(1)")

@@ -63,11 +63,15 @@ func (s *Store) LatestVersion() int {
 	return len(ms)
 }
 
-// SchemaVersion is the version applied to the database (0 if empty).
+// SchemaVersion is the version applied to the database (0 if empty). It
+// only reads: an empty database stays empty.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	if _, err := s.writer.ExecContext(ctx,
-		`CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
-		return 0, fmt.Errorf("creating schema_migration table: %w", err)
+	var n int
+	if err := s.writer.QueryRowContext(ctx, s.d.rebind(s.d.tableExists()), "schema_migration").Scan(&n); err != nil {
+		return 0, fmt.Errorf("reading schema version: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
 	}
 	var v int
 	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migration`).Scan(&v); err != nil {
@@ -100,6 +104,10 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	ms, err := s.migrations()
 	if err != nil {
 		return 0, err
+	}
+	if _, err := s.writer.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("creating schema_migration table: %w", err)
 	}
 	have, err := s.SchemaVersion(ctx)
 	if err != nil {

@@ -36,6 +36,11 @@ type Options struct {
 	// BusyTimeout is how long a SQLite writer waits for another process's
 	// write lock; default 30s.
 	BusyTimeout time.Duration
+	// Existing opens only a SQLite database file that exists: neither it
+	// nor its directory is created, and a missing one is an error wrapping
+	// fs.ErrNotExist. The operations commands open this way; serve and
+	// migrate create. No effect on PostgreSQL, whose database must exist.
+	Existing bool
 }
 
 // Store implements meta.Store.
