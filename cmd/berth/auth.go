@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/duration"
 )
 
 func newAuthCommand(g *globals) *cobra.Command {
@@ -64,7 +65,7 @@ holding one must log in again.`,
 				fmt.Fprintf(w, "Signing key %s added; running servers sign with it within 30 s.\n"+
 					"Older keys still verify the tokens they signed. After a token lifetime\n"+
 					"(auth.token.ttl: %s) has passed, retire them with:\n"+
-					"  berth auth rotate-key --retire-older\n", id, a.TokenTTL)
+					"  berth auth rotate-key --retire-older\n", id, duration.Format(a.TokenTTL))
 			case len(retired) == 0:
 				fmt.Fprintf(w, "Nothing to retire: %s is the only key in use.\n", id)
 			default:

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 )
@@ -214,11 +215,11 @@ collection would free now.`,
 	return cmd
 }
 
-// relative says "in 5m0s" or "5m0s ago".
+// relative says "in 5m" or "1d2h ago".
 func relative(d time.Duration) string {
 	d = d.Round(time.Second)
 	if d < 0 {
-		return (-d).String() + " ago"
+		return duration.Format(-d) + " ago"
 	}
-	return "in " + d.String()
+	return "in " + duration.Format(d)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 )
@@ -54,7 +55,7 @@ changes nothing (use "berth namespace retention" to change its window).`,
 			ns := args[0]
 			var ret *time.Duration
 			if cmd.Flags().Changed("retention") {
-				d, err := api.ParseDuration(retention)
+				d, err := duration.Parse(retention)
 				if err != nil {
 					return err
 				}
@@ -70,7 +71,7 @@ changes nothing (use "berth namespace retention" to change its window).`,
 				return fmt.Errorf("creating namespace %s: %w", ns, err)
 			}
 			if !created {
-				return fmt.Errorf("namespace %s already exists (retention %s); change its window with: berth namespace retention %s DURATION", ns, r.Effective, ns)
+				return fmt.Errorf("namespace %s already exists (retention %s); change its window with: berth namespace retention %s DURATION", ns, duration.Format(r.Effective), ns)
 			}
 			return printRetention(cmd.OutOrStdout(), r, asJSON)
 		},
@@ -93,7 +94,7 @@ func printRetention(w io.Writer, r registry.Retention, asJSON bool) error {
 	}
 	return table(w,
 		fmt.Sprintf("namespace\t%s", r.Namespace),
-		fmt.Sprintf("retention\t%s (%s)", r.Effective, src),
+		fmt.Sprintf("retention\t%s (%s)", doc.Effective, src),
 	)
 }
 
@@ -124,7 +125,7 @@ does).`,
 			}
 			var ret *time.Duration
 			if len(args) == 2 {
-				d, err := api.ParseDuration(args[1])
+				d, err := duration.Parse(args[1])
 				if err != nil {
 					return err
 				}

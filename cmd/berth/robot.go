@@ -10,7 +10,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
-	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -63,7 +63,7 @@ More grants can be given with "berth grant", inside the namespace only.`,
 			}
 			var expiresAt *time.Time
 			if expires != "" {
-				d, err := config.ParseDuration(expires)
+				d, err := duration.Parse(expires)
 				if err != nil {
 					return fmt.Errorf("--expires: %w", err)
 				}

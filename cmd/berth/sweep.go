@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/gc"
 )
 
@@ -19,7 +21,7 @@ const minSweepSettle = time.Second
 
 func newSweepCommand(g *globals) *cobra.Command {
 	var dryRun, asJSON bool
-	var olderThan, settle time.Duration
+	olderThan, settle := config.Duration(time.Hour), config.Duration(gc.DefaultSweepSettle)
 	cmd := &cobra.Command{
 		Use:   "sweep",
 		Short: "Delete stored bytes that no metadata row names",
@@ -52,11 +54,11 @@ too, so that it lists exactly what a real run would delete.`,
   berth sweep --settle 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if olderThan < minSweepAge {
-				return fmt.Errorf("--older-than %s is too short: bytes younger than %s may belong to an upload whose row is about to commit; use at least %s", olderThan, minSweepAge, minSweepAge)
+			if olderThan.Duration() < minSweepAge {
+				return fmt.Errorf("--older-than %s is too short: bytes younger than %s may belong to an upload whose row is about to commit; use at least %s", olderThan, duration.Format(minSweepAge), duration.Format(minSweepAge))
 			}
-			if settle < minSweepSettle {
-				return fmt.Errorf("--settle %s is too short: sweep waits it for upload commits in flight before deleting; use at least %s", settle, minSweepSettle)
+			if settle.Duration() < minSweepSettle {
+				return fmt.Errorf("--settle %s is too short: sweep waits it for upload commits in flight before deleting; use at least %s", settle, duration.Format(minSweepSettle))
 			}
 			svc, closeSvc, err := g.openServices(cmd)
 			if err != nil {
@@ -64,7 +66,7 @@ too, so that it lists exactly what a real run would delete.`,
 			}
 			defer closeSvc()
 			progress := newProgress(cmd.ErrOrStderr())
-			s, err := svc.Collector.Sweep(cmd.Context(), gc.SweepOptions{OlderThan: olderThan, Settle: settle, DryRun: dryRun, Progress: func(s gc.SweepSummary) {
+			s, err := svc.Collector.Sweep(cmd.Context(), gc.SweepOptions{OlderThan: olderThan.Duration(), Settle: settle.Duration(), DryRun: dryRun, Progress: func(s gc.SweepSummary) {
 				switch s.Phase {
 				case gc.SweepSettling:
 					progress.last = time.Time{} // always drawn: it stays up for the whole wait
@@ -116,8 +118,8 @@ too, so that it lists exactly what a real run would delete.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be deleted; delete nothing")
-	f.DurationVar(&olderThan, "older-than", time.Hour, "only bytes older than this (at least 1m)")
-	f.DurationVar(&settle, "settle", gc.DefaultSweepSettle, "wait this long for upload commits in flight before re-checking and deleting candidates (at least 1s; keep it above any commit transaction while berth serve runs)")
+	f.Var(&olderThan, "older-than", "only bytes older than this (at least 1m)")
+	f.Var(&settle, "settle", "wait this long for upload commits in flight before re-checking and deleting candidates (at least 1s; keep it above any commit transaction while berth serve runs)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
 }

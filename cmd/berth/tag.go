@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
@@ -62,7 +63,7 @@ func splitRef(ref string, needTag bool) (repo, tag string, err error) {
 // parseWhen reads an RFC 3339 time, or "-DURATION" for that long ago.
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if ago, ok := strings.CutPrefix(s, "-"); ok {
-		d, err := api.ParseDuration(ago)
+		d, err := duration.Parse(ago)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -262,7 +263,7 @@ delete it (or --in 0s).`,
 			var e registry.Expiry
 			switch {
 			case in != "":
-				d, err := api.ParseDuration(in)
+				d, err := duration.Parse(in)
 				if err != nil {
 					return err
 				}

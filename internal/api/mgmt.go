@@ -45,8 +45,10 @@ package api
 // Repository names contain slashes, so the name ends at the first path
 // segment that starts with "_": a repository path component never does
 // (OCI name grammar), so the split is unambiguous. A tag may start with
-// "_", but it always sits right after "_tags". Durations accept Go syntax
-// ("90m", "1h30m") and the d and w units ("3d", "2w").
+// "_", but it always sits right after "_tags". Durations are read by
+// duration.Parse, as everywhere an operator types one ("500ms", "90m",
+// "1h30m", "1.5d", "2w"), and written back by duration.Format ("3d", not
+// "72h0m0s").
 
 import (
 	"context"
@@ -61,9 +63,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
-	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -217,15 +219,13 @@ func replyJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// ParseDuration reads a management duration: Go syntax ("90m", "1h30m",
-// "0"), or the d and w units of expiry labels ("3d", "2w").
-func ParseDuration(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return d, nil
-	}
-	d, err := oci.ParseExpiry(s)
+// parseDuration reads a management duration with duration.Parse, the
+// grammar of every duration an operator types ("500ms", "90m", "1.5d",
+// "2w").
+func parseDuration(field, s string) (time.Duration, error) {
+	d, err := duration.Parse(s)
 	if err != nil {
-		return 0, fmt.Errorf("duration %q: want e.g. 90m, 72h, 3d or 2w: %w", s, registry.ErrInvalidArgument)
+		return 0, fmt.Errorf("%s: %v: %w", field, err, registry.ErrInvalidArgument)
 	}
 	return d, nil
 }
@@ -290,7 +290,7 @@ type TagHistory struct {
 
 // NewTagHistory builds the history document the API and the CLI print.
 func NewTagHistory(repo, tag string, h registry.History) TagHistory {
-	out := TagHistory{Repository: repo, Tag: tag, Retention: h.Retention.String(), Lifetimes: []TagLifetime{}}
+	out := TagHistory{Repository: repo, Tag: tag, Retention: duration.Format(h.Retention), Lifetimes: []TagLifetime{}}
 	for _, l := range h.Lifetimes {
 		out.Lifetimes = append(out.Lifetimes, NewTagLifetime(l))
 	}
@@ -310,9 +310,9 @@ type NamespaceRetention struct {
 // NewNamespaceRetention builds the retention document the API and the CLI
 // print.
 func NewNamespaceRetention(r registry.Retention) NamespaceRetention {
-	out := NamespaceRetention{Namespace: r.Namespace, Effective: r.Effective.String(), EffectiveSeconds: int64(r.Effective / time.Second)}
+	out := NamespaceRetention{Namespace: r.Namespace, Effective: duration.Format(r.Effective), EffectiveSeconds: int64(r.Effective / time.Second)}
 	if r.Configured != nil {
-		s := r.Configured.String()
+		s := duration.Format(*r.Configured)
 		out.Retention = &s
 	}
 	return out

@@ -316,7 +316,7 @@ func (h *handler) robots(w http.ResponseWriter, r *http.Request, mr mgmtRoute) e
 		}
 		var expires *time.Time
 		if req.ExpiresIn != "" {
-			d, err := ParseDuration(req.ExpiresIn)
+			d, err := parseDuration("expires_in", req.ExpiresIn)
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ func (req retentionRequest) window() (ret *time.Duration, given bool, err error)
 	if err := json.Unmarshal(req.Retention, &s); err != nil {
 		return nil, false, fmt.Errorf("retention must be a string such as \"72h\" or null: %w", registry.ErrInvalidArgument)
 	}
-	d, err := ParseDuration(s)
+	d, err := parseDuration("retention", s)
 	if err != nil {
 		return nil, false, err
 	}

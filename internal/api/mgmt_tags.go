@@ -89,7 +89,7 @@ func (h *handler) tagExpiry(w http.ResponseWriter, r *http.Request, mr mgmtRoute
 			}
 			e.At = &t
 		default:
-			d, err := ParseDuration(req.In)
+			d, err := parseDuration("in", req.In)
 			if err != nil {
 				return err
 			}

@@ -79,7 +79,7 @@
 // file's profile, and us-east-1 when neither names one). The secret key is
 // never logged nor shown in errors.
 //
-// Durations accept Go syntax plus "d" and "w" units (see ParseDuration).
+// Durations accept Go syntax plus "d" and "w" units (see package duration).
 // webhooks is a list of {url, events, timeout} in the file; BERTH_WEBHOOKS is
 // a comma-separated list of URLs that replaces it, each receiving all events
 // with the default timeout.
@@ -97,6 +97,8 @@ import (
 	"time"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/duration"
+	"github.com/berth/berth/internal/gc"
 )
 
 // Backend names, as returned by Config.Backend.
@@ -116,7 +118,7 @@ const (
 const (
 	MinS3PartSize    = 5 * MiB
 	MaxS3PartSize    = 5 * GiB
-	MaxS3RedirectTTL = 7 * day
+	MaxS3RedirectTTL = 7 * duration.Day
 )
 
 // DefaultWebhookTimeout is the timeout of a webhook whose timeout is 0.
@@ -260,9 +262,9 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Metrics: true,
 		GC: GC{
-			Grace:           Duration(time.Hour),
-			UploadExpiry:    Duration(24 * time.Hour),
-			TagRetention:    Duration(14 * day),
+			Grace:           Duration(gc.DefaultGrace),
+			UploadExpiry:    Duration(gc.DefaultUploadExpiry),
+			TagRetention:    Duration(gc.DefaultTagRetention),
 			ReviewDelay:     0,
 			Workers:         2,
 			BatchSize:       100,

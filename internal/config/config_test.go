@@ -12,77 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berth/berth/internal/blob/s3"
+	"github.com/berth/berth/internal/duration"
 )
-
-func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr string
-	}{
-		{in: "0", want: 0},
-		{in: "0s", want: 0},
-		{in: "10s", want: 10 * time.Second},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "300ms", want: 300 * time.Millisecond},
-		{in: "1.5h", want: 90 * time.Minute},
-		{in: "14d", want: 336 * time.Hour},
-		{in: "2w", want: 336 * time.Hour},
-		{in: "1w2d12h", want: (7+2)*24*time.Hour + 12*time.Hour},
-		{in: "1.5d", want: 36 * time.Hour},
-		{in: "+1d", want: 24 * time.Hour},
-		{in: "", wantErr: "empty"},
-		{in: "-1h", wantErr: "negative"},
-		{in: "-1d", wantErr: "negative"},
-		{in: "10", wantErr: "missing unit"},
-		{in: "1y", wantErr: "unknown unit"},
-		{in: "d", wantErr: "want a number"},
-		{in: "1..5d", wantErr: "bad number"},
-		{in: "100000000w", wantErr: "too large"},
-		{in: "2562047h1000h", wantErr: "too large"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseDuration(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseDuration(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("ParseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestFormatDuration(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want string
-	}{
-		{0, "0s"},
-		{10 * time.Second, "10s"},
-		{time.Hour, "1h"},
-		{90 * time.Minute, "1h30m"},
-		{10 * time.Minute, "10m"},
-		{24 * time.Hour, "1d"},
-		{336 * time.Hour, "2w"},
-		{36 * time.Hour, "36h"},
-		{1500 * time.Millisecond, "1.5s"},
-	}
-	for _, tt := range tests {
-		got := FormatDuration(tt.in)
-		if got != tt.want {
-			t.Errorf("FormatDuration(%v) = %q, want %q", tt.in, got, tt.want)
-		}
-		back, err := ParseDuration(got)
-		if err != nil || back != tt.in {
-			t.Errorf("ParseDuration(FormatDuration(%v)) = %v, %v; want it back", tt.in, back, err)
-		}
-	}
-}
 
 func TestDefaultIsValid(t *testing.T) {
 	if err := Default().Validate(); err != nil {
@@ -440,7 +371,7 @@ func TestStorageValidate(t *testing.T) {
 		{"s3 minimal", s3(func(s *S3) {}), nil},
 		{"s3 everything", s3(func(s *S3) {
 			*s = S3{Bucket: "b", Region: "r", Endpoint: "https://s3.example", PathStyle: true, Prefix: "a/b/",
-				AccessKey: "k", SecretKey: "s", PartSize: 5 * MiB, Redirect: true, RedirectTTL: Duration(7 * day)}
+				AccessKey: "k", SecretKey: "s", PartSize: 5 * MiB, Redirect: true, RedirectTTL: Duration(7 * duration.Day)}
 		}), nil},
 		{"unknown backend", func(c *Config) { c.Storage.Backend = "gcs" }, []string{"storage.backend: want filesystem or s3"}},
 		{"s3 without bucket", s3(func(s *S3) { s.Bucket = "" }), []string{"storage.s3.bucket: required"}},
@@ -458,7 +389,7 @@ func TestStorageValidate(t *testing.T) {
 		{"prefix with a leading dot", s3(func(s *S3) { s.Prefix = ".berth/" }), []string{"storage.s3.prefix"}},
 		{"prefix inside another's blobs", s3(func(s *S3) { s.Prefix = "blobs/team/" }), []string{`storage.s3.prefix: prefix "blobs/team/": a segment named "blobs"`}},
 		{"prefix with an uploads segment", s3(func(s *S3) { s.Prefix = "x/uploads" }), []string{`segment named "uploads"`}},
-		{"ttl too long", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = Duration(8 * day) }), []string{"storage.s3.redirect_ttl"}},
+		{"ttl too long", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = Duration(8 * duration.Day) }), []string{"storage.s3.redirect_ttl"}},
 		{"ttl zero", s3(func(s *S3) { s.Redirect = true; s.RedirectTTL = 0 }), []string{"storage.s3.redirect_ttl"}},
 		{"every s3 problem at once", s3(func(s *S3) {
 			s.Bucket, s.SecretKey, s.PartSize, s.Endpoint = "", "hunter2", MiB, "ftp://x"

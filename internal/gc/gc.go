@@ -25,6 +25,19 @@ import (
 	"github.com/berth/berth/internal/oci"
 )
 
+// Defaults of the collector's windows. The registry (which protects what
+// the windows protect) and the configuration refer to these, so the two
+// sides of a window never disagree on its default.
+const (
+	// DefaultGrace protects untagged manifests and uploaded blobs.
+	DefaultGrace = time.Hour
+	// DefaultUploadExpiry is how long an idle upload session lives.
+	DefaultUploadExpiry = 24 * time.Hour
+	// DefaultTagRetention is the removed-tag window of namespaces that
+	// set none (the time machine).
+	DefaultTagRetention = 14 * 24 * time.Hour
+)
+
 // Options configure a Collector. Zero durations are real zeros (tests set
 // every window to 0); use DefaultOptions for production values.
 type Options struct {
@@ -62,9 +75,9 @@ type Options struct {
 // DefaultOptions are the production defaults of DESIGN.md.
 func DefaultOptions() Options {
 	return Options{
-		Grace:           time.Hour,
-		UploadExpiry:    24 * time.Hour,
-		TagRetention:    14 * 24 * time.Hour,
+		Grace:           DefaultGrace,
+		UploadExpiry:    DefaultUploadExpiry,
+		TagRetention:    DefaultTagRetention,
 		CollectUntagged: true,
 		Workers:         2,
 		BatchSize:       100,

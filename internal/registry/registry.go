@@ -26,15 +26,11 @@ import (
 	"github.com/berth/berth/internal/oci"
 )
 
-// Defaults for Options fields left zero. Grace and TagRetention accept a
-// negative value to mean "none" (0), since 0 selects the default.
-const (
-	DefaultGrace        = time.Hour
-	DefaultUploadExpiry = 24 * time.Hour
-	DefaultTagRetention = 14 * 24 * time.Hour
-)
-
-// Options configures a Registry.
+// Options configures a Registry. Windows left zero take the collector's
+// defaults (gc.DefaultGrace, gc.DefaultUploadExpiry, gc.DefaultTagRetention):
+// the registry protects what the collector's windows protect, so both use
+// one default. Grace and TagRetention take a negative value to mean "none"
+// (0), since 0 selects the default.
 type Options struct {
 	// Grace protects untagged manifests and uploaded blobs (default 1h).
 	// A negative value means 0 (no grace); 0 means the default.
@@ -105,16 +101,16 @@ type Registry struct {
 func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
 	switch {
 	case opts.Grace == 0:
-		opts.Grace = DefaultGrace
+		opts.Grace = gc.DefaultGrace
 	case opts.Grace < 0:
 		opts.Grace = 0
 	}
 	if opts.UploadExpiry <= 0 {
-		opts.UploadExpiry = DefaultUploadExpiry
+		opts.UploadExpiry = gc.DefaultUploadExpiry
 	}
 	switch {
 	case opts.TagRetention == 0:
-		opts.TagRetention = DefaultTagRetention
+		opts.TagRetention = gc.DefaultTagRetention
 	case opts.TagRetention < 0:
 		opts.TagRetention = 0
 	}
