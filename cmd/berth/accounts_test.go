@@ -314,7 +314,7 @@ func TestAuthRotateKeyCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := c.ok("", "auth", "rotate-key")
-		if !strings.Contains(out, "Signing key berth-2 added") || !strings.Contains(out, "berth auth rotate-key --retire-older") || !strings.Contains(out, "(auth.token.ttl: 5m0s)") {
+		if !strings.Contains(out, "Signing key berth-2 added") || !strings.Contains(out, "berth auth rotate-key --retire-older") || !strings.Contains(out, "(auth.token.ttl: 5m)") {
 			t.Errorf("rotate-key: got\n%s", out)
 		}
 		if out := c.ok("", "auth", "rotate-key", "--retire-older"); !strings.Contains(out, "Retired berth-1; berth-2 signs") {

@@ -40,15 +40,29 @@ func TestNamespaceCommands(t *testing.T) {
 				t.Fatalf("namespace create: %v\n%s", err, out)
 			}
 			var doc api.NamespaceRetention
-			if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Namespace != "acme" || doc.Effective != "720h0m0s" {
-				t.Errorf("namespace create --json: got %+v (%v), want acme with 720h\n%s", doc, err, out)
+			if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Namespace != "acme" || doc.Effective != "30d" {
+				t.Errorf("namespace create --json: got %+v (%v), want acme with 30d\n%s", doc, err, out)
 			}
-			if _, err := cli("namespace", "create", "acme"); err == nil || !strings.Contains(err.Error(), "already exists (retention 720h0m0s)") {
+			if _, err := cli("namespace", "create", "acme"); err == nil || !strings.Contains(err.Error(), "already exists (retention 30d)") {
 				t.Errorf("creating it again: got %v, want 'already exists' with the window unchanged", err)
 			}
 			out, err = cli("namespace", "retention", "acme", "3d")
-			if err != nil || !strings.Contains(out, "72h0m0s (set on the namespace)") {
+			if err != nil || !strings.Contains(out, "3d (set on the namespace)") {
 				t.Errorf("retention of the created namespace: %v\n%s", err, out)
+			}
+			// The grammar of every duration berth reads (--tag-retention
+			// takes 1.5d, so this argument does too), written back in the
+			// largest natural units.
+			out, err = cli("namespace", "retention", "acme", "1.5d")
+			if err != nil || !strings.Contains(out, "1d12h (set on the namespace)") {
+				t.Errorf("retention 1.5d: %v\n%s", err, out)
+			}
+			out, err = cli("namespace", "retention", "acme", "500ms", "--json")
+			if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Retention == nil || *doc.Retention != "500ms" {
+				t.Errorf("retention 500ms: got %+v (%v)\n%s", doc, err, out)
+			}
+			if _, err := cli("namespace", "retention", "acme", "1.5"); err == nil || !strings.Contains(err.Error(), "no unit") {
+				t.Errorf("retention 1.5: got %v, want a missing unit refused", err)
 			}
 			out, err = cli("namespace", "create", "team")
 			if err != nil || !strings.Contains(out, "(server default)") {

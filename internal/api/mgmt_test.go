@@ -146,7 +146,7 @@ func TestMgmtTagHistoryAndRestore(t *testing.T) {
 
 	var h api.TagHistory
 	e.call("GET", "/berth/v1/repositories/acme/team/app/_tags/latest/history", "", 200, &h)
-	if h.Repository != "acme/team/app" || h.Tag != "latest" || h.Retention != "1h0m0s" || len(h.Lifetimes) != 2 {
+	if h.Repository != "acme/team/app" || h.Tag != "latest" || h.Retention != "1h" || len(h.Lifetimes) != 2 {
 		t.Fatalf("history of latest: got %+v", h)
 	}
 	if l := h.Lifetimes[0]; l.Digest != d2 || !l.Live || l.End != nil {
@@ -239,9 +239,14 @@ func TestMgmtTagExpiry(t *testing.T) {
 	e := newMgmtEnv(t, false)
 	e.push("acme/app", "pr-1", "one")
 	var l api.TagLifetime
-	e.call("PUT", "/berth/v1/repositories/acme/app/_tags/pr-1/expiry", `{"in":"2d"}`, 200, &l)
-	if want := e.clock().Add(48 * time.Hour); l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) || !l.Live {
-		t.Errorf("expiry in 2d: got %+v, want expires_at %s", l, want)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{{"2d", 48 * time.Hour}, {"1.5d", 36 * time.Hour}, {"500ms", 500 * time.Millisecond}, {"1w2d", 9 * 24 * time.Hour}} {
+		e.call("PUT", "/berth/v1/repositories/acme/app/_tags/pr-1/expiry", `{"in":"`+c.in+`"}`, 200, &l)
+		if want := e.clock().Add(c.want); l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) || !l.Live {
+			t.Errorf("expiry in %s: got %+v, want expires_at %s", c.in, l, want)
+		}
 	}
 	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	e.call("PUT", "/berth/v1/repositories/acme/app/_tags/pr-1/expiry", `{"at":"2026-03-01T00:00:00Z"}`, 200, &l)
@@ -268,29 +273,39 @@ func TestMgmtNamespaceRetention(t *testing.T) {
 	e.push("acme/app", "v1", "one")
 	var r api.NamespaceRetention
 	e.call("GET", "/berth/v1/namespaces/acme/retention", "", 200, &r)
-	if r.Namespace != "acme" || r.Retention != nil || r.Effective != "1h0m0s" || r.EffectiveSeconds != 3600 {
+	if r.Namespace != "acme" || r.Retention != nil || r.Effective != "1h" || r.EffectiveSeconds != 3600 {
 		t.Errorf("default retention: got %+v", r)
 	}
 	e.call("PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"3d"}`, 200, &r)
-	if r.Retention == nil || *r.Retention != "72h0m0s" || r.Effective != "72h0m0s" {
+	if r.Retention == nil || *r.Retention != "3d" || r.Effective != "3d" {
 		t.Errorf("retention 3d: got %+v", r)
 	}
 	var h api.TagHistory
 	e.call("GET", "/berth/v1/repositories/acme/app/_tags/history", "", 200, &h)
-	if h.Retention != "72h0m0s" {
+	if h.Retention != "3d" {
 		t.Errorf("history after retention 3d: got window %s", h.Retention)
+	}
+	// The grammar of every duration an operator types: fractions of a day
+	// (as --tag-retention takes) and sub-second units alike.
+	for _, c := range []struct{ in, want string }{{"1.5d", "1d12h"}, {"500ms", "500ms"}, {"2w", "2w"}, {"36h", "1d12h"}} {
+		e.call("PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"`+c.in+`"}`, 200, &r)
+		if r.Retention == nil || *r.Retention != c.want || r.Effective != c.want {
+			t.Errorf("retention %s: got %+v, want %s", c.in, r, c.want)
+		}
 	}
 	e.call("PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"0"}`, 200, &r)
 	if r.Effective != "0s" {
 		t.Errorf("retention 0: got %+v", r)
 	}
 	e.call("PUT", "/berth/v1/namespaces/acme/retention", `{"retention":null}`, 200, &r)
-	if r.Retention != nil || r.Effective != "1h0m0s" {
+	if r.Retention != nil || r.Effective != "1h" {
 		t.Errorf("retention null: got %+v", r)
 	}
 	for _, c := range []struct{ method, path, body, code string }{
 		{"PUT", "/berth/v1/namespaces/acme/retention", `{}`, "INVALID_ARGUMENT"},
 		{"PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"-1h"}`, "INVALID_ARGUMENT"},
+		{"PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"1.5"}`, "INVALID_ARGUMENT"},
+		{"PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"3 days"}`, "INVALID_ARGUMENT"},
 		{"PUT", "/berth/v1/namespaces/acme/retention", `{"retention":72}`, "INVALID_ARGUMENT"},
 		{"GET", "/berth/v1/namespaces/nobody/retention", "", "NAME_UNKNOWN"},
 	} {
