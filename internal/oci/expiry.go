@@ -11,6 +11,12 @@ import (
 // with units s, m, h, d (24h) and w (7d), such as "90s", "90m", "2h", "3d",
 // "1w" or "1h30m". Surrounding spaces are ignored. The result must be
 // positive; errors wrap ErrExpiryInvalid.
+//
+// This is deliberately not the grammar of the durations an operator types
+// (internal/duration): labels are written into images, often for Quay, so
+// berth reads them as Quay reads quay.expires-after (whole numbers, no
+// fractions, no sub-second units) and an image labelled for Quay expires
+// alike in both.
 func ParseExpiry(s string) (time.Duration, error) {
 	v := strings.TrimSpace(s)
 	if v == "" {
