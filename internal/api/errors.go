@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -51,7 +52,10 @@ var errorTable = []struct {
 	{registry.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest, "invalid repository name"},
 	{registry.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
 	{registry.ErrNameUnknown, "NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"},
-	{registry.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"},
+	// A mismatch also wraps ErrDigestInvalid. A malformed digest
+	// (*oci.DigestError) is answered with its own text as the message.
+	{registry.ErrDigestMismatch, "DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"},
+	{registry.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest, "invalid digest"},
 	{registry.ErrManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", http.StatusNotFound, "manifest references a manifest or blob unknown to registry"},
 	{registry.ErrManifestInvalid, "MANIFEST_INVALID", http.StatusBadRequest, "manifest invalid"},
 	{registry.ErrTagInvalid, "MANIFEST_INVALID", http.StatusBadRequest, "invalid tag"},
@@ -104,8 +108,9 @@ func classify(err error) (code string, status int, message string) {
 }
 
 // writeError writes err as the OCI error envelope. message is the code's
-// generic text; detail is the precise error, except for internal errors,
-// whose text goes to the request log only. A chunk out of order also says,
+// generic text, or for a malformed digest what is wrong with it; detail is
+// the precise error, except for internal errors, whose text goes to the
+// request log only. A chunk out of order also says,
 // in a Range header, where the upload ends.
 func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	code, status, message := classify(err)
@@ -124,6 +129,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 			retry = int((te.RetryAfter + time.Second - 1) / time.Second)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
+	}
+	var de *oci.DigestError
+	if code == "DIGEST_INVALID" && errors.As(err, &de) {
+		entry.Message = de.Error()
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

@@ -363,3 +363,43 @@ func TestMgmtPurgeAndGCStatus(t *testing.T) {
 		t.Errorf("status without a collector: got code %s", code)
 	}
 }
+
+// TestDigestInvalidMessage: DIGEST_INVALID says what is wrong with a
+// malformed digest, on the OCI API and the management API alike; the
+// mismatch message stays for bytes that do not hash to the digest named.
+func TestDigestInvalidMessage(t *testing.T) {
+	e := newMgmtEnv(t, false)
+	e.push("acme/app", "v1", "one")
+	short := `digest "sha256:abc": wrong length for sha256 (3 hex characters, want 64)`
+	upper := `digest "sha256:` + strings.Repeat("A", 64) + `": uppercase hex 'A' at offset 0 (must be lowercase)`
+	for _, c := range []struct{ method, path, body, want string }{
+		{"GET", "/v2/acme/app/blobs/sha256:abc", "", short},
+		{"GET", "/v2/acme/app/manifests/sha256:abc", "", short},
+		{"GET", "/v2/acme/app/blobs/sha256:" + strings.Repeat("A", 64), "", upper},
+		{"GET", "/v2/acme/app/blobs/md5:" + strings.Repeat("a", 32), "", `digest "md5:` + strings.Repeat("a", 32) + `": algorithm "md5" is not supported (only sha256 and sha512 are accepted)`},
+		{"POST", "/berth/v1/repositories/acme/app/_tags/v1/restore", `{"digest":"sha256:abc"}`, short},
+		{"POST", "/v2/acme/app/blobs/uploads/?digest=" + digest.FromString("other").String(), "bytes", "provided digest did not match uploaded content"},
+		{"PUT", "/v2/acme/app/manifests/" + digest.FromString("x").String(), `{"schemaVersion":2}`, "provided digest did not match uploaded content"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, e.srv.URL+c.path, strings.NewReader(c.body))
+			if c.method == "PUT" {
+				req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var env struct {
+				Errors []struct{ Code, Message string } `json:"errors"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || len(env.Errors) != 1 {
+				t.Fatalf("got status %d, body not an OCI envelope (%v)", resp.StatusCode, err)
+			}
+			if got := env.Errors[0]; resp.StatusCode != 400 || got.Code != "DIGEST_INVALID" || got.Message != c.want {
+				t.Errorf("got %d %s %q, want 400 DIGEST_INVALID %q", resp.StatusCode, got.Code, got.Message, c.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxNameLength is the longest repository name accepted, in bytes.
@@ -42,7 +43,7 @@ func validateNameComponent(c string) error {
 		case b >= 'A' && b <= 'Z':
 			return fmt.Errorf("uppercase letter %q at offset %d (names must be lowercase)", b, i)
 		default:
-			return fmt.Errorf("character %q at offset %d is not allowed (want a-z, 0-9, '.', '_', '-')", rune(c[i]), i)
+			return fmt.Errorf("%s at offset %d is not allowed (want a-z, 0-9, '.', '_', '-')", characterAt(c, i), i)
 		}
 	}
 	if !isLowerAlnum(c[0]) {
@@ -99,10 +100,21 @@ func ValidateTag(tag string) error {
 	for i := 0; i < len(tag); i++ {
 		b := tag[i]
 		if !isAlnum(b) && b != '_' && b != '.' && b != '-' {
-			return fmt.Errorf("tag %q: character %q at offset %d is not allowed (want letters, digits, '_', '.', '-'): %w", tag, rune(b), i, ErrTagInvalid)
+			return fmt.Errorf("tag %q: %s at offset %d is not allowed (want letters, digits, '_', '.', '-'): %w", tag, characterAt(tag, i), i, ErrTagInvalid)
 		}
 	}
 	return nil
+}
+
+// characterAt names the character that starts at byte offset i of s, as
+// the character it is ("character 'é'"), or, where s is not UTF-8 there,
+// as the byte ("byte 0xff").
+func characterAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[i])
+	}
+	return fmt.Sprintf("character %q", r)
 }
 
 func isAlnum(b byte) bool {

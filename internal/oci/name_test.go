@@ -39,7 +39,10 @@ func TestValidateRepoName(t *testing.T) {
 		{"dotdot component", "a/../b", "starts with separator"},
 		{"colon", "a:b", "not allowed"},
 		{"space", "a b", "not allowed"},
-		{"unicode", "café", "not allowed"},
+		{"colon names the character", "a:b", "character ':' at offset 1 is not allowed"},
+		{"unicode", "café", "character 'é' at offset 3 is not allowed"},
+		{"unicode in a later component", "acme/naïve", "path component 2: character 'ï' at offset 2"},
+		{"not UTF-8", "caf\xe9", "byte 0xe9 at offset 3 is not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +63,20 @@ func TestValidateRepoName(t *testing.T) {
 				t.Errorf("got %q, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestValidateTagMessage: a refused character is named as the character
+// it is, not as one of its bytes.
+func TestValidateTagMessage(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"v1:2", "character ':' at offset 2"},
+		{"vé", "character 'é' at offset 1"},
+		{"v\xff", "byte 0xff at offset 1"},
+	} {
+		if err := ValidateTag(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ValidateTag(%q) = %v, want an error containing %q", tc.in, err, tc.want)
+		}
 	}
 }
 

@@ -24,6 +24,11 @@ var (
 	ErrManifestInvalid = oci.ErrManifestInvalid
 	ErrUnsupported     = oci.ErrUnsupported
 
+	// ErrDigestMismatch: the bytes sent do not hash to the digest the
+	// client named (an upload's ?digest=, a manifest PUT by digest). It
+	// comes with ErrDigestInvalid, which a malformed digest wraps alone.
+	ErrDigestMismatch = errors.New("provided digest did not match uploaded content")
+
 	ErrNameUnknown     = errors.New("repository name not known to registry")
 	ErrManifestUnknown = errors.New("manifest unknown")
 	ErrTagUnknown      = errors.New("tag unknown")

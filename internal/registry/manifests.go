@@ -143,7 +143,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	}
 	d := alg.FromBytes(body)
 	if rf.Digest != "" && d != rf.Digest {
-		return PushedManifest{}, fmt.Errorf("manifest body has digest %s, not %s as in the URL: %w", d, rf.Digest, ErrDigestInvalid)
+		return PushedManifest{}, fmt.Errorf("manifest body has digest %s, not %s as in the URL: %w (%w)", d, rf.Digest, ErrDigestMismatch, ErrDigestInvalid)
 	}
 	m, err := oci.ParseManifest(contentType, body)
 	if err != nil {

@@ -351,7 +351,7 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 	key, size, err := r.blobs.UploadCommit(ctx, id, d)
 	switch {
 	case errors.Is(err, blob.ErrDigestMismatch):
-		return BlobInfo{}, fmt.Errorf("uploaded content does not match digest %s: %w", d, ErrDigestInvalid)
+		return BlobInfo{}, fmt.Errorf("uploaded content does not match digest %s: %w (%w)", d, ErrDigestMismatch, ErrDigestInvalid)
 	case errors.Is(err, blob.ErrUnsupportedDigest):
 		return BlobInfo{}, fmt.Errorf("digest %s: %v: %w", d, err, ErrDigestInvalid)
 	case errors.Is(err, blob.ErrNotFound):
