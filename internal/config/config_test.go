@@ -694,7 +694,9 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("prefixes (-want +got):\n%s", diff)
 	}
 
-	err = checkValidate(t, func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33", "proxy.example", "fe80::1%eth0"} },
+	err = checkValidate(t, func(c *Config) {
+		c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33", "proxy.example", "fe80::1%eth0"}
+	},
 		[]string{`http.trusted_proxies[1]: want an IP address or a CIDR prefix (10.0.0.0/8), got "10.0.0.0/33"`,
 			`http.trusted_proxies[2]: want an IP address or a CIDR prefix (10.0.0.0/8), got "proxy.example"`,
 			`http.trusted_proxies[3]:`})
