@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/oci"
@@ -49,12 +52,18 @@ type Options struct {
 	// (mgmt_accounts.go): users, robots, grants, visibility, key
 	// rotation; nil answers them 501.
 	Accounts AccountService
+	// TrustedProxies are the peers whose X-Forwarded-For header names the
+	// client (peerAddr); none: the client is the connection's peer.
+	TrustedProxies []netip.Prefix
+	// Registerer, when set, receives the request metrics (metrics.go).
+	Registerer prometheus.Registerer
 }
 
 type handler struct {
-	reg  *registry.Registry
-	opts Options
-	log  *slog.Logger
+	reg     *registry.Registry
+	opts    Options
+	log     *slog.Logger
+	metrics *httpMetrics
 
 	basicWarned warnOnce
 }
@@ -68,7 +77,7 @@ func New(reg *registry.Registry, opts Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &handler{reg: reg, opts: opts, log: log}
+	return &handler{reg: reg, opts: opts, log: log, metrics: newHTTPMetrics(opts.Registerer)}
 }
 
 type routeKey struct{}
@@ -83,13 +92,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	rt := ParseRoute(requestPath(r.URL))
-	info := &requestInfo{}
+	route := routeName(rt)
+	info := &requestInfo{id: requestID(r), client: peerAddr(r, h.opts.TrustedProxies)}
 	ctx := context.WithValue(r.Context(), routeKey{}, rt)
 	r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, info))
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rec.Header().Set(requestIDHeader, info.id)
+	h.metrics.begin()
 
+	in := &countingBody{ReadCloser: http.NoBody}
+	if r.Body != nil && r.Body != http.NoBody {
+		in.ReadCloser = r.Body
+		r.Body = in
+	}
 	var body *idleBody
-	if h.opts.BodyIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+	if h.opts.BodyIdleTimeout > 0 && r.Body != http.NoBody && r.Body != nil {
 		body = newIdleBody(rec, r.Body, h.opts.BodyIdleTimeout)
 		r.Body = body
 	}
@@ -104,7 +121,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = fmt.Errorf("no byte of the request body for %s: %w", h.opts.BodyIdleTimeout, errBodyIdle)
 		}
 	}
-	if err != nil && rec.status == 0 {
+	if err != nil && rec.status == 0 && !(panicked && pe.abort) {
 		var ce *challengeError
 		if errors.As(err, &ce) {
 			rec.Header().Set("WWW-Authenticate", h.challenge(r, ce))
@@ -116,36 +133,57 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, r, err)
 	}
 
+	took := time.Since(start)
 	status := rec.status
-	if status == 0 {
+	if status == 0 && !panicked {
 		status = http.StatusOK
 	}
+	h.metrics.end(r.Method, route, status, took, in.n, rec.bytes)
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("uri", requestURI(r)),
 		slog.Int("status", status),
-		slog.Duration("duration", time.Since(start)),
-		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", took),
+		slog.Int64("bytes_in", in.n),
+		slog.Int64("bytes_out", rec.bytes),
+		slog.String("route", route),
+		// The subject is "" when the request did not authenticate.
+		slog.String("subject", string(info.subject.Actor)),
+		slog.String("client", info.client),
+		slog.String("request_id", info.id),
+		slog.String("user_agent", r.UserAgent()),
 	}
-	// The subject is "" when the request did not authenticate.
-	attrs = append(attrs, slog.String("subject", string(info.subject.Actor)), slog.String("client", clientAddr(r)))
 	level := slog.LevelInfo
-	if err != nil {
+	switch {
+	case probe(r, rt, status):
+		// A push asks whether each blob and manifest is already there;
+		// most are not, and that is the answer it wanted.
+		level = slog.LevelDebug
+		attrs = append(attrs, slog.String("result", "absent"))
+	case err != nil:
 		attrs = append(attrs, slog.String("error", err.Error()))
-		if status >= http.StatusInternalServerError || panicked {
+		if status >= http.StatusInternalServerError || (panicked && !pe.abort) {
 			level = slog.LevelError
 		}
 	}
-	if panicked {
+	if panicked && pe.stack != nil {
 		attrs = append(attrs, slog.String("stack", string(pe.stack)))
 	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	if panicked && pe.afterHeader {
-		// The response is under way and cannot say 500: cut the
-		// connection so the client sees it incomplete. net/http does not
-		// log ErrAbortHandler (the line above did).
+		// The response is under way and cannot say 500 (or the handler
+		// aborted it): cut the connection so the client sees it
+		// incomplete. net/http does not log ErrAbortHandler (the line
+		// above did).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// probe reports whether r is an existence check answered "no": a HEAD of
+// a blob or a manifest answered 404, which every push sends before it
+// uploads what is missing.
+func probe(r *http.Request, rt Route, status int) bool {
+	return r.Method == http.MethodHead && status == http.StatusNotFound && (rt.Kind == KindBlob || rt.Kind == KindManifest)
 }
 
 // requestURI is the request target as the client sent it (path and query,
@@ -164,7 +202,8 @@ func requestURI(r *http.Request) string {
 type panicError struct {
 	value       any
 	stack       []byte
-	afterHeader bool // the response status was already sent
+	afterHeader bool // the response status was already sent, or abort
+	abort       bool // the handler panicked with http.ErrAbortHandler
 }
 
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
@@ -172,7 +211,8 @@ func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 // serveRecovering is serve, with a panic recovered into a *panicError.
 // The handler's deferred calls (closing a blob reader, rolling back a
 // transaction) have run by then. http.ErrAbortHandler, a handler's
-// deliberate abort, is passed on.
+// deliberate abort, is recovered too, so that the request is logged, and
+// passed on by ServeHTTP afterwards.
 func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err error) {
 	defer func() {
 		v := recover()
@@ -180,7 +220,8 @@ func (h *handler) serveRecovering(rec *recorder, r *http.Request, rt Route) (err
 			return
 		}
 		if v == http.ErrAbortHandler {
-			panic(v)
+			err = &panicError{value: v, afterHeader: true, abort: true}
+			return
 		}
 		err = &panicError{value: v, stack: debug.Stack(), afterHeader: rec.status != 0}
 	}()
@@ -225,8 +266,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt Route) error 
 	return errRouteUnknown
 }
 
-// requestInfo is what the request log learns while the request runs.
+// requestInfo is what the request log knows of a request: its id and
+// client from the start (request.go), its subject once authenticated.
 type requestInfo struct {
+	id      string
+	client  string
 	subject auth.Subject
 }
 
@@ -242,7 +286,8 @@ func withAccess(ctx context.Context, a *access) context.Context {
 	return context.WithValue(ctx, accessKey{}, a)
 }
 
-// recorder remembers the status and counts the body bytes for the log.
+// recorder remembers the status and counts the body bytes sent, for the
+// log and the metrics.
 type recorder struct {
 	http.ResponseWriter
 	status int

@@ -165,15 +165,6 @@ func parseBasic(cred string) (name, secret string, ok bool) {
 	return strings.Cut(string(raw), ":")
 }
 
-// clientAddr is the client's IP address (issue 13 adds trusted proxies).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // plainBasicWarned remembers the client addresses warned about sending a
 // password over plain HTTP (once each; bounded).
 type warnOnce struct {

@@ -204,6 +204,9 @@ func testPanicRecovered(t *testing.T, backend string) {
 				!strings.Contains(l["error"].(string), want.panic) || !strings.Contains(l["stack"].(string), "panic_test.go") {
 				t.Errorf("panic log line %d: got %v, want level ERROR, %s, status %s, error %q and a stack through panic_test.go", i, l, want.method, want.status, want.panic)
 			}
+			if id, _ := l["request_id"].(string); id == "" || l["client"] != "127.0.0.1" {
+				t.Errorf("panic log line %d: got %v, want a request_id and client 127.0.0.1", i, l)
+			}
 		}
 		if s := serverLog.String(); s != "" {
 			t.Errorf("net/http logged: %s", s)

@@ -103,12 +103,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
+	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
+	if err != nil {
+		return err // Validate reported it already
+	}
 	apiOpts := api.Options{
 		Logger:          logger,
 		Collector:       svc.Collector,
 		BlobRedirectTTL: blobRedirectTTL(cfg),
 		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout.Duration(),
 		AuthRealm:       cfg.Auth.Token.Realm,
+		TrustedProxies:  proxies,
+		Registerer:      registerer,
 	}
 	if authSvc != nil {
 		apiOpts.Auth = authSvc
@@ -118,16 +124,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		}
 	}
 	apiHandler := api.New(svc.Registry, apiOpts)
+	readiness := newReadiness(stores.Meta, stores.Blobs, logger)
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" && metricsHandler != nil {
 		// Metrics on their own listener: not on the registry's port.
-		metricsSrv = &http.Server{Handler: routes(http.NotFoundHandler(), metricsHandler), ReadHeaderTimeout: readHeaderTimeout,
+		metricsSrv = &http.Server{Handler: routes(http.NotFoundHandler(), metricsHandler, readiness), ReadHeaderTimeout: readHeaderTimeout,
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 		metricsHandler = nil
 	}
 
 	srv := &http.Server{
-		Handler:           routes(apiHandler, metricsHandler),
+		Handler:           routes(apiHandler, metricsHandler, readiness),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: blob uploads and downloads are
@@ -227,15 +234,27 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 }
 
 // routes sends GET and HEAD /metrics, spelled exactly so, to metrics (nil
-// when metrics are off) and every other request to the API. Not an
-// http.ServeMux: it matches the percent-decoded path, so /%6detrics would
-// reach the metrics past a proxy rule on /metrics; the API routes on the
-// path as sent too (api.ParseRoute, docs/design/hardening.md).
-func routes(api, metrics http.Handler) http.Handler {
+// when metrics are off), /healthz and /readyz to the health endpoints
+// (health.go), and every other request to the API. Not an http.ServeMux:
+// it matches the percent-decoded path, so /%6detrics would reach the
+// metrics past a proxy rule on /metrics; the API routes on the path as
+// sent too (api.ParseRoute, docs/design/hardening.md). The health
+// endpoints are outside access control, and outside the request log and
+// metrics: a load balancer polls them every second.
+func routes(api, metrics, ready http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if metrics != nil && r.URL.RawPath == "" && r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			metrics.ServeHTTP(w, r)
-			return
+		if r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			switch {
+			case r.URL.Path == "/metrics" && metrics != nil:
+				metrics.ServeHTTP(w, r)
+				return
+			case r.URL.Path == "/healthz":
+				healthy(w, r)
+				return
+			case r.URL.Path == "/readyz" && ready != nil:
+				ready.ServeHTTP(w, r)
+				return
+			}
 		}
 		api.ServeHTTP(w, r)
 	})

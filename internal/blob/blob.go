@@ -144,6 +144,17 @@ type Redirector interface {
 	RedirectURL(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
+// Pinger is implemented by stores that can say cheaply whether they can
+// serve now: the server's readiness probe (/readyz) asks it every second
+// or so, so Ping costs one small request at most (a stat, a HEAD) and
+// reads or writes no object.
+type Pinger interface {
+	// Ping returns nil when the store is reachable and in place, and
+	// otherwise why not (wrapping ErrUnavailable when it may come back by
+	// itself).
+	Ping(ctx context.Context) error
+}
+
 // BatchDeleter is implemented by stores that delete many committed objects
 // in one request (S3 DeleteObjects). DeleteMany uses it when it can.
 type BatchDeleter interface {

@@ -56,6 +56,7 @@
 //	limits.upload_sessions_per_repository  BERTH_LIMITS_UPLOAD_SESSIONS_PER_REPOSITORY  --limits-upload-sessions-per-repository  1000
 //	limits.blob_size                       BERTH_LIMITS_BLOB_SIZE                       --limits-blob-size                       10GiB
 //	http.body_idle_timeout  BERTH_HTTP_BODY_IDLE_TIMEOUT  --http-body-idle-timeout  1m
+//	http.trusted_proxies    BERTH_HTTP_TRUSTED_PROXIES    --http-trusted-proxies    none (X-Forwarded-For ignored)
 //
 //	auth.enabled               BERTH_AUTH_ENABLED                --auth-enabled                false
 //	auth.token.realm           BERTH_AUTH_TOKEN_REALM            --auth-token-realm            "" (<this server>/auth/token)

@@ -577,3 +577,64 @@ func checkValidate(t *testing.T, mutate func(c *Config), want []string) error {
 	}
 	return err
 }
+
+func TestTrustedProxies(t *testing.T) {
+	if got := Default().HTTP.TrustedProxies; len(got) != 0 {
+		t.Errorf("default http.trusted_proxies: got %q, want none", got)
+	}
+	file := writeFile(t, "http:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7]\n")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"file", nil, nil, []string{"10.0.0.0/8", "192.0.2.7"}},
+		{"env over file, comma-separated", []string{"BERTH_HTTP_TRUSTED_PROXIES=172.16.0.0/12, ::1"}, nil, []string{"172.16.0.0/12", "::1"}},
+		{"flag over env", []string{"BERTH_HTTP_TRUSTED_PROXIES=172.16.0.0/12"}, []string{"--http-trusted-proxies=127.0.0.1,fd00::/8"}, []string{"127.0.0.1", "fd00::/8"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			c := Default()
+			BindFlags(fs, &c, ServerFlags)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadWithFlags(file, tt.env, fs)
+			if err != nil {
+				t.Fatalf("LoadWithFlags: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got.HTTP.TrustedProxies); diff != "" {
+				t.Errorf("http.trusted_proxies (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	c := Default()
+	c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "::ffff:10.1.2.3", "2001:db8::/32"}
+	prefixes, err := c.HTTP.TrustedProxyPrefixes()
+	if err != nil {
+		t.Fatalf("TrustedProxyPrefixes: %v", err)
+	}
+	var got []string
+	for _, p := range prefixes {
+		got = append(got, p.String())
+	}
+	if diff := cmp.Diff([]string{"10.0.0.0/8", "192.0.2.7/32", "10.1.2.3/32", "2001:db8::/32"}, got); diff != "" {
+		t.Errorf("prefixes (-want +got):\n%s", diff)
+	}
+
+	err = checkValidate(t, func(c *Config) {
+		c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33", "proxy.example", "fe80::1%eth0"}
+	},
+		[]string{`http.trusted_proxies[1]: want an IP address or a CIDR prefix (10.0.0.0/8), got "10.0.0.0/33"`,
+			`http.trusted_proxies[2]: want an IP address or a CIDR prefix (10.0.0.0/8), got "proxy.example"`,
+			`http.trusted_proxies[3]:`})
+	if err != nil && strings.Contains(err.Error(), "trusted_proxies[0]") {
+		t.Errorf("a valid entry reported: %v", err)
+	}
+	if _, err := Load("", []string{"BERTH_HTTP_TRUSTED_PROXIES=10.0.0.0/8,nope"}); err == nil || !strings.Contains(err.Error(), "http.trusted_proxies[1]") {
+		t.Errorf("BERTH_HTTP_TRUSTED_PROXIES with a bad entry: got %v, want http.trusted_proxies[1] reported", err)
+	}
+}

@@ -73,6 +73,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*boolValue)(&c.MetricsAuth) }},
 	{"http.body_idle_timeout", "BERTH_HTTP_BODY_IDLE_TIMEOUT", "http-body-idle-timeout", ServerFlags, "cut a request body that sends nothing for this long (answered 408; an upload keeps what it had)",
 		func(c *Config) pflag.Value { return &c.HTTP.BodyIdleTimeout }},
+	{"http.trusted_proxies", "BERTH_HTTP_TRUSTED_PROXIES", "http-trusted-proxies", ServerFlags, "proxies (IP addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client",
+		func(c *Config) pflag.Value { return (*listValue)(&c.HTTP.TrustedProxies) }},
 
 	{"data", "BERTH_DATA", "data", SharedFlags, "data directory (blobs in <data>/storage, SQLite in <data>/berth.db)",
 		func(c *Config) pflag.Value { return (*stringValue)(&c.Data) }},
@@ -305,6 +307,23 @@ func (v *boolValue) Set(s string) error {
 		return fmt.Errorf("invalid boolean %q", s)
 	}
 	*v = boolValue(b)
+	return nil
+}
+
+// listValue is a comma-separated list; each Set replaces the whole list
+// (as the environment and the file do), and blank entries are dropped.
+type listValue []string
+
+func (v *listValue) String() string { return strings.Join(*v, ",") }
+func (v *listValue) Type() string   { return "strings" }
+func (v *listValue) Set(s string) error {
+	var l []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			l = append(l, e)
+		}
+	}
+	*v = l
 	return nil
 }
 

@@ -44,11 +44,32 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"ConcurrentUploads", testConcurrentUploads},
 		{"Large", testLarge},
+		{"Ping", testPing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newStore(t))
 		})
+	}
+}
+
+// testPing: a store that can be pinged answers nil when fresh and when
+// it holds objects and uploads. (Each backend's tests make it fail.)
+func testPing(t *testing.T, s blob.Store) {
+	p, ok := s.(blob.Pinger)
+	if !ok {
+		t.Skip("the store is not a blob.Pinger")
+	}
+	ctx := context.Background()
+	if err := p.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a fresh store: %v", err)
+	}
+	put(t, s, "ping-1", data(1, 100))
+	if _, err := s.UploadAppend(ctx, "ping-2", 0, bytes.NewReader(data(2, 10))); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a store in use: %v", err)
 	}
 }
 

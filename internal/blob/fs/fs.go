@@ -27,7 +27,10 @@ const (
 	walkBatch   = 256
 )
 
-var _ blob.Store = (*Store)(nil)
+var (
+	_ blob.Store  = (*Store)(nil)
+	_ blob.Pinger = (*Store)(nil)
+)
 
 // Store is a blob.Store over a directory. See the package documentation for
 // the on-disk layout.
@@ -68,6 +71,25 @@ func New(root string) (*Store, error) {
 
 // Root returns the store's absolute root directory.
 func (s *Store) Root() string { return s.root }
+
+// Ping checks that the root and its blobs and uploads directories are
+// still there, directories: one stat each. A removed or unmounted root
+// fails it (an unmounted one only when its mount point lacks them).
+func (s *Store) Ping(ctx context.Context) error {
+	for _, d := range []string{s.root, s.blobs, s.uploads} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("checking blob store: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("checking blob store: %s is not a directory", d)
+		}
+	}
+	return nil
+}
 
 func (s *Store) uploadPath(id string) (string, error) {
 	if err := blob.ValidUploadID(id); err != nil {

@@ -108,6 +108,7 @@ var (
 	_ blob.Redirector   = (*Store)(nil)
 	_ blob.BatchDeleter = (*Store)(nil)
 	_ blob.UploadKeyer  = (*Store)(nil)
+	_ blob.Pinger       = (*Store)(nil)
 )
 
 // Store is a blob.Store on an S3 bucket. See the package documentation for
@@ -189,6 +190,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 	return s, nil
+}
+
+// Ping checks the bucket with HeadBucket, as New does.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
+		return fmt.Errorf("s3: bucket %q: %s: %w", s.bucket, bucketProblem(err), unavailable(err))
+	}
+	return nil
 }
 
 // directoryRace marks as retryable the error a POSIX-backed S3 gateway

@@ -1108,3 +1108,18 @@ func onlyMultipartUpload(t *testing.T, c *awss3.Client, bucket string) types.Mul
 	}
 	return mpus.Uploads[0]
 }
+
+// TestPingDeletedBucket: Ping fails once the bucket is gone.
+func TestPingDeletedBucket(t *testing.T) {
+	cfg := s3test.New(t)
+	s := newStore(t, cfg)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if _, err := s3test.Client(cfg).DeleteBucket(t.Context(), &awss3.DeleteBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "no such bucket") {
+		t.Errorf("Ping of a deleted bucket: got %v, want no such bucket", err)
+	}
+}

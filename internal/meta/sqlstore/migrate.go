@@ -88,6 +88,11 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.compareSchema(have)
+}
+
+// compareSchema is CheckSchema's verdict on the applied version have.
+func (s *Store) compareSchema(have int) error {
 	want := s.LatestVersion()
 	switch {
 	case have > want:
@@ -96,6 +101,19 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d, this berth needs %d: %w", have, want, meta.ErrSchemaOutdated)
 	}
 	return nil
+}
+
+// Ready is CheckSchema for a readiness probe, asked every second or so
+// while the server runs: it only reads, from the reader pool, so that
+// neither a write transaction holding SQLite's one writer connection (a
+// purge, a large commit) nor anything else delays it, and it creates
+// nothing. A database without berth's schema table is an error.
+func (s *Store) Ready(ctx context.Context) error {
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migration`).Scan(&have); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	return s.compareSchema(have)
 }
 
 // Migrate applies every pending migration, each in its own transaction, and

@@ -12,10 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
 
 	"github.com/berth/berth/internal/meta/sqlstore"
 )
@@ -99,4 +101,30 @@ func PostgresDSN(t testing.TB) string {
 
 func dropDatabase(db *sql.DB, name string) {
 	_, _ = db.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
+}
+
+// Exec runs query on the database at dsn through a connection of its own,
+// behind the back of any store open on it: tests use it to set up what
+// berth would never write (a schema version from the future, a missing
+// migration).
+func Exec(t testing.TB, dsn, query string) {
+	t.Helper()
+	var db *sql.DB
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			t.Fatalf("parsing %s: %v", dsn, err)
+		}
+		db = stdlib.OpenDB(*cfg)
+	} else {
+		c, err := sqlite.NewConnector("file:" + dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db = sql.OpenDB(c)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(context.Background(), query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
 }
