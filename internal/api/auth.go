@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -188,7 +189,7 @@ func (w *warnOnce) first(key string) bool {
 // warnPlainBasic logs, once per client address, Basic credentials sent
 // over plain HTTP from another machine.
 func (h *handler) warnPlainBasic(r *http.Request) {
-	if r.TLS != nil {
+	if r.TLS != nil || h.forwardedTLS(r) {
 		return
 	}
 	addr := clientAddr(r)
@@ -198,6 +199,26 @@ func (h *handler) warnPlainBasic(r *http.Request) {
 	if h.basicWarned.first(addr) {
 		h.log.Warn("a client sent a password over plain HTTP; configure tls.cert and tls.key (or a TLS proxy) so that passwords are not readable on the network", "client", addr)
 	}
+}
+
+// forwardedTLS reports whether a trusted proxy says the client spoke TLS
+// to it (X-Forwarded-Proto: https): berth behind a TLS-terminating proxy
+// sees plain HTTP from the proxy, and the password did not cross the
+// network in clear text.
+func (h *handler) forwardedTLS(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !isTrusted(peer.Unmap(), h.opts.TrustedProxies) {
+		return false
+	}
+	proto := r.Header.Get("X-Forwarded-Proto")
+	if i := strings.LastIndexByte(proto, ','); i >= 0 {
+		proto = proto[i+1:] // the hop nearest berth, a trusted proxy
+	}
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // needsOf is what a request needs. nil means authentication alone (/v2/).

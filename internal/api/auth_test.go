@@ -11,8 +11,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -601,5 +603,40 @@ func TestExternalIssuerAPI(t *testing.T) {
 	}
 	if resp, body := e.request("POST", "/v2/team/app/blobs/uploads/", cred{}, issue("pull", "push"), nil); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("push with a push token: %d %s, want 202", resp.StatusCode, body)
+	}
+}
+
+// TestPlainBasicWarning: Basic credentials over plain HTTP from another
+// machine are warned about once per address, unless a trusted proxy says
+// the client spoke TLS to it.
+func TestPlainBasicWarning(t *testing.T) {
+	store, blobs := openBackends(t, backendSQLite)
+	svc := auth.New(store, auth.Options{Service: "berth.test", HashCost: bcrypt.MinCost})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	h := api.New(registry.New(store, blobs, registry.Options{}), api.Options{Auth: svc,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil))})
+	send := func(remote, proto string) {
+		req := httptest.NewRequest("GET", "/v2/", nil)
+		req.RemoteAddr = remote
+		req.SetBasicAuth("nobody", "wrong-password")
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	warned := func() int { return strings.Count(logs.String(), "sent a password over plain HTTP") }
+	send("10.1.2.3:5555", "https") // a trusted proxy that terminated TLS
+	send("127.0.0.1:5555", "")     // loopback
+	if n := warned(); n != 0 {
+		t.Fatalf("warned %d times, want 0:\n%s", n, logs.String())
+	}
+	send("192.0.2.7:5555", "https") // not a trusted proxy: its header is not believed
+	send("192.0.2.7:5556", "")
+	if n := warned(); n != 1 {
+		t.Errorf("warned %d times, want once for 192.0.2.7:\n%s", n, logs.String())
 	}
 }

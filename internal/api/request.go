@@ -52,6 +52,12 @@ func clientAddr(r *http.Request) string {
 	return peerAddr(r, nil)
 }
 
+// ClientAddr is the address of the client of r, as the request log and
+// the login throttle see it: the connection's peer, or, behind trusted
+// proxies, the address their X-Forwarded-For names (peerAddr). For
+// handlers served beside the API (metrics).
+func ClientAddr(r *http.Request, trusted []netip.Prefix) string { return peerAddr(r, trusted) }
+
 // peerAddr is the address of the client of r. It is the connection's
 // peer, unless the peer is one of trusted: then a proxy made the
 // connection, and X-Forwarded-For (each proxy appends the address it

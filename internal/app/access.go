@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 
+	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/meta"
@@ -71,8 +72,9 @@ func startAuth(ctx context.Context, cfg config.Config, store meta.Store, logger 
 }
 
 // adminOnly wraps h so that only a registry administrator's Basic
-// credentials reach it (metrics_auth).
-func adminOnly(svc *auth.Service, h http.Handler) http.Handler {
+// credentials reach it (metrics_auth). Failed logins are throttled by the
+// client's address as the API sees it (trusted proxies included).
+func adminOnly(svc *auth.Service, trusted []netip.Prefix, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, secret, ok := r.BasicAuth()
 		if !ok {
@@ -80,11 +82,7 @@ func adminOnly(svc *auth.Service, h http.Handler) http.Handler {
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
-		client, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			client = r.RemoteAddr
-		}
-		sub, err := svc.Authenticate(r.Context(), name, secret, client)
+		sub, err := svc.Authenticate(r.Context(), name, secret, api.ClientAddr(r, trusted))
 		var te *auth.ThrottledError
 		switch {
 		case errors.As(err, &te):

@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		apiOpts.Auth = authSvc
 		apiOpts.Accounts = authSvc
 		if cfg.MetricsAuth && metricsHandler != nil {
-			metricsHandler = adminOnly(authSvc, metricsHandler)
+			metricsHandler = adminOnly(authSvc, proxies, metricsHandler)
 		}
 	}
 	apiHandler := api.New(svc.Registry, apiOpts)
