@@ -58,6 +58,9 @@ func TestNamespaceCommands(t *testing.T) {
 				t.Errorf("retention 1.5d: %v\n%s", err, out)
 			}
 			out, err = cli("namespace", "retention", "acme", "500ms", "--json")
+			if err != nil {
+				t.Fatalf("retention 500ms: %v\n%s", err, out)
+			}
 			if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Retention == nil || *doc.Retention != "500ms" {
 				t.Errorf("retention 500ms: got %+v (%v)\n%s", doc, err, out)
 			}
