@@ -52,31 +52,30 @@ func (s *Service) SetPassword(ctx context.Context, name, password string) error 
 	if err != nil {
 		return err
 	}
-	err = s.store.Update(ctx, func(tx meta.Tx) error {
-		a, err := tx.Account(ctx, name)
-		if err != nil {
-			return err
-		}
-		if a.Kind != meta.AccountUser {
-			return fmt.Errorf("%q is a robot; delete it and add a new one to change its secret: %w", name, ErrInvalid)
-		}
+	return s.changeUser(ctx, name, "delete it and add a new one to change its secret", func(tx meta.Tx) error {
 		return tx.SetAccountSecret(ctx, name, hash)
 	})
-	s.forget()
-	return accountErr(name, err)
 }
 
 // SetAdmin makes a user a registry administrator, or not.
 func (s *Service) SetAdmin(ctx context.Context, name string, admin bool) error {
+	return s.changeUser(ctx, name, "robots cannot be administrators", func(tx meta.Tx) error {
+		return tx.SetAccountAdmin(ctx, name, admin)
+	})
+}
+
+// changeUser runs change on user name's row, refusing a robot with
+// notForRobots, and forgets this replica's cached credentials.
+func (s *Service) changeUser(ctx context.Context, name, notForRobots string, change func(tx meta.Tx) error) error {
 	err := s.store.Update(ctx, func(tx meta.Tx) error {
 		a, err := tx.Account(ctx, name)
 		if err != nil {
 			return err
 		}
 		if a.Kind != meta.AccountUser {
-			return fmt.Errorf("%q is a robot; robots cannot be administrators: %w", name, ErrInvalid)
+			return fmt.Errorf("%q is a robot; %s: %w", name, notForRobots, ErrInvalid)
 		}
-		return tx.SetAccountAdmin(ctx, name, admin)
+		return change(tx)
 	})
 	s.forget()
 	return accountErr(name, err)

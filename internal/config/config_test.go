@@ -502,16 +502,7 @@ func TestHTTPSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-			c := Default()
-			BindFlags(fs, &c, ServerFlags)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			got, err := LoadWithFlags(file, tt.env, fs)
-			if err != nil {
-				t.Fatalf("LoadWithFlags: %v", err)
-			}
+			got := loadServer(t, file, tt.env, tt.args)
 			if got.HTTP.BodyIdleTimeout.Duration() != tt.want {
 				t.Errorf("http.body_idle_timeout: got %s, want %s", got.HTTP.BodyIdleTimeout, tt.want)
 			}
@@ -595,16 +586,7 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-			c := Default()
-			BindFlags(fs, &c, ServerFlags)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			got, err := LoadWithFlags(file, tt.env, fs)
-			if err != nil {
-				t.Fatalf("LoadWithFlags: %v", err)
-			}
+			got := loadServer(t, file, tt.env, tt.args)
 			if diff := cmp.Diff(tt.want, got.HTTP.TrustedProxies); diff != "" {
 				t.Errorf("http.trusted_proxies (-want +got):\n%s", diff)
 			}
@@ -637,4 +619,21 @@ func TestTrustedProxies(t *testing.T) {
 	if _, err := Load("", []string{"BERTH_HTTP_TRUSTED_PROXIES=10.0.0.0/8,nope"}); err == nil || !strings.Contains(err.Error(), "http.trusted_proxies[1]") {
 		t.Errorf("BERTH_HTTP_TRUSTED_PROXIES with a bad entry: got %v, want http.trusted_proxies[1] reported", err)
 	}
+}
+
+// loadServer loads the configuration serve would from file, env and args
+// (serve's flags).
+func loadServer(t *testing.T, file string, env, args []string) Config {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c := Default()
+	BindFlags(fs, &c, ServerFlags)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadWithFlags(file, env, fs)
+	if err != nil {
+		t.Fatalf("LoadWithFlags: %v", err)
+	}
+	return got
 }
