@@ -34,6 +34,7 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/testenv"
 )
 
 // authEnv is a registry with access control on, over real backends.
@@ -43,7 +44,7 @@ type authEnv struct {
 	store *sqlstore.Store
 	reg   *registry.Registry
 	auth  *auth.Service
-	clock *clock
+	clock *testenv.Clock
 }
 
 func newAuthEnv(t *testing.T, backend string) *authEnv {
@@ -55,7 +56,7 @@ func newAuthEnv(t *testing.T, backend string) *authEnv {
 // newAuthEnvOn serves a replica over existing stores.
 func newAuthEnvOn(t *testing.T, store *sqlstore.Store, blobs blob.Store) *authEnv {
 	t.Helper()
-	c := &clock{now: time.Now().UTC()}
+	c := testenv.NewClock(time.Now().UTC())
 	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
 	svc := auth.New(store, auth.Options{Service: "berth.test", Now: c.Now, HashCost: bcrypt.MinCost})
 	if err := svc.Start(context.Background()); err != nil {

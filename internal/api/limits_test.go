@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/testenv"
 )
 
 // forEachLimitedBackend is forEachBackend with the registry's limits set.
@@ -25,7 +26,7 @@ func forEachLimitedBackend(t *testing.T, l registry.Limits, fn func(t *testing.T
 	for _, b := range backends(t) {
 		t.Run(b, func(t *testing.T) {
 			store, blobs := openBackends(t, b)
-			c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			c := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 			reg := registry.New(store, blobs, registry.Options{Now: c.Now, Limits: l})
 			srv := httptest.NewServer(api.New(reg, api.Options{}))
 			t.Cleanup(srv.Close)

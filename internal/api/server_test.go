@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,25 +29,8 @@ import (
 	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/testenv"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // env is a registry served over httptest with real backends.
 type env struct {
@@ -57,7 +39,7 @@ type env struct {
 	store *sqlstore.Store
 	blobs blob.Store
 	reg   *registry.Registry
-	clock *clock
+	clock *testenv.Clock
 	// stored lists every file or object the blob store holds, staging
 	// and S3 multipart uploads included, behind the store's back.
 	stored func() map[string]int64
@@ -110,7 +92,7 @@ func newEnvWrapped(t *testing.T, backend string, opts api.Options, wrap func(blo
 	if wrap != nil {
 		regBlobs = wrap(blobs)
 	}
-	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now})
 	srv := httptest.NewServer(api.New(reg, opts))
 	t.Cleanup(srv.Close)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/testenv"
 )
 
 // get sends GET u and returns the status and body.
@@ -82,24 +83,6 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock for readiness's cache.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // probe asks rd once and returns the status and body.
 func probe(rd *readiness) (int, string) {
 	w := httptest.NewRecorder()
@@ -123,7 +106,7 @@ func TestReadiness(t *testing.T) {
 			}
 			var logs syncBuffer
 			rd := newReadiness(store, blobs, newLogger(&logs, testConfig(t, t.TempDir())))
-			clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			clock := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 			rd.now = clock.Now
 			var checks atomic.Int64
 			db := rd.checks[0].check

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +23,14 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/testenv"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
+func newClock() *testenv.Clock {
+	return testenv.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)} }
-
-func newService(t *testing.T, s *sqlstore.Store, c *clock) *auth.Service {
+func newService(t *testing.T, s *sqlstore.Store, c *testenv.Clock) *auth.Service {
 	t.Helper()
 	svc := auth.New(s, auth.Options{Service: "registry.test", Now: c.Now, HashCost: bcrypt.MinCost})
 	if err := svc.Start(context.Background()); err != nil {

@@ -43,6 +43,7 @@ import (
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/testenv"
 )
 
 // Windows of the harness: the defaults of DESIGN.md.
@@ -53,25 +54,6 @@ const (
 	// pastEverything is longer than every window.
 	pastEverything = retention + uploadExpiry + 2*grace
 )
-
-// clock is the one injected clock of a harness: the registry and every
-// collector read it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // faultyBlobs wraps the byte store to inject failures (a crash or an
 // outage of the storage backend); with no fault set it is the real store.
@@ -160,7 +142,7 @@ type harness struct {
 	t       *testing.T
 	ctx     context.Context
 	backend string
-	clock   *clock
+	clock   *testenv.Clock
 	store   *sqlstore.Store
 	raw     blob.Store   // the byte store itself (blob/fs or blob/s3)
 	s3      *s3Bucket    // the bucket under raw on the S3 backend, else nil
@@ -256,7 +238,7 @@ func newHarness(t *testing.T, b backend, opts ...option) *harness {
 		t.Fatalf("migrating: %v", err)
 	}
 	raw, bucket := b.blobs(t)
-	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
+	c := testenv.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	h := &harness{t: t, ctx: context.Background(), backend: b.name, deadlocks: deadlocks, clock: c, store: store, raw: raw, s3: bucket, blobs: &faultyBlobs{Store: raw}}
 	h.reg = registry.New(store, raw, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
 	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
@@ -559,7 +541,7 @@ func (h *harness) collect() gc.Summary {
 }
 
 // advance moves the shared clock.
-func (h *harness) advance(d time.Duration) { h.clock.Advance(d) }
+func (h *harness) advance(d time.Duration) { h.clock.Add(d) }
 
 // ---- pulling ---------------------------------------------------------------
 

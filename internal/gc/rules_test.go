@@ -4,14 +4,11 @@ package gc_test
 // should, and nothing else.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/testenv"
 )
 
 // Root 1: a live tag keeps its image forever; a hidden live tag too.
@@ -425,12 +423,9 @@ func TestRepoScopingExpiresItsTags(t *testing.T) {
 // A review whose object cannot be read is dropped with a warning that
 // names it, never silently.
 func TestMalformedReviewIsLogged(t *testing.T) {
-	var mu sync.Mutex
-	var logs bytes.Buffer
+	var logs testenv.LogBuffer // the registry's and collector's lines
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		mu.Lock()
 		logs.Reset() // each backend's own lines
-		mu.Unlock()
 		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
 			return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewManifest, Object: "not-a-repo-object", ReviewAfter: h.clock.Now()})
 		}); err != nil {
@@ -438,21 +433,8 @@ func TestMalformedReviewIsLogged(t *testing.T) {
 		}
 		h.collect()
 		h.assertFixedPoint(nil)
-		mu.Lock()
-		defer mu.Unlock()
 		if !strings.Contains(logs.String(), "object=not-a-repo-object") {
 			t.Errorf("no warning naming the malformed review:\n%s", logs.String())
 		}
-	}, func(o *gc.Options) { o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil)) })
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	}, func(o *gc.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 }
