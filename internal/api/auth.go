@@ -147,7 +147,7 @@ func (h *handler) authenticate(r *http.Request, needs, wants []auth.Need) (*acce
 	// No credentials: anonymous may pull from public namespaces; /v2/
 	// itself always asks, so that docker login sees the challenge.
 	if len(needs) == 0 {
-		return nil, &challengeError{err: errors.New("authentication required"), needs: needs}
+		return nil, &challengeError{err: errors.New("authentication required"), needs: append(needs, wants...)}
 	}
 	if err := h.opts.Auth.Authorize(ctx, auth.Anonymous, needs...); err != nil {
 		if errors.Is(err, auth.ErrDenied) {
@@ -250,8 +250,14 @@ func needsOf(r *http.Request, rt Route) []auth.Need {
 
 // wantsOf is what a request would use if permitted, beyond what it needs:
 // the source of a cross-repository mount, as distribution's challenges
-// name it.
+// name it, and the administration of users for a password change that
+// may be the user's own.
 func wantsOf(r *http.Request, rt Route) []auth.Need {
+	if rt.Kind == KindManagement && parseMgmtRoute(rt.Ref).Kind == mgmtUserPassword {
+		// Anyone's password, for an administrator (userPassword);
+		// a user's own needs no scope.
+		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
+	}
 	if rt.Kind != KindUploads || r.Method != http.MethodPost {
 		return nil
 	}

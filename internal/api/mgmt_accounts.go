@@ -270,6 +270,9 @@ func (h *handler) userPassword(w http.ResponseWriter, r *http.Request, mr mgmtRo
 	a := accessOf(r.Context())
 	self := !a.bearer && a.subject.Actor == meta.UserActor(mr.Account)
 	if need := auth.RegistryNeed(auth.RegistryAdmin); !self && !a.may(r.Context(), need) {
+		if a.subject.IsAnonymous() {
+			return &challengeError{err: errors.New("authentication required"), needs: []auth.Need{need}}
+		}
 		return fmt.Errorf("%s may not change the password of %s (a user may change their own, with Basic credentials): %w",
 			a.subject.Actor, mr.Account, auth.ErrDenied)
 	}
