@@ -139,15 +139,7 @@ func New(t *testing.T, b Backend, opts ...Option) *Env {
 	}
 	e := &Env{T: t, Ctx: ctx, Backend: b.Name, DSN: dsn, Clock: testenv.NewClock(start), Store: store}
 	if b.S3 {
-		cfg := s3test.New(t)
-		if o.S3 != nil {
-			o.S3(&cfg)
-		}
-		st, err := blobs3.New(ctx, cfg)
-		if err != nil {
-			t.Fatalf("opening S3 blob store: %v", err)
-		}
-		e.Blobs, e.Bucket = st, &Bucket{Config: cfg, Client: s3test.Client(cfg)}
+		e.Blobs, e.Bucket = NewS3(t, o.S3)
 	} else {
 		e.BlobRoot = filepath.Join(t.TempDir(), "blobs")
 		fs, err := blobfs.New(e.BlobRoot)
@@ -380,6 +372,22 @@ func (e *Env) AssertFixedPoint(w gcoracle.Windows, pinned ...string) {
 
 // ---- S3 ------------------------------------------------------------------------
 
+// NewS3 opens a blob/s3 store on a fresh bucket of the test's S3 server
+// (s3test: skipped without one, required when CI=true), its config first
+// changed by adjust unless nil, and returns it with its bucket.
+func NewS3(t testing.TB, adjust func(*blobs3.Config)) (*blobs3.Store, *Bucket) {
+	t.Helper()
+	cfg := s3test.New(t)
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	st, err := blobs3.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("opening S3 blob store: %v", err)
+	}
+	return st, &Bucket{Config: cfg, Client: s3test.Client(cfg)}
+}
+
 // Bucket is the bucket under an S3 store, seen with a plain S3 client: what
 // is really there, whatever the store reports.
 type Bucket struct {
@@ -436,6 +444,31 @@ func (b *Bucket) Multipart(t testing.TB) []string {
 			return out
 		}
 		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// Get reads the object name.
+func (b *Bucket) Get(t testing.TB, name string) []byte {
+	t.Helper()
+	out, err := b.Client.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String(b.Config.Bucket), Key: aws.String(name)})
+	if err != nil {
+		t.Fatalf("getting %s: %v", name, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", name, err)
+	}
+	return body
+}
+
+// Put writes the object name.
+func (b *Bucket) Put(t testing.TB, name string, body []byte) {
+	t.Helper()
+	_, err := b.Client.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String(b.Config.Bucket), Key: aws.String(name),
+		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+	if err != nil {
+		t.Fatalf("putting %s: %v", name, err)
 	}
 }
 
