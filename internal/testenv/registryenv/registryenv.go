@@ -86,7 +86,7 @@ type Options struct {
 	// WrapBlobs, when set, is what the registry writes through (a fake
 	// that injects failures); Env.Blobs stays the real store.
 	WrapBlobs func(blob.Store) blob.Store
-	NoServer  bool // no httptest server (a registry used in-process only)
+	NoServer  bool // no httptest server yet (see Env.Serve)
 }
 
 // Option changes Options.
@@ -158,11 +158,19 @@ func New(t *testing.T, b Backend, opts ...Option) *Env {
 	}
 	e.Registry = registry.New(store, regBlobs, ro)
 	if !o.NoServer {
-		e.Server = httptest.NewServer(api.New(e.Registry, o.API))
-		t.Cleanup(e.Server.Close)
-		e.Host = strings.TrimPrefix(e.Server.URL, "http://")
+		e.Serve(o.API)
 	}
 	return e
+}
+
+// Serve serves the registry over httptest with the handler's options
+// (with Options.NoServer, for options that need the env's stores, such as
+// a collector), closed when the test ends.
+func (e *Env) Serve(o api.Options) {
+	e.T.Helper()
+	e.Server = httptest.NewServer(api.New(e.Registry, o))
+	e.T.Cleanup(e.Server.Close)
+	e.Host = strings.TrimPrefix(e.Server.URL, "http://")
 }
 
 // Exec runs a statement on the metadata database behind the store's back
