@@ -43,6 +43,8 @@ func (e repoUnknownError) Unwrap() error { return e.err }
 // review and what it cascades to, interrupted purges, and leftover
 // tombstones.
 func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error) {
+	// Pushes go first on a single writer (meta.Background).
+	ctx = meta.Background(ctx)
 	start := c.opts.Now()
 	var sc scope
 	if ro.Repo != "" {
