@@ -12,7 +12,6 @@ package gc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -243,5 +242,3 @@ func Retention(ctx context.Context, tx meta.Tx, repoName string, def time.Durati
 	}
 	return def, nil
 }
-
-var errDryRun = errors.New("gc: dry run rolls back")

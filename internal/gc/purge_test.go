@@ -16,8 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
 )
 
 // fillRepo pushes into repo a tagged nested index (an inner index listed by
@@ -242,4 +244,48 @@ func deletionKeys(ds []gc.Deletion) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The dry run (gc --dry-run, gc/status?reclaimable=true) takes no lock a
+// push could wait for: it completes while a write transaction holds the
+// SQLite writer, or, on PostgreSQL, the row of a manifest it decides.
+func TestDryRunTakesNoLocks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.pushImage("ns/app", "", randomImage(t, 2))
+		h2 := h.pushImage("ns/app", "", randomImage(t, 1))
+		d := digest.Digest(h2.String())
+		h.advance(grace + time.Minute)
+		held, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- h.store.Update(h.ctx, func(tx meta.Tx) error {
+				repo, err := tx.Repository(h.ctx, "ns/app", meta.LockNone)
+				if err == nil {
+					_, err = tx.Manifest(h.ctx, repo.ID, d, meta.LockUpdate)
+				}
+				close(held)
+				<-release
+				return err
+			})
+		}()
+		<-held
+		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		dry, err := h.gc.RunOnce(ctx, gc.RunOptions{DryRun: true})
+		cancel()
+		close(release)
+		if err != nil {
+			t.Fatalf("dry run while a writer held a candidate: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if dry.Deleted[gc.KindManifest] != 2 {
+			t.Fatalf("dry run would delete %v, want both untagged manifests", dry.Deleted)
+		}
+		real := h.collect()
+		if real.Deleted[gc.KindManifest] != 2 || real.BytesFreed != dry.BytesFreed {
+			t.Fatalf("real run deleted %v (%d bytes), dry run said %v (%d bytes)", real.Deleted, real.BytesFreed, dry.Deleted, dry.BytesFreed)
+		}
+		h.fixedPoint()
+	})
 }

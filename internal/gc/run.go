@@ -14,8 +14,9 @@ import (
 
 // RunOptions narrow one run.
 type RunOptions struct {
-	// DryRun decides everything in one transaction that is rolled back:
-	// the summary lists exactly what a real run would delete now.
+	// DryRun decides everything in one read-only transaction (dryrun.go):
+	// the summary lists exactly what a real run would delete now, and no
+	// push waits for it.
 	DryRun bool
 	// Repo limits the run to one repository's reviews and what they
 	// cascade to (the blobs and labels they free). A repository that does
@@ -267,53 +268,6 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 	return Summary{Errors: 1, Deleted: map[string]int{}}, 1, nil
 }
 
-// dryRun decides everything due in one transaction and rolls it back.
-func (c *Collector) dryRun(ctx context.Context, sc scope) (Summary, error) {
-	var p *pass
-	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		p = c.newPass(tx, c.opts.Now())
-		for {
-			n, err := p.expire(ctx, c.opts.BatchSize, sc.repoID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				break
-			}
-		}
-		for {
-			decided := 0
-			for _, kind := range sc.kinds() {
-				for {
-					reviews, err := tx.ClaimDue(ctx, kind, p.now, sc.prefix, c.opts.BatchSize)
-					if err != nil {
-						return err
-					}
-					if len(reviews) == 0 {
-						break
-					}
-					before := p.summary.Skipped
-					if err := p.decideClaimed(ctx, kind, reviews); err != nil {
-						return err
-					}
-					if p.summary.Skipped-before == len(reviews) {
-						break
-					}
-					decided += len(reviews)
-				}
-			}
-			if decided == 0 {
-				return errDryRun
-			}
-		}
-	})
-	if !errors.Is(err, errDryRun) {
-		return Summary{}, fmt.Errorf("dry run: %w", err)
-	}
-	p.summary.DryRun = true
-	return p.summary, nil
-}
-
 // afterCommit deletes the bytes of the blob rows the pass deleted (then
 // their tombstones) unless the caller took them to delete with a batch's,
 // the staging objects of collected uploads, and publishes the pass's
@@ -472,7 +426,9 @@ type Status struct {
 }
 
 // Status reads the queue. With reclaimable, it also runs a dry run to
-// report the bytes a collection would free now.
+// report the bytes a collection would free now: a read-only transaction
+// that holds no write lock and no row lock (dryrun.go), however long it
+// takes.
 func (c *Collector) Status(ctx context.Context, reclaimable bool) (Status, error) {
 	var st Status
 	err := c.store.View(ctx, func(tx meta.Tx) error {

@@ -219,6 +219,7 @@ type Tx interface {
 	ReviewTx
 	AccountTx
 	CollectTx
+	DryRunTx
 }
 
 // RepoTx covers namespaces and repositories.

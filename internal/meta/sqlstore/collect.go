@@ -37,7 +37,7 @@ func pairsJSON(keys []meta.RepoDigest) string {
 func (t *tx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix string, limit int) ([]meta.Review, error) {
 	rows, err := t.query(ctx, `SELECT object, review_after, attempts, reason FROM review
 		WHERE kind = ? AND review_after <= ? AND (? = '' OR substr(object, 1, ?) = ?)
-		ORDER BY review_after LIMIT ?`+t.d.skipLocked(),
+		ORDER BY review_after, object LIMIT ?`+t.skip(),
 		kind, us(now), prefix, len(prefix), prefix, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claiming %s reviews: %w", kind, err)
@@ -151,7 +151,7 @@ func (t *tx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int
 	}
 	rows, err := t.query(ctx, `SELECT t.id, t.repository_id, t.name, t.manifest_digest, t.lifetime_start, t.lifetime_end, r.name, n.tag_retention_us
 		FROM tag t JOIN repository r ON r.id = t.repository_id JOIN namespace n ON n.id = r.namespace_id
-		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`+t.d.lockSkip("t"), jsonKeys(ids))
+		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`+t.lockSkip("t"), jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking tag rows: %w", err)
 	}
@@ -242,7 +242,7 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 				WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest) THEN 1 ELSE 0 END
 		FROM manifest m JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id
 		WHERE (m.repository_id, m.digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY m.repository_id, m.digest`+t.d.lockSkip("m"), pairsJSON(keys))
+		ORDER BY m.repository_id, m.digest`+t.lockSkip("m"), pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking manifests: %w", err)
 	}
@@ -355,7 +355,7 @@ func (t *tx) LockUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) ([]m
 	rows, err := t.query(ctx, `SELECT u.repository_id, u.blob_digest, u.expires_at, r.name
 		FROM uploaded_blob u JOIN repository r ON r.id = u.repository_id
 		WHERE (u.repository_id, u.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY u.repository_id, u.blob_digest`+t.d.lockSkip("u"), pairsJSON(keys))
+		ORDER BY u.repository_id, u.blob_digest`+t.lockSkip("u"), pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking upload markers: %w", err)
 	}
@@ -403,7 +403,7 @@ func (t *tx) LockLinkFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.
 			(SELECT u.expires_at FROM uploaded_blob u WHERE u.repository_id = l.repository_id AND u.blob_digest = l.blob_digest)
 		FROM repository_blob l JOIN repository r ON r.id = l.repository_id
 		WHERE (l.repository_id, l.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY l.repository_id, l.blob_digest`+t.d.lockSkip("l"), pairsJSON(keys))
+		ORDER BY l.repository_id, l.blob_digest`+t.lockSkip("l"), pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking links: %w", err)
 	}
@@ -451,7 +451,7 @@ func (t *tx) LockBlobFacts(ctx context.Context, ds []digest.Digest) ([]meta.Blob
 	}
 	rows, err := t.query(ctx, `SELECT b.digest, b.size, b.storage_key, b.created_at,
 			CASE WHEN EXISTS (SELECT 1 FROM repository_blob l WHERE l.blob_digest = b.digest) THEN 1 ELSE 0 END
-		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`+t.d.lockSkip("b"), jsonKeys(ds))
+		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`+t.lockSkip("b"), jsonKeys(ds))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking blobs: %w", err)
 	}
@@ -505,7 +505,7 @@ func (t *tx) LockLabelFacts(ctx context.Context, ids []int64) ([]meta.LabelFacts
 		return nil, nil, nil
 	}
 	rows, err := t.query(ctx, `SELECT l.id, CASE WHEN EXISTS (SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id) THEN 1 ELSE 0 END
-		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`+t.d.lockSkip("l"), jsonKeys(ids))
+		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`+t.lockSkip("l"), jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking labels: %w", err)
 	}
@@ -550,7 +550,7 @@ func (t *tx) LockUploads(ctx context.Context, ids []string) ([]meta.Upload, []st
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`+t.d.lockSkip("u"), jsonKeys(ids))
+	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`+t.lockSkip("u"), jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking uploads: %w", err)
 	}
@@ -587,4 +587,92 @@ func (t *tx) DeleteUploads(ctx context.Context, ids []string) error {
 		return fmt.Errorf("deleting %d uploads: %w", len(ids), err)
 	}
 	return nil
+}
+
+// skip is SKIP LOCKED for a claim in a write transaction; a read-only one
+// (a dry run) locks nothing.
+func (t *tx) skip() string {
+	if t.readOnly {
+		return ""
+	}
+	return t.d.skipLocked()
+}
+
+// lockSkip locks a candidate in a write transaction; a read-only one (a dry
+// run) locks nothing.
+func (t *tx) lockSkip(alias string) string {
+	if t.readOnly {
+		return ""
+	}
+	return t.d.lockSkip(alias)
+}
+
+func (t *tx) ManifestRefs(ctx context.Context, keys []meta.RepoDigest) (meta.ManifestSetRefs, error) {
+	var refs meta.ManifestSetRefs
+	if len(keys) == 0 {
+		return refs, nil
+	}
+	set := pairsJSON(keys)
+	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
+	pairs := func(q string) ([]meta.RepoDigest, error) {
+		rows, err := t.query(ctx, q, set)
+		if err != nil {
+			return nil, err
+		}
+		ks, err := scanPairs(rows)
+		if err != nil {
+			return nil, err
+		}
+		sortPairs(ks)
+		return slices.Compact(ks), nil
+	}
+	var err error
+	if refs.Referrers, err = pairs(`SELECT repository_id, digest FROM manifest WHERE subject_digest <> '' AND (repository_id, subject_digest)` + in); err != nil {
+		return refs, fmt.Errorf("reading referrers of %d manifests: %w", len(keys), err)
+	}
+	if refs.Children, err = pairs(`SELECT repository_id, child_digest FROM manifest_child WHERE (repository_id, parent_digest)` + in); err != nil {
+		return refs, fmt.Errorf("reading children of %d manifests: %w", len(keys), err)
+	}
+	if refs.Blobs, err = pairs(`SELECT repository_id, blob_digest FROM manifest_blob WHERE (repository_id, manifest_digest)` + in); err != nil {
+		return refs, fmt.Errorf("reading blobs of %d manifests: %w", len(keys), err)
+	}
+	rows, err := t.query(ctx, `SELECT DISTINCT label_id FROM manifest_label WHERE (repository_id, manifest_digest)`+in+` ORDER BY label_id`, set)
+	if err == nil {
+		refs.Labels, err = scanInts(rows)
+	}
+	if err != nil {
+		return refs, fmt.Errorf("reading labels of %d manifests: %w", len(keys), err)
+	}
+	going := map[meta.RepoDigest]bool{}
+	for _, k := range keys {
+		going[k] = true
+	}
+	refs.Referrers = slices.DeleteFunc(refs.Referrers, func(k meta.RepoDigest) bool { return going[k] })
+	refs.Children = slices.DeleteFunc(refs.Children, func(k meta.RepoDigest) bool { return going[k] })
+	return refs, nil
+}
+
+func (t *tx) LinkUsers(ctx context.Context, key meta.RepoDigest, limit int) ([]digest.Digest, error) {
+	ds, err := scanDigests(t.query(ctx, `SELECT manifest_digest FROM manifest_blob WHERE repository_id = ? AND blob_digest = ? ORDER BY manifest_digest LIMIT ?`,
+		key.RepoID, key.Digest.String(), limit))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifests using blob %s: %w", key.Digest, err)
+	}
+	return ds, nil
+}
+
+func (t *tx) BlobLinks(ctx context.Context, d digest.Digest, limit int) ([]int64, error) {
+	rows, err := t.query(ctx, `SELECT repository_id FROM repository_blob WHERE blob_digest = ? ORDER BY repository_id LIMIT ?`, d.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the links of blob %s: %w", d, err)
+	}
+	return scanInts(rows)
+}
+
+func (t *tx) LabelUsers(ctx context.Context, id int64, limit int) ([]meta.RepoDigest, error) {
+	rows, err := t.query(ctx, `SELECT repository_id, manifest_digest FROM manifest_label WHERE label_id = ? ORDER BY repository_id, manifest_digest LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the users of label %d: %w", id, err)
+	}
+	return scanPairs(rows)
 }
