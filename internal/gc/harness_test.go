@@ -781,8 +781,13 @@ func (h *harness) settle() {
 		if due == 0 {
 			return
 		}
-		h.t.Logf("settle: round %d decided nothing with %d reviews due (errors %d): %v", i, due, s.Errors,
+		h.t.Logf("settle: round %d decided nothing with %d reviews due (errors %d, skipped %d): %v", i, due, s.Errors, s.Skipped,
 			h.strings(`SELECT kind || ' ' || object || ' ' || reason FROM review`))
+		if h.store.Dialect() == "postgres" {
+			// Who holds the rows the collector skipped.
+			h.t.Logf("settle: open transactions: %v", h.strings(`SELECT state || ' since ' || COALESCE(xact_start::text, '-') || ': ' || left(query, 200)
+				FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`))
+		}
 	}
 }
 

@@ -129,11 +129,13 @@ func (sc scope) kinds() []string {
 // due now of an earlier one (an index's children, a candidate another
 // transaction held).
 func (c *Collector) collect(ctx context.Context, sc scope, keep func(Summary)) error {
+	bytes := c.startDeletingBytes(ctx)
+	defer bytes.wait()
 	for {
 		decided := 0
 		for _, kind := range sc.kinds() {
 			for {
-				s, n, err := c.batch(ctx, kind, sc.prefix)
+				s, n, err := c.batch(ctx, kind, sc.prefix, bytes.send)
 				keep(s)
 				if err != nil {
 					return err
@@ -148,6 +150,39 @@ func (c *Collector) collect(ctx context.Context, sc scope, keep func(Summary)) e
 			return nil
 		}
 	}
+}
+
+// byteDeleter deletes the bytes of committed tombstones in a goroutine of
+// its own while the collector decides the next sets: deleting a blob's
+// bytes (an unlink, an S3 request) costs about what deciding it does, and
+// the two no longer take turns.
+type byteDeleter struct {
+	ch   chan []meta.Tombstone
+	done chan struct{}
+}
+
+func (c *Collector) startDeletingBytes(ctx context.Context) *byteDeleter {
+	b := &byteDeleter{ch: make(chan []meta.Tombstone, 4), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		for tombs := range b.ch {
+			c.deleteBytes(ctx, tombs)
+		}
+	}()
+	return b
+}
+
+func (b *byteDeleter) send(tombs []meta.Tombstone) {
+	if len(tombs) > 0 {
+		b.ch <- tombs
+	}
+}
+
+// wait returns once every batch sent is deleted (or left to the next run
+// if ctx ended).
+func (b *byteDeleter) wait() {
+	close(b.ch)
+	<-b.done
 }
 
 // expireBatch ends one batch of expired tags.
@@ -171,22 +206,22 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 // how many reviews it decided (claims another transaction's locks made it
 // leave for later do not count, so a round whose every claim was held ends).
 //
-// The bytes of the blob rows the batch's transactions deleted are deleted
-// once per batch (every deleteBatch keys at most), not after each
-// transaction: on S3 one DeleteObjects request of a thousand keys costs
-// what one DeleteObject does. Their tombstones are committed with the rows,
+// The bytes of the blob rows the batch's transactions deleted go to
+// deleteBytes (the run's byteDeleter) once per batch (every deleteBatch keys
+// at most), not after each transaction: on S3 one DeleteObjects request of a
+// thousand keys costs what one DeleteObject does. Their tombstones are committed with the rows,
 // so deleting the bytes a batch later changes nothing but when the space
 // comes back.
-func (c *Collector) batch(ctx context.Context, kind, prefix string) (Summary, int, error) {
+func (c *Collector) batch(ctx context.Context, kind, prefix string, deleteBytes func([]meta.Tombstone)) (Summary, int, error) {
 	total := Summary{Deleted: map[string]int{}}
 	var tombs []meta.Tombstone
-	defer func() { c.deleteBytes(ctx, tombs) }()
+	defer func() { deleteBytes(tombs) }()
 	decided := 0
 	for claimed := 0; claimed < c.opts.BatchSize; {
 		s, n, freed, err := c.decideClaims(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
 		total.Add(s)
 		if tombs = append(tombs, freed...); len(tombs) >= deleteBatch {
-			c.deleteBytes(ctx, tombs)
+			deleteBytes(tombs)
 			tombs = nil
 		}
 		if err != nil {
