@@ -508,26 +508,38 @@ func (p *prober) run(ctx context.Context, count int, stop <-chan struct{}) latSt
 	return stats(lat, failures, 0, maxGap)
 }
 
-// probeRun is the prober running in the background during a collection,
-// from start (if called) until wait.
+// probeRun is the prober running in the background during a collection:
+// the collection begins it once the registry serves and ends it when it
+// is done (before serve restarts with its workers off). A nil probeRun
+// probes nothing.
 type probeRun struct {
+	ctx  context.Context
+	pr   *prober
 	stop chan struct{}
 	done chan latStats
+	res  latStats
 }
 
-func (p *probeRun) start(ctx context.Context, pr *prober) {
+func (p *probeRun) begin() {
+	if p == nil || p.stop != nil {
+		return
+	}
 	p.stop, p.done = make(chan struct{}), make(chan latStats, 1)
-	go func() { p.done <- pr.run(ctx, 0, p.stop) }()
+	go func() { p.done <- p.pr.run(p.ctx, 0, p.stop) }()
 }
 
-// wait stops the probe and returns what it measured (zero if it never
-// started).
-func (p *probeRun) wait() latStats {
-	if p.stop == nil {
+// end stops the probe and returns what it measured (zero if it never
+// began); later calls return the same.
+func (p *probeRun) end() latStats {
+	if p == nil || p.stop == nil {
 		return latStats{}
 	}
-	close(p.stop)
-	return <-p.done
+	if p.done != nil {
+		close(p.stop)
+		p.res = <-p.done
+		p.done = nil
+	}
+	return p.res
 }
 
 // runVariant measures v at one scale, in dir, over storage of its own.
@@ -623,14 +635,12 @@ func runVariant(ctx context.Context, o options, v variant, dir string, scale int
 	// 4. reclaim the garbage, with the probe PUTting manifests throughout
 	// (from when the registry serves during the collection: at once, or
 	// after serve's restart in serve mode).
-	var probe probeRun
-	ready := func() {
-		if o.probeGC {
-			probe.start(ctx, pr)
-		}
+	var probe *probeRun
+	if o.probeGC {
+		probe = &probeRun{ctx: ctx, pr: pr}
 	}
-	r.Reclaim, err = srv.collect(ctx, "reclaim", ready)
-	r.ProbeReclaim = probe.wait()
+	r.Reclaim, err = srv.collect(ctx, "reclaim", probe)
+	r.ProbeReclaim = probe.end()
 	if err != nil {
 		r.BytesAfter = srv.storageBytes()
 		r.ServerHWMKB = srv.hwmKB()
@@ -677,14 +687,14 @@ func runVariant(ctx context.Context, o options, v variant, dir string, scale int
 	if nerr, err := del(pl.probeDel); err != nil {
 		return r, fmt.Errorf("deleting (probe): %d errors, first: %w", nerr, err)
 	}
-	var online probeRun
-	r.Online, err = srv.collect(ctx, "online", func() { online.start(ctx, pr) })
-	r.ProbeGC = online.wait()
+	online := &probeRun{ctx: ctx, pr: pr}
+	r.Online, err = srv.collect(ctx, "online", online)
+	r.ProbeGC = online.end()
 	if err != nil {
 		return r, fmt.Errorf("collection under probe load: %w", err)
 	}
 	log.Printf("%s collection under probe load: %.2fs; PUT p50 %.1fms p99 %.1fms n=%d failures=%d (idle p50 %.1fms p99 %.1fms)",
-		kind, r.Online.Wall.Seconds(), r.ProbeGC.P50ms, r.ProbeGC.P99ms, r.ProbeGC.N, r.ProbeGC.Failures, r.ProbeIdle.P50ms, r.ProbeIdle.P99ms)
+		v.label(), r.Online.Wall.Seconds(), r.ProbeGC.P50ms, r.ProbeGC.P99ms, r.ProbeGC.N, r.ProbeGC.Failures, r.ProbeIdle.P50ms, r.ProbeIdle.P99ms)
 	cl.forget()
 	sample := pl.live[:min(len(pl.live), 100)]
 	_, _, _, r.FixedPullErrs, _ = pullLive(ctx, o, d, cl, sample)

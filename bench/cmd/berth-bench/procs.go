@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -154,6 +155,10 @@ func (s *server) stop() time.Duration {
 		return 0
 	}
 	start := time.Now()
+	// Connections the client's transport dialled but never used look new
+	// to the server, and Go's http.Server.Shutdown waits up to 5 s for
+	// them to send a request: close them first.
+	s.cl.hc.CloseIdleConnections()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -163,7 +168,11 @@ func (s *server) stop() time.Duration {
 	}
 	s.log.Close()
 	s.cmd = nil
-	return time.Since(start)
+	took := time.Since(start)
+	if took > time.Second {
+		log.Printf("%s took %.1fs to stop", s.kind, took.Seconds())
+	}
+	return took
 }
 
 // hwmKB is the server's peak RSS so far (VmHWM), in KiB.
@@ -316,26 +325,23 @@ func runProc(ctx context.Context, name string, args, env []string, logPath strin
 	return took, rss, []byte(out.String()), nil
 }
 
-// collect runs one collection and times it. ready is called once the
-// registry serves during the collection (a probe starts then); it may be
-// nil.
+// collect runs one collection and times it. probe (may be nil) is begun
+// once the registry serves during the collection and ended when the
+// collection is done.
 //
 // distribution: stop the registry, run garbage-collect --delete-untagged,
 // start it again; Wall = Unavail = stop + gc + restart, Process = gc alone.
-// ready is called at once (the probe sees the registry stopped).
+// The probe begins at once (it sees the registry stopped).
 //
 // berth, process mode: the registry keeps serving; "berth gc --json" runs
 // as a separate process, started at once; Wall runs from its start until
 // it has exited and the server reports zero due reviews.
 //
 // berth, serve mode: see collectServe.
-func (s *server) collect(ctx context.Context, label string, ready func()) (gcRun, error) {
-	if ready == nil {
-		ready = func() {}
-	}
+func (s *server) collect(ctx context.Context, label string, probe *probeRun) (gcRun, error) {
 	var r gcRun
 	if s.kind == kindDist {
-		ready()
+		probe.begin()
 		start := time.Now()
 		r.Stop = s.stop()
 		took, rss, _, err := runProc(ctx, "docker-registry",
@@ -355,9 +361,9 @@ func (s *server) collect(ctx context.Context, label string, ready func()) (gcRun
 		return r, nil
 	}
 	if s.mode == modeServe {
-		return s.collectServe(ctx, label, ready)
+		return s.collectServe(ctx, label, probe)
 	}
-	ready()
+	probe.begin()
 	args := slices.Clone(s.gcCmd)
 	for i := range args {
 		args[i] = strings.ReplaceAll(args[i], "{label}", label)
@@ -419,7 +425,7 @@ var serveWorkers = 2
 // (deletions_total by kind, decision_seconds_count = reviews decided).
 // Then serve is restarted with its workers off again (not timed), so the
 // next steps see a registry that does not collect behind their back.
-func (s *server) collectServe(ctx context.Context, label string, ready func()) (gcRun, error) {
+func (s *server) collectServe(ctx context.Context, label string, probe *probeRun) (gcRun, error) {
 	var r gcRun
 	r.RSSBeforeKB = s.rssKB()
 	s.stop()
@@ -430,7 +436,8 @@ func (s *server) collectServe(ctx context.Context, label string, ready func()) (
 		return r, fmt.Errorf("restarting serve with its workers on (%s): %w", label, err)
 	}
 	r.Start = time.Since(start)
-	ready()
+	probe.begin()
+	defer probe.end()
 	for {
 		m, err := s.gcMetrics(ctx)
 		if err == nil && m.runs >= 1 && m.due == 0 {
@@ -453,6 +460,7 @@ func (s *server) collectServe(ctx context.Context, label string, ready func()) (
 	}
 	r.Process = r.Wall
 	r.MaxRSSKB, r.RSSAfterKB = s.hwmKB(), s.rssKB()
+	probe.end()
 	s.stop()
 	s.cl.hc.CloseIdleConnections()
 	s.setEnv("BERTH_GC_WORKERS", "0")

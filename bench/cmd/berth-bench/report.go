@@ -169,7 +169,7 @@ func report(o options, res *results) string {
 			return r.Reclaim.Process.Seconds(), r.Mode != modeServe
 		})
 		row("collector's own time (`berth gc --json` duration), s", "%.2f", process(func(r *regResult) float64 { return r.Reclaim.Own.Seconds() }))
-		row("reviews decided", "%.0f", berth(func(r *regResult) float64 { return float64(r.Reclaim.Reviews) }))
+		row("reviews decided (serve mode: reviews claimed, its decision_seconds_count; process: with cascades)", "%.0f", berth(func(r *regResult) float64 { return float64(r.Reclaim.Reviews) }))
 		row("objects deleted (tags, manifests, links, blobs, labels, markers…)", "%.0f", berth(func(r *regResult) float64 { return float64(r.Reclaim.objects()) }))
 		row("**reclaim throughput, objects/s**", "**%.0f**", berth(func(r *regResult) float64 {
 			return float64(r.Reclaim.objects()) / r.Reclaim.Wall.Seconds()
@@ -269,10 +269,17 @@ func throughput(res *results, vs []variant) string {
 				sqlBackend, byteBackend = dbPostgres, "s3"
 			}
 			rate := float64(r.Reclaim.objects()) / r.Reclaim.Wall.Seconds()
-			sl, _ := bestLimit(res.Limits, sqlBackend)
-			bl, _ := bestLimit(res.Limits, byteBackend)
-			p("| %s | %d | %d | %.2f | %.0f | %.0f (%s, batch %d) | %.0f (%s) | %.4f |\n", v.label(), r.Manifests, r.Reclaim.objects(),
-				r.Reclaim.Wall.Seconds(), rate, sl.perSecond(), sqlBackend, sl.Batch, bl.perSecond(), byteBackend, rate/sl.perSecond())
+			cell := func(backend string) (string, float64) {
+				l, ok := bestLimit(res.Limits, backend)
+				if !ok {
+					return "not measured", math.NaN()
+				}
+				return fmt.Sprintf("%.0f (%s, %s, batch %d)", l.perSecond(), backend, l.What, l.Batch), l.perSecond()
+			}
+			sl, sr := cell(sqlBackend)
+			bl, _ := cell(byteBackend)
+			p("| %s | %d | %d | %.2f | %.0f | %s | %s | %.4f |\n", v.label(), r.Manifests, r.Reclaim.objects(),
+				r.Reclaim.Wall.Seconds(), rate, sl, bl, rate/sr)
 		}
 	}
 	p("\n")
