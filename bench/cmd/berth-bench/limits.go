@@ -133,15 +133,16 @@ func limitsTable(res []limitResult) string {
 	return b.String()
 }
 
-// best is the highest rate measured for backend (0 if none).
+// bestLimit is the fastest measurement of backend; false if there is none.
 func bestLimit(res []limitResult, backend string) (limitResult, bool) {
 	var best limitResult
+	found := false
 	for _, l := range res {
-		if l.Backend == backend && l.perSecond() > best.perSecond() {
-			best = l
+		if l.Backend == backend && l.Seconds > 0 && (!found || l.perSecond() > best.perSecond()) {
+			best, found = l, true
 		}
 	}
-	return best, best.N > 0
+	return best, found
 }
 
 // sqlLimits deletes n rows of a table shaped like berth's review and link

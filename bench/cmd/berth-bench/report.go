@@ -139,7 +139,16 @@ func report(o options, res *results) string {
 			return func(r *regResult) (float64, bool) { return g(r), r.Mode == modeServe }
 		}
 		process := func(g func(r *regResult) float64) func(r *regResult) (float64, bool) {
-			return func(r *regResult) (float64, bool) { return g(r), r.Registry == kindBerth && r.Mode != modeServe }
+			return func(r *regResult) (float64, bool) {
+				return g(r), r.Registry == kindBerth && r.Mode != modeServe && r.Reclaim.Own > 0
+			}
+		}
+		// probed: the reclaim was probed (older results.json files probed
+		// only a later, smaller collection).
+		probed := func(g func(r *regResult) float64) func(r *regResult) (float64, bool) {
+			return func(r *regResult) (float64, bool) {
+				return g(r), r.ProbeReclaim.N+r.ProbeReclaim.Failures > 0
+			}
 		}
 		text := func(name string, f func(r *regResult) string) {
 			p("| %s |", name)
@@ -176,13 +185,19 @@ func report(o options, res *results) string {
 		}))
 		row("manifest PUT p50 idle, ms", "%.1f", all(func(r *regResult) float64 { return r.ProbeIdle.P50ms }))
 		row("manifest PUT p99 idle, ms", "%.1f", all(func(r *regResult) float64 { return r.ProbeIdle.P99ms }))
-		row("manifest PUT p50 during the reclaim, ms", "%.1f", all(func(r *regResult) float64 { return r.ProbeReclaim.P50ms }))
-		row("**manifest PUT p99 during the reclaim, ms**", "**%.1f**", all(func(r *regResult) float64 { return r.ProbeReclaim.P99ms }))
-		row("**PUT p99 during the reclaim ÷ idle**", "**%.2f**", berth(func(r *regResult) float64 { return r.ProbeReclaim.P99ms / r.ProbeIdle.P99ms }))
+		row("manifest PUT p50 during the reclaim, ms", "%.1f", probed(func(r *regResult) float64 { return r.ProbeReclaim.P50ms }))
+		row("**manifest PUT p99 during the reclaim, ms**", "**%.1f**", probed(func(r *regResult) float64 { return r.ProbeReclaim.P99ms }))
+		row("**PUT p99 during the reclaim ÷ idle**", "**%.2f**", func(r *regResult) (float64, bool) {
+			v, ok := probed(func(r *regResult) float64 { return r.ProbeReclaim.P99ms / r.ProbeIdle.P99ms })(r)
+			return v, ok && r.Registry == kindBerth
+		})
 		text("probe PUTs during the reclaim: ok / **failed**", func(r *regResult) string {
+			if r.ProbeReclaim.N+r.ProbeReclaim.Failures == 0 {
+				return "–"
+			}
 			return fmt.Sprintf("%d / **%d**", r.ProbeReclaim.N, r.ProbeReclaim.Failures)
 		})
-		row("longest gap between successful probe PUTs during the reclaim, s", "%.2f", all(func(r *regResult) float64 { return r.ProbeReclaim.MaxGapS }))
+		row("longest gap between successful probe PUTs during the reclaim, s", "%.2f", probed(func(r *regResult) float64 { return r.ProbeReclaim.MaxGapS }))
 		row("unavailability, s (registry stopped)", "%.2f", all(func(r *regResult) float64 { return r.Reclaim.Unavail.Seconds() }))
 		row("no-op collection, s (dist: gc alone; berth: as the reclaim)", "%.3f", all(func(r *regResult) float64 {
 			if r.Registry == kindDist {
@@ -216,7 +231,7 @@ func report(o options, res *results) string {
 		row("storage after gc, MB", "%.1f", all(func(r *regResult) float64 { return float64(r.BytesAfter) / 1e6 }))
 		row("blob requests retried after a 5xx (client)", "%.0f", all(func(r *regResult) float64 { return float64(r.Transient) }))
 		row("server peak RSS, MiB", "%.0f", all(func(r *regResult) float64 { return mib(r.ServerHWMKB) }))
-		row("this column's run, end to end, s", "%.0f", all(func(r *regResult) float64 { return r.TotalSeconds }))
+		row("this column's run, end to end, s", "%.0f", func(r *regResult) (float64, bool) { return r.TotalSeconds, r.TotalSeconds > 0 })
 		for _, r := range rs {
 			if r.Registry == kindBerth {
 				p("\n%s: deleted %v in the reclaim, %d bytes freed; %d reviews in the fixed-garbage run.\n", cmp.Or(r.Variant, r.Registry), r.Reclaim.Deleted, r.Reclaim.Freed, r.Fixed.Reviews)
@@ -254,7 +269,9 @@ func throughput(res *results, vs []variant) string {
 	p("### Collection throughput against this machine's physical limits\n\n")
 	p("Limits (`berth-bench limits`, same run): a SQL row is a row of a table shaped like berth's (text primary key, one secondary index); "+
 		"files are 2 KiB, laid out like berth's blobs.\n\n%s\n", limitsTable(res.Limits))
-	p("| berth | manifests | objects deleted | reclaim s | objects/s | fastest SQL deletes, rows/s | fastest byte deletes, objects/s | objects/s ÷ SQL limit |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("The floor is what the same deletions cost at the fastest rates measured: every object a SQL row deleted at the SQL limit, " +
+		"plus every blob's bytes deleted at the byte-store limit.\n\n")
+	p("| berth | manifests | objects deleted | of which blobs | reclaim s | objects/s | fastest SQL deletes, rows/s | fastest byte deletes, objects/s | floor, s | reclaim ÷ floor |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range res.Scales {
 		for _, v := range vs {
 			r := m[v.Name]
@@ -268,18 +285,19 @@ func throughput(res *results, vs []variant) string {
 			case dbPGS3:
 				sqlBackend, byteBackend = dbPostgres, "s3"
 			}
-			rate := float64(r.Reclaim.objects()) / r.Reclaim.Wall.Seconds()
 			cell := func(backend string) (string, float64) {
 				l, ok := bestLimit(res.Limits, backend)
 				if !ok {
 					return "not measured", math.NaN()
 				}
-				return fmt.Sprintf("%.0f (%s, %s, batch %d)", l.perSecond(), backend, l.What, l.Batch), l.perSecond()
+				return fmt.Sprintf("%.0f (%s: %s, batch %d)", l.perSecond(), backend, l.What, l.Batch), l.perSecond()
 			}
 			sl, sr := cell(sqlBackend)
-			bl, _ := cell(byteBackend)
-			p("| %s | %d | %d | %.2f | %.0f | %s | %s | %.4f |\n", v.label(), r.Manifests, r.Reclaim.objects(),
-				r.Reclaim.Wall.Seconds(), rate, sl, bl, rate/sr)
+			bl, br := cell(byteBackend)
+			objs, blobs := r.Reclaim.objects(), r.Reclaim.Deleted["blob"]
+			floor := float64(objs)/sr + float64(blobs)/br
+			p("| %s | %d | %d | %d | %.2f | %.0f | %s | %s | %.3f | %.0f× |\n", v.label(), r.Manifests, objs, blobs,
+				r.Reclaim.Wall.Seconds(), float64(objs)/r.Reclaim.Wall.Seconds(), sl, bl, floor, r.Reclaim.Wall.Seconds()/floor)
 		}
 	}
 	p("\n")
