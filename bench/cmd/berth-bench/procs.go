@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"net"
@@ -480,16 +481,22 @@ type serveGC struct {
 
 // gcMetrics reads serve's collector counters from /metrics.
 func (s *server) gcMetrics(ctx context.Context) (serveGC, error) {
-	m := serveGC{deleted: map[string]int{}, due: -1}
 	resp, err := s.cl.do(ctx, "GET", s.cl.base+"/metrics", nil, nil)
 	if err != nil {
-		return m, err
+		return serveGC{due: -1}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return m, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
+		return serveGC{due: -1}, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
 	}
-	sc := bufio.NewScanner(resp.Body)
+	return parseGCMetrics(resp.Body)
+}
+
+// parseGCMetrics reads the berth_gc_* samples of a Prometheus text
+// exposition.
+func parseGCMetrics(r io.Reader) (serveGC, error) {
+	m := serveGC{deleted: map[string]int{}, due: -1}
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -522,10 +529,13 @@ func (s *server) gcMetrics(ctx context.Context) (serveGC, error) {
 			m.reviews += int(v)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return m, err
+	}
 	if m.due < 0 {
 		return m, errors.New("/metrics has no berth_gc_reviews_due")
 	}
-	return m, sc.Err()
+	return m, nil
 }
 
 // tombstones is the tombstone count of GET /berth/v1/gc/status.
