@@ -26,6 +26,8 @@
 #                      berth only unless docker-registry is installed
 #   make bench-compare the full comparison at 1k and 10k manifests (needs docker-registry;
 #                      writes bench/RESULTS.md, results.json, gc-time.png)
+#   make bench-limits  this machine's physical limits for a collection: batched SQL deletes
+#                      (SQLite, PostgreSQL), unlinks, S3 DeleteObjects (berth-bench limits)
 #
 # PostgreSQL-backed Go tests read BERTH_TEST_POSTGRES_DSN (an admin DSN from which they
 # create per-test databases); .ci/run exports it. Without it they should skip.
@@ -172,6 +174,10 @@ bench-smoke:
 
 bench-compare:
 	$(GO) run ./bench/cmd/berth-bench -scales 1000,10000 -out bench
+
+.PHONY: bench-limits
+bench-limits:
+	BERTH_VERSITYGW=$(VERSITYGW) $(GO) run ./bench/cmd/berth-bench limits
 
 clean:
 	rm -rf results

@@ -85,7 +85,7 @@ func gcInproc(args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(total)
 }
 
-var subcommands = map[string]func([]string) error{"gc-inproc": gcInproc, "report": reportCmd}
+var subcommands = map[string]func([]string) error{"gc-inproc": gcInproc, "report": reportCmd, "limits": limitsCmd}
 
 func runSubcommand() bool {
 	if len(os.Args) < 2 {

@@ -2,13 +2,18 @@
 // logical dataset: push throughput, garbage collection (time to reclaim,
 // no-op collection, fixed garbage on a growing registry, collector peak
 // RSS), availability and manifest PUT latency during collection, and pull
-// throughput. See bench/RESULTS.md.
+// throughput. berth runs as one variant per collector mode (-berth-gc:
+// `berth gc` as a process beside serve, or serve's own workers) and per
+// backend (-berth-db: SQLite, PostgreSQL, PostgreSQL + S3), each over its
+// own fresh copy of the dataset. See bench/RESULTS.md.
 //
 //	go run ./bench/cmd/berth-bench -scales 1000,10000 -out bench
 //	go run ./bench/cmd/berth-bench -smoke            # CI: tiny, < 1 min
+//	go run ./bench/cmd/berth-bench limits            # physical limits of this machine
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,7 +43,14 @@ type options struct {
 	bigMiB     int
 	registries []string
 	berthBin   string
-	berthGC    string
+	berthModes []string // -berth-gc: process, serve
+	berthDBs   []string // -berth-db: sqlite, postgres, postgres-s3
+	gcCmdKind  string   // -berth-gc-cmd: cli, inproc, auto
+	pgDSN      string
+	versitygw  string
+	probeGC    bool
+	limits     bool
+	limitsN    int
 	workers    int
 	interval   string
 	out        string
@@ -56,7 +68,7 @@ func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("berth-bench: ")
 	var o options
-	var scales, regs string
+	var scales, regs, modes, dbs string
 	flag.StringVar(&scales, "scales", "1000,10000", "registry sizes, in manifests (repos × tags), comma-separated")
 	flag.IntVar(&o.tagsPer, "tags", 50, "tags per repository (repos = scale / tags)")
 	flag.Uint64Var(&o.seed, "seed", 1, "dataset seed")
@@ -67,8 +79,16 @@ func main() {
 	flag.IntVar(&o.bigMiB, "big", 256, "size of the big blob in MiB (0 skips the big-blob test)")
 	flag.StringVar(&regs, "registries", "distribution,berth", "registries to run, in order")
 	flag.StringVar(&o.berthBin, "berth", "", "berth binary (default: go build ./cmd/berth into the work dir)")
-	flag.StringVar(&o.berthGC, "berth-gc", "auto", "how berth's collector runs as a process: cli (berth gc --json), inproc (berth-bench gc-inproc, same packages), auto (cli if berth has it)")
-	flag.IntVar(&o.workers, "berth-workers", 0, "BERTH_GC_WORKERS of berth serve (>0 makes pushes fail with BERTH_GC_GRACE=0s: see RESULTS.md)")
+	flag.StringVar(&modes, "berth-gc", modeProcess, "berth collector modes, comma-separated: process (berth gc beside serve), serve (serve's own workers, after a restart); cli, inproc or auto mean process with that -berth-gc-cmd")
+	flag.StringVar(&dbs, "berth-db", dbSQLite, "berth backends, comma-separated: sqlite, postgres (a fresh database per run, dropped after), postgres-s3 (and blobs on a versitygw of its own)")
+	flag.StringVar(&o.gcCmdKind, "berth-gc-cmd", "auto", "how process mode runs berth's collector: cli (berth gc --json), inproc (berth-bench gc-inproc, same packages), auto (cli if berth has it)")
+	flag.StringVar(&o.pgDSN, "pg-dsn", "", "PostgreSQL admin DSN in which each run creates its database (default $BERTH_TEST_POSTGRES_DSN, else postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	flag.StringVar(&o.versitygw, "versitygw", "", "versitygw binary for postgres-s3 (default $BERTH_VERSITYGW, else scripts/lib.sh's pinned build)")
+	flag.IntVar(&serveWorkers, "serve-workers", 2, "BERTH_GC_WORKERS of berth serve during a serve-mode collection")
+	flag.BoolVar(&o.probeGC, "probe-reclaim", true, "probe manifest PUTs during the main reclaim (PUT latency and failures while collecting)")
+	flag.BoolVar(&o.limits, "limits", true, "also measure the physical limits (berth-bench limits) of the backends used, for the throughput table")
+	flag.IntVar(&o.limitsN, "limits-n", 20000, "rows, files and S3 keys (at most 5000) deleted by each limit measurement")
+	flag.IntVar(&o.workers, "berth-workers", 0, "BERTH_GC_WORKERS of berth serve outside serve-mode collections (>0 makes pushes fail with BERTH_GC_GRACE=0s: see RESULTS.md)")
 	flag.StringVar(&o.interval, "berth-interval", "10s", "BERTH_GC_INTERVAL of berth serve")
 	flag.StringVar(&o.out, "out", "", "write results.json, results.md and gc-time.png here (default: print the table only)")
 	flag.StringVar(&o.work, "work", "", "work directory for registry data (default: a temp dir, removed)")
@@ -86,8 +106,32 @@ func main() {
 		o.scales = append(o.scales, n)
 	}
 	o.registries = strings.Split(regs, ",")
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, m := range strings.Split(modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "cli", "inproc", "auto": // the flag's meaning before the serve mode existed
+			o.gcCmdKind, m = m, modeProcess
+		}
+		if !slices.Contains(o.berthModes, m) {
+			o.berthModes = append(o.berthModes, m)
+		}
+	}
+	for _, db := range strings.Split(dbs, ",") {
+		o.berthDBs = append(o.berthDBs, strings.TrimSpace(db))
+	}
+	if o.pgDSN == "" {
+		o.pgDSN = os.Getenv("BERTH_TEST_POSTGRES_DSN")
+	}
+	if o.pgDSN == "" {
+		o.pgDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
 	if o.smoke {
 		o.scales, o.tagsPer, o.fixed, o.pullMax, o.probeIdle, o.bigMiB = []int{20}, 10, 4, 20, 20, 8
+		o.limitsN = 500
+		if !set["berth-gc"] {
+			o.berthModes = []string{modeProcess, modeServe}
+		}
 		if _, err := exec.LookPath("docker-registry"); err != nil {
 			log.Printf("docker-registry not installed: smoke runs berth only")
 			o.registries = []string{kindBerth}
@@ -124,7 +168,11 @@ func stats(lat []time.Duration, failures, retries int, maxGap time.Duration) lat
 
 // regResult is everything measured on one registry at one scale.
 type regResult struct {
-	Registry      string   `json:"registry"`
+	Registry      string   `json:"registry"` // kind: berth or distribution
+	Variant       string   `json:"variant,omitempty"`
+	Mode          string   `json:"berth_gc,omitempty"`
+	DB            string   `json:"berth_db,omitempty"`
+	TotalSeconds  float64  `json:"total_seconds"` // the whole run of this variant at this scale, end to end
 	Manifests     int      `json:"manifests"`
 	PushImages    int      `json:"push_images"`
 	PushSeconds   float64  `json:"push_seconds"`
@@ -137,7 +185,8 @@ type regResult struct {
 	Fixed         gcRun    `json:"fixed"`
 	Online        gcRun    `json:"under_probe_load"`
 	ProbeIdle     latStats `json:"probe_idle"`
-	ProbeGC       latStats `json:"probe_during_gc"`
+	ProbeReclaim  latStats `json:"probe_during_reclaim"`
+	ProbeGC       latStats `json:"probe_during_gc"` // during the fixed-size collection under probe load
 	PullImages    int      `json:"pull_images"`
 	PullSeconds   float64  `json:"pull_seconds"`
 	PullBytes     int64    `json:"pull_bytes"`
@@ -164,6 +213,8 @@ type bigResult struct {
 
 type results struct {
 	Date       string                  `json:"date"`
+	Variants   []variant               `json:"variants,omitempty"` // columns, in order (older files: registries)
+	Limits     []limitResult           `json:"limits,omitempty"`
 	Options    map[string]any          `json:"options"`
 	Env        map[string]string       `json:"env"`
 	Scales     []map[string]*regResult `json:"scales"`
@@ -191,7 +242,13 @@ func run(ctx context.Context, o options) error {
 		"scales": o.scales, "tags_per_repo": o.tagsPer, "seed": o.seed, "clients": o.clients, "fixed_garbage": o.fixed,
 		"pull": o.pullMax, "probe_idle": o.probeIdle, "big_mib": o.bigMiB, "registries": o.registries,
 		"berth_workers": o.workers, "berth_interval": o.interval, "smoke": o.smoke,
+		"berth_gc": o.berthModes, "berth_db": o.berthDBs, "serve_workers": serveWorkers, "probe_reclaim": o.probeGC,
 	}}
+	vs, err := variants(o.registries, o.berthModes, o.berthDBs)
+	if err != nil {
+		return err
+	}
+	res.Variants = vs
 	if slices.Contains(o.registries, kindBerth) {
 		if o.berthBin == "" {
 			o.berthBin = filepath.Join(work, "berth")
@@ -210,13 +267,18 @@ func run(ctx context.Context, o options) error {
 		log.Printf("berth collector process: %s", strings.Join(gcCmd, " "))
 	}
 	var failures []string
-	for si, scale := range o.scales {
+	runs, done := len(o.scales)*len(vs), 0
+	begin := time.Now()
+	for _, scale := range o.scales {
 		m := map[string]*regResult{}
 		res.Scales = append(res.Scales, m)
-		for _, kind := range o.registries {
-			dir := filepath.Join(work, fmt.Sprintf("%s-%d", kind, scale))
-			r, err := runScale(ctx, o, kind, dir, scale, res.BerthGCCmd, si)
-			m[kind] = r
+		for _, v := range vs {
+			dir := filepath.Join(work, fmt.Sprintf("%s-%d", strings.ReplaceAll(v.Name, "/", "-"), scale))
+			log.Printf("=== run %d of %d: %s at %d manifests (%.0fs since the start)", done+1, runs, v.label(), scale, time.Since(begin).Seconds())
+			t0 := time.Now()
+			r, err := runVariant(ctx, o, v, dir, scale, res.BerthGCCmd)
+			r.TotalSeconds = time.Since(t0).Seconds()
+			m[v.Name] = r
 			if err != nil {
 				r.Errors = append(r.Errors, err.Error())
 			}
@@ -224,11 +286,38 @@ func run(ctx context.Context, o options) error {
 			if !o.keep {
 				os.RemoveAll(dir)
 			}
+			done++
 			printRow(r)
+			log.Printf("=== %s at %d took %.0fs end to end (push %.0fs); %d of %d runs done", v.label(), scale, r.TotalSeconds, r.PushSeconds, done, runs)
 			if o.out != "" { // so far, in case a later step dies
 				j, _ := json.MarshalIndent(res, "", "  ")
 				_ = os.MkdirAll(o.out, 0o755)
 				_ = os.WriteFile(filepath.Join(o.out, "results.json"), j, 0o644)
+			}
+		}
+	}
+	if o.limits && len(o.scales) > 0 {
+		lo := limitOptions{n: o.limitsN, s3n: min(o.limitsN, 5000), pgDSN: o.pgDSN, versitygw: o.versitygw, dir: filepath.Join(work, "limits")}
+		for _, v := range vs {
+			if v.Kind == kindBerth {
+				lo.backends = appendNew(lo.backends, dbSQLite, "fs")
+				if v.DB != dbSQLite {
+					lo.backends = appendNew(lo.backends, dbPostgres)
+				}
+				if v.DB == dbPGS3 {
+					lo.backends = appendNew(lo.backends, "s3")
+				}
+			}
+		}
+		if len(lo.backends) > 0 {
+			log.Printf("physical limits: %s, %d rows/files", strings.Join(lo.backends, ", "), lo.n)
+			lr, err := measureLimits(ctx, lo)
+			res.Limits = lr
+			if err != nil {
+				failures = append(failures, "limits: "+err.Error())
+			}
+			if !o.keep {
+				os.RemoveAll(lo.dir)
 			}
 		}
 	}
@@ -261,7 +350,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		if len(o.scales) > 0 {
-			if err := plotGC(res, o.fixed, filepath.Join(o.out, "gc-time.png")); err != nil {
+			if err := plotGC(res, res.Variants, filepath.Join(o.out, "gc-time.png")); err != nil {
 				return fmt.Errorf("plot: %w", err)
 			}
 		}
@@ -280,7 +369,7 @@ func berthGCCommand(o options) ([]string, error) {
 	}
 	inproc := []string{self, "gc-inproc"}
 	cli := []string{o.berthBin, "gc", "--json"}
-	switch o.berthGC {
+	switch o.gcCmdKind {
 	case "cli":
 		return cli, nil
 	case "inproc":
@@ -292,14 +381,18 @@ func berthGCCommand(o options) ([]string, error) {
 		log.Printf("%s has no gc command: using the in-process equivalent", o.berthBin)
 		return inproc, nil
 	}
-	return nil, fmt.Errorf("bad -berth-gc %q", o.berthGC)
+	return nil, fmt.Errorf("bad -berth-gc-cmd %q", o.gcCmdKind)
 }
 
 // checks are the safety and reclaim checks that fail the run.
 func checks(o options, r *regResult) []string {
 	var f []string
 	add := func(format string, a ...any) {
-		f = append(f, r.Registry+fmt.Sprintf(" %d: ", r.Manifests)+fmt.Sprintf(format, a...))
+		name := r.Variant
+		if name == "" {
+			name = r.Registry
+		}
+		f = append(f, name+fmt.Sprintf(" %d: ", r.Manifests)+fmt.Sprintf(format, a...))
 	}
 	for _, e := range r.Errors {
 		add("%s", e)
@@ -315,6 +408,9 @@ func checks(o options, r *regResult) []string {
 	}
 	if r.BytesAfter >= r.BytesBefore {
 		add("collection reclaimed nothing (%d -> %d bytes)", r.BytesBefore, r.BytesAfter)
+	}
+	if r.ProbeReclaim.Failures > 0 && r.Registry == kindBerth {
+		add("%d probe manifest PUTs failed during the reclaim", r.ProbeReclaim.Failures)
 	}
 	if r.Registry == kindBerth && r.Reclaim.DueAfter != 0 {
 		add("%d reviews still due after the collection", r.Reclaim.DueAfter)
@@ -412,15 +508,56 @@ func (p *prober) run(ctx context.Context, count int, stop <-chan struct{}) latSt
 	return stats(lat, failures, 0, maxGap)
 }
 
-func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd []string, si int) (*regResult, error) {
+// probeRun is the prober running in the background during a collection:
+// the collection begins it once the registry serves and ends it when it
+// is done (before serve restarts with its workers off). A nil probeRun
+// probes nothing.
+type probeRun struct {
+	ctx  context.Context
+	pr   *prober
+	stop chan struct{}
+	done chan latStats
+	res  latStats
+}
+
+func (p *probeRun) begin() {
+	if p == nil || p.stop != nil {
+		return
+	}
+	p.stop, p.done = make(chan struct{}), make(chan latStats, 1)
+	go func() { p.done <- p.pr.run(p.ctx, 0, p.stop) }()
+}
+
+// end stops the probe and returns what it measured (zero if it never
+// began); later calls return the same.
+func (p *probeRun) end() latStats {
+	if p == nil || p.stop == nil {
+		return latStats{}
+	}
+	if p.done != nil {
+		close(p.stop)
+		p.res = <-p.done
+		p.done = nil
+	}
+	return p.res
+}
+
+// runVariant measures v at one scale, in dir, over storage of its own.
+func runVariant(ctx context.Context, o options, v variant, dir string, scale int, gcCmd []string) (*regResult, error) {
+	kind := v.Kind
 	tags := min(o.tagsPer, scale)
 	d := dataset{seed: o.seed, repos: max(scale/tags, 1), tags: tags}
-	r := &regResult{Registry: kind, Manifests: d.manifests()}
+	r := &regResult{Registry: kind, Variant: v.Name, Mode: v.Mode, DB: v.DB, Manifests: d.manifests()}
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return r, err
 	}
-	srv, err := newServer(kind, dir, o.berthBin, gcCmd, o.workers, o.interval)
+	be, err := newBackend(ctx, o, v, dir)
+	if err != nil {
+		return r, err
+	}
+	defer be.close()
+	srv, err := newServer(v, dir, o.berthBin, gcCmd, o.workers, o.interval, be)
 	if err != nil {
 		return r, err
 	}
@@ -431,14 +568,14 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	if o.cpuprof != "" && kind == kindBerth && len(gcCmd) == 2 {
 		prof, _ := filepath.Abs(o.cpuprof)
 		os.MkdirAll(prof, 0o755)
-		srv.gcCmd = append(slices.Clone(gcCmd), "-cpuprofile", filepath.Join(prof, fmt.Sprintf("gc-%d-{label}.pprof", scale)))
+		srv.gcCmd = append(slices.Clone(gcCmd), "-cpuprofile", filepath.Join(prof, fmt.Sprintf("gc-%s-%d-{label}.pprof", strings.ReplaceAll(v.Name, "/", "-"), scale)))
 	}
 	if err := srv.start(ctx); err != nil {
 		return r, err
 	}
 	defer srv.stop()
 	cl := srv.cl
-	log.Printf("%s %d manifests (%d repos × %d tags) at %s", kind, d.manifests(), d.repos, d.tags, srv.addr)
+	log.Printf("%s: %d manifests (%d repos × %d tags) at %s", v.label(), d.manifests(), d.repos, d.tags, srv.addr)
 
 	// 1. push the dataset.
 	refs := make([]ref, 0, d.manifests())
@@ -448,7 +585,11 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 		}
 	}
 	push := func(list []ref, gen int) (int, error) {
+		var pushed atomic.Int64
+		stop := progress(fmt.Sprintf("%s: pushing", v.label()), len(list), &pushed)
+		defer stop()
 		return parallel(o.clients, len(list), func(i int) error {
+			defer pushed.Add(1)
 			x := list[i]
 			im, data := d.build(x.repo, x.tag, gen, d.repoName(x.repo), d.tagName(x.tag))
 			_, _, err := cl.pushImage(ctx, im, data)
@@ -491,15 +632,25 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	r.GarbageOps = len(pl.overwrite) + len(pl.del)
 	r.BytesBefore = srv.storageBytes()
 
-	// 4. reclaim the garbage.
-	if r.Reclaim, err = srv.collect(ctx, "reclaim"); err != nil {
+	// 4. reclaim the garbage, with the probe PUTting manifests throughout
+	// (from when the registry serves during the collection: at once, or
+	// after serve's restart in serve mode).
+	var probe *probeRun
+	if o.probeGC {
+		probe = &probeRun{ctx: ctx, pr: pr}
+	}
+	r.Reclaim, err = srv.collect(ctx, "reclaim", probe)
+	r.ProbeReclaim = probe.end()
+	if err != nil {
 		r.BytesAfter = srv.storageBytes()
 		r.ServerHWMKB = srv.hwmKB()
 		return r, fmt.Errorf("reclaim: %w (%d reviews still due)", err, r.Reclaim.DueAfter)
 	}
 	r.BytesAfter = srv.storageBytes()
-	log.Printf("%s reclaim: %.2fs (process %.2fs, rss %d MiB); storage %d -> %d bytes",
-		kind, r.Reclaim.Wall.Seconds(), r.Reclaim.Process.Seconds(), r.Reclaim.MaxRSSKB>>10, r.BytesBefore, r.BytesAfter)
+	log.Printf("%s reclaim: %.2fs (process %.2fs, rss %d MiB, %d objects deleted: %.0f/s); storage %d -> %d bytes; PUT during it p50 %.1fms p99 %.1fms n=%d failures=%d",
+		v.label(), r.Reclaim.Wall.Seconds(), r.Reclaim.Process.Seconds(), r.Reclaim.MaxRSSKB>>10, r.Reclaim.objects(),
+		float64(r.Reclaim.objects())/r.Reclaim.Wall.Seconds(), r.BytesBefore, r.BytesAfter,
+		r.ProbeReclaim.P50ms, r.ProbeReclaim.P99ms, r.ProbeReclaim.N, r.ProbeReclaim.Failures)
 
 	// 5. safety: pull live images, verified; deleted manifests are gone.
 	cl.forget()
@@ -517,14 +668,14 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	}
 
 	// 6. a collection with nothing to collect.
-	if r.Noop, err = srv.collect(ctx, "noop"); err != nil {
+	if r.Noop, err = srv.collect(ctx, "noop", nil); err != nil {
 		return r, fmt.Errorf("no-op collection: %w", err)
 	}
 	// 7. a fixed amount of garbage, whatever the registry size.
 	if nerr, err := del(pl.fixedDel); err != nil {
 		return r, fmt.Errorf("deleting (fixed): %d errors, first: %w", nerr, err)
 	}
-	if r.Fixed, err = srv.collect(ctx, "fixed"); err != nil {
+	if r.Fixed, err = srv.collect(ctx, "fixed", nil); err != nil {
 		return r, fmt.Errorf("fixed-garbage collection: %w", err)
 	}
 	// 8. the same again with the probe PUTting manifests throughout:
@@ -536,23 +687,19 @@ func runScale(ctx context.Context, o options, kind, dir string, scale int, gcCmd
 	if nerr, err := del(pl.probeDel); err != nil {
 		return r, fmt.Errorf("deleting (probe): %d errors, first: %w", nerr, err)
 	}
-	stop := make(chan struct{})
-	probeDone := make(chan latStats)
-	go func() { probeDone <- pr.run(ctx, 0, stop) }()
-	r.Online, err = srv.collect(ctx, "online")
-	close(stop)
-	r.ProbeGC = <-probeDone
+	online := &probeRun{ctx: ctx, pr: pr}
+	r.Online, err = srv.collect(ctx, "online", online)
+	r.ProbeGC = online.end()
 	if err != nil {
 		return r, fmt.Errorf("collection under probe load: %w", err)
 	}
 	log.Printf("%s collection under probe load: %.2fs; PUT p50 %.1fms p99 %.1fms n=%d failures=%d (idle p50 %.1fms p99 %.1fms)",
-		kind, r.Online.Wall.Seconds(), r.ProbeGC.P50ms, r.ProbeGC.P99ms, r.ProbeGC.N, r.ProbeGC.Failures, r.ProbeIdle.P50ms, r.ProbeIdle.P99ms)
+		v.label(), r.Online.Wall.Seconds(), r.ProbeGC.P50ms, r.ProbeGC.P99ms, r.ProbeGC.N, r.ProbeGC.Failures, r.ProbeIdle.P50ms, r.ProbeIdle.P99ms)
 	cl.forget()
 	sample := pl.live[:min(len(pl.live), 100)]
 	_, _, _, r.FixedPullErrs, _ = pullLive(ctx, o, d, cl, sample)
 	r.ServerHWMKB = srv.hwmKB()
 	r.Transient = cl.transient.Load()
-	_ = si
 	return r, nil
 }
 
@@ -584,7 +731,7 @@ func pullLive(ctx context.Context, o options, d dataset, cl *client, live []ref)
 func runBig(ctx context.Context, o options, kind, dir string) (bigResult, error) {
 	b := bigResult{Registry: kind, SizeMiB: o.bigMiB}
 	os.RemoveAll(dir)
-	srv, err := newServer(kind, dir, o.berthBin, nil, o.workers, o.interval)
+	srv, err := newServer(variant{Name: kind, Kind: kind}, dir, o.berthBin, nil, o.workers, o.interval, nil)
 	if err != nil {
 		return b, err
 	}
@@ -627,8 +774,43 @@ func runBig(ctx context.Context, o options, kind, dir string) (bigResult, error)
 	return b, err
 }
 
+// progress logs done/total every 15 s until the returned function is
+// called: rate and the time left at that rate.
+func progress(what string, total int, done *atomic.Int64) func() {
+	stop := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				n := done.Load()
+				rate := float64(n) / time.Since(start).Seconds()
+				left := "?"
+				if rate > 0 {
+					left = time.Duration(float64(int64(total)-n) / rate * float64(time.Second)).Round(time.Second).String()
+				}
+				log.Printf("%s: %d of %d (%.0f/s, about %s left)", what, n, total, rate, left)
+			}
+		}
+	}()
+	return func() { close(stop) }
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, x := range items {
+		if !slices.Contains(list, x) {
+			list = append(list, x)
+		}
+	}
+	return list
+}
+
 func printRow(r *regResult) {
 	log.Printf("%s %d: push %.0f img/s; reclaim %.2fs; noop %.2fs; fixed %.2fs; gc rss %d/%d/%d MiB; pull %.0f img/s; PUT idle p99 %.1fms gc p99 %.1fms; errors %v",
-		r.Registry, r.Manifests, r.pushIPS(), r.Reclaim.Wall.Seconds(), r.Noop.Wall.Seconds(), r.Fixed.Wall.Seconds(),
+		cmp.Or(r.Variant, r.Registry), r.Manifests, r.pushIPS(), r.Reclaim.Wall.Seconds(), r.Noop.Wall.Seconds(), r.Fixed.Wall.Seconds(),
 		r.Reclaim.MaxRSSKB>>10, r.Noop.MaxRSSKB>>10, r.Fixed.MaxRSSKB>>10, r.pullIPS(), r.ProbeIdle.P99ms, r.ProbeGC.P99ms, r.Errors)
 }

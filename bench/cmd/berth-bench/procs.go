@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -22,7 +24,9 @@ import (
 // serve, on a loopback port, with its data in dir.
 type server struct {
 	kind   string // "berth" or "distribution"
+	mode   string // berth: modeProcess or modeServe
 	dir    string
+	bytes  string // directory holding the registry's bytes
 	addr   string
 	bin    string   // berth binary (berth only)
 	env    []string // BERTH_* (berth only)
@@ -47,7 +51,10 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func newServer(kind, dir, berthBin string, gcCmd []string, workers int, interval string) (*server, error) {
+// newServer prepares (does not start) v's registry in dir over be. workers
+// is BERTH_GC_WORKERS of serve outside a serve-mode collection.
+func newServer(v variant, dir, berthBin string, gcCmd []string, workers int, interval string, be *backend) (*server, error) {
+	kind := v.Kind
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -55,7 +62,10 @@ func newServer(kind, dir, berthBin string, gcCmd []string, workers int, interval
 	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, dir: dir, addr: addr, bin: berthBin, gcCmd: gcCmd, cl: newClient(addr)}
+	s := &server{kind: kind, mode: v.Mode, dir: dir, bytes: filepath.Join(dir, "storage"), addr: addr, bin: berthBin, gcCmd: gcCmd, cl: newClient(addr)}
+	if be != nil {
+		s.bytes = be.bytes
+	}
 	if kind == kindBerth {
 		s.env = []string{
 			"BERTH_ADDR=" + addr,
@@ -66,6 +76,9 @@ func newServer(kind, dir, berthBin string, gcCmd []string, workers int, interval
 			"BERTH_GC_INTERVAL=" + interval,
 			"BERTH_LOG_LEVEL=warn",
 			"BERTH_METRICS=true",
+		}
+		if be != nil {
+			s.env = append(s.env, be.env...)
 		}
 	} else {
 		cfg := fmt.Sprintf(`version: 0.1
@@ -143,6 +156,10 @@ func (s *server) stop() time.Duration {
 		return 0
 	}
 	start := time.Now()
+	// Connections the client's transport dialled but never used look new
+	// to the server, and Go's http.Server.Shutdown waits up to 5 s for
+	// them to send a request: close them first.
+	s.cl.hc.CloseIdleConnections()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -152,7 +169,11 @@ func (s *server) stop() time.Duration {
 	}
 	s.log.Close()
 	s.cmd = nil
-	return time.Since(start)
+	took := time.Since(start)
+	if took > time.Second {
+		log.Printf("%s took %.1fs to stop", s.kind, took.Seconds())
+	}
+	return took
 }
 
 // hwmKB is the server's peak RSS so far (VmHWM), in KiB.
@@ -160,10 +181,24 @@ func (s *server) hwmKB() int64 {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return 0
 	}
-	return procHWM(s.cmd.Process.Pid)
+	return procStatusKB(s.cmd.Process.Pid, "VmHWM:")
 }
 
-func procHWM(pid int) int64 {
+// rssKB is the server's resident set now (VmRSS), in KiB.
+func (s *server) rssKB() int64 {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return procStatusKB(s.cmd.Process.Pid, "VmRSS:")
+}
+
+// setEnv sets one BERTH_* variable of the next start.
+func (s *server) setEnv(key, value string) {
+	s.env = slices.DeleteFunc(s.env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+	s.env = append(s.env, key+"="+value)
+}
+
+func procStatusKB(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -171,7 +206,7 @@ func procHWM(pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n
 		}
@@ -197,10 +232,11 @@ func (s *server) cpuSeconds() float64 {
 	return (u + st) / 100 // USER_HZ
 }
 
-// storageBytes sums the sizes of the files under dir/storage.
+// storageBytes sums the sizes of the files holding the registry's bytes
+// (dir/storage, or the versitygw root with S3).
 func (s *server) storageBytes() int64 {
 	var n int64
-	_ = filepath.WalkDir(filepath.Join(s.dir, "storage"), func(_ string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(s.bytes, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			if fi, err := d.Info(); err == nil {
 				n += fi.Size()
@@ -218,17 +254,32 @@ var errTimeout = errors.New("collector timed out")
 
 // gcRun is one collection.
 type gcRun struct {
-	Wall     time.Duration  `json:"wall_ns"`    // reclaim time: see collect
-	Process  time.Duration  `json:"process_ns"` // the collector process alone
-	Stop     time.Duration  `json:"stop_ns"`    // distribution: stopping the registry
-	Start    time.Duration  `json:"start_ns"`   // distribution: restarting it
-	Unavail  time.Duration  `json:"unavail_ns"` // distribution: stop + gc + restart
-	MaxRSSKB int64          `json:"max_rss_kb"` // collector process peak RSS (rusage)
-	Reviews  int            `json:"reviews"`    // berth: reviews the process decided
-	Deleted  map[string]int `json:"deleted,omitempty"`
-	Freed    int64          `json:"bytes_freed"` // berth summary
-	DueAfter int64          `json:"due_after"`   // berth: due reviews when done
-	TimedOut bool           `json:"timed_out,omitempty"`
+	Wall     time.Duration `json:"wall_ns"`                // reclaim time: see collect
+	Process  time.Duration `json:"process_ns"`             // the collector process alone (serve mode: = Wall)
+	Own      time.Duration `json:"collector_ns,omitempty"` // berth gc --json's own duration_ns
+	Stop     time.Duration `json:"stop_ns"`                // distribution: stopping the registry
+	Start    time.Duration `json:"start_ns"`               // distribution: restarting it; serve mode: exec → /v2/ answers (inside Wall)
+	Unavail  time.Duration `json:"unavail_ns"`             // distribution: stop + gc + restart
+	MaxRSSKB int64         `json:"max_rss_kb"`             // collector peak RSS (process: rusage; serve mode: serve's VmHWM)
+	// serve mode: serve's VmRSS before the collection (the serve that took
+	// the push, workers off) and after it (the serve whose workers collected).
+	RSSBeforeKB int64          `json:"rss_before_kb,omitempty"`
+	RSSAfterKB  int64          `json:"rss_after_kb,omitempty"`
+	Reviews     int            `json:"reviews"` // berth: reviews decided
+	Deleted     map[string]int `json:"deleted,omitempty"`
+	Freed       int64          `json:"bytes_freed"` // berth summary
+	DueAfter    int64          `json:"due_after"`   // berth: due reviews when done
+	TimedOut    bool           `json:"timed_out,omitempty"`
+}
+
+// objects is the number of objects the collection deleted (tags,
+// manifests, links, blobs, labels, markers...).
+func (g gcRun) objects() int {
+	n := 0
+	for _, v := range g.Deleted {
+		n += v
+	}
+	return n
 }
 
 // runProc runs a command to completion and returns its wall time, peak RSS
@@ -275,18 +326,23 @@ func runProc(ctx context.Context, name string, args, env []string, logPath strin
 	return took, rss, []byte(out.String()), nil
 }
 
-// collect runs one collection and times it.
+// collect runs one collection and times it. probe (may be nil) is begun
+// once the registry serves during the collection and ended when the
+// collection is done.
 //
 // distribution: stop the registry, run garbage-collect --delete-untagged,
 // start it again; Wall = Unavail = stop + gc + restart, Process = gc alone.
+// The probe begins at once (it sees the registry stopped).
 //
-// berth: the registry keeps serving; "berth gc --json" runs as a separate
-// process, started at once; Wall runs from its start until it has exited
-// and the server reports zero due reviews (the background workers of serve
-// also work the queue meanwhile).
-func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
+// berth, process mode: the registry keeps serving; "berth gc --json" runs
+// as a separate process, started at once; Wall runs from its start until
+// it has exited and the server reports zero due reviews.
+//
+// berth, serve mode: see collectServe.
+func (s *server) collect(ctx context.Context, label string, probe *probeRun) (gcRun, error) {
 	var r gcRun
 	if s.kind == kindDist {
+		probe.begin()
 		start := time.Now()
 		r.Stop = s.stop()
 		took, rss, _, err := runProc(ctx, "docker-registry",
@@ -305,6 +361,10 @@ func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
 		r.Unavail = r.Wall
 		return r, nil
 	}
+	if s.mode == modeServe {
+		return s.collectServe(ctx, label, probe)
+	}
+	probe.begin()
 	args := slices.Clone(s.gcCmd)
 	for i := range args {
 		args[i] = strings.ReplaceAll(args[i], "{label}", label)
@@ -324,11 +384,12 @@ func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
 		Reviews    int            `json:"reviews"`
 		Deleted    map[string]int `json:"deleted"`
 		BytesFreed int64          `json:"bytes_freed"`
+		Duration   time.Duration  `json:"duration_ns"`
 	}
 	if err := json.Unmarshal(out, &sum); err != nil {
 		return r, fmt.Errorf("berth gc output %q: %w", out, err)
 	}
-	r.Reviews, r.Deleted, r.Freed = sum.Reviews, sum.Deleted, sum.BytesFreed
+	r.Reviews, r.Deleted, r.Freed, r.Own = sum.Reviews, sum.Deleted, sum.BytesFreed, sum.Duration
 	for {
 		due, err := s.due(ctx)
 		if err != nil {
@@ -342,6 +403,155 @@ func (s *server) collect(ctx context.Context, label string) (gcRun, error) {
 	}
 	r.Wall = time.Since(start)
 	return r, nil
+}
+
+// serveWorkers is BERTH_GC_WORKERS of serve during a serve-mode collection
+// (-serve-workers).
+var serveWorkers = 2
+
+// collectServe is a serve-mode collection: the workers of berth serve
+// collect.
+//
+// With BERTH_GC_GRACE=0s an uploaded blob is collectable at once, so
+// workers running during a push collect blobs before their manifest PUT
+// (RESULTS.md, finding 4). So serve takes pushes and deletions with its
+// workers off; for a collection the harness stops it (not timed: no
+// request is in flight, the probe has not started) and starts it again
+// with -serve-workers workers. Wall runs from that start (exec, so it
+// includes the process's start-up, also reported as Start) until
+// berth_gc_runs_total ≥ 1 (a worker finished a whole RunOnce after the
+// restart: expiry scan, every due review, purges), berth_gc_reviews_due is
+// 0 and GET /berth/v1/gc/status reports no tombstone (every byte
+// deleted), polled every 50 ms. Counts come from serve's counters
+// (deletions_total by kind, decision_seconds_count = reviews decided).
+// Then serve is restarted with its workers off again (not timed), so the
+// next steps see a registry that does not collect behind their back.
+func (s *server) collectServe(ctx context.Context, label string, probe *probeRun) (gcRun, error) {
+	var r gcRun
+	r.RSSBeforeKB = s.rssKB()
+	s.stop()
+	s.cl.hc.CloseIdleConnections()
+	s.setEnv("BERTH_GC_WORKERS", strconv.Itoa(serveWorkers))
+	start := time.Now()
+	if err := s.start(ctx); err != nil {
+		return r, fmt.Errorf("restarting serve with its workers on (%s): %w", label, err)
+	}
+	r.Start = time.Since(start)
+	probe.begin()
+	defer probe.end()
+	for {
+		m, err := s.gcMetrics(ctx)
+		if err == nil && m.runs >= 1 && m.due == 0 {
+			if tombs, err := s.tombstones(ctx); err == nil && tombs == 0 {
+				r.Wall = time.Since(start)
+				r.Reviews, r.Deleted, r.Freed, r.DueAfter = m.reviews, m.deleted, m.freed, m.due
+				break
+			}
+		}
+		if gcTimeout > 0 && time.Since(start) > gcTimeout {
+			r.TimedOut, r.Wall = true, time.Since(start)
+			r.DueAfter = m.due
+			return r, fmt.Errorf("%w: serve's workers had %d reviews due after %s", errTimeout, m.due, gcTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	r.Process = r.Wall
+	r.MaxRSSKB, r.RSSAfterKB = s.hwmKB(), s.rssKB()
+	probe.end()
+	s.stop()
+	s.cl.hc.CloseIdleConnections()
+	s.setEnv("BERTH_GC_WORKERS", "0")
+	if err := s.start(ctx); err != nil {
+		return r, fmt.Errorf("restarting serve with its workers off (%s): %w", label, err)
+	}
+	return r, nil
+}
+
+// serveGC is what berth serve's /metrics says of its collector.
+type serveGC struct {
+	runs, due int64
+	reviews   int
+	deleted   map[string]int
+	freed     int64
+}
+
+// gcMetrics reads serve's collector counters from /metrics.
+func (s *server) gcMetrics(ctx context.Context) (serveGC, error) {
+	resp, err := s.cl.do(ctx, "GET", s.cl.base+"/metrics", nil, nil)
+	if err != nil {
+		return serveGC{due: -1}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return serveGC{due: -1}, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
+	}
+	return parseGCMetrics(resp.Body)
+}
+
+// parseGCMetrics reads the berth_gc_* samples of a Prometheus text
+// exposition.
+func parseGCMetrics(r io.Reader) (serveGC, error) {
+	m := serveGC{deleted: map[string]int{}, due: -1}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "berth_gc_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		name, labels, _ := strings.Cut(line[:i], "{")
+		kind := ""
+		if k, ok := strings.CutPrefix(labels, `kind="`); ok {
+			kind, _, _ = strings.Cut(k, `"`)
+		}
+		switch name {
+		case "berth_gc_runs_total":
+			m.runs = int64(v)
+		case "berth_gc_reviews_due":
+			m.due = int64(v)
+		case "berth_gc_bytes_freed_total":
+			m.freed = int64(v)
+		case "berth_gc_deletions_total":
+			m.deleted[kind] += int(v)
+		case "berth_gc_decision_seconds_count":
+			m.reviews += int(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return m, err
+	}
+	if m.due < 0 {
+		return m, errors.New("/metrics has no berth_gc_reviews_due")
+	}
+	return m, nil
+}
+
+// tombstones is the tombstone count of GET /berth/v1/gc/status.
+func (s *server) tombstones(ctx context.Context) (int, error) {
+	resp, err := s.cl.do(ctx, "GET", s.cl.base+"/berth/v1/gc/status", nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET /berth/v1/gc/status: HTTP %d", resp.StatusCode)
+	}
+	var st struct {
+		Tombstones int `json:"tombstones"`
+	}
+	return st.Tombstones, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // due is berth's count of due reviews, from GET /berth/v1/gc/status, else

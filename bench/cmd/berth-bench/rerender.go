@@ -38,5 +38,5 @@ func reportCmd(args []string) error {
 	if err := os.WriteFile(filepath.Join(*dir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	return plotGC(&res, o.fixed, filepath.Join(*dir, "gc-time.png"))
+	return plotGC(&res, columns(o, &res), filepath.Join(*dir, "gc-time.png"))
 }
