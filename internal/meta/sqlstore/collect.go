@@ -274,58 +274,21 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 }
 
 func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.ManifestSetRefs, error) {
-	var refs meta.ManifestSetRefs
-	if len(keys) == 0 {
-		return refs, nil
+	refs, err := t.ManifestRefs(ctx, keys)
+	if err != nil || len(keys) == 0 {
+		return refs, err
 	}
 	set := pairsJSON(keys)
 	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
-	var err error
-	// Referrers whose subject goes, other than those going with it.
-	rows, err := t.query(ctx, `SELECT repository_id, digest FROM manifest
-		WHERE subject_digest <> '' AND (repository_id, subject_digest)`+in+` ORDER BY repository_id, digest`, set)
-	if err == nil {
-		refs.Referrers, err = scanPairs(rows)
-	}
-	if err != nil {
-		return refs, fmt.Errorf("reading referrers of %d manifests: %w", len(keys), err)
-	}
-	going := map[meta.RepoDigest]bool{}
-	for _, k := range keys {
-		going[k] = true
-	}
-	refs.Referrers = slices.DeleteFunc(refs.Referrers, func(k meta.RepoDigest) bool { return going[k] })
-
-	deleteReturning := func(q string) ([]meta.RepoDigest, error) {
-		rows, err := t.query(ctx, q, set)
-		if err != nil {
-			return nil, err
+	for _, q := range []string{
+		`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in,
+		`DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)` + in,
+		`DELETE FROM manifest_label WHERE (repository_id, manifest_digest)` + in,
+		`DELETE FROM manifest WHERE (repository_id, digest)` + in,
+	} {
+		if _, err := t.exec(ctx, q, set); err != nil {
+			return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
 		}
-		ks, err := scanPairs(rows)
-		if err != nil {
-			return nil, err
-		}
-		sortPairs(ks)
-		return slices.Compact(ks), nil
-	}
-	if refs.Children, err = deleteReturning(`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in + ` RETURNING repository_id, child_digest`); err != nil {
-		return refs, fmt.Errorf("deleting the children edges of %d manifests: %w", len(keys), err)
-	}
-	refs.Children = slices.DeleteFunc(refs.Children, func(k meta.RepoDigest) bool { return going[k] })
-	if refs.Blobs, err = deleteReturning(`DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)` + in + ` RETURNING repository_id, blob_digest`); err != nil {
-		return refs, fmt.Errorf("deleting the blob edges of %d manifests: %w", len(keys), err)
-	}
-	rows, err = t.query(ctx, `DELETE FROM manifest_label WHERE (repository_id, manifest_digest)`+in+` RETURNING label_id`, set)
-	if err == nil {
-		refs.Labels, err = scanInts(rows)
-	}
-	if err != nil {
-		return refs, fmt.Errorf("deleting the labels of %d manifests: %w", len(keys), err)
-	}
-	slices.Sort(refs.Labels)
-	refs.Labels = slices.Compact(refs.Labels)
-	if _, err := t.exec(ctx, `DELETE FROM manifest WHERE (repository_id, digest)`+in, set); err != nil {
-		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
 	}
 	return refs, nil
 }

@@ -1,0 +1,89 @@
+package gc_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
+)
+
+// reviewCounter is a meta.Store that counts the reviews its transactions
+// record, by kind, so that a test can see which follow-ups a collection
+// wrote as rows and which it decided in memory.
+type reviewCounter struct {
+	meta.Store
+	mu      sync.Mutex
+	written map[string]int
+}
+
+func (s *reviewCounter) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
+	return s.Store.Update(ctx, func(tx meta.Tx) error { return fn(&countingTx{Tx: tx, s: s}) })
+}
+
+func (s *reviewCounter) add(kind string) {
+	s.mu.Lock()
+	s.written[kind]++
+	s.mu.Unlock()
+}
+
+type countingTx struct {
+	meta.Tx
+	s *reviewCounter
+}
+
+func (t *countingTx) ScheduleReviews(ctx context.Context, rs []meta.Review) error {
+	for _, r := range rs {
+		t.s.add(r.Kind)
+	}
+	return t.Tx.ScheduleReviews(ctx, rs)
+}
+
+func (t *countingTx) AddReview(ctx context.Context, r meta.Review) error {
+	t.s.add(r.Kind)
+	return t.Tx.AddReview(ctx, r)
+}
+
+func (t *countingTx) ScheduleReview(ctx context.Context, r meta.Review) (time.Time, error) {
+	t.s.add(r.Kind)
+	return t.Tx.ScheduleReview(ctx, r)
+}
+
+// A cascade decided in the same transaction writes no review row: a tag
+// row's deletion decides its manifest, the manifest's deletion records its
+// links' reviews a grace later (the one follow-up really put off), and the
+// links' deletion decides their blobs — no manifest or blob review is ever
+// written, and every object goes.
+func TestCascadeWritesNoFollowUpRows(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.pushImage("ns/app", "v1", randomImage(t, 3))
+		h.deleteRef(h.tag("ns/app", "v1"))
+		h.advance(retention + time.Minute)
+		counter := &reviewCounter{Store: h.store, written: map[string]int{}}
+		c := gc.New(counter, h.blobs, h.opts)
+		s, err := c.RunOnce(h.ctx, gc.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindManifest] != 1 {
+			t.Fatalf("first run deleted %v, want the tag row and the manifest", s.Deleted)
+		}
+		if got := counter.written; got[meta.ReviewManifest] != 0 || got[meta.ReviewBlob] != 0 || got[meta.ReviewLink] != 4 {
+			t.Fatalf("first run wrote reviews %v, want only the 4 links' (a grace later)", got)
+		}
+		h.advance(grace + time.Minute)
+		counter.written = map[string]int{}
+		if s, err = c.RunOnce(h.ctx, gc.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if s.Deleted[gc.KindLink] != 4 || s.Deleted[gc.KindBlob] != 4 {
+			t.Fatalf("second run deleted %v, want 4 links and 4 blobs", s.Deleted)
+		}
+		if len(counter.written) != 0 {
+			t.Fatalf("second run wrote reviews %v, want none", counter.written)
+		}
+		h.fixedPoint()
+	})
+}
