@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // mgmtEnv is the management API over real SQLite and blob/fs, with a
@@ -64,10 +65,12 @@ func newMgmtEnv(t *testing.T, withCollector bool) *mgmtEnv {
 		t.Fatal(err)
 	}
 	e := &mgmtEnv{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	e.reg = registry.New(store, blobs, registry.Options{Now: e.clock, Grace: -1, TagRetention: time.Hour})
+	// No grace: what the tests delete is collected at once.
+	policy := review.Policy{UploadExpiry: time.Hour, TagRetention: time.Hour, CollectUntagged: true}
+	e.reg = registry.New(store, blobs, registry.Options{Now: e.clock, Policy: policy})
 	opts := api.Options{}
 	if withCollector {
-		c := gc.New(store, blobs, gc.Options{Now: e.clock, TagRetention: time.Hour, UploadExpiry: time.Hour, CollectUntagged: true})
+		c := gc.New(store, blobs, gc.Options{Now: e.clock, Policy: policy})
 		opts.Collector = c
 	}
 	e.srv = httptest.NewServer(api.New(e.reg, opts))
@@ -329,7 +332,7 @@ func TestMgmtPurgeAndGCStatus(t *testing.T) {
 
 	var s gc.Summary
 	e.call("POST", "/berth/v1/purge/acme/app", "", 200, &s)
-	if s.Deleted[gc.KindRepository] != 1 || s.Deleted[gc.KindManifest] != 1 || s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindBlob] != 1 || s.BytesFreed != 3 {
+	if s.Deleted[review.KindRepository] != 1 || s.Deleted[review.KindManifest] != 1 || s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindBlob] != 1 || s.BytesFreed != 3 {
 		t.Errorf("purge acme/app: got deleted %v, %d bytes; want the repository, its tag and manifest, its own layer (3 bytes)", s.Deleted, s.BytesFreed)
 	}
 	if code := e.call("GET", "/berth/v1/repositories/acme/app/_tags/history", "", 404, nil); code != "NAME_UNKNOWN" {
@@ -340,7 +343,7 @@ func TestMgmtPurgeAndGCStatus(t *testing.T) {
 	}
 	s = gc.Summary{}
 	e.call("POST", "/berth/v1/purge/acme", "", 200, &s)
-	if s.Deleted[gc.KindRepository] != 1 || s.Deleted[gc.KindBlob] != 2 {
+	if s.Deleted[review.KindRepository] != 1 || s.Deleted[review.KindBlob] != 2 {
 		t.Errorf("purge of namespace acme: got deleted %v, want acme/other", s.Deleted)
 	}
 	if code := e.call("POST", "/berth/v1/purge/Bad_Name", "", 400, nil); code != "NAME_INVALID" {

@@ -29,6 +29,7 @@ import (
 	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -93,7 +94,7 @@ func newEnvWrapped(t *testing.T, backend string, opts api.Options, wrap func(blo
 		regBlobs = wrap(blobs)
 	}
 	c := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now})
+	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now, Policy: review.DefaultPolicy()})
 	srv := httptest.NewServer(api.New(reg, opts))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c, stored: stored}

@@ -9,7 +9,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // pass is the work of one transaction: what it decided, and what must happen
@@ -31,7 +33,7 @@ type pass struct {
 }
 
 func (c *Collector) newPass(tx meta.Tx, now time.Time) *pass {
-	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[string]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
+	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[review.Kind]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
 }
 
 // review records a follow-up review. One whose stored review is due now is
@@ -105,10 +107,11 @@ func (p *pass) keep(ctx context.Context, r meta.Review) error {
 	return p.tx.DeleteReview(ctx, r.Kind, r.Object)
 }
 
-// later moves a review to the time its object may become garbage.
+// later moves a review to the time its object may become garbage; why it
+// was recorded (its cause) stays.
 func (p *pass) later(ctx context.Context, r meta.Review, at time.Time, why string) error {
 	p.summary.Reviews++
-	return p.tx.RescheduleReview(ctx, r.Kind, r.Object, at, why)
+	return p.tx.RescheduleReview(ctx, meta.Review{Kind: r.Kind, Object: r.Object, ReviewAfter: at, Cause: r.Cause, Reason: why})
 }
 
 func (p *pass) done(ctx context.Context, r meta.Review) error {
@@ -128,21 +131,21 @@ func (p *pass) malformed(ctx context.Context, r meta.Review, err error) error {
 func (p *pass) decide(ctx context.Context, r meta.Review) error {
 	var err error
 	switch r.Kind {
-	case meta.ReviewTag:
+	case review.KindTag:
 		err = p.decideTag(ctx, r)
-	case meta.ReviewManifest:
+	case review.KindManifest:
 		err = p.decideManifest(ctx, r)
-	case meta.ReviewLink:
+	case review.KindLink:
 		err = p.decideLink(ctx, r)
-	case meta.ReviewBlob:
+	case review.KindBlob:
 		err = p.decideBlob(ctx, r)
-	case meta.ReviewLabel:
+	case review.KindLabel:
 		err = p.decideLabel(ctx, r)
-	case meta.ReviewUploadedBlob:
+	case review.KindUploadedBlob:
 		err = p.decideUploadedBlob(ctx, r)
-	case meta.ReviewUpload:
+	case review.KindUpload:
 		err = p.decideUpload(ctx, r)
-	case meta.ReviewPurge:
+	case review.KindPurge:
 		// Purges run outside batches (see purge.go); leave it claimed-free.
 		return nil
 	default:
@@ -156,15 +159,12 @@ func (p *pass) decide(ctx context.Context, r meta.Review) error {
 }
 
 func (p *pass) decideTag(ctx context.Context, r meta.Review) error {
-	repoID, idText, err := meta.ParseRepoObject(r.Object)
+	o, err := review.Parse(r.Kind, r.Object)
 	if err != nil {
 		return p.malformed(ctx, r, err)
 	}
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil {
-		return p.malformed(ctx, r, err)
-	}
-	t, err := p.tx.TagByID(ctx, id, meta.LockUpdate)
+	repoID := o.RepoID
+	t, err := p.tx.TagByID(ctx, o.ID, meta.LockUpdate)
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
 	}
@@ -196,20 +196,20 @@ func (p *pass) decideTag(ctx context.Context, r meta.Review) error {
 		return err
 	}
 	reason := fmt.Sprintf("tag %s ended %s, outside the %s time-machine window", t.Name, t.End.Format(time.RFC3339), ret)
-	p.deleted(ctx, Deletion{Kind: KindTag, Repository: repo, Tag: t.Name, Digest: t.Manifest, Reason: reason})
-	if err := p.review(ctx, meta.Review{Kind: meta.ReviewManifest, Object: meta.RepoObject(repoID, t.Manifest.String()), ReviewAfter: p.now,
-		Reason: "tag " + t.Name + " collected"}); err != nil {
+	p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: repo, Tag: t.Name, Digest: t.Manifest, Reason: reason})
+	if err := p.review(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(repoID, t.Manifest), ReviewAfter: p.now,
+		Cause: review.CauseTagCollected, Reason: "tag " + t.Name + " collected"}); err != nil {
 		return err
 	}
 	return p.done(ctx, r)
 }
 
 func (p *pass) decideManifest(ctx context.Context, r meta.Review) error {
-	repoID, ds, err := meta.ParseRepoObject(r.Object)
+	o, err := review.Parse(r.Kind, r.Object)
 	if err != nil {
 		return p.malformed(ctx, r, err)
 	}
-	d := digest.Digest(ds)
+	repoID, d := o.RepoID, o.Digest
 	m, err := p.tx.Manifest(ctx, repoID, d, meta.LockUpdate)
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
@@ -291,10 +291,10 @@ func (p *pass) manifestAlive(ctx context.Context, repo string, m meta.Manifest, 
 			return false, aliveBecause{}, err
 		}
 	}
-	if until := m.PushedAt.Add(p.c.opts.Grace); until.After(p.now) {
+	if until := m.PushedAt.Add(p.c.opts.Policy.Grace); until.After(p.now) {
 		return true, aliveBecause{text: "untagged grace until " + until.Format(time.RFC3339), until: until}, nil
 	}
-	if !p.c.opts.CollectUntagged && len(tags) == 0 && m.Subject == "" && r.Reason == reasonPushed {
+	if !p.c.opts.Policy.CollectUntagged && len(tags) == 0 && m.Subject == "" && r.Cause == review.CausePushed {
 		return true, aliveBecause{text: "untagged collection is off"}, nil
 	}
 	// Garbage: say which root ended last.
@@ -304,22 +304,18 @@ func (p *pass) manifestAlive(ctx context.Context, repo string, m meta.Manifest, 
 		why = "last tag ended " + lastEnd.Format(time.RFC3339) + ", outside the time-machine window"
 	case m.Subject != "":
 		why = "subject " + m.Subject.String() + " is gone"
-	case r.Reason != "" && r.Reason != reasonPushed:
+	case r.Reason != "" && r.Cause != review.CausePushed:
 		why = r.Reason + "; nothing else reaches it"
 	}
 	return false, aliveBecause{text: why}, nil
 }
-
-// reasonPushed is the reason the push path gives the review it records at a
-// manifest PUT.
-const reasonPushed = "pushed"
 
 // deleteManifest deletes m with the rows it owns and reviews what they
 // pointed at (gc.md). An explicit DELETE by digest does not come here: it
 // withdraws the manifest, and the collector deletes it once nothing can
 // bring it back.
 func (p *pass) deleteManifest(ctx context.Context, repo string, m meta.Manifest, why string) error {
-	refs, err := deleteManifestRows(ctx, p.tx, m.RepoID, m.Digest, p.now, p.c.opts.Grace)
+	refs, err := deleteManifestRows(ctx, p.tx, m.RepoID, m.Digest, p.now, p.c.opts.Policy.Grace)
 	if err != nil {
 		return err
 	}
@@ -328,7 +324,7 @@ func (p *pass) deleteManifest(ctx context.Context, repo string, m meta.Manifest,
 			p.followUps = append(p.followUps, rv)
 		}
 	}
-	p.deleted(ctx, Deletion{Kind: KindManifest, Repository: repo, Digest: m.Digest, Reason: why})
+	p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: repo, Digest: m.Digest, Reason: why})
 	return nil
 }
 
@@ -350,16 +346,20 @@ func deleteManifestRows(ctx context.Context, tx meta.Tx, repoID int64, d digest.
 	reason := "manifest " + d.String() + " deleted"
 	var reviews []meta.Review
 	for _, b := range refs.Blobs {
-		reviews = append(reviews, meta.Review{Kind: meta.ReviewLink, Object: meta.RepoObject(repoID, b.String()), ReviewAfter: now.Add(grace), Reason: reason})
+		reviews = append(reviews, meta.Review{Kind: review.KindLink, Object: review.RepoDigestObject(repoID, b), ReviewAfter: now.Add(grace),
+			Cause: review.CauseManifestDeleted, Reason: reason})
 	}
 	for _, ch := range refs.Children {
-		reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: meta.RepoObject(repoID, ch.String()), ReviewAfter: now, Reason: "parent " + d.String() + " deleted"})
+		reviews = append(reviews, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(repoID, ch), ReviewAfter: now,
+			Cause: review.CauseParentDeleted, Reason: "parent " + d.String() + " deleted"})
 	}
 	for _, rf := range referrers {
-		reviews = append(reviews, meta.Review{Kind: meta.ReviewManifest, Object: meta.RepoObject(repoID, rf.Digest.String()), ReviewAfter: now, Reason: "subject " + d.String() + " deleted"})
+		reviews = append(reviews, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(repoID, rf.Digest), ReviewAfter: now,
+			Cause: review.CauseSubjectDeleted, Reason: "subject " + d.String() + " deleted"})
 	}
 	for _, id := range refs.LabelIDs {
-		reviews = append(reviews, meta.Review{Kind: meta.ReviewLabel, Object: strconv.FormatInt(id, 10), ReviewAfter: now, Reason: reason})
+		reviews = append(reviews, meta.Review{Kind: review.KindLabel, Object: review.LabelObject(id), ReviewAfter: now,
+			Cause: review.CauseManifestDeleted, Reason: reason})
 	}
 	for i, rv := range reviews {
 		after, err := tx.ScheduleReview(ctx, rv)
@@ -372,11 +372,11 @@ func deleteManifestRows(ctx context.Context, tx meta.Tx, repoID int64, d digest.
 }
 
 func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
-	repoID, ds, err := meta.ParseRepoObject(r.Object)
+	o, err := review.Parse(r.Kind, r.Object)
 	if err != nil {
 		return p.malformed(ctx, r, err)
 	}
-	d := digest.Digest(ds)
+	repoID, d := o.RepoID, o.Digest
 	// The link row, withdrawn or not (a withdrawn link lives while the
 	// withdrawn manifests that reference it do), then the blob row.
 	_, err = p.tx.Link(ctx, repoID, d, meta.LockUpdate)
@@ -404,15 +404,20 @@ func (p *pass) decideLink(ctx context.Context, r meta.Review) error {
 		return err
 	}
 	repo := p.repoName(ctx, repoID)
-	p.deleted(ctx, Deletion{Kind: KindLink, Repository: repo, Digest: d, Reason: "no manifest of " + repo + " uses it and no upload protects it"})
-	if err := p.review(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: p.now, Reason: "unlinked from " + repo}); err != nil {
+	p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: repo, Digest: d, Reason: "no manifest of " + repo + " uses it and no upload protects it"})
+	if err := p.review(ctx, meta.Review{Kind: review.KindBlob, Object: review.BlobObject(d), ReviewAfter: p.now,
+		Cause: review.CauseUnlinked, Reason: "unlinked from " + repo}); err != nil {
 		return err
 	}
 	return p.done(ctx, r)
 }
 
 func (p *pass) decideBlob(ctx context.Context, r meta.Review) error {
-	d := digest.Digest(r.Object)
+	o, err := review.Parse(r.Kind, r.Object)
+	if err != nil {
+		return p.malformed(ctx, r, err)
+	}
+	d := o.Digest
 	b, err := p.tx.Blob(ctx, d, meta.LockUpdate)
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
@@ -435,15 +440,16 @@ func (p *pass) decideBlob(ctx context.Context, r meta.Review) error {
 		return err
 	}
 	p.tombs = append(p.tombs, ts)
-	p.deleted(ctx, Deletion{Kind: KindBlob, Digest: d, Size: b.Size, Reason: "no repository links it (" + r.Reason + ")"})
+	p.deleted(ctx, Deletion{Kind: review.KindBlob, Digest: d, Size: b.Size, Reason: "no repository links it (" + r.Reason + ")"})
 	return p.done(ctx, r)
 }
 
 func (p *pass) decideLabel(ctx context.Context, r meta.Review) error {
-	id, err := strconv.ParseInt(r.Object, 10, 64)
+	o, err := review.Parse(r.Kind, r.Object)
 	if err != nil {
-		return p.done(ctx, r)
+		return p.malformed(ctx, r, err)
 	}
+	id := o.ID
 	exists, used, err := p.tx.LabelInUse(ctx, id)
 	if err != nil {
 		return err
@@ -454,16 +460,16 @@ func (p *pass) decideLabel(ctx context.Context, r meta.Review) error {
 	if err := p.tx.DeleteLabel(ctx, id); err != nil {
 		return err
 	}
-	p.deleted(ctx, Deletion{Kind: KindLabel, Reason: "label " + r.Object + " used by no manifest"})
+	p.deleted(ctx, Deletion{Kind: review.KindLabel, Reason: "label " + r.Object + " used by no manifest"})
 	return p.done(ctx, r)
 }
 
 func (p *pass) decideUploadedBlob(ctx context.Context, r meta.Review) error {
-	repoID, ds, err := meta.ParseRepoObject(r.Object)
+	o, err := review.Parse(r.Kind, r.Object)
 	if err != nil {
 		return p.malformed(ctx, r, err)
 	}
-	d := digest.Digest(ds)
+	repoID, d := o.RepoID, o.Digest
 	exp, err := p.tx.UploadedBlobExpiry(ctx, repoID, d)
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
@@ -478,29 +484,34 @@ func (p *pass) decideUploadedBlob(ctx context.Context, r meta.Review) error {
 		return err
 	}
 	repo := p.repoName(ctx, repoID)
-	p.deleted(ctx, Deletion{Kind: KindUploadedBlob, Repository: repo, Digest: d, Reason: "upload protection expired " + exp.Format(time.RFC3339)})
-	if err := p.review(ctx, meta.Review{Kind: meta.ReviewLink, Object: r.Object, ReviewAfter: p.now, Reason: "upload protection expired"}); err != nil {
+	p.deleted(ctx, Deletion{Kind: review.KindUploadedBlob, Repository: repo, Digest: d, Reason: "upload protection expired " + exp.Format(time.RFC3339)})
+	if err := p.review(ctx, meta.Review{Kind: review.KindLink, Object: review.RepoDigestObject(repoID, d), ReviewAfter: p.now,
+		Cause: review.CauseUploadProtectionExpired, Reason: "upload protection expired"}); err != nil {
 		return err
 	}
 	return p.done(ctx, r)
 }
 
 func (p *pass) decideUpload(ctx context.Context, r meta.Review) error {
-	u, err := p.tx.Upload(ctx, r.Object, meta.LockUpdate)
+	o, err := review.Parse(r.Kind, r.Object)
+	if err != nil {
+		return p.malformed(ctx, r, err)
+	}
+	u, err := p.tx.Upload(ctx, o.UploadID, meta.LockUpdate)
 	if errors.Is(err, meta.ErrNotFound) {
 		return p.done(ctx, r)
 	}
 	if err != nil {
 		return err
 	}
-	if until := u.UpdatedAt.Add(p.c.opts.UploadExpiry); until.After(p.now) {
+	if until := u.UpdatedAt.Add(p.c.opts.Policy.UploadExpiry); until.After(p.now) {
 		return p.later(ctx, r, until, "upload active until "+until.Format(time.RFC3339))
 	}
 	if err := p.tx.DeleteUpload(ctx, u.ID); err != nil {
 		return err
 	}
 	p.aborts = append(p.aborts, u.ID)
-	p.deleted(ctx, Deletion{Kind: KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
+	p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
 		Reason: "upload " + u.ID + " idle since " + u.UpdatedAt.Format(time.RFC3339)})
 	return p.done(ctx, r)
 }
@@ -528,12 +539,12 @@ func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error)
 		if err != nil {
 			return n, err
 		}
-		if err := p.review(ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(t.RepoID, strconv.FormatInt(t.ID, 10)),
-			ReviewAfter: t.ExpiresAt.Add(ret), Reason: "tag " + t.Name + " expired"}); err != nil {
+		if err := p.review(ctx, meta.Review{Kind: review.KindTag, Object: review.TagObject(t.RepoID, t.ID),
+			ReviewAfter: t.ExpiresAt.Add(ret), Cause: review.CauseTagExpired, Reason: "tag " + t.Name + " expired"}); err != nil {
 			return n, err
 		}
 		p.summary.Expired++
-		p.events = append(p.events, Event{Kind: EventTagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
+		p.events = append(p.events, Event{Kind: event.TagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
 			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339), At: p.now, Actor: meta.ActorCollector})
 		n++
 	}

@@ -38,11 +38,13 @@ import (
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/blob"
 	blobfs "github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -179,7 +181,7 @@ func (r *retryCounter) WithGroup(string) slog.Handler      { return r }
 
 type option func(*gc.Options)
 
-func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
+func withoutUntagged() option { return func(o *gc.Options) { o.Policy.CollectUntagged = false } }
 func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
 // backend is one combination of metadata and byte store under test.
@@ -240,11 +242,8 @@ func newHarness(t *testing.T, b backend, opts ...option) *harness {
 	raw, bucket := b.blobs(t)
 	c := testenv.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	h := &harness{t: t, ctx: context.Background(), backend: b.name, deadlocks: deadlocks, clock: c, store: store, raw: raw, s3: bucket, blobs: &faultyBlobs{Store: raw}}
-	h.reg = registry.New(store, raw, registry.Options{Now: c.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
-	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
-	t.Cleanup(h.srv.Close)
-	h.host = strings.TrimPrefix(h.srv.URL, "http://")
 	h.opts = gc.DefaultOptions()
+	h.opts.Policy = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
 	h.opts.Now = c.Now
 	h.opts.Hooks = []func(gc.Event){func(e gc.Event) {
 		h.mu.Lock()
@@ -254,6 +253,12 @@ func newHarness(t *testing.T, b backend, opts ...option) *harness {
 	for _, o := range opts {
 		o(&h.opts)
 	}
+	// The registry and the collector share one policy, as internal/app
+	// wires them.
+	h.reg = registry.New(store, raw, registry.Options{Now: c.Now, Policy: h.opts.Policy})
+	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
+	t.Cleanup(h.srv.Close)
+	h.host = strings.TrimPrefix(h.srv.URL, "http://")
 	h.gc = h.newCollector()
 	return h
 }
@@ -264,7 +269,7 @@ func (h *harness) newCollector() *gc.Collector {
 	return gc.New(h.store, h.blobs, h.opts)
 }
 
-func (h *harness) eventsOf(kind string) []gc.Event {
+func (h *harness) eventsOf(kind event.Name) []gc.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []gc.Event
@@ -507,7 +512,7 @@ func imageManifest(config digest.Digest, configSize int64, layers map[digest.Dig
 // collectWith runs c until a run finds nothing due, and sums the runs.
 func (h *harness) collectWith(c *gc.Collector, ro gc.RunOptions) gc.Summary {
 	h.t.Helper()
-	total := gc.Summary{Deleted: map[string]int{}}
+	total := gc.Summary{Deleted: map[review.Kind]int{}}
 	for i := 0; ; i++ {
 		if i == 20 {
 			h.t.Fatalf("collector did not settle after %d runs: %+v", i, total)
@@ -985,7 +990,7 @@ func (h *harness) repoID(repo string) int64 {
 }
 
 func (h *harness) manifestKey(repo string, d v1.Hash) string {
-	return meta.RepoObject(h.repoID(repo), d.String())
+	return review.RepoDigestObject(h.repoID(repo), digest.Digest(d.String()))
 }
 
 // hasManifest reports whether repo stores d.

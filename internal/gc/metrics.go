@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 type metrics struct {
@@ -42,12 +43,12 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 }
 
 func (m *metrics) deleted(d Deletion) {
-	m.deletions.WithLabelValues(d.Kind).Inc()
+	m.deletions.WithLabelValues(string(d.Kind)).Inc()
 	m.bytesFreed.Add(float64(d.Size))
 }
 
-func (m *metrics) decision(kind string, took time.Duration) {
-	m.latency.WithLabelValues(kind).Observe(took.Seconds())
+func (m *metrics) decision(kind review.Kind, took time.Duration) {
+	m.latency.WithLabelValues(string(kind)).Observe(took.Seconds())
 }
 
 func (m *metrics) run(Summary) { m.runs.Inc() }

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // RunOptions narrow one run.
@@ -44,7 +44,7 @@ func (e repoUnknownError) Unwrap() error { return e.err }
 // tombstones.
 func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error) {
 	start := c.opts.Now()
-	filter := meta.ReviewFilter{ExcludeKinds: []string{meta.ReviewPurge}}
+	filter := meta.ReviewFilter{ExcludeKinds: []review.Kind{review.KindPurge}}
 	var repoID int64
 	if ro.Repo != "" {
 		err := c.store.View(ctx, func(tx meta.Tx) error {
@@ -58,15 +58,15 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		if err != nil {
 			return Summary{}, fmt.Errorf("gc --repo %s: %w", ro.Repo, err)
 		}
-		filter.ObjectPrefix = strconv.FormatInt(repoID, 10) + "@"
-		filter.Kinds = []string{meta.ReviewTag, meta.ReviewManifest, meta.ReviewLink, meta.ReviewUploadedBlob}
+		filter.ObjectPrefix = review.RepoPrefix(repoID)
+		filter.Kinds = []review.Kind{review.KindTag, review.KindManifest, review.KindLink, review.KindUploadedBlob}
 	}
 	if ro.DryRun {
 		s, err := c.dryRun(ctx, filter, repoID)
 		s.Duration = time.Since(start)
 		return s, err
 	}
-	total := Summary{Deleted: map[string]int{}}
+	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
 			s.Deletions = nil
@@ -152,7 +152,7 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 // does. Their tombstones are committed with the rows, so deleting the
 // bytes a batch later changes nothing but when the space comes back.
 func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit int) (Summary, int, error) {
-	total := Summary{Deleted: map[string]int{}}
+	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
 	defer func() { c.deleteBytes(ctx, tombs) }()
 	n := 0
@@ -227,12 +227,13 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 	delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
 	c.log.Error("gc decision failed; retrying later", "kind", r.Kind, "object", r.Object, "attempts", r.Attempts+1, "retry_in", delay, "err", cause)
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		return tx.RescheduleReview(ctx, r.Kind, r.Object, c.opts.Now().Add(delay), "error: "+cause.Error())
+		return tx.RescheduleReview(ctx, meta.Review{Kind: r.Kind, Object: r.Object, ReviewAfter: c.opts.Now().Add(delay),
+			Cause: r.Cause, Reason: "error: " + cause.Error()})
 	})
 	if err != nil {
 		return Summary{}, 0, fmt.Errorf("rescheduling failed review: %w (after %v)", err, cause)
 	}
-	return Summary{Errors: 1, Deleted: map[string]int{}}, 1, nil
+	return Summary{Errors: 1, Deleted: map[review.Kind]int{}}, 1, nil
 }
 
 // dryRun decides everything due in one transaction and rolls it back.
