@@ -524,16 +524,16 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		problem("tombstone %s (since %s) is left", k, time.UnixMicro(since).Format(time.RFC3339Nano))
 		return nil
 	})
-	q(`SELECT kind, object, review_after, attempts, reason FROM review`, func(r *sql.Rows) error {
-		var kind, obj, reason string
+	q(`SELECT kind, object, review_after, attempts, cause, reason FROM review`, func(r *sql.Rows) error {
+		var kind, obj, cause, reason string
 		var after int64
 		var attempts int
-		if err := r.Scan(&kind, &obj, &after, &attempts, &reason); err != nil {
+		if err := r.Scan(&kind, &obj, &after, &attempts, &cause, &reason); err != nil {
 			return err
 		}
 		lv.Rows["review"]++
 		if after <= now {
-			problem("review %s %s (due %s, %d attempts, %q) was never decided", kind, obj, time.UnixMicro(after).Format(time.RFC3339Nano), attempts, reason)
+			problem("review %s %s (due %s, %d attempts, cause %q, %q) was never decided", kind, obj, time.UnixMicro(after).Format(time.RFC3339Nano), attempts, cause, reason)
 		} else {
 			lv.PendingReviews++
 		}
