@@ -7,75 +7,49 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
-	blobfs "github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
-	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
 	"github.com/berth/berth/internal/review"
+	"github.com/berth/berth/internal/testenv"
+	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
 // mgmtEnv is the management API over real SQLite and blob/fs, with a
 // settable clock shared by the registry and the collector.
 type mgmtEnv struct {
-	t   *testing.T
-	srv *httptest.Server
-	reg *registry.Registry
-	mu  sync.Mutex
-	now time.Time
+	t     *testing.T
+	srv   *httptest.Server
+	reg   *registry.Registry
+	clock *testenv.Clock
 }
 
-func (e *mgmtEnv) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *mgmtEnv) advance(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.now = e.now.Add(d)
-}
+func (e *mgmtEnv) advance(d time.Duration) { e.clock.Add(d) }
 
 // newMgmtEnv serves the API with a collector whose windows are all 0
 // except the removed-tag window of 1h.
 func newMgmtEnv(t *testing.T, withCollector bool) *mgmtEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlstore.Open(ctx, filepath.Join(dir, "meta.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &mgmtEnv{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	// No grace: what the tests delete is collected at once.
 	policy := review.Policy{UploadExpiry: time.Hour, TagRetention: time.Hour, CollectUntagged: true}
-	e.reg = registry.New(store, blobs, registry.Options{Now: e.clock, Policy: policy})
+	env := registryenv.New(t, registryenv.ByName(t, registryenv.SQLite), func(o *registryenv.Options) {
+		o.Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		o.Registry = registry.Options{Policy: policy}
+		o.NoServer = true
+	})
 	opts := api.Options{}
 	if withCollector {
-		c := gc.New(store, blobs, gc.Options{Now: e.clock, Policy: policy})
-		opts.Collector = c
+		opts.Collector = gc.New(env.Store, env.Blobs, gc.Options{Now: env.Clock.Now, Policy: policy})
 	}
-	e.srv = httptest.NewServer(api.New(e.reg, opts))
-	t.Cleanup(e.srv.Close)
-	return e
+	env.Serve(opts)
+	return &mgmtEnv{t: t, srv: env.Server, reg: env.Registry, clock: env.Clock}
 }
 
 // push stores repo:tag (a config and a layer) and returns the manifest
@@ -198,7 +172,7 @@ func TestMgmtTagHistoryAndRestore(t *testing.T) {
 	if l.Digest != d1 || !l.Live || l.Changed {
 		t.Errorf("restore to %s again: got %+v, want live at %s, not changed", d1, l, d1)
 	}
-	at := e.clock().Add(-30 * time.Second).Format(time.RFC3339)
+	at := e.clock.Now().Add(-30 * time.Second).Format(time.RFC3339)
 	e.call("POST", "/berth/v1/repositories/acme/team/app/_tags/latest/restore", `{"at":"`+at+`"}`, 200, &l)
 	if l.Digest != d2 || !l.Changed {
 		t.Errorf("restore at %s: got %s (changed %t), want %s, changed", at, l.Digest, l.Changed, d2)
@@ -247,7 +221,7 @@ func TestMgmtTagExpiry(t *testing.T) {
 		want time.Duration
 	}{{"2d", 48 * time.Hour}, {"1.5d", 36 * time.Hour}, {"500ms", 500 * time.Millisecond}, {"1w2d", 9 * 24 * time.Hour}} {
 		e.call("PUT", "/berth/v1/repositories/acme/app/_tags/pr-1/expiry", `{"in":"`+c.in+`"}`, 200, &l)
-		if want := e.clock().Add(c.want); l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) || !l.Live {
+		if want := e.clock.Now().Add(c.want); l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) || !l.Live {
 			t.Errorf("expiry in %s: got %+v, want expires_at %s", c.in, l, want)
 		}
 	}

@@ -11,26 +11,23 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/blob"
 	blobfs "github.com/berth/berth/internal/blob/fs"
-	blobs3 "github.com/berth/berth/internal/blob/s3"
-	"github.com/berth/berth/internal/blob/s3/s3test"
+	"github.com/berth/berth/internal/gc/gcoracle"
 	"github.com/berth/berth/internal/meta/sqlstore"
+	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
-	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
+	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
 // env is a registry served over httptest with real backends.
@@ -60,7 +57,7 @@ const (
 // server, and fails on CI).
 func backends(testing.TB) []string {
 	b := []string{backendSQLite}
-	if os.Getenv("BERTH_TEST_POSTGRES_DSN") != "" {
+	if os.Getenv(sqltest.EnvPostgres) != "" {
 		b = append(b, backendPostgres, backendPostgresS3)
 	}
 	return b
@@ -88,70 +85,78 @@ func newEnvWith(t *testing.T, backend string, opts api.Options) *env {
 // wrap is nil: a fake that injects failures. env.blobs is the real store.
 func newEnvWrapped(t *testing.T, backend string, opts api.Options, wrap func(blob.Store) blob.Store) *env {
 	t.Helper()
-	store, blobs, stored := openBackendsStored(t, backend)
-	regBlobs := blobs
-	if wrap != nil {
-		regBlobs = wrap(blobs)
+	e := registryenv.New(t, envBackend(t, backend), func(o *registryenv.Options) {
+		o.Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		o.API = opts
+		o.WrapBlobs = wrap
+	})
+	return &env{t: t, srv: e.Server, store: e.Store, blobs: e.Blobs, reg: e.Registry, clock: e.Clock, stored: storedOf(t, e.BlobRoot, e.Bucket)}
+}
+
+// envBackend is registryenv's backend of a name of this package: the
+// metadata store, and after a "+" the blob store when it is not the
+// filesystem ("sqlite+s3" too, for tests that need S3 without PostgreSQL).
+func envBackend(tb testing.TB, backend string) registryenv.Backend {
+	tb.Helper()
+	metaBackend, blobBackend, _ := strings.Cut(backend, "+")
+	var b registryenv.Backend
+	switch metaBackend {
+	case backendSQLite:
+		b = registryenv.ByName(tb, registryenv.SQLite)
+	case backendPostgres:
+		b = registryenv.ByName(tb, registryenv.Postgres)
+	default:
+		tb.Fatalf("unknown backend %q", backend)
 	}
-	c := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	reg := registry.New(store, regBlobs, registry.Options{Now: c.Now, Policy: review.DefaultPolicy()})
-	srv := httptest.NewServer(api.New(reg, opts))
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c, stored: stored}
+	switch blobBackend {
+	case "":
+	case "s3":
+		b.S3 = true
+	default:
+		tb.Fatalf("unknown blob backend in %q", backend)
+	}
+	b.Name = backend
+	return b
 }
 
 // openBackends opens a migrated metadata store of the given backend (a
 // fresh SQLite file, or a fresh PostgreSQL database) and its blob store (a
 // filesystem directory, or a fresh S3 bucket), all removed when tb ends.
-// "sqlite+s3" is accepted too, for tests that need S3 without PostgreSQL.
 func openBackends(tb testing.TB, backend string) (*sqlstore.Store, blob.Store) {
 	tb.Helper()
-	store, blobs, _ := openBackendsStored(tb, backend)
+	b := envBackend(tb, backend)
+	store := sqltest.Open(tb, b.DSN(tb))
+	if b.S3 {
+		blobs, _ := registryenv.NewS3(tb, nil)
+		return store, blobs
+	}
+	blobs, err := blobfs.New(filepath.Join(tb.TempDir(), "blobs"))
+	if err != nil {
+		tb.Fatalf("opening blob store: %v", err)
+	}
 	return store, blobs
 }
 
-// openBackendsStored is openBackends with a function that lists what the
-// blob store holds, as env.stored.
-func openBackendsStored(tb testing.TB, backend string) (*sqlstore.Store, blob.Store, func() map[string]int64) {
-	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	metaBackend, blobBackend, _ := strings.Cut(backend, "+")
-	var dsn string
-	switch metaBackend {
-	case backendSQLite:
-		dsn = filepath.Join(dir, "meta.db")
-	case backendPostgres:
-		dsn = freshPostgres(tb)
-	default:
-		tb.Fatalf("unknown backend %q", backend)
-	}
-	store, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		tb.Fatalf("opening %s store: %v", backend, err)
-	}
-	tb.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		tb.Fatalf("migrating: %v", err)
-	}
-	switch blobBackend {
-	case "":
-		root := filepath.Join(dir, "blobs")
-		blobs, err := blobfs.New(root)
-		if err != nil {
-			tb.Fatalf("opening blob store: %v", err)
+// storedOf lists what a blob store holds, behind its back: every regular
+// file under root, or every object of bucket and every multipart upload in
+// progress, as "multipart:<key>", each with its size.
+func storedOf(tb testing.TB, root string, bucket *registryenv.Bucket) func() map[string]int64 {
+	if bucket != nil {
+		return func() map[string]int64 {
+			out := map[string]int64{}
+			b := bucket.Bytes(tb)
+			for _, list := range [][]gcoracle.Object{b.Blobs, b.Staging, b.Foreign} {
+				for _, o := range list {
+					out[o.Name] = o.Size
+				}
+			}
+			for _, o := range b.Multipart {
+				out["multipart:"+o.Name] = 0
+			}
+			return out
 		}
-		return store, blobs, func() map[string]int64 { return storedFiles(tb, root) }
-	case "s3":
-		cfg := s3test.New(tb)
-		blobs, err := blobs3.New(ctx, cfg)
-		if err != nil {
-			tb.Fatalf("opening S3 blob store: %v", err)
-		}
-		return store, blobs, func() map[string]int64 { return storedObjects(tb, cfg) }
 	}
-	tb.Fatalf("unknown blob backend in %q", backend)
-	return nil, nil, nil
+	return func() map[string]int64 { return storedFiles(tb, root) }
 }
 
 // storedFiles maps every regular file under root to its size.
@@ -173,64 +178,6 @@ func storedFiles(tb testing.TB, root string) map[string]int64 {
 		tb.Fatalf("walking %s: %v", root, err)
 	}
 	return out
-}
-
-// storedObjects maps every object of cfg's bucket to its size, and every
-// multipart upload in progress, as "multipart:<key>", to 0.
-func storedObjects(tb testing.TB, cfg blobs3.Config) map[string]int64 {
-	tb.Helper()
-	ctx := context.Background()
-	client := s3test.Client(cfg)
-	out := map[string]int64{}
-	objects := awss3.NewListObjectsV2Paginator(client, &awss3.ListObjectsV2Input{Bucket: aws.String(cfg.Bucket)})
-	for objects.HasMorePages() {
-		page, err := objects.NextPage(ctx)
-		if err != nil {
-			tb.Fatalf("listing bucket: %v", err)
-		}
-		for _, o := range page.Contents {
-			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
-		}
-	}
-	mp, err := client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(cfg.Bucket)})
-	if err != nil {
-		tb.Fatalf("listing multipart uploads: %v", err)
-	}
-	for _, u := range mp.Uploads {
-		out["multipart:"+aws.ToString(u.Key)] = 0
-	}
-	return out
-}
-
-// freshPostgres creates a database for one test from the admin DSN and
-// drops it when the test ends.
-func freshPostgres(t testing.TB) string {
-	t.Helper()
-	admin := os.Getenv("BERTH_TEST_POSTGRES_DSN")
-	ctx := context.Background()
-	a, err := sqlstore.Open(ctx, admin, sqlstore.Options{})
-	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "berth_t_" + hex.EncodeToString(b[:])
-	if _, err := a.DB().ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		a.Close()
-		t.Fatalf("creating database: %v", err)
-	}
-	t.Cleanup(func() {
-		defer a.Close()
-		if _, err := a.DB().ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("parsing BERTH_TEST_POSTGRES_DSN: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // do sends a request and returns the response with its body read.

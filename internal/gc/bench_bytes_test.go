@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/review"
+	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
 // timedBlobs measures the time the collector spends deleting bytes, and
@@ -54,7 +55,7 @@ func (t *timedBatchBlobs) DeleteBatch(ctx context.Context, keys []string) []erro
 // s3Put writes objects straight into the S3 store's layout
 // (<prefix>blobs/<key>), with a few PUTs in flight; wait returns when all
 // are written.
-func s3Put(tb testing.TB, bucket *s3Bucket) (put putFunc, wait func()) {
+func s3Put(tb testing.TB, bucket *registryenv.Bucket) (put putFunc, wait func()) {
 	type job struct {
 		key string
 		b   []byte
@@ -65,8 +66,8 @@ func s3Put(tb testing.TB, bucket *s3Bucket) (put putFunc, wait func()) {
 	for range 8 {
 		wg.Go(func() {
 			for j := range jobs {
-				_, err := bucket.client.PutObject(context.Background(), &awss3.PutObjectInput{
-					Bucket: aws.String(bucket.cfg.Bucket), Key: aws.String(bucket.cfg.Prefix + "blobs/" + j.key),
+				_, err := bucket.Client.PutObject(context.Background(), &awss3.PutObjectInput{
+					Bucket: aws.String(bucket.Config.Bucket), Key: aws.String(bucket.Config.Prefix + "blobs/" + j.key),
 					Body: bytes.NewReader(j.b), ContentLength: aws.Int64(int64(len(j.b)))})
 				if err != nil {
 					failed.CompareAndSwap(nil, err)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -25,6 +26,48 @@ import (
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/review"
 )
+
+// Defaults of the collector's own settings (the windows are review.Policy's).
+const (
+	// DefaultBatchSize bounds the reviews one transaction decides.
+	DefaultBatchSize = 500
+	// DefaultTxBudget is the time one collector transaction aims at.
+	DefaultTxBudget = 20 * time.Millisecond
+)
+
+// claimSizer adapts the number of reviews a transaction claims so that a
+// transaction takes about its budget: doubling while a full transaction
+// takes under half of it, halving when one takes over it. It starts small,
+// so the first transactions of a run never hold the writer long.
+type claimSizer struct {
+	mu     sync.Mutex
+	n, max int
+	budget time.Duration
+}
+
+func newClaimSizer(max int, budget time.Duration) *claimSizer {
+	return &claimSizer{n: min(16, max), max: max, budget: budget}
+}
+
+func (s *claimSizer) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// observe learns from a transaction that claimed claimed reviews and took
+// took; a transaction that found fewer due than it asked for says nothing
+// about a full one.
+func (s *claimSizer) observe(claimed int, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case took > s.budget && s.n > 1:
+		s.n = max(1, s.n/2)
+	case claimed >= s.n && took < s.budget/2 && s.n < s.max:
+		s.n = min(s.max, s.n*2)
+	}
+}
 
 // Options configure a Collector. Zero durations are real zeros (tests set
 // every window to 0); use DefaultOptions for production values.
@@ -38,8 +81,15 @@ type Options struct {
 	ReviewDelay time.Duration
 	// Workers is how many goroutines Run starts.
 	Workers int
-	// BatchSize bounds the reviews decided in one transaction.
+	// BatchSize bounds the reviews one transaction claims and decides as a
+	// set (with what they cascade to). Fewer are claimed while a
+	// transaction takes longer than TxBudget.
 	BatchSize int
+	// TxBudget is how long one collector transaction should hold the
+	// writer (SQLite) or its row locks: the number of reviews claimed per
+	// transaction adapts to it (docs/design/gc.md, "Bounded
+	// transactions"). Zero means DefaultTxBudget.
+	TxBudget time.Duration
 	// Interval is how long an idle worker sleeps before polling again.
 	Interval time.Duration
 	// OverdueAfter is when a due review counts as overdue (metrics, status).
@@ -60,7 +110,8 @@ func DefaultOptions() Options {
 	return Options{
 		Policy:       review.DefaultPolicy(),
 		Workers:      2,
-		BatchSize:    100,
+		BatchSize:    DefaultBatchSize,
+		TxBudget:     DefaultTxBudget,
 		Interval:     10 * time.Second,
 		OverdueAfter: time.Hour,
 	}
@@ -74,8 +125,8 @@ type Collector struct {
 	log     *slog.Logger
 	metrics *metrics
 	hooks   *dispatcher
-	// claimsPerTx is how many reviews one transaction claims (see batch).
-	claimsPerTx int
+	// claims is how many reviews one transaction claims (see batch).
+	claims *claimSizer
 }
 
 // New returns a collector over store and blobs.
@@ -87,7 +138,10 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 100
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.TxBudget <= 0 {
+		opts.TxBudget = DefaultTxBudget
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second
@@ -95,10 +149,7 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	if opts.OverdueAfter <= 0 {
 		opts.OverdueAfter = time.Hour
 	}
-	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claimsPerTx: 1}
-	if sw, ok := store.(singleWriter); ok && sw.SingleWriter() {
-		c.claimsPerTx = claimsPerSingleWriterTx
-	}
+	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claims: newClaimSizer(opts.BatchSize, opts.TxBudget)}
 	c.metrics = newMetrics(opts.Registerer, c)
 	c.hooks = newDispatcher(opts.Hooks)
 	return c
@@ -124,8 +175,11 @@ type Summary struct {
 	BytesFreed int64               `json:"bytes_freed"`
 	Expired    int                 `json:"tags_expired"`
 	Errors     int                 `json:"errors"`
-	Duration   time.Duration       `json:"duration_ns"`
-	Deletions  []Deletion          `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
+	// Skipped counts claimed reviews left for later because another
+	// transaction held their object (PostgreSQL).
+	Skipped   int           `json:"skipped,omitempty"`
+	Duration  time.Duration `json:"duration_ns"`
+	Deletions []Deletion    `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
 }
 
 // Add adds o's counts and deletions to s.
@@ -140,6 +194,7 @@ func (s *Summary) Add(o Summary) {
 	s.BytesFreed += o.BytesFreed
 	s.Expired += o.Expired
 	s.Errors += o.Errors
+	s.Skipped += o.Skipped
 	s.Deletions = append(s.Deletions, o.Deletions...)
 }
 

@@ -7,7 +7,6 @@ package gc_test
 // package (with name.Insecure) and raw HTTP where precision matters.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,8 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,17 +32,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/blob"
-	blobfs "github.com/berth/berth/internal/blob/fs"
+	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
-	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
 	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
+	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
 // Windows of the harness: the defaults of DESIGN.md.
@@ -139,16 +135,19 @@ func (f *faultyBlobs) DeleteBatch(ctx context.Context, keys []string) []error {
 	return errs
 }
 
-// harness is one registry + collector over fresh backends.
+// harness is one registry + collector over fresh backends: a
+// registryenv.Env (store, bytes, clock, registry, server) and a collector
+// sharing them. Its fields name the Env's for the tests' brevity.
 type harness struct {
+	*registryenv.Env
 	t       *testing.T
 	ctx     context.Context
 	backend string
 	clock   *testenv.Clock
 	store   *sqlstore.Store
-	raw     blob.Store   // the byte store itself (blob/fs or blob/s3)
-	s3      *s3Bucket    // the bucket under raw on the S3 backend, else nil
-	blobs   *faultyBlobs // what the collector deletes through
+	raw     blob.Store          // the byte store itself (blob/fs or blob/s3)
+	s3      *registryenv.Bucket // the bucket under raw on the S3 backend, else nil
+	blobs   *faultyBlobs        // what the collector deletes through
 	reg     *registry.Registry
 	srv     *httptest.Server
 	host    string
@@ -184,33 +183,6 @@ type option func(*gc.Options)
 func withoutUntagged() option { return func(o *gc.Options) { o.Policy.CollectUntagged = false } }
 func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
-// backend is one combination of metadata and byte store under test.
-type backend struct {
-	name  string
-	dsn   func(t testing.TB) string
-	blobs func(t testing.TB) (blob.Store, *s3Bucket)
-}
-
-// backends lists SQLite and PostgreSQL on the filesystem, and PostgreSQL on
-// S3 (a fresh bucket on a real versitygw server; skipped when there is
-// none, required when CI=true).
-func backends() []backend {
-	var out []backend
-	for _, b := range sqltest.Backends() {
-		out = append(out, backend{name: b.Name, dsn: b.DSN, blobs: fsBlobs})
-	}
-	return append(out, backend{name: "postgres-s3", dsn: sqltest.PostgresDSN, blobs: s3Blobs})
-}
-
-func fsBlobs(t testing.TB) (blob.Store, *s3Bucket) {
-	t.Helper()
-	fs, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatalf("opening blob store: %v", err)
-	}
-	return fs, nil
-}
-
 // forEachBackend runs fn on a fresh harness per backend (SQLite and
 // PostgreSQL on the filesystem, PostgreSQL on S3; PostgreSQL is skipped
 // only when BERTH_TEST_POSTGRES_DSN is unset, S3 only when no versitygw is
@@ -220,31 +192,30 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness), opts ...opt
 	// Two tests at a time (-parallel defaults to GOMAXPROCS): most of a
 	// test's time is spent waiting on the database.
 	t.Parallel()
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range registryenv.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
 			fn(t, newHarness(t, b, opts...))
 		})
 	}
 }
 
-func newHarness(t *testing.T, b backend, opts ...option) *harness {
+// gcS3 is the harness's S3 store: under a prefix (so the layout's prefix
+// handling is exercised), with the smallest part size S3 allows (so a few
+// MiB make a multipart upload).
+func gcS3(cfg *s3.Config) {
+	cfg.Prefix = "gc/"
+	cfg.PartSize = s3.MinPartSize
+}
+
+func newHarness(t *testing.T, b registryenv.Backend, opts ...option) *harness {
 	t.Helper()
 	// The store logs each retried transaction: tests count deadlocks.
 	deadlocks := &atomic.Int64{}
-	store, err := sqlstore.Open(context.Background(), b.dsn(t), sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})})
-	if err != nil {
-		t.Fatalf("opening store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	raw, bucket := b.blobs(t)
-	c := testenv.NewClock(time.Now().UTC().Truncate(time.Millisecond))
-	h := &harness{t: t, ctx: context.Background(), backend: b.name, deadlocks: deadlocks, clock: c, store: store, raw: raw, s3: bucket, blobs: &faultyBlobs{Store: raw}}
+	// The registry and the collector share one policy, as internal/app
+	// wires them: the options are applied before the registry is made.
+	h := &harness{t: t, backend: b.Name, deadlocks: deadlocks}
 	h.opts = gc.DefaultOptions()
-	h.opts.Policy = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
-	h.opts.Now = c.Now
+	h.opts.Policy = windows
 	h.opts.Hooks = []func(gc.Event){func(e gc.Event) {
 		h.mu.Lock()
 		h.events = append(h.events, e)
@@ -253,12 +224,14 @@ func newHarness(t *testing.T, b backend, opts ...option) *harness {
 	for _, o := range opts {
 		o(&h.opts)
 	}
-	// The registry and the collector share one policy, as internal/app
-	// wires them.
-	h.reg = registry.New(store, raw, registry.Options{Now: c.Now, Policy: h.opts.Policy})
-	h.srv = httptest.NewServer(api.New(h.reg, api.Options{}))
-	t.Cleanup(h.srv.Close)
-	h.host = strings.TrimPrefix(h.srv.URL, "http://")
+	e := registryenv.New(t, b, func(o *registryenv.Options) {
+		o.Store = sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})}
+		o.Registry = registry.Options{Policy: h.opts.Policy}
+		o.S3 = gcS3
+	})
+	h.Env, h.ctx, h.clock, h.store, h.raw, h.s3 = e, e.Ctx, e.Clock, e.Store, e.Blobs, e.Bucket
+	h.blobs, h.reg, h.srv, h.host = &faultyBlobs{Store: e.Blobs}, e.Registry, e.Server, e.Host
+	h.opts.Now = e.Clock.Now
 	h.gc = h.newCollector()
 	return h
 }
@@ -439,43 +412,18 @@ func (h *harness) deleteRef(ref name.Reference) {
 
 func (h *harness) do(method, path string, hdr map[string]string, body []byte) (*http.Response, []byte) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(h.ctx, method, h.srv.URL+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return resp, b
+	return h.Do(method, path, hdr, body)
 }
 
 func (h *harness) expect(resp *http.Response, body []byte, status int) {
 	h.t.Helper()
-	if resp.StatusCode != status {
-		h.t.Fatalf("%s %s: status %d, want %d; body %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, body)
-	}
+	h.Expect(resp, body, status)
 }
 
 // pushBlob uploads b monolithically and returns its digest.
 func (h *harness) pushBlob(repo string, b []byte) digest.Digest {
 	h.t.Helper()
-	d := digest.FromBytes(b)
-	resp, body := h.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), map[string]string{"Content-Type": "application/octet-stream"}, b)
-	h.expect(resp, body, http.StatusCreated)
-	return d
+	return h.PushBlob(repo, b)
 }
 
 // headBlob reports the status of HEAD /v2/<repo>/blobs/<d>.
@@ -488,23 +436,12 @@ func (h *harness) headBlob(repo string, d digest.Digest) int {
 // putManifest PUTs a raw manifest and returns the status and body.
 func (h *harness) putManifest(repo, ref, mediaType string, body []byte) (int, []byte) {
 	h.t.Helper()
-	resp, b := h.do("PUT", "/v2/"+repo+"/manifests/"+ref, map[string]string{"Content-Type": mediaType}, body)
-	return resp.StatusCode, b
+	return h.PutManifest(repo, ref, mediaType, body)
 }
 
 // imageManifest builds a raw OCI image manifest over config and layers.
 func imageManifest(config digest.Digest, configSize int64, layers map[digest.Digest]int64) []byte {
-	var ls []string
-	keys := make([]digest.Digest, 0, len(layers))
-	for d := range layers {
-		keys = append(keys, d)
-	}
-	slices.Sort(keys)
-	for _, d := range keys {
-		ls = append(ls, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}`, d, layers[d]))
-	}
-	return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[%s]}`,
-		config, configSize, strings.Join(ls, ",")))
+	return registryenv.ImageManifest(config, configSize, layers)
 }
 
 // ---- the collector ---------------------------------------------------------
@@ -854,125 +791,20 @@ func (h *harness) settle() {
 	}
 }
 
-// assertFixedPoint checks the invariant at the current time; extraRoots
-// are manifests kept on purpose ("repoID@digest", e.g. collect_untagged off).
+// windows are the harness's windows, as the oracle takes them (the
+// registry's policy; the oracle reads no CollectUntagged: assertFixedPoint
+// names the manifests it keeps).
+var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
+
+// assertFixedPoint checks the invariant at the current time with the
+// fixed-point oracle (gcoracle): the metadata holds exactly what the
+// roots reach, and storage (on S3, the bucket itself) exactly the bytes of
+// the blob rows, each hashing to its digest, and the staging of open
+// sessions. extraRoots are manifests kept on purpose ("repoID@digest",
+// e.g. collect_untagged off).
 func (h *harness) assertFixedPoint(extraRoots []string) {
 	h.t.Helper()
-	now := us(h.clock.Now())
-	// Reachable set: live tags, then children and referrers, to a fixpoint.
-	reach := map[string]bool{}
-	var frontier []string
-	add := func(k string) {
-		if !reach[k] {
-			reach[k] = true
-			frontier = append(frontier, k)
-		}
-	}
-	for _, k := range h.strings(`SELECT `+h.concat("repository_id", "manifest_digest")+` FROM tag
-		WHERE lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?)`, now) {
-		add(k)
-	}
-	for _, k := range extraRoots {
-		add(k)
-	}
-	children := h.pairs(`SELECT ` + h.concat("repository_id", "parent_digest") + `, ` + h.concat("repository_id", "child_digest") + ` FROM manifest_child`)
-	referrers := h.pairs(`SELECT ` + h.concat("repository_id", "subject_digest") + `, ` + h.concat("repository_id", "digest") + ` FROM manifest WHERE subject_digest <> '' AND deleted_at IS NULL`)
-	for len(frontier) > 0 {
-		k := frontier[len(frontier)-1]
-		frontier = frontier[:len(frontier)-1]
-		for _, c := range children[k] {
-			add(c)
-		}
-		for _, r := range referrers[k] {
-			add(r)
-		}
-	}
-	for _, m := range h.strings(`SELECT ` + h.concat("repository_id", "digest") + ` FROM manifest`) {
-		if !reach[m] {
-			h.t.Errorf("fixed point: manifest %s is stored but unreachable", m)
-		}
-		delete(reach, m)
-	}
-	for m := range reach {
-		h.t.Errorf("fixed point: manifest %s is reachable but not stored", m)
-	}
-	checks := []struct{ what, q string }{
-		{"ended tag rows", `SELECT COUNT(*) FROM tag WHERE lifetime_end IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= ?)`},
-		{"links without a manifest or marker", `SELECT COUNT(*) FROM repository_blob rb WHERE NOT EXISTS (
-			SELECT 1 FROM manifest_blob mb WHERE mb.repository_id = rb.repository_id AND mb.blob_digest = rb.blob_digest)
-			AND NOT EXISTS (SELECT 1 FROM uploaded_blob ub WHERE ub.repository_id = rb.repository_id AND ub.blob_digest = rb.blob_digest AND ub.expires_at > ?)`},
-		{"blobs without a link", `SELECT COUNT(*) FROM blob b WHERE NOT EXISTS (SELECT 1 FROM repository_blob rb WHERE rb.blob_digest = b.digest)`},
-		{"labels without a manifest", `SELECT COUNT(*) FROM label l WHERE NOT EXISTS (SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id)`},
-		{"expired upload markers", `SELECT COUNT(*) FROM uploaded_blob WHERE expires_at <= ?`},
-		{"idle upload sessions", `SELECT COUNT(*) FROM upload WHERE updated_at <= ?`},
-		{"reviews due", `SELECT COUNT(*) FROM review WHERE review_after <= ?`},
-		{"tombstones", `SELECT COUNT(*) FROM tombstone`},
-		{"repositories being deleted", `SELECT COUNT(*) FROM repository WHERE state <> 'active'`},
-	}
-	for _, c := range checks {
-		var args []any
-		if strings.Contains(c.q, "?") {
-			args = []any{now}
-			if c.what == "idle upload sessions" {
-				args = []any{now - uploadExpiry.Microseconds()}
-			}
-		}
-		if n := h.count(c.q, args...); n != 0 {
-			h.t.Errorf("fixed point: %d %s", n, c.what)
-			if c.what == "reviews due" {
-				h.t.Logf("reviews: %v", h.strings(`SELECT kind || ' ' || object || ' ' || reason FROM review`))
-			}
-		}
-	}
-	// Storage holds exactly the bytes of live blob rows.
-	rows := map[string]bool{}
-	for _, k := range h.strings(`SELECT storage_key FROM blob`) {
-		rows[k] = true
-	}
-	keys := h.storedKeys()
-	for k := range keys {
-		if !rows[k] {
-			h.t.Errorf("fixed point: bytes %s have no blob row", k)
-		}
-	}
-	for k := range rows {
-		if !keys[k] {
-			h.t.Errorf("fixed point: blob row with storage key %s has no bytes", k)
-		}
-	}
-	uploads := map[string]bool{}
-	for _, id := range h.strings(`SELECT id FROM upload`) {
-		uploads[id] = true
-	}
-	for _, id := range h.stagedUploads() {
-		if !uploads[id] {
-			h.t.Errorf("fixed point: staging bytes of upload %s have no session", id)
-		}
-	}
-	h.assertBucketFixedPoint()
-}
-
-// concat renders "a@b" in SQL.
-func (h *harness) concat(a, b string) string {
-	return "CAST(" + a + " AS TEXT) || '@' || " + b
-}
-
-func (h *harness) pairs(q string) map[string][]string {
-	h.t.Helper()
-	rows, err := h.store.DB().QueryContext(h.ctx, q)
-	if err != nil {
-		h.t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
-			h.t.Fatal(err)
-		}
-		out[a] = append(out[a], b)
-	}
-	return out
+	h.AssertFixedPoint(windows, extraRoots...)
 }
 
 // repoID reads a repository's id.

@@ -15,6 +15,7 @@ type metrics struct {
 	bytesFreed prometheus.Counter
 	errors     prometheus.Counter
 	latency    *prometheus.HistogramVec
+	decided    *prometheus.CounterVec
 	runs       prometheus.Counter
 }
 
@@ -26,13 +27,15 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Help: "Bytes of blobs deleted by the collector."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "errors_total",
 			Help: "Collector decisions or runs that failed (and were retried)."}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "berth", Subsystem: "gc", Name: "decision_seconds",
-			Help: "Time to decide one review, including its cascade.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"kind"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "berth", Subsystem: "gc", Name: "stage_seconds",
+			Help: "Time to decide one set of reviews of a kind (one stage of a transaction).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"kind"}),
+		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "decisions_total",
+			Help: "Objects decided by the collector (kept, put off or deleted), by review kind."}, []string{"kind"}),
 		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
 			Help: "Collection runs completed."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.runs,
+		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.decided, m.runs,
 			&queueCollector{c: c,
 				due:     prometheus.NewDesc("berth_gc_reviews_due", "Reviews whose time has come.", nil, nil),
 				overdue: prometheus.NewDesc("berth_gc_reviews_overdue", "Reviews due for longer than the overdue threshold.", nil, nil),
@@ -47,8 +50,9 @@ func (m *metrics) deleted(d Deletion) {
 	m.bytesFreed.Add(float64(d.Size))
 }
 
-func (m *metrics) decision(kind review.Kind, took time.Duration) {
+func (m *metrics) decisions(kind review.Kind, n int, took time.Duration) {
 	m.latency.WithLabelValues(string(kind)).Observe(took.Seconds())
+	m.decided.WithLabelValues(string(kind)).Add(float64(n))
 }
 
 func (m *metrics) run(Summary) { m.runs.Inc() }

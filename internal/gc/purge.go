@@ -116,17 +116,10 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 					return err
 				}
 				// Cascade to blobs and labels nothing else uses; this
-				// repository's own manifests are the next round's.
-				ownManifest := func(r meta.Review) bool { return r.Kind == review.KindManifest }
-				for {
-					next, ok := p.nextFollowUp(ownManifest)
-					if !ok {
-						return nil
-					}
-					if err := p.decide(ctx, next); err != nil {
-						return err
-					}
-				}
+				// repository's own manifests are the next round's (a
+				// follow-up of the manifests' own stage is recorded, not
+				// carried).
+				return p.cascade(ctx, p.stage+1)
 			})
 			if err != nil {
 				return fmt.Errorf("purge %s: %s: %w (%w)", r.Name, what, err, ErrPurgeIncomplete)
@@ -157,22 +150,37 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 			return len(tags), err
 		}},
 		{"manifests", func(p *pass) (int, error) {
+			p.stage = stageOf(review.KindManifest)
 			ds, err := p.tx.RepoManifests(ctx, r.ID, batch)
-			for _, d := range ds {
-				m, err := p.tx.Manifest(ctx, r.ID, d, meta.LockUpdate)
-				if errors.Is(err, meta.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return 0, err
-				}
-				if err := p.deleteManifest(ctx, r.Name, m, "repository purged"); err != nil {
-					return 0, err
-				}
+			if err != nil || len(ds) == 0 {
+				return 0, err
 			}
-			return len(ds), err
+			keys := make([]meta.RepoDigest, len(ds))
+			for i, d := range ds {
+				keys[i] = meta.RepoDigest{RepoID: r.ID, Digest: d}
+			}
+			// Locked like the collector's candidates; one another
+			// transaction holds is the next round's.
+			facts, _, err := p.tx.LockManifestFacts(ctx, keys)
+			if err != nil || len(facts) == 0 {
+				return len(ds), err
+			}
+			locked := make([]meta.RepoDigest, len(facts))
+			for i, f := range facts {
+				locked[i] = f.RepoDigest
+			}
+			refs, err := p.tx.DeleteManifests(ctx, locked)
+			if err != nil {
+				return 0, err
+			}
+			for _, k := range locked {
+				p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: r.Name, Digest: k.Digest, Reason: "repository purged"})
+			}
+			p.manifestsDeleted(refs)
+			return len(ds), nil
 		}},
 		{"links", func(p *pass) (int, error) {
+			p.stage = stageOf(review.KindLink)
 			if _, err := p.tx.DeleteRepoUploadedBlobs(ctx, r.ID); err != nil {
 				return 0, err
 			}
@@ -182,10 +190,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 					return 0, err
 				}
 				p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: r.Name, Digest: d, Reason: "repository purged"})
-				if err := p.review(ctx, meta.Review{Kind: review.KindBlob, Object: review.BlobObject(d), ReviewAfter: p.now,
-					Cause: review.CauseUnlinked, Reason: "unlinked from " + r.Name + " by purge"}); err != nil {
-					return 0, err
-				}
+				p.followUp(review.KindBlob, review.BlobObject(d), p.now, review.CauseUnlinked, "unlinked from "+r.Name+" by purge")
 			}
 			return len(ds), err
 		}},

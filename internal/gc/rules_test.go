@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -470,4 +471,42 @@ func TestMalformedReviewIsLogged(t *testing.T) {
 			t.Errorf("reviews left after the run: got %d, want 0 (malformed ones are dropped)", n)
 		}
 	}, func(o *gc.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+}
+
+// Causes travel with the decisions (gc.md, "Deciding sets"): a follow-up
+// put off keeps the cause it was recorded for (a deleted manifest's links
+// wait out their grace as manifest_deleted, after the tag row's deletion
+// carried the manifest down as tag_collected), and a claimed review put
+// off keeps its own (a manifest reviewed inside its grace stays pushed, so
+// collect_untagged=false can still tell it was pushed by digest).
+func TestFollowUpsKeepTheirCause(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		img := randomImage(t, 2)
+		h.pushImage("ns/app", "v1", img)
+		h.deleteRef(h.tag("ns/app", "v1"))
+		h.advance(retention + time.Minute)
+		s := h.collect()
+		if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 || s.Deleted[review.KindLink] != 0 {
+			t.Fatalf("past the window: deleted %v, want the tag row and its manifest, links kept for their grace", s.Deleted)
+		}
+		got := h.strings(`SELECT kind || ' ' || cause FROM review ORDER BY kind, object`)
+		want := []string{"link manifest_deleted", "link manifest_deleted", "link manifest_deleted"} // config and two layers
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("reviews after the manifest's deletion (-want +got):\n%s", diff)
+		}
+
+		pinned := h.pushImage("ns/app", "", randomImage(t, 1))
+		key := h.manifestKey("ns/app", pinned)
+		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
+			return tx.RescheduleReview(h.ctx, meta.Review{Kind: review.KindManifest, Object: key, ReviewAfter: h.clock.Now(),
+				Cause: review.CausePushed, Reason: "pushed"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.collect()
+		got = h.strings(`SELECT cause FROM review WHERE kind = 'manifest' AND object = ?`, key)
+		if diff := cmp.Diff([]string{string(review.CausePushed)}, got); diff != "" {
+			t.Errorf("manifest reviewed inside its grace: cause (-want +got):\n%s", diff)
+		}
+	})
 }

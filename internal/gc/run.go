@@ -43,13 +43,14 @@ func (e repoUnknownError) Unwrap() error { return e.err }
 // review and what it cascades to, interrupted purges, and leftover
 // tombstones.
 func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error) {
+	// Pushes go first on a single writer (meta.Background).
+	ctx = meta.Background(ctx)
 	start := c.opts.Now()
-	filter := meta.ReviewFilter{ExcludeKinds: []review.Kind{review.KindPurge}}
-	var repoID int64
+	var sc scope
 	if ro.Repo != "" {
 		err := c.store.View(ctx, func(tx meta.Tx) error {
 			r, err := tx.Repository(ctx, ro.Repo, meta.LockNone)
-			repoID = r.ID
+			sc.repoID = r.ID
 			return err
 		})
 		if errors.Is(err, meta.ErrNotFound) {
@@ -58,11 +59,10 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		if err != nil {
 			return Summary{}, fmt.Errorf("gc --repo %s: %w", ro.Repo, err)
 		}
-		filter.ObjectPrefix = review.RepoPrefix(repoID)
-		filter.Kinds = []review.Kind{review.KindTag, review.KindManifest, review.KindLink, review.KindUploadedBlob}
+		sc.prefix = review.RepoPrefix(sc.repoID)
 	}
 	if ro.DryRun {
-		s, err := c.dryRun(ctx, filter, repoID)
+		s, err := c.dryRun(ctx, sc)
 		s.Duration = time.Since(start)
 		return s, err
 	}
@@ -80,7 +80,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		return total, err
 	}
 	for {
-		s, err := c.expireBatch(ctx, repoID)
+		s, err := c.expireBatch(ctx, sc.repoID)
 		keep(s)
 		if err != nil {
 			return total, err
@@ -89,15 +89,8 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 			break
 		}
 	}
-	for {
-		s, n, err := c.batch(ctx, filter, c.opts.BatchSize)
-		keep(s)
-		if err != nil {
-			return total, err
-		}
-		if n == 0 {
-			break
-		}
+	if err := c.collect(ctx, sc, keep); err != nil {
+		return total, err
 	}
 	if ro.Repo == "" {
 		if err := c.resumePurges(ctx); err != nil {
@@ -110,6 +103,51 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	}
 	c.metrics.run(total)
 	return total, nil
+}
+
+// scope narrows a run to one repository's reviews (the objects starting
+// with review.RepoPrefix)
+// and what they cascade to.
+type scope struct {
+	repoID int64
+	prefix string
+}
+
+// repoScoped are the review kinds whose objects name a repository.
+var repoScoped = []review.Kind{review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
+
+// kinds lists the review kinds a run in scope claims, in stage order.
+func (sc scope) kinds() []review.Kind {
+	if sc.prefix != "" {
+		return repoScoped
+	}
+	return stages
+}
+
+// collect decides due reviews, kind after kind in stage order, until a
+// round over every kind decides nothing: a later stage can record reviews
+// due now of an earlier one (an index's children, a candidate another
+// transaction held).
+func (c *Collector) collect(ctx context.Context, sc scope, keep func(Summary)) error {
+	for {
+		decided := 0
+		for _, kind := range sc.kinds() {
+			for {
+				s, n, err := c.batch(ctx, kind, sc.prefix)
+				keep(s)
+				if err != nil {
+					return err
+				}
+				decided += n
+				if n == 0 {
+					break
+				}
+			}
+		}
+		if decided == 0 {
+			return nil
+		}
+	}
 }
 
 // expireBatch ends one batch of expired tags.
@@ -127,97 +165,92 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 	return p.summary, nil
 }
 
-// batch decides up to limit due reviews, in transactions that each claim
-// up to c.claimsPerTx reviews, decide them with their cascades and commit.
-//
-// On PostgreSQL a transaction claims one review. That is what keeps
-// collectors and writers free of deadlocks: a transaction that held several
-// claimed review rows while upserting follow-up reviews (in another order)
-// formed cycles with a second collector or with a DELETE upserting the same
-// rows (scenario 17, TestScenario17ConcurrentDeletesNoDeadlock). With a
-// single claim, follow-ups only go down the graph (tag → manifest → child,
-// referrer, link, label → blob), so two deciders never wait on each other.
-// A store with a single writer (SQLite) cannot deadlock, and there each
-// commit costs an fsync, so a transaction claims a few reviews at once
-// (claimsPerSingleWriterTx: small enough to keep pushes waiting only
-// briefly for the writer lock).
-//
-// A review whose decision fails is rescheduled with backoff in a
-// transaction of its own, so one bad row never blocks the queue.
+// batch decides due reviews of one kind, in transactions that each claim up
+// to the transaction's share (claims) and decide them as a set with their
+// cascade, until none is due or BatchSize reviews were claimed. It returns
+// how many reviews it decided (claims another transaction's locks made it
+// leave for later do not count, so a round whose every claim was held ends).
 //
 // The bytes of the blob rows the batch's transactions deleted are deleted
 // once per batch (every deleteBatch keys at most), not after each
-// transaction: one transaction frees a handful of blobs, and on S3 one
-// DeleteObjects request of a hundred keys costs what one DeleteObject
-// does. Their tombstones are committed with the rows, so deleting the
-// bytes a batch later changes nothing but when the space comes back.
-func (c *Collector) batch(ctx context.Context, filter meta.ReviewFilter, limit int) (Summary, int, error) {
+// transaction: on S3 one DeleteObjects request of a thousand keys costs
+// what one DeleteObject does. Their tombstones are committed with the rows,
+// so deleting the bytes a batch later changes nothing but when the space
+// comes back.
+func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string) (Summary, int, error) {
 	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
 	defer func() { c.deleteBytes(ctx, tombs) }()
-	n := 0
-	for n < limit {
-		s, claimed, freed, err := c.decideClaims(ctx, filter, min(c.claimsPerTx, limit-n))
+	decided := 0
+	for claimed := 0; claimed < c.opts.BatchSize; {
+		s, n, freed, err := c.decideClaims(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
 		total.Add(s)
 		if tombs = append(tombs, freed...); len(tombs) >= deleteBatch {
 			c.deleteBytes(ctx, tombs)
 			tombs = nil
 		}
 		if err != nil {
-			return total, n, err
+			return total, decided, err
 		}
-		if claimed == 0 {
+		if n == 0 {
 			break
 		}
-		n += claimed
+		claimed += n
+		decided += n - s.Skipped
+		if s.Skipped == n {
+			break
+		}
 	}
-	return total, n, nil
+	return total, decided, nil
 }
 
-// claimsPerSingleWriterTx bounds the reviews one transaction decides on a
-// single-writer store.
-const claimsPerSingleWriterTx = 16
-
-// singleWriter is the optional ability of a store whose write transactions
-// are serialized (SQLite): no row-lock deadlock is possible there.
-type singleWriter interface{ SingleWriter() bool }
-
-// decideClaims claims up to n due reviews and decides them in one
-// transaction. It returns the tombstones the transaction committed: the
-// caller deletes their bytes (batch, once per batch).
-func (c *Collector) decideClaims(ctx context.Context, filter meta.ReviewFilter, n int) (Summary, int, []meta.Tombstone, error) {
+// decideClaims claims up to n due reviews of kind and decides them, with
+// their cascade, in one transaction. It returns the tombstones the
+// transaction committed: the caller deletes their bytes (batch).
+//
+// A transaction whose decision fails is retried one review per transaction,
+// so that the review at fault is found and rescheduled with backoff in a
+// transaction of its own and one bad row never blocks the queue.
+func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
 	var p *pass
-	var failed *meta.Review
-	var claimed int
+	var claimed []meta.Review
+	began := time.Now()
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		failed = nil
 		p = c.newPass(tx, c.opts.Now())
-		reviews, err := tx.ClaimReviews(ctx, p.now, filter, n)
-		if err != nil {
+		var err error
+		if claimed, err = tx.ClaimDue(ctx, kind, p.now, prefix, n); err != nil || len(claimed) == 0 {
 			return err
 		}
-		claimed = len(reviews)
-		for _, r := range reviews {
-			began := time.Now()
-			if err := p.decideAll(ctx, r); err != nil {
-				failed = &r
-				return err
-			}
-			c.metrics.decision(r.Kind, time.Since(began))
-		}
-		return nil
+		return p.decideClaimed(ctx, kind, claimed)
 	})
 	if err != nil {
-		if ctx.Err() != nil || failed == nil {
+		if ctx.Err() != nil || len(claimed) == 0 {
 			return Summary{}, 0, nil, err
 		}
-		s, n, err := c.backoff(ctx, *failed, err)
-		return s, n, nil, err
+		if len(claimed) > 1 {
+			// Find the review at fault: one per transaction.
+			total := Summary{Deleted: map[review.Kind]int{}}
+			var tombs []meta.Tombstone
+			for range claimed {
+				s, m, freed, err := c.decideClaims(ctx, kind, prefix, 1)
+				total.Add(s)
+				tombs = append(tombs, freed...)
+				if err != nil || m == 0 {
+					return total, len(claimed), tombs, err
+				}
+			}
+			return total, len(claimed), tombs, nil
+		}
+		s, m, err := c.backoff(ctx, claimed[0], err)
+		return s, m, nil, err
 	}
+	c.claims.observe(len(claimed), time.Since(began))
+	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "took", time.Since(began),
+		"deleted", p.summary.Deleted, "next_claims", c.claims.size())
 	tombs := p.tombs
 	p.tombs = nil
 	c.afterCommit(ctx, p)
-	return p.summary, claimed, tombs, nil
+	return p.summary, len(claimed), tombs, nil
 }
 
 // backoff reschedules a review whose decision failed.
@@ -237,12 +270,12 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 }
 
 // dryRun decides everything due in one transaction and rolls it back.
-func (c *Collector) dryRun(ctx context.Context, filter meta.ReviewFilter, repoID int64) (Summary, error) {
+func (c *Collector) dryRun(ctx context.Context, sc scope) (Summary, error) {
 	var p *pass
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		p = c.newPass(tx, c.opts.Now())
 		for {
-			n, err := p.expire(ctx, c.opts.BatchSize, repoID)
+			n, err := p.expire(ctx, c.opts.BatchSize, sc.repoID)
 			if err != nil {
 				return err
 			}
@@ -251,17 +284,28 @@ func (c *Collector) dryRun(ctx context.Context, filter meta.ReviewFilter, repoID
 			}
 		}
 		for {
-			reviews, err := tx.ClaimReviews(ctx, p.now, filter, c.opts.BatchSize)
-			if err != nil {
-				return err
-			}
-			if len(reviews) == 0 {
-				return errDryRun
-			}
-			for _, r := range reviews {
-				if err := p.decideAll(ctx, r); err != nil {
-					return err
+			decided := 0
+			for _, kind := range sc.kinds() {
+				for {
+					reviews, err := tx.ClaimDue(ctx, kind, p.now, sc.prefix, c.opts.BatchSize)
+					if err != nil {
+						return err
+					}
+					if len(reviews) == 0 {
+						break
+					}
+					before := p.summary.Skipped
+					if err := p.decideClaimed(ctx, kind, reviews); err != nil {
+						return err
+					}
+					if p.summary.Skipped-before == len(reviews) {
+						break
+					}
+					decided += len(reviews)
 				}
+			}
+			if decided == 0 {
+				return errDryRun
 			}
 		}
 	})

@@ -14,146 +14,27 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/s3"
-	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/gc"
-	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
-// s3Bucket is the bucket under the harness's S3 store, seen with a plain
-// S3 client: what is really there, whatever the store reports.
-type s3Bucket struct {
-	cfg    s3.Config
-	client *awss3.Client
-}
-
 // s3Blobs is a blob/s3 store on a fresh bucket of the test's versitygw,
-// under a prefix (so the layout's prefix handling is exercised), with the
-// smallest part size S3 allows (so a few MiB make a multipart upload).
-func s3Blobs(t testing.TB) (blob.Store, *s3Bucket) {
+// set up as the harness's (gcS3), with its bucket.
+func s3Blobs(t testing.TB) (blob.Store, *registryenv.Bucket) {
 	t.Helper()
-	cfg := s3test.New(t)
-	cfg.Prefix = "gc/"
-	cfg.PartSize = s3.MinPartSize
-	st, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("opening S3 blob store: %v", err)
-	}
-	region := cfg.Region
-	if region == "" {
-		region = s3.DefaultRegion
-	}
-	client := awss3.New(awss3.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(cfg.Endpoint),
-		UsePathStyle: cfg.PathStyle,
-		Credentials:  credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken),
-	})
-	return st, &s3Bucket{cfg: cfg, client: client}
-}
-
-// s3Backend is the harness's PostgreSQL + S3 backend alone.
-func s3Backend() backend {
-	return backend{name: "postgres-s3", dsn: sqltest.PostgresDSN, blobs: s3Blobs}
+	return registryenv.NewS3(t, gcS3)
 }
 
 // onS3 runs fn on a harness over PostgreSQL and S3 only.
 func onS3(t *testing.T, fn func(t *testing.T, h *harness)) {
 	t.Helper()
 	t.Parallel()
-	fn(t, newHarness(t, s3Backend()))
-}
-
-// objects lists the names of every object in the bucket.
-func (b *s3Bucket) objects(t testing.TB) []string {
-	t.Helper()
-	var out []string
-	p := awss3.NewListObjectsV2Paginator(b.client, &awss3.ListObjectsV2Input{Bucket: aws.String(b.cfg.Bucket)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatalf("listing objects: %v", err)
-		}
-		for _, o := range page.Contents {
-			out = append(out, aws.ToString(o.Key))
-		}
-	}
-	return out
-}
-
-// multipart lists the object names of the multipart uploads in progress.
-func (b *s3Bucket) multipart(t testing.TB) []string {
-	t.Helper()
-	var out []string
-	in := &awss3.ListMultipartUploadsInput{Bucket: aws.String(b.cfg.Bucket)}
-	for {
-		page, err := b.client.ListMultipartUploads(context.Background(), in)
-		if err != nil {
-			t.Fatalf("listing multipart uploads: %v", err)
-		}
-		for _, u := range page.Uploads {
-			out = append(out, aws.ToString(u.Key))
-		}
-		if !aws.ToBool(page.IsTruncated) {
-			return out
-		}
-		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
-	}
-}
-
-// staging lists the objects under the store's uploads/ (states and tails).
-func (b *s3Bucket) staging(t testing.TB) []string {
-	t.Helper()
-	var out []string
-	for _, o := range b.objects(t) {
-		if strings.HasPrefix(o, b.cfg.Prefix+"uploads/") {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// assertBucketFixedPoint checks the bucket itself at a fixed point: every
-// object is the bytes of a blob row (P/blobs/<storage key>) or staging of an
-// upload session still open (P/uploads/<id>/...), and no multipart upload is
-// in progress but an open session's.
-func (h *harness) assertBucketFixedPoint() {
-	h.t.Helper()
-	if h.s3 == nil {
-		return
-	}
-	p := h.s3.cfg.Prefix
-	rows := map[string]bool{}
-	for _, k := range h.strings(`SELECT storage_key FROM blob`) {
-		rows[p+"blobs/"+k] = true
-	}
-	sessions := map[string]bool{}
-	for _, id := range h.strings(`SELECT id FROM upload`) {
-		sessions[id] = true
-	}
-	for _, o := range h.s3.objects(h.t) {
-		switch {
-		case rows[o]:
-		case strings.HasPrefix(o, p+"uploads/"):
-			id, _, _ := strings.Cut(strings.TrimPrefix(o, p+"uploads/"), "/")
-			if !sessions[id] {
-				h.t.Errorf("bucket: staging object %s has no upload session", o)
-			}
-		default:
-			h.t.Errorf("bucket: object %s is no blob row's bytes", o)
-		}
-	}
-	for _, k := range h.s3.multipart(h.t) {
-		id, _, _ := strings.Cut(strings.TrimPrefix(k, p+"blobs/"), "/")
-		if !sessions[id] {
-			h.t.Errorf("bucket: multipart upload of %s has no upload session", k)
-		}
-	}
+	fn(t, newHarness(t, registryenv.ByName(t, registryenv.PostgresS3)))
 }
 
 // TestS3AbandonedUploadAbortsMultipart: an upload started over the API with
@@ -168,25 +49,25 @@ func TestS3AbandonedUploadAbortsMultipart(t *testing.T) {
 		chunk := bytes.Repeat([]byte("p"), s3.MinPartSize+4096)
 		resp, body = h.do("PATCH", resp.Header.Get("Location"), map[string]string{"Content-Type": "application/octet-stream"}, chunk)
 		h.expect(resp, body, http.StatusAccepted)
-		if n := len(h.s3.multipart(t)); n != 1 {
+		if n := len(h.s3.Multipart(t)); n != 1 {
 			t.Fatalf("%d multipart uploads after a PATCH of a part and more, want 1", n)
 		}
-		if len(h.s3.staging(t)) == 0 {
+		if len(h.s3.Staging(t)) == 0 {
 			t.Fatal("no staging object after a PATCH")
 		}
 		h.advance(uploadExpiry / 2)
 		h.collect()
-		if n := len(h.s3.multipart(t)); n != 1 {
+		if n := len(h.s3.Multipart(t)); n != 1 {
 			t.Fatalf("an upload inside its expiry was aborted (%d multipart uploads)", n)
 		}
 		h.advance(uploadExpiry)
 		if s := h.collect(); s.Deleted["upload"] != 1 {
 			t.Fatalf("deleted %v, want 1 upload", s.Deleted)
 		}
-		if mp := h.s3.multipart(t); len(mp) != 0 {
+		if mp := h.s3.Multipart(t); len(mp) != 0 {
 			t.Errorf("multipart uploads left after the collector: %v", mp)
 		}
-		if st := h.s3.staging(t); len(st) != 0 {
+		if st := h.s3.Staging(t); len(st) != 0 {
 			t.Errorf("staging objects left after the collector: %v", st)
 		}
 		h.fixedPoint()
@@ -214,8 +95,8 @@ func TestS3SweepLeftovers(t *testing.T) {
 		if _, err := h.raw.UploadAppend(h.ctx, "crashed-session", 0, strings.NewReader("no session row")); err != nil {
 			t.Fatal(err)
 		}
-		orphan := h.s3.cfg.Prefix + "blobs/crashed-first-append/0123456789abcdef0123456789abcdef"
-		if _, err := h.s3.client.CreateMultipartUpload(h.ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(h.s3.cfg.Bucket), Key: aws.String(orphan)}); err != nil {
+		orphan := h.s3.Config.Prefix + "blobs/crashed-first-append/0123456789abcdef0123456789abcdef"
+		if _, err := h.s3.Client.CreateMultipartUpload(h.ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(h.s3.Config.Bucket), Key: aws.String(orphan)}); err != nil {
 			t.Fatal(err)
 		}
 		// Not older than the grace yet: sweep leaves everything.
@@ -238,16 +119,15 @@ func TestS3SweepLeftovers(t *testing.T) {
 		if sw.LeakedUploads != 2 {
 			t.Errorf("sweep deleted %d staging uploads, want 2 (the session-less staging and the orphan multipart upload): %+v", sw.LeakedUploads, sw)
 		}
-		if mp := h.s3.multipart(t); len(mp) != 0 {
+		if mp := h.s3.Multipart(t); len(mp) != 0 {
 			t.Errorf("multipart uploads left after sweep: %v", mp)
 		}
-		for _, o := range h.s3.staging(t) {
+		for _, o := range h.s3.Staging(t) {
 			if strings.Contains(o, "/crashed-session/") {
 				t.Errorf("staging object %s left after sweep", o)
 			}
 		}
 		h.assertPullable(h.tag("ns/app", "keep"))
-		h.assertBucketFixedPoint()
 		h.fixedPoint()
 	})
 }
@@ -263,7 +143,7 @@ func TestS3TwoReplicasOnOneUploadID(t *testing.T) {
 	t.Parallel()
 	raw, bucket := s3Blobs(t)
 	// A second replica: another Store on the same bucket.
-	other, err := s3.New(context.Background(), bucket.cfg)
+	other, err := s3.New(context.Background(), bucket.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,20 +156,20 @@ func TestS3TwoReplicasOnOneUploadID(t *testing.T) {
 	if _, err := raw.UploadAppend(ctx, id, 0, bytes.NewReader(first)); err != nil {
 		t.Fatal(err)
 	}
-	state := bucket.cfg.Prefix + "uploads/" + id + "/state"
-	before := bucket.get(t, state)
+	state := bucket.Config.Prefix + "uploads/" + id + "/state"
+	before := bucket.Get(t, state)
 	if _, err := raw.UploadAppend(ctx, id, part, bytes.NewReader(x)); err != nil {
 		t.Fatal(err)
 	}
-	stateA := bucket.get(t, state)
+	stateA := bucket.Get(t, state)
 	// B read the state before A's append committed: put it back, append Y.
-	bucket.put(t, state, before)
+	bucket.Put(t, state, before)
 	if _, err := other.UploadAppend(ctx, id, part, bytes.NewReader(y)); err != nil {
 		t.Fatal(err)
 	}
 	// A's state write arrives last: it names part 2 with X's ETag, while
 	// part 2 on S3 now holds Y.
-	bucket.put(t, state, stateA)
+	bucket.Put(t, state, stateA)
 
 	digestX := digest.FromBytes(append(append([]byte{}, first...), x...))
 	digestY := digest.FromBytes(append(append([]byte{}, first...), y...))
@@ -322,33 +202,10 @@ func TestS3TwoReplicasOnOneUploadID(t *testing.T) {
 	if err := other.UploadAbort(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if mp := bucket.multipart(t); len(mp) != 0 {
+	if mp := bucket.Multipart(t); len(mp) != 0 {
 		t.Errorf("multipart uploads left after abort: %v", mp)
 	}
-	if obj := bucket.objects(t); len(obj) != 0 {
+	if obj := bucket.Objects(t); len(obj) != 0 {
 		t.Errorf("objects left after abort: %v", obj)
-	}
-}
-
-func (b *s3Bucket) get(t testing.TB, name string) []byte {
-	t.Helper()
-	out, err := b.client.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(name)})
-	if err != nil {
-		t.Fatalf("getting %s: %v", name, err)
-	}
-	defer out.Body.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(out.Body); err != nil {
-		t.Fatalf("reading %s: %v", name, err)
-	}
-	return buf.Bytes()
-}
-
-func (b *s3Bucket) put(t testing.TB, name string, body []byte) {
-	t.Helper()
-	_, err := b.client.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(name),
-		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
-	if err != nil {
-		t.Fatalf("putting %s: %v", name, err)
 	}
 }

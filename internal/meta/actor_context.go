@@ -21,3 +21,21 @@ func ActorFrom(ctx context.Context) Actor {
 	}
 	return ActorOperator
 }
+
+type backgroundKey struct{}
+
+// Background marks the transactions run under ctx as background work (the
+// collector): on a store with a single writer (SQLite) they wait while a
+// foreground write transaction (a push, a delete) waits for the writer, so
+// clients never queue behind a collection; a client's transaction waits at
+// most for the one background transaction in flight, which the collector
+// bounds (gc.Options.TxBudget).
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}

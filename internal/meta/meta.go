@@ -211,6 +211,7 @@ type Tx interface {
 	UploadTx
 	ReviewTx
 	AccountTx
+	CollectTx
 }
 
 // RepoTx covers namespaces and repositories.

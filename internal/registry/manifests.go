@@ -480,18 +480,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		if err != nil {
 			return err
 		}
-		// The manifest's review is due now, even if a PUT's review was
-		// pending for later: the grace of a push no longer protects it
-		// (the blobs keep theirs: the collector reviews their links a grace
-		// after the row goes). Upserted before the manifest is locked, in
-		// the collector's order (claimed review, then candidate), so a
-		// collector holding this review never waits on us while we wait
-		// on it; a refusal below rolls it back.
 		reason := "manifest " + d.String() + " deleted by digest"
-		if err := tx.RescheduleReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now,
-			Cause: review.CauseWithdrawn, Reason: reason}); err != nil {
-			return err
-		}
 		if _, err := manifestRow(ctx, tx, rp, d, meta.LockUpdate); err != nil {
 			return err
 		}
@@ -518,7 +507,18 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 				return err
 			}
 		}
-		return tx.WithdrawManifest(ctx, rp.ID, d, now)
+		if err := tx.WithdrawManifest(ctx, rp.ID, d, now); err != nil {
+			return err
+		}
+		// The manifest's review is due now, even if a PUT's review was
+		// pending for later: the grace of a push no longer protects it
+		// (the blobs keep theirs: the collector reviews their links a grace
+		// after the row goes). Recorded last, after the candidate's lock,
+		// in the order every writer follows (gc.md, "Locks"): a collector
+		// never waits for a candidate (it skips one we hold), so it never
+		// holds this review while waiting on us.
+		return tx.RescheduleReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now,
+			Cause: review.CauseWithdrawn, Reason: reason})
 	})
 	if err != nil {
 		return err

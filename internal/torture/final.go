@@ -2,10 +2,9 @@ package torture
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +17,9 @@ import (
 	"time"
 
 	"modernc.org/sqlite"
+
+	"github.com/berth/berth/internal/gc/gcoracle"
+	"github.com/berth/berth/internal/review"
 )
 
 // liveness is what the final inspection found once writes stopped, every
@@ -234,14 +236,12 @@ func (rn *runner) dueReviews(ctx context.Context) (int, error) {
 	return n, err
 }
 
-type linkKey struct {
-	repo   int64
-	digest string
-}
-
-// inspect opens the database read-only (berth is stopped) and walks
-// <data>/storage, and checks that the metadata holds exactly the reachable
-// set and storage exactly the bytes of the blob rows.
+// inspect opens the database read-only (berth is stopped), lists the
+// storage (<data>/storage, or the bucket itself), and hands both to the
+// fixed-point oracle (gcoracle): the metadata must hold exactly the
+// reachable set and storage exactly the bytes of the blob rows, each
+// hashing to its digest. Leftovers younger than the final sweep's cutoff
+// are excused (counted as sweepable later).
 func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 	problem := func(format string, args ...any) {
 		if len(lv.Problems) < 200 {
@@ -254,383 +254,80 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 		return
 	}
 	defer db.Close()
-	now := time.Now().UnixMicro()
-	graceUS, retUS, upUS := rn.cfg.Grace.Microseconds(), rn.cfg.Retention.Microseconds(), rn.cfg.UploadExpiry.Microseconds()
-
-	q := func(query string, scan func(*sql.Rows) error) {
-		rows, err := db.QueryContext(ctx, query)
-		if err != nil {
-			problem("query %q: %v", query, err)
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				problem("scanning %q: %v", query, err)
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			problem("query %q: %v", query, err)
-		}
-	}
-
-	// Namespaces and repositories.
-	nsRet := map[int64]int64{}
-	q(`SELECT id, name, state, tag_retention_us FROM namespace`, func(r *sql.Rows) error {
-		var id int64
-		var name, state string
-		var ret sql.NullInt64
-		if err := r.Scan(&id, &name, &state, &ret); err != nil {
-			return err
-		}
-		lv.Rows["namespace"]++
-		nsRet[id] = retUS
-		if ret.Valid {
-			nsRet[id] = ret.Int64
-		}
-		if state != "active" {
-			problem("namespace %s is left in state %s", name, state)
-		}
-		return nil
-	})
-	repoNS := map[int64]int64{}
-	repoName := map[int64]string{}
-	q(`SELECT id, namespace_id, name, state FROM repository`, func(r *sql.Rows) error {
-		var id, ns int64
-		var name, state string
-		if err := r.Scan(&id, &ns, &name, &state); err != nil {
-			return err
-		}
-		lv.Rows["repository"]++
-		repoNS[id], repoName[id] = ns, name
-		if state != "active" {
-			problem("repository %s is left in state %s", name, state)
-		}
-		return nil
-	})
-	mname := func(repo int64, d string) string { return repoName[repo] + "@" + d }
-
-	// Manifests and their edges.
-	type mrow struct {
-		subject   string
-		pushed    int64
-		withdrawn bool // deleted by digest: kept only by tag rows and parents
-	}
-	manifests := map[linkKey]mrow{}
-	q(`SELECT repository_id, digest, subject_digest, pushed_at, deleted_at FROM manifest`, func(r *sql.Rows) error {
-		var k linkKey
-		var m mrow
-		var deleted sql.NullInt64
-		if err := r.Scan(&k.repo, &k.digest, &m.subject, &m.pushed, &deleted); err != nil {
-			return err
-		}
-		m.withdrawn = deleted.Valid
-		manifests[k] = m
-		return nil
-	})
-	lv.Rows["manifest"] = len(manifests)
-	children := map[linkKey][]string{}
-	q(`SELECT repository_id, parent_digest, child_digest FROM manifest_child`, func(r *sql.Rows) error {
-		var k linkKey
-		var c string
-		if err := r.Scan(&k.repo, &k.digest, &c); err != nil {
-			return err
-		}
-		children[k] = append(children[k], c)
-		return nil
-	})
-	mblobs := map[linkKey][]string{}
-	q(`SELECT repository_id, manifest_digest, blob_digest FROM manifest_blob`, func(r *sql.Rows) error {
-		var k linkKey
-		var b string
-		if err := r.Scan(&k.repo, &k.digest, &b); err != nil {
-			return err
-		}
-		mblobs[k] = append(mblobs[k], b)
-		return nil
-	})
-	mlabels := map[linkKey][]int64{}
-	q(`SELECT repository_id, manifest_digest, label_id FROM manifest_label`, func(r *sql.Rows) error {
-		var k linkKey
-		var id int64
-		if err := r.Scan(&k.repo, &k.digest, &id); err != nil {
-			return err
-		}
-		mlabels[k] = append(mlabels[k], id)
-		return nil
-	})
-
-	// Roots.
-	reach := map[linkKey]bool{}
-	var frontier []linkKey
-	mark := func(k linkKey) {
-		if _, ok := manifests[k]; ok && !reach[k] {
-			reach[k] = true
-			frontier = append(frontier, k)
-		}
-	}
-	q(`SELECT id, repository_id, name, manifest_digest, lifetime_end, expires_at FROM tag`, func(r *sql.Rows) error {
-		var id, repo int64
-		var name, d string
-		var end, exp sql.NullInt64
-		if err := r.Scan(&id, &repo, &name, &d, &end, &exp); err != nil {
-			return err
-		}
-		lv.Rows["tag"]++
-		eff := int64(-1)
-		if end.Valid {
-			eff = end.Int64
-		}
-		if exp.Valid && (eff < 0 || exp.Int64 < eff) {
-			eff = exp.Int64
-		}
-		switch {
-		case eff < 0 || eff > now:
-			mark(linkKey{repo, d})
-		case eff+nsRet[repoNS[repo]] > now:
-			mark(linkKey{repo, d})
-		default:
-			if !end.Valid {
-				problem("tag %s:%s (row %d) expired at %s but was never ended", repoName[repo], name, id, time.UnixMicro(exp.Int64).Format(time.RFC3339Nano))
-			} else {
-				problem("tag row %d (%s:%s -> %s) ended %s, outside the %s window, is still there", id, repoName[repo], name, d,
-					time.UnixMicro(eff).Format(time.RFC3339Nano), time.Duration(nsRet[repoNS[repo]])*time.Microsecond)
-			}
-		}
-		return nil
-	})
-	for k, m := range manifests {
-		if m.pushed+graceUS > now && !m.withdrawn {
-			mark(k)
-		}
-	}
-	// Closure: children of reachable indexes; referrers of reachable subjects.
-	for len(frontier) > 0 {
-		k := frontier[len(frontier)-1]
-		frontier = frontier[:len(frontier)-1]
-		for _, c := range children[k] {
-			mark(linkKey{k.repo, c})
-		}
-		for k2, m := range manifests {
-			if m.subject == k.digest && k2.repo == k.repo && !m.withdrawn {
-				mark(k2)
-			}
-		}
-	}
-	lv.Reachable["manifest"] = len(reach)
-	for k := range manifests {
-		if !reach[k] {
-			problem("manifest %s is not reachable but still stored", mname(k.repo, k.digest))
-		}
-	}
-
-	// Links, uploaded-blob markers, blobs, labels.
-	usedLinks := map[linkKey]bool{}
-	usedLabels := map[int64]bool{}
-	for k := range reach {
-		for _, b := range mblobs[k] {
-			usedLinks[linkKey{k.repo, b}] = true
-		}
-		for _, l := range mlabels[k] {
-			usedLabels[l] = true
-		}
-	}
-	q(`SELECT repository_id, blob_digest, expires_at FROM uploaded_blob`, func(r *sql.Rows) error {
-		var k linkKey
-		var exp int64
-		if err := r.Scan(&k.repo, &k.digest, &exp); err != nil {
-			return err
-		}
-		lv.Rows["uploaded_blob"]++
-		if exp > now {
-			usedLinks[k] = true
-		} else {
-			problem("upload marker %s expired at %s and is still there", mname(k.repo, k.digest), time.UnixMicro(exp).Format(time.RFC3339Nano))
-		}
-		return nil
-	})
-	liveBlobs := map[string]bool{}
-	q(`SELECT repository_id, blob_digest FROM repository_blob`, func(r *sql.Rows) error {
-		var k linkKey
-		if err := r.Scan(&k.repo, &k.digest); err != nil {
-			return err
-		}
-		lv.Rows["repository_blob"]++
-		if usedLinks[k] {
-			liveBlobs[k.digest] = true
-		} else {
-			problem("link %s is used by no reachable manifest and no upload marker", mname(k.repo, k.digest))
-		}
-		return nil
-	})
-	lv.Reachable["link"] = len(usedLinks)
-	type brow struct {
-		size int64
-		key  string
-	}
-	blobs := map[string]brow{}
-	q(`SELECT digest, size, storage_key FROM blob`, func(r *sql.Rows) error {
-		var d string
-		var b brow
-		if err := r.Scan(&d, &b.size, &b.key); err != nil {
-			return err
-		}
-		blobs[d] = b
-		return nil
-	})
-	lv.Rows["blob"] = len(blobs)
-	lv.Reachable["blob"] = len(liveBlobs)
-	for d := range blobs {
-		if !liveBlobs[d] {
-			problem("blob %s has no live link but its row is still there", d)
-		}
-	}
-	q(`SELECT id, key, value FROM label`, func(r *sql.Rows) error {
-		var id int64
-		var k, v string
-		if err := r.Scan(&id, &k, &v); err != nil {
-			return err
-		}
-		lv.Rows["label"]++
-		if !usedLabels[id] {
-			problem("label %d (%s=%s) is used by no reachable manifest", id, k, v)
-		}
-		return nil
-	})
-	uploads := map[string]bool{}
-	q(`SELECT id, repository_id, updated_at FROM upload`, func(r *sql.Rows) error {
-		var id string
-		var repo, upd int64
-		if err := r.Scan(&id, &repo, &upd); err != nil {
-			return err
-		}
-		lv.Rows["upload"]++
-		uploads[id] = true
-		if upd+upUS <= now {
-			problem("upload session %s of %s idle since %s is still there", id, repoName[repo], time.UnixMicro(upd).Format(time.RFC3339Nano))
-		}
-		return nil
-	})
-	tombs := map[string]bool{}
-	q(`SELECT storage_key, since FROM tombstone`, func(r *sql.Rows) error {
-		var k string
-		var since int64
-		if err := r.Scan(&k, &since); err != nil {
-			return err
-		}
-		lv.Rows["tombstone"]++
-		tombs[k] = true
-		problem("tombstone %s (since %s) is left", k, time.UnixMicro(since).Format(time.RFC3339Nano))
-		return nil
-	})
-	q(`SELECT kind, object, review_after, attempts, cause, reason FROM review`, func(r *sql.Rows) error {
-		var kind, obj, cause, reason string
-		var after int64
-		var attempts int
-		if err := r.Scan(&kind, &obj, &after, &attempts, &cause, &reason); err != nil {
-			return err
-		}
-		lv.Rows["review"]++
-		if after <= now {
-			problem("review %s %s (due %s, %d attempts, cause %q, %q) was never decided", kind, obj, time.UnixMicro(after).Format(time.RFC3339Nano), attempts, cause, reason)
-		} else {
-			lv.PendingReviews++
-		}
-		return nil
-	})
-
-	byKey := map[string]string{}
-	for d, b := range blobs {
-		byKey[b.key] = d
-	}
-	st := storageView{byKey: byKey, sizes: map[string]int64{}, tombs: tombs, uploads: uploads, sweepCutoff: lv.sweptAt.Add(-time.Minute), problem: problem}
-	for d, b := range blobs {
-		st.sizes[d] = b.size
-	}
+	var bytes gcoracle.Bytes
 	if rn.cl.s3 != nil {
-		rn.inspectS3(ctx, lv, st)
+		bytes, err = rn.s3Bytes(ctx, lv)
 	} else {
-		rn.inspectFS(lv, st)
+		bytes, err = rn.fsBytes(lv)
 	}
-}
-
-// storageView is what the storage inspection compares the bytes with: the
-// rows left in the database once the collector reached its fixed point.
-type storageView struct {
-	byKey       map[string]string // storage key -> blob digest
-	sizes       map[string]int64  // blob digest -> size
-	tombs       map[string]bool   // storage keys of tombstones
-	uploads     map[string]bool   // upload session ids
-	sweepCutoff time.Time         // younger leftovers are legitimately left by the final sweep
-	problem     func(format string, args ...any)
-}
-
-// inspectFS checks <data>/storage/blobs/<key> and uploads/<id>: every blob
-// row's bytes are there and hash to its digest, and nothing else is left
-// that the final sweep should have reclaimed.
-func (rn *runner) inspectFS(lv *liveness, st storageView) {
-	root := filepath.Join(rn.cl.data, "storage")
-	byKey, tombs, uploads, sweepCutoff, problem := st.byKey, st.tombs, st.uploads, st.sweepCutoff, st.problem
-	seenKeys := map[string]bool{}
-	_ = filepath.WalkDir(filepath.Join(root, "blobs"), func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			return nil
-		}
-		rel, _ := filepath.Rel(filepath.Join(root, "blobs"), p)
-		key := filepath.ToSlash(rel)
-		lv.Rows["file"]++
-		d, ok := byKey[key]
-		if ok {
-			seenKeys[key] = true
-			got, n, err := hashFile(p)
-			if err != nil || got != d || n != st.sizes[d] {
-				problem("SAFETY: bytes of blob %s under %s are corrupt (%d bytes hashing to %s, %v)", d, key, n, got, err)
-			}
-			return nil
-		}
-		if tombs[key] {
-			return nil
-		}
-		info, err := e.Info()
-		if err == nil && info.ModTime().After(sweepCutoff) {
-			lv.SweepableLater++
-			return nil
-		}
-		problem("leaked file %s: no blob row, no tombstone, older than sweep's minimum age", key)
-		return nil
-	})
-	for k, d := range byKey {
-		if !seenKeys[k] {
-			problem("SAFETY: blob %s has a row but its bytes %s are missing", d, k)
-		}
-	}
-	_ = filepath.WalkDir(filepath.Join(root, "uploads"), func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			return nil
-		}
-		if uploads[e.Name()] {
-			return nil
-		}
-		info, err := e.Info()
-		if err == nil && info.ModTime().After(sweepCutoff) {
-			lv.SweepableLater++
-			return nil
-		}
-		problem("leaked upload staging file %s: no session, older than sweep's minimum age", e.Name())
-		return nil
-	})
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
 	if err != nil {
-		return "", 0, err
+		problem("listing storage: %v", err)
+		return
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, err
+	rep, err := gcoracle.Check(ctx, gcoracle.Input{
+		DB: db, Bytes: bytes, Now: time.Now(),
+		Windows:     review.Policy{Grace: rn.cfg.Grace, UploadExpiry: rn.cfg.UploadExpiry, TagRetention: rn.cfg.Retention, CollectUntagged: true},
+		SweepCutoff: lv.sweptAt.Add(-time.Minute),
+	})
+	if err != nil {
+		problem("fixed-point oracle: %v", err)
+		return
+	}
+	for k, n := range rep.Rows {
+		lv.Rows[k] = n
+	}
+	lv.Reachable = rep.Reachable
+	lv.PendingReviews = rep.Pending
+	lv.SweepableLater += rep.Excused
+	for _, f := range rep.Findings {
+		problem("%s", f)
+	}
+}
+
+// fsBytes lists <data>/storage/blobs/<key> (committed bytes) and
+// uploads/<id> (staging) for the oracle, which reads the bytes to check
+// them.
+func (rn *runner) fsBytes(lv *liveness) (gcoracle.Bytes, error) {
+	root := filepath.Join(rn.cl.data, "storage")
+	var b gcoracle.Bytes
+	walk := func(dir string, add func(rel string, o gcoracle.Object)) error {
+		return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				return nil
+			}
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			add(filepath.ToSlash(rel), gcoracle.Object{Name: p, Size: info.Size(), ModTime: info.ModTime()})
+			return nil
+		})
+	}
+	blobs := filepath.Join(root, "blobs")
+	if err := walk(blobs, func(rel string, o gcoracle.Object) {
+		lv.Rows["file"]++
+		o.Key = rel
+		b.Blobs = append(b.Blobs, o)
+	}); err != nil {
+		return b, err
+	}
+	if err := walk(filepath.Join(root, "uploads"), func(rel string, o gcoracle.Object) {
+		o.Key = filepath.Base(rel)
+		b.Staging = append(b.Staging, o)
+	}); err != nil {
+		return b, err
+	}
+	b.Open = func(_ context.Context, key string) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(blobs, filepath.FromSlash(key)))
+	}
+	return b, nil
 }
 
 // report prints the summary.

@@ -2,8 +2,6 @@ package torture
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/berth/berth/internal/gc/gcoracle"
 )
 
 // The credentials and region of the run's versitygw.
@@ -231,108 +231,76 @@ func (s *s3Server) uploads(ctx context.Context) ([]s3Upload, error) {
 	}
 }
 
-// hashObject streams an object and returns its sha256 digest and size.
-func (s *s3Server) hashObject(ctx context.Context, key string) (string, int64, error) {
+// open streams an object.
+func (s *s3Server) open(ctx context.Context, key string) (io.ReadCloser, error) {
 	res, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	defer res.Body.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, res.Body)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, err
+	return res.Body, nil
 }
 
-// inspectS3 lists the bucket itself, not through berth's store, and checks
-// the layout of blob/s3 (P = the prefix): every blob row's bytes are the
-// object P/blobs/<key> and hash to its digest; every other object under
-// P/blobs/ has a tombstone or is younger than the final sweep's cutoff;
-// every object under P/uploads/<id>/ (an upload's state and buffered tail)
-// belongs to an upload session still there, or is younger than the cutoff;
-// nothing is written outside P; and no multipart upload is left, unless it
-// is younger than the cutoff or the session its key names is still open.
-func (rn *runner) inspectS3(ctx context.Context, lv *liveness, st storageView) {
+// s3Bytes lists the bucket itself, not through berth's store, for the
+// oracle, mapping it onto blob/s3's layout (P = the prefix): P/blobs/<key>
+// are committed bytes, P/uploads/<id>/… an upload's state and buffered
+// tail, and a multipart upload of P/blobs/<id>/<32 hex> belongs to upload
+// id; anything else is outside the layout.
+func (rn *runner) s3Bytes(ctx context.Context, lv *liveness) (gcoracle.Bytes, error) {
 	s := rn.cl.s3
+	var b gcoracle.Bytes
 	objs, err := s.objects(ctx)
 	if err != nil {
-		st.problem("%v", err)
-		return
+		return b, err
 	}
 	blobs, uploads := s3Prefix+"blobs/", s3Prefix+"uploads/"
-	seen := map[string]bool{}
 	for _, o := range objs {
 		lv.Rows["object"]++
 		if o.Size > s3PartSize {
 			// Larger than a part: committed by CompleteMultipartUpload.
 			lv.Rows["object-multipart"]++
 		}
-		young := o.ModTime.After(st.sweepCutoff)
+		obj := gcoracle.Object{Name: o.Key, Size: o.Size, ModTime: o.ModTime}
 		switch {
 		case strings.HasPrefix(o.Key, blobs):
-			key := strings.TrimPrefix(o.Key, blobs)
-			if d, ok := st.byKey[key]; ok {
-				seen[key] = true
-				got, n, err := s.hashObject(ctx, o.Key)
-				if err != nil || got != d || n != st.sizes[d] {
-					st.problem("SAFETY: bytes of blob %s under %s are corrupt (%d bytes hashing to %s, %v)", d, o.Key, n, got, err)
-				}
-				continue
-			}
-			if st.tombs[key] {
-				continue
-			}
-			if young {
-				lv.SweepableLater++
-				continue
-			}
-			st.problem("leaked object %s: no blob row, no tombstone, older than sweep's minimum age", o.Key)
+			obj.Key = strings.TrimPrefix(o.Key, blobs)
+			b.Blobs = append(b.Blobs, obj)
 		case strings.HasPrefix(o.Key, uploads):
-			id, _, _ := strings.Cut(strings.TrimPrefix(o.Key, uploads), "/")
-			if st.uploads[id] {
-				continue
-			}
-			if young {
-				lv.SweepableLater++
-				continue
-			}
-			st.problem("leaked upload staging object %s: no session, older than sweep's minimum age", o.Key)
+			obj.Key, _, _ = strings.Cut(strings.TrimPrefix(o.Key, uploads), "/")
+			b.Staging = append(b.Staging, obj)
 		default:
-			st.problem("object %s is outside berth's layout (prefix %s: blobs/, uploads/)", o.Key, s3Prefix)
-		}
-	}
-	for k, d := range st.byKey {
-		if !seen[k] {
-			st.problem("SAFETY: blob %s has a row but its object %s%s is missing", d, blobs, k)
+			obj.Name = fmt.Sprintf("%s (berth writes under %sblobs/ and %suploads/)", o.Key, s3Prefix, s3Prefix)
+			b.Foreign = append(b.Foreign, obj)
 		}
 	}
 	mps, err := s.uploads(ctx)
 	if err != nil {
-		st.problem("%v", err)
-		return
+		return b, err
 	}
 	for _, u := range mps {
 		lv.Rows["multipart"]++
-		st.checkMultipart(lv, u)
+		if o, ok := multipartObject(u); ok {
+			b.Multipart = append(b.Multipart, o)
+		} else {
+			b.Foreign = append(b.Foreign, o)
+		}
 	}
+	b.Open = func(ctx context.Context, key string) (io.ReadCloser, error) { return s.open(ctx, blobs+key) }
+	return b, nil
 }
 
-// checkMultipart checks one multipart upload in progress. blob/s3 writes
-// an upload's parts to its final name, P/blobs/<upload id>/<32 hex>, so
-// the key names the session that owns it: the upload is excused only while
-// that session is open (its staging is checked with the objects), or while
-// it is younger than the final sweep's cutoff. Any other session being open
-// says nothing about it.
-func (st storageView) checkMultipart(lv *liveness, u s3Upload) {
+// multipartObject maps one multipart upload in progress for the oracle.
+// blob/s3 writes an upload's parts to its final name, P/blobs/<upload
+// id>/<32 hex>, so the key names the session that owns it: the upload is
+// excused only while that session is open, or while it is younger than
+// the final sweep's cutoff; any other session being open says nothing
+// about it. ok is false when the key is outside that layout.
+func multipartObject(u s3Upload) (o gcoracle.Object, ok bool) {
 	rest, ok := strings.CutPrefix(u.Key, s3Prefix+"blobs/")
 	id, _, _ := strings.Cut(rest, "/")
-	switch {
-	case !ok || id == "":
-		st.problem("multipart upload %s of %s is outside berth's layout (want %sblobs/<upload id>/<key>)", u.UploadID, u.Key, s3Prefix)
-	case st.uploads[id]:
-		// Its session is still open.
-	case u.Initiated.After(st.sweepCutoff):
-		lv.SweepableLater++
-	default:
-		st.problem("leaked multipart upload %s of %s (initiated %s): its upload session %s is gone", u.UploadID, u.Key, u.Initiated.Format(time.RFC3339Nano), id)
+	o = gcoracle.Object{Key: id, Name: fmt.Sprintf("%s of %s (initiated %s)", u.UploadID, u.Key, u.Initiated.Format(time.RFC3339Nano)), ModTime: u.Initiated}
+	if !ok || id == "" {
+		o.Name += fmt.Sprintf(", outside berth's layout (want %sblobs/<upload id>/<key>)", s3Prefix)
+		return o, false
 	}
+	return o, true
 }

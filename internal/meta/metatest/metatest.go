@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Tombstones", testTombstones},
 		{"Uploads", testUploads},
 		{"Reviews", testReviews},
+		{"ScheduleReviewsCause", testScheduleReviewsCause},
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
@@ -778,6 +781,51 @@ func testReviews(t *testing.T, s meta.Store) {
 			t.Errorf("b2 review: got pending=%v at %v, want pending at t0+3h", p, after)
 		}
 		return nil
+	})
+}
+
+// The collector's batch upsert (CollectTx.ScheduleReviews) records causes
+// as AddReview does: a new row takes its cause and reason; a pending review
+// takes them only with a later time; ClaimDue returns them.
+func testScheduleReviewsCause(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	rv := func(obj string, at time.Time, cause review.Cause) meta.Review {
+		return meta.Review{Kind: review.KindBlob, Object: obj, ReviewAfter: at, Cause: cause, Reason: "test " + string(cause)}
+	}
+	update(t, s, func(tx meta.Tx) error {
+		for _, r := range []meta.Review{rv("b1", t0.Add(time.Hour), review.CauseUnlinked), rv("b2", t0.Add(-time.Hour), review.CausePushed)} {
+			if err := tx.AddReview(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		return tx.ScheduleReviews(ctx, []meta.Review{
+			rv("b1", t0, review.CausePushed),        // earlier: keeps t0+1h, unlinked
+			rv("b2", t0, review.CauseUnlinked),      // later: t0, unlinked
+			rv("b3", t0, review.CauseParentDeleted), // new
+		})
+	})
+	update(t, s, func(tx meta.Tx) error {
+		stored, err := tx.StoredReviews(ctx, review.KindBlob, []string{"b1", "b2", "b3", "none"})
+		if err != nil {
+			return err
+		}
+		wantStored := map[string]time.Time{"b1": t0.Add(time.Hour), "b2": t0, "b3": t0}
+		if diff := cmp.Diff(wantStored, stored); diff != "" {
+			t.Errorf("stored reviews (-want +got):\n%s", diff)
+		}
+		due, err := tx.ClaimDue(ctx, review.KindBlob, t0.Add(2*time.Hour), "", 10)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(due, func(a, b meta.Review) int { return strings.Compare(a.Object, b.Object) })
+		want := []meta.Review{rv("b1", t0.Add(time.Hour), review.CauseUnlinked), rv("b2", t0, review.CauseUnlinked), rv("b3", t0, review.CauseParentDeleted)}
+		if diff := cmp.Diff(want, due); diff != "" {
+			t.Errorf("claimed after ScheduleReviews (-want +got):\n%s", diff)
+		}
+		return tx.DeleteReviews(ctx, review.KindBlob, []string{"b1", "b2", "b3"})
 	})
 }
 

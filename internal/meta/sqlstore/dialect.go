@@ -35,6 +35,17 @@ type dialect interface {
 	// parameter (0 or 1), so that reading the schema version creates
 	// nothing.
 	tableExists() string
+	// keyList, keyIDs and keyPairs are table expressions over one JSON
+	// parameter holding a batch of keys (docs/design/gc.md, "Deciding
+	// sets"): a list of strings (column v), of integers (column v), of
+	// [repository id, digest] pairs (columns r, d). One parameter keeps the
+	// statement's text the same whatever the batch's size.
+	keyList() string
+	keyIDs() string
+	keyPairs() string
+	// lockSkip locks the rows of alias FOR UPDATE, skipping rows another
+	// transaction holds ("" on SQLite: the single writer holds them all).
+	lockSkip(alias string) string
 }
 
 type sqliteDialect struct{}
@@ -44,6 +55,12 @@ func (sqliteDialect) rebind(q string) string      { return q }
 func (sqliteDialect) lockClause(meta.Lock) string { return "" }
 func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) xactLock() string            { return "" }
+func (sqliteDialect) keyList() string             { return `(SELECT value AS v FROM json_each(?))` }
+func (sqliteDialect) keyIDs() string              { return `(SELECT value AS v FROM json_each(?))` }
+func (sqliteDialect) keyPairs() string {
+	return `(SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS d FROM json_each(?))`
+}
+func (sqliteDialect) lockSkip(string) string { return "" }
 func (sqliteDialect) tableExists() string {
 	return `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
 }
@@ -110,6 +127,17 @@ func (postgresDialect) lockClause(l meta.Lock) string {
 }
 
 func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+func (postgresDialect) keyList() string { return `(SELECT jsonb_array_elements_text(?::jsonb) AS v)` }
+func (postgresDialect) keyIDs() string {
+	return `(SELECT (jsonb_array_elements_text(?::jsonb))::bigint AS v)`
+}
+func (postgresDialect) keyPairs() string {
+	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM jsonb_array_elements(?::jsonb) AS e)`
+}
+func (postgresDialect) lockSkip(alias string) string {
+	return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+}
 
 // xactLock is the two-key form of pg_advisory_xact_lock: released at commit
 // or rollback, so it cannot leak past a transaction (and works behind a

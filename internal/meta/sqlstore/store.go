@@ -49,6 +49,9 @@ type Store struct {
 	db     *sql.DB // readers (SQLite) or the pool (PostgreSQL)
 	writer *sql.DB // the single writer connection (SQLite); == db on PostgreSQL
 	log    *slog.Logger
+	// gate orders SQLite's writers: foreground first (priority.go); nil
+	// on PostgreSQL, whose writers do not share one connection.
+	gate *writerGate
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -74,6 +77,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	} else {
 		s.d = sqliteDialect{}
 		s.db, s.writer, err = openSQLite(dsn, opts)
+		s.gate = newWriterGate()
 	}
 	if err != nil {
 		return nil, err
@@ -119,6 +123,15 @@ const maxAttempts = 8
 
 // Update runs fn in a read-write transaction, retrying on conflicts.
 func (s *Store) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
+	if s.gate != nil {
+		if meta.IsBackground(ctx) {
+			if err := s.gate.wait(ctx); err != nil {
+				return err
+			}
+		} else {
+			defer s.gate.enter()()
+		}
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.run(ctx, s.writer, false, fn)

@@ -1,0 +1,593 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
+)
+
+// The collector's set-based statements (meta.CollectTx). A batch of keys is
+// one JSON parameter read through the dialect's keyList, keyIDs or keyPairs
+// table expression, so each statement's text is fixed (and prepared once)
+// whatever the batch's size, and no statement binds a list of parameters.
+
+func jsonKeys[T any](keys []T) string {
+	b, err := json.Marshal(keys)
+	if err != nil {
+		panic(err) // strings, integers and pairs always marshal
+	}
+	return string(b)
+}
+
+func pairsJSON(keys []meta.RepoDigest) string {
+	ps := make([][2]any, len(keys))
+	for i, k := range keys {
+		ps[i] = [2]any{k.RepoID, k.Digest.String()}
+	}
+	return jsonKeys(ps)
+}
+
+func (t *tx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
+	rows, err := t.query(ctx, `SELECT object, review_after, attempts, cause, reason FROM review
+		WHERE kind = ? AND review_after <= ? AND (? = '' OR substr(object, 1, ?) = ?)
+		ORDER BY review_after LIMIT ?`+t.d.skipLocked(),
+		kind, us(now), prefix, len(prefix), prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claiming %s reviews: %w", kind, err)
+	}
+	defer rows.Close()
+	var out []meta.Review
+	for rows.Next() {
+		r := meta.Review{Kind: kind}
+		var after int64
+		if err := rows.Scan(&r.Object, &after, &r.Attempts, &r.Cause, &r.Reason); err != nil {
+			return nil, err
+		}
+		r.ReviewAfter = fromUS(after)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) StoredReviews(ctx context.Context, kind review.Kind, objects []string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if len(objects) == 0 {
+		return out, nil
+	}
+	rows, err := t.query(ctx, `SELECT r.object, r.review_after FROM review r
+		WHERE r.kind = ? AND r.object IN `+t.d.keyList(), kind, jsonKeys(objects))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s reviews: %w", kind, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o string
+		var after int64
+		if err := rows.Scan(&o, &after); err != nil {
+			return nil, err
+		}
+		out[o] = fromUS(after)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) DeleteDueReviews(ctx context.Context, kind review.Kind, objects []string, now time.Time) error {
+	if len(objects) == 0 {
+		return nil
+	}
+	_, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object IN (
+		SELECT object FROM review WHERE kind = ? AND review_after <= ? AND object IN `+t.d.keyList()+t.d.skipLocked()+`)`,
+		kind, kind, us(now), jsonKeys(objects))
+	if err != nil {
+		return fmt.Errorf("deleting due %s reviews: %w", kind, err)
+	}
+	return nil
+}
+
+func (t *tx) DeleteReviews(ctx context.Context, kind review.Kind, objects []string) error {
+	if len(objects) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object IN `+t.d.keyList(), kind, jsonKeys(objects)); err != nil {
+		return fmt.Errorf("deleting %s reviews: %w", kind, err)
+	}
+	return nil
+}
+
+// ScheduleReviews upserts like AddReview: a pending review only ever moves
+// later, and its cause and reason change only with its time. The rows go in the caller's order ((kind, object), sorted), so two
+// transactions upserting overlapping sets lock them in the same order.
+func (t *tx) ScheduleReviews(ctx context.Context, rs []meta.Review) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	keys := make([][5]any, len(rs))
+	for i, r := range rs {
+		keys[i] = [5]any{r.Kind, r.Object, us(r.ReviewAfter), r.Cause, r.Reason}
+	}
+	var src string
+	if t.d.name() == "postgres" {
+		src = `SELECT e->>0, e->>1, (e->>2)::bigint, 0, e->>3, e->>4 FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`
+	} else {
+		src = `SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, json_extract(value, '$[3]'),
+				json_extract(value, '$[4]')
+			FROM json_each(?) WHERE true`
+	}
+	_, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) `+src+`
+		ON CONFLICT (kind, object) DO UPDATE SET
+			review_after = CASE WHEN excluded.review_after > review.review_after THEN excluded.review_after ELSE review.review_after END,
+			cause = CASE WHEN excluded.review_after > review.review_after THEN excluded.cause ELSE review.cause END,
+			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END`,
+		jsonKeys(keys))
+	if err != nil {
+		return fmt.Errorf("recording %d reviews: %w", len(rs), err)
+	}
+	return nil
+}
+
+// skippedOf returns the keys of want that lockedOf did not return but that
+// exist (held by another transaction). Only PostgreSQL skips rows.
+func skippedOf[K comparable](t *tx, ctx context.Context, want []K, locked map[K]bool, existing func([]K) ([]K, error)) ([]K, error) {
+	if t.d.name() != "postgres" || len(locked) == len(want) {
+		return nil, nil
+	}
+	var missing []K
+	for _, k := range want {
+		if !locked[k] {
+			missing = append(missing, k)
+		}
+	}
+	return existing(missing)
+}
+
+func (t *tx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int64, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT t.id, t.repository_id, t.name, t.manifest_digest, t.lifetime_start, t.lifetime_end, r.name, n.tag_retention_us
+		FROM tag t JOIN repository r ON r.id = t.repository_id JOIN namespace n ON n.id = r.namespace_id
+		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`+t.d.lockSkip("t"), jsonKeys(ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking tag rows: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.TagRow
+	locked := map[int64]bool{}
+	for rows.Next() {
+		var tr meta.TagRow
+		var start int64
+		var end, ret sql.NullInt64
+		if err := rows.Scan(&tr.ID, &tr.RepoID, &tr.Name, &tr.Manifest, &start, &end, &tr.Repository, &ret); err != nil {
+			return nil, nil, err
+		}
+		tr.Start, tr.End, tr.Retention = fromUS(start), fromNullUS(end), retentionOf(ret)
+		out = append(out, tr)
+		locked[tr.ID] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []int64) ([]int64, error) {
+		rows, err := t.query(ctx, `SELECT id FROM tag WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
+		if err != nil {
+			return nil, err
+		}
+		return scanInts(rows)
+	})
+	return out, skipped, err
+}
+
+func retentionOf(v sql.NullInt64) *time.Duration {
+	if !v.Valid {
+		return nil
+	}
+	d := time.Duration(v.Int64) * time.Microsecond
+	return &d
+}
+
+func (t *tx) DeleteTagRows(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM tag WHERE id IN `+t.d.keyIDs(), jsonKeys(ids)); err != nil {
+		return fmt.Errorf("deleting %d tag rows: %w", len(ids), err)
+	}
+	return nil
+}
+
+// existingPairs returns the keys of table (with columns repository_id and
+// col) that exist.
+func (t *tx) existingPairs(ctx context.Context, table, col string, keys []meta.RepoDigest) ([]meta.RepoDigest, error) {
+	rows, err := t.query(ctx, `SELECT repository_id, `+col+` FROM `+table+` WHERE (repository_id, `+col+`) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
+		pairsJSON(keys))
+	if err != nil {
+		return nil, err
+	}
+	return scanPairs(rows)
+}
+
+func scanPairs(rows *sql.Rows) ([]meta.RepoDigest, error) {
+	defer rows.Close()
+	var out []meta.RepoDigest
+	for rows.Next() {
+		var k meta.RepoDigest
+		if err := rows.Scan(&k.RepoID, &k.Digest); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.ManifestFacts, []meta.RepoDigest, error) {
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT m.repository_id, m.digest, m.pushed_at, m.deleted_at, m.subject_digest, r.name, n.tag_retention_us,
+			COALESCE((SELECT t.name FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
+				AND t.lifetime_end IS NULL LIMIT 1), ''),
+			(SELECT t.lifetime_end FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
+				AND t.lifetime_end IS NOT NULL ORDER BY t.lifetime_end DESC LIMIT 1),
+			COALESCE((SELECT t.name FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
+				AND t.lifetime_end IS NOT NULL ORDER BY t.lifetime_end DESC LIMIT 1), ''),
+			COALESCE((SELECT c.parent_digest FROM manifest_child c WHERE c.repository_id = m.repository_id AND c.child_digest = m.digest
+				ORDER BY c.parent_digest LIMIT 1), ''),
+			CASE WHEN m.subject_digest <> '' AND EXISTS (SELECT 1 FROM manifest s
+				WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest) THEN 1 ELSE 0 END
+		FROM manifest m JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id
+		WHERE (m.repository_id, m.digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
+		ORDER BY m.repository_id, m.digest`+t.d.lockSkip("m"), pairsJSON(keys))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking manifests: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.ManifestFacts
+	locked := map[meta.RepoDigest]bool{}
+	for rows.Next() {
+		var f meta.ManifestFacts
+		var pushed int64
+		var deleted, ret, lastEnd sql.NullInt64
+		var subjectStored int
+		if err := rows.Scan(&f.RepoID, &f.Digest, &pushed, &deleted, &f.Subject, &f.Repository, &ret,
+			&f.LiveTag, &lastEnd, &f.LastEndTag, &f.Parent, &subjectStored); err != nil {
+			return nil, nil, err
+		}
+		f.PushedAt, f.DeletedAt, f.Retention, f.LastEnd = fromUS(pushed), fromNullUS(deleted), retentionOf(ret), fromNullUS(lastEnd)
+		f.SubjectStored = subjectStored == 1
+		out = append(out, f)
+		locked[f.RepoDigest] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+		return t.existingPairs(ctx, "manifest", "digest", missing)
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.ManifestSetRefs, error) {
+	var refs meta.ManifestSetRefs
+	if len(keys) == 0 {
+		return refs, nil
+	}
+	set := pairsJSON(keys)
+	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
+	var err error
+	// Referrers whose subject goes, other than those going with it.
+	rows, err := t.query(ctx, `SELECT repository_id, digest FROM manifest
+		WHERE subject_digest <> '' AND (repository_id, subject_digest)`+in+` ORDER BY repository_id, digest`, set)
+	if err == nil {
+		refs.Referrers, err = scanPairs(rows)
+	}
+	if err != nil {
+		return refs, fmt.Errorf("reading referrers of %d manifests: %w", len(keys), err)
+	}
+	going := map[meta.RepoDigest]bool{}
+	for _, k := range keys {
+		going[k] = true
+	}
+	refs.Referrers = slices.DeleteFunc(refs.Referrers, func(k meta.RepoDigest) bool { return going[k] })
+
+	deleteReturning := func(q string) ([]meta.RepoDigest, error) {
+		rows, err := t.query(ctx, q, set)
+		if err != nil {
+			return nil, err
+		}
+		ks, err := scanPairs(rows)
+		if err != nil {
+			return nil, err
+		}
+		sortPairs(ks)
+		return slices.Compact(ks), nil
+	}
+	if refs.Children, err = deleteReturning(`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in + ` RETURNING repository_id, child_digest`); err != nil {
+		return refs, fmt.Errorf("deleting the children edges of %d manifests: %w", len(keys), err)
+	}
+	refs.Children = slices.DeleteFunc(refs.Children, func(k meta.RepoDigest) bool { return going[k] })
+	if refs.Blobs, err = deleteReturning(`DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)` + in + ` RETURNING repository_id, blob_digest`); err != nil {
+		return refs, fmt.Errorf("deleting the blob edges of %d manifests: %w", len(keys), err)
+	}
+	rows, err = t.query(ctx, `DELETE FROM manifest_label WHERE (repository_id, manifest_digest)`+in+` RETURNING label_id`, set)
+	if err == nil {
+		refs.Labels, err = scanInts(rows)
+	}
+	if err != nil {
+		return refs, fmt.Errorf("deleting the labels of %d manifests: %w", len(keys), err)
+	}
+	slices.Sort(refs.Labels)
+	refs.Labels = slices.Compact(refs.Labels)
+	if _, err := t.exec(ctx, `DELETE FROM manifest WHERE (repository_id, digest)`+in, set); err != nil {
+		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
+	}
+	return refs, nil
+}
+
+func sortPairs(ks []meta.RepoDigest) {
+	slices.SortFunc(ks, func(a, b meta.RepoDigest) int {
+		if a.RepoID != b.RepoID {
+			if a.RepoID < b.RepoID {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.Digest < b.Digest:
+			return -1
+		case a.Digest > b.Digest:
+			return 1
+		}
+		return 0
+	})
+}
+
+func (t *tx) LockUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) ([]meta.UploadedBlobRow, []meta.RepoDigest, error) {
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT u.repository_id, u.blob_digest, u.expires_at, r.name
+		FROM uploaded_blob u JOIN repository r ON r.id = u.repository_id
+		WHERE (u.repository_id, u.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
+		ORDER BY u.repository_id, u.blob_digest`+t.d.lockSkip("u"), pairsJSON(keys))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking upload markers: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.UploadedBlobRow
+	locked := map[meta.RepoDigest]bool{}
+	for rows.Next() {
+		var u meta.UploadedBlobRow
+		var exp int64
+		if err := rows.Scan(&u.RepoID, &u.Digest, &exp, &u.Repository); err != nil {
+			return nil, nil, err
+		}
+		u.ExpiresAt = fromUS(exp)
+		out = append(out, u)
+		locked[u.RepoDigest] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+		return t.existingPairs(ctx, "uploaded_blob", "blob_digest", missing)
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM uploaded_blob WHERE (repository_id, blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
+		pairsJSON(keys)); err != nil {
+		return fmt.Errorf("deleting %d upload markers: %w", len(keys), err)
+	}
+	return nil
+}
+
+func (t *tx) LockLinkFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.LinkFacts, []meta.RepoDigest, error) {
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT l.repository_id, l.blob_digest, r.name,
+			CASE WHEN EXISTS (SELECT 1 FROM manifest_blob mb WHERE mb.repository_id = l.repository_id AND mb.blob_digest = l.blob_digest)
+				THEN 1 ELSE 0 END,
+			(SELECT u.expires_at FROM uploaded_blob u WHERE u.repository_id = l.repository_id AND u.blob_digest = l.blob_digest)
+		FROM repository_blob l JOIN repository r ON r.id = l.repository_id
+		WHERE (l.repository_id, l.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
+		ORDER BY l.repository_id, l.blob_digest`+t.d.lockSkip("l"), pairsJSON(keys))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking links: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.LinkFacts
+	locked := map[meta.RepoDigest]bool{}
+	for rows.Next() {
+		var f meta.LinkFacts
+		var used int
+		var marker sql.NullInt64
+		if err := rows.Scan(&f.RepoID, &f.Digest, &f.Repository, &used, &marker); err != nil {
+			return nil, nil, err
+		}
+		f.Used, f.Marker = used == 1, fromNullUS(marker)
+		out = append(out, f)
+		locked[f.RepoDigest] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+		return t.existingPairs(ctx, "repository_blob", "blob_digest", missing)
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteLinks(ctx context.Context, keys []meta.RepoDigest) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := t.DeleteUploadedBlobs(ctx, keys); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM repository_blob WHERE (repository_id, blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
+		pairsJSON(keys)); err != nil {
+		return fmt.Errorf("deleting %d links: %w", len(keys), err)
+	}
+	return nil
+}
+
+func (t *tx) LockBlobFacts(ctx context.Context, ds []digest.Digest) ([]meta.BlobFacts, []digest.Digest, error) {
+	if len(ds) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT b.digest, b.size, b.storage_key, b.created_at,
+			CASE WHEN EXISTS (SELECT 1 FROM repository_blob l WHERE l.blob_digest = b.digest) THEN 1 ELSE 0 END
+		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`+t.d.lockSkip("b"), jsonKeys(ds))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.BlobFacts
+	locked := map[digest.Digest]bool{}
+	for rows.Next() {
+		var f meta.BlobFacts
+		var created int64
+		var linked int
+		if err := rows.Scan(&f.Digest, &f.Size, &f.StorageKey, &created, &linked); err != nil {
+			return nil, nil, err
+		}
+		f.CreatedAt, f.Linked = fromUS(created), linked == 1
+		out = append(out, f)
+		locked[f.Digest] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, ds, locked, func(missing []digest.Digest) ([]digest.Digest, error) {
+		return scanDigests(t.query(ctx, `SELECT digest FROM blob WHERE digest IN `+t.d.keyList(), jsonKeys(missing)))
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteBlobs(ctx context.Context, ds []digest.Digest, tombs []meta.Tombstone) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM blob WHERE digest IN `+t.d.keyList(), jsonKeys(ds)); err != nil {
+		return fmt.Errorf("deleting %d blob rows: %w", len(ds), err)
+	}
+	if len(tombs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(tombs))
+	for i, ts := range tombs {
+		keys[i] = ts.StorageKey
+	}
+	if _, err := t.exec(ctx, `INSERT INTO tombstone (storage_key, since) SELECT k.v, ? FROM `+t.d.keyList()+` k WHERE true
+		ON CONFLICT (storage_key) DO NOTHING`, us(tombs[0].Since), jsonKeys(keys)); err != nil {
+		return fmt.Errorf("recording %d tombstones: %w", len(tombs), err)
+	}
+	return nil
+}
+
+func (t *tx) LockLabelFacts(ctx context.Context, ids []int64) ([]meta.LabelFacts, []int64, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT l.id, CASE WHEN EXISTS (SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id) THEN 1 ELSE 0 END
+		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`+t.d.lockSkip("l"), jsonKeys(ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking labels: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.LabelFacts
+	locked := map[int64]bool{}
+	for rows.Next() {
+		var f meta.LabelFacts
+		var used int
+		if err := rows.Scan(&f.ID, &used); err != nil {
+			return nil, nil, err
+		}
+		f.Used = used == 1
+		out = append(out, f)
+		locked[f.ID] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []int64) ([]int64, error) {
+		rows, err := t.query(ctx, `SELECT id FROM label WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
+		if err != nil {
+			return nil, err
+		}
+		return scanInts(rows)
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteLabels(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM label WHERE id IN `+t.d.keyIDs(), jsonKeys(ids)); err != nil {
+		return fmt.Errorf("deleting %d labels: %w", len(ids), err)
+	}
+	return nil
+}
+
+func (t *tx) LockUploads(ctx context.Context, ids []string) ([]meta.Upload, []string, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`+t.d.lockSkip("u"), jsonKeys(ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.Upload
+	locked := map[string]bool{}
+	for rows.Next() {
+		u, err := scanUpload(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, u)
+		locked[u.ID] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []string) ([]string, error) {
+		rows, err := t.query(ctx, `SELECT id FROM upload WHERE id IN `+t.d.keyList(), jsonKeys(missing))
+		if err != nil {
+			return nil, err
+		}
+		return scanStrings(rows)
+	})
+	return out, skipped, err
+}
+
+func (t *tx) DeleteUploads(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM upload WHERE id IN `+t.d.keyList(), jsonKeys(ids)); err != nil {
+		return fmt.Errorf("deleting %d uploads: %w", len(ids), err)
+	}
+	return nil
+}

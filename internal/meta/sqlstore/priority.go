@@ -1,0 +1,62 @@
+package sqlstore
+
+import (
+	"context"
+	"sync"
+)
+
+// writerGate gives foreground write transactions priority over background
+// ones (meta.Background: the collector) for SQLite's single writer
+// connection. database/sql hands a freed connection to a random waiter, so
+// without it a push could wait behind several collector transactions in a
+// row; with it a background transaction starts only while no foreground
+// one is waiting or running, and a push waits at most for the background
+// transaction already in flight.
+type writerGate struct {
+	mu         sync.Mutex
+	foreground int           // foreground transactions waiting or running
+	idle       chan struct{} // closed when foreground drops to 0
+}
+
+func newWriterGate() *writerGate {
+	g := &writerGate{idle: make(chan struct{})}
+	close(g.idle)
+	return g
+}
+
+// enter registers a foreground transaction; the returned func ends it.
+func (g *writerGate) enter() func() {
+	g.mu.Lock()
+	if g.foreground == 0 {
+		g.idle = make(chan struct{})
+	}
+	g.foreground++
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.foreground--
+		if g.foreground == 0 {
+			close(g.idle)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// wait blocks a background transaction until no foreground one is waiting
+// or running.
+func (g *writerGate) wait(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		idle := g.idle
+		n := g.foreground
+		g.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

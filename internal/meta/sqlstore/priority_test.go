@@ -1,0 +1,87 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/meta/sqlstore"
+)
+
+// TestBackgroundYieldsToForeground: on SQLite's single writer, a
+// background transaction (the collector) that is waiting starts only after
+// every foreground transaction waiting with it — a push never queues
+// behind a collection.
+func TestBackgroundYieldsToForeground(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "berth.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string
+	record := func(name string) func(meta.Tx) error {
+		return func(meta.Tx) error {
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			return nil
+		}
+	}
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a push holding the writer
+		defer wg.Done()
+		_ = s.Update(ctx, func(tx meta.Tx) error {
+			close(holding)
+			<-release
+			return record("push 1")(tx)
+		})
+	}()
+	<-holding
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := s.Update(meta.Background(ctx), record("collector")); err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the collector is waiting
+	go func() {
+		defer wg.Done()
+		if err := s.Update(ctx, record("push 2")); err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // so is the second push
+	close(release)
+	wg.Wait()
+	want := []string{"push 1", "push 2", "collector"}
+	if len(order) != 3 || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
+		t.Fatalf("transactions ran in order %v, want %v", order, want)
+	}
+
+	// A background transaction waiting for the writer gives up with its
+	// context.
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	go func() {
+		_ = s.Update(ctx, func(meta.Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := s.Update(meta.Background(cctx), record("late")); err == nil {
+		t.Fatal("a background transaction ran while a push held the writer")
+	}
+	close(hold)
+}
