@@ -2,6 +2,7 @@ package internal_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,30 @@ func TestServerBinaryDependencies(t *testing.T) {
 				t.Errorf("cmd/berth depends on %s", path)
 			}
 		}
+	}
+}
+
+// TestVocabularyDependencies keeps the shared vocabularies at the bottom of
+// berth's packages (STYLE.md rule 16): internal/review (the collector's
+// review kinds, objects, causes and policy) may import only the standard
+// library and go-digest, internal/event only the standard library, so that
+// meta, registry and gc can all import them.
+func TestVocabularyDependencies(t *testing.T) {
+	for pkg, allowed := range map[string][]string{
+		"review": {"github.com/opencontainers/go-digest"},
+		"event":  nil,
+	} {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}}", "github.com/berth/berth/internal/"+pkg).Output()
+			if err != nil {
+				t.Fatalf("go list: %v", err)
+			}
+			for _, imp := range strings.Fields(string(out)) {
+				std := !strings.Contains(strings.Split(imp, "/")[0], ".")
+				if !std && !slices.Contains(allowed, imp) {
+					t.Errorf("internal/%s imports %s; it may import only the standard library and %v", pkg, imp, allowed)
+				}
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/berth/berth/internal/duration"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // maxGCRounds bounds the RunOnce calls of one "berth gc": each call already
@@ -60,7 +61,7 @@ a table, or with --json the collector's summary as JSON.`,
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			progress := newProgress(cmd.ErrOrStderr())
-			total := gc.Summary{DryRun: dryRun, Deleted: map[string]int{}}
+			total := gc.Summary{DryRun: dryRun, Deleted: map[review.Kind]int{}}
 			show := func(s gc.Summary) {
 				progress.show("gc: %d reviews decided, %d objects deleted, %s freed", total.Reviews+s.Reviews, deletedCount(total)+deletedCount(s), humanBytes(total.BytesFreed+s.BytesFreed))
 			}
@@ -142,10 +143,13 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 		fmt.Sprintf("tags expired\t%d", s.Expired),
 		verb + ":\t",
 	}
-	for _, k := range []struct{ kind, label string }{
-		{gc.KindTag, "tags"}, {gc.KindManifest, "manifests"}, {gc.KindLink, "links"},
-		{gc.KindBlob, "blobs"}, {gc.KindLabel, "labels"}, {gc.KindUploadedBlob, "upload markers"},
-		{gc.KindUpload, "uploads"}, {gc.KindRepository, "repositories"},
+	for _, k := range []struct {
+		kind  review.Kind
+		label string
+	}{
+		{review.KindTag, "tags"}, {review.KindManifest, "manifests"}, {review.KindLink, "links"},
+		{review.KindBlob, "blobs"}, {review.KindLabel, "labels"}, {review.KindUploadedBlob, "upload markers"},
+		{review.KindUpload, "uploads"}, {review.KindRepository, "repositories"},
 	} {
 		rows = append(rows, fmt.Sprintf("  %s\t%d", k.label, s.Deleted[k.kind]))
 	}

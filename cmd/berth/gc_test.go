@@ -15,6 +15,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // gcFlags make every window 0, so what the test deletes is garbage at once.
@@ -82,7 +83,7 @@ func TestGCCommand(t *testing.T) {
 	size := pushAndDelete(t, data, "acme/app", "v1")
 	base := append([]string{"--data", data}, gcFlags...)
 
-	want := map[string]int{gc.KindTag: 1, gc.KindManifest: 1, gc.KindBlob: 2}
+	want := map[review.Kind]int{review.KindTag: 1, review.KindManifest: 1, review.KindBlob: 2}
 	check := func(name string, s gc.Summary, dryRun bool) {
 		t.Helper()
 		if s.DryRun != dryRun {
@@ -148,7 +149,7 @@ func TestGCCommandRealRunCounts(t *testing.T) {
 	data := t.TempDir()
 	size := pushAndDelete(t, data, "acme/app", "v1")
 	s := gcJSON(t, append([]string{"gc", "--json", "--list", "--data", data}, gcFlags...)...)
-	if s.DryRun || s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindManifest] != 1 || s.Deleted[gc.KindBlob] != 2 || s.BytesFreed != size {
+	if s.DryRun || s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 || s.Deleted[review.KindBlob] != 2 || s.BytesFreed != size {
 		t.Errorf("gc --json: got deleted %v, %d bytes freed, want 1 tag, 1 manifest, 2 blobs, %d bytes", s.Deleted, s.BytesFreed, size)
 	}
 	if len(s.Deletions) != deletedCount(s) {
@@ -171,7 +172,7 @@ func TestPurgeCommand(t *testing.T) {
 		t.Fatalf("purge without --yes and without a terminal: got %v, want a refusal naming --yes", err)
 	}
 	s := gcJSON(t, append([]string{"purge", "acme/app", "--yes", "--json"}, args...)...)
-	if s.Deleted[gc.KindRepository] != 1 {
+	if s.Deleted[review.KindRepository] != 1 {
 		t.Errorf("purge: got deleted %v, want the repository row", s.Deleted)
 	}
 	if _, err := run(t, nil, append([]string{"purge", "acme/app", "--yes"}, args...)...); err == nil || !strings.Contains(err.Error(), "no repository") {

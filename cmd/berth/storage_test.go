@@ -15,6 +15,7 @@ import (
 	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/review"
 )
 
 func TestStorageFlags(t *testing.T) {
@@ -124,7 +125,7 @@ func TestCommandsOnS3(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("gc --json output: %v\n%s", err, out)
 	}
-	if s.Deleted[gc.KindBlob] != 2 || s.BytesFreed != int64(len(cfgBlob)+len(layer)) {
+	if s.Deleted[review.KindBlob] != 2 || s.BytesFreed != int64(len(cfgBlob)+len(layer)) {
 		t.Errorf("gc on S3: deleted %v, %d bytes; want 2 blobs, %d bytes", s.Deleted, s.BytesFreed, len(cfgBlob)+len(layer))
 	}
 	if got := objects(); got != 0 {

@@ -34,6 +34,7 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -57,12 +58,12 @@ func newAuthEnv(t *testing.T, backend string) *authEnv {
 func newAuthEnvOn(t *testing.T, store *sqlstore.Store, blobs blob.Store) *authEnv {
 	t.Helper()
 	c := testenv.NewClock(time.Now().UTC())
-	reg := registry.New(store, blobs, registry.Options{Now: c.Now})
+	reg := registry.New(store, blobs, registry.Options{Now: c.Now, Policy: review.DefaultPolicy()})
 	svc := auth.New(store, auth.Options{Service: "berth.test", Now: c.Now, HashCost: bcrypt.MinCost})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	coll := gc.New(store, blobs, gc.Options{Now: c.Now, TagRetention: time.Hour, UploadExpiry: time.Hour})
+	coll := gc.New(store, blobs, gc.Options{Now: c.Now, Policy: review.Policy{TagRetention: time.Hour, UploadExpiry: time.Hour}})
 	srv := httptest.NewServer(api.New(reg, api.Options{Auth: svc, Accounts: svc, Collector: coll}))
 	t.Cleanup(srv.Close)
 	return &authEnv{t: t, srv: srv, store: store, reg: reg, auth: svc, clock: c}
@@ -587,7 +588,7 @@ func TestExternalIssuerAPI(t *testing.T) {
 	}
 	svc := auth.New(store, auth.Options{External: &auth.ExternalIssuer{
 		Realm: "https://auth.example/token", Issuer: "auth.example", Service: "registry.example", Keys: keys}})
-	reg := registry.New(store, blobs, registry.Options{})
+	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
 	srv := httptest.NewServer(api.New(reg, api.Options{Auth: svc, AuthRealm: "https://auth.example/token"}))
 	t.Cleanup(srv.Close)
 	e := &authEnv{t: t, srv: srv, store: store, reg: reg, auth: svc}
@@ -633,7 +634,7 @@ func TestPlainBasicWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	h := api.New(registry.New(store, blobs, registry.Options{}), api.Options{Auth: svc,
+	h := api.New(registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()}), api.Options{Auth: svc,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil))})
 	send := func(remote, proto string) {

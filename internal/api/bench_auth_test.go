@@ -19,6 +19,7 @@ import (
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // newAuthBenchServer is newBenchServer with access control on, a user
@@ -27,7 +28,7 @@ func newAuthBenchServer(b *testing.B, backend, repo string) (*benchServer, strin
 	b.Helper()
 	ctx := context.Background()
 	store, blobs := openBackends(b, backend)
-	reg := registry.New(store, blobs, registry.Options{})
+	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
 	svc := auth.New(store, auth.Options{Service: "bench"})
 	if err := svc.Start(ctx); err != nil {
 		b.Fatal(err)
@@ -138,7 +139,7 @@ func BenchmarkAuthHandler(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			ctx := context.Background()
 			store, blobs := openBackends(b, backend)
-			reg := registry.New(store, blobs, registry.Options{})
+			reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
 			svc := auth.New(store, auth.Options{Service: "bench"})
 			if err := svc.Start(ctx); err != nil {
 				b.Fatal(err)

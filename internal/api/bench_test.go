@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // benchServer is the handler over real backends, with a client that keeps
@@ -31,7 +32,7 @@ type benchServer struct {
 func newBenchServer(b *testing.B, backend string) *benchServer {
 	b.Helper()
 	store, blobs := openBackends(b, backend)
-	reg := registry.New(store, blobs, registry.Options{})
+	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
 	srv := httptest.NewServer(api.New(reg, api.Options{}))
 	b.Cleanup(srv.Close)
 	tr := http.DefaultTransport.(*http.Transport).Clone()

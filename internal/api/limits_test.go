@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -27,7 +28,7 @@ func forEachLimitedBackend(t *testing.T, l registry.Limits, fn func(t *testing.T
 		t.Run(b, func(t *testing.T) {
 			store, blobs := openBackends(t, b)
 			c := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-			reg := registry.New(store, blobs, registry.Options{Now: c.Now, Limits: l})
+			reg := registry.New(store, blobs, registry.Options{Now: c.Now, Policy: review.DefaultPolicy(), Limits: l})
 			srv := httptest.NewServer(api.New(reg, api.Options{}))
 			t.Cleanup(srv.Close)
 			fn(t, &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg, clock: c})

@@ -20,6 +20,7 @@ import (
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // accountsEnv serves the account endpoints over a real store, with access
@@ -39,7 +40,9 @@ func newAccountsEnv(t *testing.T, store *sqlstore.Store, withAuth bool) *account
 		t.Fatal(err)
 	}
 	e := &accountsEnv{t: t, store: store, svc: auth.New(store, auth.Options{Service: "registry.test", HashCost: bcrypt.MinCost})}
-	e.reg = registry.New(store, blobs, registry.Options{Grace: -1})
+	policy := review.DefaultPolicy()
+	policy.Grace = 0
+	e.reg = registry.New(store, blobs, registry.Options{Policy: policy})
 	opts := api.Options{Accounts: e.svc}
 	if withAuth {
 		if err := e.svc.Start(context.Background()); err != nil {

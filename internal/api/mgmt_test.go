@@ -17,6 +17,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 	"github.com/berth/berth/internal/testenv/registryenv"
 )
@@ -36,14 +37,16 @@ func (e *mgmtEnv) advance(d time.Duration) { e.clock.Add(d) }
 // except the removed-tag window of 1h.
 func newMgmtEnv(t *testing.T, withCollector bool) *mgmtEnv {
 	t.Helper()
+	// No grace: what the tests delete is collected at once.
+	policy := review.Policy{UploadExpiry: time.Hour, TagRetention: time.Hour, CollectUntagged: true}
 	env := registryenv.New(t, registryenv.ByName(t, registryenv.SQLite), func(o *registryenv.Options) {
 		o.Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		o.Registry = registry.Options{Grace: -1, TagRetention: time.Hour}
+		o.Registry = registry.Options{Policy: policy}
 		o.NoServer = true
 	})
 	opts := api.Options{}
 	if withCollector {
-		opts.Collector = gc.New(env.Store, env.Blobs, gc.Options{Now: env.Clock.Now, TagRetention: time.Hour, UploadExpiry: time.Hour, CollectUntagged: true})
+		opts.Collector = gc.New(env.Store, env.Blobs, gc.Options{Now: env.Clock.Now, Policy: policy})
 	}
 	env.Serve(opts)
 	return &mgmtEnv{t: t, srv: env.Server, reg: env.Registry, clock: env.Clock}
@@ -303,7 +306,7 @@ func TestMgmtPurgeAndGCStatus(t *testing.T) {
 
 	var s gc.Summary
 	e.call("POST", "/berth/v1/purge/acme/app", "", 200, &s)
-	if s.Deleted[gc.KindRepository] != 1 || s.Deleted[gc.KindManifest] != 1 || s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindBlob] != 1 || s.BytesFreed != 3 {
+	if s.Deleted[review.KindRepository] != 1 || s.Deleted[review.KindManifest] != 1 || s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindBlob] != 1 || s.BytesFreed != 3 {
 		t.Errorf("purge acme/app: got deleted %v, %d bytes; want the repository, its tag and manifest, its own layer (3 bytes)", s.Deleted, s.BytesFreed)
 	}
 	if code := e.call("GET", "/berth/v1/repositories/acme/app/_tags/history", "", 404, nil); code != "NAME_UNKNOWN" {
@@ -314,7 +317,7 @@ func TestMgmtPurgeAndGCStatus(t *testing.T) {
 	}
 	s = gc.Summary{}
 	e.call("POST", "/berth/v1/purge/acme", "", 200, &s)
-	if s.Deleted[gc.KindRepository] != 1 || s.Deleted[gc.KindBlob] != 2 {
+	if s.Deleted[review.KindRepository] != 1 || s.Deleted[review.KindBlob] != 2 {
 		t.Errorf("purge of namespace acme: got deleted %v, want acme/other", s.Deleted)
 	}
 	if code := e.call("POST", "/berth/v1/purge/Bad_Name", "", 400, nil); code != "NAME_INVALID" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // get sends a GET with optional headers through client and returns the
@@ -122,7 +123,7 @@ func TestBlobGetRedirectRevives(t *testing.T) {
 	d := e.pushBlob("acme/app", []byte("revive me"))
 	ctx := context.Background()
 	var object string
-	if err := e.store.DB().QueryRowContext(ctx, "SELECT object FROM review WHERE kind = '"+meta.ReviewUploadedBlob+"'").Scan(&object); err != nil {
+	if err := e.store.DB().QueryRowContext(ctx, "SELECT object FROM review WHERE kind = '"+string(review.KindUploadedBlob)+"'").Scan(&object); err != nil {
 		t.Fatalf("finding the upload marker's review: %v", err)
 	}
 	due := func() time.Time {
@@ -131,7 +132,7 @@ func TestBlobGetRedirectRevives(t *testing.T) {
 		err := e.store.View(ctx, func(tx meta.Tx) error {
 			var pending bool
 			var err error
-			after, pending, err = tx.PendingReview(ctx, meta.ReviewUploadedBlob, object)
+			after, pending, err = tx.PendingReview(ctx, review.KindUploadedBlob, object)
 			if err == nil && !pending {
 				err = fmt.Errorf("no pending review of %s", object)
 			}

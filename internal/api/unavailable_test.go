@@ -17,6 +17,7 @@ import (
 	blobs3 "github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // TestStorageOutageIs503: while S3 cannot be reached, requests that need
@@ -49,7 +50,7 @@ func TestStorageOutageIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(store, blobs, registry.Options{Now: time.Now})
+	reg := registry.New(store, blobs, registry.Options{Now: time.Now, Policy: review.DefaultPolicy()})
 	srv := httptest.NewServer(api.New(reg, api.Options{}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, store: store, blobs: blobs, reg: reg}

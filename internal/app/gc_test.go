@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // TestServeWiresCollectorMetricsAndWebhooks checks serve end to end: the
@@ -39,7 +41,7 @@ func TestServeWiresCollectorMetricsAndWebhooks(t *testing.T) {
 		defer mu.Unlock()
 		m := map[string]bool{}
 		for _, e := range events {
-			m[e.Kind] = true
+			m[string(e.Kind)] = true
 		}
 		return m
 	}
@@ -59,11 +61,11 @@ func TestServeWiresCollectorMetricsAndWebhooks(t *testing.T) {
 	wantStatus(t, do(t, http.MethodDelete, base+"/v2/acme/app/manifests/v1", "", nil), http.StatusAccepted)
 
 	deadline := time.Now().Add(20 * time.Second)
-	for !kinds()[gc.EventBlobDeleted] && time.Now().Before(deadline) {
+	for !kinds()[string(event.BlobDeleted)] && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	got := kinds()
-	for _, want := range []string{"manifest.pushed", "tag.deleted", gc.EventManifestDeleted, gc.EventBlobDeleted} {
+	for _, want := range []string{"manifest.pushed", "tag.deleted", string(event.ManifestDeleted), string(event.BlobDeleted)} {
 		if !got[want] {
 			t.Errorf("webhook did not receive %s; got %v", want, got)
 		}
@@ -113,16 +115,54 @@ func TestServeWithoutMetricsOrWorkers(t *testing.T) {
 	}
 }
 
-func TestGCOptionsTakeConfigAsIs(t *testing.T) {
-	cfg := config.Default()
-	cfg.GC.Grace = 0
-	cfg.GC.TagRetention = 0
-	cfg.Webhooks = []config.Webhook{{URL: "http://example.test/hook", Events: []string{"blob.deleted"}}}
-	o := GCOptions(cfg, nil)
-	if o.Grace != 0 || o.TagRetention != 0 {
-		t.Errorf("gc takes 0 as 0: got grace %v, retention %v", o.Grace, o.TagRetention)
+// TestPolicy: the configuration's policy is review.DefaultPolicy when
+// nothing is set, an explicit 0s is a real 0 (one meaning for zero), a
+// negative window is refused, and the collector and the registry receive
+// the policy they are given, as is.
+func TestPolicy(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  []string
+		want review.Policy
+	}{
+		{"unset", nil, review.DefaultPolicy()},
+		{"explicit zeros", []string{"BERTH_GC_GRACE=0s", "BERTH_TAG_RETENTION=0s", "BERTH_GC_COLLECT_UNTAGGED=false"},
+			review.Policy{UploadExpiry: review.DefaultUploadExpiry}},
+		{"set", []string{"BERTH_GC_GRACE=2h", "BERTH_UPLOAD_EXPIRY=30m", "BERTH_TAG_RETENTION=1w"},
+			review.Policy{Grace: 2 * time.Hour, UploadExpiry: 30 * time.Minute, TagRetention: 7 * 24 * time.Hour, CollectUntagged: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load("", tt.env)
+			if err != nil {
+				t.Fatalf("config.Load(%q): %v", tt.env, err)
+			}
+			got, err := Policy(cfg)
+			if err != nil {
+				t.Fatalf("Policy: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Policy: got %+v, want %+v", got, tt.want)
+			}
+			if o := GCOptions(cfg, got, nil); o.Policy != got {
+				t.Errorf("GCOptions: got policy %+v, want %+v", o.Policy, got)
+			}
+			if o := registryOptions(cfg, got, nil); o.Policy != got {
+				t.Errorf("registryOptions: got policy %+v, want %+v", o.Policy, got)
+			}
+		})
 	}
-	if o.Workers != 2 || o.BatchSize != 100 || o.Interval != 10*time.Second || o.UploadExpiry != 24*time.Hour || !o.CollectUntagged {
+	cfg := config.Default()
+	cfg.GC.Grace = config.Duration(-time.Second)
+	if _, err := Policy(cfg); err == nil || !strings.Contains(err.Error(), "grace") {
+		t.Errorf("Policy with a negative grace: got %v, want an error naming the grace", err)
+	}
+}
+
+func TestGCOptions(t *testing.T) {
+	cfg := config.Default()
+	cfg.Webhooks = []config.Webhook{{URL: "http://example.test/hook", Events: []string{"blob.deleted"}}}
+	o := GCOptions(cfg, review.DefaultPolicy(), nil)
+	if o.Workers != 2 || o.BatchSize != 100 || o.Interval != 10*time.Second || o.OverdueAfter != time.Hour {
 		t.Errorf("defaults: got %+v", o)
 	}
 	ws := webhooks(cfg.Webhooks)

@@ -21,8 +21,10 @@ import (
 	"github.com/berth/berth/internal/blob/s3"
 	"github.com/berth/berth/internal/blob/s3/s3test"
 	"github.com/berth/berth/internal/config"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/review"
 )
 
 // s3Config points cfg's blob storage at the bucket of sc.
@@ -136,7 +138,7 @@ func TestReplicasShareOneRegistry(t *testing.T) {
 		defer mu.Unlock()
 		m := map[string]int{}
 		for _, e := range events {
-			if e.Kind == gc.EventBlobDeleted {
+			if e.Kind == event.BlobDeleted {
 				m[e.Digest.String()]++
 			}
 		}
@@ -278,8 +280,8 @@ func TestReplicasShareOneRegistry(t *testing.T) {
 	if runsA == 0 || runsB == 0 {
 		t.Errorf("collector runs: A %d, B %d; want workers running on both replicas", runsA, runsB)
 	}
-	if n := delA[gc.KindBlob] + delB[gc.KindBlob]; n != len(goneBlobs) {
-		t.Errorf("berth_gc_deletions_total{kind=blob}: A %d + B %d = %d, want %d", delA[gc.KindBlob], delB[gc.KindBlob], n, len(goneBlobs))
+	if n := delA[string(review.KindBlob)] + delB[string(review.KindBlob)]; n != len(goneBlobs) {
+		t.Errorf("berth_gc_deletions_total{kind=blob}: A %d + B %d = %d, want %d", delA[string(review.KindBlob)], delB[string(review.KindBlob)], n, len(goneBlobs))
 	}
 
 	// The bucket holds exactly the bytes of the live blobs: acme/app's two.

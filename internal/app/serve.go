@@ -18,6 +18,7 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 const (
@@ -86,7 +87,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if promReg != nil {
 		registerer = promReg
 	}
-	svc := newServices(cfg, stores, logger, registerer)
+	svc, err := newServices(cfg, stores, logger, registerer)
+	if err != nil {
+		return err
+	}
 	// Runs after the collector has stopped (see the defers below). drain
 	// is false when the HTTP server did not shut down cleanly: handlers
 	// may still emit events, and the process is about to exit anyway.
@@ -286,16 +290,13 @@ func prepareSchema(ctx context.Context, store *sqlstore.Store, logger *slog.Logg
 	return nil
 }
 
-// registryOptions maps the config onto registry.Options. The registry reads
-// a zero window as "use the default" and a negative one as "none", while the
-// config's 0 means none: translate.
-func registryOptions(cfg config.Config, logger *slog.Logger) registry.Options {
+// registryOptions maps the config and its policy (Policy, the collector's
+// too) onto registry.Options.
+func registryOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) registry.Options {
 	return registry.Options{
-		Grace:        zeroIsNone(cfg.GC.Grace.Duration()),
-		UploadExpiry: cfg.GC.UploadExpiry.Duration(),
-		TagRetention: zeroIsNone(cfg.GC.TagRetention.Duration()),
-		Now:          time.Now,
-		Logger:       logger,
+		Policy: policy,
+		Now:    time.Now,
+		Logger: logger,
 		// Events are set by newServices, which forwards them to the
 		// collector's webhooks.
 		Limits: registry.Limits{
@@ -304,13 +305,6 @@ func registryOptions(cfg config.Config, logger *slog.Logger) registry.Options {
 			BlobSize:                    cfg.Limits.BlobSize.Bytes(),
 		},
 	}
-}
-
-func zeroIsNone(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // blobRedirectTTL is the api's BlobRedirectTTL: the configured TTL when

@@ -28,6 +28,7 @@ import (
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -339,22 +340,13 @@ func TestServeRejectsInvalidConfig(t *testing.T) {
 
 func TestRegistryOptions(t *testing.T) {
 	cfg := config.Default()
-	cfg.GC.Grace = 0
-	cfg.GC.TagRetention = 0
-	got := registryOptions(cfg, slog.New(slog.DiscardHandler))
-	if got.Grace >= 0 || got.TagRetention >= 0 {
-		t.Errorf("config 0 must reach the registry as 'none' (negative): got grace %v, retention %v", got.Grace, got.TagRetention)
-	}
-	cfg = config.Default()
-	got = registryOptions(cfg, slog.New(slog.DiscardHandler))
-	if got.Grace != time.Hour || got.TagRetention != 14*24*time.Hour || got.UploadExpiry != 24*time.Hour {
-		t.Errorf("defaults: got grace %v, retention %v, upload expiry %v", got.Grace, got.TagRetention, got.UploadExpiry)
-	}
+	policy := review.DefaultPolicy()
+	got := registryOptions(cfg, policy, slog.New(slog.DiscardHandler))
 	if want := (registry.Limits{UploadSessions: 100_000, UploadSessionsPerRepository: 1000, BlobSize: 10 << 30}); got.Limits != want {
 		t.Errorf("default limits: got %+v, want %+v", got.Limits, want)
 	}
 	cfg.Limits = config.Limits{UploadSessions: 7, UploadSessionsPerRepository: 0, BlobSize: 3 * config.MiB}
-	got = registryOptions(cfg, slog.New(slog.DiscardHandler))
+	got = registryOptions(cfg, policy, slog.New(slog.DiscardHandler))
 	if want := (registry.Limits{UploadSessions: 7, BlobSize: 3 << 20}); got.Limits != want {
 		t.Errorf("configured limits: got %+v, want %+v", got.Limits, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/webhook"
 )
 
@@ -38,28 +39,38 @@ func OpenServices(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return newServices(cfg, stores, logger, nil), nil
+	svc, err := newServices(cfg, stores, logger, nil)
+	if err != nil {
+		stores.Close()
+		return nil, err
+	}
+	return svc, nil
 }
 
-// newServices wires the registry and the collector over stores. metrics,
-// when not nil, receives the collector's metrics.
-func newServices(cfg config.Config, stores *Stores, logger *slog.Logger, metrics prometheus.Registerer) *Services {
+// newServices wires the registry and the collector over stores, both with
+// the one Policy of cfg. metrics, when not nil, receives the collector's
+// metrics.
+func newServices(cfg config.Config, stores *Stores, logger *slog.Logger, metrics prometheus.Registerer) (*Services, error) {
+	policy, err := Policy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	sender := webhook.New(webhooks(cfg.Webhooks), webhook.Options{Logger: logger, Registerer: metrics})
 	sink := &eventSink{sender: sender, log: logger}
-	opts := GCOptions(cfg, logger)
+	opts := GCOptions(cfg, policy, logger)
 	if metrics != nil {
 		opts.Registerer = metrics
 	}
 	opts.Hooks = append(opts.Hooks, sink.collectorEvent)
 	c := gc.New(stores.Meta, stores.Blobs, opts)
-	ropts := registryOptions(cfg, logger)
+	ropts := registryOptions(cfg, policy, logger)
 	ropts.Events = sink.registryEvent
 	return &Services{
 		Stores:    stores,
 		Registry:  registry.New(stores.Meta, stores.Blobs, ropts),
 		Collector: c,
 		events:    sink,
-	}
+	}, nil
 }
 
 // Close stops event delivery, waits up to ctx for queued webhook events,
@@ -77,22 +88,36 @@ func (s *Services) closeEvents(ctx context.Context) {
 	}
 }
 
-// GCOptions maps the config onto gc.Options. Unlike the registry, the
-// collector takes every window as is: the config's 0 is a real 0. Metrics
-// are not registered (Registerer nil); serve sets its own registry.
-func GCOptions(cfg config.Config, logger *slog.Logger) gc.Options {
-	return gc.Options{
+// Policy is the review policy of cfg: the one value the registry and the
+// collector both receive (GCOptions, registryOptions), so the side that
+// protects an object and the side that collects it use the same windows.
+// The configuration's defaults are review.DefaultPolicy's, and its 0 is a
+// real 0 (config.Default fills what is not set).
+func Policy(cfg config.Config) (review.Policy, error) {
+	p := review.Policy{
 		Grace:           cfg.GC.Grace.Duration(),
 		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
 		TagRetention:    cfg.GC.TagRetention.Duration(),
-		ReviewDelay:     cfg.GC.ReviewDelay.Duration(),
 		CollectUntagged: cfg.GC.CollectUntagged,
-		Workers:         cfg.GC.Workers,
-		BatchSize:       cfg.GC.BatchSize,
-		Interval:        cfg.GC.Interval.Duration(),
-		OverdueAfter:    gc.DefaultOptions().OverdueAfter,
-		Now:             time.Now,
-		Logger:          logger,
+	}
+	if err := p.Validate(); err != nil {
+		return review.Policy{}, err
+	}
+	return p, nil
+}
+
+// GCOptions maps the config and its policy (Policy) onto gc.Options.
+// Metrics are not registered (Registerer nil); serve sets its own registry.
+func GCOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) gc.Options {
+	return gc.Options{
+		Policy:       policy,
+		ReviewDelay:  cfg.GC.ReviewDelay.Duration(),
+		Workers:      cfg.GC.Workers,
+		BatchSize:    cfg.GC.BatchSize,
+		Interval:     cfg.GC.Interval.Duration(),
+		OverdueAfter: gc.DefaultOptions().OverdueAfter,
+		Now:          time.Now,
+		Logger:       logger,
 	}
 }
 
@@ -140,7 +165,7 @@ func (s *eventSink) send(e gc.Event) {
 	if s.closed {
 		return
 	}
-	s.sender.Send(e.Kind, e)
+	s.sender.Send(string(e.Kind), e)
 }
 
 // close marks the sink closed; it reports whether this call closed it.

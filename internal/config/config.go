@@ -99,7 +99,7 @@ import (
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/duration"
-	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/review"
 )
 
 // Backend names, as returned by Config.Backend.
@@ -256,6 +256,7 @@ type Webhook struct {
 
 // Default returns the configuration used when nothing is configured.
 func Default() Config {
+	policy := review.DefaultPolicy()
 	return Config{
 		Addr:    DefaultAddr,
 		Auth:    Auth{Token: AuthToken{TTL: Duration(DefaultTokenTTL)}},
@@ -263,14 +264,14 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Metrics: true,
 		GC: GC{
-			Grace:           Duration(gc.DefaultGrace),
-			UploadExpiry:    Duration(gc.DefaultUploadExpiry),
-			TagRetention:    Duration(gc.DefaultTagRetention),
+			Grace:           Duration(policy.Grace),
+			UploadExpiry:    Duration(policy.UploadExpiry),
+			TagRetention:    Duration(policy.TagRetention),
 			ReviewDelay:     0,
 			Workers:         2,
 			BatchSize:       100,
 			Interval:        Duration(10 * time.Second),
-			CollectUntagged: true,
+			CollectUntagged: policy.CollectUntagged,
 		},
 		HTTP: HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
 		Storage: Storage{

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 )
@@ -42,7 +42,7 @@ type actorRegistry struct {
 
 func newActorRegistry(h *harness) *actorRegistry {
 	r := &actorRegistry{}
-	r.Registry = registry.New(h.store, h.raw, registry.Options{Now: h.clock.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention,
+	r.Registry = registry.New(h.store, h.raw, registry.Options{Now: h.clock.Now, Policy: h.opts.Policy,
 		Events: func(e registry.Event) {
 			r.mu.Lock()
 			r.events = append(r.events, e)
@@ -52,7 +52,7 @@ func newActorRegistry(h *harness) *actorRegistry {
 }
 
 // actorsOf lists the actors of the events of kind (and tag, if not "").
-func (r *actorRegistry) actorsOf(kind, tag string) []meta.Actor {
+func (r *actorRegistry) actorsOf(kind event.Name, tag string) []meta.Actor {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []meta.Actor
@@ -135,13 +135,14 @@ func TestTagLifetimesRecordActors(t *testing.T) {
 		}
 
 		for _, c := range []struct {
-			kind, tag string
-			want      []meta.Actor
+			kind event.Name
+			tag  string
+			want []meta.Actor
 		}{
-			{registry.EventTagPushed, "v1", []meta.Actor{alice, bob}},
-			{registry.EventTagDeleted, "v1", []meta.Actor{carol, frank}},
-			{registry.EventTagRestored, "v1", []meta.Actor{dave, erin}},
-			{registry.EventManifestDeleted, "", []meta.Actor{frank}},
+			{event.TagPushed, "v1", []meta.Actor{alice, bob}},
+			{event.TagDeleted, "v1", []meta.Actor{carol, frank}},
+			{event.TagRestored, "v1", []meta.Actor{dave, erin}},
+			{event.ManifestDeleted, "", []meta.Actor{frank}},
 		} {
 			if diff := cmp.Diff(c.want, r.actorsOf(c.kind, c.tag)); diff != "" {
 				t.Errorf("actors of %s %s events (-want +got):\n%s", c.kind, c.tag, diff)
@@ -187,7 +188,7 @@ func TestExpiryAndPurgeActors(t *testing.T) {
 		if l := hist.Lifetimes[0]; l.End == nil || l.Tag.EndActor != meta.ActorCollector || l.Tag.EndCause != meta.CauseExpired {
 			t.Errorf("stored end: got %v by %q (%q), want the expiry by the collector", l.End, l.Tag.EndActor, l.Tag.EndCause)
 		}
-		ev := h.eventsOf(gc.EventTagExpired)
+		ev := h.eventsOf(event.TagExpired)
 		if len(ev) != 1 || ev[0].Actor != meta.ActorCollector {
 			t.Errorf("tag.expired events: got %+v, want one by the collector", ev)
 		}
@@ -195,12 +196,12 @@ func TestExpiryAndPurgeActors(t *testing.T) {
 		// The window closes: the collector's deletions are its own.
 		h.advance(retention)
 		h.settle()
-		for _, e := range h.eventsOf(gc.EventTagCollected) {
+		for _, e := range h.eventsOf(event.TagCollected) {
 			if e.Actor != meta.ActorCollector {
 				t.Errorf("collector event %s %s: actor %q, want collector", e.Kind, e.Tag, e.Actor)
 			}
 		}
-		if len(h.eventsOf(gc.EventTagCollected)) == 0 {
+		if len(h.eventsOf(event.TagCollected)) == 0 {
 			t.Error("no tag.collected event after the window")
 		}
 
@@ -210,7 +211,7 @@ func TestExpiryAndPurgeActors(t *testing.T) {
 			t.Fatalf("purge: %v", err)
 		}
 		var purged int
-		for _, e := range h.eventsOf(gc.EventRepositoryPurged) {
+		for _, e := range h.eventsOf(event.RepositoryPurged) {
 			purged++
 			if e.Actor != root {
 				t.Errorf("purge event %s %s: actor %q, want %q", e.Kind, e.Repository, e.Actor, root)

@@ -20,6 +20,7 @@ import (
 	blobfs "github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
@@ -161,7 +162,7 @@ func BenchmarkGCBytes(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: RunOnce: %v", variants[k].name, err)
 			}
-			if s.Deleted[gc.KindBlob] != p.want.Blobs || s.Errors != 0 {
+			if s.Deleted[review.KindBlob] != p.want.Blobs || s.Errors != 0 {
 				b.Fatalf("%s: deleted %v (errors %d), want %d blobs", variants[k].name, s.Deleted, s.Errors, p.want.Blobs)
 			}
 			sums[k].collect += el

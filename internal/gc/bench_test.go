@@ -39,6 +39,7 @@ import (
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/review"
 )
 
 // genSpec describes a generated registry.
@@ -209,8 +210,8 @@ func generate(tb testing.TB, store meta.Store, put putFunc, spec genSpec, t0 tim
 				if err := tx.EndTag(ctx, tg.ID, t0, meta.ActorOperator, meta.CauseDeleted); err != nil {
 					return err
 				}
-				if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(im.repo.ID, strconv.FormatInt(tg.ID, 10)),
-					ReviewAfter: t0, Reason: "deleted (bench)"}); err != nil {
+				if err := tx.AddReview(ctx, meta.Review{Kind: review.KindTag, Object: review.TagObject(im.repo.ID, tg.ID),
+					ReviewAfter: t0, Cause: review.CauseTagEnded, Reason: "deleted (bench)"}); err != nil {
 					return err
 				}
 			}
@@ -227,8 +228,8 @@ func generate(tb testing.TB, store meta.Store, put putFunc, spec genSpec, t0 tim
 // injected and fixed an hour after t0.
 func benchOptions(t0 time.Time) gc.Options {
 	o := gc.DefaultOptions()
-	o.Grace = 0
-	o.TagRetention = 0
+	o.Policy.Grace = 0
+	o.Policy.TagRetention = 0
 	now := t0.Add(time.Hour)
 	o.Now = func() time.Time { return now }
 	return o
@@ -256,8 +257,8 @@ func collect(b *testing.B, store meta.Store, fs blob.Store, t0 time.Time, want g
 	if err != nil {
 		b.Fatalf("RunOnce: %v", err)
 	}
-	got := genResult{Manifests: s.Deleted[gc.KindManifest], Tags: s.Deleted[gc.KindTag], Links: s.Deleted[gc.KindLink],
-		Blobs: s.Deleted[gc.KindBlob], Bytes: s.BytesFreed}
+	got := genResult{Manifests: s.Deleted[review.KindManifest], Tags: s.Deleted[review.KindTag], Links: s.Deleted[review.KindLink],
+		Blobs: s.Deleted[review.KindBlob], Bytes: s.BytesFreed}
 	if got != want || s.Errors != 0 {
 		b.Fatalf("RunOnce deleted %+v (errors %d, all %v), want %+v", got, s.Errors, s.Deleted, want)
 	}

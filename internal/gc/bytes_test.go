@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 )
 
@@ -80,7 +81,7 @@ func TestStoppingCollectorLeavesTombstonesQuietly(t *testing.T) {
 		opts := h.opts
 		opts.Logger = slog.New(logs)
 		opts.Hooks = []func(gc.Event){func(e gc.Event) {
-			if e.Kind == gc.EventBlobDeleted {
+			if e.Kind == event.BlobDeleted {
 				cancel()
 			}
 		}}

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 const (
@@ -173,9 +174,9 @@ func TestEdgeIndexBlobsDelete(t *testing.T) {
 		}
 		deletedAt := us(h.clock.Now())
 		for _, e := range entries {
-			obj := meta.RepoObject(h.repoID(repo), e.Digest.String())
+			obj := review.RepoDigestObject(h.repoID(repo), digest.Digest(e.Digest.String()))
 			if n := h.count(`SELECT COUNT(*) FROM review WHERE kind = ? AND object = ? AND review_after = ?`,
-				meta.ReviewLink, obj, deletedAt+grace.Microseconds()); n != 1 {
+				review.KindLink, obj, deletedAt+grace.Microseconds()); n != 1 {
 				t.Errorf("link review of %s: got %d at now+grace, want 1 (reviews: %v)", e.Digest, n,
 					h.strings(`SELECT kind || ' ' || object || ' ' || CAST(review_after AS TEXT) FROM review`))
 			}
@@ -269,7 +270,7 @@ func TestScenario08CacheIndexPutWaitsForLinkDecision(t *testing.T) {
 				if err := tx.UnlinkBlob(h.ctx, repoID, victim); err != nil {
 					return err
 				}
-				return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewBlob, Object: victim.String(), ReviewAfter: h.clock.Now(), Reason: "test: unlinked"})
+				return tx.AddReview(h.ctx, meta.Review{Kind: review.KindBlob, Object: review.BlobObject(victim), ReviewAfter: h.clock.Now(), Reason: "test: unlinked"})
 			})
 		}()
 		<-locked

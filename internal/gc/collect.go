@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // Deciding sets (docs/design/gc.md, "Deciding sets").
@@ -27,12 +27,12 @@ import (
 // a stage's in one sorted statement at the stage's end.
 
 // stages lists the review kinds in the order a cascade flows.
-var stages = []string{
-	meta.ReviewTag, meta.ReviewManifest, meta.ReviewUploadedBlob, meta.ReviewLink,
-	meta.ReviewBlob, meta.ReviewLabel, meta.ReviewUpload,
+var stages = []review.Kind{
+	review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink,
+	review.KindBlob, review.KindLabel, review.KindUpload,
 }
 
-func stageOf(kind string) int {
+func stageOf(kind review.Kind) int {
 	if i := slices.Index(stages, kind); i >= 0 {
 		return i
 	}
@@ -42,9 +42,19 @@ func stageOf(kind string) int {
 // item is one object a stage decides: a claimed review, or a follow-up
 // carried from an earlier stage (claimed == nil).
 type item struct {
-	object  string
+	object string
+	// cause and reason are why it is reviewed: the claimed review's, or
+	// the follow-up's.
+	cause   review.Cause
 	reason  string
 	claimed *meta.Review
+}
+
+// followUpWhy is why a carried follow-up was recorded: its cause, which
+// behaviour keys on, and its reason, for people.
+type followUpWhy struct {
+	cause  review.Cause
+	reason string
 }
 
 // outcome of one decision.
@@ -65,31 +75,33 @@ type verdict struct {
 	why     string    // later
 }
 
-// followUp records that object of kind must be reviewed at at: carried to
-// its stage when that stage is still to come in this transaction and at is
-// now, recorded as a review otherwise.
-func (p *pass) followUp(kind, object string, at time.Time, reason string) {
+// followUp records that object of kind must be reviewed at at, because of
+// cause (reason says it in words): carried to its stage when that stage is
+// still to come in this transaction and at is now, recorded as a review
+// otherwise. A carried follow-up keeps its cause and reason down to its
+// stage, and into the review recorded if its decision is put off.
+func (p *pass) followUp(kind review.Kind, object string, at time.Time, cause review.Cause, reason string) {
 	at = at.Add(p.c.opts.ReviewDelay)
 	if !at.After(p.now) && stageOf(kind) > p.stage {
 		if p.carried == nil {
-			p.carried = map[string]map[string]string{}
+			p.carried = map[review.Kind]map[string]followUpWhy{}
 		}
 		m := p.carried[kind]
 		if m == nil {
-			m = map[string]string{}
+			m = map[string]followUpWhy{}
 			p.carried[kind] = m
 		}
 		if _, ok := m[object]; !ok {
-			m[object] = reason
+			m[object] = followUpWhy{cause: cause, reason: reason}
 		}
 		return
 	}
-	p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: object, ReviewAfter: at, Reason: reason})
+	p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: object, ReviewAfter: at, Cause: cause, Reason: reason})
 }
 
 // decideClaimed decides a batch of claimed reviews of one kind, then every
 // stage after it for the follow-ups carried down.
-func (p *pass) decideClaimed(ctx context.Context, kind string, claimed []meta.Review) error {
+func (p *pass) decideClaimed(ctx context.Context, kind review.Kind, claimed []meta.Review) error {
 	if err := p.runStage(ctx, kind, claimed); err != nil {
 		return err
 	}
@@ -111,11 +123,11 @@ func (p *pass) cascade(ctx context.Context, first int) error {
 
 // runStage decides the claimed reviews of kind and the follow-ups carried
 // to it, then settles their review rows.
-func (p *pass) runStage(ctx context.Context, kind string, claimed []meta.Review) error {
+func (p *pass) runStage(ctx context.Context, kind review.Kind, claimed []meta.Review) error {
 	p.stage = stageOf(kind)
 	items := make([]item, 0, len(claimed))
 	for i := range claimed {
-		items = append(items, item{object: claimed[i].Object, reason: claimed[i].Reason, claimed: &claimed[i]})
+		items = append(items, item{object: claimed[i].Object, cause: claimed[i].Cause, reason: claimed[i].Reason, claimed: &claimed[i]})
 	}
 	if carried := p.carried[kind]; len(carried) > 0 {
 		delete(p.carried, kind)
@@ -140,7 +152,7 @@ func (p *pass) runStage(ctx context.Context, kind string, claimed []meta.Review)
 			if pending {
 				due = append(due, o)
 			}
-			items = append(items, item{object: o, reason: carried[o]})
+			items = append(items, item{object: o, cause: carried[o].cause, reason: carried[o].reason})
 		}
 		// Decided here: a due review of it is moot (one another
 		// transaction holds is left to it).
@@ -155,19 +167,19 @@ func (p *pass) runStage(ctx context.Context, kind string, claimed []meta.Review)
 	var verdicts []verdict
 	var err error
 	switch kind {
-	case meta.ReviewTag:
+	case review.KindTag:
 		verdicts, err = p.decideTags(ctx, items)
-	case meta.ReviewManifest:
+	case review.KindManifest:
 		verdicts, err = p.decideManifests(ctx, items)
-	case meta.ReviewUploadedBlob:
+	case review.KindUploadedBlob:
 		verdicts, err = p.decideUploadedBlobs(ctx, items)
-	case meta.ReviewLink:
+	case review.KindLink:
 		verdicts, err = p.decideLinks(ctx, items)
-	case meta.ReviewBlob:
+	case review.KindBlob:
 		verdicts, err = p.decideBlobs(ctx, items)
-	case meta.ReviewLabel:
+	case review.KindLabel:
 		verdicts, err = p.decideLabels(ctx, items)
-	case meta.ReviewUpload:
+	case review.KindUpload:
 		verdicts, err = p.decideUploads(ctx, items)
 	default:
 		verdicts = make([]verdict, len(items))
@@ -183,7 +195,7 @@ func (p *pass) runStage(ctx context.Context, kind string, claimed []meta.Review)
 }
 
 // settle ends or reschedules the reviews of a stage's items.
-func (p *pass) settle(ctx context.Context, kind string, items []item, verdicts []verdict) error {
+func (p *pass) settle(ctx context.Context, kind review.Kind, items []item, verdicts []verdict) error {
 	var done []string
 	for i, it := range items {
 		v := verdicts[i]
@@ -193,18 +205,20 @@ func (p *pass) settle(ctx context.Context, kind string, items []item, verdicts [
 		if it.claimed == nil {
 			switch v.outcome {
 			case later:
-				p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: it.object, ReviewAfter: v.until, Reason: v.why})
+				p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: it.object, ReviewAfter: v.until, Cause: it.cause, Reason: v.why})
 			case skipped:
 				// Held by a writer adding an edge or by another
 				// collector: recorded, so it is decided once they
 				// commit.
-				p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: it.object, ReviewAfter: p.now, Reason: it.reason})
+				p.upserts = append(p.upserts, meta.Review{Kind: kind, Object: it.object, ReviewAfter: p.now, Cause: it.cause, Reason: it.reason})
 			}
 			continue
 		}
 		switch v.outcome {
 		case later:
-			if err := p.tx.RescheduleReview(ctx, kind, it.object, v.until, v.why); err != nil {
+			// Put off: why it was recorded (its cause) stays.
+			if err := p.tx.RescheduleReview(ctx, meta.Review{Kind: kind, Object: it.object, ReviewAfter: v.until,
+				Cause: it.claimed.Cause, Reason: v.why}); err != nil {
 				return err
 			}
 		case skipped:
@@ -256,25 +270,21 @@ func (p *pass) windowOf(ret *time.Duration) time.Duration {
 	if ret != nil {
 		return *ret
 	}
-	return p.c.opts.TagRetention
+	return p.c.opts.Policy.TagRetention
 }
 
 func (p *pass) decideTags(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
-	repoOf := make([]int64, len(items))
+	objs := make([]review.Object, len(items)) // zero: malformed
 	var ids []int64
 	for i, it := range items {
-		repoID, idText, err := meta.ParseRepoObject(it.object)
-		var id int64
-		if err == nil {
-			id, err = strconv.ParseInt(idText, 10, 64)
-		}
+		o, err := review.Parse(review.KindTag, it.object)
 		if err != nil {
-			p.malformed(ctx, meta.ReviewTag, it.object, err)
+			p.malformed(ctx, review.KindTag, it.object, err)
 			continue
 		}
-		repoOf[i] = repoID
-		ids = append(ids, id)
+		objs[i] = o
+		ids = append(ids, o.ID)
 	}
 	rows, skippedIDs, err := p.tx.LockTagRows(ctx, ids)
 	if err != nil {
@@ -285,17 +295,18 @@ func (p *pass) decideTags(ctx context.Context, items []item) ([]verdict, error) 
 		byID[r.ID] = r
 	}
 	var del []int64
-	for i, it := range items {
-		_, idText, _ := meta.ParseRepoObject(it.object)
-		id, _ := strconv.ParseInt(idText, 10, 64)
+	for i := range items {
+		id := objs[i].ID
 		t, ok := byID[id]
 		switch {
+		case id == 0:
+			continue // malformed: its review is dropped
 		case slices.Contains(skippedIDs, id):
 			verdicts[i] = verdict{outcome: skipped}
 			continue
 		case !ok:
 			continue // gone
-		case t.RepoID != repoOf[i]:
+		case t.RepoID != objs[i].RepoID:
 			// The row this review was recorded for is gone and its id now
 			// names a row of another repository (SQLite reuses the largest
 			// rowid after a delete, e.g. a purge's). That row has its own
@@ -317,40 +328,35 @@ func (p *pass) decideTags(ctx context.Context, items []item) ([]verdict, error) 
 		verdicts[i] = verdict{outcome: deleted}
 		p.repoNames[t.RepoID] = t.Repository
 		reason := fmt.Sprintf("tag %s ended %s, outside the %s time-machine window", t.Name, t.End.Format(time.RFC3339), ret)
-		p.deleted(ctx, Deletion{Kind: KindTag, Repository: t.Repository, Tag: t.Name, Digest: t.Manifest, Reason: reason})
-		p.followUp(meta.ReviewManifest, meta.RepoObject(t.RepoID, t.Manifest.String()), p.now, "tag "+t.Name+" collected")
+		p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: t.Repository, Tag: t.Name, Digest: t.Manifest, Reason: reason})
+		p.followUp(review.KindManifest, review.RepoDigestObject(t.RepoID, t.Manifest), p.now, review.CauseTagCollected, "tag "+t.Name+" collected")
 	}
 	return verdicts, p.tx.DeleteTagRows(ctx, del)
 }
 
-// parsePairs parses repository-scoped review objects; a malformed one is
-// logged and left out (its verdict stays gone: its review is dropped).
-func (p *pass) parsePairs(ctx context.Context, kind string, items []item) ([]meta.RepoDigest, []bool) {
-	keys := make([]meta.RepoDigest, 0, len(items))
-	ok := make([]bool, len(items))
+// parsePairs parses repository-scoped review objects of kind
+// (review.Parse); a malformed one is logged and left out (its verdict
+// stays gone: its review is dropped). keyOf[i] is items[i]'s key.
+func (p *pass) parsePairs(ctx context.Context, kind review.Kind, items []item) (keys, keyOf []meta.RepoDigest, ok []bool) {
+	keys = make([]meta.RepoDigest, 0, len(items))
+	keyOf = make([]meta.RepoDigest, len(items))
+	ok = make([]bool, len(items))
 	for i, it := range items {
-		repoID, ds, err := meta.ParseRepoObject(it.object)
-		if err == nil {
-			err = digest.Digest(ds).Validate()
-		}
+		o, err := review.Parse(kind, it.object)
 		if err != nil {
 			p.malformed(ctx, kind, it.object, err)
 			continue
 		}
-		keys = append(keys, meta.RepoDigest{RepoID: repoID, Digest: digest.Digest(ds)})
-		ok[i] = true
+		k := meta.RepoDigest{RepoID: o.RepoID, Digest: o.Digest}
+		keys = append(keys, k)
+		keyOf[i], ok[i] = k, true
 	}
-	return keys, ok
-}
-
-func keyOf(it item) meta.RepoDigest {
-	repoID, ds, _ := meta.ParseRepoObject(it.object)
-	return meta.RepoDigest{RepoID: repoID, Digest: digest.Digest(ds)}
+	return keys, keyOf, ok
 }
 
 func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
-	keys, parsed := p.parsePairs(ctx, meta.ReviewManifest, items)
+	keys, keyOf, parsed := p.parsePairs(ctx, review.KindManifest, items)
 	facts, skippedKeys, err := p.tx.LockManifestFacts(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -365,7 +371,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		if !parsed[i] {
 			continue
 		}
-		k := keyOf(it)
+		k := keyOf[i]
 		f, ok := byKey[k]
 		if !ok {
 			if slices.Contains(skippedKeys, k) {
@@ -389,7 +395,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		return nil, err
 	}
 	for i, k := range del {
-		p.deleted(ctx, Deletion{Kind: KindManifest, Repository: p.repoNames[k.RepoID], Digest: k.Digest, Reason: whys[i]})
+		p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: p.repoNames[k.RepoID], Digest: k.Digest, Reason: whys[i]})
 	}
 	p.manifestsDeleted(refs)
 	return verdicts, nil
@@ -400,16 +406,17 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 // grace), their children, referrers and labels now.
 func (p *pass) manifestsDeleted(refs meta.ManifestSetRefs) {
 	for _, b := range refs.Blobs {
-		p.followUp(meta.ReviewLink, meta.RepoObject(b.RepoID, b.Digest.String()), p.now.Add(p.c.opts.Grace), "a manifest using it was deleted")
+		p.followUp(review.KindLink, review.RepoDigestObject(b.RepoID, b.Digest), p.now.Add(p.c.opts.Policy.Grace),
+			review.CauseManifestDeleted, "a manifest using it was deleted")
 	}
 	for _, ch := range refs.Children {
-		p.followUp(meta.ReviewManifest, meta.RepoObject(ch.RepoID, ch.Digest.String()), p.now, "a parent index was deleted")
+		p.followUp(review.KindManifest, review.RepoDigestObject(ch.RepoID, ch.Digest), p.now, review.CauseParentDeleted, "a parent index was deleted")
 	}
 	for _, rf := range refs.Referrers {
-		p.followUp(meta.ReviewManifest, meta.RepoObject(rf.RepoID, rf.Digest.String()), p.now, "its subject was deleted")
+		p.followUp(review.KindManifest, review.RepoDigestObject(rf.RepoID, rf.Digest), p.now, review.CauseSubjectDeleted, "its subject was deleted")
 	}
 	for _, id := range refs.Labels {
-		p.followUp(meta.ReviewLabel, strconv.FormatInt(id, 10), p.now, "a manifest using it was deleted")
+		p.followUp(review.KindLabel, review.LabelObject(id), p.now, review.CauseManifestDeleted, "a manifest using it was deleted")
 	}
 }
 
@@ -442,11 +449,13 @@ func (p *pass) manifestVerdict(f meta.ManifestFacts, it item) (verdict, string) 
 	if f.Subject != "" && f.SubjectStored {
 		return verdict{outcome: keep}, ""
 	}
-	if until := f.PushedAt.Add(p.c.opts.Grace); until.After(p.now) {
+	if until := f.PushedAt.Add(p.c.opts.Policy.Grace); until.After(p.now) {
 		return verdict{outcome: later, until: until, why: "untagged grace until " + until.Format(time.RFC3339)}, ""
 	}
+	// collect_untagged=false keeps a manifest pushed by digest and never
+	// reached: its claimed review's cause says so (never its text).
 	neverTagged := f.LastEnd == nil
-	if !p.c.opts.CollectUntagged && neverTagged && f.Subject == "" && it.claimed != nil && it.reason == reasonPushed {
+	if !p.c.opts.Policy.CollectUntagged && neverTagged && f.Subject == "" && it.claimed != nil && it.claimed.Cause == review.CausePushed {
 		return verdict{outcome: keep}, ""
 	}
 	why := "untagged since " + f.PushedAt.Format(time.RFC3339) + " and past the grace"
@@ -455,19 +464,15 @@ func (p *pass) manifestVerdict(f meta.ManifestFacts, it item) (verdict, string) 
 		why = "last tag " + f.LastEndTag + " ended " + f.LastEnd.Format(time.RFC3339) + ", outside the time-machine window"
 	case f.Subject != "":
 		why = "subject " + f.Subject.String() + " is gone"
-	case it.reason != "" && it.reason != reasonPushed:
+	case it.reason != "" && it.cause != review.CausePushed:
 		why = it.reason + "; nothing else reaches it"
 	}
 	return verdict{outcome: deleted}, why
 }
 
-// reasonPushed is the reason the push path gives the review it records at a
-// manifest PUT.
-const reasonPushed = "pushed"
-
 func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
-	keys, parsed := p.parsePairs(ctx, meta.ReviewUploadedBlob, items)
+	keys, keyOf, parsed := p.parsePairs(ctx, review.KindUploadedBlob, items)
 	rows, skippedKeys, err := p.tx.LockUploadedBlobs(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -477,11 +482,11 @@ func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict
 		byKey[r.RepoDigest] = r
 	}
 	var del []meta.RepoDigest
-	for i, it := range items {
+	for i := range items {
 		if !parsed[i] {
 			continue
 		}
-		k := keyOf(it)
+		k := keyOf[i]
 		u, ok := byKey[k]
 		switch {
 		case !ok && slices.Contains(skippedKeys, k):
@@ -492,9 +497,9 @@ func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict
 		default:
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, k)
-			p.deleted(ctx, Deletion{Kind: KindUploadedBlob, Repository: u.Repository, Digest: k.Digest,
+			p.deleted(ctx, Deletion{Kind: review.KindUploadedBlob, Repository: u.Repository, Digest: k.Digest,
 				Reason: "upload protection expired " + u.ExpiresAt.Format(time.RFC3339)})
-			p.followUp(meta.ReviewLink, it.object, p.now, "upload protection expired")
+			p.followUp(review.KindLink, review.RepoDigestObject(k.RepoID, k.Digest), p.now, review.CauseUploadProtectionExpired, "upload protection expired")
 		}
 	}
 	return verdicts, p.tx.DeleteUploadedBlobs(ctx, del)
@@ -502,7 +507,7 @@ func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict
 
 func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
-	keys, parsed := p.parsePairs(ctx, meta.ReviewLink, items)
+	keys, keyOf, parsed := p.parsePairs(ctx, review.KindLink, items)
 	facts, skippedKeys, err := p.tx.LockLinkFacts(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -512,11 +517,11 @@ func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error)
 		byKey[f.RepoDigest] = f
 	}
 	var del []meta.RepoDigest
-	for i, it := range items {
+	for i := range items {
 		if !parsed[i] {
 			continue
 		}
-		k := keyOf(it)
+		k := keyOf[i]
 		f, ok := byKey[k]
 		switch {
 		case !ok && slices.Contains(skippedKeys, k):
@@ -530,9 +535,9 @@ func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error)
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, k)
 			p.repoNames[k.RepoID] = f.Repository
-			p.deleted(ctx, Deletion{Kind: KindLink, Repository: f.Repository, Digest: k.Digest,
+			p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: f.Repository, Digest: k.Digest,
 				Reason: "no manifest of " + f.Repository + " uses it and no upload protects it"})
-			p.followUp(meta.ReviewBlob, k.Digest.String(), p.now, "unlinked from "+f.Repository)
+			p.followUp(review.KindBlob, review.BlobObject(k.Digest), p.now, review.CauseUnlinked, "unlinked from "+f.Repository)
 		}
 	}
 	return verdicts, p.tx.DeleteLinks(ctx, del)
@@ -541,15 +546,15 @@ func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error)
 func (p *pass) decideBlobs(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
 	ds := make([]digest.Digest, 0, len(items))
-	parsed := make([]bool, len(items))
+	digestOf := make([]digest.Digest, len(items)) // "": malformed
 	for i, it := range items {
-		d := digest.Digest(it.object)
-		if err := d.Validate(); err != nil {
-			p.malformed(ctx, meta.ReviewBlob, it.object, err)
+		o, err := review.Parse(review.KindBlob, it.object)
+		if err != nil {
+			p.malformed(ctx, review.KindBlob, it.object, err)
 			continue
 		}
-		ds = append(ds, d)
-		parsed[i] = true
+		ds = append(ds, o.Digest)
+		digestOf[i] = o.Digest
 	}
 	facts, skippedDs, err := p.tx.LockBlobFacts(ctx, ds)
 	if err != nil {
@@ -562,10 +567,10 @@ func (p *pass) decideBlobs(ctx context.Context, items []item) ([]verdict, error)
 	var del []digest.Digest
 	var tombs []meta.Tombstone
 	for i, it := range items {
-		if !parsed[i] {
+		d := digestOf[i]
+		if d == "" {
 			continue
 		}
-		d := digest.Digest(it.object)
 		b, ok := byDigest[d]
 		switch {
 		case !ok && slices.Contains(skippedDs, d):
@@ -579,7 +584,7 @@ func (p *pass) decideBlobs(ctx context.Context, items []item) ([]verdict, error)
 			ts := meta.Tombstone{StorageKey: b.StorageKey, Since: p.now}
 			tombs = append(tombs, ts)
 			p.tombs = append(p.tombs, ts)
-			p.deleted(ctx, Deletion{Kind: KindBlob, Digest: d, Size: b.Size, Reason: "no repository links it (" + it.reason + ")"})
+			p.deleted(ctx, Deletion{Kind: review.KindBlob, Digest: d, Size: b.Size, Reason: "no repository links it (" + it.reason + ")"})
 		}
 	}
 	return verdicts, p.tx.DeleteBlobs(ctx, del, tombs)
@@ -590,14 +595,14 @@ func (p *pass) decideLabels(ctx context.Context, items []item) ([]verdict, error
 	ids := make([]int64, 0, len(items))
 	idOf := make([]int64, len(items))
 	for i, it := range items {
-		id, err := strconv.ParseInt(it.object, 10, 64)
+		o, err := review.Parse(review.KindLabel, it.object)
 		if err != nil {
-			p.malformed(ctx, meta.ReviewLabel, it.object, err)
+			p.malformed(ctx, review.KindLabel, it.object, err)
 			idOf[i] = -1
 			continue
 		}
-		ids = append(ids, id)
-		idOf[i] = id
+		ids = append(ids, o.ID)
+		idOf[i] = o.ID
 	}
 	facts, skippedIDs, err := p.tx.LockLabelFacts(ctx, ids)
 	if err != nil {
@@ -621,7 +626,7 @@ func (p *pass) decideLabels(ctx context.Context, items []item) ([]verdict, error
 		default:
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, id)
-			p.deleted(ctx, Deletion{Kind: KindLabel, Reason: "label " + it.object + " used by no manifest"})
+			p.deleted(ctx, Deletion{Kind: review.KindLabel, Reason: "label " + it.object + " used by no manifest"})
 		}
 	}
 	return verdicts, p.tx.DeleteLabels(ctx, del)
@@ -629,9 +634,16 @@ func (p *pass) decideLabels(ctx context.Context, items []item) ([]verdict, error
 
 func (p *pass) decideUploads(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
-	ids := make([]string, len(items))
+	ids := make([]string, 0, len(items))
+	idOf := make([]string, len(items)) // "": malformed
 	for i, it := range items {
-		ids[i] = it.object
+		o, err := review.Parse(review.KindUpload, it.object)
+		if err != nil {
+			p.malformed(ctx, review.KindUpload, it.object, err)
+			continue
+		}
+		ids = append(ids, o.UploadID)
+		idOf[i] = o.UploadID
 	}
 	rows, skippedIDs, err := p.tx.LockUploads(ctx, ids)
 	if err != nil {
@@ -642,21 +654,23 @@ func (p *pass) decideUploads(ctx context.Context, items []item) ([]verdict, erro
 		byID[u.ID] = u
 	}
 	var del []string
-	for i, it := range items {
-		u, ok := byID[it.object]
+	for i := range items {
+		id := idOf[i]
+		u, ok := byID[id]
 		switch {
-		case !ok && slices.Contains(skippedIDs, it.object):
+		case id == "":
+		case !ok && slices.Contains(skippedIDs, id):
 			verdicts[i] = verdict{outcome: skipped}
 		case !ok:
 		default:
-			if until := u.UpdatedAt.Add(p.c.opts.UploadExpiry); until.After(p.now) {
+			if until := u.UpdatedAt.Add(p.c.opts.Policy.UploadExpiry); until.After(p.now) {
 				verdicts[i] = verdict{outcome: later, until: until, why: "upload active until " + until.Format(time.RFC3339)}
 				continue
 			}
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, u.ID)
 			p.aborts = append(p.aborts, u.ID)
-			p.deleted(ctx, Deletion{Kind: KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
+			p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
 				Reason: "upload " + u.ID + " idle since " + u.UpdatedAt.Format(time.RFC3339)})
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // pass is the work of one transaction: what it decided, and what must happen
@@ -28,14 +30,14 @@ type pass struct {
 	// stage is the index in stages of the kind being decided.
 	stage int
 	// carried holds the follow-ups due now for stages still to come:
-	// kind → object → reason (collect.go).
-	carried map[string]map[string]string
+	// kind → object → why it was recorded (collect.go).
+	carried map[review.Kind]map[string]followUpWhy
 	// upserts are the follow-up reviews to record at the stage's end.
 	upserts []meta.Review
 }
 
 func (c *Collector) newPass(tx meta.Tx, now time.Time) *pass {
-	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[string]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
+	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[review.Kind]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
 }
 
 func (p *pass) deleted(ctx context.Context, d Deletion) {
@@ -60,7 +62,7 @@ func (p *pass) repoName(ctx context.Context, id int64) string {
 // malformed notes a review whose object cannot be read (no writer of berth
 // makes one: a row written by hand or by a bug). Its review is dropped: it
 // names nothing, so nothing can be kept or deleted for it.
-func (p *pass) malformed(ctx context.Context, kind, object string, err error) {
+func (p *pass) malformed(ctx context.Context, kind review.Kind, object string, err error) {
 	p.c.log.WarnContext(ctx, "gc: dropping a review whose object is malformed", "kind", kind, "object", object, "error", err)
 }
 
@@ -87,9 +89,9 @@ func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error)
 		if err != nil {
 			return n, err
 		}
-		p.followUp(meta.ReviewTag, meta.RepoObject(t.RepoID, strconv.FormatInt(t.ID, 10)), t.ExpiresAt.Add(ret), "tag "+t.Name+" expired")
+		p.followUp(review.KindTag, review.TagObject(t.RepoID, t.ID), t.ExpiresAt.Add(ret), review.CauseTagExpired, "tag "+t.Name+" expired")
 		p.summary.Expired++
-		p.events = append(p.events, Event{Kind: EventTagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
+		p.events = append(p.events, Event{Kind: event.TagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
 			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339), At: p.now, Actor: meta.ActorCollector})
 		n++
 	}

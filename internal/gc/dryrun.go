@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // A dry run decides exactly what a real run would, in a read-only
@@ -26,7 +27,7 @@ type dryTx struct {
 
 	reviews  map[reviewKey]dryReview // reviews written by the dry run
 	claimed  map[reviewKey]bool      // reviews handed out by ClaimDue
-	loaded   map[string][]meta.Review
+	loaded   map[review.Kind][]meta.Review
 	ended    map[int64]time.Time // tags the expiry scan ended
 	tags     map[int64]bool      // deleted tag rows
 	mans     map[meta.RepoDigest]bool
@@ -40,7 +41,10 @@ type dryTx struct {
 	goneLab  map[int64]int           // per label: deleted manifests that used it
 }
 
-type reviewKey struct{ kind, object string }
+type reviewKey struct {
+	kind   review.Kind
+	object string
+}
 
 type dryReview struct {
 	deleted bool
@@ -48,7 +52,7 @@ type dryReview struct {
 }
 
 func newDryTx(tx meta.Tx) *dryTx {
-	return &dryTx{Tx: tx, reviews: map[reviewKey]dryReview{}, claimed: map[reviewKey]bool{}, loaded: map[string][]meta.Review{},
+	return &dryTx{Tx: tx, reviews: map[reviewKey]dryReview{}, claimed: map[reviewKey]bool{}, loaded: map[review.Kind][]meta.Review{},
 		ended: map[int64]time.Time{}, tags: map[int64]bool{}, mans: map[meta.RepoDigest]bool{}, markers: map[meta.RepoDigest]bool{},
 		links: map[meta.RepoDigest]bool{}, blobs: map[digest.Digest]bool{}, labels: map[int64]bool{}, uploads: map[string]bool{},
 		goneRefs: map[meta.RepoDigest]int{}, goneLink: map[digest.Digest]int{}, goneLab: map[int64]int{}}
@@ -58,7 +62,7 @@ var errDryWrite = errors.New("gc: a dry run tried a write it does not simulate")
 
 // ClaimDue hands out each due review once: those of the snapshot (read
 // once per kind) and those the dry run recorded due.
-func (d *dryTx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix string, limit int) ([]meta.Review, error) {
+func (d *dryTx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
 	if _, ok := d.loaded[kind]; !ok {
 		rs, err := d.Tx.ClaimDue(ctx, kind, now, prefix, 1<<30)
 		if err != nil {
@@ -95,7 +99,7 @@ func (d *dryTx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix
 	return out, nil
 }
 
-func (d *dryTx) StoredReviews(ctx context.Context, kind string, objects []string) (map[string]time.Time, error) {
+func (d *dryTx) StoredReviews(ctx context.Context, kind review.Kind, objects []string) (map[string]time.Time, error) {
 	stored, err := d.Tx.StoredReviews(ctx, kind, objects)
 	if err != nil {
 		return nil, err
@@ -112,14 +116,14 @@ func (d *dryTx) StoredReviews(ctx context.Context, kind string, objects []string
 	return stored, nil
 }
 
-func (d *dryTx) stored(ctx context.Context, kind, object string) (time.Time, bool, error) {
+func (d *dryTx) stored(ctx context.Context, kind review.Kind, object string) (time.Time, bool, error) {
 	if w, ok := d.reviews[reviewKey{kind, object}]; ok {
 		return w.review.ReviewAfter, !w.deleted, nil
 	}
 	return d.Tx.PendingReview(ctx, kind, object)
 }
 
-func (d *dryTx) DeleteDueReviews(ctx context.Context, kind string, objects []string, now time.Time) error {
+func (d *dryTx) DeleteDueReviews(ctx context.Context, kind review.Kind, objects []string, now time.Time) error {
 	for _, o := range objects {
 		at, pending, err := d.stored(ctx, kind, o)
 		if err != nil {
@@ -132,14 +136,14 @@ func (d *dryTx) DeleteDueReviews(ctx context.Context, kind string, objects []str
 	return nil
 }
 
-func (d *dryTx) DeleteReviews(ctx context.Context, kind string, objects []string) error {
+func (d *dryTx) DeleteReviews(ctx context.Context, kind review.Kind, objects []string) error {
 	for _, o := range objects {
 		d.reviews[reviewKey{kind, o}] = dryReview{deleted: true}
 	}
 	return nil
 }
 
-func (d *dryTx) DeleteReview(ctx context.Context, kind, object string) error {
+func (d *dryTx) DeleteReview(ctx context.Context, kind review.Kind, object string) error {
 	return d.DeleteReviews(ctx, kind, []string{object})
 }
 
@@ -172,9 +176,8 @@ func (d *dryTx) AddReview(ctx context.Context, r meta.Review) error {
 	return err
 }
 
-func (d *dryTx) RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error {
-	k := reviewKey{kind, object}
-	d.reviews[k] = dryReview{review: meta.Review{Kind: kind, Object: object, ReviewAfter: after, Reason: reason}}
+func (d *dryTx) RescheduleReview(ctx context.Context, r meta.Review) error {
+	d.reviews[reviewKey{r.Kind, r.Object}] = dryReview{review: r}
 	return nil
 }
 

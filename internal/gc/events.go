@@ -5,22 +5,16 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
-// Event kinds (DESIGN.md §4: the image/repository cleanup callbacks).
-const (
-	EventTagExpired       = "tag.expired"
-	EventTagCollected     = "tag.collected"
-	EventManifestDeleted  = "manifest.deleted"
-	EventBlobDeleted      = "blob.deleted"
-	EventRepositoryPurged = "repository.purged"
-	EventOther            = "gc.deleted"
-)
-
-// Event is one committed change made by the collector.
+// Event is one committed change made by the collector (DESIGN.md §4: the
+// image/repository cleanup callbacks), named by one of the collector's
+// names of internal/event.
 type Event struct {
-	Kind       string        `json:"kind"`
+	Kind       event.Name    `json:"kind"`
 	Repository string        `json:"repository,omitempty"`
 	Tag        string        `json:"tag,omitempty"`
 	Digest     digest.Digest `json:"digest,omitempty"`
@@ -33,18 +27,18 @@ type Event struct {
 	Actor meta.Actor `json:"actor,omitempty"`
 }
 
-func eventKind(kind string) string {
+func eventKind(kind review.Kind) event.Name {
 	switch kind {
-	case KindTag:
-		return EventTagCollected
-	case KindManifest:
-		return EventManifestDeleted
-	case KindBlob:
-		return EventBlobDeleted
-	case KindRepository:
-		return EventRepositoryPurged
+	case review.KindTag:
+		return event.TagCollected
+	case review.KindManifest:
+		return event.ManifestDeleted
+	case review.KindBlob:
+		return event.BlobDeleted
+	case review.KindRepository:
+		return event.RepositoryPurged
 	}
-	return EventOther
+	return event.GCDeleted
 }
 
 // dispatcher calls the in-process hooks after each commit. Hooks must not

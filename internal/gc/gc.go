@@ -23,19 +23,11 @@ import (
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/review"
 )
 
-// Defaults of the collector's windows. The registry (which protects what
-// the windows protect) and the configuration refer to these, so the two
-// sides of a window never disagree on its default.
+// Defaults of the collector's own settings (the windows are review.Policy's).
 const (
-	// DefaultGrace protects untagged manifests and uploaded blobs.
-	DefaultGrace = time.Hour
-	// DefaultUploadExpiry is how long an idle upload session lives.
-	DefaultUploadExpiry = 24 * time.Hour
-	// DefaultTagRetention is the removed-tag window of namespaces that
-	// set none (the time machine).
-	DefaultTagRetention = 14 * 24 * time.Hour
 	// DefaultBatchSize bounds the reviews one transaction decides.
 	DefaultBatchSize = 500
 	// DefaultTxBudget is the time one collector transaction aims at.
@@ -79,18 +71,13 @@ func (s *claimSizer) observe(claimed int, took time.Duration) {
 // Options configure a Collector. Zero durations are real zeros (tests set
 // every window to 0); use DefaultOptions for production values.
 type Options struct {
-	// Grace protects untagged manifests and uploaded blobs after a push,
-	// and links after the manifest that used them is deleted.
-	Grace time.Duration
-	// UploadExpiry is how long an idle upload session lives.
-	UploadExpiry time.Duration
-	// TagRetention is the removed-tag window of namespaces that set none.
-	TagRetention time.Duration
+	// Policy holds the windows that decide when an object becomes garbage
+	// (grace, upload expiry, tag retention) and whether untagged manifests
+	// are collected. It must be the registry's (internal/app gives both
+	// the same value) and valid (Policy.Validate).
+	Policy review.Policy
 	// ReviewDelay is added to every follow-up review.
 	ReviewDelay time.Duration
-	// CollectUntagged collects manifests that were pushed by digest and
-	// never reached; false keeps them (for operators who pin digests).
-	CollectUntagged bool
 	// Workers is how many goroutines Run starts.
 	Workers int
 	// BatchSize bounds the reviews one transaction claims and decides as a
@@ -120,15 +107,12 @@ type Options struct {
 // DefaultOptions are the production defaults of DESIGN.md.
 func DefaultOptions() Options {
 	return Options{
-		Grace:           DefaultGrace,
-		UploadExpiry:    DefaultUploadExpiry,
-		TagRetention:    DefaultTagRetention,
-		CollectUntagged: true,
-		Workers:         2,
-		BatchSize:       DefaultBatchSize,
-		TxBudget:        DefaultTxBudget,
-		Interval:        10 * time.Second,
-		OverdueAfter:    time.Hour,
+		Policy:       review.DefaultPolicy(),
+		Workers:      2,
+		BatchSize:    DefaultBatchSize,
+		TxBudget:     DefaultTxBudget,
+		Interval:     10 * time.Second,
+		OverdueAfter: time.Hour,
 	}
 }
 
@@ -170,21 +154,11 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	return c
 }
 
-// Kinds of deleted objects, as reported in summaries, events and metrics.
-const (
-	KindTag          = "tag"
-	KindManifest     = "manifest"
-	KindLink         = "link"
-	KindBlob         = "blob"
-	KindLabel        = "label"
-	KindUploadedBlob = "uploaded_blob"
-	KindUpload       = "upload"
-	KindRepository   = "repository"
-)
-
 // Deletion is one object the collector deleted (or, in a dry run, would).
 type Deletion struct {
-	Kind       string        `json:"kind"`
+	// Kind is the kind of the object: a review kind, or
+	// review.KindRepository for a purge's.
+	Kind       review.Kind   `json:"kind"`
 	Repository string        `json:"repository,omitempty"`
 	Digest     digest.Digest `json:"digest,omitempty"`
 	Tag        string        `json:"tag,omitempty"`
@@ -194,12 +168,12 @@ type Deletion struct {
 
 // Summary reports a run.
 type Summary struct {
-	DryRun     bool           `json:"dry_run"`
-	Reviews    int            `json:"reviews"` // decisions taken
-	Deleted    map[string]int `json:"deleted"` // by kind
-	BytesFreed int64          `json:"bytes_freed"`
-	Expired    int            `json:"tags_expired"`
-	Errors     int            `json:"errors"`
+	DryRun     bool                `json:"dry_run"`
+	Reviews    int                 `json:"reviews"` // decisions taken
+	Deleted    map[review.Kind]int `json:"deleted"` // by kind
+	BytesFreed int64               `json:"bytes_freed"`
+	Expired    int                 `json:"tags_expired"`
+	Errors     int                 `json:"errors"`
 	// Skipped counts claimed reviews left for later because another
 	// transaction held their object (PostgreSQL).
 	Skipped   int           `json:"skipped,omitempty"`
@@ -210,7 +184,7 @@ type Summary struct {
 // Add adds o's counts and deletions to s.
 func (s *Summary) Add(o Summary) {
 	if s.Deleted == nil {
-		s.Deleted = map[string]int{}
+		s.Deleted = map[review.Kind]int{}
 	}
 	s.Reviews += o.Reviews
 	for k, v := range o.Deleted {
@@ -225,7 +199,7 @@ func (s *Summary) Add(o Summary) {
 
 // retention is the removed-tag window of the repository's namespace.
 func (c *Collector) retention(ctx context.Context, tx meta.Tx, repoName string) (time.Duration, error) {
-	return Retention(ctx, tx, repoName, c.opts.TagRetention)
+	return Retention(ctx, tx, repoName, c.opts.Policy.TagRetention)
 }
 
 // Retention is the removed-tag window of the namespace of repository

@@ -34,11 +34,12 @@ import (
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/blob/s3"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
-	"github.com/berth/berth/internal/gc/gcoracle"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 	"github.com/berth/berth/internal/testenv/registryenv"
 )
@@ -179,7 +180,7 @@ func (r *retryCounter) WithGroup(string) slog.Handler      { return r }
 
 type option func(*gc.Options)
 
-func withoutUntagged() option { return func(o *gc.Options) { o.CollectUntagged = false } }
+func withoutUntagged() option { return func(o *gc.Options) { o.Policy.CollectUntagged = false } }
 func withBatch(n int) option  { return func(o *gc.Options) { o.BatchSize = n } }
 
 // forEachBackend runs fn on a fresh harness per backend (SQLite and
@@ -210,15 +211,11 @@ func newHarness(t *testing.T, b registryenv.Backend, opts ...option) *harness {
 	t.Helper()
 	// The store logs each retried transaction: tests count deadlocks.
 	deadlocks := &atomic.Int64{}
-	e := registryenv.New(t, b, func(o *registryenv.Options) {
-		o.Store = sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})}
-		o.Registry = registry.Options{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention}
-		o.S3 = gcS3
-	})
-	h := &harness{Env: e, t: t, ctx: e.Ctx, backend: b.Name, deadlocks: deadlocks, clock: e.Clock, store: e.Store, raw: e.Blobs, s3: e.Bucket,
-		blobs: &faultyBlobs{Store: e.Blobs}, reg: e.Registry, srv: e.Server, host: e.Host}
+	// The registry and the collector share one policy, as internal/app
+	// wires them: the options are applied before the registry is made.
+	h := &harness{t: t, backend: b.Name, deadlocks: deadlocks}
 	h.opts = gc.DefaultOptions()
-	h.opts.Now = e.Clock.Now
+	h.opts.Policy = windows
 	h.opts.Hooks = []func(gc.Event){func(e gc.Event) {
 		h.mu.Lock()
 		h.events = append(h.events, e)
@@ -227,6 +224,14 @@ func newHarness(t *testing.T, b registryenv.Backend, opts ...option) *harness {
 	for _, o := range opts {
 		o(&h.opts)
 	}
+	e := registryenv.New(t, b, func(o *registryenv.Options) {
+		o.Store = sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})}
+		o.Registry = registry.Options{Policy: h.opts.Policy}
+		o.S3 = gcS3
+	})
+	h.Env, h.ctx, h.clock, h.store, h.raw, h.s3 = e, e.Ctx, e.Clock, e.Store, e.Blobs, e.Bucket
+	h.blobs, h.reg, h.srv, h.host = &faultyBlobs{Store: e.Blobs}, e.Registry, e.Server, e.Host
+	h.opts.Now = e.Clock.Now
 	h.gc = h.newCollector()
 	return h
 }
@@ -237,7 +242,7 @@ func (h *harness) newCollector() *gc.Collector {
 	return gc.New(h.store, h.blobs, h.opts)
 }
 
-func (h *harness) eventsOf(kind string) []gc.Event {
+func (h *harness) eventsOf(kind event.Name) []gc.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []gc.Event
@@ -444,7 +449,7 @@ func imageManifest(config digest.Digest, configSize int64, layers map[digest.Dig
 // collectWith runs c until a run finds nothing due, and sums the runs.
 func (h *harness) collectWith(c *gc.Collector, ro gc.RunOptions) gc.Summary {
 	h.t.Helper()
-	total := gc.Summary{Deleted: map[string]int{}}
+	total := gc.Summary{Deleted: map[review.Kind]int{}}
 	for i := 0; ; i++ {
 		if i == 20 {
 			h.t.Fatalf("collector did not settle after %d runs: %+v", i, total)
@@ -785,14 +790,17 @@ func (h *harness) settle() {
 			h.strings(`SELECT kind || ' ' || object || ' ' || reason FROM review`))
 		if h.store.Dialect() == "postgres" {
 			// Who holds the rows the collector skipped.
-			h.t.Logf("settle: open transactions: %v", h.strings(`SELECT state || ' since ' || COALESCE(xact_start::text, '-') || ': ' || left(query, 200)
-				FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`))
+			h.t.Logf("settle: sessions: %v", h.strings(`SELECT pid || ' ' || COALESCE(state, '-') || ' xact ' || COALESCE(xact_start::text, '-') ||
+				' wait ' || COALESCE(wait_event_type, '-') || '/' || COALESCE(wait_event, '-') || ' blocked by ' || pg_blocking_pids(pid)::text || ': ' || left(query, 160)
+				FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`))
 		}
 	}
 }
 
-// windows are the harness's windows, as the oracle takes them.
-var windows = gcoracle.Windows{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention}
+// windows are the harness's windows, as the oracle takes them (the
+// registry's policy; the oracle reads no CollectUntagged: assertFixedPoint
+// names the manifests it keeps).
+var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
 
 // assertFixedPoint checks the invariant at the current time with the
 // fixed-point oracle (gcoracle): the metadata holds exactly what the
@@ -820,7 +828,7 @@ func (h *harness) repoID(repo string) int64 {
 }
 
 func (h *harness) manifestKey(repo string, d v1.Hash) string {
-	return meta.RepoObject(h.repoID(repo), d.String())
+	return review.RepoDigestObject(h.repoID(repo), digest.Digest(d.String()))
 }
 
 // hasManifest reports whether repo stores d.

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 type metrics struct {
@@ -45,13 +46,13 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 }
 
 func (m *metrics) deleted(d Deletion) {
-	m.deletions.WithLabelValues(d.Kind).Inc()
+	m.deletions.WithLabelValues(string(d.Kind)).Inc()
 	m.bytesFreed.Add(float64(d.Size))
 }
 
-func (m *metrics) decisions(kind string, n int, took time.Duration) {
-	m.latency.WithLabelValues(kind).Observe(took.Seconds())
-	m.decided.WithLabelValues(kind).Add(float64(n))
+func (m *metrics) decisions(kind review.Kind, n int, took time.Duration) {
+	m.latency.WithLabelValues(string(kind)).Observe(took.Seconds())
+	m.decided.WithLabelValues(string(kind)).Add(float64(n))
 }
 
 func (m *metrics) run(Summary) { m.runs.Inc() }

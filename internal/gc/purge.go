@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // ErrPurgeIncomplete: a purge stopped before everything was gone. It is
@@ -18,8 +20,6 @@ var ErrPurgeIncomplete = errors.New("gc: purge incomplete")
 // purgeLease is how long a claimed purge is left to its worker before
 // another one may resume it.
 const purgeLease = 10 * time.Minute
-
-const nsPurgePrefix = "ns:"
 
 // Purge removes a repository ("ns/name") or a whole namespace ("ns", which
 // also covers the repository named "ns") through the collector's machinery:
@@ -34,7 +34,7 @@ const nsPurgePrefix = "ns:"
 // workers is the collector's.
 func (c *Collector) Purge(ctx context.Context, name string, progress func(Summary)) (Summary, error) {
 	start := c.opts.Now()
-	total := Summary{Deleted: map[string]int{}}
+	total := Summary{Deleted: map[review.Kind]int{}}
 	var repos []meta.Repository
 	var ns *meta.Namespace
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
@@ -56,7 +56,8 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 		if err := tx.SetNamespaceState(ctx, n.ID, meta.RepoDeleting); err != nil {
 			return err
 		}
-		if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewPurge, Object: nsPurgePrefix + strconv.FormatInt(n.ID, 10), ReviewAfter: now.Add(purgeLease), Reason: "purge of namespace " + name}); err != nil {
+		if err := tx.AddReview(ctx, meta.Review{Kind: review.KindPurge, Object: review.NamespacePurgeObject(n.ID), ReviewAfter: now.Add(purgeLease),
+			Cause: review.CausePurge, Reason: "purge of namespace " + name}); err != nil {
 			return err
 		}
 		rs, err := tx.NamespaceRepositories(ctx, n.ID, 1<<20)
@@ -97,12 +98,13 @@ func (c *Collector) markRepo(ctx context.Context, tx meta.Tx, r meta.Repository,
 	if err := tx.SetRepositoryState(ctx, r.ID, meta.RepoDeleting); err != nil {
 		return err
 	}
-	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewPurge, Object: strconv.FormatInt(r.ID, 10), ReviewAfter: now.Add(purgeLease), Reason: "purge of " + r.Name})
+	return tx.AddReview(ctx, meta.Review{Kind: review.KindPurge, Object: review.RepoPurgeObject(r.ID), ReviewAfter: now.Add(purgeLease),
+		Cause: review.CausePurge, Reason: "purge of " + r.Name})
 }
 
 // purgeRepo empties a repository marked deleting and deletes its row.
 func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress func(Summary)) (Summary, error) {
-	total := Summary{Deleted: map[string]int{}}
+	total := Summary{Deleted: map[review.Kind]int{}}
 	step := func(what string, fn func(p *pass) (int, error)) error {
 		for {
 			var p *pass
@@ -143,12 +145,12 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				if err := p.tx.DeleteTag(ctx, t.ID); err != nil {
 					return 0, err
 				}
-				p.deleted(ctx, Deletion{Kind: KindTag, Repository: r.Name, Tag: t.Name, Digest: t.Manifest, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: r.Name, Tag: t.Name, Digest: t.Manifest, Reason: "repository purged"})
 			}
 			return len(tags), err
 		}},
 		{"manifests", func(p *pass) (int, error) {
-			p.stage = stageOf(meta.ReviewManifest)
+			p.stage = stageOf(review.KindManifest)
 			ds, err := p.tx.RepoManifests(ctx, r.ID, batch)
 			if err != nil || len(ds) == 0 {
 				return 0, err
@@ -172,13 +174,13 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				return 0, err
 			}
 			for _, k := range locked {
-				p.deleted(ctx, Deletion{Kind: KindManifest, Repository: r.Name, Digest: k.Digest, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: r.Name, Digest: k.Digest, Reason: "repository purged"})
 			}
 			p.manifestsDeleted(refs)
 			return len(ds), nil
 		}},
 		{"links", func(p *pass) (int, error) {
-			p.stage = stageOf(meta.ReviewLink)
+			p.stage = stageOf(review.KindLink)
 			if _, err := p.tx.DeleteRepoUploadedBlobs(ctx, r.ID); err != nil {
 				return 0, err
 			}
@@ -187,8 +189,8 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				if err := p.tx.UnlinkBlob(ctx, r.ID, d); err != nil {
 					return 0, err
 				}
-				p.deleted(ctx, Deletion{Kind: KindLink, Repository: r.Name, Digest: d, Reason: "repository purged"})
-				p.followUp(meta.ReviewBlob, d.String(), p.now, "unlinked from "+r.Name+" by purge")
+				p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: r.Name, Digest: d, Reason: "repository purged"})
+				p.followUp(review.KindBlob, review.BlobObject(d), p.now, review.CauseUnlinked, "unlinked from "+r.Name+" by purge")
 			}
 			return len(ds), err
 		}},
@@ -199,7 +201,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 					return 0, err
 				}
 				p.aborts = append(p.aborts, u.ID)
-				p.deleted(ctx, Deletion{Kind: KindUpload, Repository: r.Name, Size: u.Size, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: r.Name, Size: u.Size, Reason: "repository purged"})
 			}
 			return len(ups), err
 		}},
@@ -214,7 +216,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 			if err := p.tx.DeleteRepository(ctx, r.ID); err != nil {
 				return 0, err
 			}
-			p.deleted(ctx, Deletion{Kind: KindRepository, Repository: r.Name, Reason: "repository purged"})
+			p.deleted(ctx, Deletion{Kind: review.KindRepository, Repository: r.Name, Reason: "repository purged"})
 			return 0, nil
 		}},
 	}
@@ -235,7 +237,7 @@ func (c *Collector) finishNamespace(ctx context.Context, id int64, name string) 
 		if len(rs) > 0 {
 			return fmt.Errorf("repository %s still exists (%w)", rs[0].Name, ErrPurgeIncomplete)
 		}
-		if err := tx.DeleteReview(ctx, meta.ReviewPurge, nsPurgePrefix+strconv.FormatInt(id, 10)); err != nil {
+		if err := tx.DeleteReview(ctx, review.KindPurge, review.NamespacePurgeObject(id)); err != nil {
 			return err
 		}
 		return tx.DeleteNamespace(ctx, id)
@@ -243,7 +245,7 @@ func (c *Collector) finishNamespace(ctx context.Context, id int64, name string) 
 	if err != nil {
 		return fmt.Errorf("purge %s: deleting namespace: %w", name, err)
 	}
-	c.hooks.emit(Event{Kind: EventRepositoryPurged, Repository: name, Reason: "namespace purged", At: c.opts.Now(), Actor: meta.ActorFrom(ctx)})
+	c.hooks.emit(Event{Kind: event.RepositoryPurged, Repository: name, Reason: "namespace purged", At: c.opts.Now(), Actor: meta.ActorFrom(ctx)})
 	return nil
 }
 
@@ -254,12 +256,13 @@ func (c *Collector) resumePurges(ctx context.Context) error {
 	var claimed []meta.Review
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		now := c.opts.Now()
-		rs, err := tx.ClaimReviews(ctx, now, meta.ReviewFilter{Kinds: []string{meta.ReviewPurge}}, 10)
+		rs, err := tx.ClaimReviews(ctx, now, meta.ReviewFilter{Kinds: []review.Kind{review.KindPurge}}, 10)
 		if err != nil {
 			return err
 		}
 		for _, r := range rs {
-			if err := tx.RescheduleReview(ctx, r.Kind, r.Object, now.Add(purgeLease), "resumed "+now.Format(time.RFC3339)); err != nil {
+			if err := tx.RescheduleReview(ctx, meta.Review{Kind: r.Kind, Object: r.Object, ReviewAfter: now.Add(purgeLease),
+				Cause: r.Cause, Reason: "resumed " + now.Format(time.RFC3339)}); err != nil {
 				return err
 			}
 		}
@@ -270,10 +273,17 @@ func (c *Collector) resumePurges(ctx context.Context) error {
 		return fmt.Errorf("claiming purges: %w", err)
 	}
 	for _, r := range claimed {
-		if nsID, ok := strings.CutPrefix(r.Object, nsPurgePrefix); ok {
-			err = c.resumeNamespace(ctx, nsID)
-		} else {
-			err = c.resumeRepo(ctx, r.Object)
+		o, perr := review.Parse(r.Kind, r.Object)
+		switch {
+		case perr != nil:
+			// No writer makes one; resuming it is impossible, and
+			// dropping it leaves the marks a new purge finishes.
+			c.log.Warn("gc: dropping a purge review whose object is malformed", "kind", r.Kind, "object", r.Object, "error", perr)
+			err = c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteReview(ctx, r.Kind, r.Object) })
+		case o.NamespaceID != 0:
+			err = c.resumeNamespace(ctx, o.NamespaceID)
+		default:
+			err = c.resumeRepo(ctx, o.RepoID)
 		}
 		if err != nil {
 			c.log.Error("resuming purge failed; will retry", "object", r.Object, "err", err)
@@ -282,18 +292,14 @@ func (c *Collector) resumePurges(ctx context.Context) error {
 	return nil
 }
 
-func (c *Collector) resumeRepo(ctx context.Context, object string) error {
-	id, err := strconv.ParseInt(object, 10, 64)
-	if err != nil {
-		return err
-	}
+func (c *Collector) resumeRepo(ctx context.Context, id int64) error {
 	var r meta.Repository
-	err = c.store.View(ctx, func(tx meta.Tx) (err error) {
+	err := c.store.View(ctx, func(tx meta.Tx) (err error) {
 		r, err = tx.RepositoryByID(ctx, id, meta.LockNone)
 		return err
 	})
 	if errors.Is(err, meta.ErrNotFound) {
-		return c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteReview(ctx, meta.ReviewPurge, object) })
+		return c.store.Update(ctx, func(tx meta.Tx) error { return tx.DeleteReview(ctx, review.KindPurge, review.RepoPurgeObject(id)) })
 	}
 	if err != nil {
 		return err
@@ -303,11 +309,7 @@ func (c *Collector) resumeRepo(ctx context.Context, object string) error {
 	return err
 }
 
-func (c *Collector) resumeNamespace(ctx context.Context, idText string) error {
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil {
-		return err
-	}
+func (c *Collector) resumeNamespace(ctx context.Context, id int64) error {
 	var repos []meta.Repository
 	if err := c.store.View(ctx, func(tx meta.Tx) (err error) {
 		repos, err = tx.NamespaceRepositories(ctx, id, 1<<20)
@@ -320,5 +322,5 @@ func (c *Collector) resumeNamespace(ctx context.Context, idText string) error {
 			return err
 		}
 	}
-	return c.finishNamespace(ctx, id, "namespace "+idText)
+	return c.finishNamespace(ctx, id, "namespace "+strconv.FormatInt(id, 10))
 }

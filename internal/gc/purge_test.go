@@ -18,8 +18,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // fillRepo pushes into repo a tagged nested index (an inner index listed by
@@ -65,13 +67,13 @@ func TestPurgeRepository(t *testing.T) {
 		if err != nil {
 			t.Fatalf("purge: %v", err)
 		}
-		if s.Deleted[gc.KindRepository] != 1 || s.Deleted[gc.KindManifest] != 8 {
+		if s.Deleted[review.KindRepository] != 1 || s.Deleted[review.KindManifest] != 8 {
 			t.Errorf("purge deleted %v, want the repository and 8 manifests", s.Deleted)
 		}
 		h.assertRepoEmpty("ns/app")
 		h.assertGone("ns/app", nil, own...)
 		h.assertPullable(h.tag("ns/other", "v1"))
-		if ev := h.eventsOf(gc.EventRepositoryPurged); len(ev) != 1 || ev[0].Repository != "ns/app" {
+		if ev := h.eventsOf(event.RepositoryPurged); len(ev) != 1 || ev[0].Repository != "ns/app" {
 			t.Errorf("purge events: %+v", ev)
 		}
 		h.fixedPoint()
@@ -279,11 +281,11 @@ func TestDryRunTakesNoLocks(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if dry.Deleted[gc.KindManifest] != 2 {
+		if dry.Deleted[review.KindManifest] != 2 {
 			t.Fatalf("dry run would delete %v, want both untagged manifests", dry.Deleted)
 		}
 		real := h.collect()
-		if real.Deleted[gc.KindManifest] != 2 || real.BytesFreed != dry.BytesFreed {
+		if real.Deleted[review.KindManifest] != 2 || real.BytesFreed != dry.BytesFreed {
 			t.Fatalf("real run deleted %v (%d bytes), dry run said %v (%d bytes)", real.Deleted, real.BytesFreed, dry.Deleted, dry.BytesFreed)
 		}
 		h.fixedPoint()

@@ -12,14 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -113,7 +116,7 @@ func TestRootUploadedBlob(t *testing.T) {
 		}
 		h.advance(2 * time.Minute) // (no read in between: a HEAD would revive it, see scenario 2)
 		s := h.collect()
-		if s.Deleted[gc.KindBlob] != 1 || s.Deleted[gc.KindLink] != 1 {
+		if s.Deleted[review.KindBlob] != 1 || s.Deleted[review.KindLink] != 1 {
 			t.Fatalf("after the grace: deleted %v, want the link and the blob", s.Deleted)
 		}
 		if st := h.headBlob("ns/app", d); st != http.StatusNotFound {
@@ -168,7 +171,7 @@ func TestRootOpenUpload(t *testing.T) {
 		}
 		h.advance(2 * time.Minute)
 		s := h.collect()
-		if s.Deleted[gc.KindUpload] != 1 {
+		if s.Deleted[review.KindUpload] != 1 {
 			t.Fatalf("idle upload: deleted %v", s.Deleted)
 		}
 		if ids := h.stagedUploads(); len(ids) != 0 {
@@ -291,7 +294,7 @@ func TestExpiryLabels(t *testing.T) {
 				if s := h.collect(); s.Expired != 1 {
 					t.Fatalf("expired %d tags after the expiry, want 1", s.Expired)
 				}
-				if ev := h.eventsOf(gc.EventTagExpired); len(ev) != 1 || ev[0].Tag != "nightly" {
+				if ev := h.eventsOf(event.TagExpired); len(ev) != 1 || ev[0].Tag != "nightly" {
 					t.Fatalf("tag.expired events: %+v", ev)
 				}
 				if st := h.manifestStatus("ns/app", d); st != http.StatusOK {
@@ -420,21 +423,90 @@ func TestRepoScopingExpiresItsTags(t *testing.T) {
 	}, withBatch(2))
 }
 
-// A review whose object cannot be read is dropped with a warning that
-// names it, never silently.
+// A review whose object cannot be read (review.Parse refuses it) is
+// dropped with a warning that names its kind, its object and the error,
+// never silently — labels and blobs too.
 func TestMalformedReviewIsLogged(t *testing.T) {
 	var logs testenv.LogBuffer // the registry's and collector's lines
+	malformed := []meta.Review{
+		{Kind: review.KindTag, Object: "7@not-an-id"},
+		{Kind: review.KindManifest, Object: "not-a-repo-object"},
+		{Kind: review.KindLink, Object: "7@sha256:short"},
+		{Kind: review.KindBlob, Object: "not-a-digest"},
+		{Kind: review.KindLabel, Object: "not-a-label-id"},
+		{Kind: review.KindUploadedBlob, Object: "x@sha256:" + strings.Repeat("ab", 32)},
+		{Kind: review.KindUpload, Object: ""},
+	}
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		logs.Reset() // each backend's own lines
 		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
-			return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewManifest, Object: "not-a-repo-object", ReviewAfter: h.clock.Now()})
+			for _, r := range malformed {
+				r.ReviewAfter = h.clock.Now()
+				if err := tx.AddReview(h.ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
 		h.collect()
 		h.assertFixedPoint(nil)
-		if !strings.Contains(logs.String(), "object=not-a-repo-object") {
-			t.Errorf("no warning naming the malformed review:\n%s", logs.String())
+		for _, r := range malformed {
+			want := fmt.Sprintf("kind=%s object=%q", r.Kind, r.Object)
+			if r.Object != "" && !strings.ContainsAny(r.Object, " \"=") {
+				want = fmt.Sprintf("kind=%s object=%s", r.Kind, r.Object)
+			}
+			found := false
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "level=WARN") && strings.Contains(line, want) && strings.Contains(line, "malformed object") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no warning with %s and the parse error:\n%s", want, logs.String())
+			}
+		}
+		if n := h.count(`SELECT COUNT(*) FROM review`); n != 0 {
+			t.Errorf("reviews left after the run: got %d, want 0 (malformed ones are dropped)", n)
 		}
 	}, func(o *gc.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+}
+
+// Causes travel with the decisions (gc.md, "Deciding sets"): a follow-up
+// put off keeps the cause it was recorded for (a deleted manifest's links
+// wait out their grace as manifest_deleted, after the tag row's deletion
+// carried the manifest down as tag_collected), and a claimed review put
+// off keeps its own (a manifest reviewed inside its grace stays pushed, so
+// collect_untagged=false can still tell it was pushed by digest).
+func TestFollowUpsKeepTheirCause(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		img := randomImage(t, 2)
+		h.pushImage("ns/app", "v1", img)
+		h.deleteRef(h.tag("ns/app", "v1"))
+		h.advance(retention + time.Minute)
+		s := h.collect()
+		if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 || s.Deleted[review.KindLink] != 0 {
+			t.Fatalf("past the window: deleted %v, want the tag row and its manifest, links kept for their grace", s.Deleted)
+		}
+		got := h.strings(`SELECT kind || ' ' || cause FROM review ORDER BY kind, object`)
+		want := []string{"link manifest_deleted", "link manifest_deleted", "link manifest_deleted"} // config and two layers
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("reviews after the manifest's deletion (-want +got):\n%s", diff)
+		}
+
+		pinned := h.pushImage("ns/app", "", randomImage(t, 1))
+		key := h.manifestKey("ns/app", pinned)
+		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
+			return tx.RescheduleReview(h.ctx, meta.Review{Kind: review.KindManifest, Object: key, ReviewAfter: h.clock.Now(),
+				Cause: review.CausePushed, Reason: "pushed"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.collect()
+		got = h.strings(`SELECT cause FROM review WHERE kind = 'manifest' AND object = ?`, key)
+		if diff := cmp.Diff([]string{string(review.CausePushed)}, got); diff != "" {
+			t.Errorf("manifest reviewed inside its grace: cause (-want +got):\n%s", diff)
+		}
+	})
 }

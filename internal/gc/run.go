@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // RunOptions narrow one run.
@@ -60,14 +60,14 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		if err != nil {
 			return Summary{}, fmt.Errorf("gc --repo %s: %w", ro.Repo, err)
 		}
-		sc.prefix = strconv.FormatInt(sc.repoID, 10) + "@"
+		sc.prefix = review.RepoPrefix(sc.repoID)
 	}
 	if ro.DryRun {
 		s, err := c.dryRun(ctx, sc)
 		s.Duration = time.Since(start)
 		return s, err
 	}
-	total := Summary{Deleted: map[string]int{}}
+	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
 			s.Deletions = nil
@@ -106,7 +106,8 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	return total, nil
 }
 
-// scope narrows a run to one repository's reviews (the objects "repoID@…")
+// scope narrows a run to one repository's reviews (the objects starting
+// with review.RepoPrefix)
 // and what they cascade to.
 type scope struct {
 	repoID int64
@@ -114,10 +115,10 @@ type scope struct {
 }
 
 // repoScoped are the review kinds whose objects name a repository.
-var repoScoped = []string{meta.ReviewTag, meta.ReviewManifest, meta.ReviewUploadedBlob, meta.ReviewLink}
+var repoScoped = []review.Kind{review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
 
 // kinds lists the review kinds a run in scope claims, in stage order.
-func (sc scope) kinds() []string {
+func (sc scope) kinds() []review.Kind {
 	if sc.prefix != "" {
 		return repoScoped
 	}
@@ -212,8 +213,8 @@ func (c *Collector) expireBatch(ctx context.Context, repoID int64) (Summary, err
 // thousand keys costs what one DeleteObject does. Their tombstones are committed with the rows,
 // so deleting the bytes a batch later changes nothing but when the space
 // comes back.
-func (c *Collector) batch(ctx context.Context, kind, prefix string, deleteBytes func([]meta.Tombstone)) (Summary, int, error) {
-	total := Summary{Deleted: map[string]int{}}
+func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string, deleteBytes func([]meta.Tombstone)) (Summary, int, error) {
+	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
 	defer func() { deleteBytes(tombs) }()
 	decided := 0
@@ -246,7 +247,7 @@ func (c *Collector) batch(ctx context.Context, kind, prefix string, deleteBytes 
 // A transaction whose decision fails is retried one review per transaction,
 // so that the review at fault is found and rescheduled with backoff in a
 // transaction of its own and one bad row never blocks the queue.
-func (c *Collector) decideClaims(ctx context.Context, kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
+func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
 	var p *pass
 	var claimed []meta.Review
 	began := time.Now()
@@ -264,7 +265,7 @@ func (c *Collector) decideClaims(ctx context.Context, kind, prefix string, n int
 		}
 		if len(claimed) > 1 {
 			// Find the review at fault: one per transaction.
-			total := Summary{Deleted: map[string]int{}}
+			total := Summary{Deleted: map[review.Kind]int{}}
 			var tombs []meta.Tombstone
 			for range claimed {
 				s, m, freed, err := c.decideClaims(ctx, kind, prefix, 1)
@@ -295,12 +296,13 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 	delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
 	c.log.Error("gc decision failed; retrying later", "kind", r.Kind, "object", r.Object, "attempts", r.Attempts+1, "retry_in", delay, "err", cause)
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		return tx.RescheduleReview(ctx, r.Kind, r.Object, c.opts.Now().Add(delay), "error: "+cause.Error())
+		return tx.RescheduleReview(ctx, meta.Review{Kind: r.Kind, Object: r.Object, ReviewAfter: c.opts.Now().Add(delay),
+			Cause: r.Cause, Reason: "error: " + cause.Error()})
 	})
 	if err != nil {
 		return Summary{}, 0, fmt.Errorf("rescheduling failed review: %w (after %v)", err, cause)
 	}
-	return Summary{Errors: 1, Deleted: map[string]int{}}, 1, nil
+	return Summary{Errors: 1, Deleted: map[review.Kind]int{}}, 1, nil
 }
 
 // afterCommit deletes the bytes of the blob rows the pass deleted (then

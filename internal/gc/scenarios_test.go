@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // configBlob is a minimal OCI image config.
@@ -663,7 +663,7 @@ func TestScenario20AbandonedUploads(t *testing.T) {
 		}
 		h.advance(uploadExpiry + time.Minute)
 		s := h.collect()
-		if s.Deleted[gc.KindUpload] != 3 {
+		if s.Deleted[review.KindUpload] != 3 {
 			t.Fatalf("deleted %v, want 3 uploads", s.Deleted)
 		}
 		if ids := h.stagedUploads(); len(ids) != 1 || ids[0] != "crashed-upload" {
@@ -799,7 +799,7 @@ func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
 					return err
 				}
 				var pending bool
-				at, pending, err = tx.PendingReview(h.ctx, meta.ReviewUploadedBlob, strconv.FormatInt(r.ID, 10)+"@"+d.String())
+				at, pending, err = tx.PendingReview(h.ctx, review.KindUploadedBlob, review.RepoDigestObject(r.ID, digest.Digest(d.String())))
 				if !pending && err == nil {
 					t.Fatal("uploaded-blob review is not pending")
 				}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // reviewCounter is a meta.Store that counts the reviews its transactions
@@ -16,14 +17,14 @@ import (
 type reviewCounter struct {
 	meta.Store
 	mu      sync.Mutex
-	written map[string]int
+	written map[review.Kind]int
 }
 
 func (s *reviewCounter) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
 	return s.Store.Update(ctx, func(tx meta.Tx) error { return fn(&countingTx{Tx: tx, s: s}) })
 }
 
-func (s *reviewCounter) add(kind string) {
+func (s *reviewCounter) add(kind review.Kind) {
 	s.mu.Lock()
 	s.written[kind]++
 	s.mu.Unlock()
@@ -61,24 +62,24 @@ func TestCascadeWritesNoFollowUpRows(t *testing.T) {
 		h.pushImage("ns/app", "v1", randomImage(t, 3))
 		h.deleteRef(h.tag("ns/app", "v1"))
 		h.advance(retention + time.Minute)
-		counter := &reviewCounter{Store: h.store, written: map[string]int{}}
+		counter := &reviewCounter{Store: h.store, written: map[review.Kind]int{}}
 		c := gc.New(counter, h.blobs, h.opts)
 		s, err := c.RunOnce(h.ctx, gc.RunOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Deleted[gc.KindTag] != 1 || s.Deleted[gc.KindManifest] != 1 {
+		if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 {
 			t.Fatalf("first run deleted %v, want the tag row and the manifest", s.Deleted)
 		}
-		if got := counter.written; got[meta.ReviewManifest] != 0 || got[meta.ReviewBlob] != 0 || got[meta.ReviewLink] != 4 {
+		if got := counter.written; got[review.KindManifest] != 0 || got[review.KindBlob] != 0 || got[review.KindLink] != 4 {
 			t.Fatalf("first run wrote reviews %v, want only the 4 links' (a grace later)", got)
 		}
 		h.advance(grace + time.Minute)
-		counter.written = map[string]int{}
+		counter.written = map[review.Kind]int{}
 		if s, err = c.RunOnce(h.ctx, gc.RunOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if s.Deleted[gc.KindLink] != 4 || s.Deleted[gc.KindBlob] != 4 {
+		if s.Deleted[review.KindLink] != 4 || s.Deleted[review.KindBlob] != 4 {
 			t.Fatalf("second run deleted %v, want 4 links and 4 blobs", s.Deleted)
 		}
 		if len(counter.written) != 0 {

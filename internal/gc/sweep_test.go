@@ -61,7 +61,7 @@ func TestSweepSparesBlobCommittedWhileSettling(t *testing.T) {
 			case <-swept: // a sweep that never waits: it had its chance to delete
 			}
 		}}
-		reg := registry.New(h.store, hook, registry.Options{Now: h.clock.Now, Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention})
+		reg := registry.New(h.store, hook, registry.Options{Now: h.clock.Now, Policy: h.opts.Policy})
 		// A monolithic push: no upload session names the object while its
 		// row is on the way (a session would, on S3: see
 		// TestSweepLeavesObjectsOfOpenSessions), so only the wait saves it.

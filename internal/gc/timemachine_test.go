@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 )
 
 // A tagged manifest deleted by digest answers 404 at once, but it, its
@@ -296,8 +298,12 @@ func TestStaleTagReviewOfAnotherRepository(t *testing.T) {
 		if len(ids) != 1 {
 			t.Fatalf("tag rows of a/app:v1: %v", ids)
 		}
+		id, err := strconv.ParseInt(ids[0], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := h.store.Update(h.ctx, func(tx meta.Tx) error {
-			return tx.AddReview(h.ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(h.repoID("b/app"), ids[0]), ReviewAfter: h.clock.Now(), Reason: "stale"})
+			return tx.AddReview(h.ctx, meta.Review{Kind: review.KindTag, Object: review.TagObject(h.repoID("b/app"), id), ReviewAfter: h.clock.Now(), Reason: "stale"})
 		}); err != nil {
 			t.Fatal(err)
 		}

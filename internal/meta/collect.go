@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/review"
 )
 
 // RepoDigest names a repository-scoped object: a manifest, a link
@@ -29,15 +31,15 @@ type CollectTx interface {
 	// ClaimDue returns up to limit due reviews of one kind whose object
 	// starts with prefix ("" for all), locked for this transaction;
 	// reviews another transaction holds are skipped.
-	ClaimDue(ctx context.Context, kind string, now time.Time, prefix string, limit int) ([]Review, error)
+	ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]Review, error)
 	// StoredReviews returns when each pending review of kind among objects
 	// is due.
-	StoredReviews(ctx context.Context, kind string, objects []string) (map[string]time.Time, error)
+	StoredReviews(ctx context.Context, kind review.Kind, objects []string) (map[string]time.Time, error)
 	// DeleteDueReviews deletes the reviews of kind among objects that are
 	// due at now and that no other transaction holds.
-	DeleteDueReviews(ctx context.Context, kind string, objects []string, now time.Time) error
+	DeleteDueReviews(ctx context.Context, kind review.Kind, objects []string, now time.Time) error
 	// DeleteReviews deletes the reviews of kind among objects.
-	DeleteReviews(ctx context.Context, kind string, objects []string) error
+	DeleteReviews(ctx context.Context, kind review.Kind, objects []string) error
 	// ScheduleReviews is AddReview for each review, in one statement; the
 	// caller passes them sorted by (kind, object) without duplicates.
 	ScheduleReviews(ctx context.Context, rs []Review) error

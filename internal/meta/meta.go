@@ -12,12 +12,11 @@ package meta
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/review"
 )
 
 // Sentinel errors. Backends wrap them with %w; callers compare with errors.Is.
@@ -152,35 +151,29 @@ type Upload struct {
 	UpdatedAt time.Time
 }
 
-// Review kinds: the collector's work queue holds one row per (kind, object).
-const (
-	ReviewTag          = "tag"           // object: repoID@tagID
-	ReviewManifest     = "manifest"      // object: repoID@digest
-	ReviewLink         = "link"          // object: repoID@digest (repository_blob)
-	ReviewBlob         = "blob"          // object: digest
-	ReviewLabel        = "label"         // object: label id
-	ReviewUploadedBlob = "uploaded_blob" // object: repoID@digest
-	ReviewUpload       = "upload"        // object: upload id
-	ReviewPurge        = "purge"         // object: repository id
-)
-
-// Review is one pending decision for the collector.
+// Review is one pending decision for the collector. Kind, Object and Cause
+// are internal/review's vocabulary: build Object with its constructors,
+// read it with review.Parse.
 type Review struct {
-	Kind        string
+	Kind        review.Kind
 	Object      string
 	ReviewAfter time.Time
 	Attempts    int
-	Reason      string
+	// Cause is why the review was recorded; behaviour keys on it.
+	Cause review.Cause
+	// Reason says it in words, for people and logs.
+	Reason string
 }
 
 // ReviewFilter narrows ClaimReviews: kinds (all if empty) and a prefix of
-// the object ("12@" selects the repository-scoped reviews of repository 12).
+// the object (review.RepoPrefix(12), "12@", selects the repository-scoped
+// reviews of repository 12).
 type ReviewFilter struct {
-	Kinds []string
+	Kinds []review.Kind
 	// ExcludeKinds leaves these kinds out. The collector's batches use it
 	// rather than listing every other kind: a long IN list steers SQLite
 	// onto the primary key and a sort of the whole queue.
-	ExcludeKinds []string
+	ExcludeKinds []review.Kind
 	ObjectPrefix string
 }
 
@@ -387,45 +380,30 @@ type UploadTx interface {
 // ReviewTx covers the collector's work queue.
 type ReviewTx interface {
 	// AddReview upserts a review: a new row, or an existing one whose
-	// review_after moves forward to after if that is later. A pending
-	// review is never dropped or moved earlier by AddReview.
+	// review_after moves forward to after if that is later, taking r's
+	// cause and reason with it. A pending review is never dropped or moved
+	// earlier by AddReview.
 	AddReview(ctx context.Context, r Review) error
 	// ScheduleReview is AddReview returning the review_after now stored:
 	// r.ReviewAfter, or a later time a pending review already had.
 	ScheduleReview(ctx context.Context, r Review) (time.Time, error)
-	// RescheduleReview sets review_after (earlier or later), counts an
-	// attempt and records the reason.
-	RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error
+	// RescheduleReview sets the review of (r.Kind, r.Object) to
+	// r.ReviewAfter (earlier or later), counts an attempt and records
+	// r.Cause and r.Reason; it inserts the review if none is pending. A
+	// caller that only moves a claimed review passes its cause back.
+	RescheduleReview(ctx context.Context, r Review) error
 	// PostponeReview moves a pending review to until if it is due earlier;
 	// it reports whether a review was pending. Reads call it only after
 	// PendingReview says one exists, so hot paths stay read-only.
-	PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error)
+	PostponeReview(ctx context.Context, kind review.Kind, object string, until time.Time) (bool, error)
 	// PendingReview reports whether a review of the object is pending, and
 	// when it is due.
-	PendingReview(ctx context.Context, kind, object string) (after time.Time, pending bool, err error)
+	PendingReview(ctx context.Context, kind review.Kind, object string) (after time.Time, pending bool, err error)
 	// ClaimReviews returns up to limit due reviews matching f, locked for
 	// this transaction; other claimers skip them.
 	ClaimReviews(ctx context.Context, now time.Time, f ReviewFilter, limit int) ([]Review, error)
-	DeleteReview(ctx context.Context, kind, object string) error
+	DeleteReview(ctx context.Context, kind review.Kind, object string) error
 	ReviewStats(ctx context.Context, now time.Time, overdue time.Duration) (ReviewStats, error)
 	// NextReview is the earliest review_after in the queue, if any.
 	NextReview(ctx context.Context) (*time.Time, error)
-}
-
-// RepoObject is the review object of a repository-scoped row: "repoID@name".
-func RepoObject(repoID int64, name string) string {
-	return strconv.FormatInt(repoID, 10) + "@" + name
-}
-
-// ParseRepoObject splits a RepoObject.
-func ParseRepoObject(object string) (repoID int64, name string, err error) {
-	id, name, ok := strings.Cut(object, "@")
-	if !ok {
-		return 0, "", fmt.Errorf("review object %q: want repoID@name", object)
-	}
-	repoID, err = strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		return 0, "", fmt.Errorf("review object %q: %w", object, err)
-	}
-	return repoID, name, nil
 }

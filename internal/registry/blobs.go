@@ -9,7 +9,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // BlobInfo describes a blob as a repository serves it.
@@ -73,9 +75,9 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		// A blob uploaded but not yet referenced is protected by its
 		// marker's review: when it fires, the link is decided at once.
 		reviews = []reviewKey{
-			{meta.ReviewLink, object(repo.ID, d)},
-			{meta.ReviewUploadedBlob, object(repo.ID, d)},
-			{meta.ReviewBlob, d.String()},
+			{review.KindLink, review.RepoDigestObject(repo.ID, d)},
+			{review.KindUploadedBlob, review.RepoDigestObject(repo.ID, d)},
+			{review.KindBlob, review.BlobObject(d)},
 		}
 		stale, err = r.reviveDue(ctx, tx, reviews)
 		return err
@@ -96,7 +98,10 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 }
 
 // reviewKey names one review row.
-type reviewKey struct{ kind, object string }
+type reviewKey struct {
+	kind   review.Kind
+	object string
+}
 
 // reviveDue reports whether a read must revive the object: a review of it
 // is pending and due within the grace. revive then postpones it to one and a
@@ -105,10 +110,10 @@ type reviewKey struct{ kind, object string }
 // before the collector decides it — time to reference what it saw. With no
 // grace there is nothing to extend.
 func (r *Registry) reviveDue(ctx context.Context, tx meta.Tx, keys []reviewKey) (bool, error) {
-	if r.opts.Grace <= 0 {
+	if r.opts.Policy.Grace <= 0 {
 		return false, nil
 	}
-	horizon := r.now().Add(r.opts.Grace)
+	horizon := r.now().Add(r.opts.Policy.Grace)
 	for _, k := range keys {
 		after, pending, err := tx.PendingReview(ctx, k.kind, k.object)
 		if err != nil {
@@ -123,7 +128,7 @@ func (r *Registry) reviveDue(ctx context.Context, tx meta.Tx, keys []reviewKey) 
 
 // revive postpones the pending reviews of keys to now + 1.5 × grace.
 func (r *Registry) revive(ctx context.Context, tx meta.Tx, keys []reviewKey) error {
-	until := r.now().Add(r.opts.Grace + r.opts.Grace/2)
+	until := r.now().Add(r.opts.Policy.Grace + r.opts.Policy.Grace/2)
 	for _, k := range keys {
 		if _, err := tx.PostponeReview(ctx, k.kind, k.object, until); err != nil {
 			return fmt.Errorf("postponing %s review: %w", k.kind, err)
@@ -192,12 +197,13 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ds string) error {
 		if err := tx.UnlinkBlob(ctx, rp.ID, d); err != nil {
 			return fmt.Errorf("unlinking blob %s: %w", d, err)
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: d.String(), ReviewAfter: now, Reason: "unlinked from " + repo + " by DELETE"})
+		return tx.AddReview(ctx, meta.Review{Kind: review.KindBlob, Object: review.BlobObject(d), ReviewAfter: now,
+			Cause: review.CauseUnlinked, Reason: "unlinked from " + repo + " by DELETE"})
 	})
 	if err != nil {
 		return err
 	}
-	r.emit(ctx, EventBlobUnlinked, repo, d, "", now)
+	r.emit(ctx, event.BlobUnlinked, repo, d, "", now)
 	return nil
 }
 
@@ -256,7 +262,7 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from, ds string) (mounte
 	case err != nil:
 		return false, Upload{}, err
 	}
-	r.emit(ctx, EventBlobPushed, repo, d, "", now)
+	r.emit(ctx, event.BlobPushed, repo, d, "", now)
 	return true, Upload{}, nil
 }
 
@@ -266,9 +272,10 @@ func (r *Registry) linkUploaded(ctx context.Context, tx meta.Tx, repo meta.Repos
 	if err := tx.LinkBlob(ctx, repo.ID, d, now); err != nil {
 		return fmt.Errorf("linking blob %s: %w", d, err)
 	}
-	until := now.Add(r.opts.Grace)
+	until := now.Add(r.opts.Policy.Grace)
 	if err := tx.PutUploadedBlob(ctx, repo.ID, d, until); err != nil {
 		return fmt.Errorf("marking blob %s uploaded: %w", d, err)
 	}
-	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewUploadedBlob, Object: object(repo.ID, d), ReviewAfter: until, Reason: reason})
+	return tx.AddReview(ctx, meta.Review{Kind: review.KindUploadedBlob, Object: review.RepoDigestObject(repo.ID, d), ReviewAfter: until,
+		Cause: review.CauseUploaded, Reason: reason})
 }

@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/review"
 )
 
 // Expiry labels: a manifest carrying one tags its tag with an expiry at
@@ -71,7 +72,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		if m, err = manifestRow(ctx, tx, rp, d, meta.LockNone); err != nil {
 			return err
 		}
-		reviews = []reviewKey{{meta.ReviewManifest, object(rp.ID, d)}}
+		reviews = []reviewKey{{review.KindManifest, review.RepoDigestObject(rp.ID, d)}}
 		stale, err = r.reviveDue(ctx, tx, reviews)
 		return err
 	})
@@ -271,14 +272,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now)
 			return err
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewManifest, Object: object(rp.ID, d), ReviewAfter: now.Add(r.opts.Grace), Reason: "pushed"})
+		return tx.AddReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now.Add(r.opts.Policy.Grace),
+			Cause: review.CausePushed, Reason: "pushed"})
 	})
 	if err != nil {
 		return PushedManifest{}, err
 	}
-	r.emit(ctx, EventManifestPushed, repo, d, "", now)
+	r.emit(ctx, event.ManifestPushed, repo, d, "", now)
 	if tagged {
-		r.emit(ctx, EventTagPushed, repo, d, rf.Tag, now)
+		r.emit(ctx, event.TagPushed, repo, d, rf.Tag, now)
 	}
 	return PushedManifest{Digest: d, Subject: subject}, nil
 }
@@ -334,7 +336,7 @@ func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int6
 	if err := tx.DeleteUploadedBlob(ctx, repoID, d); err != nil {
 		return fmt.Errorf("dropping upload marker of %s: %w", d, err)
 	}
-	if err := tx.DeleteReview(ctx, meta.ReviewUploadedBlob, object(repoID, d)); err != nil {
+	if err := tx.DeleteReview(ctx, review.KindUploadedBlob, review.RepoDigestObject(repoID, d)); err != nil {
 		return fmt.Errorf("dropping upload marker review of %s: %w", d, err)
 	}
 	return nil
@@ -380,7 +382,8 @@ func (r *Registry) reviewEndedTag(ctx context.Context, tx meta.Tx, repo meta.Rep
 	if e := t.EffectiveEnd(); e != nil && e.Before(now) {
 		end = *e
 	}
-	return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewTag, Object: meta.RepoObject(repo.ID, strconv.FormatInt(t.ID, 10)), ReviewAfter: end.Add(ret), Reason: reason})
+	return tx.AddReview(ctx, meta.Review{Kind: review.KindTag, Object: review.TagObject(repo.ID, t.ID), ReviewAfter: end.Add(ret),
+		Cause: review.CauseTagEnded, Reason: reason})
 }
 
 // configLabels reads the labels of m's image config from the byte store,
@@ -514,14 +517,15 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		// in the order every writer follows (gc.md, "Locks"): a collector
 		// never waits for a candidate (it skips one we hold), so it never
 		// holds this review while waiting on us.
-		return tx.RescheduleReview(ctx, meta.ReviewManifest, object(rp.ID, d), now, reason)
+		return tx.RescheduleReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now,
+			Cause: review.CauseWithdrawn, Reason: reason})
 	})
 	if err != nil {
 		return err
 	}
-	r.emit(ctx, EventManifestDeleted, repo, d, "", now)
+	r.emit(ctx, event.ManifestDeleted, repo, d, "", now)
 	for _, t := range endedTags {
-		r.emit(ctx, EventTagDeleted, repo, d, t, now)
+		r.emit(ctx, event.TagDeleted, repo, d, t, now)
 	}
 	return nil
 }

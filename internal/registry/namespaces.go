@@ -108,7 +108,7 @@ func (r *Registry) SetNamespaceRetention(ctx context.Context, ns string, retenti
 }
 
 func (r *Registry) retentionOf(n meta.Namespace) Retention {
-	ret := Retention{Namespace: n.Name, Configured: n.TagRetention, Effective: r.opts.TagRetention}
+	ret := Retention{Namespace: n.Name, Configured: n.TagRetention, Effective: r.opts.Policy.TagRetention}
 	if n.TagRetention != nil {
 		ret.Effective = *n.TagRetention
 	}

@@ -21,26 +21,21 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/review"
 )
 
-// Options configures a Registry. Windows left zero take the collector's
-// defaults (gc.DefaultGrace, gc.DefaultUploadExpiry, gc.DefaultTagRetention):
-// the registry protects what the collector's windows protect, so both use
-// one default. Grace and TagRetention take a negative value to mean "none"
-// (0), since 0 selects the default.
+// Options configures a Registry.
 type Options struct {
-	// Grace protects untagged manifests and uploaded blobs (default 1h).
-	// A negative value means 0 (no grace); 0 means the default.
-	Grace time.Duration
-	// UploadExpiry is how long an idle upload session lives (default 24h).
-	UploadExpiry time.Duration
-	// TagRetention is the removed-tag window of namespaces that set none
-	// (default 14 days). A negative value means 0 (no window); 0 means the
-	// default.
-	TagRetention time.Duration
+	// Policy holds the windows the registry records reviews at and
+	// protects with (grace, upload expiry, tag retention). It must be the
+	// collector's (internal/app gives both the same value) and valid
+	// (Policy.Validate). Zero is zero: review.DefaultPolicy has the
+	// production values.
+	Policy review.Policy
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives debug notes about best-effort cleanups; default discards.
@@ -66,21 +61,11 @@ type Limits struct {
 	BlobSize int64
 }
 
-// Event kinds emitted to Options.Events.
-const (
-	EventManifestPushed  = "manifest.pushed"
-	EventManifestDeleted = "manifest.deleted"
-	EventTagPushed       = "tag.pushed"
-	EventTagDeleted      = "tag.deleted"
-	EventTagRestored     = "tag.restored"
-	EventBlobPushed      = "blob.pushed"
-	EventBlobUnlinked    = "blob.unlinked"
-)
-
-// Event is a committed change, for in-process hooks. The collector package
-// defines its own, richer events.
+// Event is a committed change, for in-process hooks: one of the registry's
+// names of internal/event. The collector package defines its own, richer
+// events.
 type Event struct {
-	Kind   string
+	Kind   event.Name
 	Repo   string
 	Digest string
 	Tag    string
@@ -99,21 +84,6 @@ type Registry struct {
 
 // New returns a Registry over store and blobs.
 func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
-	switch {
-	case opts.Grace == 0:
-		opts.Grace = gc.DefaultGrace
-	case opts.Grace < 0:
-		opts.Grace = 0
-	}
-	if opts.UploadExpiry <= 0 {
-		opts.UploadExpiry = gc.DefaultUploadExpiry
-	}
-	switch {
-	case opts.TagRetention == 0:
-		opts.TagRetention = gc.DefaultTagRetention
-	case opts.TagRetention < 0:
-		opts.TagRetention = 0
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -126,15 +96,10 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
 
 func (r *Registry) now() time.Time { return r.opts.Now().UTC() }
 
-func (r *Registry) emit(ctx context.Context, kind, repo string, d digest.Digest, tag string, at time.Time) {
+func (r *Registry) emit(ctx context.Context, kind event.Name, repo string, d digest.Digest, tag string, at time.Time) {
 	if r.opts.Events != nil {
 		r.opts.Events(Event{Kind: kind, Repo: repo, Digest: d.String(), Tag: tag, At: at, Actor: ActorFrom(ctx)})
 	}
-}
-
-// object is the review object of a per-repository row: "repoID@digest".
-func object(repoID int64, d digest.Digest) string {
-	return meta.RepoObject(repoID, d.String())
 }
 
 func validName(name string) error {
@@ -154,7 +119,7 @@ func parseDigest(s string) (digest.Digest, error) {
 
 // retention is the removed-tag window of the namespace of repo.
 func (r *Registry) retention(ctx context.Context, tx meta.Tx, repo meta.Repository) (time.Duration, error) {
-	return gc.Retention(ctx, tx, repo.Name, r.opts.TagRetention)
+	return gc.Retention(ctx, tx, repo.Name, r.opts.Policy.TagRetention)
 }
 
 // readRepo reads a repository for a read: ErrNameUnknown if absent.

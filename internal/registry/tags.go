@@ -7,6 +7,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 )
@@ -104,7 +105,7 @@ func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err != nil {
 		return err
 	}
-	r.emit(ctx, EventTagDeleted, repo, d, tag, now)
+	r.emit(ctx, event.TagDeleted, repo, d, tag, now)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 )
@@ -247,7 +248,7 @@ func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target Rest
 		return Restored{}, err
 	}
 	if changed {
-		r.emit(ctx, EventTagRestored, repo, restored.Manifest, tag, now)
+		r.emit(ctx, event.TagRestored, repo, restored.Manifest, tag, now)
 	}
 	return Restored{Lifetime: restored, Changed: changed}, nil
 }

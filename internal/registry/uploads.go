@@ -12,7 +12,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // Upload is the state of an upload session as the client sees it.
@@ -50,7 +52,8 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error)
 		if err := tx.CreateUpload(ctx, meta.Upload{ID: id, RepoID: rp.ID, StartedAt: now, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("creating upload session: %w", err)
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewUpload, Object: id, ReviewAfter: now.Add(r.opts.UploadExpiry), Reason: "upload started"})
+		return tx.AddReview(ctx, meta.Review{Kind: review.KindUpload, Object: review.UploadObject(id), ReviewAfter: now.Add(r.opts.Policy.UploadExpiry),
+			Cause: review.CauseUploadStarted, Reason: "upload started"})
 	})
 	if err != nil {
 		return Upload{}, err
@@ -68,7 +71,7 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error)
 // most their number (docs/design/limits.md).
 func (r *Registry) checkSessionCaps(ctx context.Context, tx meta.Tx, repo meta.Repository, now time.Time) error {
 	l := r.opts.Limits
-	since := now.Add(-r.opts.UploadExpiry)
+	since := now.Add(-r.opts.Policy.UploadExpiry)
 	if limit := l.UploadSessionsPerRepository; limit > 0 {
 		if err := tx.LockRepoUploads(ctx, repo.ID); err != nil {
 			return err
@@ -177,7 +180,8 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, offset, le
 		if err := tx.SetUploadSize(ctx, id, size, now); err != nil {
 			return fmt.Errorf("recording upload size: %w", err)
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewUpload, Object: id, ReviewAfter: now.Add(r.opts.UploadExpiry), Reason: "upload active"})
+		return tx.AddReview(ctx, meta.Review{Kind: review.KindUpload, Object: review.UploadObject(id), ReviewAfter: now.Add(r.opts.Policy.UploadExpiry),
+			Cause: review.CauseUploadActive, Reason: "upload active"})
 	})
 	if err != nil {
 		return Upload{}, err
@@ -401,7 +405,7 @@ func (r *Registry) commit(ctx context.Context, repo, id string, d digest.Digest,
 			r.log.DebugContext(ctx, "deleting duplicate bytes", "key", key, "error", derr)
 		}
 	}
-	r.emit(ctx, EventBlobPushed, repo, d, "", now)
+	r.emit(ctx, event.BlobPushed, repo, d, "", now)
 	return BlobInfo{Digest: d, Size: size}, nil
 }
 

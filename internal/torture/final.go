@@ -19,6 +19,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/berth/berth/internal/gc/gcoracle"
+	"github.com/berth/berth/internal/review"
 )
 
 // liveness is what the final inspection found once writes stopped, every
@@ -265,7 +266,7 @@ func (rn *runner) inspect(ctx context.Context, lv *liveness) {
 	}
 	rep, err := gcoracle.Check(ctx, gcoracle.Input{
 		DB: db, Bytes: bytes, Now: time.Now(),
-		Windows:     gcoracle.Windows{Grace: rn.cfg.Grace, UploadExpiry: rn.cfg.UploadExpiry, TagRetention: rn.cfg.Retention},
+		Windows:     review.Policy{Grace: rn.cfg.Grace, UploadExpiry: rn.cfg.UploadExpiry, TagRetention: rn.cfg.Retention, CollectUntagged: true},
 		SweepCutoff: lv.sweptAt.Add(-time.Minute),
 	})
 	if err != nil {

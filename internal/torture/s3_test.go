@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth/berth/internal/gc/gcoracle"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+	"github.com/berth/berth/internal/review"
 )
 
 // TestCheckMultipartNamesItsSession: a multipart upload is excused only by
@@ -49,7 +50,7 @@ func TestCheckMultipartNamesItsSession(t *testing.T) {
 				b.Foreign = append(b.Foreign, o)
 			}
 			rep, err := gcoracle.Check(context.Background(), gcoracle.Input{DB: store.DB(), Bytes: b, Now: cutoff,
-				Windows: gcoracle.Windows{UploadExpiry: time.Hour}, SweepCutoff: cutoff})
+				Windows: review.Policy{UploadExpiry: time.Hour}, SweepCutoff: cutoff})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/berth/berth/internal/app"
 	"github.com/berth/berth/internal/config"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/review"
 )
 
 // gcInproc is "berth-bench gc-inproc": the equivalent of "berth gc --json"
@@ -37,18 +38,11 @@ func gcInproc(args []string) error {
 	}
 	defer stores.Close()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := gc.New(stores.Meta, stores.Blobs, gc.Options{
-		Grace:           cfg.GC.Grace.Duration(),
-		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
-		TagRetention:    cfg.GC.TagRetention.Duration(),
-		ReviewDelay:     cfg.GC.ReviewDelay.Duration(),
-		CollectUntagged: cfg.GC.CollectUntagged,
-		Workers:         cfg.GC.Workers,
-		BatchSize:       cfg.GC.BatchSize,
-		Interval:        cfg.GC.Interval.Duration(),
-		Now:             time.Now,
-		Logger:          logger,
-	})
+	policy, err := app.Policy(cfg)
+	if err != nil {
+		return err
+	}
+	c := gc.New(stores.Meta, stores.Blobs, app.GCOptions(cfg, policy, logger))
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -60,7 +54,7 @@ func gcInproc(args []string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	start := time.Now()
-	total := gc.Summary{Deleted: map[string]int{}}
+	total := gc.Summary{Deleted: map[review.Kind]int{}}
 	for round := 0; round < 100; round++ {
 		s, err := c.RunOnce(ctx, gc.RunOptions{})
 		total.Reviews += s.Reviews

@@ -27,31 +27,25 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
-	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
-
-// Windows are the registry's time windows, the same values the registry
-// and the collector were given.
-type Windows struct {
-	Grace        time.Duration // untagged grace of a manifest pushed by digest
-	UploadExpiry time.Duration // idle time after which an upload session is garbage
-	TagRetention time.Duration // time-machine window of a namespace that sets none
-}
 
 // Input is what Check inspects.
 type Input struct {
-	DB      *sql.DB // the metadata database; only read
-	Bytes   Bytes   // what the byte store holds
-	Now     time.Time
-	Windows Windows
+	DB    *sql.DB // the metadata database; only read
+	Bytes Bytes   // what the byte store holds
+	Now   time.Time
+	// Windows is the policy the registry and the collector were given;
+	// the oracle reads its windows (grace, upload expiry, tag retention).
+	// Manifests collect_untagged=false keeps are listed in Pinned.
+	Windows review.Policy
 	// Pinned are manifests kept on purpose, as review objects
-	// ("repoID@digest"): e.g. pushed by digest under collect_untagged=false,
+	// (review.RepoDigestObject, "repoID@digest"): e.g. pushed by digest under collect_untagged=false,
 	// which the rows alone cannot tell from a manifest whose tag went.
 	Pinned []string
 	// SweepCutoff excuses leftovers (bytes with no row, staging or a
@@ -165,6 +159,9 @@ type mkey struct {
 	digest string
 }
 
+// object is the review object of the manifest, link or upload marker k.
+func (k mkey) object() string { return review.RepoDigestObject(k.repo, digest.Digest(k.digest)) }
+
 type manifestRow struct {
 	subject   string
 	pushed    int64
@@ -181,7 +178,7 @@ type state struct {
 	repoNS    map[int64]int64
 	retention map[int64]int64 // namespace id -> window, µs
 
-	reviews map[string]map[string]int64 // kind -> object -> review_after
+	reviews map[review.Kind]map[string]int64 // kind -> object -> review_after
 
 	manifests map[mkey]manifestRow
 	children  map[mkey][]string
@@ -224,7 +221,7 @@ func (s *state) mname(k mkey) string { return s.repoName[k.repo] + "@" + k.diges
 
 // pending reports whether a review of object is due after now: the
 // collector will look at it again, so being unreachable is not a leak yet.
-func (s *state) pending(kind, object string) bool {
+func (s *state) pending(kind review.Kind, object string) bool {
 	after, ok := s.reviews[kind][object]
 	return ok && after > s.now
 }
@@ -254,7 +251,7 @@ func (s *state) query(ctx context.Context, table, q string, scan func(*sql.Rows)
 func (s *state) load(ctx context.Context) error {
 	s.retention = map[int64]int64{}
 	s.repoName, s.repoNS = map[int64]string{}, map[int64]int64{}
-	s.reviews = map[string]map[string]int64{}
+	s.reviews = map[review.Kind]map[string]int64{}
 	s.manifests = map[mkey]manifestRow{}
 	s.children, s.referrers, s.mblobs = map[mkey][]string{}, map[mkey][]string{}, map[mkey][]string{}
 	s.usedLinks, s.usedLabel = map[mkey]bool{}, map[int64]bool{}
@@ -290,10 +287,11 @@ func (s *state) load(ctx context.Context) error {
 			}
 			return nil
 		}},
-		{"review", `SELECT kind, object, review_after, attempts, reason FROM review`, func(r *sql.Rows) error {
-			var kind, obj, reason string
+		{"review", `SELECT kind, object, review_after, attempts, cause, reason FROM review`, func(r *sql.Rows) error {
+			var kind review.Kind
+			var obj, cause, reason string
 			var after, attempts int64
-			if err := r.Scan(&kind, &obj, &after, &attempts, &reason); err != nil {
+			if err := r.Scan(&kind, &obj, &after, &attempts, &cause, &reason); err != nil {
 				return err
 			}
 			if s.reviews[kind] == nil {
@@ -301,7 +299,7 @@ func (s *state) load(ctx context.Context) error {
 			}
 			s.reviews[kind][obj] = after
 			if after <= s.now {
-				s.find(Leak, "review "+kind+" "+obj, "was due at %s and is not decided (%d attempts, reason %q)", at(after), attempts, reason)
+				s.find(Leak, "review "+string(kind)+" "+obj, "was due at %s and is not decided (%d attempts, cause %q, reason %q)", at(after), attempts, cause, reason)
 			} else {
 				s.rep.Pending++
 			}
@@ -401,7 +399,7 @@ func (s *state) tagsAndManifests(ctx context.Context) (map[mkey]bool, error) {
 			mark(mkey{repo, d}, "live "+what)
 		case eff+window > s.now:
 			mark(mkey{repo, d}, what+" inside its time-machine window")
-		case s.pending(meta.ReviewTag, meta.RepoObject(repo, strconv.FormatInt(id, 10))):
+		case s.pending(review.KindTag, review.TagObject(repo, id)):
 		case !end.Valid:
 			s.find(Leak, what, "-> %s expired at %s, outside its %s window, and was never ended", d, at(eff), time.Duration(window)*time.Microsecond)
 		default:
@@ -421,11 +419,11 @@ func (s *state) tagsAndManifests(ctx context.Context) (map[mkey]bool, error) {
 		}
 	}
 	for _, p := range s.in.Pinned {
-		repo, d, err := meta.ParseRepoObject(p)
+		o, err := review.Parse(review.KindManifest, p)
 		if err != nil {
-			return nil, fmt.Errorf("pinned manifest %q: %w", p, err)
+			return nil, fmt.Errorf("pinned manifest: %w", err)
 		}
-		mark(mkey{repo, d}, "pinned")
+		mark(mkey{o.RepoID, o.Digest.String()}, "pinned")
 	}
 	closure := func() {
 		for len(frontier) > 0 {
@@ -449,7 +447,7 @@ func (s *state) tagsAndManifests(ctx context.Context) (map[mkey]bool, error) {
 		reach[k] = true
 	}
 	for k := range s.manifests {
-		if !reach[k] && s.pending(meta.ReviewManifest, meta.RepoObject(k.repo, k.digest)) {
+		if !reach[k] && s.pending(review.KindManifest, k.object()) {
 			mark(k, "pending review")
 		}
 	}
@@ -493,7 +491,7 @@ func (s *state) linksAndBlobs(ctx context.Context, reach map[mkey]bool) (map[str
 		case exp > s.now:
 			liveMarker[k] = true
 			reachLinks[k] = true
-		case s.pending(meta.ReviewUploadedBlob, meta.RepoObject(k.repo, k.digest)):
+		case s.pending(review.KindUploadedBlob, k.object()):
 		default:
 			s.find(Leak, "upload marker "+s.mname(k), "expired at %s and is still stored", at(exp))
 		}
@@ -513,7 +511,7 @@ func (s *state) linksAndBlobs(ctx context.Context, reach map[mkey]bool) (map[str
 		linked[k.digest] = true
 		// A link lives while any stored manifest lists its blob
 		// (withdrawn ones too) or an unexpired marker protects it.
-		if !s.usedLinks[k] && !liveMarker[k] && !s.pending(meta.ReviewLink, meta.RepoObject(k.repo, k.digest)) {
+		if !s.usedLinks[k] && !liveMarker[k] && !s.pending(review.KindLink, k.object()) {
 			s.find(Leak, "link "+s.mname(k), "is used by no manifest and no unexpired upload marker")
 		}
 		return nil
@@ -530,7 +528,7 @@ func (s *state) linksAndBlobs(ctx context.Context, reach map[mkey]bool) (map[str
 			return err
 		}
 		blobs[d], keys[b.key] = b, d
-		if !linked[d] && !s.pending(meta.ReviewBlob, d) {
+		if !linked[d] && !s.pending(review.KindBlob, review.BlobObject(digest.Digest(d))) {
 			s.find(Leak, "blob "+d, "has no link but its row is still stored")
 		}
 		return nil
@@ -558,7 +556,7 @@ func (s *state) linksAndBlobs(ctx context.Context, reach map[mkey]bool) (map[str
 		if err := r.Scan(&id, &k, &v); err != nil {
 			return err
 		}
-		if !s.usedLabel[id] && !s.pending(meta.ReviewLabel, strconv.FormatInt(id, 10)) {
+		if !s.usedLabel[id] && !s.pending(review.KindLabel, review.LabelObject(id)) {
 			s.find(Leak, fmt.Sprintf("label %d (%s=%s)", id, k, v), "is used by no manifest")
 		}
 		return nil
@@ -578,7 +576,7 @@ func (s *state) uploadsAndTombstones(ctx context.Context) (map[string]bool, map[
 			return err
 		}
 		sessions[id] = true
-		if upd+expiry <= s.now && !s.pending(meta.ReviewUpload, id) {
+		if upd+expiry <= s.now && !s.pending(review.KindUpload, review.UploadObject(id)) {
 			s.find(Leak, "upload session "+id, "of %s, idle since %s, is still stored", s.repoName[repo], at(upd))
 		}
 		return nil

@@ -8,10 +8,12 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/gc/gcoracle"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
-var windows = gcoracle.Windows{Grace: time.Hour, UploadExpiry: 24 * time.Hour, TagRetention: 14 * 24 * time.Hour}
+// windows is the policy of the registry and the collector under test.
+var windows = review.Policy{Grace: time.Hour, UploadExpiry: 24 * time.Hour, TagRetention: 14 * 24 * time.Hour, CollectUntagged: true}
 
 // past is longer than every window.
 const past = 16 * 24 * time.Hour
@@ -19,7 +21,7 @@ const past = 16 * 24 * time.Hour
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *registryenv.Env)) {
 	t.Parallel()
 	registryenv.ForEachBackend(t, fn, func(o *registryenv.Options) {
-		o.Registry = registry.Options{Grace: windows.Grace, UploadExpiry: windows.UploadExpiry, TagRetention: windows.TagRetention}
+		o.Registry = registry.Options{Policy: windows}
 	})
 }
 
@@ -79,7 +81,7 @@ func TestCleanAfterCollection(t *testing.T) {
 		resp, body := e.Do("DELETE", "/v2/ns/app/manifests/old", nil, nil)
 		e.Expect(resp, body, 202)
 		opts := gc.DefaultOptions()
-		opts.Now, opts.Grace, opts.UploadExpiry, opts.TagRetention = e.Clock.Now, windows.Grace, windows.UploadExpiry, windows.TagRetention
+		opts.Now, opts.Policy = e.Clock.Now, windows
 		c := gc.New(e.Store, e.Blobs, opts)
 		settle := func() {
 			for range 6 {

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -37,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Tombstones", testTombstones},
 		{"Uploads", testUploads},
 		{"Reviews", testReviews},
+		{"ScheduleReviewsCause", testScheduleReviewsCause},
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
@@ -723,51 +727,105 @@ func testUploads(t *testing.T, s meta.Store) {
 
 func testReviews(t *testing.T, s meta.Store) {
 	ctx := context.Background()
-	add := func(obj string, at time.Time) {
+	add := func(obj string, at time.Time, cause review.Cause) {
 		update(t, s, func(tx meta.Tx) error {
-			return tx.AddReview(ctx, meta.Review{Kind: meta.ReviewBlob, Object: obj, ReviewAfter: at, Reason: "test"})
+			return tx.AddReview(ctx, meta.Review{Kind: review.KindBlob, Object: obj, ReviewAfter: at, Cause: cause, Reason: "test " + string(cause)})
 		})
 	}
-	add("b1", t0.Add(time.Hour))
-	add("b1", t0) // never moves earlier
-	add("b2", t0)
+	add("b1", t0.Add(time.Hour), review.CauseUnlinked)
+	add("b1", t0, review.CausePushed) // never moves earlier, nor takes the cause
+	add("b2", t0.Add(-time.Hour), review.CausePushed)
+	add("b2", t0, review.CauseUnlinked) // moves later with its cause and reason
 	update(t, s, func(tx meta.Tx) error {
 		due, err := tx.ClaimReviews(ctx, t0, meta.ReviewFilter{}, 10)
 		if err != nil {
 			return err
 		}
-		if len(due) != 1 || due[0].Object != "b2" {
-			t.Errorf("due at t0: got %+v, want [b2]", due)
+		want := []meta.Review{{Kind: review.KindBlob, Object: "b2", ReviewAfter: t0, Cause: review.CauseUnlinked, Reason: "test unlinked"}}
+		if diff := cmp.Diff(want, due); diff != "" {
+			t.Errorf("due at t0 (-want +got):\n%s", diff)
 		}
 		st, _ := tx.ReviewStats(ctx, t0.Add(2*time.Hour), time.Hour)
 		if st.Pending != 2 || st.Due != 2 || st.Overdue != 2 {
 			t.Errorf("stats: got %+v, want 2 2 2", st)
 		}
-		postponed, err := tx.PostponeReview(ctx, meta.ReviewBlob, "b2", t0.Add(3*time.Hour))
+		postponed, err := tx.PostponeReview(ctx, review.KindBlob, "b2", t0.Add(3*time.Hour))
 		if err != nil || !postponed {
 			t.Errorf("postpone: got %v %v", postponed, err)
 		}
-		none, _ := tx.PostponeReview(ctx, meta.ReviewBlob, "nothing", t0)
+		none, _ := tx.PostponeReview(ctx, review.KindBlob, "nothing", t0)
 		if none {
 			t.Error("postpone of a missing review: got true")
 		}
-		if err := tx.RescheduleReview(ctx, meta.ReviewBlob, "b1", t0.Add(-time.Hour), "earlier"); err != nil {
+		if err := tx.RescheduleReview(ctx, meta.Review{Kind: review.KindBlob, Object: "b1", ReviewAfter: t0.Add(-time.Hour), Cause: review.CauseManifestDeleted, Reason: "earlier"}); err != nil {
 			return err
+		}
+		due, err = tx.ClaimReviews(ctx, t0, meta.ReviewFilter{Kinds: []review.Kind{review.KindBlob}}, 10)
+		if err != nil {
+			return err
+		}
+		if len(due) != 1 || due[0].Object != "b1" || due[0].Cause != review.CauseManifestDeleted || due[0].Reason != "earlier" || due[0].Attempts != 1 {
+			t.Errorf("rescheduled b1: got %+v, want it due with cause %s, reason earlier, 1 attempt", due, review.CauseManifestDeleted)
 		}
 		next, _ := tx.NextReview(ctx)
 		if next == nil || !next.Equal(t0.Add(-time.Hour)) {
 			t.Errorf("next review: got %v, want t0-1h", next)
 		}
-		return tx.DeleteReview(ctx, meta.ReviewBlob, "b1")
+		return tx.DeleteReview(ctx, review.KindBlob, "b1")
 	})
 	view(t, s, func(tx meta.Tx) error {
-		if _, p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b1"); p {
+		if _, p, _ := tx.PendingReview(ctx, review.KindBlob, "b1"); p {
 			t.Error("deleted review still pending")
 		}
-		if after, p, _ := tx.PendingReview(ctx, meta.ReviewBlob, "b2"); !p || !after.Equal(t0.Add(3*time.Hour)) {
+		if after, p, _ := tx.PendingReview(ctx, review.KindBlob, "b2"); !p || !after.Equal(t0.Add(3*time.Hour)) {
 			t.Errorf("b2 review: got pending=%v at %v, want pending at t0+3h", p, after)
 		}
 		return nil
+	})
+}
+
+// The collector's batch upsert (CollectTx.ScheduleReviews) records causes
+// as AddReview does: a new row takes its cause and reason; a pending review
+// takes them only with a later time; ClaimDue returns them.
+func testScheduleReviewsCause(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	rv := func(obj string, at time.Time, cause review.Cause) meta.Review {
+		return meta.Review{Kind: review.KindBlob, Object: obj, ReviewAfter: at, Cause: cause, Reason: "test " + string(cause)}
+	}
+	update(t, s, func(tx meta.Tx) error {
+		for _, r := range []meta.Review{rv("b1", t0.Add(time.Hour), review.CauseUnlinked), rv("b2", t0.Add(-time.Hour), review.CausePushed)} {
+			if err := tx.AddReview(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		return tx.ScheduleReviews(ctx, []meta.Review{
+			rv("b1", t0, review.CausePushed),        // earlier: keeps t0+1h, unlinked
+			rv("b2", t0, review.CauseUnlinked),      // later: t0, unlinked
+			rv("b3", t0, review.CauseParentDeleted), // new
+		})
+	})
+	update(t, s, func(tx meta.Tx) error {
+		stored, err := tx.StoredReviews(ctx, review.KindBlob, []string{"b1", "b2", "b3", "none"})
+		if err != nil {
+			return err
+		}
+		wantStored := map[string]time.Time{"b1": t0.Add(time.Hour), "b2": t0, "b3": t0}
+		if diff := cmp.Diff(wantStored, stored); diff != "" {
+			t.Errorf("stored reviews (-want +got):\n%s", diff)
+		}
+		due, err := tx.ClaimDue(ctx, review.KindBlob, t0.Add(2*time.Hour), "", 10)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(due, func(a, b meta.Review) int { return strings.Compare(a.Object, b.Object) })
+		want := []meta.Review{rv("b1", t0.Add(time.Hour), review.CauseUnlinked), rv("b2", t0, review.CauseUnlinked), rv("b3", t0, review.CauseParentDeleted)}
+		if diff := cmp.Diff(want, due); diff != "" {
+			t.Errorf("claimed after ScheduleReviews (-want +got):\n%s", diff)
+		}
+		return tx.DeleteReviews(ctx, review.KindBlob, []string{"b1", "b2", "b3"})
 	})
 }
 
@@ -875,24 +933,24 @@ func testViewSnapshot(t *testing.T, s meta.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx meta.Tx) error {
 		for _, o := range []string{"a", "b"} {
-			if err := tx.AddReview(ctx, meta.Review{Kind: meta.ReviewLink, Object: o, ReviewAfter: t0}); err != nil {
+			if err := tx.AddReview(ctx, meta.Review{Kind: review.KindLink, Object: o, ReviewAfter: t0}); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	err := s.View(ctx, func(tx meta.Tx) error {
-		if _, pending, err := tx.PendingReview(ctx, meta.ReviewLink, "a"); err != nil || !pending {
+		if _, pending, err := tx.PendingReview(ctx, review.KindLink, "a"); err != nil || !pending {
 			t.Fatalf("review a before the delete: pending %v, %v", pending, err)
 		}
 		// A writer deletes both and commits while the View is open.
 		update(t, s, func(tx meta.Tx) error {
-			if err := tx.DeleteReview(ctx, meta.ReviewLink, "a"); err != nil {
+			if err := tx.DeleteReview(ctx, review.KindLink, "a"); err != nil {
 				return err
 			}
-			return tx.DeleteReview(ctx, meta.ReviewLink, "b")
+			return tx.DeleteReview(ctx, review.KindLink, "b")
 		})
-		_, pending, err := tx.PendingReview(ctx, meta.ReviewLink, "b")
+		_, pending, err := tx.PendingReview(ctx, review.KindLink, "b")
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // The collector's set-based statements (meta.CollectTx). A batch of keys is
@@ -34,8 +35,8 @@ func pairsJSON(keys []meta.RepoDigest) string {
 	return jsonKeys(ps)
 }
 
-func (t *tx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix string, limit int) ([]meta.Review, error) {
-	rows, err := t.query(ctx, `SELECT object, review_after, attempts, reason FROM review
+func (t *tx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
+	rows, err := t.query(ctx, `SELECT object, review_after, attempts, cause, reason FROM review
 		WHERE kind = ? AND review_after <= ? AND (? = '' OR substr(object, 1, ?) = ?)
 		ORDER BY review_after, object LIMIT ?`+t.skip(),
 		kind, us(now), prefix, len(prefix), prefix, limit)
@@ -47,7 +48,7 @@ func (t *tx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix st
 	for rows.Next() {
 		r := meta.Review{Kind: kind}
 		var after int64
-		if err := rows.Scan(&r.Object, &after, &r.Attempts, &r.Reason); err != nil {
+		if err := rows.Scan(&r.Object, &after, &r.Attempts, &r.Cause, &r.Reason); err != nil {
 			return nil, err
 		}
 		r.ReviewAfter = fromUS(after)
@@ -56,7 +57,7 @@ func (t *tx) ClaimDue(ctx context.Context, kind string, now time.Time, prefix st
 	return out, rows.Err()
 }
 
-func (t *tx) StoredReviews(ctx context.Context, kind string, objects []string) (map[string]time.Time, error) {
+func (t *tx) StoredReviews(ctx context.Context, kind review.Kind, objects []string) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	if len(objects) == 0 {
 		return out, nil
@@ -78,7 +79,7 @@ func (t *tx) StoredReviews(ctx context.Context, kind string, objects []string) (
 	return out, rows.Err()
 }
 
-func (t *tx) DeleteDueReviews(ctx context.Context, kind string, objects []string, now time.Time) error {
+func (t *tx) DeleteDueReviews(ctx context.Context, kind review.Kind, objects []string, now time.Time) error {
 	if len(objects) == 0 {
 		return nil
 	}
@@ -91,7 +92,7 @@ func (t *tx) DeleteDueReviews(ctx context.Context, kind string, objects []string
 	return nil
 }
 
-func (t *tx) DeleteReviews(ctx context.Context, kind string, objects []string) error {
+func (t *tx) DeleteReviews(ctx context.Context, kind review.Kind, objects []string) error {
 	if len(objects) == 0 {
 		return nil
 	}
@@ -102,26 +103,28 @@ func (t *tx) DeleteReviews(ctx context.Context, kind string, objects []string) e
 }
 
 // ScheduleReviews upserts like AddReview: a pending review only ever moves
-// later. The rows go in the caller's order ((kind, object), sorted), so two
+// later, and its cause and reason change only with its time. The rows go in the caller's order ((kind, object), sorted), so two
 // transactions upserting overlapping sets lock them in the same order.
 func (t *tx) ScheduleReviews(ctx context.Context, rs []meta.Review) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	keys := make([][4]any, len(rs))
+	keys := make([][5]any, len(rs))
 	for i, r := range rs {
-		keys[i] = [4]any{r.Kind, r.Object, us(r.ReviewAfter), r.Reason}
+		keys[i] = [5]any{r.Kind, r.Object, us(r.ReviewAfter), r.Cause, r.Reason}
 	}
 	var src string
 	if t.d.name() == "postgres" {
-		src = `SELECT e->>0, e->>1, (e->>2)::bigint, 0, e->>3 FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`
+		src = `SELECT e->>0, e->>1, (e->>2)::bigint, 0, e->>3, e->>4 FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`
 	} else {
-		src = `SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, json_extract(value, '$[3]')
+		src = `SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, json_extract(value, '$[3]'),
+				json_extract(value, '$[4]')
 			FROM json_each(?) WHERE true`
 	}
-	_, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) `+src+`
+	_, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) `+src+`
 		ON CONFLICT (kind, object) DO UPDATE SET
 			review_after = CASE WHEN excluded.review_after > review.review_after THEN excluded.review_after ELSE review.review_after END,
+			cause = CASE WHEN excluded.review_after > review.review_after THEN excluded.cause ELSE review.cause END,
 			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END`,
 		jsonKeys(keys))
 	if err != nil {

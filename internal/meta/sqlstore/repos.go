@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 const namespaceCols = `id, name, state, tag_retention_us, public`
@@ -177,7 +178,7 @@ func (t *tx) SetRepositoryState(ctx context.Context, id int64, state string) err
 }
 
 func (t *tx) DeleteRepository(ctx context.Context, id int64) error {
-	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, meta.ReviewPurge, fmt.Sprint(id)); err != nil {
+	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, review.KindPurge, review.RepoPurgeObject(id)); err != nil {
 		return fmt.Errorf("deleting repository: %w", err)
 	}
 	if _, err := t.exec(ctx, `DELETE FROM repository WHERE id = ?`, id); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // AddReview is the upsert of gc.md: a new row, or review_after moved later.
@@ -19,28 +20,30 @@ func (t *tx) AddReview(ctx context.Context, r meta.Review) error {
 
 func (t *tx) ScheduleReview(ctx context.Context, r meta.Review) (time.Time, error) {
 	var after int64
-	err := t.queryRow(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 0, ?)
+	err := t.queryRow(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) VALUES (?, ?, ?, 0, ?, ?)
 		ON CONFLICT (kind, object) DO UPDATE SET
 			review_after = CASE WHEN excluded.review_after > review.review_after THEN excluded.review_after ELSE review.review_after END,
+			cause = CASE WHEN excluded.review_after > review.review_after THEN excluded.cause ELSE review.cause END,
 			reason = CASE WHEN excluded.review_after > review.review_after THEN excluded.reason ELSE review.reason END
 		RETURNING review_after`,
-		r.Kind, r.Object, us(r.ReviewAfter), r.Reason).Scan(&after)
+		r.Kind, r.Object, us(r.ReviewAfter), r.Cause, r.Reason).Scan(&after)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("recording %s review of %s: %w", r.Kind, r.Object, err)
 	}
 	return fromUS(after), nil
 }
 
-func (t *tx) RescheduleReview(ctx context.Context, kind, object string, after time.Time, reason string) error {
-	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES (?, ?, ?, 1, ?)
-		ON CONFLICT (kind, object) DO UPDATE SET review_after = excluded.review_after, attempts = review.attempts + 1, reason = excluded.reason`,
-		kind, object, us(after), reason); err != nil {
-		return fmt.Errorf("rescheduling %s review of %s: %w", kind, object, err)
+func (t *tx) RescheduleReview(ctx context.Context, r meta.Review) error {
+	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) VALUES (?, ?, ?, 1, ?, ?)
+		ON CONFLICT (kind, object) DO UPDATE SET review_after = excluded.review_after, attempts = review.attempts + 1,
+			cause = excluded.cause, reason = excluded.reason`,
+		r.Kind, r.Object, us(r.ReviewAfter), r.Cause, r.Reason); err != nil {
+		return fmt.Errorf("rescheduling %s review of %s: %w", r.Kind, r.Object, err)
 	}
 	return nil
 }
 
-func (t *tx) PostponeReview(ctx context.Context, kind, object string, until time.Time) (bool, error) {
+func (t *tx) PostponeReview(ctx context.Context, kind review.Kind, object string, until time.Time) (bool, error) {
 	res, err := t.exec(ctx, `UPDATE review SET review_after = ? WHERE kind = ? AND object = ? AND review_after < ?`,
 		us(until), kind, object, us(until))
 	if err != nil {
@@ -53,7 +56,7 @@ func (t *tx) PostponeReview(ctx context.Context, kind, object string, until time
 	return pending, err
 }
 
-func (t *tx) PendingReview(ctx context.Context, kind, object string) (time.Time, bool, error) {
+func (t *tx) PendingReview(ctx context.Context, kind review.Kind, object string) (time.Time, bool, error) {
 	var after int64
 	err := t.queryRow(ctx, `SELECT review_after FROM review WHERE kind = ? AND object = ?`, kind, object).Scan(&after)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -66,7 +69,7 @@ func (t *tx) PendingReview(ctx context.Context, kind, object string) (time.Time,
 }
 
 func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilter, limit int) ([]meta.Review, error) {
-	q := `SELECT kind, object, review_after, attempts, reason FROM review WHERE review_after <= ?`
+	q := `SELECT kind, object, review_after, attempts, cause, reason FROM review WHERE review_after <= ?`
 	args := []any{us(now)}
 	if len(f.Kinds) > 0 {
 		q += ` AND kind IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(f.Kinds)), ", ") + `)`
@@ -95,7 +98,7 @@ func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilte
 	for rows.Next() {
 		var r meta.Review
 		var after int64
-		if err := rows.Scan(&r.Kind, &r.Object, &after, &r.Attempts, &r.Reason); err != nil {
+		if err := rows.Scan(&r.Kind, &r.Object, &after, &r.Attempts, &r.Cause, &r.Reason); err != nil {
 			return nil, err
 		}
 		r.ReviewAfter = fromUS(after)
@@ -104,7 +107,7 @@ func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilte
 	return out, rows.Err()
 }
 
-func (t *tx) DeleteReview(ctx context.Context, kind, object string) error {
+func (t *tx) DeleteReview(ctx context.Context, kind review.Kind, object string) error {
 	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, kind, object); err != nil {
 		return fmt.Errorf("deleting %s review of %s: %w", kind, object, err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 	"github.com/berth/berth/internal/registry"
+	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv"
 )
 
@@ -75,8 +76,9 @@ func ByName(t testing.TB, name string) Backend {
 	return Backend{}
 }
 
-// Options shape an Env. The zero value is a registry with default
-// windows, on a clock reading Start.
+// Options shape an Env. New starts from a registry with the default
+// policy (review.DefaultPolicy) on a clock reading Start; an Option that
+// replaces Registry sets its Policy (zero is zero: no windows).
 type Options struct {
 	Start    time.Time            // the clock's first reading; zero: now, to the millisecond
 	Store    sqlstore.Options     // options of the metadata store
@@ -119,7 +121,7 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, e *Env), opts ...Option)
 // New opens a fresh Env on b.
 func New(t *testing.T, b Backend, opts ...Option) *Env {
 	t.Helper()
-	var o Options
+	o := Options{Registry: registry.Options{Policy: review.DefaultPolicy()}}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -350,10 +352,11 @@ func (e *Env) put(repo, tag, mediaType string, body []byte) Manifest {
 
 // ---- the fixed point -------------------------------------------------------------
 
-// Check runs the fixed-point oracle at the clock's time over the store and
+// Check runs the fixed-point oracle, with the windows of w (the policy
+// the registry and the collector were given), at the clock's time over the store and
 // what the byte store holds (on S3, the bucket itself: objects, staging
 // and multipart uploads).
-func (e *Env) Check(w gcoracle.Windows, pinned ...string) *gcoracle.Report {
+func (e *Env) Check(w review.Policy, pinned ...string) *gcoracle.Report {
 	e.T.Helper()
 	var b gcoracle.Bytes
 	var err error
@@ -371,7 +374,7 @@ func (e *Env) Check(w gcoracle.Windows, pinned ...string) *gcoracle.Report {
 }
 
 // AssertFixedPoint fails the test with every finding of the oracle.
-func (e *Env) AssertFixedPoint(w gcoracle.Windows, pinned ...string) {
+func (e *Env) AssertFixedPoint(w review.Policy, pinned ...string) {
 	e.T.Helper()
 	for _, f := range e.Check(w, pinned...).Findings {
 		e.T.Errorf("fixed point: %s", f)
