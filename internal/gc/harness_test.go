@@ -7,6 +7,7 @@ package gc_test
 // package (with name.Insecure) and raw HTTP where precision matters.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -793,6 +795,13 @@ func (h *harness) settle() {
 			h.t.Logf("settle: sessions: %v", h.strings(`SELECT pid || ' ' || COALESCE(state, '-') || ' xact ' || COALESCE(xact_start::text, '-') ||
 				' wait ' || COALESCE(wait_event_type, '-') || '/' || COALESCE(wait_event, '-') || ' blocked by ' || pg_blocking_pids(pid)::text || ': ' || left(query, 160)
 				FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`))
+			var buf bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			for _, g := range strings.Split(buf.String(), "\n\n") {
+				if strings.Contains(g, "sqlstore") {
+					h.t.Logf("settle: a goroutine in the store:\n%s", g)
+				}
+			}
 		}
 	}
 }

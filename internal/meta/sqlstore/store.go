@@ -174,7 +174,15 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx m
 	if readOnly && s.d.name() == "postgres" {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	}
-	sqlTx, err := db.BeginTx(ctx, opts)
+	// The transaction's own context is never cancelled by the caller's:
+	// database/sql would then roll it back from a goroutine of its own,
+	// racing the statement in flight, and a PostgreSQL session was seen
+	// left idle in transaction with the collector's claimed rows locked
+	// and no Go code using it (TestScenario03ReuploadDuringDelete). The
+	// statements run under the caller's context (a cancellation ends the
+	// one in flight), and the deferred Rollback or Commit below always
+	// runs, on a live connection.
+	sqlTx, err := db.BeginTx(context.WithoutCancel(ctx), opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
