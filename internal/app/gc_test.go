@@ -162,7 +162,7 @@ func TestGCOptions(t *testing.T) {
 	cfg := config.Default()
 	cfg.Webhooks = []config.Webhook{{URL: "http://example.test/hook", Events: []string{"blob.deleted"}}}
 	o := GCOptions(cfg, review.DefaultPolicy(), nil)
-	if o.Workers != 2 || o.BatchSize != 100 || o.Interval != 10*time.Second || o.OverdueAfter != time.Hour {
+	if o.Workers != 2 || o.BatchSize != 500 || o.TxBudget != 20*time.Millisecond || o.Interval != 10*time.Second || o.OverdueAfter != time.Hour {
 		t.Errorf("defaults: got %+v", o)
 	}
 	ws := webhooks(cfg.Webhooks)

@@ -114,6 +114,7 @@ func GCOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) gc.
 		ReviewDelay:  cfg.GC.ReviewDelay.Duration(),
 		Workers:      cfg.GC.Workers,
 		BatchSize:    cfg.GC.BatchSize,
+		TxBudget:     cfg.GC.TxBudget.Duration(),
 		Interval:     cfg.GC.Interval.Duration(),
 		OverdueAfter: gc.DefaultOptions().OverdueAfter,
 		Now:          time.Now,

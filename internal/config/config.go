@@ -35,7 +35,8 @@
 //	gc.tag_retention    BERTH_TAG_RETENTION        --tag-retention        2w
 //	gc.review_delay     BERTH_GC_REVIEW_DELAY      --gc-review-delay      0s
 //	gc.workers          BERTH_GC_WORKERS           --gc-workers           2
-//	gc.batch_size       BERTH_GC_BATCH_SIZE        --gc-batch-size        100
+//	gc.batch_size       BERTH_GC_BATCH_SIZE        --gc-batch-size        500
+//	gc.tx_budget        BERTH_GC_TX_BUDGET         --gc-tx-budget         20ms
 //	gc.interval         BERTH_GC_INTERVAL          --gc-interval          10s
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
 //	webhooks            BERTH_WEBHOOKS             (none)                 none
@@ -99,6 +100,7 @@ import (
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/duration"
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -186,6 +188,9 @@ type GC struct {
 	Workers int `yaml:"workers"`
 	// BatchSize bounds the reviews claimed per transaction.
 	BatchSize int `yaml:"batch_size"`
+	// TxBudget is how long one collector transaction aims to take: the
+	// reviews it claims adapt to it (docs/design/gc.md).
+	TxBudget Duration `yaml:"tx_budget"`
 	// Interval is how often an idle worker polls for due work.
 	Interval Duration `yaml:"interval"`
 	// CollectUntagged collects untagged, unreferenced manifests older than
@@ -269,7 +274,8 @@ func Default() Config {
 			TagRetention:    Duration(policy.TagRetention),
 			ReviewDelay:     0,
 			Workers:         2,
-			BatchSize:       100,
+			BatchSize:       gc.DefaultBatchSize,
+			TxBudget:        Duration(gc.DefaultTxBudget),
 			Interval:        Duration(10 * time.Second),
 			CollectUntagged: policy.CollectUntagged,
 		},
@@ -364,6 +370,7 @@ func (c Config) Validate() error {
 	nonNegative("gc.tag_retention", c.GC.TagRetention)
 	nonNegative("gc.review_delay", c.GC.ReviewDelay)
 	positive("gc.interval", c.GC.Interval)
+	positive("gc.tx_budget", c.GC.TxBudget)
 	if c.GC.Workers < 0 || c.GC.Workers > 1024 {
 		bad("gc.workers", "must be between 0 and 1024, got %d", c.GC.Workers)
 	}

@@ -120,6 +120,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*intValue)(&c.GC.Workers) }},
 	{"gc.batch_size", "BERTH_GC_BATCH_SIZE", "gc-batch-size", GCFlags, "reviews claimed per transaction (1..10000)",
 		func(c *Config) pflag.Value { return (*intValue)(&c.GC.BatchSize) }},
+	{"gc.tx_budget", "BERTH_GC_TX_BUDGET", "gc-tx-budget", GCFlags, "how long one collector transaction aims to take; the reviews it claims adapt",
+		func(c *Config) pflag.Value { return &c.GC.TxBudget }},
 	{"gc.interval", "BERTH_GC_INTERVAL", "gc-interval", GCFlags, "how often idle collector workers poll for work",
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
 	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",
