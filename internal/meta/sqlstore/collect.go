@@ -20,6 +20,9 @@ import (
 // whatever the batch's size, and no statement binds a list of parameters.
 
 func jsonKeys[T any](keys []T) string {
+	if len(keys) == 0 {
+		return "[]" // not null: an empty set
+	}
 	b, err := json.Marshal(keys)
 	if err != nil {
 		panic(err) // strings, integers and pairs always marshal
@@ -152,9 +155,14 @@ func (t *tx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
+	want := ids
+	ids, err := t.lockIDs(ctx, "tag", ids)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT t.id, t.repository_id, t.name, t.manifest_digest, t.lifetime_start, t.lifetime_end, r.name, n.tag_retention_us
 		FROM tag t JOIN repository r ON r.id = t.repository_id JOIN namespace n ON n.id = r.namespace_id
-		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`+t.lockSkip("t"), jsonKeys(ids))
+		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`, jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking tag rows: %w", err)
 	}
@@ -176,7 +184,7 @@ func (t *tx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []int64) ([]int64, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []int64) ([]int64, error) {
 		rows, err := t.query(ctx, `SELECT id FROM tag WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
 		if err != nil {
 			return nil, err
@@ -232,6 +240,11 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 	if len(keys) == 0 {
 		return nil, nil, nil
 	}
+	want := keys
+	keys, err := t.lockPairs(ctx, "manifest", "digest", keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT m.repository_id, m.digest, m.pushed_at, m.deleted_at, m.subject_digest, r.name, n.tag_retention_us,
 			COALESCE((SELECT t.name FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
 				AND t.lifetime_end IS NULL LIMIT 1), ''),
@@ -245,7 +258,7 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 				WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest) THEN 1 ELSE 0 END
 		FROM manifest m JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id
 		WHERE (m.repository_id, m.digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY m.repository_id, m.digest`+t.lockSkip("m"), pairsJSON(keys))
+		ORDER BY m.repository_id, m.digest`, pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking manifests: %w", err)
 	}
@@ -270,7 +283,7 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
 		return t.existingPairs(ctx, "manifest", "digest", missing)
 	})
 	return out, skipped, err
@@ -318,10 +331,15 @@ func (t *tx) LockUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) ([]m
 	if len(keys) == 0 {
 		return nil, nil, nil
 	}
+	want := keys
+	keys, err := t.lockPairs(ctx, "uploaded_blob", "blob_digest", keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT u.repository_id, u.blob_digest, u.expires_at, r.name
 		FROM uploaded_blob u JOIN repository r ON r.id = u.repository_id
 		WHERE (u.repository_id, u.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY u.repository_id, u.blob_digest`+t.lockSkip("u"), pairsJSON(keys))
+		ORDER BY u.repository_id, u.blob_digest`, pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking upload markers: %w", err)
 	}
@@ -342,7 +360,7 @@ func (t *tx) LockUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) ([]m
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
 		return t.existingPairs(ctx, "uploaded_blob", "blob_digest", missing)
 	})
 	return out, skipped, err
@@ -363,13 +381,18 @@ func (t *tx) LockLinkFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.
 	if len(keys) == 0 {
 		return nil, nil, nil
 	}
+	want := keys
+	keys, err := t.lockPairs(ctx, "repository_blob", "blob_digest", keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT l.repository_id, l.blob_digest, r.name,
 			CASE WHEN EXISTS (SELECT 1 FROM manifest_blob mb WHERE mb.repository_id = l.repository_id AND mb.blob_digest = l.blob_digest)
 				THEN 1 ELSE 0 END,
 			(SELECT u.expires_at FROM uploaded_blob u WHERE u.repository_id = l.repository_id AND u.blob_digest = l.blob_digest)
 		FROM repository_blob l JOIN repository r ON r.id = l.repository_id
 		WHERE (l.repository_id, l.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY l.repository_id, l.blob_digest`+t.lockSkip("l"), pairsJSON(keys))
+		ORDER BY l.repository_id, l.blob_digest`, pairsJSON(keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking links: %w", err)
 	}
@@ -391,7 +414,7 @@ func (t *tx) LockLinkFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, keys, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
 		return t.existingPairs(ctx, "repository_blob", "blob_digest", missing)
 	})
 	return out, skipped, err
@@ -415,9 +438,14 @@ func (t *tx) LockBlobFacts(ctx context.Context, ds []digest.Digest) ([]meta.Blob
 	if len(ds) == 0 {
 		return nil, nil, nil
 	}
+	want := ds
+	ds, err := lockStrings(ctx, t, "blob", "digest", ds)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT b.digest, b.size, b.storage_key, b.created_at,
 			CASE WHEN EXISTS (SELECT 1 FROM repository_blob l WHERE l.blob_digest = b.digest) THEN 1 ELSE 0 END
-		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`+t.lockSkip("b"), jsonKeys(ds))
+		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`, jsonKeys(ds))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking blobs: %w", err)
 	}
@@ -439,7 +467,7 @@ func (t *tx) LockBlobFacts(ctx context.Context, ds []digest.Digest) ([]meta.Blob
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, ds, locked, func(missing []digest.Digest) ([]digest.Digest, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []digest.Digest) ([]digest.Digest, error) {
 		return scanDigests(t.query(ctx, `SELECT digest FROM blob WHERE digest IN `+t.d.keyList(), jsonKeys(missing)))
 	})
 	return out, skipped, err
@@ -470,8 +498,13 @@ func (t *tx) LockLabelFacts(ctx context.Context, ids []int64) ([]meta.LabelFacts
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
+	want := ids
+	ids, err := t.lockIDs(ctx, "label", ids)
+	if err != nil {
+		return nil, nil, err
+	}
 	rows, err := t.query(ctx, `SELECT l.id, CASE WHEN EXISTS (SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id) THEN 1 ELSE 0 END
-		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`+t.lockSkip("l"), jsonKeys(ids))
+		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`, jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking labels: %w", err)
 	}
@@ -492,7 +525,7 @@ func (t *tx) LockLabelFacts(ctx context.Context, ids []int64) ([]meta.LabelFacts
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []int64) ([]int64, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []int64) ([]int64, error) {
 		rows, err := t.query(ctx, `SELECT id FROM label WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
 		if err != nil {
 			return nil, err
@@ -516,7 +549,12 @@ func (t *tx) LockUploads(ctx context.Context, ids []string) ([]meta.Upload, []st
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`+t.lockSkip("u"), jsonKeys(ids))
+	want := ids
+	ids, err := lockStrings(ctx, t, "upload", "id", ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`, jsonKeys(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("locking uploads: %w", err)
 	}
@@ -535,7 +573,7 @@ func (t *tx) LockUploads(ctx context.Context, ids []string) ([]meta.Upload, []st
 		return nil, nil, err
 	}
 	rows.Close()
-	skipped, err := skippedOf(t, ctx, ids, locked, func(missing []string) ([]string, error) {
+	skipped, err := skippedOf(t, ctx, want, locked, func(missing []string) ([]string, error) {
 		rows, err := t.query(ctx, `SELECT id FROM upload WHERE id IN `+t.d.keyList(), jsonKeys(missing))
 		if err != nil {
 			return nil, err
@@ -562,15 +600,6 @@ func (t *tx) skip() string {
 		return ""
 	}
 	return t.d.skipLocked()
-}
-
-// lockSkip locks a candidate in a write transaction; a read-only one (a dry
-// run) locks nothing.
-func (t *tx) lockSkip(alias string) string {
-	if t.readOnly {
-		return ""
-	}
-	return t.d.lockSkip(alias)
 }
 
 func (t *tx) ManifestRefs(ctx context.Context, keys []meta.RepoDigest) (meta.ManifestSetRefs, error) {
@@ -639,6 +668,59 @@ func (t *tx) LabelUsers(ctx context.Context, id int64, limit int) ([]meta.RepoDi
 	rows, err := t.query(ctx, `SELECT repository_id, manifest_digest FROM manifest_label WHERE label_id = ? ORDER BY repository_id, manifest_digest LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading the users of label %d: %w", id, err)
+	}
+	return scanPairs(rows)
+}
+
+// Locking first (PostgreSQL). A write transaction locks a set of candidates
+// FOR UPDATE SKIP LOCKED in one statement and reads their facts in the
+// next: under READ COMMITTED a statement's snapshot is taken when it starts,
+// so facts read by the locking statement itself (its subqueries: a link's
+// marker, a manifest's tags) could predate a writer that added an edge and
+// committed while the statement waited to reach the row — the torture run
+// that found it saw a link deleted 52 ms after an upload had committed its
+// marker. The second statement starts after the locks are held: every
+// writer that committed before is in its snapshot, and every later one
+// waits for the collector (gc.md, "Deciding sets"). SQLite's single writer
+// and a read-only dry run need no lock and read in one statement.
+
+func (t *tx) locking() bool { return !t.readOnly && t.d.name() == "postgres" }
+
+func (t *tx) lockIDs(ctx context.Context, table string, ids []int64) ([]int64, error) {
+	if !t.locking() {
+		return ids, nil
+	}
+	rows, err := t.query(ctx, `SELECT id FROM `+table+` WHERE id IN `+t.d.keyIDs()+` ORDER BY id`+t.d.skipLocked(), jsonKeys(ids))
+	if err != nil {
+		return nil, fmt.Errorf("locking %s rows: %w", table, err)
+	}
+	return scanInts(rows)
+}
+
+func lockStrings[K ~string](ctx context.Context, t *tx, table, col string, ks []K) ([]K, error) {
+	if !t.locking() {
+		return ks, nil
+	}
+	rows, err := t.query(ctx, `SELECT `+col+` FROM `+table+` WHERE `+col+` IN `+t.d.keyList()+` ORDER BY `+col+t.d.skipLocked(), jsonKeys(ks))
+	if err != nil {
+		return nil, fmt.Errorf("locking %s rows: %w", table, err)
+	}
+	ss, err := scanStrings(rows)
+	out := make([]K, len(ss))
+	for i, v := range ss {
+		out[i] = K(v)
+	}
+	return out, err
+}
+
+func (t *tx) lockPairs(ctx context.Context, table, col string, keys []meta.RepoDigest) ([]meta.RepoDigest, error) {
+	if !t.locking() {
+		return keys, nil
+	}
+	rows, err := t.query(ctx, `SELECT repository_id, `+col+` FROM `+table+` WHERE (repository_id, `+col+`) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
+		ORDER BY repository_id, `+col+t.d.skipLocked(), pairsJSON(keys))
+	if err != nil {
+		return nil, fmt.Errorf("locking %s rows: %w", table, err)
 	}
 	return scanPairs(rows)
 }

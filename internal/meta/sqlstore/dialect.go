@@ -43,9 +43,6 @@ type dialect interface {
 	keyList() string
 	keyIDs() string
 	keyPairs() string
-	// lockSkip locks the rows of alias FOR UPDATE, skipping rows another
-	// transaction holds ("" on SQLite: the single writer holds them all).
-	lockSkip(alias string) string
 }
 
 type sqliteDialect struct{}
@@ -60,7 +57,6 @@ func (sqliteDialect) keyIDs() string              { return `(SELECT value AS v F
 func (sqliteDialect) keyPairs() string {
 	return `(SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS d FROM json_each(?))`
 }
-func (sqliteDialect) lockSkip(string) string { return "" }
 func (sqliteDialect) tableExists() string {
 	return `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
 }
@@ -134,9 +130,6 @@ func (postgresDialect) keyIDs() string {
 }
 func (postgresDialect) keyPairs() string {
 	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM jsonb_array_elements(?::jsonb) AS e)`
-}
-func (postgresDialect) lockSkip(alias string) string {
-	return " FOR UPDATE OF " + alias + " SKIP LOCKED"
 }
 
 // xactLock is the two-key form of pg_advisory_xact_lock: released at commit
