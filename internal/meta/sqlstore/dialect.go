@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,15 +93,23 @@ func (sqliteDialect) uniqueViolation(err error) bool {
 	return c == sqliteUnique || c == sqlitePrimaryKey
 }
 
-type postgresDialect struct{}
+type postgresDialect struct {
+	rebound *reboundCache
+}
 
 func (postgresDialect) name() string { return "postgres" }
 
 // rebind turns '?' placeholders into $1, $2, ... (statements never contain
-// a literal '?').
-func (postgresDialect) rebind(q string) string {
+// a literal '?'). The store's statements are a fixed set of texts, run
+// again and again; each is rewritten once.
+func (d postgresDialect) rebind(q string) string {
 	if !strings.Contains(q, "?") {
 		return q
+	}
+	if d.rebound != nil {
+		if r, ok := d.rebound.m.Load(q); ok {
+			return r.(string)
+		}
 	}
 	var b strings.Builder
 	b.Grow(len(q) + 8)
@@ -113,8 +123,20 @@ func (postgresDialect) rebind(q string) string {
 		}
 		b.WriteByte(q[i])
 	}
-	return b.String()
+	r := b.String()
+	if d.rebound != nil && d.rebound.n.Add(1) <= maxRebound {
+		d.rebound.m.Store(q, r)
+	}
+	return r
 }
+
+// reboundCache memoizes rebind, up to maxRebound texts.
+type reboundCache struct {
+	m sync.Map // '?' text -> '$n' text
+	n atomic.Int64
+}
+
+const maxRebound = 1024
 
 func (postgresDialect) lockClause(l meta.Lock) string {
 	switch l {

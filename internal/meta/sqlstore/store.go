@@ -28,6 +28,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth/berth/internal/meta"
@@ -111,7 +112,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}}
 	var err error
 	if isPostgres(dsn) {
-		s.d = postgresDialect{}
+		s.d = postgresDialect{rebound: &reboundCache{}}
 		s.db, err = openPostgres(dsn, opts)
 		s.writer = s.db
 	} else {
@@ -163,23 +164,23 @@ const maxAttempts = 8
 
 // Update runs fn in a read-write transaction, retrying on conflicts, all
 // within the transaction time bound (Options.TxTimeout).
-func (s *Store) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
+func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error {
 	// A background transaction's wait for foreground ones (priority.go)
 	// comes before its time bound starts.
 	if s.gate != nil {
-		if meta.IsBackground(ctx) {
-			if err := s.gate.wait(ctx); err != nil {
+		if meta.IsBackground(parent) {
+			if err := s.gate.wait(parent); err != nil {
 				return err
 			}
 		} else {
 			defer s.gate.enter()()
 		}
 	}
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.bound(parent)
 	defer cancel()
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = s.run(ctx, s.writer, false, fn)
+		err = s.run(parent, ctx, s.writer, false, fn)
 		if err == nil || ctx.Err() != nil || !s.retryable(err) || attempt == maxAttempts {
 			break
 		}
@@ -247,13 +248,15 @@ func (s *Store) retryable(err error) bool {
 // never fails to serialize); a SQLite read transaction is a snapshot already.
 //
 // A View is bounded in time like an Update (Options.TxTimeout).
-func (s *Store) View(ctx context.Context, fn func(tx meta.Tx) error) error {
-	ctx, cancel := s.bound(ctx)
+func (s *Store) View(parent context.Context, fn func(tx meta.Tx) error) error {
+	ctx, cancel := s.bound(parent)
 	defer cancel()
-	return boundError(ctx, s.run(ctx, s.db, true, fn))
+	return boundError(ctx, s.run(parent, ctx, s.db, true, fn))
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
+// run runs fn in one transaction on db. parent is the caller's context,
+// which fn's statements are given; ctx is parent with the time bound.
+func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
 	opts := &sql.TxOptions{}
 	if readOnly && s.d.name() == "postgres" {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
@@ -278,7 +281,9 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx m
 			return err
 		}
 	}
+	t := &tx{d: s.d, tx: sqlTx, readOnly: readOnly, parent: parent, ctx: ctx}
 	defer func() {
+		defer t.release()
 		if p := recover(); p != nil {
 			_ = sqlTx.Rollback()
 			panic(p)
@@ -291,7 +296,7 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx m
 			err = fmt.Errorf("committing transaction: %w", cerr)
 		}
 	}()
-	return fn(&tx{d: s.d, tx: sqlTx, readOnly: readOnly})
+	return fn(t)
 }
 
 // setLocalTimeouts sets PostgreSQL's timeouts (pgTimeouts) to d for the
@@ -310,20 +315,53 @@ type tx struct {
 	d        dialect
 	tx       *sql.Tx
 	readOnly bool
+	// parent is the context Update or View was given, ctx the same with
+	// the transaction's time bound (Options.TxTimeout).
+	parent, ctx context.Context
+
+	mu    sync.Mutex
+	stops []func() // of the contexts bound to ctx by stmtCtx
 }
 
 var _ meta.Tx = (*tx)(nil)
 
+// stmtCtx is the context a statement runs under: the one its caller gave,
+// ended by the transaction's time bound too, so that the driver interrupts
+// a statement (a lock wait, a long scan) the bound outlived. Callers nearly
+// always pass the context they gave Update or View; any other is joined to
+// the bound until the transaction ends.
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if ctx == t.parent || ctx == t.ctx {
+		return t.ctx
+	}
+	joined, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	t.mu.Lock()
+	t.stops = append(t.stops, func() { stop(); cancel(nil) })
+	t.mu.Unlock()
+	return joined
+}
+
+// release ends the contexts stmtCtx joined to the bound.
+func (t *tx) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, stop := range t.stops {
+		stop()
+	}
+	t.stops = nil
+}
+
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
+	return t.tx.ExecContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryRowContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 // lock returns the row-lock clause for a read; readers never lock.
