@@ -328,10 +328,12 @@ var _ meta.Tx = (*tx)(nil)
 // stmtCtx is the context a statement runs under: the one its caller gave,
 // ended by the transaction's time bound too, so that the driver interrupts
 // a statement (a lock wait, a long scan) the bound outlived. Callers nearly
-// always pass the context they gave Update or View; any other is joined to
-// the bound until the transaction ends.
+// always pass the context they gave Update or View, or one that differs
+// from it only by values (same Done channel, as with meta.WithTxTimeout):
+// the driver reads no values, so the statement runs under the bounded
+// context. Any other is joined to the bound until the transaction ends.
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
-	if ctx == t.parent || ctx == t.ctx {
+	if ctx == t.parent || ctx == t.ctx || ctx.Done() == t.parent.Done() {
 		return t.ctx
 	}
 	joined, cancel := context.WithCancelCause(ctx)

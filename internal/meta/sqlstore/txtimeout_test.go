@@ -128,12 +128,23 @@ func TestTxTimeout(t *testing.T) {
 // TestTxTimeoutLockWait: a writer waiting behind a lock another session
 // holds gets the bound's error instead of waiting on: on SQLite another
 // connection holds the write lock (the store's busy_timeout is longer);
-// on PostgreSQL another session holds the row lock.
+// on PostgreSQL another session holds the row lock, and the DSN turns the
+// server's timeouts off so that the client's bound is what ends the wait,
+// whether the statements run under the context given to Update or under
+// one derived from it.
 func TestTxTimeoutLockWait(t *testing.T) {
 	for _, b := range sqltest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			dsn := b.DSN(t)
-			s := sqltest.OpenWith(t, dsn, sqlstore.Options{TxTimeout: testBound, BusyTimeout: time.Minute})
+			storeDSN := dsn
+			if b.Name == "postgres" {
+				sep := "?"
+				if strings.Contains(dsn, "?") {
+					sep = "&"
+				}
+				storeDSN += sep + "statement_timeout=0&lock_timeout=0&idle_in_transaction_session_timeout=0"
+			}
+			s := sqltest.OpenWith(t, storeDSN, sqlstore.Options{TxTimeout: testBound, BusyTimeout: time.Minute})
 			ctx := t.Context()
 			if err := s.Update(ctx, func(tx meta.Tx) error {
 				_, _, err := tx.CreateNamespace(ctx, "locked", nil)
@@ -156,15 +167,23 @@ func TestTxTimeoutLockWait(t *testing.T) {
 				t.Fatalf("taking the lock: %v", err)
 			}
 
-			start := time.Now()
-			err = s.Update(ctx, func(tx meta.Tx) error {
-				_, err := tx.Namespace(ctx, "locked", meta.LockUpdate)
-				return err
-			})
-			el := time.Since(start)
-			wantBoundError(t, "Update behind a held lock", err, testBound)
-			if el > 5*testBound {
-				t.Errorf("Update behind a held lock returned after %v, want about %v", el, testBound)
+			for _, derived := range []bool{false, true} {
+				start := time.Now()
+				err = s.Update(ctx, func(tx meta.Tx) error {
+					sctx := ctx
+					if derived {
+						var cancel context.CancelFunc
+						sctx, cancel = context.WithCancel(ctx)
+						defer cancel()
+					}
+					_, err := tx.Namespace(sctx, "locked", meta.LockUpdate)
+					return err
+				})
+				el := time.Since(start)
+				wantBoundError(t, "Update behind a held lock", err, testBound)
+				if el > 5*testBound {
+					t.Errorf("Update behind a held lock (derived context %v) returned after %v, want about %v", derived, el, testBound)
+				}
 			}
 		})
 	}
