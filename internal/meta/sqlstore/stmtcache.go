@@ -157,6 +157,18 @@ func (c *cachingConn) evict(el *list.Element) {
 	_ = e.stmt.Close()
 }
 
+// BeginTx runs the BEGIN under the context beginContext carries, bounded
+// by the transaction's deadline, so that a wait for SQLite's write lock
+// ends with it; database/sql keeps the uncancellable context it was given
+// for the transaction itself (Store.run). modernc's transaction also ends a
+// COMMIT's wait for a lock with that context.
+func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if bctx, ok := ctx.Value(beginCtxKey{}).(context.Context); ok {
+		ctx = bctx
+	}
+	return c.innerConn.BeginTx(ctx, opts)
+}
+
 func (c *cachingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	e, err := c.entry(ctx, q)
 	if err != nil {

@@ -222,6 +222,20 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeoutCause(ctx, d, txTimeoutError{bound: d})
 }
 
+// pastBound reports whether the time bound (not the caller) ended ctx.
+func pastBound(ctx context.Context) bool {
+	var te txTimeoutError
+	return errors.As(context.Cause(ctx), &te)
+}
+
+type beginCtxKey struct{}
+
+// beginContext is what BeginTx is given: ctx without its cancellation (see
+// run), carrying ctx for the driver's BEGIN alone (cachingConn.BeginTx).
+func beginContext(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), beginCtxKey{}, ctx)
+}
+
 // boundError names the time bound in err when it is what ended ctx.
 func boundError(ctx context.Context, err error) error {
 	var te txTimeoutError
@@ -269,7 +283,18 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 	// statements run under the caller's context (a cancellation ends the
 	// one in flight), and the deferred Rollback or Commit below always
 	// runs, on a live connection.
-	sqlTx, err := db.BeginTx(context.WithoutCancel(ctx), opts)
+	//
+	// The time bound still covers the waits before the transaction: for a
+	// connection (SQLite's one writer) here, and for SQLite's write lock in
+	// BEGIN IMMEDIATE, which the SQLite connection runs under the bounded
+	// context (beginContext, cachingConn.BeginTx); it ends the transaction
+	// at its commit (below) and its statements through stmtCtx.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(beginContext(ctx), opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
@@ -290,6 +315,11 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 		}
 		if err != nil {
 			_ = sqlTx.Rollback()
+			return
+		}
+		if pastBound(ctx) {
+			_ = sqlTx.Rollback()
+			err = fmt.Errorf("committing transaction: %w", ctx.Err())
 			return
 		}
 		if cerr := sqlTx.Commit(); cerr != nil {
