@@ -426,11 +426,17 @@ func (d *dryTx) DeleteUploads(ctx context.Context, ids []string) error {
 func (d *dryTx) PutTombstone(context.Context, meta.Tombstone) error { return errDryWrite }
 func (d *dryTx) DeleteTombstone(context.Context, string) error      { return errDryWrite }
 
+// dryRunTxTimeout bounds the dry run's one transaction instead of the
+// store's bound for a transaction (10s): it reads the whole due backlog
+// from one snapshot, which takes no lock but on a large backlog takes
+// longer than a write transaction may.
+const dryRunTxTimeout = 2 * time.Minute
+
 // dryRun decides everything due in one read-only transaction, as a real run
 // would, and reports what it would delete.
 func (c *Collector) dryRun(ctx context.Context, sc scope) (Summary, error) {
 	var p *pass
-	err := c.store.View(ctx, func(tx meta.Tx) error {
+	err := c.store.View(meta.WithTxTimeout(ctx, dryRunTxTimeout), func(tx meta.Tx) error {
 		d := newDryTx(tx)
 		p = c.newPass(d, c.opts.Now())
 		for {

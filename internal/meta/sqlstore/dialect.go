@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,15 +89,23 @@ func (sqliteDialect) uniqueViolation(err error) bool {
 	return c == sqliteUnique || c == sqlitePrimaryKey
 }
 
-type postgresDialect struct{}
+type postgresDialect struct {
+	rebound *reboundCache
+}
 
 func (postgresDialect) name() string { return "postgres" }
 
 // rebind turns '?' placeholders into $1, $2, ... (statements never contain
-// a literal '?').
-func (postgresDialect) rebind(q string) string {
+// a literal '?'). The store's statements are a fixed set of texts, run
+// again and again; each is rewritten once.
+func (d postgresDialect) rebind(q string) string {
 	if !strings.Contains(q, "?") {
 		return q
+	}
+	if d.rebound != nil {
+		if r, ok := d.rebound.m.Load(q); ok {
+			return r.(string)
+		}
 	}
 	var b strings.Builder
 	b.Grow(len(q) + 8)
@@ -109,8 +119,20 @@ func (postgresDialect) rebind(q string) string {
 		}
 		b.WriteByte(q[i])
 	}
-	return b.String()
+	r := b.String()
+	if d.rebound != nil && d.rebound.n.Add(1) <= maxRebound {
+		d.rebound.m.Store(q, r)
+	}
+	return r
 }
+
+// reboundCache memoizes rebind, up to maxRebound texts.
+type reboundCache struct {
+	m sync.Map // '?' text -> '$n' text
+	n atomic.Int64
+}
+
+const maxRebound = 1024
 
 func (postgresDialect) lockClause(l meta.Lock) string {
 	switch l {
@@ -166,10 +188,30 @@ func (postgresDialect) retryable(err error) bool {
 
 func (postgresDialect) uniqueViolation(err error) bool { return pgCode(err) == "23505" }
 
+// pgTimeouts are the server's timeouts set to the transaction bound.
+var pgTimeouts = []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"}
+
 func openPostgres(dsn string, opts Options) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing postgres DSN: %w", err)
+	}
+	// pgx prepares each statement on first use and keeps it per connection
+	// (QueryExecModeCacheStatement, 512 statements), unless the DSN chose
+	// another default_query_exec_mode (e.g. for a transaction-pooling
+	// proxy): the store's statement text never varies with its arguments'
+	// values, so that cache hits.
+	if opts.StatementCache < 0 {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	// The server ends what outlives the transaction bound too: a statement,
+	// a lock wait, a transaction whose client went quiet. Migrations lift
+	// these for their own transactions (Store.apply).
+	ms := strconv.FormatInt(opts.TxTimeout.Milliseconds(), 10)
+	for _, p := range pgTimeouts {
+		if _, set := cfg.RuntimeParams[p]; !set {
+			cfg.RuntimeParams[p] = ms
+		}
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(opts.MaxConns * 2)
@@ -178,7 +220,7 @@ func openPostgres(dsn string, opts Options) (*sql.DB, error) {
 }
 
 // openSQLite opens the reader pool and the single writer connection.
-func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) {
+func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *sql.DB, err error) {
 	path = strings.TrimPrefix(path, "sqlite://")
 	path = strings.TrimPrefix(path, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -221,7 +263,7 @@ func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 	}
-	writer = sql.OpenDB(wc)
+	writer = sql.OpenDB(cachingConnector{Connector: wc, capacity: opts.StatementCache, stats: stats})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -231,7 +273,7 @@ func openSQLite(path string, opts Options) (readers, writer *sql.DB, err error) 
 		writer.Close()
 		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 	}
-	readers = sql.OpenDB(rc)
+	readers = sql.OpenDB(cachingConnector{Connector: rc, capacity: opts.StatementCache, stats: stats})
 	readers.SetMaxOpenConns(opts.MaxConns)
 	readers.SetMaxIdleConns(opts.MaxConns)
 	return readers, writer, nil

@@ -162,6 +162,11 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	}
 	defer sqlTx.Rollback()
 	if s.d.name() == "postgres" {
+		// A migration may take longer than a transaction's bound
+		// (Options.TxTimeout), and so may the wait for another process's.
+		if err := setLocalTimeouts(ctx, sqlTx, 0); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
 		// Two berth processes starting on an empty database: one migrates,
 		// the other waits here and then finds nothing to do.
 		if _, err := sqlTx.ExecContext(ctx, `LOCK TABLE schema_migration IN EXCLUSIVE MODE`); err != nil {

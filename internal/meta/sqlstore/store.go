@@ -13,6 +13,9 @@
 // PostgreSQL: READ COMMITTED transactions with explicit row locks; Update
 // retries a transaction that hit a deadlock, a serialization failure or a
 // unique violation of a concurrent insert.
+//
+// Both: statements are prepared once per connection and reused (see
+// stmtcache.go), and every Update and View is bounded in time (TxTimeout).
 package sqlstore
 
 import (
@@ -22,7 +25,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth/berth/internal/meta"
@@ -41,7 +47,30 @@ type Options struct {
 	// fs.ErrNotExist. The operations commands open this way; serve and
 	// migrate create. No effect on PostgreSQL, whose database must exist.
 	Existing bool
+	// TxTimeout bounds every Update and View, from its start to its commit
+	// (retries and the wait for SQLite's writer included); default 10s, the
+	// bound of GitLab's online collector. A transaction that outlives it is
+	// rolled back and its error wraps context.DeadlineExceeded. A caller's
+	// earlier deadline wins; meta.WithTxTimeout sets another bound for the
+	// transactions of one context. On PostgreSQL the sessions also carry
+	// statement_timeout, lock_timeout and idle_in_transaction_session_timeout
+	// of the same value (unless the DSN sets them), so that the server ends
+	// a stuck statement, lock wait or abandoned transaction too.
+	TxTimeout time.Duration
+	// StatementCache is how many prepared statements each SQLite connection
+	// keeps (default 256; negative: none). PostgreSQL uses pgx's own cache
+	// (512 per connection, set by the DSN's statement_cache_capacity and
+	// default_query_exec_mode). The environment variable
+	// BERTH_SQL_NOPREPARE=1 turns both off: a benchmark switch to measure
+	// what preparing saves, not a setting.
+	StatementCache int
 }
+
+// DefaultTxTimeout is TxTimeout's default.
+const DefaultTxTimeout = 10 * time.Second
+
+// envNoPrepare is the benchmark switch described at Options.StatementCache.
+const envNoPrepare = "BERTH_SQL_NOPREPARE"
 
 // Store implements meta.Store.
 type Store struct {
@@ -52,6 +81,9 @@ type Store struct {
 	// gate orders SQLite's writers: foreground first (priority.go); nil
 	// on PostgreSQL, whose writers do not share one connection.
 	gate *writerGate
+
+	txTimeout time.Duration
+	stmts     *stmtStats // SQLite's statement cache
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -68,15 +100,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
-	s := &Store{log: opts.Logger}
+	if opts.TxTimeout <= 0 {
+		opts.TxTimeout = DefaultTxTimeout
+	}
+	if opts.StatementCache == 0 {
+		opts.StatementCache = defaultStmtCache
+	}
+	if os.Getenv(envNoPrepare) == "1" {
+		opts.StatementCache = -1
+	}
+	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}}
 	var err error
 	if isPostgres(dsn) {
-		s.d = postgresDialect{}
+		s.d = postgresDialect{rebound: &reboundCache{}}
 		s.db, err = openPostgres(dsn, opts)
 		s.writer = s.db
 	} else {
 		s.d = sqliteDialect{}
-		s.db, s.writer, err = openSQLite(dsn, opts)
+		s.db, s.writer, err = openSQLite(dsn, opts, s.stmts)
 		s.gate = newWriterGate()
 	}
 	if err != nil {
@@ -121,21 +162,26 @@ func (s *Store) Close() error {
 
 const maxAttempts = 8
 
-// Update runs fn in a read-write transaction, retrying on conflicts.
-func (s *Store) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
+// Update runs fn in a read-write transaction, retrying on conflicts, all
+// within the transaction time bound (Options.TxTimeout).
+func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error {
+	// A background transaction's wait for foreground ones (priority.go)
+	// comes before its time bound starts.
 	if s.gate != nil {
-		if meta.IsBackground(ctx) {
-			if err := s.gate.wait(ctx); err != nil {
+		if meta.IsBackground(parent) {
+			if err := s.gate.wait(parent); err != nil {
 				return err
 			}
 		} else {
 			defer s.gate.enter()()
 		}
 	}
+	ctx, cancel := s.bound(parent)
+	defer cancel()
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = s.run(ctx, s.writer, false, fn)
-		if err == nil || !s.retryable(err) || attempt == maxAttempts {
+		err = s.run(parent, ctx, s.writer, false, fn)
+		if err == nil || ctx.Err() != nil || !s.retryable(err) || attempt == maxAttempts {
 			break
 		}
 		s.log.Debug("retrying transaction", "attempt", attempt, "err", err)
@@ -143,12 +189,61 @@ func (s *Store) Update(ctx context.Context, fn func(tx meta.Tx) error) error {
 		backoff += time.Duration(rand.Int64N(int64(backoff)))
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return boundError(ctx, ctx.Err())
 		case <-time.After(backoff):
 		}
 	}
+	if err := boundError(ctx, err); err != nil && ctx.Err() != nil {
+		return err
+	}
 	if err != nil && s.retryable(err) && !errors.Is(err, meta.ErrConflict) {
 		return fmt.Errorf("%w: %w", meta.ErrConflict, err)
+	}
+	return err
+}
+
+// txTimeoutError is the cause of a transaction's context its time bound
+// ended.
+type txTimeoutError struct{ bound time.Duration }
+
+func (e txTimeoutError) Error() string {
+	return fmt.Sprintf("transaction exceeded its time bound of %v and was rolled back", e.bound)
+}
+
+func (e txTimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// bound gives ctx the transaction time bound: the store's, or the one
+// meta.WithTxTimeout set; an earlier deadline of ctx stays.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.txTimeout
+	if o, ok := meta.TxTimeoutFrom(ctx); ok {
+		d = o
+	}
+	return context.WithTimeoutCause(ctx, d, txTimeoutError{bound: d})
+}
+
+// pastBound reports whether the time bound (not the caller) ended ctx.
+func pastBound(ctx context.Context) bool {
+	var te txTimeoutError
+	return errors.As(context.Cause(ctx), &te)
+}
+
+type beginCtxKey struct{}
+
+// beginContext is what BeginTx is given: ctx without its cancellation (see
+// run), carrying ctx for the driver's BEGIN alone (cachingConn.BeginTx).
+func beginContext(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), beginCtxKey{}, ctx)
+}
+
+// boundError names the time bound in err when it is what ended ctx.
+func boundError(ctx context.Context, err error) error {
+	var te txTimeoutError
+	if err == nil || errors.As(err, &te) {
+		return err
+	}
+	if cause := context.Cause(ctx); errors.As(cause, &te) {
+		return fmt.Errorf("%w: %w", cause, err)
 	}
 	return err
 }
@@ -165,11 +260,17 @@ func (s *Store) retryable(err error) bool {
 // link and no review of it — and skip the revival that protects what it
 // read. PostgreSQL runs it REPEATABLE READ (a read-only transaction there
 // never fails to serialize); a SQLite read transaction is a snapshot already.
-func (s *Store) View(ctx context.Context, fn func(tx meta.Tx) error) error {
-	return s.run(ctx, s.db, true, fn)
+//
+// A View is bounded in time like an Update (Options.TxTimeout).
+func (s *Store) View(parent context.Context, fn func(tx meta.Tx) error) error {
+	ctx, cancel := s.bound(parent)
+	defer cancel()
+	return boundError(ctx, s.run(parent, ctx, s.db, true, fn))
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
+// run runs fn in one transaction on db. parent is the caller's context,
+// which fn's statements are given; ctx is parent with the time bound.
+func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
 	opts := &sql.TxOptions{}
 	if readOnly && s.d.name() == "postgres" {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
@@ -182,11 +283,32 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx m
 	// statements run under the caller's context (a cancellation ends the
 	// one in flight), and the deferred Rollback or Commit below always
 	// runs, on a live connection.
-	sqlTx, err := db.BeginTx(context.WithoutCancel(ctx), opts)
+	//
+	// The time bound still covers the waits before the transaction: for a
+	// connection (SQLite's one writer) here, and for SQLite's write lock in
+	// BEGIN IMMEDIATE, which the SQLite connection runs under the bounded
+	// context (beginContext, cachingConn.BeginTx); it ends the transaction
+	// at its commit (below) and its statements through stmtCtx.
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(beginContext(ctx), opts)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if d, ok := meta.TxTimeoutFrom(ctx); ok && d != s.txTimeout && s.d.name() == "postgres" {
+		// The sessions' server-side timeouts are the store's bound; this
+		// transaction has another.
+		if err := setLocalTimeouts(ctx, sqlTx, d); err != nil {
+			_ = sqlTx.Rollback()
+			return err
+		}
+	}
+	t := &tx{d: s.d, tx: sqlTx, readOnly: readOnly, parent: parent, ctx: ctx}
 	defer func() {
+		defer t.release()
 		if p := recover(); p != nil {
 			_ = sqlTx.Rollback()
 			panic(p)
@@ -195,11 +317,27 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx m
 			_ = sqlTx.Rollback()
 			return
 		}
+		if pastBound(ctx) {
+			_ = sqlTx.Rollback()
+			err = fmt.Errorf("committing transaction: %w", ctx.Err())
+			return
+		}
 		if cerr := sqlTx.Commit(); cerr != nil {
 			err = fmt.Errorf("committing transaction: %w", cerr)
 		}
 	}()
-	return fn(&tx{d: s.d, tx: sqlTx, readOnly: readOnly})
+	return fn(t)
+}
+
+// setLocalTimeouts sets PostgreSQL's timeouts (pgTimeouts) to d for the
+// rest of the transaction; 0 lifts them.
+func setLocalTimeouts(ctx context.Context, sqlTx *sql.Tx, d time.Duration) error {
+	ms := strconv.FormatInt(d.Milliseconds(), 10)
+	if _, err := sqlTx.ExecContext(ctx, `SELECT set_config($1, $4, true), set_config($2, $4, true), set_config($3, $4, true)`,
+		pgTimeouts[0], pgTimeouts[1], pgTimeouts[2], ms); err != nil {
+		return fmt.Errorf("setting transaction timeouts: %w", err)
+	}
+	return nil
 }
 
 // tx implements meta.Tx over one *sql.Tx.
@@ -207,20 +345,55 @@ type tx struct {
 	d        dialect
 	tx       *sql.Tx
 	readOnly bool
+	// parent is the context Update or View was given, ctx the same with
+	// the transaction's time bound (Options.TxTimeout).
+	parent, ctx context.Context
+
+	mu    sync.Mutex
+	stops []func() // of the contexts bound to ctx by stmtCtx
 }
 
 var _ meta.Tx = (*tx)(nil)
 
+// stmtCtx is the context a statement runs under: the one its caller gave,
+// ended by the transaction's time bound too, so that the driver interrupts
+// a statement (a lock wait, a long scan) the bound outlived. Callers nearly
+// always pass the context they gave Update or View, or one that differs
+// from it only by values (same Done channel, as with meta.WithTxTimeout):
+// the driver reads no values, so the statement runs under the bounded
+// context. Any other is joined to the bound until the transaction ends.
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if ctx == t.parent || ctx == t.ctx || ctx.Done() == t.parent.Done() {
+		return t.ctx
+	}
+	joined, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	t.mu.Lock()
+	t.stops = append(t.stops, func() { stop(); cancel(nil) })
+	t.mu.Unlock()
+	return joined
+}
+
+// release ends the contexts stmtCtx joined to the bound.
+func (t *tx) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, stop := range t.stops {
+		stop()
+	}
+	t.stops = nil
+}
+
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
+	return t.tx.ExecContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryRowContext(t.stmtCtx(ctx), t.d.rebind(q), args...)
 }
 
 // lock returns the row-lock clause for a read; readers never lock.

@@ -43,8 +43,14 @@ func Backends() []Backend {
 // Open opens and migrates a store on dsn, closed at cleanup.
 func Open(t testing.TB, dsn string) *sqlstore.Store {
 	t.Helper()
+	return OpenWith(t, dsn, sqlstore.Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(t testing.TB, dsn string, opts sqlstore.Options) *sqlstore.Store {
+	t.Helper()
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	s, err := sqlstore.Open(ctx, dsn, opts)
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
