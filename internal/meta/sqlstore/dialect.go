@@ -213,6 +213,13 @@ func openPostgres(dsn string, opts Options) (*sql.DB, error) {
 			cfg.RuntimeParams[p] = ms
 		}
 	}
+	// No JIT: berth's statements are short index probes, and a plan whose
+	// cost estimate passes jit_above_cost (a batch's facts statement, whose
+	// set of keys the planner guesses at 100 rows) spent tens of
+	// milliseconds compiling at every execution. The DSN can turn it on.
+	if _, set := cfg.RuntimeParams["jit"]; !set {
+		cfg.RuntimeParams["jit"] = "off"
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(opts.MaxConns * 2)
 	db.SetMaxIdleConns(opts.MaxConns)
