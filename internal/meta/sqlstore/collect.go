@@ -136,62 +136,18 @@ func (t *tx) ScheduleReviews(ctx context.Context, rs []meta.Review) error {
 	return nil
 }
 
-// skippedOf returns the keys of want that lockedOf did not return but that
-// exist (held by another transaction). Only PostgreSQL skips rows.
-func skippedOf[K comparable](t *tx, ctx context.Context, want []K, locked map[K]bool, existing func([]K) ([]K, error)) ([]K, error) {
-	if t.d.name() != "postgres" || len(locked) == len(want) {
-		return nil, nil
-	}
-	var missing []K
-	for _, k := range want {
-		if !locked[k] {
-			missing = append(missing, k)
-		}
-	}
-	return existing(missing)
-}
-
 func (t *tx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int64, error) {
-	if len(ids) == 0 {
-		return nil, nil, nil
-	}
-	want := ids
-	ids, err := t.lockIDs(ctx, "tag", ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT t.id, t.repository_id, t.name, t.manifest_digest, t.lifetime_start, t.lifetime_end, r.name, n.tag_retention_us
+	return lockFacts(ctx, t, tagRows, ids, `SELECT t.id, t.repository_id, t.name, t.manifest_digest, t.lifetime_start, t.lifetime_end, r.name, n.tag_retention_us
 		FROM tag t JOIN repository r ON r.id = t.repository_id JOIN namespace n ON n.id = r.namespace_id
-		WHERE t.id IN `+t.d.keyIDs()+` ORDER BY t.id`, jsonKeys(ids))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking tag rows: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.TagRow
-	locked := map[int64]bool{}
-	for rows.Next() {
-		var tr meta.TagRow
-		var start int64
-		var end, ret sql.NullInt64
-		if err := rows.Scan(&tr.ID, &tr.RepoID, &tr.Name, &tr.Manifest, &start, &end, &tr.Repository, &ret); err != nil {
-			return nil, nil, err
-		}
-		tr.Start, tr.End, tr.Retention = fromUS(start), fromNullUS(end), retentionOf(ret)
-		out = append(out, tr)
-		locked[tr.ID] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []int64) ([]int64, error) {
-		rows, err := t.query(ctx, `SELECT id FROM tag WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
-		if err != nil {
-			return nil, err
-		}
-		return scanInts(rows)
-	})
-	return out, skipped, err
+		WHERE t.id IN {keys} ORDER BY t.id`,
+		func(rows *sql.Rows) (meta.TagRow, int64, error) {
+			var tr meta.TagRow
+			var start int64
+			var end, ret sql.NullInt64
+			err := rows.Scan(&tr.ID, &tr.RepoID, &tr.Name, &tr.Manifest, &start, &end, &tr.Repository, &ret)
+			tr.Start, tr.End, tr.Retention = fromUS(start), fromNullUS(end), retentionOf(ret)
+			return tr, tr.ID, err
+		})
 }
 
 func retentionOf(v sql.NullInt64) *time.Duration {
@@ -212,17 +168,6 @@ func (t *tx) DeleteTagRows(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-// existingPairs returns the keys of table (with columns repository_id and
-// col) that exist.
-func (t *tx) existingPairs(ctx context.Context, table, col string, keys []meta.RepoDigest) ([]meta.RepoDigest, error) {
-	rows, err := t.query(ctx, `SELECT repository_id, `+col+` FROM `+table+` WHERE (repository_id, `+col+`) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
-		pairsJSON(keys))
-	if err != nil {
-		return nil, err
-	}
-	return scanPairs(rows)
-}
-
 func scanPairs(rows *sql.Rows) ([]meta.RepoDigest, error) {
 	defer rows.Close()
 	var out []meta.RepoDigest
@@ -237,15 +182,7 @@ func scanPairs(rows *sql.Rows) ([]meta.RepoDigest, error) {
 }
 
 func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.ManifestFacts, []meta.RepoDigest, error) {
-	if len(keys) == 0 {
-		return nil, nil, nil
-	}
-	want := keys
-	keys, err := t.lockPairs(ctx, "manifest", "digest", keys)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT m.repository_id, m.digest, m.pushed_at, m.deleted_at, m.subject_digest, r.name, n.tag_retention_us,
+	return lockFacts(ctx, t, manifests, keys, `SELECT m.repository_id, m.digest, m.pushed_at, m.deleted_at, m.subject_digest, r.name, n.tag_retention_us,
 			COALESCE((SELECT t.name FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
 				AND t.lifetime_end IS NULL LIMIT 1), ''),
 			(SELECT t.lifetime_end FROM tag t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
@@ -257,36 +194,19 @@ func (t *tx) LockManifestFacts(ctx context.Context, keys []meta.RepoDigest) ([]m
 			COALESCE((SELECT 1 FROM manifest s WHERE m.subject_digest <> ''
 				AND s.repository_id = m.repository_id AND s.digest = m.subject_digest LIMIT 1), 0)
 		FROM manifest m JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id
-		WHERE (m.repository_id, m.digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY m.repository_id, m.digest`, pairsJSON(keys))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking manifests: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.ManifestFacts
-	locked := map[meta.RepoDigest]bool{}
-	for rows.Next() {
-		var f meta.ManifestFacts
-		var pushed int64
-		var deleted, ret, lastEnd sql.NullInt64
-		var subjectStored int
-		if err := rows.Scan(&f.RepoID, &f.Digest, &pushed, &deleted, &f.Subject, &f.Repository, &ret,
-			&f.LiveTag, &lastEnd, &f.LastEndTag, &f.Parent, &subjectStored); err != nil {
-			return nil, nil, err
-		}
-		f.PushedAt, f.DeletedAt, f.Retention, f.LastEnd = fromUS(pushed), fromNullUS(deleted), retentionOf(ret), fromNullUS(lastEnd)
-		f.SubjectStored = subjectStored == 1
-		out = append(out, f)
-		locked[f.RepoDigest] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
-		return t.existingPairs(ctx, "manifest", "digest", missing)
-	})
-	return out, skipped, err
+		WHERE (m.repository_id, m.digest) IN {keys}
+		ORDER BY m.repository_id, m.digest`,
+		func(rows *sql.Rows) (meta.ManifestFacts, meta.RepoDigest, error) {
+			var f meta.ManifestFacts
+			var pushed int64
+			var deleted, ret, lastEnd sql.NullInt64
+			var subjectStored int
+			err := rows.Scan(&f.RepoID, &f.Digest, &pushed, &deleted, &f.Subject, &f.Repository, &ret,
+				&f.LiveTag, &lastEnd, &f.LastEndTag, &f.Parent, &subjectStored)
+			f.PushedAt, f.DeletedAt, f.Retention, f.LastEnd = fromUS(pushed), fromNullUS(deleted), retentionOf(ret), fromNullUS(lastEnd)
+			f.SubjectStored = subjectStored == 1
+			return f, f.RepoDigest, err
+		})
 }
 
 func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.ManifestSetRefs, error) {
@@ -328,42 +248,16 @@ func sortPairs(ks []meta.RepoDigest) {
 }
 
 func (t *tx) LockUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) ([]meta.UploadedBlobRow, []meta.RepoDigest, error) {
-	if len(keys) == 0 {
-		return nil, nil, nil
-	}
-	want := keys
-	keys, err := t.lockPairs(ctx, "uploaded_blob", "blob_digest", keys)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT u.repository_id, u.blob_digest, u.expires_at, r.name
+	return lockFacts(ctx, t, markers, keys, `SELECT u.repository_id, u.blob_digest, u.expires_at, r.name
 		FROM uploaded_blob u JOIN repository r ON r.id = u.repository_id
-		WHERE (u.repository_id, u.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY u.repository_id, u.blob_digest`, pairsJSON(keys))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking upload markers: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.UploadedBlobRow
-	locked := map[meta.RepoDigest]bool{}
-	for rows.Next() {
-		var u meta.UploadedBlobRow
-		var exp int64
-		if err := rows.Scan(&u.RepoID, &u.Digest, &exp, &u.Repository); err != nil {
-			return nil, nil, err
-		}
-		u.ExpiresAt = fromUS(exp)
-		out = append(out, u)
-		locked[u.RepoDigest] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
-		return t.existingPairs(ctx, "uploaded_blob", "blob_digest", missing)
-	})
-	return out, skipped, err
+		WHERE (u.repository_id, u.blob_digest) IN {keys} ORDER BY u.repository_id, u.blob_digest`,
+		func(rows *sql.Rows) (meta.UploadedBlobRow, meta.RepoDigest, error) {
+			var u meta.UploadedBlobRow
+			var exp int64
+			err := rows.Scan(&u.RepoID, &u.Digest, &exp, &u.Repository)
+			u.ExpiresAt = fromUS(exp)
+			return u, u.RepoDigest, err
+		})
 }
 
 func (t *tx) DeleteUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) error {
@@ -378,45 +272,19 @@ func (t *tx) DeleteUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) er
 }
 
 func (t *tx) LockLinkFacts(ctx context.Context, keys []meta.RepoDigest) ([]meta.LinkFacts, []meta.RepoDigest, error) {
-	if len(keys) == 0 {
-		return nil, nil, nil
-	}
-	want := keys
-	keys, err := t.lockPairs(ctx, "repository_blob", "blob_digest", keys)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT l.repository_id, l.blob_digest, r.name,
+	return lockFacts(ctx, t, links, keys, `SELECT l.repository_id, l.blob_digest, r.name,
 			COALESCE((SELECT 1 FROM manifest_blob mb WHERE mb.repository_id = l.repository_id AND mb.blob_digest = l.blob_digest LIMIT 1), 0),
 			(SELECT u.expires_at FROM uploaded_blob u WHERE u.repository_id = l.repository_id AND u.blob_digest = l.blob_digest)
 		FROM repository_blob l JOIN repository r ON r.id = l.repository_id
-		WHERE (l.repository_id, l.blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY l.repository_id, l.blob_digest`, pairsJSON(keys))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking links: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.LinkFacts
-	locked := map[meta.RepoDigest]bool{}
-	for rows.Next() {
-		var f meta.LinkFacts
-		var used int
-		var marker sql.NullInt64
-		if err := rows.Scan(&f.RepoID, &f.Digest, &f.Repository, &used, &marker); err != nil {
-			return nil, nil, err
-		}
-		f.Used, f.Marker = used == 1, fromNullUS(marker)
-		out = append(out, f)
-		locked[f.RepoDigest] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []meta.RepoDigest) ([]meta.RepoDigest, error) {
-		return t.existingPairs(ctx, "repository_blob", "blob_digest", missing)
-	})
-	return out, skipped, err
+		WHERE (l.repository_id, l.blob_digest) IN {keys} ORDER BY l.repository_id, l.blob_digest`,
+		func(rows *sql.Rows) (meta.LinkFacts, meta.RepoDigest, error) {
+			var f meta.LinkFacts
+			var used int
+			var marker sql.NullInt64
+			err := rows.Scan(&f.RepoID, &f.Digest, &f.Repository, &used, &marker)
+			f.Used, f.Marker = used == 1, fromNullUS(marker)
+			return f, f.RepoDigest, err
+		})
 }
 
 func (t *tx) DeleteLinks(ctx context.Context, keys []meta.RepoDigest) error {
@@ -434,42 +302,17 @@ func (t *tx) DeleteLinks(ctx context.Context, keys []meta.RepoDigest) error {
 }
 
 func (t *tx) LockBlobFacts(ctx context.Context, ds []digest.Digest) ([]meta.BlobFacts, []digest.Digest, error) {
-	if len(ds) == 0 {
-		return nil, nil, nil
-	}
-	want := ds
-	ds, err := lockStrings(ctx, t, "blob", "digest", ds)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT b.digest, b.size, b.storage_key, b.created_at,
+	return lockFacts(ctx, t, blobRows, ds, `SELECT b.digest, b.size, b.storage_key, b.created_at,
 			COALESCE((SELECT 1 FROM repository_blob l WHERE l.blob_digest = b.digest LIMIT 1), 0)
-		FROM blob b WHERE b.digest IN `+t.d.keyList()+` ORDER BY b.digest`, jsonKeys(ds))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking blobs: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.BlobFacts
-	locked := map[digest.Digest]bool{}
-	for rows.Next() {
-		var f meta.BlobFacts
-		var created int64
-		var linked int
-		if err := rows.Scan(&f.Digest, &f.Size, &f.StorageKey, &created, &linked); err != nil {
-			return nil, nil, err
-		}
-		f.CreatedAt, f.Linked = fromUS(created), linked == 1
-		out = append(out, f)
-		locked[f.Digest] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []digest.Digest) ([]digest.Digest, error) {
-		return scanDigests(t.query(ctx, `SELECT digest FROM blob WHERE digest IN `+t.d.keyList(), jsonKeys(missing)))
-	})
-	return out, skipped, err
+		FROM blob b WHERE b.digest IN {keys} ORDER BY b.digest`,
+		func(rows *sql.Rows) (meta.BlobFacts, digest.Digest, error) {
+			var f meta.BlobFacts
+			var created int64
+			var linked int
+			err := rows.Scan(&f.Digest, &f.Size, &f.StorageKey, &created, &linked)
+			f.CreatedAt, f.Linked = fromUS(created), linked == 1
+			return f, f.Digest, err
+		})
 }
 
 func (t *tx) DeleteBlobs(ctx context.Context, ds []digest.Digest, tombs []meta.Tombstone) error {
@@ -494,44 +337,15 @@ func (t *tx) DeleteBlobs(ctx context.Context, ds []digest.Digest, tombs []meta.T
 }
 
 func (t *tx) LockLabelFacts(ctx context.Context, ids []int64) ([]meta.LabelFacts, []int64, error) {
-	if len(ids) == 0 {
-		return nil, nil, nil
-	}
-	want := ids
-	ids, err := t.lockIDs(ctx, "label", ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT l.id, COALESCE((SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id LIMIT 1), 0)
-		FROM label l WHERE l.id IN `+t.d.keyIDs()+` ORDER BY l.id`, jsonKeys(ids))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking labels: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.LabelFacts
-	locked := map[int64]bool{}
-	for rows.Next() {
-		var f meta.LabelFacts
-		var used int
-		if err := rows.Scan(&f.ID, &used); err != nil {
-			return nil, nil, err
-		}
-		f.Used = used == 1
-		out = append(out, f)
-		locked[f.ID] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []int64) ([]int64, error) {
-		rows, err := t.query(ctx, `SELECT id FROM label WHERE id IN `+t.d.keyIDs(), jsonKeys(missing))
-		if err != nil {
-			return nil, err
-		}
-		return scanInts(rows)
-	})
-	return out, skipped, err
+	return lockFacts(ctx, t, labelRows, ids, `SELECT l.id, COALESCE((SELECT 1 FROM manifest_label ml WHERE ml.label_id = l.id LIMIT 1), 0)
+		FROM label l WHERE l.id IN {keys} ORDER BY l.id`,
+		func(rows *sql.Rows) (meta.LabelFacts, int64, error) {
+			var f meta.LabelFacts
+			var used int
+			err := rows.Scan(&f.ID, &used)
+			f.Used = used == 1
+			return f, f.ID, err
+		})
 }
 
 func (t *tx) DeleteLabels(ctx context.Context, ids []int64) error {
@@ -545,41 +359,11 @@ func (t *tx) DeleteLabels(ctx context.Context, ids []int64) error {
 }
 
 func (t *tx) LockUploads(ctx context.Context, ids []string) ([]meta.Upload, []string, error) {
-	if len(ids) == 0 {
-		return nil, nil, nil
-	}
-	want := ids
-	ids, err := lockStrings(ctx, t, "upload", "id", ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN `+t.d.keyList()+` ORDER BY u.id`, jsonKeys(ids))
-	if err != nil {
-		return nil, nil, fmt.Errorf("locking uploads: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.Upload
-	locked := map[string]bool{}
-	for rows.Next() {
-		u, err := scanUpload(rows)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, u)
-		locked[u.ID] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	skipped, err := skippedOf(t, ctx, want, locked, func(missing []string) ([]string, error) {
-		rows, err := t.query(ctx, `SELECT id FROM upload WHERE id IN `+t.d.keyList(), jsonKeys(missing))
-		if err != nil {
-			return nil, err
-		}
-		return scanStrings(rows)
-	})
-	return out, skipped, err
+	return lockFacts(ctx, t, uploadRows, ids, `SELECT `+uploadCols+` FROM upload u WHERE u.id IN {keys} ORDER BY u.id`,
+		func(rows *sql.Rows) (meta.Upload, string, error) {
+			u, err := scanUpload(rows)
+			return u, u.ID, err
+		})
 }
 
 func (t *tx) DeleteUploads(ctx context.Context, ids []string) error {
@@ -667,65 +451,6 @@ func (t *tx) LabelUsers(ctx context.Context, id int64, limit int) ([]meta.RepoDi
 	rows, err := t.query(ctx, `SELECT repository_id, manifest_digest FROM manifest_label WHERE label_id = ? ORDER BY repository_id, manifest_digest LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading the users of label %d: %w", id, err)
-	}
-	return scanPairs(rows)
-}
-
-// A fact "is there a row" is written (SELECT 1 … LIMIT 1), never EXISTS:
-// PostgreSQL may plan an EXISTS in a select list as a hashed subplan, which
-// reads and hashes the whole table (manifest, manifest_blob, manifest_label)
-// at every execution — the first 10k-manifest benchmark on PostgreSQL took
-// 262 s for that. A LIMIT 1 subquery is always an index probe per row.
-
-// Locking first (PostgreSQL). A write transaction locks a set of candidates
-// FOR UPDATE SKIP LOCKED in one statement and reads their facts in the
-// next: under READ COMMITTED a statement's snapshot is taken when it starts,
-// so facts read by the locking statement itself (its subqueries: a link's
-// marker, a manifest's tags) could predate a writer that added an edge and
-// committed while the statement waited to reach the row — the torture run
-// that found it saw a link deleted 52 ms after an upload had committed its
-// marker. The second statement starts after the locks are held: every
-// writer that committed before is in its snapshot, and every later one
-// waits for the collector (gc.md, "Deciding sets"). SQLite's single writer
-// and a read-only dry run need no lock and read in one statement.
-
-func (t *tx) locking() bool { return !t.readOnly && t.d.name() == "postgres" }
-
-func (t *tx) lockIDs(ctx context.Context, table string, ids []int64) ([]int64, error) {
-	if !t.locking() {
-		return ids, nil
-	}
-	rows, err := t.query(ctx, `SELECT id FROM `+table+` WHERE id IN `+t.d.keyIDs()+` ORDER BY id`+t.d.skipLocked(), jsonKeys(ids))
-	if err != nil {
-		return nil, fmt.Errorf("locking %s rows: %w", table, err)
-	}
-	return scanInts(rows)
-}
-
-func lockStrings[K ~string](ctx context.Context, t *tx, table, col string, ks []K) ([]K, error) {
-	if !t.locking() {
-		return ks, nil
-	}
-	rows, err := t.query(ctx, `SELECT `+col+` FROM `+table+` WHERE `+col+` IN `+t.d.keyList()+` ORDER BY `+col+t.d.skipLocked(), jsonKeys(ks))
-	if err != nil {
-		return nil, fmt.Errorf("locking %s rows: %w", table, err)
-	}
-	ss, err := scanStrings(rows)
-	out := make([]K, len(ss))
-	for i, v := range ss {
-		out[i] = K(v)
-	}
-	return out, err
-}
-
-func (t *tx) lockPairs(ctx context.Context, table, col string, keys []meta.RepoDigest) ([]meta.RepoDigest, error) {
-	if !t.locking() {
-		return keys, nil
-	}
-	rows, err := t.query(ctx, `SELECT repository_id, `+col+` FROM `+table+` WHERE (repository_id, `+col+`) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)
-		ORDER BY repository_id, `+col+t.d.skipLocked(), pairsJSON(keys))
-	if err != nil {
-		return nil, fmt.Errorf("locking %s rows: %w", table, err)
 	}
 	return scanPairs(rows)
 }
