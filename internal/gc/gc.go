@@ -56,12 +56,14 @@ func (s *claimSizer) size() int {
 
 // observe learns from a transaction that claimed claimed reviews and took
 // took; a transaction that found fewer due than it asked for says nothing
-// about a full one.
-func (s *claimSizer) observe(claimed int, took time.Duration) {
+// about a full one. pressed says a push waited for it (SQLite's writer):
+// the next one is smaller, so pushes wait for ever shorter transactions
+// while they keep coming, and the size grows back once they stop.
+func (s *claimSizer) observe(claimed int, took time.Duration, pressed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case took > s.budget && s.n > 1:
+	case (pressed || took > s.budget) && s.n > 1:
 		s.n = max(1, s.n/2)
 	case claimed >= s.n && took < s.budget/2 && s.n < s.max:
 		s.n = min(s.max, s.n*2)

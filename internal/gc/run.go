@@ -280,13 +280,20 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 		s, m, err := c.backoff(ctx, claimed[0], err)
 		return s, m, nil, err
 	}
-	c.claims.observe(len(claimed), time.Since(began))
+	c.claims.observe(len(claimed), time.Since(began), c.foregroundWaited())
 	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "took", time.Since(began),
 		"deleted", p.summary.Deleted, "next_claims", c.claims.size())
 	tombs := p.tombs
 	p.tombs = nil
 	c.afterCommit(ctx, p)
 	return p.summary, len(claimed), tombs, nil
+}
+
+// foregroundWaited reports whether a push waited for the collector's last
+// transaction (stores with a single writer: sqlstore on SQLite).
+func (c *Collector) foregroundWaited() bool {
+	fw, ok := c.store.(interface{ ForegroundWaited() bool })
+	return ok && fw.ForegroundWaited()
 }
 
 // backoff reschedules a review whose decision failed.

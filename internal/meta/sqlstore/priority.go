@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // writerGate gives foreground write transactions priority over background
@@ -13,6 +14,11 @@ import (
 // one is waiting or running, and a push waits at most for the background
 // transaction already in flight.
 type writerGate struct {
+	// running counts background transactions in flight; contended is set
+	// when a foreground one arrives meanwhile (Store.ForegroundWaited).
+	running   atomic.Int64
+	contended atomic.Bool
+
 	mu         sync.Mutex
 	foreground int           // foreground transactions waiting or running
 	idle       chan struct{} // closed when foreground drops to 0
@@ -24,8 +30,18 @@ func newWriterGate() *writerGate {
 	return g
 }
 
+// background registers a background transaction in flight; the returned
+// func ends it.
+func (g *writerGate) background() func() {
+	g.running.Add(1)
+	return func() { g.running.Add(-1) }
+}
+
 // enter registers a foreground transaction; the returned func ends it.
 func (g *writerGate) enter() func() {
+	if g.running.Load() > 0 {
+		g.contended.Store(true)
+	}
 	g.mu.Lock()
 	if g.foreground == 0 {
 		g.idle = make(chan struct{})

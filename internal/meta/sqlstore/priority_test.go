@@ -84,4 +84,32 @@ func TestBackgroundYieldsToForeground(t *testing.T) {
 		t.Fatal("a background transaction ran while a push held the writer")
 	}
 	close(hold)
+
+	// A push that arrives while a collector transaction runs is reported
+	// once, so the collector makes its next transaction smaller.
+	if s.ForegroundWaited() {
+		t.Fatal("ForegroundWaited before any contention")
+	}
+	bgHeld, bgRelease := make(chan struct{}), make(chan struct{})
+	bgDone := make(chan error, 1)
+	go func() {
+		bgDone <- s.Update(meta.Background(ctx), func(meta.Tx) error { close(bgHeld); <-bgRelease; return nil })
+	}()
+	<-bgHeld
+	pushDone := make(chan error, 1)
+	go func() { pushDone <- s.Update(ctx, record("push 3")) }()
+	time.Sleep(30 * time.Millisecond) // the push is waiting
+	close(bgRelease)
+	if err := <-bgDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pushDone; err != nil {
+		t.Fatal(err)
+	}
+	if !s.ForegroundWaited() {
+		t.Fatal("a push waited for a collector transaction and ForegroundWaited said no")
+	}
+	if s.ForegroundWaited() {
+		t.Fatal("ForegroundWaited reported the same wait twice")
+	}
 }

@@ -137,6 +137,14 @@ func isPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// ForegroundWaited reports whether a foreground write transaction arrived
+// while a background one ran since the last call (SQLite; always false on
+// PostgreSQL, whose writers do not share a connection). The collector
+// shrinks its transactions while pushes keep arriving (gc's claimSizer).
+func (s *Store) ForegroundWaited() bool {
+	return s.gate != nil && s.gate.contended.Swap(false)
+}
+
 // Dialect names the backend: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name() }
 
@@ -172,6 +180,7 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 			if err := s.gate.wait(parent); err != nil {
 				return err
 			}
+			defer s.gate.background()()
 		} else {
 			defer s.gate.enter()()
 		}
