@@ -146,9 +146,15 @@ func (postgresDialect) lockClause(l meta.Lock) string {
 
 func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
 
-func (postgresDialect) keyList() string { return `(SELECT jsonb_array_elements_text(?::jsonb) AS v)` }
+// keyList and keyIDs read the set in FROM (a function scan), never in the
+// select list: PostgreSQL plans `x IN (SELECT jsonb_array_elements_text(…))`
+// as a hash semi join over a scan of the whole table (label, tag, blob),
+// and the function scan as index probes.
+func (postgresDialect) keyList() string {
+	return `(SELECT e AS v FROM jsonb_array_elements_text(?::jsonb) AS e)`
+}
 func (postgresDialect) keyIDs() string {
-	return `(SELECT (jsonb_array_elements_text(?::jsonb))::bigint AS v)`
+	return `(SELECT e::bigint AS v FROM jsonb_array_elements_text(?::jsonb) AS e)`
 }
 func (postgresDialect) keyPairs() string {
 	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM jsonb_array_elements(?::jsonb) AS e)`
