@@ -165,16 +165,11 @@ type Review struct {
 	Reason string
 }
 
-// ReviewFilter narrows ClaimReviews: kinds (all if empty) and a prefix of
-// the object (review.RepoPrefix(12), "12@", selects the repository-scoped
-// reviews of repository 12).
+// ReviewFilter narrows ClaimReviews to some kinds (all if empty). The
+// collector claims one kind at a time with CollectTx.ClaimDue, which also
+// takes an object prefix; ClaimReviews serves the purges.
 type ReviewFilter struct {
 	Kinds []review.Kind
-	// ExcludeKinds leaves these kinds out. The collector's batches use it
-	// rather than listing every other kind: a long IN list steers SQLite
-	// onto the primary key and a sort of the whole queue.
-	ExcludeKinds []review.Kind
-	ObjectPrefix string
 }
 
 // Tombstone is a deleted blob row whose bytes are not yet deleted.

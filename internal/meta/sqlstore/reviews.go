@@ -77,16 +77,6 @@ func (t *tx) ClaimReviews(ctx context.Context, now time.Time, f meta.ReviewFilte
 			args = append(args, k)
 		}
 	}
-	if len(f.ExcludeKinds) > 0 {
-		q += ` AND kind NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(f.ExcludeKinds)), ", ") + `)`
-		for _, k := range f.ExcludeKinds {
-			args = append(args, k)
-		}
-	}
-	if f.ObjectPrefix != "" {
-		q += ` AND substr(object, 1, ?) = ?`
-		args = append(args, len(f.ObjectPrefix), f.ObjectPrefix)
-	}
 	q += ` ORDER BY review_after LIMIT ?` + t.d.skipLocked()
 	args = append(args, limit)
 	rows, err := t.query(ctx, q, args...)
