@@ -81,6 +81,12 @@ type Tag struct {
 	StartActor Actor
 	EndActor   Actor
 	EndCause   EndCause
+	// EndRule is the ref of the policy that pruned the lifetime
+	// (EndCause CausePolicy); "" otherwise.
+	EndRule string
+	// PulledAt is the last recorded pull of the lifetime (a GET or HEAD
+	// by tag), written at most once per pull interval; nil: never.
+	PulledAt *time.Time
 }
 
 // EffectiveEnd is when the lifetime ends or ended: End, else ExpiresAt, else nil.
@@ -206,6 +212,7 @@ type Tx interface {
 	UploadTx
 	ReviewTx
 	AccountTx
+	PolicyTx
 	CollectTx
 	DryRunTx
 }
@@ -387,6 +394,11 @@ type ReviewTx interface {
 	// r.Cause and r.Reason; it inserts the review if none is pending. A
 	// caller that only moves a claimed review passes its cause back.
 	RescheduleReview(ctx context.Context, r Review) error
+	// ExpediteReview upserts a review due at r.ReviewAfter or earlier: a
+	// new row, or an existing one moved earlier to r.ReviewAfter (never
+	// later), taking r's cause and reason when it moves. Evaluations that
+	// must happen soon (a push to a repository with a count rule) use it.
+	ExpediteReview(ctx context.Context, r Review) error
 	// PostponeReview moves a pending review to until if it is due earlier;
 	// it reports whether a review was pending. Reads call it only after
 	// PendingReview says one exists, so hot paths stay read-only.

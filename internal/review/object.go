@@ -69,6 +69,11 @@ func RepoPurgeObject(repoID int64) string { return strconv.FormatInt(repoID, 10)
 // NamespacePurgeObject is the object of a namespace's purge: "ns:" and its id.
 func NamespacePurgeObject(nsID int64) string { return namespacePrefix + strconv.FormatInt(nsID, 10) }
 
+// PolicyObject is the object of a repository's policy evaluation:
+// "repoID@", the repository's prefix, so a run limited to the repository
+// claims it.
+func PolicyObject(repoID int64) string { return RepoPrefix(repoID) }
+
 // String is the object as stored: Parse(o.Kind, o.String()) gives o back.
 func (o Object) String() string {
 	switch o.Kind {
@@ -87,6 +92,8 @@ func (o Object) String() string {
 			return NamespacePurgeObject(o.NamespaceID)
 		}
 		return RepoPurgeObject(o.RepoID)
+	case KindPolicy:
+		return PolicyObject(o.RepoID)
 	}
 	return ""
 }
@@ -139,6 +146,12 @@ func parse(kind Kind, object string) (Object, error) {
 		} else {
 			o.RepoID, err = parseID("repository id", object)
 		}
+	case KindPolicy:
+		repo, ok := strings.CutSuffix(object, "@")
+		if !ok {
+			return o, errors.New("want repoID@")
+		}
+		o.RepoID, err = parseID("repository id", repo)
 	default:
 		return o, fmt.Errorf("unknown review kind %q", kind)
 	}

@@ -34,6 +34,7 @@ const (
 	KindUploadedBlob Kind = "uploaded_blob" // repoID@digest: the upload protection marker
 	KindUpload       Kind = "upload"        // upload id (UploadObject)
 	KindPurge        Kind = "purge"         // repository id, or "ns:" namespace id (PurgeObject)
+	KindPolicy       Kind = "policy"        // "repoID@": evaluate the repository's retention policies (PolicyObject)
 )
 
 // KindRepository names what a purge deletes, in the collector's deletions,
@@ -43,7 +44,7 @@ const KindRepository Kind = "repository"
 
 // Kinds lists every review kind, in the order of the table in gc.md.
 func Kinds() []Kind {
-	return []Kind{KindTag, KindManifest, KindLink, KindBlob, KindLabel, KindUploadedBlob, KindUpload, KindPurge}
+	return []Kind{KindTag, KindManifest, KindLink, KindBlob, KindLabel, KindUploadedBlob, KindUpload, KindPurge, KindPolicy}
 }
 
 // Cause is why a review was recorded: the write that removed a reason its
@@ -89,4 +90,16 @@ const (
 	CauseUnlinked Cause = "unlinked"
 	// CausePurge: a purge marked the repository or namespace deleting.
 	CausePurge Cause = "purge"
+	// CauseTagPushed: a tag was created or moved in a repository a count
+	// rule applies to; its policies are evaluated now.
+	CauseTagPushed Cause = "tag_pushed"
+	// CausePolicyChanged: a retention policy of the repository's scope was
+	// created, changed or deleted.
+	CausePolicyChanged Cause = "policy_changed"
+	// CausePolicyDue: an evaluation found a tag that an age or pull rule
+	// prunes at the review's time.
+	CausePolicyDue Cause = "policy_due"
+	// CauseTagPruned: a retention policy ended the tag (its time-machine
+	// window started).
+	CauseTagPruned Cause = "tag_pruned"
 )

@@ -34,6 +34,7 @@ func TestObjectRoundTrip(t *testing.T) {
 		{review.UploadObject("0f1e2d"), review.Object{Kind: review.KindUpload, UploadID: "0f1e2d"}},
 		{review.RepoPurgeObject(44), review.Object{Kind: review.KindPurge, RepoID: 44}},
 		{review.NamespacePurgeObject(3), review.Object{Kind: review.KindPurge, NamespaceID: 3}},
+		{review.PolicyObject(8), review.Object{Kind: review.KindPolicy, RepoID: 8}},
 	} {
 		t.Run(string(tt.want.Kind)+"/"+tt.text, func(t *testing.T) {
 			got, err := review.Parse(tt.want.Kind, tt.text)
@@ -56,6 +57,7 @@ func TestObjectText(t *testing.T) {
 		{review.TagObject(12, 345), "12@345"},
 		{review.RepoDigestObject(12, d256), "12@" + d256.String()},
 		{review.RepoPrefix(12), "12@"},
+		{review.PolicyObject(12), "12@"},
 		{review.BlobObject(d256), d256.String()},
 		{review.LabelObject(9), "9"},
 		{review.UploadObject("abc"), "abc"},
@@ -130,7 +132,7 @@ func TestParseDigestErrors(t *testing.T) {
 
 // TestKinds pins the stored names of the review kinds.
 func TestKinds(t *testing.T) {
-	want := []review.Kind{"tag", "manifest", "link", "blob", "label", "uploaded_blob", "upload", "purge"}
+	want := []review.Kind{"tag", "manifest", "link", "blob", "label", "uploaded_blob", "upload", "purge", "policy"}
 	if diff := cmp.Diff(want, review.Kinds()); diff != "" {
 		t.Errorf("Kinds (-want +got):\n%s", diff)
 	}

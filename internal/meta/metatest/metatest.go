@@ -53,6 +53,9 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Grants", testGrants},
 		{"NamespacePublic", testNamespacePublic},
 		{"SigningKeys", testSigningKeys},
+		{"Policies", testPolicies},
+		{"PolicyTags", testPolicyTags},
+		{"ExpediteReview", testExpediteReview},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

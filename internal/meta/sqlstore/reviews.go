@@ -33,6 +33,18 @@ func (t *tx) ScheduleReview(ctx context.Context, r meta.Review) (time.Time, erro
 	return fromUS(after), nil
 }
 
+func (t *tx) ExpediteReview(ctx context.Context, r meta.Review) error {
+	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) VALUES (?, ?, ?, 0, ?, ?)
+		ON CONFLICT (kind, object) DO UPDATE SET
+			review_after = CASE WHEN excluded.review_after < review.review_after THEN excluded.review_after ELSE review.review_after END,
+			cause = CASE WHEN excluded.review_after < review.review_after THEN excluded.cause ELSE review.cause END,
+			reason = CASE WHEN excluded.review_after < review.review_after THEN excluded.reason ELSE review.reason END`,
+		r.Kind, r.Object, us(r.ReviewAfter), r.Cause, r.Reason); err != nil {
+		return fmt.Errorf("expediting %s review of %s: %w", r.Kind, r.Object, err)
+	}
+	return nil
+}
+
 func (t *tx) RescheduleReview(ctx context.Context, r meta.Review) error {
 	if _, err := t.exec(ctx, `INSERT INTO review (kind, object, review_after, attempts, cause, reason) VALUES (?, ?, ?, 1, ?, ?)
 		ON CONFLICT (kind, object) DO UPDATE SET review_after = excluded.review_after, attempts = review.attempts + 1,

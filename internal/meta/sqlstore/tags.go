@@ -12,14 +12,14 @@ import (
 	"github.com/berth/berth/internal/meta"
 )
 
-const tagCols = `id, repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden, start_actor, end_actor, end_cause`
+const tagCols = `id, repository_id, name, manifest_digest, lifetime_start, lifetime_end, expires_at, hidden, start_actor, end_actor, end_cause, end_rule, pulled_at`
 
 func scanTag(row interface{ Scan(...any) error }) (meta.Tag, error) {
 	var tg meta.Tag
 	var start int64
-	var end, exp sql.NullInt64
+	var end, exp, pulled sql.NullInt64
 	var dg, startActor, endActor, endCause string
-	if err := row.Scan(&tg.ID, &tg.RepoID, &tg.Name, &dg, &start, &end, &exp, &tg.Hidden, &startActor, &endActor, &endCause); err != nil {
+	if err := row.Scan(&tg.ID, &tg.RepoID, &tg.Name, &dg, &start, &end, &exp, &tg.Hidden, &startActor, &endActor, &endCause, &tg.EndRule, &pulled); err != nil {
 		return tg, err
 	}
 	tg.StartActor, tg.EndActor, tg.EndCause = meta.Actor(startActor), meta.Actor(endActor), meta.EndCause(endCause)
@@ -27,6 +27,7 @@ func scanTag(row interface{ Scan(...any) error }) (meta.Tag, error) {
 	tg.Start = fromUS(start)
 	tg.End = fromNullUS(end)
 	tg.ExpiresAt = fromNullUS(exp)
+	tg.PulledAt = fromNullUS(pulled)
 	return tg, nil
 }
 
