@@ -26,10 +26,14 @@ const ManifestDeleted Name = "manifest.deleted"
 
 // The collector's events: its committed decisions.
 const (
-	TagExpired       Name = "tag.expired"
-	TagCollected     Name = "tag.collected"
-	BlobDeleted      Name = "blob.deleted"
-	RepositoryPurged Name = "repository.purged"
+	TagExpired   Name = "tag.expired"
+	TagCollected Name = "tag.collected"
+	// TagSubjectCollected: the collector ended an attachment tag (a
+	// signature, attestation or SBOM named after its subject's digest)
+	// because it deleted the subject's manifest.
+	TagSubjectCollected Name = "tag.subject_collected"
+	BlobDeleted         Name = "blob.deleted"
+	RepositoryPurged    Name = "repository.purged"
 	// GCDeleted is any other deletion of the collector (link, label,
 	// upload marker, upload session).
 	GCDeleted Name = "gc.deleted"
