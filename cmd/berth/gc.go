@@ -110,11 +110,23 @@ func deletedCount(s gc.Summary) int {
 	return n
 }
 
-// printGCSummary writes the deletions (when listed) and the summary table.
+// printGCSummary writes the tag ends and deletions (when listed) and the
+// summary table.
 func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
-	verb := "deleted"
+	verb, ended := "deleted", "tags ended (restorable in the time machine for their window):"
 	if s.DryRun {
-		verb = "would delete"
+		verb, ended = "would delete", "tags it would end (restorable in the time machine for their window):"
+	}
+	if listDeletions && len(s.Ends) > 0 {
+		fmt.Fprintln(w, ended)
+		rows := []string{"REPOSITORY\tTAG\tDIGEST\tCAUSE\tREASON"}
+		for _, e := range s.Ends {
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Repository, e.Tag, dash(e.Digest.String()), e.Cause, e.Reason))
+		}
+		if err := table(w, rows...); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
 	}
 	if listDeletions {
 		if len(s.Deletions) == 0 {
@@ -141,6 +153,7 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 	rows := []string{
 		fmt.Sprintf("reviews decided\t%d", s.Reviews),
 		fmt.Sprintf("tags expired\t%d", s.Expired),
+		fmt.Sprintf("attachment tags ended with their subject\t%d", s.AttachmentsEnded),
 		verb + ":\t",
 	}
 	for _, k := range []struct {

@@ -95,10 +95,11 @@ func (s *Services) closeEvents(ctx context.Context) {
 // real 0 (config.Default fills what is not set).
 func Policy(cfg config.Config) (review.Policy, error) {
 	p := review.Policy{
-		Grace:           cfg.GC.Grace.Duration(),
-		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
-		TagRetention:    cfg.GC.TagRetention.Duration(),
-		CollectUntagged: cfg.GC.CollectUntagged,
+		Grace:                    cfg.GC.Grace.Duration(),
+		UploadExpiry:             cfg.GC.UploadExpiry.Duration(),
+		TagRetention:             cfg.GC.TagRetention.Duration(),
+		CollectUntagged:          cfg.GC.CollectUntagged,
+		AttachmentsFollowSubject: cfg.GC.AttachmentsFollowSubject,
 	}
 	if err := p.Validate(); err != nil {
 		return review.Policy{}, err

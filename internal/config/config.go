@@ -41,6 +41,8 @@
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
 //	webhooks            BERTH_WEBHOOKS             (none)                 none
 //
+//	gc.attachments_follow_subject  BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT  --gc-attachments-follow-subject  true
+//
 //	storage.backend         BERTH_STORAGE            --storage          filesystem
 //	storage.s3.bucket       BERTH_S3_BUCKET          --s3-bucket        ""
 //	storage.s3.region       BERTH_S3_REGION          --s3-region        "" (SDK default chain)
@@ -196,6 +198,11 @@ type GC struct {
 	// CollectUntagged collects untagged, unreferenced manifests older than
 	// Grace; false keeps them (for operators who pin digests).
 	CollectUntagged bool `yaml:"collect_untagged"`
+	// AttachmentsFollowSubject ends the live attachment tags of a manifest
+	// the collector deletes (cosign's sha256-<hex>.sig, .att, .sbom and
+	// the referrers tag schema's sha256-<hex>, in the same repository);
+	// they enter the time machine like any ended tag. false leaves them.
+	AttachmentsFollowSubject bool `yaml:"attachments_follow_subject"`
 }
 
 // Storage selects where blob bytes live.
@@ -269,15 +276,16 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Metrics: true,
 		GC: GC{
-			Grace:           Duration(policy.Grace),
-			UploadExpiry:    Duration(policy.UploadExpiry),
-			TagRetention:    Duration(policy.TagRetention),
-			ReviewDelay:     0,
-			Workers:         2,
-			BatchSize:       gc.DefaultBatchSize,
-			TxBudget:        Duration(gc.DefaultTxBudget),
-			Interval:        Duration(10 * time.Second),
-			CollectUntagged: policy.CollectUntagged,
+			Grace:                    Duration(policy.Grace),
+			UploadExpiry:             Duration(policy.UploadExpiry),
+			TagRetention:             Duration(policy.TagRetention),
+			ReviewDelay:              0,
+			Workers:                  2,
+			BatchSize:                gc.DefaultBatchSize,
+			TxBudget:                 Duration(gc.DefaultTxBudget),
+			Interval:                 Duration(10 * time.Second),
+			CollectUntagged:          policy.CollectUntagged,
+			AttachmentsFollowSubject: policy.AttachmentsFollowSubject,
 		},
 		HTTP: HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
 		Storage: Storage{

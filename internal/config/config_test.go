@@ -41,6 +41,7 @@ gc:
   tag_retention: 3d
   workers: 4
   collect_untagged: false
+  attachments_follow_subject: false
 webhooks:
   - url: https://hooks.example/a
     events: [tag.expired]
@@ -68,6 +69,7 @@ webhooks:
 				c.GC.TagRetention = Duration(72 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = false
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},
@@ -76,7 +78,7 @@ webhooks:
 			file: file,
 			env: []string{
 				"BERTH_ADDR=127.0.0.1:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
-				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
+				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
 				"BERTH_LOG_LEVEL=",                                      // empty: unset
 				"PATH=/bin", "BERTH_GC_WORKERS=1", "BERTH_GC_WORKERS=0", // last wins
 			},
@@ -88,14 +90,17 @@ webhooks:
 				c.GC.TagRetention = Duration(336 * time.Hour)
 				c.GC.Workers = 0
 				c.GC.CollectUntagged = true
+				c.GC.AttachmentsFollowSubject = true
 				c.Webhooks = []Webhook{{URL: "http://a.example/x"}, {URL: "http://b.example/y"}}
 			},
 		},
 		{
 			name: "explicit flags over env, unset flags do not hide env",
 			file: file,
-			env:  []string{"BERTH_ADDR=127.0.0.1:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false"},
-			args: []string{"--addr=127.0.0.1:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json"},
+			env: []string{"BERTH_ADDR=127.0.0.1:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false",
+				"BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT=true"},
+			args: []string{"--addr=127.0.0.1:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json",
+				"--gc-attachments-follow-subject=false"},
 			mutate: func(c *Config) {
 				c.Addr = "127.0.0.1:8000"
 				c.Data = "/env/data"
@@ -106,6 +111,7 @@ webhooks:
 				c.GC.TagRetention = Duration(7 * 24 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = true
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},
@@ -128,6 +134,7 @@ webhooks:
 				c.GC.TagRetention = Duration(72 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = false
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},

@@ -126,6 +126,9 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
 	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.CollectUntagged) }},
+	{"gc.attachments_follow_subject", "BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT", "gc-attachments-follow-subject", GCFlags,
+		"end a collected manifest's attachment tags (cosign's sha256-<hex>.sig/.att/.sbom, the referrers tag schema's sha256-<hex>) in its repository",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.AttachmentsFollowSubject) }},
 
 	{"limits.upload_sessions", "BERTH_LIMITS_UPLOAD_SESSIONS", "limits-upload-sessions", ServerFlags, "most upload sessions open in the registry; more POSTs answer 429 (0: unlimited)",
 		func(c *Config) pflag.Value { return (*intValue)(&c.Limits.UploadSessions) }},

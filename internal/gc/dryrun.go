@@ -28,7 +28,7 @@ type dryTx struct {
 	reviews  map[reviewKey]dryReview // reviews written by the dry run
 	claimed  map[reviewKey]bool      // reviews handed out by ClaimDue
 	loaded   map[review.Kind][]meta.Review
-	ended    map[int64]time.Time // tags the expiry scan ended
+	ended    map[int64]time.Time // tags the expiry scan or a subject's deletion ended
 	tags     map[int64]bool      // deleted tag rows
 	mans     map[meta.RepoDigest]bool
 	markers  map[meta.RepoDigest]bool
@@ -193,6 +193,25 @@ func (d *dryTx) ExpiredTags(ctx context.Context, repoID int64, now time.Time, li
 func (d *dryTx) EndTag(ctx context.Context, id int64, at time.Time, actor meta.Actor, cause meta.EndCause) error {
 	d.ended[id] = at
 	return nil
+}
+
+// EndLiveTags ends in the overlay the rows the snapshot has live and the
+// dry run has not ended yet.
+func (d *dryTx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Time, actor meta.Actor, cause meta.EndCause) ([]meta.Tag, error) {
+	live, err := d.Tx.LiveTagsNamed(ctx, tags, at)
+	if err != nil {
+		return nil, err
+	}
+	var out []meta.Tag
+	for _, t := range live {
+		if _, ok := d.ended[t.ID]; ok || d.tags[t.ID] {
+			continue
+		}
+		d.ended[t.ID] = at
+		t.End, t.EndActor, t.EndCause = &at, actor, cause
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func (d *dryTx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int64, error) {

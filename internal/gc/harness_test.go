@@ -462,12 +462,14 @@ func (h *harness) collectWith(c *gc.Collector, ro gc.RunOptions) gc.Summary {
 		}
 		total.Reviews += s.Reviews
 		total.Expired += s.Expired
+		total.AttachmentsEnded += s.AttachmentsEnded
 		total.Errors += s.Errors
 		total.BytesFreed += s.BytesFreed
 		for k, v := range s.Deleted {
 			total.Deleted[k] += v
 		}
 		total.Deletions = append(total.Deletions, s.Deletions...)
+		total.Ends = append(total.Ends, s.Ends...)
 		if s.Reviews == 0 && s.Expired == 0 {
 			return total
 		}
@@ -808,8 +810,10 @@ func (h *harness) settle() {
 
 // windows are the harness's windows, as the oracle takes them (the
 // registry's policy; the oracle reads no CollectUntagged: assertFixedPoint
-// names the manifests it keeps).
-var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
+// names the manifests it keeps), and the production defaults of the
+// collector's rules.
+var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true,
+	AttachmentsFollowSubject: true}
 
 // assertFixedPoint checks the invariant at the current time with the
 // fixed-point oracle (gcoracle): the metadata holds exactly what the

@@ -70,7 +70,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
-			s.Deletions = nil
+			s.Deletions, s.Ends = nil, nil
 		}
 		total.Add(s)
 		if ro.Progress != nil {
@@ -322,6 +322,9 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 		if err := c.blobs.UploadAbort(ctx, id); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			c.log.Warn("deleting upload staging failed; sweep will retry", "upload", id, "err", err)
 		}
+	}
+	for _, e := range p.summary.Ends {
+		c.log.Info("gc ended tag", "repository", e.Repository, "tag", e.Tag, "digest", e.Digest, "cause", e.Cause, "reason", e.Reason)
 	}
 	for _, d := range p.summary.Deletions {
 		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)
