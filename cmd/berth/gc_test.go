@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,6 +27,19 @@ var gcFlags = []string{"--log-level", "error", "--gc-grace", "0", "--tag-retenti
 // tag as user:bob. It returns the bytes of the two blobs.
 func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	t.Helper()
+	ctx, reg, done := openRegistry(t, data)
+	defer done()
+	_, size := pushManifest(t, ctx, reg, repo, tag, bytes.Repeat([]byte("berth layer "), 500))
+	if err := reg.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
+		t.Fatalf("deleting tag: %v", err)
+	}
+	return size
+}
+
+// openRegistry migrates the data directory and opens its registry (windows
+// 0), acting as user:alice.
+func openRegistry(t *testing.T, data string) (context.Context, *registry.Registry, func()) {
+	t.Helper()
 	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
 	if _, err := run(t, nil, "migrate", "--data", data, "--log-level", "error"); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -39,10 +53,14 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close(ctx)
-	reg := svc.Registry
+	return ctx, svc.Registry, func() { svc.Close(ctx) }
+}
+
+// pushManifest pushes repo:tag, an image of one config and layer, and
+// returns its digest and the bytes of its blobs.
+func pushManifest(t *testing.T, ctx context.Context, reg *registry.Registry, repo, tag string, layer []byte) (digest.Digest, int64) {
+	t.Helper()
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	layer := bytes.Repeat([]byte("berth layer "), 500)
 	var size int64
 	for _, b := range [][]byte{cfgBlob, layer} {
 		if _, err := reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), int64(len(b)), bytes.NewReader(b)); err != nil {
@@ -59,10 +77,7 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	if _, err := reg.PutManifest(ctx, repo, tag, "application/vnd.oci.image.manifest.v1+json", m); err != nil {
 		t.Fatalf("pushing manifest: %v", err)
 	}
-	if err := reg.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
-		t.Fatalf("deleting tag: %v", err)
-	}
-	return size
+	return digest.FromBytes(m), size
 }
 
 func gcJSON(t *testing.T, args ...string) gc.Summary {
@@ -154,6 +169,44 @@ func TestGCCommandRealRunCounts(t *testing.T) {
 	}
 	if len(s.Deletions) != deletedCount(s) {
 		t.Errorf("gc --list: %d deletions listed, %d counted", len(s.Deletions), deletedCount(s))
+	}
+}
+
+// gc lists the attachment tags it ends with their subject, and
+// --gc-attachments-follow-subject=false leaves them live.
+func TestGCCommandAttachments(t *testing.T) {
+	for _, follow := range []bool{true, false} {
+		t.Run(fmt.Sprint("follow=", follow), func(t *testing.T) {
+			data := t.TempDir()
+			ctx, reg, done := openRegistry(t, data)
+			subject, _ := pushManifest(t, ctx, reg, "acme/app", "v1", []byte("image layer"))
+			sig := "sha256-" + subject.Encoded() + ".sig"
+			pushManifest(t, ctx, reg, "acme/app", sig, []byte("signature layer"))
+			if err := reg.DeleteTag(ctx, "acme/app", "v1"); err != nil {
+				t.Fatal(err)
+			}
+			done()
+			args := append([]string{"gc", "--data", data, fmt.Sprint("--gc-attachments-follow-subject=", follow)}, gcFlags...)
+			out, err := run(t, nil, append(args, "--dry-run")...)
+			if err != nil {
+				t.Fatalf("gc --dry-run: %v\n%s", err, out)
+			}
+			for _, s := range []string{"tags it would end", sig + " ", "subject_collected", "subject " + subject.String() + " collected",
+				"attachment tags ended with their subject  1"} {
+				if strings.Contains(out, s) != follow {
+					t.Errorf("gc --dry-run output contains %q: %v, want %v:\n%s", s, !follow, follow, out)
+				}
+			}
+			s := gcJSON(t, append(args, "--json", "--list")...)
+			if want := map[bool]int{true: 1, false: 0}[follow]; s.AttachmentsEnded != want || len(s.Ends) != want {
+				t.Errorf("gc --json: attachment_tags_ended %d, %d tag ends listed; want %d", s.AttachmentsEnded, len(s.Ends), want)
+			}
+			// Window 0: the ended signature tag and its manifest go in the
+			// same run.
+			if want := map[bool]int{true: 2, false: 1}[follow]; s.Deleted[review.KindManifest] != want {
+				t.Errorf("gc --json: deleted %d manifests, want %d", s.Deleted[review.KindManifest], want)
+			}
+		})
 	}
 }
 
