@@ -80,10 +80,11 @@ func newTagHistoryCommand(g *globals) *cobra.Command {
 		Long: `history lists the lifetimes of a tag, newest first: the manifest it pointed
 at, when that started and ended (or when it expires), who started it (BY), who
 ended it and why (ENDED BY: deleted, moved, expired, withdrawn by a DELETE of
-its manifest, purged), and whether it is live, restorable (ended inside the
+its manifest, subject_collected for a signature, attestation or SBOM tag whose
+image the collector deleted, purged), and whether it is live, restorable (ended inside the
 namespace's retention window) or gone. Without :TAG it lists the lifetimes of
 every tag of the repository. Actors are user:NAME, robot:NS+NAME, anonymous,
-collector (an expiry) or operator (a berth command on the database); "-" is
+collector (an expiry, a subject collected) or operator (a berth command on the database); "-" is
 unknown (lifetimes recorded before berth recorded actors).`,
 		Example: `  berth tag history library/nginx:latest
   berth tag history library/nginx --json`,

@@ -256,7 +256,7 @@ type TagLifetime struct {
 	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
 	// StartedBy started the lifetime (push, tag, restore); EndedBy ended
 	// it, for EndCause ("deleted", "moved", "expired", "withdrawn",
-	// "purged"). Left out when unknown or not ended.
+	// "subject_collected", "purged"). Left out when unknown or not ended.
 	StartedBy meta.Actor    `json:"started_by,omitempty"`
 	EndedBy   meta.Actor    `json:"ended_by,omitempty"`
 	EndCause  meta.EndCause `json:"end_cause,omitempty"`
