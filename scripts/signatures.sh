@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Signatures follow their image, with the real cosign (docs/design/gc.md, "Attachments
-# follow their subject"). Not part of .ci/run: it waits out real windows and builds cosign.
+# follow their subject"). Run by .ci/run (make signatures): it waits out real windows and builds cosign once.
 #
 #   scripts/signatures.sh
 #
