@@ -25,6 +25,10 @@ after it ends, and can be restored within that window. A tag can also be given
 an expiry, after which it ends (into the time machine) at the collector's next
 expiry scan.
 
+A tag an immutable rule covers cannot be moved by a restore nor given an
+expiry: the command fails (exit status 1, code DENIED with --json), naming
+the rule.
+
 The subcommands work on the same --data/--db as a running server, while it
 runs. They print tables, or with --json the documents of the management API
 (/berth/v1).`,

@@ -11,6 +11,7 @@ import (
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -72,6 +73,9 @@ var errorTable = []struct {
 	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"},
 	{registry.ErrTooManyUploads, "TOOMANYREQUESTS", http.StatusTooManyRequests, "too many open upload sessions; retry later"},
 	{registry.ErrSizeInvalid, "SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"},
+	// Answered with the refusal's own text (*policy.ImmutableError), which
+	// names the tag and the rule: a purge the gc refuses wraps it too.
+	{registry.ErrImmutable, "DENIED", http.StatusForbidden, "tag is immutable"},
 	{registry.ErrDenied, "DENIED", http.StatusForbidden, "requested access to the resource is denied"},
 	{registry.ErrInvalidArgument, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 	{registry.ErrUnsupported, "UNSUPPORTED", http.StatusBadRequest, "the operation is unsupported"},
@@ -108,7 +112,8 @@ func classify(err error) (code string, status int, message string) {
 }
 
 // writeError writes err as the OCI error envelope. message is the code's
-// generic text, or for a malformed digest what is wrong with it; detail is
+// generic text, or for a malformed digest what is wrong with it, or for a
+// write an immutable rule refused the refusal, naming tag and rule; detail is
 // the precise error, except for internal errors, whose text goes to the
 // request log only. A chunk out of order also says,
 // in a Range header, where the upload ends.
@@ -133,6 +138,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var de *oci.DigestError
 	if code == "DIGEST_INVALID" && errors.As(err, &de) {
 		entry.Message = de.Error()
+	}
+	var ie *policy.ImmutableError
+	if errors.As(err, &ie) {
+		entry.Message = ie.Error()
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

@@ -33,6 +33,10 @@ const (
 // saved as given.
 var ErrInvalid = errors.New("invalid policy")
 
+// ErrImmutable is wrapped by every *ImmutableError: a tag write an
+// immutable rule refuses.
+var ErrImmutable = errors.New("tag is immutable")
+
 // Rule is a policy whose pattern is compiled and checked.
 type Rule struct {
 	meta.TagPolicy
@@ -187,6 +191,9 @@ type ImmutableError struct {
 func (e *ImmutableError) Error() string {
 	return fmt.Sprintf("tag %q is immutable (rule %s) and cannot be %s; an administrator can delete the rule", e.Tag, e.Rule, e.Op)
 }
+
+// Unwrap returns ErrImmutable.
+func (e *ImmutableError) Unwrap() error { return ErrImmutable }
 
 // lastPull is when a tag counts as last pulled: its recorded pull, or the
 // start of its lifetime when none was recorded after it.

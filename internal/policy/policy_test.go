@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,8 @@ func TestImmutable(t *testing.T) {
 	err := &policy.ImmutableError{Tag: "v1.2", Rule: "ns:rel", Op: "moved"}
 	if got := err.Error(); got != `tag "v1.2" is immutable (rule ns:rel) and cannot be moved; an administrator can delete the rule` {
 		t.Errorf("message: %s", got)
+	}
+	if wrapped := fmt.Errorf("putting tag: %w", err); !errors.Is(wrapped, policy.ErrImmutable) {
+		t.Errorf("errors.Is(%v, ErrImmutable): got false, want true", wrapped)
 	}
 }

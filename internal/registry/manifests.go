@@ -16,6 +16,7 @@ import (
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -124,9 +125,11 @@ type PushedManifest struct {
 // Labels are the config's labels overlaid by the manifest's annotations (an
 // annotation wins over a config label of the same key). A tag pushed with a
 // berth.expires-after (or quay.expires-after) label gets an expiry of now
-// plus that duration; an invalid value is ignored, as Quay does. Re-pushing
-// a tag onto the manifest it already points at keeps the current tag row
-// (no new history entry, expiry unchanged).
+// plus that duration; an invalid value is ignored, as Quay does, and so is
+// the label of a tag an immutable rule covers. Re-pushing a tag onto the
+// manifest it already points at keeps the current tag row (no new history
+// entry, expiry unchanged); moving a live tag an immutable rule covers is
+// refused with ErrImmutable.
 func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte) (PushedManifest, error) {
 	if err := validName(repo); err != nil {
 		return PushedManifest{}, err
@@ -345,14 +348,29 @@ func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int6
 // putTag points tag at manifest d (already locked or inserted by the
 // caller), ending the current row, whose review it records at its end plus
 // the namespace's retention. A live row already on d is kept; changed
-// reports whether a row was inserted.
+// reports whether a row was inserted. Moving a live tag an immutable rule
+// covers is refused (ErrImmutable); such a tag is created without expiry.
 func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, d digest.Digest, expiry *time.Duration, now time.Time) (changed bool, err error) {
 	cur, err := tx.LiveTag(ctx, repo.ID, tag, now)
+	live := err == nil
 	switch {
-	case err == nil && cur.Manifest == d:
+	case live && cur.Manifest == d:
 		return false, nil
 	case err != nil && !isNotFound(err):
 		return false, fmt.Errorf("reading tag %q: %w", tag, err)
+	}
+	if live || expiry != nil {
+		rule, immutable, err := r.immutableRule(ctx, tx, repo.Name, tag)
+		switch {
+		case err != nil:
+			return false, err
+		case immutable && live:
+			return false, immutableError(repo.Name, tag, rule, "moved")
+		case immutable:
+			// An expiry would end it: the label is not for this tag.
+			r.log.InfoContext(ctx, "ignoring the expiry label of an immutable tag", "repo", repo.Name, "tag", tag, "rule", rule.Ref())
+			expiry = nil
+		}
 	}
 	t := meta.Tag{RepoID: repo.ID, Name: tag, Manifest: d, Start: now, StartActor: ActorFrom(ctx)}
 	if expiry != nil {
@@ -457,7 +475,8 @@ func cmpDigest(a, b digest.Digest) int {
 // DeleteTag): from now on it answers 404, live tags pointing at it end now
 // and are reviewed after the namespace's retention, and it is reviewed now.
 // It is refused with ErrDenied while an index of the repository that is not
-// itself withdrawn lists it.
+// itself withdrawn lists it, and with ErrImmutable while a live tag an
+// immutable rule covers points at it.
 //
 // The row and its edges stay while the time machine can bring it back: a
 // tag row on it inside its window, or a (withdrawn) parent. Restoring such
@@ -495,10 +514,19 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		if err != nil {
 			return fmt.Errorf("reading tags of %s: %w", d, err)
 		}
-		for _, t := range tags {
-			if !t.LiveAt(now) {
-				continue
+		tags = slices.DeleteFunc(tags, func(t meta.Tag) bool { return !t.LiveAt(now) })
+		if len(tags) > 0 {
+			rules, err := r.immutableRules(ctx, tx, repo)
+			if err != nil {
+				return err
 			}
+			for _, t := range tags {
+				if rule, ok := policy.Immutable(rules, t.Name); ok {
+					return immutableError(repo, t.Name, rule, "ended by deleting its manifest "+d.String())
+				}
+			}
+		}
+		for _, t := range tags {
 			if err := tx.EndTag(ctx, t.ID, now, ActorFrom(ctx), meta.CauseWithdrawn); err != nil {
 				return fmt.Errorf("ending tag %q: %w", t.Name, err)
 			}
