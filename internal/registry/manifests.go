@@ -42,19 +42,31 @@ var labelConfigTypes = []string{
 // GetManifest returns the manifest ref (tag or digest) of repo, with its
 // body. A manifest whose review is due within the grace is revived: the
 // review is postponed to now + 1.5 × grace (gc.md, "a read that revives").
+// A read by tag records the tag's pull, in the background, when the last
+// one recorded is older than Options.PullInterval (pulls.go).
 func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Manifest, error) {
+	m, pulled, err := r.getManifest(ctx, repo, ref)
+	if err == nil && pulled != 0 {
+		r.pulls.note(pulled, r.now())
+	}
+	return m, err
+}
+
+// getManifest is GetManifest; pulled is the id of the live tag row read,
+// when its pull is due for recording.
+func (r *Registry) getManifest(ctx context.Context, repo, ref string) (m meta.Manifest, pulled int64, err error) {
 	if err := validName(repo); err != nil {
-		return meta.Manifest{}, err
+		return meta.Manifest{}, 0, err
 	}
 	rf, err := oci.ParseReference(ref)
 	if err != nil {
-		return meta.Manifest{}, err
+		return meta.Manifest{}, 0, err
 	}
 	now := r.now()
-	var m meta.Manifest
 	var reviews []reviewKey
 	stale := false
 	err = r.store.View(ctx, func(tx meta.Tx) error {
+		pulled = 0
 		rp, err := readRepo(ctx, tx, repo)
 		if err != nil {
 			return err
@@ -69,6 +81,9 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 				return fmt.Errorf("reading tag %q: %w", rf.Tag, err)
 			}
 			d = t.Manifest
+			if r.pulls.due(t.PulledAt, now) {
+				pulled = t.ID
+			}
 		}
 		if m, err = manifestRow(ctx, tx, rp, d, meta.LockNone); err != nil {
 			return err
@@ -78,7 +93,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		return err
 	})
 	if err != nil || !stale {
-		return m, err
+		return m, pulled, err
 	}
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
 		rp := meta.Repository{ID: m.RepoID, Name: repo}
@@ -88,7 +103,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		}
 		return r.revive(ctx, tx, reviews)
 	})
-	return m, err
+	return m, pulled, err
 }
 
 // manifestRow reads a manifest a client can see: a withdrawn one (DELETE

@@ -159,6 +159,11 @@ func New(t *testing.T, b Backend, opts ...Option) *Env {
 		ro.Now = e.Clock.Now
 	}
 	e.Registry = registry.New(store, regBlobs, ro)
+	t.Cleanup(func() { // after the server closes, before the store does
+		if err := e.Registry.Close(ctx); err != nil {
+			t.Errorf("closing the registry: %v", err)
+		}
+	})
 	if !o.NoServer {
 		e.Serve(o.API)
 	}
