@@ -260,6 +260,10 @@ type TagLifetime struct {
 	StartedBy meta.Actor    `json:"started_by,omitempty"`
 	EndedBy   meta.Actor    `json:"ended_by,omitempty"`
 	EndCause  meta.EndCause `json:"end_cause,omitempty"`
+	// PulledAt is the last recorded pull of the lifetime (a GET or HEAD
+	// by tag, recorded at most once per policy.pull_interval); left out
+	// when it was never pulled.
+	PulledAt *time.Time `json:"pulled_at,omitempty"`
 }
 
 // NewTagLifetime is the document of one lifetime; the registry decided
@@ -268,7 +272,7 @@ func NewTagLifetime(l registry.Lifetime) TagLifetime {
 	t := l.Tag
 	return TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
 		Hidden: t.Hidden, Live: l.Live, Restorable: l.Restorable, RestorableUntil: utc(l.RestorableUntil),
-		StartedBy: l.StartedBy, EndedBy: l.EndedBy, EndCause: l.EndCause}
+		StartedBy: l.StartedBy, EndedBy: l.EndedBy, EndCause: l.EndCause, PulledAt: utc(t.PulledAt)}
 }
 
 func utc(t *time.Time) *time.Time {
