@@ -41,6 +41,7 @@ const (
 type pullRecorder struct {
 	store    meta.Store
 	interval time.Duration
+	limit    int // of pending tags: maxPendingPulls
 	log      *slog.Logger
 
 	recorded prometheus.Counter
@@ -60,6 +61,7 @@ func newPullRecorder(store meta.Store, interval time.Duration, log *slog.Logger,
 	p := &pullRecorder{
 		store:    store,
 		interval: interval,
+		limit:    maxPendingPulls,
 		log:      log,
 		recorded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "tag", Name: "pulls_recorded_total",
 			Help: "Pulls by tag written to the tag's last pull time (at most one per tag per policy.pull_interval)."}),
@@ -96,7 +98,7 @@ func (p *pullRecorder) note(id int64, at time.Time) {
 	case p.closed:
 		p.dropped.WithLabelValues(pullDropClosed).Inc()
 		return
-	case len(p.pending) >= maxPendingPulls:
+	case len(p.pending) >= p.limit:
 		p.dropped.WithLabelValues(pullDropFull).Inc()
 		return
 	}
