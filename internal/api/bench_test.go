@@ -6,6 +6,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -32,7 +34,10 @@ type benchServer struct {
 func newBenchServer(b *testing.B, backend string) *benchServer {
 	b.Helper()
 	store, blobs := openBackends(b, backend)
-	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
+	// Pulls by tag recorded at most every 10 minutes, as serve's default
+	// does: the zero interval would write on every GET.
+	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy(), PullInterval: 10 * time.Minute})
+	b.Cleanup(func() { _ = reg.Close(context.Background()) })
 	srv := httptest.NewServer(api.New(reg, api.Options{}))
 	b.Cleanup(srv.Close)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
