@@ -12,6 +12,7 @@ import (
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -425,6 +426,10 @@ func (p *pass) endAttachments(ctx context.Context, deleted []meta.RepoDigest, wi
 			names = append(names, meta.RepoTag{RepoID: k.RepoID, Name: n})
 		}
 	}
+	names, err := p.withoutImmutable(ctx, names)
+	if err != nil {
+		return err
+	}
 	ended, err := p.tx.EndLiveTags(ctx, names, p.now, meta.ActorCollector, meta.CauseSubjectCollected)
 	if err != nil {
 		return err
@@ -439,6 +444,40 @@ func (p *pass) endAttachments(ctx context.Context, deleted []meta.RepoDigest, wi
 			event.TagSubjectCollected)
 	}
 	return nil
+}
+
+// withoutImmutable drops from names the tags an immutable rule of their
+// repository covers: they outlive their subject (docs/design/policies.md,
+// "Immutable tags"). The rules are read only for the repositories where
+// one of names is live, which is rare; names is returned as is when none
+// is covered.
+func (p *pass) withoutImmutable(ctx context.Context, names []meta.RepoTag) ([]meta.RepoTag, error) {
+	live, err := p.tx.LiveTagsNamed(ctx, names, p.now)
+	if err != nil {
+		return nil, err
+	}
+	rules := map[int64][]policy.Rule{}
+	for _, t := range live {
+		if _, ok := rules[t.RepoID]; ok {
+			continue
+		}
+		repo := p.repoNames[t.RepoID]
+		ns, _ := oci.SplitRepo(repo)
+		ps, err := p.tx.PoliciesFor(ctx, ns, repo)
+		if err != nil {
+			return nil, err
+		}
+		ps = slices.DeleteFunc(ps, func(r meta.TagPolicy) bool { return r.Kind != meta.PolicyImmutable })
+		rs, bad := policy.CompileAll(ps)
+		for _, err := range bad {
+			p.c.log.Warn("gc: ignoring a stored immutable rule that does not compile", "repository", repo, "error", err)
+		}
+		rules[t.RepoID] = rs
+	}
+	return slices.DeleteFunc(names, func(n meta.RepoTag) bool {
+		_, covered := policy.Immutable(rules[n.RepoID], n.Name)
+		return covered
+	}), nil
 }
 
 // manifestsDeleted records the reviews gc.md asks for when manifests go:
