@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Reviews", testReviews},
 		{"ScheduleReviewsCause", testScheduleReviewsCause},
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
+		{"ConcurrentRePuts", testConcurrentRePuts},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
 		{"ViewIsOneSnapshot", testViewSnapshot},
@@ -963,6 +965,56 @@ func testConcurrentTagMoves(t *testing.T, s meta.Store) {
 		}
 		if len(hist) != 8 || live != 1 {
 			t.Errorf("after 8 concurrent moves: got %d rows, %d live; want 8 rows, 1 live", len(hist), live)
+		}
+		return nil
+	})
+}
+
+// Concurrent re-PUTs of one stored manifest neither deadlock nor conflict:
+// each transaction runs once (a deadlock would make Update retry it).
+func testConcurrentRePuts(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/reput")
+	m := meta.Manifest{RepoID: r.ID, Digest: dg("reput"), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Size: 5, Body: []byte("reput"), PushedAt: t0}
+	putManifest(t, s, m, meta.ManifestEdges{})
+	const n = 8
+	var calls atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			errs <- s.Update(ctx, func(tx meta.Tx) error {
+				calls.Add(1)
+				again := m
+				again.PushedAt = t0.Add(time.Duration(i+1) * time.Second)
+				_, err := tx.PutManifest(ctx, again, meta.ManifestEdges{})
+				return err
+			})
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent re-PUT: %v", err)
+		}
+	}
+	if got := calls.Load(); got != n {
+		t.Errorf("%d concurrent re-PUTs ran %d transactions: some were retried (a deadlock or a conflict)", n, got)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		got, err := tx.Manifest(ctx, r.ID, m.Digest, meta.LockNone)
+		if err != nil {
+			return err
+		}
+		if want := t0.Add(n * time.Second); !got.PushedAt.Equal(want) {
+			t.Errorf("pushed_at after the re-PUTs: got %v, want the latest %v", got.PushedAt, want)
 		}
 		return nil
 	})

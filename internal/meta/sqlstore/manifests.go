@@ -50,21 +50,20 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 		return false, fmt.Errorf("inserting manifest %s: %w", m.Digest, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// Already stored: lock it (the collector may be deleting it right
-		// now; then retry the transaction, whose insert will win), and a
-		// re-PUT refreshes the untagged grace and brings a withdrawn
-		// manifest back.
-		found, err := t.exists(ctx, `SELECT 1 FROM manifest WHERE repository_id = ? AND digest = ?`+t.lock(meta.LockShare), m.RepoID, m.Digest.String())
-		if err != nil {
-			return false, fmt.Errorf("locking manifest %s: %w", m.Digest, err)
-		}
-		if !found {
-			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
-		}
-		if _, err := t.exec(ctx, `UPDATE manifest SET pushed_at = CASE WHEN pushed_at < ? THEN ? ELSE pushed_at END, deleted_at = NULL
+		// Already stored: the UPDATE locks it exclusively (the collector may
+		// be deleting it right now; then retry the transaction, whose insert
+		// will win), and a re-PUT refreshes the untagged grace and brings a
+		// withdrawn manifest back. One exclusive lock, not a shared lock then
+		// an update: two concurrent re-PUTs each holding the shared lock and
+		// waiting to upgrade it deadlock on PostgreSQL.
+		res, err := t.exec(ctx, `UPDATE manifest SET pushed_at = CASE WHEN pushed_at < ? THEN ? ELSE pushed_at END, deleted_at = NULL
 			WHERE repository_id = ? AND digest = ?`,
-			us(m.PushedAt), us(m.PushedAt), m.RepoID, m.Digest.String()); err != nil {
+			us(m.PushedAt), us(m.PushedAt), m.RepoID, m.Digest.String())
+		if err != nil {
 			return false, fmt.Errorf("refreshing manifest %s: %w", m.Digest, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
 		}
 		return false, nil
 	}
