@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Policies", testPolicies},
 		{"PolicyTags", testPolicyTags},
 		{"ExpediteReview", testExpediteReview},
+		{"PreviewReads", testPreviewReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
