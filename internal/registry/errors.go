@@ -50,6 +50,8 @@ var (
 	// ErrNamespaceUnknown: no namespace of that name exists (none was
 	// pushed to, and no operator created it).
 	ErrNamespaceUnknown = errors.New("namespace not known to registry")
+	// ErrPolicyUnknown: no retention policy of that name at that scope.
+	ErrPolicyUnknown = errors.New("policy not known to registry")
 	// ErrInvalidArgument is a management request that makes no sense (a
 	// negative retention, a restore with neither digest nor time).
 	ErrInvalidArgument = errors.New("invalid argument")
