@@ -286,6 +286,8 @@ func mgmtNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
 		return []auth.Need{auth.NamespaceNeed(ns, auth.ActionAll)}
 	case mgmtGCStatus:
 		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
+	case mgmtPolicies, mgmtRegistryPolicy, mgmtNamespacePolicy, mgmtRepositoryPolicy:
+		return policyNeeds(r, mr)
 	}
 	return accountNeeds(r, mr)
 }

@@ -47,6 +47,7 @@ var errorTable = []struct {
 	{auth.ErrAccountUnknown, "ACCOUNT_UNKNOWN", http.StatusNotFound, "account unknown"},
 	{auth.ErrAccountExists, "ACCOUNT_EXISTS", http.StatusConflict, "account already exists"},
 	{auth.ErrGrantUnknown, "GRANT_UNKNOWN", http.StatusNotFound, "grant unknown"},
+	{registry.ErrPolicyUnknown, "POLICY_UNKNOWN", http.StatusNotFound, "policy unknown"},
 	{auth.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
 	{auth.ErrInvalid, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 

@@ -298,7 +298,8 @@ func (r *Registry) Policies(ctx context.Context, f meta.PolicyFilter) ([]meta.Ta
 // Preview is what a rule would prune now (docs/design/policies.md,
 // "Preview").
 type Preview struct {
-	// Policy is the rule previewed: as given, or as saved.
+	// Policy is the rule previewed: as given, or as saved; a rule given
+	// without a name is named unsavedName.
 	Policy meta.TagPolicy
 	// Tags are the live tags the policies of each repository of the
 	// scope would prune now with the rule saved (it added, or replacing
@@ -374,7 +375,7 @@ func (r *Registry) PreviewPolicy(ctx context.Context, p meta.TagPolicy) (Preview
 		if err != nil {
 			return err
 		}
-		pr := &previewer{tx: tx, rule: rule, now: now, pv: Preview{Policy: given}, blobs: map[digest.Digest]*blobUse{}}
+		pr := &previewer{tx: tx, rule: rule, now: now, pv: Preview{Policy: rule.TagPolicy}, blobs: map[digest.Digest]*blobUse{}}
 		if err := pr.run(ctx); err != nil {
 			return err
 		}
