@@ -44,11 +44,14 @@ package api
 // Reading and previewing need read on the scope, saving and deleting
 // admin; the registry's scope needs a registry administrator.
 //
-//	GET    /berth/v1/policies[?namespace=<ns>][&repository=<name>]       the policies of the scope (the registry's with them)
-//	POST   /berth/v1/policies/_preview[?namespace=<ns>][&repository=<name>]   {"name", "kind", …} or {"name"}: what the rule (or the saved one) would prune now
-//	GET    /berth/v1/policies/<policy>                                   a registry policy; PUT {"kind", "count"|"span", "tag_pattern", "pattern_matches"} saves it (201, or 200 replaced); DELETE: 204
-//	GET    /berth/v1/namespaces/<ns>/policies/<policy>                   the same for a namespace's policy
-//	GET    /berth/v1/repositories/<name>/_policies/<policy>              the same for a repository's policy
+//	GET    /berth/v1/policies[?namespace=<ns>][&repository=<name>]            the policies of the scope, the registry's with them
+//	POST   /berth/v1/policies/_preview[?namespace=<ns>][&repository=<name>]   {"name", "kind", …}, or the "name" of a saved rule: what it would prune now
+//	GET    /berth/v1/policies/<policy>                                       a registry policy
+//	PUT    /berth/v1/policies/<policy>                                       {"kind", "count" or "span", "tag_pattern", "pattern_matches"}: save it (201; 200 replaced)
+//	DELETE /berth/v1/policies/<policy>                                       delete it: 204
+//
+// and the same three for /berth/v1/namespaces/<ns>/policies/<policy> and
+// /berth/v1/repositories/<name>/_policies/<policy>.
 //
 // A role is "read", "write" or "admin". "repository" is a full name inside
 // <ns> ("acme/app"); absent, the grant is on the whole namespace.
@@ -113,9 +116,9 @@ const (
 	mgmtVisibility            // namespaces/<ns>/visibility
 	mgmtRotateKey             // auth/rotate-key
 	mgmtPolicies              // policies (list), policies/_preview (Preview)
-	mgmtRegistryPolicy        // policies/<policy>
-	mgmtNamespacePolicy       // namespaces/<ns>/policies/<policy>
-	mgmtRepositoryPolicy      // repositories/<name>/_policies/<policy>
+	mgmtRegPolicy             // policies/<policy>
+	mgmtNSPolicy              // namespaces/<ns>/policies/<policy>
+	mgmtRepoPolicy            // repositories/<name>/_policies/<policy>
 )
 
 // mgmtRoute is a parsed management path (after /berth/v1/). Names and tags
@@ -155,9 +158,9 @@ func parseMgmtRoute(rest string) mgmtRoute {
 	case rest == "policies/_preview":
 		return mgmtRoute{Kind: mgmtPolicies, Preview: true}
 	case len(segs) == 2 && segs[0] == "policies" && segs[1] != "":
-		return mgmtRoute{Kind: mgmtRegistryPolicy, Policy: segs[1]}
+		return mgmtRoute{Kind: mgmtRegPolicy, Policy: segs[1]}
 	case len(segs) == 4 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "policies" && segs[3] != "":
-		return mgmtRoute{Kind: mgmtNamespacePolicy, Name: segs[1], Policy: segs[3]}
+		return mgmtRoute{Kind: mgmtNSPolicy, Name: segs[1], Policy: segs[3]}
 	case len(segs) == 2 && segs[0] == "users" && segs[1] != "":
 		return mgmtRoute{Kind: mgmtUser, Account: segs[1]}
 	case len(segs) == 3 && segs[0] == "users" && segs[1] != "" && segs[2] == "password":
@@ -186,7 +189,7 @@ func parseMgmtRoute(rest string) mgmtRoute {
 		name, tail := strings.Join(segs[1:i], "/"), segs[i+1:]
 		if segs[i] == "_policies" {
 			if len(tail) == 1 && tail[0] != "" {
-				return mgmtRoute{Kind: mgmtRepositoryPolicy, Name: name, Policy: tail[0]}
+				return mgmtRoute{Kind: mgmtRepoPolicy, Name: name, Policy: tail[0]}
 			}
 			return mgmtRoute{}
 		}
@@ -229,7 +232,7 @@ func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return h.gcStatus(w, r)
 	case mgmtUsers, mgmtUser, mgmtUserPassword, mgmtRobots, mgmtRobot, mgmtGrants, mgmtVisibility, mgmtRotateKey:
 		return h.accounts(w, r, mr)
-	case mgmtPolicies, mgmtRegistryPolicy, mgmtNamespacePolicy, mgmtRepositoryPolicy:
+	case mgmtPolicies, mgmtRegPolicy, mgmtNSPolicy, mgmtRepoPolicy:
 		return h.policies(w, r, mr)
 	}
 	return errRouteUnknown

@@ -172,9 +172,9 @@ func NewPolicyPreview(pv registry.Preview) PolicyPreview {
 // policyTarget is the scope and name a policy path names.
 func policyTarget(mr mgmtRoute) meta.TagPolicy {
 	switch mr.Kind {
-	case mgmtNamespacePolicy:
+	case mgmtNSPolicy:
 		return meta.TagPolicy{Namespace: mr.Name, Name: mr.Policy}
-	case mgmtRepositoryPolicy:
+	case mgmtRepoPolicy:
 		ns, _ := oci.SplitRepo(mr.Name)
 		return meta.TagPolicy{Namespace: ns, Repository: mr.Name, Name: mr.Policy}
 	}
