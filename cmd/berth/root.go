@@ -21,6 +21,7 @@ var commands = []func(g *globals) *cobra.Command{
 	newPurgeCommand,
 	newTagCommand,
 	newNamespaceCommand,
+	newPolicyCommand,
 	newUserCommand,
 	newRobotCommand,
 	newGrantCommand,
