@@ -63,26 +63,30 @@ func TestPolicyCommands(t *testing.T) {
 				t.Helper()
 				return run(t, nil, append(cmd, args...)...)
 			}
+			cliJSON := func(v any, cmd ...string) {
+				t.Helper()
+				out, err := cli(cmd...)
+				if err != nil {
+					t.Fatalf("berth %s: %v\n%s", strings.Join(cmd, " "), err, out)
+				}
+				if err := json.Unmarshal([]byte(out), v); err != nil {
+					t.Fatalf("berth %s: %v\n%s", strings.Join(cmd, " "), err, out)
+				}
+			}
 			if out, err := cli("migrate"); err != nil {
 				t.Fatalf("migrate: %v\n%s", err, out)
 			}
 			pushTags(t, data, db, "acme/app", "v1", "v2", "v3")
 			layer := int64(len(bytes.Repeat([]byte("layer of v1 "), 100)))
 
-			out, err := cli("policy", "preview", "--namespace", "acme", "--keep-newest", "1", "--json")
-			if err != nil {
-				t.Fatalf("preview: %v\n%s", err, out)
-			}
 			var pv api.PolicyPreview
-			if err := json.Unmarshal([]byte(out), &pv); err != nil {
-				t.Fatalf("preview --json: %v\n%s", err, out)
-			}
+			cliJSON(&pv, "policy", "preview", "--namespace", "acme", "--keep-newest", "1", "--json")
 			// v1 and v2 go, each with its own layer; the config stays (v3's).
 			if len(pv.Tags) != 2 || pv.Tags[0].Tag != "v1" || pv.Tags[1].Tag != "v2" || pv.ManifestsFreed != 2 || pv.BytesFreed != 2*layer ||
 				pv.Policy.Ref != "acme:(unsaved)" {
 				t.Errorf("preview keep 1: got %+v, want v1 and v2, 2 manifests, %d bytes", pv, 2*layer)
 			}
-			out, err = cli("policy", "preview", "--namespace", "acme", "--keep-newest", "1")
+			out, err := cli("policy", "preview", "--namespace", "acme", "--keep-newest", "1")
 			if err != nil || !strings.Contains(out, "acme:(unsaved): 2 tags of 1 repository would be pruned now (2 by this rule); 2 manifests and 2.3 KiB") ||
 				!strings.Contains(out, "REPOSITORY") || !strings.Contains(out, "never") {
 				t.Errorf("preview table: %v\n%s", err, out)
@@ -92,14 +96,14 @@ func TestPolicyCommands(t *testing.T) {
 			if err != nil || !strings.Contains(out, "acme:keep (created)") || !strings.Contains(out, "keep the 2 newest") || !strings.Contains(out, "by operator") {
 				t.Errorf("set: %v\n%s", err, out)
 			}
-			out, err = cli("policy", "preview", "--name", "keep", "--namespace", "acme", "--json")
-			if err := json.Unmarshal([]byte(out), &pv); err != nil || len(pv.Tags) != 1 || pv.Tags[0].Tag != "v1" || pv.Policy.Ref != "acme:keep" {
-				t.Errorf("preview of the saved keep 2: got %+v (%v)\n%s", pv, err, out)
+			cliJSON(&pv, "policy", "preview", "--name", "keep", "--namespace", "acme", "--json")
+			if len(pv.Tags) != 1 || pv.Tags[0].Tag != "v1" || pv.Policy.Ref != "acme:keep" {
+				t.Errorf("preview of the saved keep 2: got %+v", pv)
 			}
-			out, err = cli("policy", "set", "release", "--repository", "acme/app", "--immutable", "--tag-pattern", "^v1$", "--json")
 			var saved api.PolicySaved
-			if err := json.Unmarshal([]byte(out), &saved); err != nil || !saved.Created || saved.Kind != meta.PolicyImmutable || saved.Ref != "acme/app:release" {
-				t.Errorf("set immutable --json: got %+v (%v)\n%s", saved, err, out)
+			cliJSON(&saved, "policy", "set", "release", "--repository", "acme/app", "--immutable", "--tag-pattern", "^v1$", "--json")
+			if !saved.Created || saved.Kind != meta.PolicyImmutable || saved.Ref != "acme/app:release" {
+				t.Errorf("set immutable --json: got %+v", saved)
 			}
 			out, err = cli("policy", "preview", "--name", "keep", "--namespace", "acme")
 			if err != nil || !strings.Contains(out, "nothing would be pruned now (3 tags of 1 repository examined)") {
@@ -143,10 +147,10 @@ func TestPolicyCommands(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &jerr); err != nil || jerr.Code != "POLICY_UNKNOWN" {
 				t.Errorf("deleting it again --json: got %+v (%v)\n%s", jerr, err, out)
 			}
-			out, err = cli("policy", "list", "--namespace", "acme", "--json")
 			var list api.Policies
-			if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Policies) != 1 || list.Policies[0].Ref != "acme/app:release" {
-				t.Errorf("list --namespace acme --json after the delete: got %+v (%v)\n%s", list, err, out)
+			cliJSON(&list, "policy", "list", "--namespace", "acme", "--json")
+			if len(list.Policies) != 1 || list.Policies[0].Ref != "acme/app:release" {
+				t.Errorf("list --namespace acme --json after the delete: got %+v", list)
 			}
 		})
 	}
