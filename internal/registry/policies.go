@@ -130,6 +130,8 @@ func (c policyChange) schedule(ctx context.Context, tx meta.Tx, after int64) (la
 // clearExpiries clears the expiry of every live tag of the repository the
 // immutable rule covers: an immutable tag does not end, by expiry or
 // otherwise. Hidden tags are berth's own, not a client's, and keep theirs.
+// now is when the rule was saved: a later batch also keeps a covered tag
+// whose expiry passed since, unless the collector already recorded its end.
 func clearExpiries(ctx context.Context, tx meta.Tx, rule policy.Rule, repoID int64, now time.Time) (int, error) {
 	tags, err := tx.LiveTags(ctx, repoID, now)
 	if err != nil {
@@ -569,8 +571,10 @@ func attachmentSubject(tag string) (digest.Digest, bool) {
 // load reads the manifests ds of the repository not yet in pr.nodes.
 func (pr *previewer) load(ctx context.Context, repoID int64, ds []digest.Digest) error {
 	var want []digest.Digest
+	asked := map[digest.Digest]bool{}
 	for _, d := range ds {
-		if _, ok := pr.nodes[d]; !ok && !slices.Contains(want, d) {
+		if _, ok := pr.nodes[d]; !ok && !asked[d] {
+			asked[d] = true
 			want = append(want, d)
 		}
 	}

@@ -13,8 +13,10 @@ import (
 
 // The reads of a policy preview (meta.PreviewTx). Like the collector's,
 // each statement reads its batch of keys from one JSON parameter through
-// the dialect's keyList, in FROM, so that PostgreSQL probes the indexes
-// once per key (dialect.go).
+// the dialect's keyList, matched with IN: SQLite then probes the index per
+// key (or filters one range scan of the repository with a Bloom filter),
+// where a join with json_each would be planned as its inner loop, once
+// per row of the repository.
 
 // ManifestNodes reads the manifests, then each kind of edge, in five
 // statements.
@@ -26,8 +28,8 @@ func (t *tx) ManifestNodes(ctx context.Context, repoID int64, ds []digest.Digest
 	rows, err := t.query(ctx, `SELECT m.digest, m.size, m.deleted_at IS NOT NULL, m.subject_digest,
 			COALESCE((SELECT 1 FROM manifest s WHERE m.subject_digest <> ''
 				AND s.repository_id = m.repository_id AND s.digest = m.subject_digest LIMIT 1), 0)
-		FROM `+t.d.keyList()+` k JOIN manifest m ON m.repository_id = ? AND m.digest = k.v
-		ORDER BY m.digest`, set, repoID)
+		FROM manifest m WHERE m.repository_id = ? AND m.digest IN `+t.d.keyList()+`
+		ORDER BY m.digest`, repoID, set)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d manifests: %w", len(ds), err)
 	}
@@ -52,18 +54,18 @@ func (t *tx) ManifestNodes(ctx context.Context, repoID int64, ds []digest.Digest
 		query string
 		add   func(n *meta.ManifestNode, d digest.Digest)
 	}{
-		{"parents", `SELECT c.child_digest, c.parent_digest FROM ` + t.d.keyList() + ` k
-			JOIN manifest_child c ON c.repository_id = ? AND c.child_digest = k.v`,
+		{"parents", `SELECT c.child_digest, c.parent_digest FROM manifest_child c
+			WHERE c.repository_id = ? AND c.child_digest IN ` + t.d.keyList(),
 			func(n *meta.ManifestNode, d digest.Digest) { n.Parents = append(n.Parents, d) }},
-		{"children", `SELECT c.parent_digest, c.child_digest FROM ` + t.d.keyList() + ` k
-			JOIN manifest_child c ON c.repository_id = ? AND c.parent_digest = k.v`,
+		{"children", `SELECT c.parent_digest, c.child_digest FROM manifest_child c
+			WHERE c.repository_id = ? AND c.parent_digest IN ` + t.d.keyList(),
 			func(n *meta.ManifestNode, d digest.Digest) { n.Children = append(n.Children, d) }},
-		{"referrers", `SELECT m.subject_digest, m.digest FROM ` + t.d.keyList() + ` k
-			JOIN manifest m ON m.repository_id = ? AND m.subject_digest = k.v AND m.subject_digest <> ''`,
+		{"referrers", `SELECT m.subject_digest, m.digest FROM manifest m
+			WHERE m.repository_id = ? AND m.subject_digest <> '' AND m.subject_digest IN ` + t.d.keyList(),
 			func(n *meta.ManifestNode, d digest.Digest) { n.Referrers = append(n.Referrers, d) }},
 	}
 	for _, e := range edges {
-		rows, err := t.query(ctx, e.query, set, repoID)
+		rows, err := t.query(ctx, e.query, repoID, set)
 		if err != nil {
 			return nil, fmt.Errorf("reading the %s of %d manifests: %w", e.what, len(ds), err)
 		}
@@ -81,9 +83,9 @@ func (t *tx) ManifestNodes(ctx context.Context, repoID int64, ds []digest.Digest
 			return nil, fmt.Errorf("reading the %s of %d manifests: %w", e.what, len(ds), err)
 		}
 	}
-	rows, err = t.query(ctx, `SELECT mb.manifest_digest, b.digest, b.size FROM `+t.d.keyList()+` k
-		JOIN manifest_blob mb ON mb.repository_id = ? AND mb.manifest_digest = k.v
-		JOIN blob b ON b.digest = mb.blob_digest`, set, repoID)
+	rows, err = t.query(ctx, `SELECT mb.manifest_digest, b.digest, b.size FROM manifest_blob mb
+		JOIN blob b ON b.digest = mb.blob_digest
+		WHERE mb.repository_id = ? AND mb.manifest_digest IN `+t.d.keyList(), repoID, set)
 	if err != nil {
 		return nil, fmt.Errorf("reading the blobs of %d manifests: %w", len(ds), err)
 	}
@@ -127,10 +129,9 @@ func (t *tx) BlobUses(ctx context.Context, blobs []digest.Digest) (map[digest.Di
 	if len(blobs) == 0 {
 		return out, nil
 	}
-	rows, err := t.query(ctx, `SELECT k.v, COUNT(*) FROM `+t.d.keyList()+` k
-		JOIN repository_blob rb ON rb.blob_digest = k.v
-		JOIN manifest_blob mb ON mb.repository_id = rb.repository_id AND mb.blob_digest = k.v
-		GROUP BY k.v`, jsonKeys(blobs))
+	rows, err := t.query(ctx, `SELECT rb.blob_digest, COUNT(*) FROM repository_blob rb
+		JOIN manifest_blob mb ON mb.repository_id = rb.repository_id AND mb.blob_digest = rb.blob_digest
+		WHERE rb.blob_digest IN `+t.d.keyList()+` GROUP BY rb.blob_digest`, jsonKeys(blobs))
 	if err != nil {
 		return nil, fmt.Errorf("counting the users of %d blobs: %w", len(blobs), err)
 	}
