@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -529,7 +528,7 @@ func (pr *previewer) protected(ctx context.Context, repoID int64, tags []meta.Ta
 	subjects := map[int64]digest.Digest{}
 	var ds []digest.Digest
 	for _, t := range tags {
-		if d, ok := attachmentSubject(t.Name); ok && !t.Hidden {
+		if d, ok := oci.AttachmentSubject(t.Name); ok && !t.Hidden {
 			subjects[t.ID] = d
 			ds = append(ds, d)
 		}
@@ -544,28 +543,6 @@ func (pr *previewer) protected(ctx context.Context, repoID int64, tags []meta.Ta
 		}
 	}
 	return out, nil
-}
-
-// attachmentSubject reports whether tag names an attachment of a manifest
-// ("sha256-<hex>", alone or followed by ".sig", ".att" or ".sbom") and its
-// subject's digest.
-func attachmentSubject(tag string) (digest.Digest, bool) {
-	base := tag
-	for _, suffix := range []string{".sig", ".att", ".sbom"} {
-		if b, ok := strings.CutSuffix(tag, suffix); ok {
-			base = b
-			break
-		}
-	}
-	alg, hex, ok := strings.Cut(base, "-")
-	if !ok {
-		return "", false
-	}
-	d, err := oci.ParseDigest(alg + ":" + hex)
-	if err != nil {
-		return "", false
-	}
-	return d, true
 }
 
 // load reads the manifests ds of the repository not yet in pr.nodes.
