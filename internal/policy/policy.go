@@ -62,7 +62,9 @@ func Compile(p meta.TagPolicy) (Rule, error) {
 		if err := oci.ValidateRepoName(p.Repository); err != nil {
 			return bad("%v", err)
 		}
-	case p.Namespace != "":
+	}
+	if p.Namespace != "" {
+		// A namespace is a repository name's first component.
 		if err := oci.ValidateRepoName(p.Namespace); err != nil || strings.Contains(p.Namespace, "/") {
 			return bad("namespace %q is not a valid namespace name", p.Namespace)
 		}

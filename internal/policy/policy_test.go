@@ -137,6 +137,7 @@ func TestCompileRefuses(t *testing.T) {
 		{meta.TagPolicy{Namespace: "ns", Name: "x", Kind: meta.PolicyKeepNewest}, "needs the pattern"},
 		{meta.TagPolicy{Namespace: "ns", Repository: "other/app", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "is not in namespace ns"},
 		{meta.TagPolicy{Namespace: "Ns", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "not a valid namespace"},
+		{meta.TagPolicy{Namespace: "acme/x", Repository: "acme/x/app", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "not a valid namespace"},
 	} {
 		_, err := policy.Compile(tt.p)
 		if !errors.Is(err, policy.ErrInvalid) || !strings.Contains(err.Error(), tt.says) {
