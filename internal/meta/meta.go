@@ -213,6 +213,7 @@ type Tx interface {
 	ReviewTx
 	AccountTx
 	PolicyTx
+	UsageTx
 	CollectTx
 	DryRunTx
 }
