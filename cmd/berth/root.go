@@ -19,6 +19,7 @@ var commands = []func(g *globals) *cobra.Command{
 	newGCCommand,
 	newSweepCommand,
 	newPurgeCommand,
+	newUsageCommand,
 	newTagCommand,
 	newNamespaceCommand,
 	newPolicyCommand,

@@ -144,6 +144,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	if errors.As(err, &ie) {
 		entry.Message = ie.Error()
 	}
+	var qe *registry.QuotaError
+	if errors.As(err, &qe) {
+		entry.Message = qe.Error()
+	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {
 		entry.Detail = map[string]string{"digest": mbu.Digest.String(), "reason": err.Error()}

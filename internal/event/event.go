@@ -18,6 +18,10 @@ const (
 	TagRestored    Name = "tag.restored"
 	BlobPushed     Name = "blob.pushed"
 	BlobUnlinked   Name = "blob.unlinked"
+	// QuotaWarning: a manifest PUT took its namespace past its quota's
+	// warning threshold (docs/design/usage.md, "Quotas"); once per
+	// crossing upwards.
+	QuotaWarning Name = "quota.warning"
 )
 
 // ManifestDeleted is emitted by both: the registry when a DELETE by digest

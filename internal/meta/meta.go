@@ -214,6 +214,7 @@ type Tx interface {
 	AccountTx
 	PolicyTx
 	PreviewTx
+	UsageTx
 	CollectTx
 	DryRunTx
 }

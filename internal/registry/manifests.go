@@ -204,8 +204,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 
 	now := r.now()
 	var tagged bool
+	var warning *quotaWarning
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
-		tagged = false
+		tagged, warning = false, nil
 		rp, err := ensureRepo(ctx, tx, repo, now)
 		if err != nil {
 			return err
@@ -287,15 +288,22 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		if rf.Tag != "" {
 			// A tagged manifest needs no "pushed" review: the end of the
 			// tag records the reviews that lead to it.
-			tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now)
+			if tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now); err != nil {
+				return err
+			}
+		} else if err := tx.AddReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now.Add(r.opts.Policy.Grace),
+			Cause: review.CausePushed, Reason: "pushed"}); err != nil {
 			return err
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now.Add(r.opts.Policy.Grace),
-			Cause: review.CausePushed, Reason: "pushed"})
+		// The usage counters last, after every other row (usage.md, "Hot
+		// rows and lock order"), and the quota with them.
+		warning, err = r.applyUsage(ctx, tx, rp)
+		return err
 	})
 	if err != nil {
 		return PushedManifest{}, err
 	}
+	r.warnQuota(ctx, warning, repo)
 	r.emit(ctx, event.ManifestPushed, repo, d, "", now)
 	if tagged {
 		r.emit(ctx, event.TagPushed, repo, d, rf.Tag, now)

@@ -219,13 +219,19 @@ func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.
 	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
 	for _, q := range []string{
 		`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in,
-		`DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)` + in,
 		`DELETE FROM manifest_label WHERE (repository_id, manifest_digest)` + in,
-		`DELETE FROM manifest WHERE (repository_id, digest)` + in,
 	} {
 		if _, err := t.exec(ctx, q, set); err != nil {
 			return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
 		}
+	}
+	// Each records what it removes for the usage counters, applied once
+	// for the whole transaction (usage.go).
+	if _, err := t.deleteEdges(ctx, `DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)`+in, set); err != nil {
+		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
+	}
+	if err := t.deleteManifestRows(ctx, `DELETE FROM manifest WHERE (repository_id, digest)`+in, set); err != nil {
+		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
 	}
 	return refs, nil
 }

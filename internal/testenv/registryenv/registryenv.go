@@ -371,7 +371,7 @@ func (e *Env) Check(w review.Policy, pinned ...string) *gcoracle.Report {
 	} else if b, err = gcoracle.FromStore(e.Ctx, e.Blobs); err != nil {
 		e.T.Fatal(err)
 	}
-	rep, err := gcoracle.Check(e.Ctx, gcoracle.Input{DB: e.Store.DB(), Bytes: b, Now: e.Clock.Now(), Windows: w, Pinned: pinned})
+	rep, err := gcoracle.Check(e.Ctx, gcoracle.Input{DB: e.Store.DB(), Store: e.Store, Bytes: b, Now: e.Clock.Now(), Windows: w, Pinned: pinned})
 	if err != nil {
 		e.T.Fatalf("fixed-point oracle: %v", err)
 	}
