@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -238,23 +237,6 @@ func TestSetPolicyLocksNamespace(t *testing.T) {
 			t.Fatalf("SetPolicy after the write: %v", err)
 		}
 	})
-}
-
-// blobSizes reads the config and layers of an image manifest.
-func blobSizes(t *testing.T, m registryenv.Manifest) map[digest.Digest]int64 {
-	t.Helper()
-	var doc struct {
-		Config registryenv.Descriptor   `json:"config"`
-		Layers []registryenv.Descriptor `json:"layers"`
-	}
-	if err := json.Unmarshal(m.Body, &doc); err != nil {
-		t.Fatal(err)
-	}
-	out := map[digest.Digest]int64{doc.Config.Digest: doc.Config.Size}
-	for _, l := range doc.Layers {
-		out[l.Digest] = l.Size
-	}
-	return out
 }
 
 // sumBlobs adds the sizes of the distinct blobs of ms, leaving out skip.
