@@ -24,9 +24,12 @@ const (
 // withdraws a manifest, the collector when it deletes one.
 const ManifestDeleted Name = "manifest.deleted"
 
-// The collector's events: its committed decisions.
+// The collector's events: its committed decisions. TagPruned is a tag
+// lifetime a retention policy ended; its reason names the rule
+// (docs/design/policies.md).
 const (
 	TagExpired       Name = "tag.expired"
+	TagPruned        Name = "tag.pruned"
 	TagCollected     Name = "tag.collected"
 	BlobDeleted      Name = "blob.deleted"
 	RepositoryPurged Name = "repository.purged"

@@ -175,12 +175,15 @@ type Summary struct {
 	Deleted    map[review.Kind]int `json:"deleted"` // by kind
 	BytesFreed int64               `json:"bytes_freed"`
 	Expired    int                 `json:"tags_expired"`
+	Pruned     int                 `json:"tags_pruned"` // ended by retention policies (prune.go)
 	Errors     int                 `json:"errors"`
 	// Skipped counts claimed reviews left for later because another
 	// transaction held their object (PostgreSQL).
 	Skipped   int           `json:"skipped,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
 	Deletions []Deletion    `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
+	// PrunedTags lists the tags Pruned counts, kept like Deletions.
+	PrunedTags []PrunedTag `json:"pruned_tags,omitempty"`
 }
 
 // Add adds o's counts and deletions to s.
@@ -194,9 +197,11 @@ func (s *Summary) Add(o Summary) {
 	}
 	s.BytesFreed += o.BytesFreed
 	s.Expired += o.Expired
+	s.Pruned += o.Pruned
 	s.Errors += o.Errors
 	s.Skipped += o.Skipped
 	s.Deletions = append(s.Deletions, o.Deletions...)
+	s.PrunedTags = append(s.PrunedTags, o.PrunedTags...)
 }
 
 // retention is the removed-tag window of the repository's namespace.

@@ -70,7 +70,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
-			s.Deletions = nil
+			s.Deletions, s.PrunedTags = nil, nil
 		}
 		total.Add(s)
 		if ro.Progress != nil {
@@ -114,8 +114,9 @@ type scope struct {
 	prefix string
 }
 
-// repoScoped are the review kinds whose objects name a repository.
-var repoScoped = []review.Kind{review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
+// repoScoped are the review kinds whose objects name a repository, in
+// stage order.
+var repoScoped = []review.Kind{review.KindPolicy, review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
 
 // kinds lists the review kinds a run in scope claims, in stage order.
 func (sc scope) kinds() []review.Kind {
@@ -253,6 +254,7 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 	began := time.Now()
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		p = c.newPass(tx, c.opts.Now())
+		p.pruneLimit, p.deadline = c.claims.size(), began.Add(c.opts.TxBudget)
 		var err error
 		if claimed, err = tx.ClaimDue(ctx, kind, p.now, prefix, n); err != nil || len(claimed) == 0 {
 			return err
@@ -286,7 +288,16 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 	tombs := p.tombs
 	p.tombs = nil
 	c.afterCommit(ctx, p)
-	return p.summary, len(claimed), tombs, nil
+	s := p.summary
+	for _, e := range p.leased {
+		more, freed, err := c.finishPruning(ctx, e)
+		s.Add(more)
+		tombs = append(tombs, freed...)
+		if err != nil {
+			return s, len(claimed), tombs, err
+		}
+	}
+	return s, len(claimed), tombs, nil
 }
 
 // foregroundWaited reports whether a push waited for the collector's last
@@ -315,7 +326,7 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 // afterCommit deletes the bytes of the blob rows the pass deleted (then
 // their tombstones) unless the caller took them to delete with a batch's,
 // the staging objects of collected uploads, and publishes the pass's
-// deletions.
+// deletions and the tags it pruned.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	c.deleteBytes(ctx, p.tombs)
 	for _, id := range p.aborts {
@@ -327,6 +338,10 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)
 		c.metrics.deleted(d)
 	}
+	for _, t := range p.summary.PrunedTags {
+		c.log.Info("gc pruned tag", "repository", t.Repository, "tag", t.Tag, "digest", t.Digest, "rule", t.Rule, "reason", t.Reason)
+	}
+	c.metrics.ended(p.summary)
 	for _, e := range p.events {
 		c.hooks.emit(e)
 	}

@@ -344,8 +344,9 @@ func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int6
 
 // putTag points tag at manifest d (already locked or inserted by the
 // caller), ending the current row, whose review it records at its end plus
-// the namespace's retention. A live row already on d is kept; changed
-// reports whether a row was inserted.
+// the namespace's retention, and records when the repository's retention
+// policies must be evaluated (prune.go). A live row already on d is kept;
+// changed reports whether a row was inserted.
 func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, d digest.Digest, expiry *time.Duration, now time.Time) (changed bool, err error) {
 	cur, err := tx.LiveTag(ctx, repo.ID, tag, now)
 	switch {
@@ -359,6 +360,10 @@ func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository,
 		at := now.Add(*expiry)
 		t.ExpiresAt = &at
 	}
+	rules, err := r.tagRules(ctx, tx, repo)
+	if err != nil {
+		return false, err
+	}
 	ended, err := tx.PutTag(ctx, t)
 	if err != nil {
 		return false, fmt.Errorf("tagging %s as %q: %w", d, tag, err)
@@ -367,6 +372,9 @@ func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository,
 		if err := r.reviewEndedTag(ctx, tx, repo, *ended, now, "moved to "+d.String()); err != nil {
 			return false, err
 		}
+	}
+	if err := r.schedulePolicies(ctx, tx, repo, rules, t); err != nil {
+		return false, err
 	}
 	return true, nil
 }
