@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,6 +28,19 @@ var gcFlags = []string{"--log-level", "error", "--gc-grace", "0", "--tag-retenti
 func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	t.Helper()
 	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
+	svc := openServices(t, data)
+	defer svc.Close(ctx)
+	size := pushTag(t, svc.Registry, repo, tag, bytes.Repeat([]byte("berth layer "), 500))
+	if err := svc.Registry.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
+		t.Fatalf("deleting tag: %v", err)
+	}
+	return size
+}
+
+// openServices migrates the data directory and opens the services over it
+// with every window 0.
+func openServices(t *testing.T, data string) *app.Services {
+	t.Helper()
 	if _, err := run(t, nil, "migrate", "--data", data, "--log-level", "error"); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -35,14 +49,19 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	cfg.Log.Level = "error"
 	cfg.GC.Grace = 0
 	cfg.GC.TagRetention = 0
-	svc, err := app.OpenServices(ctx, cfg, nil)
+	svc, err := app.OpenServices(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close(ctx)
-	reg := svc.Registry
+	return svc
+}
+
+// pushTag pushes repo:tag (a config and layer) as user:alice and returns
+// the bytes of the two blobs.
+func pushTag(t *testing.T, reg *registry.Registry, repo, tag string, layer []byte) int64 {
+	t.Helper()
+	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	layer := bytes.Repeat([]byte("berth layer "), 500)
 	var size int64
 	for _, b := range [][]byte{cfgBlob, layer} {
 		if _, err := reg.PushBlob(ctx, repo, digest.FromBytes(b).String(), int64(len(b)), bytes.NewReader(b)); err != nil {
@@ -58,9 +77,6 @@ func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	})
 	if _, err := reg.PutManifest(ctx, repo, tag, "application/vnd.oci.image.manifest.v1+json", m); err != nil {
 		t.Fatalf("pushing manifest: %v", err)
-	}
-	if err := reg.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
-		t.Fatalf("deleting tag: %v", err)
 	}
 	return size
 }
@@ -237,5 +253,49 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 	}
 	if _, err := run(t, nil, append([]string{"tag", "expire", "acme/app:v1"}, args...)...); err == nil {
 		t.Error("tag expire without --in/--at/--never: got nil error")
+	}
+}
+
+// berth gc applies the retention policies due: --dry-run lists the tags
+// they would prune, the real run prunes them and counts them.
+func TestGCCommandPrunesByPolicy(t *testing.T) {
+	data := t.TempDir()
+	svc := openServices(t, data)
+	pushTag(t, svc.Registry, "acme/app", "old", []byte("old layer"))
+	pushTag(t, svc.Registry, "acme/app", "new", []byte("new layer"))
+	ctx := context.Background()
+	err := svc.Stores.Meta.Update(ctx, func(tx meta.Tx) error {
+		p := meta.TagPolicy{Namespace: "acme", Name: "keep-1", Kind: meta.PolicyKeepNewest, Count: 1, PatternMatches: true, CreatedBy: meta.ActorOperator}
+		if _, _, err := tx.PutPolicy(ctx, p); err != nil {
+			return err
+		}
+		r, err := tx.Repository(ctx, "acme/app", meta.LockNone)
+		if err != nil {
+			return err
+		}
+		return tx.ExpediteReview(ctx, meta.Review{Kind: review.KindPolicy, Object: review.PolicyObject(r.ID), ReviewAfter: time.Now(), Cause: review.CausePolicyChanged})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Close(ctx)
+	base := append([]string{"--data", data}, gcFlags...)
+
+	out, err := run(t, nil, append([]string{"gc", "--dry-run"}, base...)...)
+	if err != nil {
+		t.Fatalf("gc --dry-run: %v\n%s", err, out)
+	}
+	for _, s := range []string{"PRUNED TAG", "old", "acme:keep-1", "not among the 1 newest tags", "tags pruned by policies"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("gc --dry-run output lacks %q:\n%s", s, out)
+		}
+	}
+	s := gcJSON(t, append([]string{"gc", "--json", "--list"}, base...)...)
+	if s.Pruned != 1 || len(s.PrunedTags) != 1 || s.PrunedTags[0].Tag != "old" || s.PrunedTags[0].Rule != "acme:keep-1" {
+		t.Errorf("gc --json --list: pruned %d, %+v; want old by acme:keep-1", s.Pruned, s.PrunedTags)
+	}
+	// The window is 0: its manifest and blobs went in the same run.
+	if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 {
+		t.Errorf("gc --json: deleted %v, want the pruned tag and its manifest", s.Deleted)
 	}
 }

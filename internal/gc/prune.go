@@ -44,7 +44,8 @@ type PrunedTag struct {
 	Repository string        `json:"repository"`
 	Tag        string        `json:"tag"`
 	Digest     digest.Digest `json:"digest"`
-	// Rule is the policy's ref ("ns/app:keep-10").
+	// Rule is the policy's ref ("ns/app:keep-10"); Reason says why it
+	// prunes the tag ("not among the 10 newest tags").
 	Rule   string `json:"rule"`
 	Reason string `json:"reason"`
 }
@@ -288,18 +289,19 @@ func (p *pass) prune(ctx context.Context, e *evaluation, n int) error {
 
 // pruned records one tag a rule ended.
 func (p *pass) pruned(e *evaluation, t meta.Tag, pr policy.Prune) {
-	reason := "pruned by policy " + pr.Rule.Ref() + ": " + pruneWhy(pr, p.now)
+	why := pruneWhy(pr)
+	reason := "pruned by policy " + pr.Rule.Ref() + ": " + why
 	p.prunedHere++
 	p.followUp(review.KindTag, review.TagObject(e.repoID, t.ID), p.now.Add(e.window), review.CauseTagPruned, "tag "+t.Name+" "+reason)
 	p.summary.Pruned++
-	p.summary.PrunedTags = append(p.summary.PrunedTags, PrunedTag{Repository: e.repo, Tag: t.Name, Digest: t.Manifest, Rule: pr.Rule.Ref(), Reason: reason})
+	p.summary.PrunedTags = append(p.summary.PrunedTags, PrunedTag{Repository: e.repo, Tag: t.Name, Digest: t.Manifest, Rule: pr.Rule.Ref(), Reason: why})
 	p.events = append(p.events, Event{Kind: event.TagPruned, Repository: e.repo, Tag: t.Name, Digest: t.Manifest,
 		Reason: reason, At: p.now, Actor: meta.ActorCollector})
 }
 
 // pruneWhy says why the rule prunes the tag, for logs, events and the dry
 // run's listing.
-func pruneWhy(pr policy.Prune, now time.Time) string {
+func pruneWhy(pr policy.Prune) string {
 	r, t := pr.Rule, pr.Tag
 	var why string
 	switch r.Kind {
