@@ -62,12 +62,11 @@ type followUpWhy struct {
 type outcome int
 
 const (
-	gone     outcome = iota // the object is absent: nothing to decide
-	keep                    // alive for a reason whose end records a review (invariant R)
-	later                   // alive until a time: reviewed again then
-	skipped                 // another transaction holds the candidate
-	deleted                 // garbage, deleted
-	deferred                // claimed, left due for the next transaction (its budget is spent)
+	gone    outcome = iota // the object is absent: nothing to decide
+	keep                   // alive for a reason whose end records a review (invariant R)
+	later                  // alive until a time: reviewed again then
+	skipped                // another transaction holds the candidate
+	deleted                // garbage, deleted
 )
 
 // verdict is a decision about one item.
@@ -204,9 +203,6 @@ func (p *pass) settle(ctx context.Context, kind review.Kind, items []item, verdi
 	var done []string
 	for i, it := range items {
 		v := verdicts[i]
-		if v.outcome == deferred {
-			continue
-		}
 		if v.outcome != skipped {
 			p.summary.Reviews++
 		}

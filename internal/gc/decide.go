@@ -34,16 +34,6 @@ type pass struct {
 	carried map[review.Kind]map[string]followUpWhy
 	// upserts are the follow-up reviews to record at the stage's end.
 	upserts []meta.Review
-
-	// pruneLimit bounds the tags the policy stage ends in this
-	// transaction (0: no bound, the dry run), and deadline the time it
-	// evaluates more claimed repositories until (prune.go). prunedHere
-	// counts the tags it ended; leased are the evaluations with tags left
-	// to end after this transaction commits.
-	pruneLimit int
-	deadline   time.Time
-	prunedHere int
-	leased     []*evaluation
 }
 
 // newPass starts a pass at the tag stage: the work done outside the

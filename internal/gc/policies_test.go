@@ -690,3 +690,41 @@ func TestPolicyPrunesInBatches(t *testing.T) {
 		h.assertNoPolicyReview("ns/app")
 	}, withBatch(3))
 }
+
+// A push while an evaluation is still ending its tags brings the leased
+// review forward: the evaluation does not settle it, and another one
+// prunes the pushed tag in the same run.
+func TestPolicyPushDuringPruningEvaluatedAgain(t *testing.T) {
+	forEachMetaBackend(t, func(t *testing.T, h *harness) {
+		ms := h.pushTags("ns/app", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8")
+		h.savePolicy(keepNewest("ns/app", "none", 0))
+		var once sync.Once
+		o := h.opts
+		o.Hooks = []func(gc.Event){func(e gc.Event) {
+			if e.Kind != event.TagPruned {
+				return
+			}
+			// After the first of the evaluation's transactions.
+			once.Do(func() {
+				if _, err := h.reg.PutManifest(h.ctx, "ns/app", "late", registryenv.MediaImage, ms["t1"].Body); err != nil {
+					t.Errorf("push during the evaluation: %v", err)
+				}
+			})
+		}}
+		s, err := gc.New(h.store, h.blobs, o).RunOnce(h.ctx, gc.RunOptions{KeepDeletions: true})
+		if err != nil || s.Errors != 0 {
+			t.Fatalf("run: %+v, %v", s, err)
+		}
+		var late int
+		for _, p := range s.PrunedTags {
+			if p.Tag == "late" {
+				late++
+			}
+		}
+		if s.Pruned != 9 || late != 1 {
+			t.Fatalf("pruned %v; want the 8 tags and then late", prunedKeys(s.PrunedTags))
+		}
+		h.assertLive("ns/app")
+		h.assertNoPolicyReview("ns/app")
+	}, withBatch(3))
+}

@@ -18,7 +18,8 @@ import (
 	"github.com/berth/berth/internal/review"
 )
 
-// Retention policies (docs/design/policies.md, "When rules are evaluated").
+// Retention policies (docs/design/policies.md, "When rules are evaluated";
+// docs/design/gc.md, "Policy reviews").
 //
 // A review of kind policy names a repository whose rules are to be
 // evaluated: a push under a count rule, the time an age or pull rule's next
@@ -27,15 +28,18 @@ import (
 // transaction: with a zero window a pruned tag, its manifest and its blobs
 // go in the same run.
 //
-// An evaluation reads the repository's live tags once and ends what its
-// rules prune, at most pruneLimit tags per transaction. One with more to
-// end leases its review (due again after policyLease, in case this process
-// dies) and ends the rest in transactions of its own without reading the
-// tags again; the last of them settles the review, unless a push brought
-// it forward meanwhile (then it stays due, for another evaluation).
+// A run claims due policy reviews and leases them (moves them policyLease
+// ahead, so no other collector takes them and a crash only delays them),
+// then evaluates each repository in a read-only transaction: its live tags
+// are read once, and on SQLite without holding the writer, however many
+// they are. What the rules prune is ended in write transactions of at most
+// the claim size each, with their cascade; the last one settles the review
+// unless a push brought it forward meanwhile (it then stays due, for
+// another evaluation that sees the push). The dry run decides in its one
+// transaction instead (decidePolicies).
 
-// policyLease is how long an evaluation that ends its tags over several
-// transactions keeps its review from other collectors.
+// policyLease is how long a claimed policy review is left to the collector
+// evaluating it.
 const policyLease = 10 * time.Minute
 
 // PrunedTag is a tag lifetime a retention policy ended (in a dry run:
@@ -55,29 +59,24 @@ type PrunedTag struct {
 type evaluation struct {
 	repoID int64
 	repo   string
+	gone   bool          // the repository is gone or being purged
 	window time.Duration // the namespace's time-machine window
 	prunes []policy.Prune
 	next   *time.Time
 	// skipped is set when a tag to end was held by another transaction
 	// (PostgreSQL): the repository is evaluated again rather than settled.
 	skipped bool
-	// cause is the claimed review's; lease, when set, is the time the
-	// review was moved to while the evaluation ends its tags.
-	cause review.Cause
-	lease time.Time
+	// review is the claimed review, lease the time it was moved to.
+	review meta.Review
+	lease  time.Time
 }
 
-// decidePolicies evaluates the repositories of claimed policy reviews. A
-// repository purged or gone drops its review. Once the transaction has
-// ended pruneLimit tags or spent its budget, the claims left are deferred
-// to the next transaction (the first is always evaluated).
+// decidePolicies evaluates the repositories of claimed policy reviews and
+// ends what their rules prune, all in the pass's transaction: the dry
+// run's way. A real run evaluates outside the writer (evaluateClaims).
 func (p *pass) decidePolicies(ctx context.Context, items []item) ([]verdict, error) {
 	verdicts := make([]verdict, len(items))
 	for i, it := range items {
-		if i > 0 && p.pruneLimit > 0 && (p.prunedHere >= p.pruneLimit || time.Now().After(p.deadline)) {
-			verdicts[i] = verdict{outcome: deferred}
-			continue
-		}
 		o, err := review.Parse(review.KindPolicy, it.object)
 		if err != nil {
 			p.malformed(ctx, review.KindPolicy, it.object, err)
@@ -87,36 +86,23 @@ func (p *pass) decidePolicies(ctx context.Context, items []item) ([]verdict, err
 		if err != nil {
 			return nil, fmt.Errorf("evaluating the policies of repository %d: %w", o.RepoID, err)
 		}
-		if e == nil {
-			continue // gone or being purged
-		}
-		if it.claimed != nil {
-			e.cause = it.claimed.Cause
-		}
-		n := len(e.prunes)
-		if p.pruneLimit > 0 {
-			n = min(n, max(p.pruneLimit-p.prunedHere, 1))
-		}
-		if err := p.prune(ctx, e, n); err != nil {
+		if err := p.prune(ctx, e, len(e.prunes)); err != nil {
 			return nil, err
 		}
-		if len(e.prunes) > 0 {
-			e.lease = p.now.Add(policyLease)
-			p.leased = append(p.leased, e)
-			verdicts[i] = verdict{outcome: later, until: e.lease, why: fmt.Sprintf("pruning: %d tags left to end", len(e.prunes))}
-			continue
-		}
-		verdicts[i] = e.verdict(p.now)
+		verdicts[i] = e.verdict()
 	}
 	return verdicts, nil
 }
 
-// verdict settles an evaluation that ended every tag it pruned: evaluated
-// again now if a tag was held by another transaction, at the next time a
-// tag becomes prunable, or not until a push or a rule's change records a
+// verdict settles an evaluation that ended every tag it pruned: dropped
+// when the repository is gone (a purge deletes its tags), evaluated again
+// now if a tag was held by another transaction, at the next time a tag
+// becomes prunable, or not until a push or a rule's change records a
 // review.
-func (e *evaluation) verdict(now time.Time) verdict {
+func (e *evaluation) verdict() verdict {
 	switch {
+	case e.gone:
+		return verdict{outcome: gone}
 	case e.skipped:
 		return verdict{outcome: skipped}
 	case e.next != nil:
@@ -127,11 +113,12 @@ func (e *evaluation) verdict(now time.Time) verdict {
 }
 
 // evaluate reads the repository's rules and live tags and decides what the
-// rules prune now; nil when the repository is gone or being purged.
+// rules prune now.
 func (p *pass) evaluate(ctx context.Context, repoID int64) (*evaluation, error) {
+	e := &evaluation{repoID: repoID, gone: true}
 	r, err := p.tx.RepositoryByID(ctx, repoID, meta.LockNone)
 	if errors.Is(err, meta.ErrNotFound) || err == nil && r.State == meta.RepoDeleting {
-		return nil, nil
+		return e, nil
 	}
 	if err != nil {
 		return nil, err
@@ -139,13 +126,13 @@ func (p *pass) evaluate(ctx context.Context, repoID int64) (*evaluation, error) 
 	nsName, _ := oci.SplitRepo(r.Name)
 	ns, err := p.tx.Namespace(ctx, nsName, meta.LockNone)
 	if errors.Is(err, meta.ErrNotFound) || err == nil && ns.State == meta.RepoDeleting {
-		return nil, nil
+		return e, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	p.repoNames[repoID] = r.Name
-	e := &evaluation{repoID: repoID, repo: r.Name, window: p.windowOf(ns.TagRetention)}
+	e.repo, e.gone, e.window = r.Name, false, p.windowOf(ns.TagRetention)
 	ps, err := p.tx.PoliciesFor(ctx, nsName, r.Name)
 	if err != nil {
 		return nil, err
@@ -291,7 +278,6 @@ func (p *pass) prune(ctx context.Context, e *evaluation, n int) error {
 func (p *pass) pruned(e *evaluation, t meta.Tag, pr policy.Prune) {
 	why := pruneWhy(pr)
 	reason := "pruned by policy " + pr.Rule.Ref() + ": " + why
-	p.prunedHere++
 	p.followUp(review.KindTag, review.TagObject(e.repoID, t.ID), p.now.Add(e.window), review.CauseTagPruned, "tag "+t.Name+" "+reason)
 	p.summary.Pruned++
 	p.summary.PrunedTags = append(p.summary.PrunedTags, PrunedTag{Repository: e.repo, Tag: t.Name, Digest: t.Manifest, Rule: pr.Rule.Ref(), Reason: why})
@@ -330,14 +316,73 @@ func pruneWhy(pr policy.Prune) string {
 	return why
 }
 
-// finishPruning ends the rest of a leased evaluation, pruneLimit tags per
-// transaction, each with its cascade; the last one settles the review if
-// it still holds the lease. An error leaves the lease to run out: the
-// repository is then evaluated again.
-func (c *Collector) finishPruning(ctx context.Context, e *evaluation) (Summary, []meta.Tombstone, error) {
+// evaluateClaims is decideClaims for policy reviews (see batch): one
+// transaction claims up to n due reviews and leases them; each repository
+// is then evaluated and what its rules prune ended (evaluateLeased). It
+// returns how many reviews it claimed and the tombstones its transactions
+// committed.
+func (c *Collector) evaluateClaims(ctx context.Context, kind review.Kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
+	total := Summary{Deleted: map[review.Kind]int{}}
+	var claimed []meta.Review
+	var lease time.Time
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		p := c.newPass(tx, c.opts.Now())
+		lease = p.now.Add(policyLease)
+		var err error
+		if claimed, err = tx.ClaimDue(ctx, kind, p.now, prefix, n); err != nil {
+			return err
+		}
+		var malformed []string
+		for _, r := range claimed {
+			if _, err := review.Parse(kind, r.Object); err != nil {
+				p.malformed(ctx, kind, r.Object, err)
+				malformed = append(malformed, r.Object)
+				continue
+			}
+			if err := tx.RescheduleReview(ctx, meta.Review{Kind: kind, Object: r.Object, ReviewAfter: lease, Cause: r.Cause,
+				Reason: "evaluating since " + p.now.Format(time.RFC3339)}); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteReviews(ctx, kind, malformed)
+	})
+	if err != nil {
+		return total, 0, nil, fmt.Errorf("claiming policy reviews: %w", err)
+	}
+	var tombs []meta.Tombstone
+	for _, r := range claimed {
+		o, err := review.Parse(kind, r.Object)
+		if err != nil {
+			continue // dropped above
+		}
+		s, freed, err := c.evaluateLeased(ctx, o.RepoID, r, lease)
+		total.Add(s)
+		tombs = append(tombs, freed...)
+		if err != nil {
+			return total, len(claimed), tombs, err
+		}
+	}
+	return total, len(claimed), tombs, nil
+}
+
+// evaluateLeased evaluates the repository of a leased review in a
+// read-only transaction, then ends what its rules prune in write
+// transactions of at most the claim size each, with their cascade; the
+// last one settles the review (settleLease). A failure reschedules the
+// review with backoff, as for any decision.
+func (c *Collector) evaluateLeased(ctx context.Context, repoID int64, r meta.Review, lease time.Time) (Summary, []meta.Tombstone, error) {
+	var e *evaluation
+	err := c.store.View(ctx, func(tx meta.Tx) (err error) {
+		e, err = c.newPass(tx, c.opts.Now()).evaluate(ctx, repoID)
+		return err
+	})
+	if err != nil {
+		return c.failedEvaluation(ctx, r, fmt.Errorf("evaluating the policies of repository %d: %w", repoID, err))
+	}
+	e.review, e.lease = r, lease
 	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
-	for len(e.prunes) > 0 {
+	for done := false; !done; {
 		var p *pass
 		var rest evaluation
 		began := time.Now()
@@ -356,17 +401,13 @@ func (c *Collector) finishPruning(ctx context.Context, e *evaluation) (Summary, 
 			return p.cascade(ctx, p.stage+1)
 		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return total, tombs, err
-			}
-			c.metrics.errors.Inc()
-			c.log.Error("gc: pruning failed; the repository is evaluated again when its lease runs out", "repository", e.repo,
-				"left", len(e.prunes), "lease", e.lease, "err", err)
-			total.Errors++
-			return total, tombs, nil
+			s, _, ferr := c.failedEvaluation(ctx, r, fmt.Errorf("pruning %s: %w", e.repo, err))
+			total.Add(s)
+			return total, tombs, ferr
 		}
-		c.claims.observe(p.prunedHere, time.Since(began), c.foregroundWaited())
+		c.claims.observe(p.summary.Pruned, time.Since(began), c.foregroundWaited())
 		*e = rest
+		done = len(e.prunes) == 0
 		tombs = append(tombs, p.tombs...)
 		p.tombs = nil
 		c.afterCommit(ctx, p)
@@ -375,25 +416,36 @@ func (c *Collector) finishPruning(ctx context.Context, e *evaluation) (Summary, 
 	return total, tombs, nil
 }
 
-// settleLease settles the review of an evaluation that ended its last tag
-// in a later transaction: it claims the review again, and settles it only
-// if it is still at the lease (a push that brought it forward asked for
-// another evaluation, which must run; another collector holding it is
-// running one).
+// failedEvaluation reschedules a policy review whose evaluation failed,
+// with backoff; what was ended before stays ended.
+func (c *Collector) failedEvaluation(ctx context.Context, r meta.Review, cause error) (Summary, []meta.Tombstone, error) {
+	if ctx.Err() != nil {
+		return Summary{}, nil, cause // the lease runs out; the next run evaluates again
+	}
+	s, _, err := c.backoff(ctx, r, cause)
+	return s, nil, err
+}
+
+// settleLease settles the review of an evaluation that ended its last tag:
+// it claims the review again and settles it only if it still stands at the
+// lease. A push that brought it forward asked for another evaluation, which
+// must run; another collector holding it is running one.
 func (p *pass) settleLease(ctx context.Context, e *evaluation) error {
 	object := review.PolicyObject(e.repoID)
 	rs, err := p.tx.ClaimDue(ctx, review.KindPolicy, e.lease, object, 1)
 	if err != nil || len(rs) == 0 || rs[0].Object != object || rs[0].ReviewAfter.UnixMicro() != e.lease.UnixMicro() {
 		return err
 	}
-	p.summary.Reviews++
-	v := e.verdict(p.now)
+	v := e.verdict()
 	switch v.outcome {
 	case later:
+		p.summary.Reviews++
 		return p.tx.RescheduleReview(ctx, meta.Review{Kind: review.KindPolicy, Object: object, ReviewAfter: v.until, Cause: v.cause, Reason: v.why})
 	case skipped:
-		return p.tx.RescheduleReview(ctx, meta.Review{Kind: review.KindPolicy, Object: object, ReviewAfter: p.now, Cause: e.cause,
+		p.summary.Skipped++
+		return p.tx.RescheduleReview(ctx, meta.Review{Kind: review.KindPolicy, Object: object, ReviewAfter: p.now, Cause: e.review.Cause,
 			Reason: "a tag to prune was held by another transaction"})
 	}
+	p.summary.Reviews++
 	return p.tx.DeleteReviews(ctx, review.KindPolicy, []string{object})
 }

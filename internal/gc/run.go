@@ -218,9 +218,13 @@ func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string, 
 	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
 	defer func() { deleteBytes(tombs) }()
+	decide := c.decideClaims
+	if kind == review.KindPolicy {
+		decide = c.evaluateClaims
+	}
 	decided := 0
 	for claimed := 0; claimed < c.opts.BatchSize; {
-		s, n, freed, err := c.decideClaims(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
+		s, n, freed, err := decide(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
 		total.Add(s)
 		if tombs = append(tombs, freed...); len(tombs) >= deleteBatch {
 			deleteBytes(tombs)
@@ -254,7 +258,6 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 	began := time.Now()
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		p = c.newPass(tx, c.opts.Now())
-		p.pruneLimit, p.deadline = c.claims.size(), began.Add(c.opts.TxBudget)
 		var err error
 		if claimed, err = tx.ClaimDue(ctx, kind, p.now, prefix, n); err != nil || len(claimed) == 0 {
 			return err
@@ -288,16 +291,7 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 	tombs := p.tombs
 	p.tombs = nil
 	c.afterCommit(ctx, p)
-	s := p.summary
-	for _, e := range p.leased {
-		more, freed, err := c.finishPruning(ctx, e)
-		s.Add(more)
-		tombs = append(tombs, freed...)
-		if err != nil {
-			return s, len(claimed), tombs, err
-		}
-	}
-	return s, len(claimed), tombs, nil
+	return p.summary, len(claimed), tombs, nil
 }
 
 // foregroundWaited reports whether a push waited for the collector's last
