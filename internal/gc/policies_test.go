@@ -18,6 +18,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
@@ -238,12 +239,34 @@ func (l *logRecorder) of(msg string) []map[string]string {
 }
 
 // loggingCollector is another collector on the harness's stores whose log
-// lines are kept.
-func (h *harness) loggingCollector() (*gc.Collector, *logRecorder) {
-	l := &logRecorder{}
+// lines are kept and whose metrics are registered in reg.
+func (h *harness) loggingCollector() (c *gc.Collector, logs *logRecorder, reg *prometheus.Registry) {
+	logs, reg = &logRecorder{}, prometheus.NewRegistry()
 	o := h.opts
-	o.Logger = slog.New(l)
-	return gc.New(h.store, h.blobs, o), l
+	o.Logger, o.Registerer = slog.New(logs), reg
+	return gc.New(h.store, h.blobs, o), logs, reg
+}
+
+// counter reads the counter name{label=value} of reg.
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // keep_newest keeps the N newest tags and ends the others with cause
@@ -253,7 +276,7 @@ func TestPolicyKeepNewest(t *testing.T) {
 	forEachMetaBackend(t, func(t *testing.T, h *harness) {
 		ms := h.pushTags("ns/app", "t1", "t2", "t3", "t4", "t5")
 		h.savePolicy(keepNewest("ns/app", "keep-2", 2))
-		c, logs := h.loggingCollector()
+		c, logs, reg := h.loggingCollector()
 		s := h.collectWith(c, gc.RunOptions{})
 		if s.Pruned != 3 || s.Errors != 0 {
 			t.Fatalf("summary: %d pruned, %d errors; want 3, 0", s.Pruned, s.Errors)
@@ -272,6 +295,9 @@ func TestPolicyKeepNewest(t *testing.T) {
 		}
 		if slices.Sort(tags); !slices.Equal(tags, []string{"t1", "t2", "t3"}) {
 			t.Errorf("tag.pruned events for %v, want t1 t2 t3", tags)
+		}
+		if n := counter(t, reg, "berth_gc_tags_ended_total", "cause", "policy"); n != 3 {
+			t.Errorf("berth_gc_tags_ended_total{cause=policy}: got %v, want 3", n)
 		}
 		lines := logs.of("gc pruned tag")
 		if len(lines) != 3 {
@@ -661,7 +687,7 @@ func TestPolicyInvalidStoredRuleNotApplied(t *testing.T) {
 		bad.TagPattern = "("
 		h.savePolicy(bad)
 		h.savePolicy(keepNewest("ns/app", "keep-2", 2))
-		c, logs := h.loggingCollector()
+		c, logs, _ := h.loggingCollector()
 		h.collectWith(c, gc.RunOptions{})
 		h.assertLive("ns/app", "b", "c")
 		h.assertPruned("ns/app", "ns/app:keep-2", "a")

@@ -372,10 +372,12 @@ func (c *Collector) evaluateClaims(ctx context.Context, kind review.Kind, prefix
 // review with backoff, as for any decision.
 func (c *Collector) evaluateLeased(ctx context.Context, repoID int64, r meta.Review, lease time.Time) (Summary, []meta.Tombstone, error) {
 	var e *evaluation
+	began := time.Now()
 	err := c.store.View(ctx, func(tx meta.Tx) (err error) {
 		e, err = c.newPass(tx, c.opts.Now()).evaluate(ctx, repoID)
 		return err
 	})
+	c.log.DebugContext(ctx, "gc policy evaluation", "repository", repoID, "took", time.Since(began), "err", err)
 	if err != nil {
 		return c.failedEvaluation(ctx, r, fmt.Errorf("evaluating the policies of repository %d: %w", repoID, err))
 	}
@@ -406,6 +408,8 @@ func (c *Collector) evaluateLeased(ctx context.Context, repoID int64, r meta.Rev
 			return total, tombs, ferr
 		}
 		c.claims.observe(p.summary.Pruned, time.Since(began), c.foregroundWaited())
+		c.log.DebugContext(ctx, "gc transaction", "kind", review.KindPolicy, "repository", e.repo, "pruned", p.summary.Pruned,
+			"took", time.Since(began), "deleted", p.summary.Deleted, "next_claims", c.claims.size())
 		*e = rest
 		done = len(e.prunes) == 0
 		tombs = append(tombs, p.tombs...)
