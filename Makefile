@@ -14,6 +14,9 @@
 #                      dockerd is installed) against berth with access control on, on
 #                      SQLite and PostgreSQL: logins, push, pull, refused pushes, wrong
 #                      passwords (scripts/clients.sh; CLIENTS="docker" runs only those)
+#   make signatures    signatures follow their image with the real cosign: sign and attest,
+#                      delete and restore, collect, restore the signature (scripts/signatures.sh;
+#                      cosign is built into the cache on first use, ~7 min)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
 #   make torture       short fixed-seed torture runs (berth-torture): SQLite, PostgreSQL,
 #                      two replicas on PostgreSQL, two replicas on PostgreSQL + S3
@@ -63,7 +66,7 @@ TORTURE_BIN      ?= results/torture/berth-torture
 
 BENCHFLAGS ?= -benchmem
 
-.PHONY: test unit vet gotest readme clients conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
+.PHONY: test unit vet gotest readme clients signatures conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
 	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas torture-s3 \
 	conformance-distribution fuzz bench clean
 
@@ -124,6 +127,9 @@ clients:
 
 readme:
 	bash scripts/readme.sh
+
+signatures:
+	bash scripts/signatures.sh
 
 # Fuzz targets run one at a time: `go test -fuzz` accepts exactly one package and
 # one target. The anchored regexp keeps FuzzFoo from also matching FuzzFooBar.

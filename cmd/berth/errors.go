@@ -25,13 +25,21 @@ type jsonError struct {
 	Code string `json:"code"`
 }
 
+// reportedError is a failure the command already reported in its output
+// (a verification that found differences): execute adds nothing, and the
+// exit status says it.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
 // execute runs the command line and reports its error, if any: as a
 // jsonError on stdout when the command ran with --json, else as
 // "berth: ..." on stderr. It returns the error, for the exit status.
 func execute(ctx context.Context, root *cobra.Command) error {
 	cmd, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		return nil
+	var reported reportedError
+	if err == nil || errors.As(err, &reported) {
+		return err
 	}
 	if cmd != nil && wantsJSON(cmd) {
 		if perr := printJSON(cmd.OutOrStdout(), jsonError{Error: err.Error(), Code: errorCode(err)}); perr == nil {

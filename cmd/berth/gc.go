@@ -112,16 +112,18 @@ func deletedCount(s gc.Summary) int {
 	return n
 }
 
-// printGCSummary writes the deletions (when listed) and the summary table.
+// printGCSummary writes the tag ends and deletions (when listed) and the
+// summary table.
 func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
-	verb := "deleted"
+	verb, ended := "deleted", "tags ended (restorable in the time machine for their window):"
 	if s.DryRun {
-		verb = "would delete"
+		verb, ended = "would delete", "tags it would end (restorable in the time machine for their window):"
 	}
-	if listDeletions && len(s.PrunedTags) > 0 {
-		rows := []string{"PRUNED TAG\tREPOSITORY\tDIGEST\tRULE\tREASON"}
-		for _, t := range s.PrunedTags {
-			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", t.Tag, t.Repository, t.Digest, t.Rule, t.Reason))
+	if listDeletions && len(s.Ends) > 0 {
+		fmt.Fprintln(w, ended)
+		rows := []string{"REPOSITORY\tTAG\tDIGEST\tCAUSE\tREASON"}
+		for _, e := range s.Ends {
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Repository, e.Tag, dash(e.Digest.String()), e.Cause, e.Reason))
 		}
 		if err := table(w, rows...); err != nil {
 			return err
@@ -154,6 +156,7 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 		fmt.Sprintf("reviews decided\t%d", s.Reviews),
 		fmt.Sprintf("tags expired\t%d", s.Expired),
 		fmt.Sprintf("tags pruned by policies\t%d", s.Pruned),
+		fmt.Sprintf("attachment tags ended with their subject\t%d", s.AttachmentsEnded),
 		verb + ":\t",
 	}
 	for _, k := range []struct {

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,20 +27,20 @@ var gcFlags = []string{"--log-level", "error", "--gc-grace", "0", "--tag-retenti
 // tag as user:bob. It returns the bytes of the two blobs.
 func pushAndDelete(t *testing.T, data, repo, tag string) int64 {
 	t.Helper()
-	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
-	svc := openServices(t, data)
-	defer svc.Close(ctx)
-	size := pushTag(t, svc.Registry, repo, tag, bytes.Repeat([]byte("berth layer "), 500))
-	if err := svc.Registry.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
+	ctx, reg, done := openRegistry(t, data)
+	defer done()
+	_, size := pushManifest(t, ctx, reg, repo, tag, bytes.Repeat([]byte("berth layer "), 500))
+	if err := reg.DeleteTag(registry.WithActor(ctx, meta.UserActor("bob")), repo, tag); err != nil {
 		t.Fatalf("deleting tag: %v", err)
 	}
 	return size
 }
 
-// openServices migrates the data directory and opens the services over it
-// with every window 0.
-func openServices(t *testing.T, data string) *app.Services {
+// openRegistry migrates the data directory and opens its registry (windows
+// 0), acting as user:alice.
+func openRegistry(t *testing.T, data string) (context.Context, *registry.Registry, func()) {
 	t.Helper()
+	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
 	if _, err := run(t, nil, "migrate", "--data", data, "--log-level", "error"); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -49,18 +49,17 @@ func openServices(t *testing.T, data string) *app.Services {
 	cfg.Log.Level = "error"
 	cfg.GC.Grace = 0
 	cfg.GC.TagRetention = 0
-	svc, err := app.OpenServices(context.Background(), cfg, nil)
+	svc, err := app.OpenServices(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc
+	return ctx, svc.Registry, func() { svc.Close(ctx) }
 }
 
-// pushTag pushes repo:tag (a config and layer) as user:alice and returns
-// the bytes of the two blobs.
-func pushTag(t *testing.T, reg *registry.Registry, repo, tag string, layer []byte) int64 {
+// pushManifest pushes repo:tag, an image of one config and layer, and
+// returns its digest and the bytes of its blobs.
+func pushManifest(t *testing.T, ctx context.Context, reg *registry.Registry, repo, tag string, layer []byte) (digest.Digest, int64) {
 	t.Helper()
-	ctx := registry.WithActor(context.Background(), meta.UserActor("alice"))
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	var size int64
 	for _, b := range [][]byte{cfgBlob, layer} {
@@ -78,7 +77,7 @@ func pushTag(t *testing.T, reg *registry.Registry, repo, tag string, layer []byt
 	if _, err := reg.PutManifest(ctx, repo, tag, "application/vnd.oci.image.manifest.v1+json", m); err != nil {
 		t.Fatalf("pushing manifest: %v", err)
 	}
-	return size
+	return digest.FromBytes(m), size
 }
 
 func gcJSON(t *testing.T, args ...string) gc.Summary {
@@ -173,6 +172,44 @@ func TestGCCommandRealRunCounts(t *testing.T) {
 	}
 }
 
+// gc lists the attachment tags it ends with their subject, and
+// --gc-attachments-follow-subject=false leaves them live.
+func TestGCCommandAttachments(t *testing.T) {
+	for _, follow := range []bool{true, false} {
+		t.Run(fmt.Sprint("follow=", follow), func(t *testing.T) {
+			data := t.TempDir()
+			ctx, reg, done := openRegistry(t, data)
+			subject, _ := pushManifest(t, ctx, reg, "acme/app", "v1", []byte("image layer"))
+			sig := "sha256-" + subject.Encoded() + ".sig"
+			pushManifest(t, ctx, reg, "acme/app", sig, []byte("signature layer"))
+			if err := reg.DeleteTag(ctx, "acme/app", "v1"); err != nil {
+				t.Fatal(err)
+			}
+			done()
+			args := append([]string{"gc", "--data", data, fmt.Sprint("--gc-attachments-follow-subject=", follow)}, gcFlags...)
+			out, err := run(t, nil, append(args, "--dry-run")...)
+			if err != nil {
+				t.Fatalf("gc --dry-run: %v\n%s", err, out)
+			}
+			for _, s := range []string{"tags it would end", sig + " ", "subject_collected", "subject " + subject.String() + " collected",
+				"attachment tags ended with their subject  1"} {
+				if strings.Contains(out, s) != follow {
+					t.Errorf("gc --dry-run output contains %q: %v, want %v:\n%s", s, !follow, follow, out)
+				}
+			}
+			s := gcJSON(t, append(args, "--json", "--list")...)
+			if want := map[bool]int{true: 1, false: 0}[follow]; s.AttachmentsEnded != want || len(s.Ends) != want {
+				t.Errorf("gc --json: attachment_tags_ended %d, %d tag ends listed; want %d", s.AttachmentsEnded, len(s.Ends), want)
+			}
+			// Window 0: the ended signature tag and its manifest go in the
+			// same run.
+			if want := map[bool]int{true: 2, false: 1}[follow]; s.Deleted[review.KindManifest] != want {
+				t.Errorf("gc --json: deleted %d manifests, want %d", s.Deleted[review.KindManifest], want)
+			}
+		})
+	}
+}
+
 func TestSweepRefusesShortAge(t *testing.T) {
 	_, err := run(t, nil, "sweep", "--older-than", "30s", "--data", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "too short") {
@@ -260,39 +297,28 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 // they would prune, the real run prunes them and counts them.
 func TestGCCommandPrunesByPolicy(t *testing.T) {
 	data := t.TempDir()
-	svc := openServices(t, data)
-	pushTag(t, svc.Registry, "acme/app", "old", []byte("old layer"))
-	pushTag(t, svc.Registry, "acme/app", "new", []byte("new layer"))
-	ctx := context.Background()
-	err := svc.Stores.Meta.Update(ctx, func(tx meta.Tx) error {
-		p := meta.TagPolicy{Namespace: "acme", Name: "keep-1", Kind: meta.PolicyKeepNewest, Count: 1, PatternMatches: true, CreatedBy: meta.ActorOperator}
-		if _, _, err := tx.PutPolicy(ctx, p); err != nil {
-			return err
-		}
-		r, err := tx.Repository(ctx, "acme/app", meta.LockNone)
-		if err != nil {
-			return err
-		}
-		return tx.ExpediteReview(ctx, meta.Review{Kind: review.KindPolicy, Object: review.PolicyObject(r.ID), ReviewAfter: time.Now(), Cause: review.CausePolicyChanged})
-	})
-	if err != nil {
+	ctx, reg, done := openRegistry(t, data)
+	pushManifest(t, ctx, reg, "acme/app", "old", []byte("old layer"))
+	pushManifest(t, ctx, reg, "acme/app", "new", []byte("new layer"))
+	p := meta.TagPolicy{Namespace: "acme", Name: "keep-1", Kind: meta.PolicyKeepNewest, Count: 1, PatternMatches: true}
+	if _, _, _, err := reg.SetPolicy(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	svc.Close(ctx)
+	done()
 	base := append([]string{"--data", data}, gcFlags...)
 
 	out, err := run(t, nil, append([]string{"gc", "--dry-run"}, base...)...)
 	if err != nil {
 		t.Fatalf("gc --dry-run: %v\n%s", err, out)
 	}
-	for _, s := range []string{"PRUNED TAG", "old", "acme:keep-1", "not among the 1 newest tags", "tags pruned by policies"} {
+	for _, s := range []string{"tags it would end", "old", "policy", "pruned by policy acme:keep-1: not among the 1 newest tags", "tags pruned by policies"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("gc --dry-run output lacks %q:\n%s", s, out)
 		}
 	}
 	s := gcJSON(t, append([]string{"gc", "--json", "--list"}, base...)...)
-	if s.Pruned != 1 || len(s.PrunedTags) != 1 || s.PrunedTags[0].Tag != "old" || s.PrunedTags[0].Rule != "acme:keep-1" {
-		t.Errorf("gc --json --list: pruned %d, %+v; want old by acme:keep-1", s.Pruned, s.PrunedTags)
+	if s.Pruned != 1 || len(s.Ends) != 1 || s.Ends[0].Tag != "old" || s.Ends[0].Cause != meta.CausePolicy || s.Ends[0].Rule != "acme:keep-1" {
+		t.Errorf("gc --json --list: pruned %d, ends %+v; want old, by acme:keep-1", s.Pruned, s.Ends)
 	}
 	// The window is 0: its manifest and blobs went in the same run.
 	if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 {

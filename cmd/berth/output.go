@@ -7,6 +7,8 @@ import (
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berth/berth/internal/bytesize"
 )
 
 // isTerminal reports whether w is a terminal, so progress lines and
@@ -69,19 +71,8 @@ func table(w io.Writer, rows ...string) error {
 	return tw.Flush()
 }
 
-// humanBytes formats n in IEC units ("1.5 MiB").
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes formats n in IEC units ("1.5 MiB"), as every part of berth does.
+func humanBytes(n int64) string { return bytesize.Format(n) }
 
 // humanTime formats t in UTC, or "-" for nil.
 func humanTime(t *time.Time) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 )
 
 func newPurgeCommand(g *globals) *cobra.Command {
@@ -28,6 +29,9 @@ refuses pushes.
 A purge is resumable: if it stops (Ctrl-C, a crash, a write that raced it) run
 the same command again, or let the collector of a running "berth serve"
 finish it. It reports success only when nothing of the target is left.
+
+A purge does not start while an immutable rule covers a live tag of the
+target: the refusal names the rule, which an administrator deletes first.
 
 On a terminal it asks for confirmation unless --yes is given; without a
 terminal --yes is required.`,
@@ -68,6 +72,9 @@ terminal --yes is required.`,
 			progress.done()
 			if errors.Is(err, meta.ErrNotFound) {
 				return fmt.Errorf("purge %s: no repository or namespace by that name", name)
+			}
+			if errors.Is(err, policy.ErrImmutable) {
+				return err // nothing started: the refusal names the rule to delete first
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

@@ -25,6 +25,10 @@ after it ends, and can be restored within that window. A tag can also be given
 an expiry, after which it ends (into the time machine) at the collector's next
 expiry scan.
 
+A tag an immutable rule covers cannot be moved by a restore nor given an
+expiry: the command fails (exit status 1, code DENIED with --json), naming
+the rule.
+
 The subcommands work on the same --data/--db as a running server, while it
 runs. They print tables, or with --json the documents of the management API
 (/berth/v1).`,
@@ -80,10 +84,11 @@ func newTagHistoryCommand(g *globals) *cobra.Command {
 		Long: `history lists the lifetimes of a tag, newest first: the manifest it pointed
 at, when that started and ended (or when it expires), who started it (BY), who
 ended it and why (ENDED BY: deleted, moved, expired, withdrawn by a DELETE of
-its manifest, purged), and whether it is live, restorable (ended inside the
+its manifest, subject_collected for a signature, attestation or SBOM tag whose
+image the collector deleted, purged), and whether it is live, restorable (ended inside the
 namespace's retention window) or gone. Without :TAG it lists the lifetimes of
 every tag of the repository. Actors are user:NAME, robot:NS+NAME, anonymous,
-collector (an expiry) or operator (a berth command on the database); "-" is
+collector (an expiry, a subject collected) or operator (a berth command on the database); "-" is
 unknown (lifetimes recorded before berth recorded actors).`,
 		Example: `  berth tag history library/nginx:latest
   berth tag history library/nginx --json`,

@@ -286,6 +286,8 @@ func mgmtNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
 		return []auth.Need{auth.NamespaceNeed(ns, auth.ActionAll)}
 	case mgmtGCStatus:
 		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
+	case mgmtPolicies, mgmtRegPolicy, mgmtNSPolicy, mgmtRepoPolicy:
+		return policyNeeds(r, mr)
 	}
 	return accountNeeds(r, mr)
 }

@@ -279,6 +279,16 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 		{"DELETE", "/berth/v1/namespaces/acme/grants?account=nobody-at-all", "", lvlAdmin},
 		{"PUT", "/berth/v1/namespaces/acme/visibility", `{"public":false}`, lvlAdmin},
 		{"POST", "/berth/v1/auth/rotate-key", `{}`, lvlRegistryAdmin},
+		{"GET", "/berth/v1/policies?namespace=acme", "", lvlRead},
+		{"GET", "/berth/v1/policies?repository=acme/app", "", lvlRead},
+		{"GET", "/berth/v1/policies", "", lvlRegistryAdmin},
+		{"POST", "/berth/v1/policies/_preview?repository=acme/app", `{"kind":"keep_newest","count":1}`, lvlRead},
+		{"POST", "/berth/v1/policies/_preview", `{"kind":"keep_newest","count":1}`, lvlRegistryAdmin},
+		{"PUT", "/berth/v1/namespaces/acme/policies/keep", `{"kind":"keep_newest","count":5}`, lvlAdmin},
+		{"GET", "/berth/v1/namespaces/acme/policies/keep", "", lvlRead},
+		{"PUT", "/berth/v1/repositories/acme/app/_policies/release", `{"kind":"immutable","tag_pattern":"^release-"}`, lvlAdmin},
+		{"DELETE", "/berth/v1/repositories/acme/app/_policies/nothing", "", lvlAdmin},
+		{"PUT", "/berth/v1/policies/default", `{"kind":"keep_newest","count":50}`, lvlRegistryAdmin},
 	}
 	subjects := []struct {
 		name  string

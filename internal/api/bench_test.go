@@ -6,6 +6,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -14,10 +15,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/api"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 	"github.com/berth/berth/internal/review"
 )
@@ -27,18 +30,34 @@ import (
 type benchServer struct {
 	url    string
 	client *http.Client
+	store  meta.Store
 }
 
 func newBenchServer(b *testing.B, backend string) *benchServer {
 	b.Helper()
 	store, blobs := openBackends(b, backend)
-	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy()})
+	// Pulls by tag recorded at most every 10 minutes, as serve's default
+	// does: the zero interval would write on every GET.
+	reg := registry.New(store, blobs, registry.Options{Policy: review.DefaultPolicy(), PullInterval: 10 * time.Minute})
+	b.Cleanup(func() { _ = reg.Close(context.Background()) })
 	srv := httptest.NewServer(api.New(reg, api.Options{}))
 	b.Cleanup(srv.Close)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
 	b.Cleanup(tr.CloseIdleConnections)
-	return &benchServer{url: srv.URL, client: &http.Client{Transport: tr}}
+	return &benchServer{url: srv.URL, client: &http.Client{Transport: tr}, store: store}
+}
+
+// withQuota gives every namespace the registry default quota, far above
+// what the benchmark pushes: each manifest PUT then reads it and checks the
+// namespace's usage against it.
+func (s *benchServer) withQuota(b *testing.B) {
+	b.Helper()
+	warn := 80
+	q := meta.Quota{Namespace: "", Limit: 1 << 50, WarnPercent: &warn, CreatedAt: time.Now()}
+	if err := s.store.Update(context.Background(), func(tx meta.Tx) error { return tx.PutQuota(context.Background(), q) }); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // do sends one request and drains the answer, failing unless it has status.
@@ -101,6 +120,7 @@ func BenchmarkManifestPut(b *testing.B) {
 	for _, backend := range backends(b) {
 		b.Run(backend, func(b *testing.B) {
 			s := newBenchServer(b, backend)
+			s.withQuota(b)
 			manifest := s.benchManifest(b, "bench/put")
 			hdr := map[string]string{"Content-Type": mtManifest}
 			b.ReportAllocs()

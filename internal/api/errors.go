@@ -11,6 +11,7 @@ import (
 	"github.com/berth/berth/internal/auth"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/registry"
 )
 
@@ -46,6 +47,7 @@ var errorTable = []struct {
 	{auth.ErrAccountUnknown, "ACCOUNT_UNKNOWN", http.StatusNotFound, "account unknown"},
 	{auth.ErrAccountExists, "ACCOUNT_EXISTS", http.StatusConflict, "account already exists"},
 	{auth.ErrGrantUnknown, "GRANT_UNKNOWN", http.StatusNotFound, "grant unknown"},
+	{registry.ErrPolicyUnknown, "POLICY_UNKNOWN", http.StatusNotFound, "policy unknown"},
 	{auth.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
 	{auth.ErrInvalid, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 
@@ -72,6 +74,9 @@ var errorTable = []struct {
 	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"},
 	{registry.ErrTooManyUploads, "TOOMANYREQUESTS", http.StatusTooManyRequests, "too many open upload sessions; retry later"},
 	{registry.ErrSizeInvalid, "SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"},
+	// Answered with the refusal's own text (*policy.ImmutableError), which
+	// names the tag and the rule: a purge the gc refuses wraps it too.
+	{registry.ErrImmutable, "DENIED", http.StatusForbidden, "tag is immutable"},
 	{registry.ErrDenied, "DENIED", http.StatusForbidden, "requested access to the resource is denied"},
 	{registry.ErrInvalidArgument, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 	{registry.ErrUnsupported, "UNSUPPORTED", http.StatusBadRequest, "the operation is unsupported"},
@@ -108,7 +113,8 @@ func classify(err error) (code string, status int, message string) {
 }
 
 // writeError writes err as the OCI error envelope. message is the code's
-// generic text, or for a malformed digest what is wrong with it; detail is
+// generic text, or for a malformed digest what is wrong with it, or for a
+// write an immutable rule refused the refusal, naming tag and rule; detail is
 // the precise error, except for internal errors, whose text goes to the
 // request log only. A chunk out of order also says,
 // in a Range header, where the upload ends.
@@ -133,6 +139,14 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var de *oci.DigestError
 	if code == "DIGEST_INVALID" && errors.As(err, &de) {
 		entry.Message = de.Error()
+	}
+	var ie *policy.ImmutableError
+	if errors.As(err, &ie) {
+		entry.Message = ie.Error()
+	}
+	var qe *registry.QuotaError
+	if errors.As(err, &qe) {
+		entry.Message = qe.Error()
 	}
 	var mbu *registry.ManifestBlobUnknownError
 	if errors.As(err, &mbu) {

@@ -38,6 +38,21 @@ package api
 //	PUT    /berth/v1/namespaces/<ns>/visibility         {"public": true|false}: the visibility
 //	POST   /berth/v1/auth/rotate-key                    {"retire_older": true} (optional): the signing key, the keys retired
 //
+// Retention policies (mgmt_policies.go, docs/design/policies.md). A
+// policy is at the registry's scope, a namespace's or a repository's; the
+// lists take the scope in the query (none: the registry, every policy).
+// Reading and previewing need read on the scope, saving and deleting
+// admin; the registry's scope needs a registry administrator.
+//
+//	GET    /berth/v1/policies[?namespace=<ns>][&repository=<name>]            the policies of the scope, the registry's with them
+//	POST   /berth/v1/policies/_preview[?namespace=<ns>][&repository=<name>]   {"name", "kind", …}, or the "name" of a saved rule: what it would prune now
+//	GET    /berth/v1/policies/<policy>                                       a registry policy
+//	PUT    /berth/v1/policies/<policy>                                       {"kind", "count" or "span", "tag_pattern", "pattern_matches"}: save it (201; 200 replaced)
+//	DELETE /berth/v1/policies/<policy>                                       delete it: 204
+//
+// and the same three for /berth/v1/namespaces/<ns>/policies/<policy> and
+// /berth/v1/repositories/<name>/_policies/<policy>.
+//
 // A role is "read", "write" or "admin". "repository" is a full name inside
 // <ns> ("acme/app"); absent, the grant is on the whole namespace.
 // "expires_in" is a duration ("90d"); absent, the robot never expires.
@@ -100,6 +115,10 @@ const (
 	mgmtGrants                // namespaces/<ns>/grants
 	mgmtVisibility            // namespaces/<ns>/visibility
 	mgmtRotateKey             // auth/rotate-key
+	mgmtPolicies              // policies (list), policies/_preview (Preview)
+	mgmtRegPolicy             // policies/<policy>
+	mgmtNSPolicy              // namespaces/<ns>/policies/<policy>
+	mgmtRepoPolicy            // repositories/<name>/_policies/<policy>
 )
 
 // mgmtRoute is a parsed management path (after /berth/v1/). Names and tags
@@ -111,6 +130,10 @@ type mgmtRoute struct {
 	// Account is a user's name (users/<name>), or a robot's name within
 	// its namespace Name (namespaces/<ns>/robots/<name>).
 	Account string
+	// Policy is a retention policy's name (mgmt_policies.go); Preview
+	// marks policies/_preview.
+	Policy  string
+	Preview bool
 }
 
 // nsKinds are the resources under namespaces/<ns>/.
@@ -130,6 +153,14 @@ func parseMgmtRoute(rest string) mgmtRoute {
 		return mgmtRoute{Kind: mgmtRotateKey}
 	case rest == "users":
 		return mgmtRoute{Kind: mgmtUsers}
+	case rest == "policies":
+		return mgmtRoute{Kind: mgmtPolicies}
+	case rest == "policies/_preview":
+		return mgmtRoute{Kind: mgmtPolicies, Preview: true}
+	case len(segs) == 2 && segs[0] == "policies" && segs[1] != "":
+		return mgmtRoute{Kind: mgmtRegPolicy, Policy: segs[1]}
+	case len(segs) == 4 && segs[0] == "namespaces" && segs[1] != "" && segs[2] == "policies" && segs[3] != "":
+		return mgmtRoute{Kind: mgmtNSPolicy, Name: segs[1], Policy: segs[3]}
 	case len(segs) == 2 && segs[0] == "users" && segs[1] != "":
 		return mgmtRoute{Kind: mgmtUser, Account: segs[1]}
 	case len(segs) == 3 && segs[0] == "users" && segs[1] != "" && segs[2] == "password":
@@ -152,10 +183,19 @@ func parseMgmtRoute(rest string) mgmtRoute {
 			}
 			i++
 		}
-		if i == 1 || i == len(segs) || segs[i] != "_tags" {
+		if i == 1 || i == len(segs) {
 			return mgmtRoute{}
 		}
 		name, tail := strings.Join(segs[1:i], "/"), segs[i+1:]
+		if segs[i] == "_policies" {
+			if len(tail) == 1 && tail[0] != "" {
+				return mgmtRoute{Kind: mgmtRepoPolicy, Name: name, Policy: tail[0]}
+			}
+			return mgmtRoute{}
+		}
+		if segs[i] != "_tags" {
+			return mgmtRoute{}
+		}
 		switch {
 		case len(tail) == 1 && tail[0] == "history":
 			return mgmtRoute{Kind: mgmtHistory, Name: name}
@@ -192,6 +232,8 @@ func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return h.gcStatus(w, r)
 	case mgmtUsers, mgmtUser, mgmtUserPassword, mgmtRobots, mgmtRobot, mgmtGrants, mgmtVisibility, mgmtRotateKey:
 		return h.accounts(w, r, mr)
+	case mgmtPolicies, mgmtRegPolicy, mgmtNSPolicy, mgmtRepoPolicy:
+		return h.policies(w, r, mr)
 	}
 	return errRouteUnknown
 }
@@ -256,10 +298,14 @@ type TagLifetime struct {
 	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
 	// StartedBy started the lifetime (push, tag, restore); EndedBy ended
 	// it, for EndCause ("deleted", "moved", "expired", "withdrawn",
-	// "purged"). Left out when unknown or not ended.
+	// "subject_collected", "purged"). Left out when unknown or not ended.
 	StartedBy meta.Actor    `json:"started_by,omitempty"`
 	EndedBy   meta.Actor    `json:"ended_by,omitempty"`
 	EndCause  meta.EndCause `json:"end_cause,omitempty"`
+	// PulledAt is the last recorded pull of the lifetime (a GET or HEAD
+	// by tag, recorded at most once per policy.pull_interval); left out
+	// when it was never pulled.
+	PulledAt *time.Time `json:"pulled_at,omitempty"`
 }
 
 // NewTagLifetime is the document of one lifetime; the registry decided
@@ -268,7 +314,7 @@ func NewTagLifetime(l registry.Lifetime) TagLifetime {
 	t := l.Tag
 	return TagLifetime{Tag: t.Name, Digest: t.Manifest, Start: t.Start.UTC(), End: utc(t.End), ExpiresAt: utc(t.ExpiresAt),
 		Hidden: t.Hidden, Live: l.Live, Restorable: l.Restorable, RestorableUntil: utc(l.RestorableUntil),
-		StartedBy: l.StartedBy, EndedBy: l.EndedBy, EndCause: l.EndCause}
+		StartedBy: l.StartedBy, EndedBy: l.EndedBy, EndCause: l.EndCause, PulledAt: utc(t.PulledAt)}
 }
 
 func utc(t *time.Time) *time.Time {

@@ -126,10 +126,11 @@ func TestPolicy(t *testing.T) {
 		want review.Policy
 	}{
 		{"unset", nil, review.DefaultPolicy()},
-		{"explicit zeros", []string{"BERTH_GC_GRACE=0s", "BERTH_TAG_RETENTION=0s", "BERTH_GC_COLLECT_UNTAGGED=false"},
+		{"explicit zeros", []string{"BERTH_GC_GRACE=0s", "BERTH_TAG_RETENTION=0s", "BERTH_GC_COLLECT_UNTAGGED=false", "BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT=false"},
 			review.Policy{UploadExpiry: review.DefaultUploadExpiry}},
 		{"set", []string{"BERTH_GC_GRACE=2h", "BERTH_UPLOAD_EXPIRY=30m", "BERTH_TAG_RETENTION=1w"},
-			review.Policy{Grace: 2 * time.Hour, UploadExpiry: 30 * time.Minute, TagRetention: 7 * 24 * time.Hour, CollectUntagged: true}},
+			review.Policy{Grace: 2 * time.Hour, UploadExpiry: 30 * time.Minute, TagRetention: 7 * 24 * time.Hour, CollectUntagged: true,
+				AttachmentsFollowSubject: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := config.Load("", tt.env)

@@ -91,17 +91,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
-	// Runs after the collector has stopped (see the defers below). drain
-	// is false when the HTTP server did not shut down cleanly: handlers
-	// may still emit events, and the process is about to exit anyway.
+	// Runs after the collector has stopped (see the defers below), before
+	// the stores close: the registry writes the pulls it has not recorded
+	// yet. drain is false when the HTTP server did not shut down cleanly:
+	// handlers may still emit events, and the process is about to exit
+	// anyway.
 	drain := true
 	defer func() {
-		if !drain {
-			return
-		}
 		ctx, stop := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer stop()
-		svc.closeEvents(ctx)
+		if err := svc.Registry.Close(ctx); err != nil {
+			logger.Warn("closing the registry", "err", err)
+		}
+		if drain {
+			svc.closeEvents(ctx)
+		}
 	}()
 	authSvc, err := startAuth(ctx, cfg, stores.Meta, logger)
 	if err != nil {
@@ -294,9 +298,10 @@ func prepareSchema(ctx context.Context, store *sqlstore.Store, logger *slog.Logg
 // too) onto registry.Options.
 func registryOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) registry.Options {
 	return registry.Options{
-		Policy: policy,
-		Now:    time.Now,
-		Logger: logger,
+		Policy:       policy,
+		Now:          time.Now,
+		Logger:       logger,
+		PullInterval: cfg.Policy.PullInterval.Duration(),
 		// Events are set by newServices, which forwards them to the
 		// collector's webhooks.
 		Limits: registry.Limits{

@@ -345,10 +345,17 @@ func TestRegistryOptions(t *testing.T) {
 	if want := (registry.Limits{UploadSessions: 100_000, UploadSessionsPerRepository: 1000, BlobSize: 10 << 30}); got.Limits != want {
 		t.Errorf("default limits: got %+v, want %+v", got.Limits, want)
 	}
+	if got.PullInterval != 10*time.Minute {
+		t.Errorf("default pull interval: got %s, want 10m", got.PullInterval)
+	}
 	cfg.Limits = config.Limits{UploadSessions: 7, UploadSessionsPerRepository: 0, BlobSize: 3 * config.MiB}
 	got = registryOptions(cfg, policy, slog.New(slog.DiscardHandler))
 	if want := (registry.Limits{UploadSessions: 7, BlobSize: 3 << 20}); got.Limits != want {
 		t.Errorf("configured limits: got %+v, want %+v", got.Limits, want)
+	}
+	cfg.Policy.PullInterval = 0
+	if got = registryOptions(cfg, policy, slog.New(slog.DiscardHandler)); got.PullInterval != 0 {
+		t.Errorf("pull interval 0 (every pull): got %s", got.PullInterval)
 	}
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ func newServices(cfg config.Config, stores *Stores, logger *slog.Logger, metrics
 	c := gc.New(stores.Meta, stores.Blobs, opts)
 	ropts := registryOptions(cfg, policy, logger)
 	ropts.Events = sink.registryEvent
+	ropts.Registerer = opts.Registerer
 	return &Services{
 		Stores:    stores,
 		Registry:  registry.New(stores.Meta, stores.Blobs, ropts),
@@ -73,11 +75,13 @@ func newServices(cfg config.Config, stores *Stores, logger *slog.Logger, metrics
 	}, nil
 }
 
-// Close stops event delivery, waits up to ctx for queued webhook events,
-// and closes the stores.
+// Close writes the pulls the registry has not recorded yet, stops event
+// delivery, waits up to ctx for queued webhook events, and closes the
+// stores.
 func (s *Services) Close(ctx context.Context) error {
+	err := s.Registry.Close(ctx)
 	s.closeEvents(ctx)
-	return s.Stores.Close()
+	return errors.Join(err, s.Stores.Close())
 }
 
 // closeEvents stops event delivery and drains the webhook queues until
@@ -95,10 +99,11 @@ func (s *Services) closeEvents(ctx context.Context) {
 // real 0 (config.Default fills what is not set).
 func Policy(cfg config.Config) (review.Policy, error) {
 	p := review.Policy{
-		Grace:           cfg.GC.Grace.Duration(),
-		UploadExpiry:    cfg.GC.UploadExpiry.Duration(),
-		TagRetention:    cfg.GC.TagRetention.Duration(),
-		CollectUntagged: cfg.GC.CollectUntagged,
+		Grace:                    cfg.GC.Grace.Duration(),
+		UploadExpiry:             cfg.GC.UploadExpiry.Duration(),
+		TagRetention:             cfg.GC.TagRetention.Duration(),
+		CollectUntagged:          cfg.GC.CollectUntagged,
+		AttachmentsFollowSubject: cfg.GC.AttachmentsFollowSubject,
 	}
 	if err := p.Validate(); err != nil {
 		return review.Policy{}, err

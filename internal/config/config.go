@@ -39,7 +39,10 @@
 //	gc.tx_budget        BERTH_GC_TX_BUDGET         --gc-tx-budget         20ms
 //	gc.interval         BERTH_GC_INTERVAL          --gc-interval          10s
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
+//	policy.pull_interval BERTH_POLICY_PULL_INTERVAL --policy-pull-interval 10m
 //	webhooks            BERTH_WEBHOOKS             (none)                 none
+//
+//	gc.attachments_follow_subject  BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT  --gc-attachments-follow-subject  true
 //
 //	storage.backend         BERTH_STORAGE            --storage          filesystem
 //	storage.s3.bucket       BERTH_S3_BUCKET          --s3-bucket        ""
@@ -127,6 +130,9 @@ const (
 // DefaultWebhookTimeout is the timeout of a webhook whose timeout is 0.
 const DefaultWebhookTimeout = 10 * time.Second
 
+// DefaultPullInterval is how often at most a tag's pull is recorded.
+const DefaultPullInterval = 10 * time.Minute
+
 // Config is the whole configuration of a berth process.
 type Config struct {
 	// Addr is the listen address of the HTTP server, host:port.
@@ -140,6 +146,7 @@ type Config struct {
 	TLS      TLS       `yaml:"tls"`
 	Log      Log       `yaml:"log"`
 	GC       GC        `yaml:"gc"`
+	Policy   Policy    `yaml:"policy"`
 	Webhooks []Webhook `yaml:"webhooks"`
 	Storage  Storage   `yaml:"storage"`
 	Limits   Limits    `yaml:"limits"`
@@ -196,6 +203,20 @@ type GC struct {
 	// CollectUntagged collects untagged, unreferenced manifests older than
 	// Grace; false keeps them (for operators who pin digests).
 	CollectUntagged bool `yaml:"collect_untagged"`
+	// AttachmentsFollowSubject ends the live attachment tags of a manifest
+	// the collector deletes (cosign's sha256-<hex>.sig, .att, .sbom and
+	// the referrers tag schema's sha256-<hex>, in the same repository);
+	// they enter the time machine like any ended tag. false leaves them.
+	AttachmentsFollowSubject bool `yaml:"attachments_follow_subject"`
+}
+
+// Policy configures what retention policies rely on
+// (docs/design/policies.md).
+type Policy struct {
+	// PullInterval is how often at most the pull of a tag (a GET or HEAD
+	// of a manifest by tag) is recorded for the pull rules; 0 records
+	// every pull.
+	PullInterval Duration `yaml:"pull_interval"`
 }
 
 // Storage selects where blob bytes live.
@@ -269,17 +290,19 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Metrics: true,
 		GC: GC{
-			Grace:           Duration(policy.Grace),
-			UploadExpiry:    Duration(policy.UploadExpiry),
-			TagRetention:    Duration(policy.TagRetention),
-			ReviewDelay:     0,
-			Workers:         2,
-			BatchSize:       gc.DefaultBatchSize,
-			TxBudget:        Duration(gc.DefaultTxBudget),
-			Interval:        Duration(10 * time.Second),
-			CollectUntagged: policy.CollectUntagged,
+			Grace:                    Duration(policy.Grace),
+			UploadExpiry:             Duration(policy.UploadExpiry),
+			TagRetention:             Duration(policy.TagRetention),
+			ReviewDelay:              0,
+			Workers:                  2,
+			BatchSize:                gc.DefaultBatchSize,
+			TxBudget:                 Duration(gc.DefaultTxBudget),
+			Interval:                 Duration(10 * time.Second),
+			CollectUntagged:          policy.CollectUntagged,
+			AttachmentsFollowSubject: policy.AttachmentsFollowSubject,
 		},
-		HTTP: HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
+		Policy: Policy{PullInterval: Duration(DefaultPullInterval)},
+		HTTP:   HTTP{BodyIdleTimeout: Duration(DefaultBodyIdleTimeout)},
 		Storage: Storage{
 			Backend: StorageFilesystem,
 			S3: S3{
@@ -377,6 +400,7 @@ func (c Config) Validate() error {
 	if c.GC.BatchSize < 1 || c.GC.BatchSize > 10000 {
 		bad("gc.batch_size", "must be between 1 and 10000, got %d", c.GC.BatchSize)
 	}
+	nonNegative("policy.pull_interval", c.Policy.PullInterval)
 
 	errs = append(errs, c.Storage.validate()...)
 	errs = append(errs, c.Limits.validate(c.Storage)...)

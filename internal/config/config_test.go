@@ -41,6 +41,7 @@ gc:
   tag_retention: 3d
   workers: 4
   collect_untagged: false
+  attachments_follow_subject: false
 webhooks:
   - url: https://hooks.example/a
     events: [tag.expired]
@@ -68,6 +69,7 @@ webhooks:
 				c.GC.TagRetention = Duration(72 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = false
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},
@@ -76,9 +78,10 @@ webhooks:
 			file: file,
 			env: []string{
 				"BERTH_ADDR=127.0.0.1:7000", "BERTH_GC_GRACE=30m", "BERTH_TAG_RETENTION=2w",
-				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
+				"BERTH_GC_COLLECT_UNTAGGED=true", "BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT=true", "BERTH_WEBHOOKS=http://a.example/x, http://b.example/y",
 				"BERTH_LOG_LEVEL=",                                      // empty: unset
 				"PATH=/bin", "BERTH_GC_WORKERS=1", "BERTH_GC_WORKERS=0", // last wins
+				"BERTH_POLICY_PULL_INTERVAL=0",
 			},
 			mutate: func(c *Config) {
 				c.Addr = "127.0.0.1:7000"
@@ -88,16 +91,21 @@ webhooks:
 				c.GC.TagRetention = Duration(336 * time.Hour)
 				c.GC.Workers = 0
 				c.GC.CollectUntagged = true
+				c.GC.AttachmentsFollowSubject = true
+				c.Policy.PullInterval = 0
 				c.Webhooks = []Webhook{{URL: "http://a.example/x"}, {URL: "http://b.example/y"}}
 			},
 		},
 		{
 			name: "explicit flags over env, unset flags do not hide env",
 			file: file,
-			env:  []string{"BERTH_ADDR=127.0.0.1:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false"},
-			args: []string{"--addr=127.0.0.1:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json"},
+			env: []string{"BERTH_ADDR=127.0.0.1:7000", "BERTH_DATA=/env/data", "BERTH_GC_GRACE=30m", "BERTH_METRICS=false",
+				"BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT=true"},
+			args: []string{"--addr=127.0.0.1:8000", "--gc-grace=0", "--tag-retention", "1w", "--gc-collect-untagged", "--log-format=json",
+				"--gc-attachments-follow-subject=false", "--policy-pull-interval=1h"},
 			mutate: func(c *Config) {
 				c.Addr = "127.0.0.1:8000"
+				c.Policy.PullInterval = Duration(time.Hour)
 				c.Data = "/env/data"
 				c.Log.Level = "warn"
 				c.Log.Format = "json"
@@ -106,6 +114,7 @@ webhooks:
 				c.GC.TagRetention = Duration(7 * 24 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = true
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},
@@ -128,6 +137,7 @@ webhooks:
 				c.GC.TagRetention = Duration(72 * time.Hour)
 				c.GC.Workers = 4
 				c.GC.CollectUntagged = false
+				c.GC.AttachmentsFollowSubject = false
 				c.Webhooks = []Webhook{{URL: "https://hooks.example/a", Events: []string{"tag.expired"}, Timeout: Duration(5 * time.Second)}}
 			},
 		},
@@ -220,6 +230,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.GC.Workers = -1
 	c.GC.BatchSize = 10001
 	c.GC.Interval = 0
+	c.Policy.PullInterval = Duration(-time.Minute)
 	c.Webhooks = []Webhook{{URL: "ftp://x"}, {URL: "https://ok.example", Events: []string{""}, Timeout: Duration(-1)}}
 
 	err := c.Validate()
@@ -230,7 +241,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, key := range []string{
 		"addr:", "data:", "db:", "tls:", "log.level:", "log.format:",
 		"gc.grace:", "gc.upload_expiry:", "gc.tag_retention:", "gc.review_delay:",
-		"gc.workers:", "gc.batch_size:", "gc.interval:",
+		"gc.workers:", "gc.batch_size:", "gc.interval:", "policy.pull_interval:",
 		"webhooks[0].url:", "webhooks[1].events[0]:", "webhooks[1].timeout:",
 	} {
 		if !strings.Contains(msg, key) {
@@ -240,7 +251,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if strings.Contains(msg, "secret") {
 		t.Errorf("Validate error leaks the database password:\n%s", msg)
 	}
-	if got, want := len(strings.Split(msg, "\n")), 16; got != want {
+	if got, want := len(strings.Split(msg, "\n")), 17; got != want {
 		t.Errorf("got %d problems, want %d:\n%s", got, want, msg)
 	}
 }
@@ -257,6 +268,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"tls", func(c *Config) { c.TLS = TLS{Cert: "c.pem", Key: "k.pem"} }},
 		{"host and port", func(c *Config) { c.Addr = "127.0.0.1:0" }},
 		{"batch bounds", func(c *Config) { c.GC.BatchSize = 10000 }},
+		{"every pull recorded", func(c *Config) { c.Policy.PullInterval = 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

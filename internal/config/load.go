@@ -27,7 +27,8 @@ const (
 	// --log-level, --log-format (persistent flags of the root command).
 	SharedFlags FlagGroup = iota + 1
 	// ServerFlags are the HTTP server's: --addr, --tls-cert, --tls-key,
-	// --metrics, --http-*, --s3-redirect, --s3-redirect-ttl and the --limits-*.
+	// --metrics, --http-*, --s3-redirect, --s3-redirect-ttl, the --limits-*
+	// and --policy-pull-interval.
 	ServerFlags
 	// GCFlags are the collector's windows and tuning: --gc-*,
 	// --upload-expiry, --tag-retention.
@@ -71,6 +72,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*stringValue)(&c.MetricsAddr) }},
 	{"metrics_auth", "BERTH_METRICS_AUTH", "metrics-auth", ServerFlags, "require a registry administrator's credentials on /metrics",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.MetricsAuth) }},
+	{"policy.pull_interval", "BERTH_POLICY_PULL_INTERVAL", "policy-pull-interval", ServerFlags, "record a tag's pull (a GET or HEAD by tag) at most this often, for the pull rules (0: every pull)",
+		func(c *Config) pflag.Value { return &c.Policy.PullInterval }},
 	{"http.body_idle_timeout", "BERTH_HTTP_BODY_IDLE_TIMEOUT", "http-body-idle-timeout", ServerFlags, "cut a request body that sends nothing for this long (answered 408; an upload keeps what it had)",
 		func(c *Config) pflag.Value { return &c.HTTP.BodyIdleTimeout }},
 	{"http.trusted_proxies", "BERTH_HTTP_TRUSTED_PROXIES", "http-trusted-proxies", ServerFlags, "proxies (IP addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client",
@@ -126,6 +129,9 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
 	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.CollectUntagged) }},
+	{"gc.attachments_follow_subject", "BERTH_GC_ATTACHMENTS_FOLLOW_SUBJECT", "gc-attachments-follow-subject", GCFlags,
+		"end a collected manifest's attachment tags (cosign's sha256-<hex>.sig/.att/.sbom, the referrers tag schema's sha256-<hex>) in its repository",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.AttachmentsFollowSubject) }},
 
 	{"limits.upload_sessions", "BERTH_LIMITS_UPLOAD_SESSIONS", "limits-upload-sessions", ServerFlags, "most upload sessions open in the registry; more POSTs answer 429 (0: unlimited)",
 		func(c *Config) pflag.Value { return (*intValue)(&c.Limits.UploadSessions) }},

@@ -18,6 +18,10 @@ const (
 	TagRestored    Name = "tag.restored"
 	BlobPushed     Name = "blob.pushed"
 	BlobUnlinked   Name = "blob.unlinked"
+	// QuotaWarning: a manifest PUT took its namespace past its quota's
+	// warning threshold (docs/design/usage.md, "Quotas"); once per
+	// crossing upwards.
+	QuotaWarning Name = "quota.warning"
 )
 
 // ManifestDeleted is emitted by both: the registry when a DELETE by digest
@@ -28,11 +32,15 @@ const ManifestDeleted Name = "manifest.deleted"
 // lifetime a retention policy ended; its reason names the rule
 // (docs/design/policies.md).
 const (
-	TagExpired       Name = "tag.expired"
-	TagPruned        Name = "tag.pruned"
-	TagCollected     Name = "tag.collected"
-	BlobDeleted      Name = "blob.deleted"
-	RepositoryPurged Name = "repository.purged"
+	TagExpired   Name = "tag.expired"
+	TagPruned    Name = "tag.pruned"
+	TagCollected Name = "tag.collected"
+	// TagSubjectCollected: the collector ended an attachment tag (a
+	// signature, attestation or SBOM named after its subject's digest)
+	// because it deleted the subject's manifest.
+	TagSubjectCollected Name = "tag.subject_collected"
+	BlobDeleted         Name = "blob.deleted"
+	RepositoryPurged    Name = "repository.purged"
 	// GCDeleted is any other deletion of the collector (link, label,
 	// upload marker, upload session).
 	GCDeleted Name = "gc.deleted"

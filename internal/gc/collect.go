@@ -9,7 +9,10 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -376,6 +379,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 	}
 	var del []meta.RepoDigest
 	var whys []string
+	windows := map[int64]time.Duration{} // of the deleted manifests' repositories
 	for i, it := range items {
 		if !parsed[i] {
 			continue
@@ -394,6 +398,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		if v.outcome == deleted {
 			del = append(del, k)
 			whys = append(whys, why)
+			windows[k.RepoID] = p.windowOf(f.Retention)
 		}
 	}
 	if len(del) == 0 {
@@ -407,7 +412,81 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: p.repoNames[k.RepoID], Digest: k.Digest, Reason: whys[i]})
 	}
 	p.manifestsDeleted(refs)
+	if p.c.opts.Policy.AttachmentsFollowSubject {
+		if err := p.endAttachments(ctx, del, windows); err != nil {
+			return nil, err
+		}
+	}
 	return verdicts, nil
+}
+
+// endAttachments ends, in the same transaction, the live attachment tags
+// of the deleted manifests in their own repositories (docs/design/gc.md,
+// "Attachments follow their subject"): cosign's signatures, attestations
+// and SBOMs and the referrers tag schema's index, named after the digest
+// of a subject that is now gone. Each enters the time machine like any
+// ended tag: its review is due at the end of its namespace's window
+// (windows, by repository), and only then does the collector delete it and
+// review the manifest it pointed at.
+func (p *pass) endAttachments(ctx context.Context, deleted []meta.RepoDigest, windows map[int64]time.Duration) error {
+	names := make([]meta.RepoTag, 0, 4*len(deleted))
+	for _, k := range deleted {
+		for _, n := range oci.AttachmentTags(k.Digest) {
+			names = append(names, meta.RepoTag{RepoID: k.RepoID, Name: n})
+		}
+	}
+	names, err := p.withoutImmutable(ctx, names)
+	if err != nil {
+		return err
+	}
+	ended, err := p.tx.EndLiveTags(ctx, names, p.now, meta.ActorCollector, meta.CauseSubjectCollected)
+	if err != nil {
+		return err
+	}
+	for _, t := range ended {
+		subject, _ := oci.AttachmentSubject(t.Name)
+		reason := "subject " + subject.String() + " collected"
+		p.followUp(review.KindTag, review.TagObject(t.RepoID, t.ID), p.now.Add(windows[t.RepoID]), review.CauseSubjectCollected,
+			"tag "+t.Name+": "+reason)
+		p.summary.AttachmentsEnded++
+		p.tagEnded(TagEnd{Repository: p.repoNames[t.RepoID], Tag: t.Name, Digest: t.Manifest, Cause: meta.CauseSubjectCollected, Reason: reason},
+			event.TagSubjectCollected)
+	}
+	return nil
+}
+
+// withoutImmutable drops from names the tags an immutable rule of their
+// repository covers: they outlive their subject (docs/design/policies.md,
+// "Immutable tags"). The rules are read only for the repositories where
+// one of names is live, which is rare; names is returned as is when none
+// is covered.
+func (p *pass) withoutImmutable(ctx context.Context, names []meta.RepoTag) ([]meta.RepoTag, error) {
+	live, err := p.tx.LiveTagsNamed(ctx, names, p.now)
+	if err != nil {
+		return nil, err
+	}
+	rules := map[int64][]policy.Rule{}
+	for _, t := range live {
+		if _, ok := rules[t.RepoID]; ok {
+			continue
+		}
+		repo := p.repoNames[t.RepoID]
+		ns, _ := oci.SplitRepo(repo)
+		ps, err := p.tx.PoliciesFor(ctx, ns, repo)
+		if err != nil {
+			return nil, err
+		}
+		ps = slices.DeleteFunc(ps, func(r meta.TagPolicy) bool { return r.Kind != meta.PolicyImmutable })
+		rs, bad := policy.CompileAll(ps)
+		for _, err := range bad {
+			p.c.log.Warn("gc: ignoring a stored immutable rule that does not compile", "repository", repo, "error", err)
+		}
+		rules[t.RepoID] = rs
+	}
+	return slices.DeleteFunc(names, func(n meta.RepoTag) bool {
+		_, covered := policy.Immutable(rules[n.RepoID], n.Name)
+		return covered
+	}), nil
 }
 
 // manifestsDeleted records the reviews gc.md asks for when manifests go:

@@ -51,6 +51,14 @@ func (p *pass) deleted(ctx context.Context, d Deletion) {
 	p.events = append(p.events, Event{Kind: eventKind(d.Kind), Repository: d.Repository, Digest: d.Digest, Tag: d.Tag, Size: d.Size, Reason: d.Reason, At: p.now, Actor: p.actor})
 }
 
+// tagEnded records a tag lifetime the pass ended, by the collector: listed
+// in the summary, logged and emitted as kind after commit.
+func (p *pass) tagEnded(e TagEnd, kind event.Name) {
+	p.summary.Ends = append(p.summary.Ends, e)
+	p.events = append(p.events, Event{Kind: kind, Repository: e.Repository, Tag: e.Tag, Digest: e.Digest, Reason: e.Reason, At: p.now,
+		Actor: meta.ActorCollector})
+}
+
 func (p *pass) repoName(ctx context.Context, id int64) string {
 	if n, ok := p.repoNames[id]; ok {
 		return n
@@ -95,8 +103,8 @@ func (p *pass) expire(ctx context.Context, limit int, repoID int64) (int, error)
 		}
 		p.followUp(review.KindTag, review.TagObject(t.RepoID, t.ID), t.ExpiresAt.Add(ret), review.CauseTagExpired, "tag "+t.Name+" expired")
 		p.summary.Expired++
-		p.events = append(p.events, Event{Kind: event.TagExpired, Repository: repo, Tag: t.Name, Digest: t.Manifest,
-			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339), At: p.now, Actor: meta.ActorCollector})
+		p.tagEnded(TagEnd{Repository: repo, Tag: t.Name, Digest: t.Manifest, Cause: meta.CauseExpired,
+			Reason: "expired at " + t.ExpiresAt.Format(time.RFC3339)}, event.TagExpired)
 		n++
 	}
 	return n, p.flushUpserts(ctx)

@@ -28,7 +28,7 @@ type dryTx struct {
 	reviews  map[reviewKey]dryReview // reviews written by the dry run
 	claimed  map[reviewKey]bool      // reviews handed out by ClaimDue
 	loaded   map[review.Kind][]meta.Review
-	ended    map[int64]time.Time // tags the expiry scan or a policy ended
+	ended    map[int64]time.Time // tags the expiry scan, a subject's deletion or a policy ended
 	tags     map[int64]bool      // deleted tag rows
 	mans     map[meta.RepoDigest]bool
 	markers  map[meta.RepoDigest]bool
@@ -223,6 +223,25 @@ func (d *dryTx) EndTags(ctx context.Context, ids []int64, at time.Time, actor me
 		}
 		d.ended[id] = at
 		t.End, t.EndActor, t.EndCause, t.EndRule = &at, actor, cause, rule
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// EndLiveTags ends in the overlay the rows the snapshot has live and the
+// dry run has not ended yet.
+func (d *dryTx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Time, actor meta.Actor, cause meta.EndCause) ([]meta.Tag, error) {
+	live, err := d.Tx.LiveTagsNamed(ctx, tags, at)
+	if err != nil {
+		return nil, err
+	}
+	var out []meta.Tag
+	for _, t := range live {
+		if _, ok := d.ended[t.ID]; ok || d.tags[t.ID] {
+			continue
+		}
+		d.ended[t.ID] = at
+		t.End, t.EndActor, t.EndCause = &at, actor, cause
 		out = append(out, t)
 	}
 	return out, nil

@@ -168,6 +168,20 @@ type Deletion struct {
 	Reason     string        `json:"reason"`
 }
 
+// TagEnd is a tag lifetime the collector ended (or, in a dry run, would):
+// its expiry passed, it is an attachment whose subject the collector
+// deleted, or a retention policy pruned it. The tag enters the time
+// machine; deleting its row is a later Deletion.
+type TagEnd struct {
+	Repository string        `json:"repository"`
+	Tag        string        `json:"tag"`
+	Digest     digest.Digest `json:"digest"` // the manifest it pointed at
+	Cause      meta.EndCause `json:"cause"`
+	// Rule is the ref of the policy that pruned it (cause policy).
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason"`
+}
+
 // Summary reports a run.
 type Summary struct {
 	DryRun     bool                `json:"dry_run"`
@@ -176,14 +190,17 @@ type Summary struct {
 	BytesFreed int64               `json:"bytes_freed"`
 	Expired    int                 `json:"tags_expired"`
 	Pruned     int                 `json:"tags_pruned"` // ended by retention policies (prune.go)
-	Errors     int                 `json:"errors"`
+	// AttachmentsEnded counts the attachment tags ended because their
+	// subject was collected (review.Policy.AttachmentsFollowSubject).
+	AttachmentsEnded int `json:"attachment_tags_ended"`
+	Errors           int `json:"errors"`
 	// Skipped counts claimed reviews left for later because another
 	// transaction held their object (PostgreSQL).
 	Skipped   int           `json:"skipped,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
 	Deletions []Deletion    `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
-	// PrunedTags lists the tags Pruned counts, kept like Deletions.
-	PrunedTags []PrunedTag `json:"pruned_tags,omitempty"`
+	// Ends are the tag lifetimes ended, kept with the deletions.
+	Ends []TagEnd `json:"tag_ends,omitempty"`
 }
 
 // Add adds o's counts and deletions to s.
@@ -198,10 +215,11 @@ func (s *Summary) Add(o Summary) {
 	s.BytesFreed += o.BytesFreed
 	s.Expired += o.Expired
 	s.Pruned += o.Pruned
+	s.AttachmentsEnded += o.AttachmentsEnded
 	s.Errors += o.Errors
 	s.Skipped += o.Skipped
 	s.Deletions = append(s.Deletions, o.Deletions...)
-	s.PrunedTags = append(s.PrunedTags, o.PrunedTags...)
+	s.Ends = append(s.Ends, o.Ends...)
 }
 
 // retention is the removed-tag window of the repository's namespace.

@@ -801,8 +801,10 @@ func (h *harness) settle() {
 
 // windows are the harness's windows, as the oracle takes them (the
 // registry's policy; the oracle reads no CollectUntagged: assertFixedPoint
-// names the manifests it keeps).
-var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true}
+// names the manifests it keeps), and the production defaults of the
+// collector's rules.
+var windows = review.Policy{Grace: grace, UploadExpiry: uploadExpiry, TagRetention: retention, CollectUntagged: true,
+	AttachmentsFollowSubject: true}
 
 // assertFixedPoint checks the invariant at the current time with the
 // fixed-point oracle (gcoracle): the metadata holds exactly what the

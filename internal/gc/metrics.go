@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "decisions_total",
 			Help: "Objects decided by the collector (kept, put off or deleted), by review kind."}, []string{"kind"}),
 		tagsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "tags_ended_total",
-			Help: "Tag lifetimes the collector ended, by cause: expired (the expiry scan), policy (a retention policy pruned it)."}, []string{"cause"}),
+			Help: "Tag lifetimes the collector ended, by cause: expired, subject_collected (an attachment whose subject it deleted), policy (a retention policy pruned it)."}, []string{"cause"}),
 		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
 			Help: "Collection runs completed."}),
 	}
@@ -53,15 +53,7 @@ func (m *metrics) deleted(d Deletion) {
 	m.bytesFreed.Add(float64(d.Size))
 }
 
-// ended counts the tag lifetimes a committed pass ended.
-func (m *metrics) ended(s Summary) {
-	if s.Expired > 0 {
-		m.tagsEnded.WithLabelValues(string(meta.CauseExpired)).Add(float64(s.Expired))
-	}
-	if s.Pruned > 0 {
-		m.tagsEnded.WithLabelValues(string(meta.CausePolicy)).Add(float64(s.Pruned))
-	}
-}
+func (m *metrics) ended(e TagEnd) { m.tagsEnded.WithLabelValues(string(e.Cause)).Inc() }
 
 func (m *metrics) decisions(kind review.Kind, n int, took time.Duration) {
 	m.latency.WithLabelValues(string(kind)).Observe(took.Seconds())

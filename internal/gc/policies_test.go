@@ -127,7 +127,7 @@ func (h *harness) liveTags(repo string) []string {
 		WHERE r.name = ? AND t.lifetime_end IS NULL ORDER BY t.name`, repo)
 }
 
-func (h *harness) assertLive(repo string, want ...string) {
+func (h *harness) assertLiveSet(repo string, want ...string) {
 	h.t.Helper()
 	slices.Sort(want)
 	if got := h.liveTags(repo); !slices.Equal(got, want) {
@@ -199,10 +199,13 @@ func (h *harness) recordPull(repo, tag string) {
 	}
 }
 
-func prunedKeys(ps []gc.PrunedTag) []string {
-	out := make([]string, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, fmt.Sprintf("%s:%s %s %s", p.Repository, p.Tag, p.Digest, p.Rule))
+// prunedKeys lists the tag ends of cause policy, sorted.
+func prunedKeys(ends []gc.TagEnd) []string {
+	var out []string
+	for _, e := range ends {
+		if e.Cause == meta.CausePolicy {
+			out = append(out, fmt.Sprintf("%s:%s %s %s", e.Repository, e.Tag, e.Digest, e.Rule))
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -281,7 +284,7 @@ func TestPolicyKeepNewest(t *testing.T) {
 		if s.Pruned != 3 || s.Errors != 0 {
 			t.Fatalf("summary: %d pruned, %d errors; want 3, 0", s.Pruned, s.Errors)
 		}
-		h.assertLive("ns/app", "t4", "t5")
+		h.assertLiveSet("ns/app", "t4", "t5")
 		h.assertPruned("ns/app", "ns/app:keep-2", "t1", "t2", "t3")
 		h.assertNoPolicyReview("ns/app")
 
@@ -299,12 +302,12 @@ func TestPolicyKeepNewest(t *testing.T) {
 		if n := counter(t, reg, "berth_gc_tags_ended_total", "cause", "policy"); n != 3 {
 			t.Errorf("berth_gc_tags_ended_total{cause=policy}: got %v, want 3", n)
 		}
-		lines := logs.of("gc pruned tag")
+		lines := logs.of("gc ended tag")
 		if len(lines) != 3 {
-			t.Fatalf("%d 'gc pruned tag' log lines, want 3: %v", len(lines), lines)
+			t.Fatalf("%d 'gc ended tag' log lines, want 3: %v", len(lines), lines)
 		}
 		for _, l := range lines {
-			if l["repository"] != "ns/app" || l["rule"] != "ns/app:keep-2" || l["digest"] != ms[l["tag"]].Digest.String() {
+			if l["repository"] != "ns/app" || l["cause"] != "policy" || l["rule"] != "ns/app:keep-2" || l["digest"] != ms[l["tag"]].Digest.String() {
 				t.Errorf("log line %v: want repository, tag, digest and rule", l)
 			}
 		}
@@ -325,9 +328,9 @@ func TestPolicyPattern(t *testing.T) {
 		h.savePolicy(match)
 		h.savePolicy(other)
 		h.collect()
-		h.assertLive("ns/match", "v3", "dev", "latest")
+		h.assertLiveSet("ns/match", "v3", "dev", "latest")
 		h.assertPruned("ns/match", "ns/match:releases", "v1", "v2")
-		h.assertLive("ns/other", "v1", "v2", "v3", "latest")
+		h.assertLiveSet("ns/other", "v1", "v2", "v3", "latest")
 		h.assertPruned("ns/other", "ns/other:not-releases", "dev")
 	})
 }
@@ -364,7 +367,7 @@ func TestPolicyPruneOlderThan(t *testing.T) {
 		if s := h.collect(); s.Pruned != 1 {
 			t.Fatalf("pruned %d at the span, want 1", s.Pruned)
 		}
-		h.assertLive("ns/app", "b")
+		h.assertLiveSet("ns/app", "b")
 		h.assertPruned("ns/app", "ns/app:old", "a")
 		at, cause, ok = h.policyReview("ns/app")
 		if !ok || !at.Equal(bStart.Add(span).Truncate(time.Microsecond)) || cause != string(review.CausePolicyDue) {
@@ -372,10 +375,10 @@ func TestPolicyPruneOlderThan(t *testing.T) {
 		}
 		h.advance(bStart.Add(span).Sub(h.clock.Now()))
 		h.collect()
-		h.assertLive("ns/app")
+		h.assertLiveSet("ns/app")
 		h.assertNoPolicyReview("ns/app")
-		h.assertLive("ns/other", "x")
-		h.assertLive("team/app", "y")
+		h.assertLiveSet("ns/other", "x")
+		h.assertLiveSet("team/app", "y")
 	})
 }
 
@@ -393,14 +396,14 @@ func TestPolicyPruneNotPulled(t *testing.T) {
 		pulled := h.clock.Now()
 		h.advance(2*24*time.Hour + time.Minute)
 		h.collect()
-		h.assertLive("ns/app", "a")
+		h.assertLiveSet("ns/app", "a")
 		h.assertPruned("ns/app", "ns/app:unpulled", "b")
 		if at, cause, ok := h.policyReview("ns/app"); !ok || !at.Equal(pulled.Add(span).Truncate(time.Microsecond)) || cause != string(review.CausePolicyDue) {
 			t.Fatalf("next policy review: %v %s %v; want at the pull + %s", at, cause, ok, span)
 		}
 		h.advance(pulled.Add(span).Sub(h.clock.Now()))
 		h.collect()
-		h.assertLive("ns/app")
+		h.assertLiveSet("ns/app")
 		h.assertPruned("ns/app", "ns/app:unpulled", "a")
 	})
 }
@@ -416,7 +419,7 @@ func TestPolicyKeepRecentlyPulled(t *testing.T) {
 		p.Count = 2
 		h.savePolicy(p)
 		h.collect()
-		h.assertLive("ns/app", "a", "c")
+		h.assertLiveSet("ns/app", "a", "c")
 		h.assertPruned("ns/app", "ns:pulled", "b")
 	})
 }
@@ -434,7 +437,7 @@ func TestPolicySeveral(t *testing.T) {
 		if s.Pruned != 4 {
 			t.Fatalf("pruned %d, want 4", s.Pruned)
 		}
-		h.assertLive("ns/app", "q1")
+		h.assertLiveSet("ns/app", "q1")
 		h.assertPruned("ns/app", "ns:two-hours", "p1", "p2", "p3", "p4")
 	})
 }
@@ -450,12 +453,12 @@ func TestPolicyScopes(t *testing.T) {
 		h.savePolicy(keepNewest("two", "keep-2", 2))
 		h.savePolicy(keepNewest("three/app", "keep-3", 3))
 		h.collect()
-		h.assertLive("one/app", "c")
+		h.assertLiveSet("one/app", "c")
 		h.assertPruned("one/app", "*:default", "a", "b")
-		h.assertLive("two/app", "b", "c")
+		h.assertLiveSet("two/app", "b", "c")
 		h.assertPruned("two/app", "two:keep-2", "a")
-		h.assertLive("three/app", "a", "b", "c")
-		h.assertLive("three/other", "c")
+		h.assertLiveSet("three/app", "a", "b", "c")
+		h.assertLiveSet("three/other", "c")
 		h.assertPruned("three/other", "*:default", "a", "b")
 	})
 }
@@ -469,7 +472,7 @@ func TestPolicyImmutableNeverPruned(t *testing.T) {
 		h.savePolicy(imm)
 		h.savePolicy(keepNewest("ns/app", "keep-1", 1))
 		h.collect()
-		h.assertLive("ns/app", "v1", "v2", "dev2")
+		h.assertLiveSet("ns/app", "v1", "v2", "dev2")
 		h.assertPruned("ns/app", "ns/app:keep-1", "dev1")
 	})
 }
@@ -484,19 +487,19 @@ func TestPolicyAttachmentsFollowTheirSubject(t *testing.T) {
 		h.savePolicy(keepNewest("ns/app", "keep-1", 1))
 		h.collect()
 		// Counted, the signature would have been the one newest kept.
-		h.assertLive("ns/app", "b", sig)
+		h.assertLiveSet("ns/app", "b", sig)
 		h.assertPruned("ns/app", "ns/app:keep-1", "a")
 
 		// a's manifest is still stored (the time machine): its signature
 		// stays protected until a DELETE by digest withdraws it.
 		h.savePolicy(keepNewest("ns/app", "keep-1", 1))
 		h.collect()
-		h.assertLive("ns/app", "b", sig)
+		h.assertLiveSet("ns/app", "b", sig)
 		resp, body := h.do("DELETE", "/v2/ns/app/manifests/"+ms["a"].Digest.String(), nil, nil)
 		h.expect(resp, body, http.StatusAccepted)
 		h.savePolicy(keepNewest("ns/app", "keep-1", 1))
 		h.collect()
-		h.assertLive("ns/app", sig)
+		h.assertLiveSet("ns/app", sig)
 		h.assertPruned("ns/app", "ns/app:keep-1", "b")
 	})
 }
@@ -515,7 +518,7 @@ func TestPolicyHiddenTagsIgnored(t *testing.T) {
 		}
 		h.savePolicy(keepNewest("ns/app", "keep-1", 1))
 		h.collect()
-		h.assertLive("ns/app", "b", "internal")
+		h.assertLiveSet("ns/app", "b", "internal")
 		h.assertPruned("ns/app", "ns/app:keep-1", "a")
 	})
 }
@@ -552,7 +555,7 @@ func TestPolicyPrunedTagTimeMachine(t *testing.T) {
 		h.assertPullable(h.tag("ns/app", "old1"))
 		h.deletePolicy(p) // or the restored tag is a day from its next prune
 		h.settle()
-		h.assertLive("ns/app", "new", "old1")
+		h.assertLiveSet("ns/app", "new", "old1")
 		h.assertGone("ns/app", []v1.Hash{d2}, layerDigests(t, img2)...)
 		h.assertPullable(h.tag("ns/app", "old1"))
 		h.assertPullable(h.tag("ns/app", "new"))
@@ -582,7 +585,7 @@ func TestPolicyZeroWindowCollectsInTheSameRun(t *testing.T) {
 			t.Fatal("the pruned tag's manifest is still stored")
 		}
 		h.settle()
-		h.assertLive("ns/app", "b")
+		h.assertLiveSet("ns/app", "b")
 		h.assertFixedPoint(nil)
 	})
 }
@@ -594,7 +597,7 @@ func TestPolicyPushExpeditesCountRule(t *testing.T) {
 		h.savePolicy(keepNewest("ns", "keep-2", 2))
 		h.pushTags("ns/app", "a", "b")
 		h.collect()
-		h.assertLive("ns/app", "a", "b")
+		h.assertLiveSet("ns/app", "a", "b")
 		h.assertNoPolicyReview("ns/app")
 
 		h.pushTags("ns/app", "c")
@@ -603,13 +606,13 @@ func TestPolicyPushExpeditesCountRule(t *testing.T) {
 			t.Fatalf("policy review after the push: %v %s %v; want due now, cause tag_pushed", at, cause, ok)
 		}
 		h.collect()
-		h.assertLive("ns/app", "b", "c")
+		h.assertLiveSet("ns/app", "b", "c")
 		h.assertPruned("ns/app", "ns:keep-2", "a")
 
 		// Moving a tag is a push too.
 		h.Tag("ns/app", "b", h.pushTags("ns/app", "d")["d"])
 		h.collect()
-		h.assertLive("ns/app", "b", "d")
+		h.assertLiveSet("ns/app", "b", "d")
 		h.assertPruned("ns/app", "ns:keep-2", "c")
 	})
 }
@@ -624,13 +627,13 @@ func TestPolicyRunForOneRepository(t *testing.T) {
 		if s.Pruned != 1 {
 			t.Fatalf("gc --repo ns/a pruned %d, want 1", s.Pruned)
 		}
-		h.assertLive("ns/a", "y")
-		h.assertLive("ns/b", "x", "y")
+		h.assertLiveSet("ns/a", "y")
+		h.assertLiveSet("ns/b", "x", "y")
 		if _, _, ok := h.policyReview("ns/b"); !ok {
 			t.Fatal("gc --repo ns/a settled ns/b's policy review")
 		}
 		h.collect()
-		h.assertLive("ns/b", "y")
+		h.assertLiveSet("ns/b", "y")
 	})
 }
 
@@ -660,21 +663,21 @@ func TestPolicyDryRunEqualsRealRun(t *testing.T) {
 		if fmt.Sprint(h.snapshot()) != fmt.Sprint(before) {
 			t.Fatal("the dry run changed the metadata")
 		}
-		if dry.Pruned != 5 || len(dry.PrunedTags) != 5 {
-			t.Fatalf("dry run: %d pruned, listed %v; want 5", dry.Pruned, prunedKeys(dry.PrunedTags))
+		if dry.Pruned != 5 || len(prunedKeys(dry.Ends)) != 5 {
+			t.Fatalf("dry run: %d pruned, listed %v; want 5", dry.Pruned, prunedKeys(dry.Ends))
 		}
 		real, err := h.gc.RunOnce(h.ctx, gc.RunOptions{KeepDeletions: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := prunedKeys(real.PrunedTags), prunedKeys(dry.PrunedTags); !slices.Equal(got, want) {
+		if got, want := prunedKeys(real.Ends), prunedKeys(dry.Ends); !slices.Equal(got, want) {
 			t.Errorf("real run pruned\n%v\ndry run said\n%v", got, want)
 		}
 		if got, want := deletionKeys(real.Deletions), deletionKeys(dry.Deletions); !slices.Equal(got, want) || len(got) == 0 {
 			t.Errorf("real run deleted\n%v\ndry run said\n%v", got, want)
 		}
-		h.assertLive("ns/app", "v3", "latest")
-		h.assertLive("zero/app", "d")
+		h.assertLiveSet("ns/app", "v3", "latest")
+		h.assertLiveSet("zero/app", "d")
 	})
 }
 
@@ -689,7 +692,7 @@ func TestPolicyInvalidStoredRuleNotApplied(t *testing.T) {
 		h.savePolicy(keepNewest("ns/app", "keep-2", 2))
 		c, logs, _ := h.loggingCollector()
 		h.collectWith(c, gc.RunOptions{})
-		h.assertLive("ns/app", "b", "c")
+		h.assertLiveSet("ns/app", "b", "c")
 		h.assertPruned("ns/app", "ns/app:keep-2", "a")
 		warns := logs.of("gc: a stored retention policy is invalid and is not applied")
 		if len(warns) != 1 || warns[0]["level"] != "WARN" || !strings.Contains(warns[0]["err"], "ns/app:broken") {
@@ -711,7 +714,7 @@ func TestPolicyPrunesInBatches(t *testing.T) {
 		if err != nil || s.Pruned != 8 || s.Errors != 0 {
 			t.Fatalf("one run: %d pruned, %d errors, %v; want all 8 pruned", s.Pruned, s.Errors, err)
 		}
-		h.assertLive("ns/app")
+		h.assertLiveSet("ns/app")
 		h.assertPruned("ns/app", "ns/app:hour", tags...)
 		h.assertNoPolicyReview("ns/app")
 	}, withBatch(3))
@@ -742,15 +745,15 @@ func TestPolicyPushDuringPruningEvaluatedAgain(t *testing.T) {
 			t.Fatalf("run: %+v, %v", s, err)
 		}
 		var late int
-		for _, p := range s.PrunedTags {
+		for _, p := range s.Ends {
 			if p.Tag == "late" {
 				late++
 			}
 		}
 		if s.Pruned != 9 || late != 1 {
-			t.Fatalf("pruned %v; want the 8 tags and then late", prunedKeys(s.PrunedTags))
+			t.Fatalf("pruned %v; want the 8 tags and then late", prunedKeys(s.Ends))
 		}
-		h.assertLive("ns/app")
+		h.assertLiveSet("ns/app")
 		h.assertNoPolicyReview("ns/app")
 	}, withBatch(3))
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -41,18 +40,6 @@ import (
 // policyLease is how long a claimed policy review is left to the collector
 // evaluating it.
 const policyLease = 10 * time.Minute
-
-// PrunedTag is a tag lifetime a retention policy ended (in a dry run:
-// would end now).
-type PrunedTag struct {
-	Repository string        `json:"repository"`
-	Tag        string        `json:"tag"`
-	Digest     digest.Digest `json:"digest"`
-	// Rule is the policy's ref ("ns/app:keep-10"); Reason says why it
-	// prunes the tag ("not among the 10 newest tags").
-	Rule   string `json:"rule"`
-	Reason string `json:"reason"`
-}
 
 // evaluation is one repository's evaluation: the tags its rules prune that
 // are still to be ended, and when its next tag becomes prunable.
@@ -170,7 +157,7 @@ func (p *pass) protectedAttachments(ctx context.Context, repoID int64, tags []me
 	read := map[digest.Digest]bool{}
 	out := map[int64]bool{}
 	for _, t := range tags {
-		d, ok := attachmentSubject(t.Name)
+		d, ok := oci.AttachmentSubject(t.Name)
 		if !ok || t.Hidden {
 			continue
 		}
@@ -189,28 +176,6 @@ func (p *pass) protectedAttachments(ctx context.Context, repoID int64, tags []me
 		}
 	}
 	return out, nil
-}
-
-// attachmentSuffixes are cosign's; "" is the OCI referrers tag schema.
-var attachmentSuffixes = []string{".sig", ".att", ".sbom", ""}
-
-// attachmentSubject reports whether tag is an attachment tag ("<alg>-<hex>"
-// alone or followed by ".sig", ".att" or ".sbom") and the digest of its
-// subject.
-func attachmentSubject(tag string) (digest.Digest, bool) {
-	for _, s := range attachmentSuffixes {
-		base, ok := strings.CutSuffix(tag, s)
-		if !ok {
-			continue
-		}
-		alg, hex, ok := strings.Cut(base, "-")
-		if !ok {
-			return "", false
-		}
-		d, err := oci.ParseDigest(alg + ":" + hex)
-		return d, err == nil
-	}
-	return "", false
 }
 
 // prune ends the first n of the evaluation's prunes, grouped by rule, with
@@ -274,15 +239,13 @@ func (p *pass) prune(ctx context.Context, e *evaluation, n int) error {
 	return nil
 }
 
-// pruned records one tag a rule ended.
+// pruned records one tag a rule ended; its reason names the rule.
 func (p *pass) pruned(e *evaluation, t meta.Tag, pr policy.Prune) {
-	why := pruneWhy(pr)
-	reason := "pruned by policy " + pr.Rule.Ref() + ": " + why
+	reason := "pruned by policy " + pr.Rule.Ref() + ": " + pruneWhy(pr)
 	p.followUp(review.KindTag, review.TagObject(e.repoID, t.ID), p.now.Add(e.window), review.CauseTagPruned, "tag "+t.Name+" "+reason)
 	p.summary.Pruned++
-	p.summary.PrunedTags = append(p.summary.PrunedTags, PrunedTag{Repository: e.repo, Tag: t.Name, Digest: t.Manifest, Rule: pr.Rule.Ref(), Reason: why})
-	p.events = append(p.events, Event{Kind: event.TagPruned, Repository: e.repo, Tag: t.Name, Digest: t.Manifest,
-		Reason: reason, At: p.now, Actor: meta.ActorCollector})
+	p.tagEnded(TagEnd{Repository: e.repo, Tag: t.Name, Digest: t.Manifest, Cause: meta.CausePolicy, Rule: pr.Rule.Ref(), Reason: reason},
+		event.TagPruned)
 }
 
 // pruneWhy says why the rule prunes the tag, for logs, events and the dry

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -29,7 +32,9 @@ const purgeLease = 10 * time.Minute
 // repositories and the namespace. Blobs no other repository links are
 // collected on the way. It is resumable after a crash: the marks and a
 // purge review persist, and workers (or a second Purge) finish the job.
-// It returns nil only when nothing of the target is left. Its deletions
+// It returns nil only when nothing of the target is left. It does not start
+// while an immutable rule covers a live tag of the target (an error wrapping
+// policy.ErrImmutable that names the rule). Its deletions
 // and events are the actor's of ctx (meta.WithActor); a purge resumed by the
 // workers is the collector's.
 func (c *Collector) Purge(ctx context.Context, name string, progress func(Summary)) (Summary, error) {
@@ -45,6 +50,9 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 			if err != nil {
 				return err
 			}
+			if err := c.refuseImmutable(ctx, tx, []meta.Repository{r}, now); err != nil {
+				return err
+			}
 			repos = []meta.Repository{r}
 			return c.markRepo(ctx, tx, r, now)
 		}
@@ -53,15 +61,20 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 			return err
 		}
 		ns = &n
+		rs, err := tx.NamespaceRepositories(ctx, n.ID, 1<<20)
+		if err != nil {
+			return err
+		}
+		if n.State == meta.RepoActive {
+			if err := c.refuseImmutable(ctx, tx, rs, now); err != nil {
+				return err
+			}
+		}
 		if err := tx.SetNamespaceState(ctx, n.ID, meta.RepoDeleting); err != nil {
 			return err
 		}
 		if err := tx.AddReview(ctx, meta.Review{Kind: review.KindPurge, Object: review.NamespacePurgeObject(n.ID), ReviewAfter: now.Add(purgeLease),
 			Cause: review.CausePurge, Reason: "purge of namespace " + name}); err != nil {
-			return err
-		}
-		rs, err := tx.NamespaceRepositories(ctx, n.ID, 1<<20)
-		if err != nil {
 			return err
 		}
 		for _, r := range rs {
@@ -72,6 +85,9 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 		repos = rs
 		return nil
 	})
+	if errors.Is(err, policy.ErrImmutable) {
+		return total, fmt.Errorf("purge %s refused: %w", name, err)
+	}
 	if errors.Is(err, meta.ErrNotFound) {
 		return total, fmt.Errorf("purge %s: nothing by that name: %w", name, err)
 	}
@@ -92,6 +108,43 @@ func (c *Collector) Purge(ctx context.Context, name string, progress func(Summar
 	}
 	total.Duration = c.opts.Now().Sub(start)
 	return total, nil
+}
+
+// refuseImmutable refuses to start a purge of repos while an immutable
+// rule covers a live tag of one of them, naming the rule: only an
+// administrator's removal of the rule lifts immutability
+// (docs/design/policies.md, "Immutable tags"). A repository already being
+// purged is not checked: its purge started before, and resumes. Live tags
+// are read only in repositories an immutable rule applies to.
+func (c *Collector) refuseImmutable(ctx context.Context, tx meta.Tx, repos []meta.Repository, now time.Time) error {
+	for _, r := range repos {
+		if r.State != meta.RepoActive {
+			continue
+		}
+		ns, _ := oci.SplitRepo(r.Name)
+		ps, err := tx.PoliciesFor(ctx, ns, r.Name)
+		if err != nil {
+			return err
+		}
+		ps = slices.DeleteFunc(ps, func(p meta.TagPolicy) bool { return p.Kind != meta.PolicyImmutable })
+		rules, bad := policy.CompileAll(ps)
+		for _, err := range bad {
+			c.log.Warn("purge: ignoring a stored immutable rule that does not compile", "repository", r.Name, "error", err)
+		}
+		if len(rules) == 0 {
+			continue
+		}
+		tags, err := tx.LiveTags(ctx, r.ID, now)
+		if err != nil {
+			return err
+		}
+		for _, t := range tags {
+			if rule, ok := policy.Immutable(rules, t.Name); ok {
+				return &policy.ImmutableError{Tag: t.Name, Rule: rule.Ref(), Op: "purged with repository " + r.Name}
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Collector) markRepo(ctx context.Context, tx meta.Tx, r meta.Repository, now time.Time) error {

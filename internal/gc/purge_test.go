@@ -204,10 +204,12 @@ func TestDryRunEqualsRealRun(t *testing.T) {
 		h.pushImage("ns/app", "", randomImage(t, 1))
 		h.pushImage("ns/exp", "nightly", labeledImage(t, map[string]string{"berth.expires-after": "1h"}))
 		h.pushImage("ns/keep", "v1", randomImage(t, 1))
+		signed := h.pushAttached("ns/signed", "v1")
 		zero := time.Duration(0)
 		if _, err := h.reg.SetNamespaceRetention(h.ctx, "ns", &zero); err != nil {
 			t.Fatal(err)
 		}
+		h.deleteRef(h.tag("ns/signed", "v1")) // under the window of 0
 		h.advance(uploadExpiry + time.Minute)
 
 		before, keys := h.snapshot(), h.storedKeys()
@@ -231,6 +233,15 @@ func TestDryRunEqualsRealRun(t *testing.T) {
 		if real.BytesFreed != dry.BytesFreed || real.Expired != dry.Expired {
 			t.Errorf("real run freed %d bytes, expired %d; dry run said %d, %d", real.BytesFreed, real.Expired, dry.BytesFreed, dry.Expired)
 		}
+		// The tags ended: the expired one, and the attachments of the
+		// collected subject (whose manifests the same run deleted).
+		if got, want := endKeys(real.Ends), endKeys(dry.Ends); !slices.Equal(got, want) {
+			t.Errorf("real run ended\n%v\ndry run said\n%v", got, want)
+		}
+		if real.AttachmentsEnded != 4 || dry.AttachmentsEnded != 4 {
+			t.Errorf("attachment tags ended: real %d, dry %d; want 4", real.AttachmentsEnded, dry.AttachmentsEnded)
+		}
+		h.assertGone("ns/signed", append([]v1.Hash{signed.subject}, signed.manifests...))
 		if errors.Is(err, context.Canceled) {
 			t.Fatal(err)
 		}

@@ -70,7 +70,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
-			s.Deletions, s.PrunedTags = nil, nil
+			s.Deletions, s.Ends = nil, nil
 		}
 		total.Add(s)
 		if ro.Progress != nil {
@@ -320,7 +320,7 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 // afterCommit deletes the bytes of the blob rows the pass deleted (then
 // their tombstones) unless the caller took them to delete with a batch's,
 // the staging objects of collected uploads, and publishes the pass's
-// deletions and the tags it pruned.
+// tag ends and deletions.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	c.deleteBytes(ctx, p.tombs)
 	for _, id := range p.aborts {
@@ -328,14 +328,14 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 			c.log.Warn("deleting upload staging failed; sweep will retry", "upload", id, "err", err)
 		}
 	}
+	for _, e := range p.summary.Ends {
+		c.log.Info("gc ended tag", "repository", e.Repository, "tag", e.Tag, "digest", e.Digest, "cause", e.Cause, "rule", e.Rule, "reason", e.Reason)
+		c.metrics.ended(e)
+	}
 	for _, d := range p.summary.Deletions {
 		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)
 		c.metrics.deleted(d)
 	}
-	for _, t := range p.summary.PrunedTags {
-		c.log.Info("gc pruned tag", "repository", t.Repository, "tag", t.Tag, "digest", t.Digest, "rule", t.Rule, "reason", t.Reason)
-	}
-	c.metrics.ended(p.summary)
 	for _, e := range p.events {
 		c.hooks.emit(e)
 	}

@@ -148,4 +148,8 @@ const (
 	CauseExpired   EndCause = "expired"   // its expiry passed
 	CauseWithdrawn EndCause = "withdrawn" // its manifest was deleted by digest
 	CausePurged    EndCause = "purged"    // its repository or namespace was purged
+	// CauseSubjectCollected: an attachment tag (a signature, attestation or
+	// SBOM named after its subject's digest, oci.AttachmentSubject) whose
+	// subject manifest the collector deleted.
+	CauseSubjectCollected EndCause = "subject_collected"
 )

@@ -16,6 +16,12 @@ type RepoDigest struct {
 	Digest digest.Digest
 }
 
+// RepoTag names a tag of a repository.
+type RepoTag struct {
+	RepoID int64
+	Name   string
+}
+
 // CollectTx is the collector's set-based work (docs/design/gc.md, "Deciding
 // sets"). Every method takes a bounded set of keys — one batch, never a list
 // that grows with the registry — and answers in a fixed number of
@@ -52,6 +58,10 @@ type CollectTx interface {
 	// returns what those edges, and the referrers of the manifests,
 	// pointed at.
 	DeleteManifests(ctx context.Context, keys []RepoDigest) (ManifestSetRefs, error)
+	// EndLiveTags ends at at, by actor for cause, the rows of the named
+	// tags that are live at at (no end, no expiry passed), and returns
+	// them ended. A row another transaction holds is left to it.
+	EndLiveTags(ctx context.Context, tags []RepoTag, at time.Time, actor Actor, cause EndCause) ([]Tag, error)
 
 	LockUploadedBlobs(ctx context.Context, keys []RepoDigest) (rows []UploadedBlobRow, skipped []RepoDigest, err error)
 	DeleteUploadedBlobs(ctx context.Context, keys []RepoDigest) error

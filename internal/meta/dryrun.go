@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -20,4 +21,7 @@ type DryRunTx interface {
 	BlobLinks(ctx context.Context, d digest.Digest, limit int) ([]int64, error)
 	// LabelUsers lists the manifests that use the label.
 	LabelUsers(ctx context.Context, id int64, limit int) ([]RepoDigest, error)
+	// LiveTagsNamed reads the rows EndLiveTags would end: those of the
+	// named tags live at now.
+	LiveTagsNamed(ctx context.Context, tags []RepoTag, now time.Time) ([]Tag, error)
 }

@@ -213,6 +213,8 @@ type Tx interface {
 	ReviewTx
 	AccountTx
 	PolicyTx
+	PreviewTx
+	UsageTx
 	CollectTx
 	DryRunTx
 }

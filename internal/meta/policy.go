@@ -3,6 +3,8 @@ package meta
 import (
 	"context"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // PolicyKind is what a policy's rule does (docs/design/policies.md,
@@ -127,4 +129,39 @@ type PolicyTx interface {
 	// repository when repository is set, after id after, at most limit,
 	// in id order: the repositories a policy change schedules.
 	RepositoryIDs(ctx context.Context, namespace, repository string, after int64, limit int) ([]int64, error)
+}
+
+// ManifestNode is a manifest with the edges a policy preview walks
+// (docs/design/policies.md, "Preview"): what reaches it and what it
+// reaches, within its repository.
+type ManifestNode struct {
+	Digest    digest.Digest
+	Size      int64
+	Withdrawn bool
+	// Subject is the manifest's subject ("" when none); SubjectStored
+	// reports whether the subject's row exists in the repository.
+	Subject       digest.Digest
+	SubjectStored bool
+	// Parents are the indexes of the repository that list it (withdrawn
+	// ones too), Children the manifests it lists, Referrers the manifests
+	// whose subject it is; each in digest order.
+	Parents   []digest.Digest
+	Children  []digest.Digest
+	Referrers []digest.Digest
+	// Blobs are its config and layers (an index's blob entries), with
+	// their sizes, in digest order.
+	Blobs []Blob
+}
+
+// PreviewTx holds the reads of a policy preview. Both take a bounded set
+// of keys and answer in a fixed number of statements, whatever its size;
+// neither locks.
+type PreviewTx interface {
+	// ManifestNodes reads the manifests ds of the repository with their
+	// edges, in digest order; digests not stored there are left out.
+	ManifestNodes(ctx context.Context, repoID int64, ds []digest.Digest) ([]ManifestNode, error)
+	// BlobUses counts, for each of the blobs, the manifests of every
+	// repository (withdrawn ones included) that reference it; a blob no
+	// manifest references is left out.
+	BlobUses(ctx context.Context, blobs []digest.Digest) (map[digest.Digest]int, error)
 }

@@ -12,6 +12,8 @@ var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 	tagRE    = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 	digestRE = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
+	// attachmentRE: the referrers tag schema and cosign's tags.
+	attachmentRE = regexp.MustCompile(`^(sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})(\.sig|\.att|\.sbom)?$`)
 )
 
 func FuzzParseManifest(f *testing.F) {
@@ -112,5 +114,31 @@ func FuzzParseReference(f *testing.F) {
 		if got := r.String(); got != s {
 			t.Fatalf("String() got %q, want %q", got, s)
 		}
+	})
+}
+
+// FuzzAttachmentSubject checks AttachmentSubject against attachmentRE, and
+// that AttachmentTags of the subject it finds lists the tag.
+func FuzzAttachmentSubject(f *testing.F) {
+	for _, s := range []string{"sha256-" + hex64 + ".sig", "sha512-" + hex128, "sha256-abc", "sha256-" + hex64 + ".foo"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tag string) {
+		d, ok := AttachmentSubject(tag)
+		if want := attachmentRE.MatchString(tag); ok != want {
+			t.Fatalf("AttachmentSubject(%q): got %v, grammar says %v", tag, ok, want)
+		}
+		if !ok {
+			return
+		}
+		if !digestRE.MatchString(d.String()) {
+			t.Fatalf("AttachmentSubject(%q) = %q, not a digest", tag, d)
+		}
+		for _, name := range AttachmentTags(d) {
+			if name == tag {
+				return
+			}
+		}
+		t.Fatalf("AttachmentSubject(%q) = %s, whose attachment tags %q do not include it", tag, d, AttachmentTags(d))
 	})
 }

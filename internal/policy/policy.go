@@ -33,6 +33,10 @@ const (
 // saved as given.
 var ErrInvalid = errors.New("invalid policy")
 
+// ErrImmutable is wrapped by every *ImmutableError: a tag write an
+// immutable rule refuses.
+var ErrImmutable = errors.New("tag is immutable")
+
 // Rule is a policy whose pattern is compiled and checked.
 type Rule struct {
 	meta.TagPolicy
@@ -58,7 +62,9 @@ func Compile(p meta.TagPolicy) (Rule, error) {
 		if err := oci.ValidateRepoName(p.Repository); err != nil {
 			return bad("%v", err)
 		}
-	case p.Namespace != "":
+	}
+	if p.Namespace != "" {
+		// A namespace is a repository name's first component.
 		if err := oci.ValidateRepoName(p.Namespace); err != nil || strings.Contains(p.Namespace, "/") {
 			return bad("namespace %q is not a valid namespace name", p.Namespace)
 		}
@@ -187,6 +193,9 @@ type ImmutableError struct {
 func (e *ImmutableError) Error() string {
 	return fmt.Sprintf("tag %q is immutable (rule %s) and cannot be %s; an administrator can delete the rule", e.Tag, e.Rule, e.Op)
 }
+
+// Unwrap returns ErrImmutable.
+func (e *ImmutableError) Unwrap() error { return ErrImmutable }
 
 // lastPull is when a tag counts as last pulled: its recorded pull, or the
 // start of its lifetime when none was recorded after it.

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,7 @@ func TestCompileRefuses(t *testing.T) {
 		{meta.TagPolicy{Namespace: "ns", Name: "x", Kind: meta.PolicyKeepNewest}, "needs the pattern"},
 		{meta.TagPolicy{Namespace: "ns", Repository: "other/app", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "is not in namespace ns"},
 		{meta.TagPolicy{Namespace: "Ns", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "not a valid namespace"},
+		{meta.TagPolicy{Namespace: "acme/x", Repository: "acme/x/app", Name: "x", Kind: meta.PolicyKeepNewest, PatternMatches: true}, "not a valid namespace"},
 	} {
 		_, err := policy.Compile(tt.p)
 		if !errors.Is(err, policy.ErrInvalid) || !strings.Contains(err.Error(), tt.says) {
@@ -158,5 +160,8 @@ func TestImmutable(t *testing.T) {
 	err := &policy.ImmutableError{Tag: "v1.2", Rule: "ns:rel", Op: "moved"}
 	if got := err.Error(); got != `tag "v1.2" is immutable (rule ns:rel) and cannot be moved; an administrator can delete the rule` {
 		t.Errorf("message: %s", got)
+	}
+	if wrapped := fmt.Errorf("putting tag: %w", err); !errors.Is(wrapped, policy.ErrImmutable) {
+		t.Errorf("errors.Is(%v, ErrImmutable): got false, want true", wrapped)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 )
 
 // Sentinel errors. Every error a use case returns wraps one of them (or is an
@@ -49,6 +50,8 @@ var (
 	// ErrNamespaceUnknown: no namespace of that name exists (none was
 	// pushed to, and no operator created it).
 	ErrNamespaceUnknown = errors.New("namespace not known to registry")
+	// ErrPolicyUnknown: no retention policy of that name at that scope.
+	ErrPolicyUnknown = errors.New("policy not known to registry")
 	// ErrInvalidArgument is a management request that makes no sense (a
 	// negative retention, a restore with neither digest nor time).
 	ErrInvalidArgument = errors.New("invalid argument")
@@ -57,6 +60,11 @@ var (
 	// registry passes the store's errors through, so this is the store's
 	// sentinel.
 	ErrUnavailable = blob.ErrUnavailable
+	// ErrImmutable: an immutable rule refuses the write (a move, delete or
+	// expiry of a tag it covers). It comes as a *policy.ImmutableError,
+	// which names the tag and the rule; it is the policy package's
+	// sentinel, which a refused purge wraps too.
+	ErrImmutable = policy.ErrImmutable
 )
 
 // ManifestBlobUnknownError names the blob a manifest PUT referenced that the

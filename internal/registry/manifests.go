@@ -16,6 +16,7 @@ import (
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
+	"github.com/berth/berth/internal/policy"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -41,19 +42,31 @@ var labelConfigTypes = []string{
 // GetManifest returns the manifest ref (tag or digest) of repo, with its
 // body. A manifest whose review is due within the grace is revived: the
 // review is postponed to now + 1.5 × grace (gc.md, "a read that revives").
+// A read by tag records the tag's pull, in the background, when the last
+// one recorded is older than Options.PullInterval (pulls.go).
 func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Manifest, error) {
+	m, pulled, err := r.getManifest(ctx, repo, ref)
+	if err == nil && pulled != 0 {
+		r.pulls.note(pulled, r.now())
+	}
+	return m, err
+}
+
+// getManifest is GetManifest; pulled is the id of the live tag row read,
+// when its pull is due for recording.
+func (r *Registry) getManifest(ctx context.Context, repo, ref string) (m meta.Manifest, pulled int64, err error) {
 	if err := validName(repo); err != nil {
-		return meta.Manifest{}, err
+		return meta.Manifest{}, 0, err
 	}
 	rf, err := oci.ParseReference(ref)
 	if err != nil {
-		return meta.Manifest{}, err
+		return meta.Manifest{}, 0, err
 	}
 	now := r.now()
-	var m meta.Manifest
 	var reviews []reviewKey
 	stale := false
 	err = r.store.View(ctx, func(tx meta.Tx) error {
+		pulled = 0
 		rp, err := readRepo(ctx, tx, repo)
 		if err != nil {
 			return err
@@ -68,6 +81,9 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 				return fmt.Errorf("reading tag %q: %w", rf.Tag, err)
 			}
 			d = t.Manifest
+			if r.pulls.due(t.PulledAt, now) {
+				pulled = t.ID
+			}
 		}
 		if m, err = manifestRow(ctx, tx, rp, d, meta.LockNone); err != nil {
 			return err
@@ -77,7 +93,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		return err
 	})
 	if err != nil || !stale {
-		return m, err
+		return m, pulled, err
 	}
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
 		rp := meta.Repository{ID: m.RepoID, Name: repo}
@@ -87,7 +103,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (meta.Mani
 		}
 		return r.revive(ctx, tx, reviews)
 	})
-	return m, err
+	return m, pulled, err
 }
 
 // manifestRow reads a manifest a client can see: a withdrawn one (DELETE
@@ -124,9 +140,11 @@ type PushedManifest struct {
 // Labels are the config's labels overlaid by the manifest's annotations (an
 // annotation wins over a config label of the same key). A tag pushed with a
 // berth.expires-after (or quay.expires-after) label gets an expiry of now
-// plus that duration; an invalid value is ignored, as Quay does. Re-pushing
-// a tag onto the manifest it already points at keeps the current tag row
-// (no new history entry, expiry unchanged).
+// plus that duration; an invalid value is ignored, as Quay does, and so is
+// the label of a tag an immutable rule covers. Re-pushing a tag onto the
+// manifest it already points at keeps the current tag row (no new history
+// entry, expiry unchanged); moving a live tag an immutable rule covers is
+// refused with ErrImmutable.
 func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte) (PushedManifest, error) {
 	if err := validName(repo); err != nil {
 		return PushedManifest{}, err
@@ -186,8 +204,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 
 	now := r.now()
 	var tagged bool
+	var warning *quotaWarning
 	err = r.store.Update(ctx, func(tx meta.Tx) error {
-		tagged = false
+		tagged, warning = false, nil
 		rp, err := ensureRepo(ctx, tx, repo, now)
 		if err != nil {
 			return err
@@ -269,15 +288,22 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		if rf.Tag != "" {
 			// A tagged manifest needs no "pushed" review: the end of the
 			// tag records the reviews that lead to it.
-			tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now)
+			if tagged, err = r.putTag(ctx, tx, rp, rf.Tag, d, expiry, now); err != nil {
+				return err
+			}
+		} else if err := tx.AddReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now.Add(r.opts.Policy.Grace),
+			Cause: review.CausePushed, Reason: "pushed"}); err != nil {
 			return err
 		}
-		return tx.AddReview(ctx, meta.Review{Kind: review.KindManifest, Object: review.RepoDigestObject(rp.ID, d), ReviewAfter: now.Add(r.opts.Policy.Grace),
-			Cause: review.CausePushed, Reason: "pushed"})
+		// The usage counters last, after every other row (usage.md, "Hot
+		// rows and lock order"), and the quota with them.
+		warning, err = r.applyUsage(ctx, tx, rp)
+		return err
 	})
 	if err != nil {
 		return PushedManifest{}, err
 	}
+	r.warnQuota(ctx, warning, repo)
 	r.emit(ctx, event.ManifestPushed, repo, d, "", now)
 	if tagged {
 		r.emit(ctx, event.TagPushed, repo, d, rf.Tag, now)
@@ -346,23 +372,36 @@ func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int6
 // caller), ending the current row, whose review it records at its end plus
 // the namespace's retention, and records when the repository's retention
 // policies must be evaluated (prune.go). A live row already on d is kept;
-// changed reports whether a row was inserted.
+// changed reports whether a row was inserted. Moving a live tag an
+// immutable rule covers is refused (ErrImmutable); such a tag is created
+// without expiry. The rules are read once for both.
 func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, d digest.Digest, expiry *time.Duration, now time.Time) (changed bool, err error) {
 	cur, err := tx.LiveTag(ctx, repo.ID, tag, now)
+	live := err == nil
 	switch {
-	case err == nil && cur.Manifest == d:
+	case live && cur.Manifest == d:
 		return false, nil
 	case err != nil && !isNotFound(err):
 		return false, fmt.Errorf("reading tag %q: %w", tag, err)
+	}
+	rules, err := r.tagRules(ctx, tx, repo.Name)
+	if err != nil {
+		return false, err
+	}
+	if rule, immutable := policy.Immutable(rules, tag); immutable {
+		if live {
+			return false, immutableError(repo.Name, tag, rule, "moved")
+		}
+		if expiry != nil {
+			// An expiry would end it: the label is not for this tag.
+			r.log.InfoContext(ctx, "ignoring the expiry label of an immutable tag", "repo", repo.Name, "tag", tag, "rule", rule.Ref())
+			expiry = nil
+		}
 	}
 	t := meta.Tag{RepoID: repo.ID, Name: tag, Manifest: d, Start: now, StartActor: ActorFrom(ctx)}
 	if expiry != nil {
 		at := now.Add(*expiry)
 		t.ExpiresAt = &at
-	}
-	rules, err := r.tagRules(ctx, tx, repo)
-	if err != nil {
-		return false, err
 	}
 	ended, err := tx.PutTag(ctx, t)
 	if err != nil {
@@ -465,7 +504,8 @@ func cmpDigest(a, b digest.Digest) int {
 // DeleteTag): from now on it answers 404, live tags pointing at it end now
 // and are reviewed after the namespace's retention, and it is reviewed now.
 // It is refused with ErrDenied while an index of the repository that is not
-// itself withdrawn lists it.
+// itself withdrawn lists it, and with ErrImmutable while a live tag an
+// immutable rule covers points at it.
 //
 // The row and its edges stay while the time machine can bring it back: a
 // tag row on it inside its window, or a (withdrawn) parent. Restoring such
@@ -503,10 +543,19 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ds string) error {
 		if err != nil {
 			return fmt.Errorf("reading tags of %s: %w", d, err)
 		}
-		for _, t := range tags {
-			if !t.LiveAt(now) {
-				continue
+		tags = slices.DeleteFunc(tags, func(t meta.Tag) bool { return !t.LiveAt(now) })
+		if len(tags) > 0 {
+			rules, err := r.immutableRules(ctx, tx, repo)
+			if err != nil {
+				return err
 			}
+			for _, t := range tags {
+				if rule, ok := policy.Immutable(rules, t.Name); ok {
+					return immutableError(repo, t.Name, rule, "ended by deleting its manifest "+d.String())
+				}
+			}
+		}
+		for _, t := range tags {
 			if err := tx.EndTag(ctx, t.ID, now, ActorFrom(ctx), meta.CauseWithdrawn); err != nil {
 				return fmt.Errorf("ending tag %q: %w", t.Name, err)
 			}

@@ -11,19 +11,20 @@ import (
 	"github.com/berth/berth/internal/review"
 )
 
-// tagRules reads the retention and immutability rules that apply to repo
-// (meta.PolicyTx.PoliciesFor), compiled, inside a tag write's transaction.
-// A stored rule that no longer compiles is left out: the collector logs it
-// at each evaluation.
-func (r *Registry) tagRules(ctx context.Context, tx meta.Tx, repo meta.Repository) ([]policy.Rule, error) {
-	ns, _ := oci.SplitRepo(repo.Name)
-	ps, err := tx.PoliciesFor(ctx, ns, repo.Name)
+// tagRules reads the retention and immutable rules that apply to
+// repository repo (meta.PolicyTx.PoliciesFor), compiled, inside a tag
+// write's transaction: one read serves the immutability check and the
+// scheduling of the repository's evaluation. A stored rule that no longer
+// compiles is logged and left out: what it would match cannot be known.
+func (r *Registry) tagRules(ctx context.Context, tx meta.Tx, repo string) ([]policy.Rule, error) {
+	ns, _ := oci.SplitRepo(repo)
+	ps, err := tx.PoliciesFor(ctx, ns, repo)
 	if err != nil {
 		return nil, err
 	}
 	rules, bad := policy.CompileAll(ps)
 	for _, err := range bad {
-		r.log.DebugContext(ctx, "a stored policy is invalid and is not applied", "repository", repo.Name, "err", err)
+		r.log.WarnContext(ctx, "ignoring a stored policy that does not compile", "repository", repo, "error", err)
 	}
 	return rules, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth/berth/internal/blob"
 	"github.com/berth/berth/internal/event"
@@ -45,6 +46,13 @@ type Options struct {
 	// Limits bound the upload sessions and blob sizes clients may open and
 	// send (docs/design/limits.md); the zero value limits nothing.
 	Limits Limits
+	// PullInterval is how often at most a tag's pull is recorded (a GET or
+	// HEAD of a manifest by tag; docs/design/policies.md, "Pull
+	// tracking"); 0 records every pull.
+	PullInterval time.Duration
+	// Registerer, if set, receives the registry's metrics (the pulls
+	// recorded and dropped).
+	Registerer prometheus.Registerer
 }
 
 // Limits bound what clients may open and send. A zero field is unlimited.
@@ -74,12 +82,14 @@ type Event struct {
 	Actor meta.Actor
 }
 
-// Registry runs the use cases.
+// Registry runs the use cases. Close it when done: it writes the pulls it
+// has not yet recorded.
 type Registry struct {
 	store meta.Store
 	blobs blob.Store
 	opts  Options
 	log   *slog.Logger
+	pulls *pullRecorder
 }
 
 // New returns a Registry over store and blobs.
@@ -91,7 +101,18 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: store, blobs: blobs, opts: opts, log: log}
+	return &Registry{store: store, blobs: blobs, opts: opts, log: log,
+		pulls: newPullRecorder(store, opts.PullInterval, log, opts.Registerer)}
+}
+
+// Close stops the registry's background work: it writes the pulls not yet
+// recorded, within ctx (the store must still be open). Pulls after Close
+// are not recorded; the use cases keep working.
+func (r *Registry) Close(ctx context.Context) error {
+	if err := r.pulls.close(ctx); err != nil {
+		return fmt.Errorf("recording the last tag pulls: %w", err)
+	}
+	return nil
 }
 
 func (r *Registry) now() time.Time { return r.opts.Now().UTC() }

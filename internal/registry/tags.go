@@ -77,7 +77,8 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int) (repos []str
 
 // DeleteTag ends the live row of tag in repo now. The manifest stays
 // reachable through the time machine for the namespace's retention; the
-// tag row is reviewed when that window closes.
+// tag row is reviewed when that window closes. A tag an immutable rule
+// covers is not deleted (ErrImmutable).
 func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err := validName(repo); err != nil {
 		return err
@@ -95,6 +96,11 @@ func (r *Registry) DeleteTag(ctx context.Context, repo, tag string) error {
 		t, err := liveTag(ctx, tx, rp, tag, now)
 		if err != nil {
 			return err
+		}
+		if rule, ok, err := r.immutableRule(ctx, tx, repo, tag); err != nil {
+			return err
+		} else if ok {
+			return immutableError(repo, tag, rule, "deleted")
 		}
 		d = t.Manifest
 		if err := tx.EndTag(ctx, t.ID, now, ActorFrom(ctx), meta.CauseDeleted); err != nil {

@@ -164,7 +164,8 @@ type Restored struct {
 // once). A manifest withdrawn by a DELETE by digest comes back with it, and
 // so do the withdrawn children of an index. It is refused with ErrDenied
 // when that lifetime ended longer ago than the namespace's retention (or
-// its manifest was collected), ErrTagUnknown when no lifetime matches.
+// its manifest was collected), ErrTagUnknown when no lifetime matches, and
+// ErrImmutable when it would move a live tag an immutable rule covers.
 // Restoring the lifetime that is live now changes nothing, and says so
 // (Restored.Changed false).
 func (r *Registry) RestoreTag(ctx context.Context, repo, tag string, target RestoreTarget) (Restored, error) {
@@ -299,7 +300,8 @@ type Expiry struct {
 // records its end (ErrInvalidArgument; In = 0 ends it now). When the expiry
 // passes, the tag no longer resolves; the collector's expiry scan records
 // the end and the time machine keeps it for the namespace's window from the
-// expiry on.
+// expiry on. A tag an immutable rule covers gets no expiry (ErrImmutable);
+// clearing one is allowed.
 func (r *Registry) SetTagExpiry(ctx context.Context, repo, tag string, e Expiry) (Lifetime, error) {
 	if err := validName(repo); err != nil {
 		return Lifetime{}, err
@@ -332,6 +334,13 @@ func (r *Registry) SetTagExpiry(ctx context.Context, repo, tag string, e Expiry)
 		t, err := liveTag(ctx, tx, rp, tag, now)
 		if err != nil {
 			return err
+		}
+		if at != nil {
+			if rule, ok, err := r.immutableRule(ctx, tx, repo, tag); err != nil {
+				return err
+			} else if ok {
+				return immutableError(repo, tag, rule, "given an expiry")
+			}
 		}
 		if err := tx.SetTagExpiry(ctx, t.ID, at); err != nil {
 			return fmt.Errorf("setting expiry of tag %q: %w", tag, err)

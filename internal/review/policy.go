@@ -39,16 +39,24 @@ type Policy struct {
 	// pin digests). It keys on the cause of the manifest's review
 	// (CausePushed), never on its text.
 	CollectUntagged bool
+	// AttachmentsFollowSubject ends, when the collector deletes a manifest,
+	// the live attachment tags of its digest in the same repository
+	// (oci.AttachmentSubject: cosign's .sig, .att and .sbom, the referrers
+	// tag schema's sha256-<hex>), which then enter the time machine like
+	// any ended tag; false leaves them live.
+	AttachmentsFollowSubject bool
 }
 
 // DefaultPolicy is the production policy of DESIGN.md: 1h grace, 24h
-// upload expiry, 14 days of tag retention, untagged manifests collected.
+// upload expiry, 14 days of tag retention, untagged manifests collected,
+// attachments following their subject.
 func DefaultPolicy() Policy {
 	return Policy{
-		Grace:           DefaultGrace,
-		UploadExpiry:    DefaultUploadExpiry,
-		TagRetention:    DefaultTagRetention,
-		CollectUntagged: true,
+		Grace:                    DefaultGrace,
+		UploadExpiry:             DefaultUploadExpiry,
+		TagRetention:             DefaultTagRetention,
+		CollectUntagged:          true,
+		AttachmentsFollowSubject: true,
 	}
 }
 

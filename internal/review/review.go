@@ -103,4 +103,8 @@ const (
 	// CauseTagPruned: a retention policy ended the tag (its time-machine
 	// window started).
 	CauseTagPruned Cause = "tag_pruned"
+	// CauseSubjectCollected: the collector ended an attachment tag (a
+	// signature, attestation or SBOM named after its subject's digest)
+	// because it deleted the subject's manifest.
+	CauseSubjectCollected Cause = "subject_collected"
 )

@@ -139,7 +139,8 @@ func TestKinds(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
-	want := review.Policy{Grace: time.Hour, UploadExpiry: 24 * time.Hour, TagRetention: 14 * 24 * time.Hour, CollectUntagged: true}
+	want := review.Policy{Grace: time.Hour, UploadExpiry: 24 * time.Hour, TagRetention: 14 * 24 * time.Hour, CollectUntagged: true,
+		AttachmentsFollowSubject: true}
 	if got := review.DefaultPolicy(); got != want {
 		t.Errorf("DefaultPolicy: got %+v, want %+v", got, want)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/blob"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/review"
 )
 
@@ -52,6 +53,11 @@ type Input struct {
 	// multipart upload with no session) modified after it: sweep leaves
 	// them until they are older than its minimum age. Zero excuses none.
 	SweepCutoff time.Time
+	// Store, when set, is the store over DB: its usage counters are
+	// recomputed from the rows (VerifyUsage, in a View) and each
+	// difference is a finding of class Usage (docs/design/usage.md,
+	// "Verification").
+	Store meta.Store
 }
 
 // Object is one thing the byte store holds.
@@ -110,11 +116,16 @@ const (
 	Safety Class = iota
 	// Leak: something unreachable is kept, or work is left undone.
 	Leak
+	// Usage: a usage counter differs from what the rows say.
+	Usage
 )
 
 func (c Class) String() string {
-	if c == Safety {
+	switch c {
+	case Safety:
 		return "SAFETY"
+	case Usage:
+		return "USAGE"
 	}
 	return "LEAK"
 }
@@ -209,6 +220,9 @@ func Check(ctx context.Context, in Input) (*Report, error) {
 		return nil, err
 	}
 	s.bytes(ctx, blobs, keys, sessions, tombs)
+	if err := s.usage(ctx); err != nil {
+		return nil, err
+	}
 	sort.SliceStable(s.rep.Findings, func(i, j int) bool { return s.rep.Findings[i].Class < s.rep.Findings[j].Class })
 	return s.rep, nil
 }
@@ -663,4 +677,23 @@ func (s *state) verify(ctx context.Context, d string, row blobRow, o Object) {
 	if err != nil || got != d || n != row.size {
 		s.find(Safety, "blob "+d, "bytes %s are corrupt: %d bytes (row: %d) hashing to %s (%v)", o.name(), n, row.size, got, err)
 	}
+}
+
+// usage reports every usage counter that differs from the rows.
+func (s *state) usage(ctx context.Context) error {
+	if s.in.Store == nil {
+		return nil
+	}
+	var diffs []meta.UsageDiff
+	err := s.in.Store.View(ctx, func(tx meta.Tx) (err error) {
+		diffs, err = tx.VerifyUsage(ctx, false)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("verifying usage: %w", err)
+	}
+	for _, d := range diffs {
+		s.find(Usage, string(d.Counter)+" "+d.Key, "counter %+v, rows say %+v", d.Got, d.Want)
+	}
+	return nil
 }

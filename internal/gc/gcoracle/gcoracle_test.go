@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/gc/gcoracle"
+	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/registry"
 	"github.com/berth/berth/internal/review"
 	"github.com/berth/berth/internal/testenv/registryenv"
@@ -128,7 +129,33 @@ func TestCorruptBlob(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *registryenv.Env) {
 		e.PushImage("ns/app", "v1", []byte("layer"))
 		exec(t, e, `UPDATE blob SET size = size + 1 WHERE size = 5`)
+		fixUsage(t, e) // the usage counters follow the tampered size
 		assertFinding(t, e.Check(windows), gcoracle.Safety, "blob sha256:")
+	})
+}
+
+// fixUsage rewrites the usage counters after a test changed rows behind the
+// store's back, and fails unless it found differences.
+func fixUsage(t *testing.T, e *registryenv.Env) {
+	t.Helper()
+	var diffs []meta.UsageDiff
+	err := e.Store.Update(e.Ctx, func(tx meta.Tx) (err error) {
+		diffs, err = tx.VerifyUsage(e.Ctx, true)
+		return err
+	})
+	if err != nil || len(diffs) == 0 {
+		t.Fatalf("fixing usage: %v, %d differences; want some", err, len(diffs))
+	}
+}
+
+// A usage counter that differs from the rows: USAGE, naming the counter.
+func TestUsageDrift(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *registryenv.Env) {
+		e.PushImage("ns/app", "v1", []byte("layer"))
+		exec(t, e, `UPDATE usage SET bytes = bytes + 7 WHERE scope = 'n'`)
+		assertFinding(t, e.Check(windows), gcoracle.Usage, "namespace ns")
+		fixUsage(t, e)
+		e.AssertFixedPoint(windows)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"TagLifetimes", testTagLifetimes},
 		{"TagExpiry", testTagExpiry},
 		{"TagActors", testTagActors},
+		{"EndLiveTags", testEndLiveTags},
 		{"ManifestEdges", testManifestEdges},
 		{"Withdrawn", testWithdrawn},
 		{"Referrers", testReferrers},
@@ -42,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Reviews", testReviews},
 		{"ScheduleReviewsCause", testScheduleReviewsCause},
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
+		{"ConcurrentRePuts", testConcurrentRePuts},
 		{"LockBlocksCollector", testLockBlocksCollector},
 		{"RollbackLeavesNothing", testRollback},
 		{"ViewIsOneSnapshot", testViewSnapshot},
@@ -56,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Policies", testPolicies},
 		{"PolicyTags", testPolicyTags},
 		{"ExpediteReview", testExpediteReview},
+		{"PreviewReads", testPreviewReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -384,6 +388,103 @@ func testTagActors(t *testing.T, s meta.Store) {
 			t.Errorf("after a refused EndTag: got ended by %q (%q), want %q (withdrawn)", again.EndActor, again.EndCause, carol)
 		}
 		return nil
+	})
+}
+
+// testEndLiveTags: EndLiveTags ends exactly the named rows live at its
+// time, in the named repositories, and returns them ended; LiveTagsNamed reads
+// the same rows without ending them.
+func testEndLiveTags(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	a, b := repo(t, s, "ns/a"), repo(t, s, "ns/b")
+	at := t0.Add(time.Hour)
+	later, past := at.Add(time.Hour), at.Add(-time.Minute)
+	update(t, s, func(tx meta.Tx) error {
+		for _, nt := range []meta.Tag{
+			{RepoID: a.ID, Name: "live", Manifest: dg("m1"), Start: t0},
+			{RepoID: a.ID, Name: "expiring", Manifest: dg("m1"), Start: t0, ExpiresAt: &later},
+			{RepoID: a.ID, Name: "expired", Manifest: dg("m1"), Start: t0, ExpiresAt: &past},
+			{RepoID: a.ID, Name: "ended", Manifest: dg("m1"), Start: t0},
+			{RepoID: a.ID, Name: "unnamed", Manifest: dg("m1"), Start: t0},
+			{RepoID: b.ID, Name: "live", Manifest: dg("m1"), Start: t0},
+		} {
+			if _, err := tx.PutTag(ctx, nt); err != nil {
+				return err
+			}
+		}
+		ended, err := tx.LiveTag(ctx, a.ID, "ended", t0)
+		if err != nil {
+			return err
+		}
+		return tx.EndTag(ctx, ended.ID, t0.Add(time.Minute), meta.ActorOperator, meta.CauseDeleted)
+	})
+	var named []meta.RepoTag
+	for _, n := range []string{"live", "expiring", "expired", "ended", "absent"} {
+		named = append(named, meta.RepoTag{RepoID: a.ID, Name: n})
+	}
+	names := func(ts []meta.Tag) []string {
+		var out []string
+		for _, tg := range ts {
+			out = append(out, tg.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	view(t, s, func(tx meta.Tx) error {
+		live, err := tx.LiveTagsNamed(ctx, named, at)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{"expiring", "live"}, names(live)); diff != "" {
+			t.Errorf("LiveTagsNamed (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	var ended []meta.Tag
+	update(t, s, func(tx meta.Tx) (err error) {
+		ended, err = tx.EndLiveTags(ctx, named, at, meta.ActorCollector, meta.CauseSubjectCollected)
+		return err
+	})
+	if diff := cmp.Diff([]string{"expiring", "live"}, names(ended)); diff != "" {
+		t.Errorf("EndLiveTags ended (-want +got):\n%s", diff)
+	}
+	for _, tg := range ended {
+		if tg.RepoID != a.ID || tg.End == nil || !tg.End.Equal(at) || tg.EndActor != meta.ActorCollector || tg.EndCause != meta.CauseSubjectCollected {
+			t.Errorf("ended row %s: got repo %d, end %v by %q (%q); want repo %d, end %v by collector (subject_collected)",
+				tg.Name, tg.RepoID, tg.End, tg.EndActor, tg.EndCause, a.ID, at)
+		}
+	}
+	view(t, s, func(tx meta.Tx) error {
+		for _, c := range []struct {
+			repo meta.Repository
+			name string
+			live bool
+		}{{a, "live", false}, {a, "expiring", false}, {a, "unnamed", true}, {b, "live", true}} {
+			if _, err := tx.LiveTag(ctx, c.repo.ID, c.name, t0); (err == nil) != c.live {
+				t.Errorf("LiveTag(%s:%s) after EndLiveTags: got %v, want live %v", c.repo.Name, c.name, err, c.live)
+			}
+		}
+		// The expired row is the expiry scan's to end, at its expiry.
+		expired, err := tx.ExpiredTags(ctx, a.ID, at, 10)
+		if err != nil || len(expired) != 1 || expired[0].Name != "expired" {
+			t.Errorf("ExpiredTags after EndLiveTags: got %+v, %v; want the expired row, still to end", expired, err)
+		}
+		hist, err := tx.TagHistory(ctx, a.ID, "ended", 10)
+		if err != nil || len(hist) != 1 || hist[0].EndCause != meta.CauseDeleted {
+			t.Errorf("history of the ended row: got %+v, %v; want its own end (deleted)", hist, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		again, err := tx.EndLiveTags(ctx, named, at.Add(time.Minute), meta.ActorCollector, meta.CauseSubjectCollected)
+		if err == nil && len(again) != 0 {
+			t.Errorf("EndLiveTags again: got %+v, want none", again)
+		}
+		none, err2 := tx.EndLiveTags(ctx, nil, at, meta.ActorCollector, meta.CauseSubjectCollected)
+		if err2 == nil && none != nil {
+			t.Errorf("EndLiveTags of no tags: got %+v, want nil", none)
+		}
+		return errors.Join(err, err2)
 	})
 }
 
@@ -865,6 +966,56 @@ func testConcurrentTagMoves(t *testing.T, s meta.Store) {
 		}
 		if len(hist) != 8 || live != 1 {
 			t.Errorf("after 8 concurrent moves: got %d rows, %d live; want 8 rows, 1 live", len(hist), live)
+		}
+		return nil
+	})
+}
+
+// Concurrent re-PUTs of one stored manifest neither deadlock nor conflict:
+// each transaction runs once (a deadlock would make Update retry it).
+func testConcurrentRePuts(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	r := repo(t, s, "ns/reput")
+	m := meta.Manifest{RepoID: r.ID, Digest: dg("reput"), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Size: 5, Body: []byte("reput"), PushedAt: t0}
+	putManifest(t, s, m, meta.ManifestEdges{})
+	const n = 8
+	var calls atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			errs <- s.Update(ctx, func(tx meta.Tx) error {
+				calls.Add(1)
+				again := m
+				again.PushedAt = t0.Add(time.Duration(i+1) * time.Second)
+				_, err := tx.PutManifest(ctx, again, meta.ManifestEdges{})
+				return err
+			})
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent re-PUT: %v", err)
+		}
+	}
+	if got := calls.Load(); got != n {
+		t.Errorf("%d concurrent re-PUTs ran %d transactions: some were retried (a deadlock or a conflict)", n, got)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		got, err := tx.Manifest(ctx, r.ID, m.Digest, meta.LockNone)
+		if err != nil {
+			return err
+		}
+		if want := t0.Add(n * time.Second); !got.PushedAt.Equal(want) {
+			t.Errorf("pushed_at after the re-PUTs: got %v, want the latest %v", got.PushedAt, want)
 		}
 		return nil
 	})

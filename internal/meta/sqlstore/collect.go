@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -218,15 +219,68 @@ func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.
 	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
 	for _, q := range []string{
 		`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in,
-		`DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)` + in,
 		`DELETE FROM manifest_label WHERE (repository_id, manifest_digest)` + in,
-		`DELETE FROM manifest WHERE (repository_id, digest)` + in,
 	} {
 		if _, err := t.exec(ctx, q, set); err != nil {
 			return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
 		}
 	}
+	// Each records what it removes for the usage counters, applied once
+	// for the whole transaction (usage.go).
+	if _, err := t.deleteEdges(ctx, `DELETE FROM manifest_blob WHERE (repository_id, manifest_digest)`+in, set); err != nil {
+		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
+	}
+	if err := t.deleteManifestRows(ctx, `DELETE FROM manifest WHERE (repository_id, digest)`+in, set); err != nil {
+		return refs, fmt.Errorf("deleting %d manifests: %w", len(keys), err)
+	}
 	return refs, nil
+}
+
+func tagsJSON(tags []meta.RepoTag) string {
+	ps := make([][2]any, len(tags))
+	for i, k := range tags {
+		ps[i] = [2]any{k.RepoID, k.Name}
+	}
+	return jsonKeys(ps)
+}
+
+// liveTagsIn selects the rows of a JSON set of (repository, tag name) pairs
+// (its first parameter) that are live at its second: through the partial
+// unique index tag_live, one probe per pair.
+func (t *tx) liveTagsIn() string {
+	return `(repository_id, name) IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)
+		AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?)`
+}
+
+// EndLiveTags ends the rows in one statement. On PostgreSQL the rows are
+// locked FOR UPDATE SKIP LOCKED, so the collector never waits for a
+// writer: a writer holding a live row is moving, deleting or restoring it
+// (it ends the row itself), or setting its expiry (docs/design/gc.md,
+// "Attachments follow their subject").
+func (t *tx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Time, actor meta.Actor, cause meta.EndCause) ([]meta.Tag, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	ended, err := scanTags(t.query(ctx, `UPDATE tag SET lifetime_end = ?, end_actor = ?, end_cause = ?
+		WHERE lifetime_end IS NULL AND id IN (SELECT id FROM tag WHERE `+t.liveTagsIn()+` ORDER BY id`+t.d.skipLocked()+`)
+		RETURNING `+tagCols,
+		us(at), string(actor), string(cause), tagsJSON(tags), us(at)))
+	if err != nil {
+		return nil, fmt.Errorf("ending live rows of %d tags: %w", len(tags), err)
+	}
+	slices.SortFunc(ended, func(a, b meta.Tag) int { return cmp.Compare(a.ID, b.ID) })
+	return ended, nil
+}
+
+func (t *tx) LiveTagsNamed(ctx context.Context, tags []meta.RepoTag, now time.Time) ([]meta.Tag, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	live, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag WHERE `+t.liveTagsIn()+` ORDER BY id`, tagsJSON(tags), us(now)))
+	if err != nil {
+		return nil, fmt.Errorf("reading live rows of %d tags: %w", len(tags), err)
+	}
+	return live, nil
 }
 
 func sortPairs(ks []meta.RepoDigest) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -50,21 +51,20 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 		return false, fmt.Errorf("inserting manifest %s: %w", m.Digest, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// Already stored: lock it (the collector may be deleting it right
-		// now; then retry the transaction, whose insert will win), and a
-		// re-PUT refreshes the untagged grace and brings a withdrawn
-		// manifest back.
-		found, err := t.exists(ctx, `SELECT 1 FROM manifest WHERE repository_id = ? AND digest = ?`+t.lock(meta.LockShare), m.RepoID, m.Digest.String())
-		if err != nil {
-			return false, fmt.Errorf("locking manifest %s: %w", m.Digest, err)
-		}
-		if !found {
-			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
-		}
-		if _, err := t.exec(ctx, `UPDATE manifest SET pushed_at = CASE WHEN pushed_at < ? THEN ? ELSE pushed_at END, deleted_at = NULL
+		// Already stored: the UPDATE locks it exclusively (the collector may
+		// be deleting it right now; then retry the transaction, whose insert
+		// will win), and a re-PUT refreshes the untagged grace and brings a
+		// withdrawn manifest back. One exclusive lock, not a shared lock then
+		// an update: two concurrent re-PUTs each holding the shared lock and
+		// waiting to upgrade it deadlock on PostgreSQL.
+		res, err := t.exec(ctx, `UPDATE manifest SET pushed_at = CASE WHEN pushed_at < ? THEN ? ELSE pushed_at END, deleted_at = NULL
 			WHERE repository_id = ? AND digest = ?`,
-			us(m.PushedAt), us(m.PushedAt), m.RepoID, m.Digest.String()); err != nil {
+			us(m.PushedAt), us(m.PushedAt), m.RepoID, m.Digest.String())
+		if err != nil {
 			return false, fmt.Errorf("refreshing manifest %s: %w", m.Digest, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return false, fmt.Errorf("manifest %s deleted concurrently: %w", m.Digest, meta.ErrConflict)
 		}
 		return false, nil
 	}
@@ -74,10 +74,14 @@ func (t *tx) PutManifest(ctx context.Context, m meta.Manifest, e meta.ManifestEd
 			return false, fmt.Errorf("recording child %s of %s: %w", c, m.Digest, err)
 		}
 	}
-	for _, b := range uniqueDigests(e.Blobs) {
-		if _, err := t.exec(ctx, `INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES (?, ?, ?)`,
-			m.RepoID, m.Digest.String(), b.String()); err != nil {
-			return false, fmt.Errorf("recording blob %s of %s: %w", b, m.Digest, err)
+	t.noteManifest(m.RepoID, m.Digest, m.Size, 1)
+	if blobs := uniqueDigests(e.Blobs); len(blobs) > 0 {
+		if _, err := t.exec(ctx, `INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) SELECT ?, ?, k.v FROM `+t.d.keyList()+` k`,
+			m.RepoID, m.Digest.String(), jsonKeys(blobs)); err != nil {
+			return false, fmt.Errorf("recording the blobs of %s: %w", m.Digest, err)
+		}
+		for _, b := range blobs {
+			t.noteEdge(m.RepoID, b, -1, 1)
 		}
 	}
 	keys := make([]string, 0, len(e.Labels))
@@ -114,16 +118,14 @@ func uniqueDigests(ds []digest.Digest) []digest.Digest {
 	return out
 }
 
+// DeleteManifest records what it removes for the usage counters: the
+// manifest's size and each blob edge, with the blob's size.
 func (t *tx) DeleteManifest(ctx context.Context, repoID int64, d digest.Digest) (meta.ManifestRefs, error) {
 	var refs meta.ManifestRefs
 	ds := d.String()
 	children, err := scanDigests(t.query(ctx, `SELECT child_digest FROM manifest_child WHERE repository_id = ? AND parent_digest = ? ORDER BY child_digest`, repoID, ds))
 	if err != nil {
 		return refs, fmt.Errorf("reading children of %s: %w", d, err)
-	}
-	blobs, err := scanDigests(t.query(ctx, `SELECT blob_digest FROM manifest_blob WHERE repository_id = ? AND manifest_digest = ? ORDER BY blob_digest`, repoID, ds))
-	if err != nil {
-		return refs, fmt.Errorf("reading blobs of %s: %w", d, err)
 	}
 	rows, err := t.query(ctx, `SELECT label_id FROM manifest_label WHERE repository_id = ? AND manifest_digest = ? ORDER BY label_id`, repoID, ds)
 	if err != nil {
@@ -133,18 +135,72 @@ func (t *tx) DeleteManifest(ctx context.Context, repoID int64, d digest.Digest) 
 	if err != nil {
 		return refs, err
 	}
-	refs = meta.ManifestRefs{Blobs: blobs, Children: children, LabelIDs: labels}
+	refs = meta.ManifestRefs{Children: children, LabelIDs: labels}
 	for _, q := range []string{
 		`DELETE FROM manifest_child WHERE repository_id = ? AND parent_digest = ?`,
-		`DELETE FROM manifest_blob WHERE repository_id = ? AND manifest_digest = ?`,
 		`DELETE FROM manifest_label WHERE repository_id = ? AND manifest_digest = ?`,
-		`DELETE FROM manifest WHERE repository_id = ? AND digest = ?`,
 	} {
 		if _, err := t.exec(ctx, q, repoID, ds); err != nil {
 			return refs, fmt.Errorf("deleting manifest %s: %w", d, err)
 		}
 	}
+	edges, err := t.deleteEdges(ctx, `DELETE FROM manifest_blob WHERE repository_id = ? AND manifest_digest = ?`, repoID, ds)
+	if err != nil {
+		return refs, fmt.Errorf("deleting manifest %s: %w", d, err)
+	}
+	for _, e := range edges {
+		refs.Blobs = append(refs.Blobs, e.Digest)
+	}
+	slices.Sort(refs.Blobs)
+	if err := t.deleteManifestRows(ctx, `DELETE FROM manifest WHERE repository_id = ? AND digest = ?`, repoID, ds); err != nil {
+		return refs, fmt.Errorf("deleting manifest %s: %w", d, err)
+	}
 	return refs, nil
+}
+
+// deleteEdges runs a DELETE of manifest_blob rows and records each edge it
+// removed for the usage counters, with its blob's size: the blob row may be
+// gone by the time the counters are applied (a collector transaction can
+// delete the link and the blob after the manifest).
+func (t *tx) deleteEdges(ctx context.Context, q string, args ...any) ([]meta.RepoDigest, error) {
+	rows, err := t.query(ctx, q+` RETURNING repository_id, blob_digest, (SELECT b.size FROM blob b WHERE b.digest = manifest_blob.blob_digest)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []meta.RepoDigest
+	for rows.Next() {
+		var k meta.RepoDigest
+		var size sql.NullInt64
+		if err := rows.Scan(&k.RepoID, &k.Digest, &size); err != nil {
+			return nil, err
+		}
+		if !size.Valid {
+			size.Int64 = -1
+		}
+		t.noteEdge(k.RepoID, k.Digest, size.Int64, -1)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// deleteManifestRows runs a DELETE of manifest rows and records each one
+// for the usage counters.
+func (t *tx) deleteManifestRows(ctx context.Context, q string, args ...any) error {
+	rows, err := t.query(ctx, q+` RETURNING repository_id, digest, size`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k meta.RepoDigest
+		var size int64
+		if err := rows.Scan(&k.RepoID, &k.Digest, &size); err != nil {
+			return err
+		}
+		t.noteManifest(k.RepoID, k.Digest, size, -1)
+	}
+	return rows.Err()
 }
 
 func (t *tx) WithdrawManifest(ctx context.Context, repoID int64, d digest.Digest, at time.Time) error {

@@ -59,3 +59,75 @@ func testMigrationReviewCause(t *testing.T, dsn string) {
 		t.Errorf("causes after migration 6 (-want +got):\n%s", diff)
 	}
 }
+
+// TestMigrationUsageBackfill: migration 10 computes every usage counter
+// from the rows a version-9 database holds — a blob shared by two
+// repositories of a namespace and by a second namespace, counted once per
+// scope — so an upgraded registry starts exact.
+func TestMigrationUsageBackfill(t *testing.T) {
+	for _, b := range sqltest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testMigrationUsageBackfill(t, b.DSN(t)) })
+	}
+}
+
+func testMigrationUsageBackfill(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.MigrateTo(ctx, 9); err != nil {
+		t.Fatalf("migrating to 9: %v", err)
+	}
+	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	sqltest.Exec(t, dsn, `INSERT INTO namespace (id, name) VALUES (1, 'a'), (2, 'b')`)
+	sqltest.Exec(t, dsn, `INSERT INTO repository (id, namespace_id, name, created_at) VALUES (1, 1, 'a/x', 0), (2, 1, 'a/y', 0), (3, 2, 'b/z', 0)`)
+	sqltest.Exec(t, dsn, `INSERT INTO blob (digest, size, storage_key, created_at) VALUES ('`+d("1")+`', 1000, 'k1', 0), ('`+d("2")+`', 20, 'k2', 0)`)
+	sqltest.Exec(t, dsn, `INSERT INTO repository_blob (repository_id, blob_digest, created_at) VALUES
+		(1, '`+d("1")+`', 0), (1, '`+d("2")+`', 0), (2, '`+d("1")+`', 0), (3, '`+d("1")+`', 0)`)
+	sqltest.Exec(t, dsn, `INSERT INTO manifest (repository_id, digest, media_type, size, body, pushed_at) VALUES
+		(1, '`+d("a")+`', 'x', 3, 'abc', 0), (1, '`+d("b")+`', 'x', 4, 'abcd', 0), (2, '`+d("c")+`', 'x', 5, 'abcde', 0), (3, '`+d("d")+`', 'x', 6, 'abcdef', 0)`)
+	sqltest.Exec(t, dsn, `INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES
+		(1, '`+d("a")+`', '`+d("1")+`'), (1, '`+d("a")+`', '`+d("2")+`'), (1, '`+d("b")+`', '`+d("1")+`'),
+		(2, '`+d("c")+`', '`+d("1")+`'), (3, '`+d("d")+`', '`+d("1")+`')`)
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrating from 9: %v", err)
+	}
+	var got []meta.Usage
+	var diffs []meta.UsageDiff
+	err = s.View(ctx, func(tx meta.Tx) error {
+		for _, f := range []func() (meta.Usage, error){
+			func() (meta.Usage, error) { return tx.RepositoryUsage(ctx, 1) },
+			func() (meta.Usage, error) { return tx.RepositoryUsage(ctx, 2) },
+			func() (meta.Usage, error) { return tx.NamespaceUsage(ctx, 1) },
+			func() (meta.Usage, error) { return tx.NamespaceUsage(ctx, 2) },
+			func() (meta.Usage, error) { return tx.RegistryUsage(ctx) },
+		} {
+			u, err := f()
+			if err != nil {
+				return err
+			}
+			got = append(got, u)
+		}
+		var err error
+		diffs, err = tx.VerifyUsage(ctx, false)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []meta.Usage{
+		{Bytes: 3 + 4 + 1000 + 20, Manifests: 2, Blobs: 2},
+		{Bytes: 5 + 1000, Manifests: 1, Blobs: 1},
+		{Bytes: 3 + 4 + 5 + 1000 + 20, Manifests: 3, Blobs: 2},
+		{Bytes: 6 + 1000, Manifests: 1, Blobs: 1},
+		{Bytes: 3 + 4 + 5 + 6 + 1000 + 20, Manifests: 4, Blobs: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("usage after migration 10 (-want +got):\n%s", diff)
+	}
+	if len(diffs) != 0 {
+		t.Errorf("VerifyUsage after migration 10: %+v, want none", diffs)
+	}
+}

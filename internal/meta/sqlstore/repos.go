@@ -74,9 +74,18 @@ func (t *tx) SetNamespaceState(ctx context.Context, id int64, state string) erro
 	return nil
 }
 
+// DeleteNamespace deletes the namespace's usage counters with it (all zero
+// once its repositories are gone), so that no other namespace inherits them
+// with the id.
 func (t *tx) DeleteNamespace(ctx context.Context, id int64) error {
-	if _, err := t.exec(ctx, `DELETE FROM namespace WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("deleting namespace: %w", err)
+	for _, q := range []string{
+		`DELETE FROM namespace WHERE id = ?`,
+		`DELETE FROM usage_namespace_blob WHERE namespace_id = ?`,
+		`DELETE FROM usage WHERE scope = 'n' AND id = ?`,
+	} {
+		if _, err := t.exec(ctx, q, id); err != nil {
+			return fmt.Errorf("deleting namespace: %w", err)
+		}
 	}
 	return nil
 }
@@ -155,6 +164,7 @@ func (t *tx) EnsureRepository(ctx context.Context, name string, now time.Time) (
 	if r.State != meta.RepoActive {
 		return meta.Repository{}, fmt.Errorf("repository %s: %w", name, meta.ErrRepoDeleting)
 	}
+	t.rememberNamespace(r)
 	return r, nil
 }
 
@@ -181,8 +191,16 @@ func (t *tx) DeleteRepository(ctx context.Context, id int64) error {
 	if _, err := t.exec(ctx, `DELETE FROM review WHERE kind = ? AND object = ?`, review.KindPurge, review.RepoPurgeObject(id)); err != nil {
 		return fmt.Errorf("deleting repository: %w", err)
 	}
-	if _, err := t.exec(ctx, `DELETE FROM repository WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("deleting repository: %w", err)
+	// Its usage counters (all zero once its manifests are gone) go with
+	// it: SQLite may give its id to the next repository.
+	for _, q := range []string{
+		`DELETE FROM repository WHERE id = ?`,
+		`DELETE FROM usage_repository_blob WHERE repository_id = ?`,
+		`DELETE FROM usage WHERE scope = 'r' AND id = ?`,
+	} {
+		if _, err := t.exec(ctx, q, id); err != nil {
+			return fmt.Errorf("deleting repository: %w", err)
+		}
 	}
 	return nil
 }

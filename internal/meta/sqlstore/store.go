@@ -326,6 +326,11 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 			_ = sqlTx.Rollback()
 			return
 		}
+		// The counters a closure left unapplied go last, before the commit.
+		if _, err = t.ApplyUsage(ctx); err != nil {
+			_ = sqlTx.Rollback()
+			return
+		}
 		if pastBound(ctx) {
 			_ = sqlTx.Rollback()
 			err = fmt.Errorf("committing transaction: %w", ctx.Err())
@@ -360,6 +365,12 @@ type tx struct {
 
 	mu    sync.Mutex
 	stops []func() // of the contexts bound to ctx by stmtCtx
+
+	// usage is what the transaction's writes changed in the usage
+	// counters, not yet applied (usage.go); repoNS the namespaces of the
+	// repositories it read.
+	usage  *usageDelta
+	repoNS map[int64]int64
 }
 
 var _ meta.Tx = (*tx)(nil)

@@ -159,6 +159,11 @@ func New(t *testing.T, b Backend, opts ...Option) *Env {
 		ro.Now = e.Clock.Now
 	}
 	e.Registry = registry.New(store, regBlobs, ro)
+	t.Cleanup(func() { // after the server closes, before the store does
+		if err := e.Registry.Close(ctx); err != nil {
+			t.Errorf("closing the registry: %v", err)
+		}
+	})
 	if !o.NoServer {
 		e.Serve(o.API)
 	}
@@ -366,7 +371,7 @@ func (e *Env) Check(w review.Policy, pinned ...string) *gcoracle.Report {
 	} else if b, err = gcoracle.FromStore(e.Ctx, e.Blobs); err != nil {
 		e.T.Fatal(err)
 	}
-	rep, err := gcoracle.Check(e.Ctx, gcoracle.Input{DB: e.Store.DB(), Bytes: b, Now: e.Clock.Now(), Windows: w, Pinned: pinned})
+	rep, err := gcoracle.Check(e.Ctx, gcoracle.Input{DB: e.Store.DB(), Store: e.Store, Bytes: b, Now: e.Clock.Now(), Windows: w, Pinned: pinned})
 	if err != nil {
 		e.T.Fatalf("fixed-point oracle: %v", err)
 	}
