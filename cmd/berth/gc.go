@@ -28,15 +28,17 @@ func newGCCommand(g *globals) *cobra.Command {
 		Use:   "gc",
 		Short: "Collect garbage now, or show what a collection would delete",
 		Long: `gc runs the garbage collector once, in the foreground, until no review is
-due: it ends expired tags, decides every due review and what it cascades to
+due: it applies the retention policies due (ending the tags they prune),
+ends expired tags, decides every due review and what it cascades to
 (manifests, links, blobs, labels, upload markers, upload sessions), finishes
 interrupted purges and retries leftover tombstones. It is safe to run while
 "berth serve" runs on the same --data/--db: both claim work with row locks.
 
---dry-run decides the same things inside one transaction that is rolled back
-and lists exactly what would be deleted, with the bytes it would free;
-nothing is deleted. --repo limits the run to one repository's reviews and the
-blobs and labels they free. The --gc-* windows apply as in serve.
+--dry-run decides the same things inside one read-only transaction and lists
+exactly what would be deleted, with the bytes it would free, and the tags
+retention policies would prune; nothing is deleted or ended. --repo limits
+the run to one repository's reviews (its policies included) and the blobs
+and labels they free. The --gc-* windows apply as in serve.
 
 On a terminal a progress line is kept on stderr. The summary goes to stdout:
 a table, or with --json the collector's summary as JSON.`,
@@ -153,6 +155,7 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 	rows := []string{
 		fmt.Sprintf("reviews decided\t%d", s.Reviews),
 		fmt.Sprintf("tags expired\t%d", s.Expired),
+		fmt.Sprintf("tags pruned by policies\t%d", s.Pruned),
 		fmt.Sprintf("attachment tags ended with their subject\t%d", s.AttachmentsEnded),
 		verb + ":\t",
 	}

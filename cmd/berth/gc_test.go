@@ -292,3 +292,36 @@ func TestTagAndNamespaceCommands(t *testing.T) {
 		t.Error("tag expire without --in/--at/--never: got nil error")
 	}
 }
+
+// berth gc applies the retention policies due: --dry-run lists the tags
+// they would prune, the real run prunes them and counts them.
+func TestGCCommandPrunesByPolicy(t *testing.T) {
+	data := t.TempDir()
+	ctx, reg, done := openRegistry(t, data)
+	pushManifest(t, ctx, reg, "acme/app", "old", []byte("old layer"))
+	pushManifest(t, ctx, reg, "acme/app", "new", []byte("new layer"))
+	p := meta.TagPolicy{Namespace: "acme", Name: "keep-1", Kind: meta.PolicyKeepNewest, Count: 1, PatternMatches: true}
+	if _, _, _, err := reg.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	base := append([]string{"--data", data}, gcFlags...)
+
+	out, err := run(t, nil, append([]string{"gc", "--dry-run"}, base...)...)
+	if err != nil {
+		t.Fatalf("gc --dry-run: %v\n%s", err, out)
+	}
+	for _, s := range []string{"tags it would end", "old", "policy", "pruned by policy acme:keep-1: not among the 1 newest tags", "tags pruned by policies"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("gc --dry-run output lacks %q:\n%s", s, out)
+		}
+	}
+	s := gcJSON(t, append([]string{"gc", "--json", "--list"}, base...)...)
+	if s.Pruned != 1 || len(s.Ends) != 1 || s.Ends[0].Tag != "old" || s.Ends[0].Cause != meta.CausePolicy || s.Ends[0].Rule != "acme:keep-1" {
+		t.Errorf("gc --json --list: pruned %d, ends %+v; want old, by acme:keep-1", s.Pruned, s.Ends)
+	}
+	// The window is 0: its manifest and blobs went in the same run.
+	if s.Deleted[review.KindTag] != 1 || s.Deleted[review.KindManifest] != 1 {
+		t.Errorf("gc --json: deleted %v, want the pruned tag and its manifest", s.Deleted)
+	}
+}

@@ -28,9 +28,12 @@ const (
 // withdraws a manifest, the collector when it deletes one.
 const ManifestDeleted Name = "manifest.deleted"
 
-// The collector's events: its committed decisions.
+// The collector's events: its committed decisions. TagPruned is a tag
+// lifetime a retention policy ended; its reason names the rule
+// (docs/design/policies.md).
 const (
 	TagExpired   Name = "tag.expired"
+	TagPruned    Name = "tag.pruned"
 	TagCollected Name = "tag.collected"
 	// TagSubjectCollected: the collector ended an attachment tag (a
 	// signature, attestation or SBOM named after its subject's digest)

@@ -21,8 +21,9 @@ import (
 // A transaction claims a batch of due reviews of ONE kind and decides them
 // together with a fixed number of statements (meta.CollectTx), whatever the
 // batch's size. What a decision frees is decided in the same transaction,
-// stage after stage, down the graph: tag → manifest → uploaded_blob → link
-// → blob → label → upload. A follow-up that is due now and belongs to a
+// stage after stage, down the graph: (policy →) tag → manifest →
+// uploaded_blob → link → blob → label → upload. The policy stage ends tag
+// lifetimes (prune.go); the others delete rows. A follow-up that is due now and belongs to a
 // later stage is carried in memory to that stage — no review row is written
 // for it unless its decision is put off (a grace, a window, a candidate
 // another transaction holds). Follow-ups of the same or an earlier stage (an
@@ -31,7 +32,7 @@ import (
 
 // stages lists the review kinds in the order a cascade flows.
 var stages = []review.Kind{
-	review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink,
+	review.KindPolicy, review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink,
 	review.KindBlob, review.KindLabel, review.KindUpload,
 }
 
@@ -74,8 +75,9 @@ const (
 // verdict is a decision about one item.
 type verdict struct {
 	outcome outcome
-	until   time.Time // later
-	why     string    // later
+	until   time.Time    // later
+	why     string       // later
+	cause   review.Cause // later: recorded instead of the review's own cause, if set
 }
 
 // followUp records that object of kind must be reviewed at at, because of
@@ -170,6 +172,8 @@ func (p *pass) runStage(ctx context.Context, kind review.Kind, claimed []meta.Re
 	var verdicts []verdict
 	var err error
 	switch kind {
+	case review.KindPolicy:
+		verdicts, err = p.decidePolicies(ctx, items)
 	case review.KindTag:
 		verdicts, err = p.decideTags(ctx, items)
 	case review.KindManifest:
@@ -219,9 +223,14 @@ func (p *pass) settle(ctx context.Context, kind review.Kind, items []item, verdi
 		}
 		switch v.outcome {
 		case later:
-			// Put off: why it was recorded (its cause) stays.
+			// Put off: why it was recorded (its cause) stays, unless
+			// the decision names a new one (a policy's next due time).
+			cause := it.claimed.Cause
+			if v.cause != "" {
+				cause = v.cause
+			}
 			if err := p.tx.RescheduleReview(ctx, meta.Review{Kind: kind, Object: it.object, ReviewAfter: v.until,
-				Cause: it.claimed.Cause, Reason: v.why}); err != nil {
+				Cause: cause, Reason: v.why}); err != nil {
 				return err
 			}
 		case skipped:

@@ -36,8 +36,12 @@ type pass struct {
 	upserts []meta.Review
 }
 
+// newPass starts a pass at the tag stage: the work done outside the
+// stages (the expiry scan, a purge's steps) records its tag follow-ups as
+// reviews, since no tag stage runs after it; runStage moves the stage.
 func (c *Collector) newPass(tx meta.Tx, now time.Time) *pass {
-	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[review.Kind]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector}
+	return &pass{c: c, tx: tx, now: now, summary: Summary{Deleted: map[review.Kind]int{}}, repoNames: map[int64]string{}, actor: meta.ActorCollector,
+		stage: stageOf(review.KindTag)}
 }
 
 func (p *pass) deleted(ctx context.Context, d Deletion) {

@@ -28,7 +28,7 @@ type dryTx struct {
 	reviews  map[reviewKey]dryReview // reviews written by the dry run
 	claimed  map[reviewKey]bool      // reviews handed out by ClaimDue
 	loaded   map[review.Kind][]meta.Review
-	ended    map[int64]time.Time // tags the expiry scan or a subject's deletion ended
+	ended    map[int64]time.Time // tags the expiry scan, a subject's deletion or a policy ended
 	tags     map[int64]bool      // deleted tag rows
 	mans     map[meta.RepoDigest]bool
 	markers  map[meta.RepoDigest]bool
@@ -195,6 +195,39 @@ func (d *dryTx) EndTag(ctx context.Context, id int64, at time.Time, actor meta.A
 	return nil
 }
 
+// LiveTags leaves out the rows the dry run ended or deleted.
+func (d *dryTx) LiveTags(ctx context.Context, repoID int64, now time.Time) ([]meta.Tag, error) {
+	ts, err := d.Tx.LiveTags(ctx, repoID, now)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ts, func(t meta.Tag) bool { _, ok := d.ended[t.ID]; return ok || d.tags[t.ID] }), nil
+}
+
+// EndTags ends, in the overlay, the rows of ids still live in it.
+func (d *dryTx) EndTags(ctx context.Context, ids []int64, at time.Time, actor meta.Actor, cause meta.EndCause, rule string) ([]meta.Tag, error) {
+	var out []meta.Tag
+	for _, id := range ids {
+		if _, ok := d.ended[id]; ok || d.tags[id] {
+			continue
+		}
+		t, err := d.Tx.TagByID(ctx, id, meta.LockNone)
+		if errors.Is(err, meta.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.End != nil {
+			continue
+		}
+		d.ended[id] = at
+		t.End, t.EndActor, t.EndCause, t.EndRule = &at, actor, cause, rule
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 // EndLiveTags ends in the overlay the rows the snapshot has live and the
 // dry run has not ended yet.
 func (d *dryTx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Time, actor meta.Actor, cause meta.EndCause) ([]meta.Tag, error) {
@@ -212,6 +245,14 @@ func (d *dryTx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Ti
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// Manifest answers ErrNotFound for a manifest the dry run deleted.
+func (d *dryTx) Manifest(ctx context.Context, repoID int64, dg digest.Digest, lock meta.Lock) (meta.Manifest, error) {
+	if d.mans[meta.RepoDigest{RepoID: repoID, Digest: dg}] {
+		return meta.Manifest{}, fmt.Errorf("manifest %s (deleted by the dry run): %w", dg, meta.ErrNotFound)
+	}
+	return d.Tx.Manifest(ctx, repoID, dg, lock)
 }
 
 func (d *dryTx) LockTagRows(ctx context.Context, ids []int64) ([]meta.TagRow, []int64, error) {
@@ -452,7 +493,8 @@ func (d *dryTx) DeleteTombstone(context.Context, string) error      { return err
 const dryRunTxTimeout = 2 * time.Minute
 
 // dryRun decides everything due in one read-only transaction, as a real run
-// would, and reports what it would delete.
+// would, and reports what it would delete and the tags policies would
+// prune.
 func (c *Collector) dryRun(ctx context.Context, sc scope) (Summary, error) {
 	var p *pass
 	err := c.store.View(meta.WithTxTimeout(ctx, dryRunTxTimeout), func(tx meta.Tx) error {

@@ -227,15 +227,17 @@ type Deletion struct {
 }
 
 // TagEnd is a tag lifetime the collector ended (or, in a dry run, would):
-// its expiry passed, or it is an attachment whose subject the collector
-// deleted. The tag enters the time machine; deleting its row is a later
-// Deletion.
+// its expiry passed, it is an attachment whose subject the collector
+// deleted, or a retention policy pruned it. The tag enters the time
+// machine; deleting its row is a later Deletion.
 type TagEnd struct {
 	Repository string        `json:"repository"`
 	Tag        string        `json:"tag"`
 	Digest     digest.Digest `json:"digest"` // the manifest it pointed at
 	Cause      meta.EndCause `json:"cause"`
-	Reason     string        `json:"reason"`
+	// Rule is the ref of the policy that pruned it (cause policy).
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // Summary reports a run.
@@ -245,6 +247,7 @@ type Summary struct {
 	Deleted    map[review.Kind]int `json:"deleted"` // by kind
 	BytesFreed int64               `json:"bytes_freed"`
 	Expired    int                 `json:"tags_expired"`
+	Pruned     int                 `json:"tags_pruned"` // ended by retention policies (prune.go)
 	// AttachmentsEnded counts the attachment tags ended because their
 	// subject was collected (review.Policy.AttachmentsFollowSubject).
 	AttachmentsEnded int `json:"attachment_tags_ended"`
@@ -269,6 +272,7 @@ func (s *Summary) Add(o Summary) {
 	}
 	s.BytesFreed += o.BytesFreed
 	s.Expired += o.Expired
+	s.Pruned += o.Pruned
 	s.AttachmentsEnded += o.AttachmentsEnded
 	s.Errors += o.Errors
 	s.Skipped += o.Skipped

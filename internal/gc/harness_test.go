@@ -460,16 +460,7 @@ func (h *harness) collectWith(c *gc.Collector, ro gc.RunOptions) gc.Summary {
 		if err != nil {
 			h.t.Fatalf("RunOnce: %v", err)
 		}
-		total.Reviews += s.Reviews
-		total.Expired += s.Expired
-		total.AttachmentsEnded += s.AttachmentsEnded
-		total.Errors += s.Errors
-		total.BytesFreed += s.BytesFreed
-		for k, v := range s.Deleted {
-			total.Deleted[k] += v
-		}
-		total.Deletions = append(total.Deletions, s.Deletions...)
-		total.Ends = append(total.Ends, s.Ends...)
+		total.Add(s)
 		if s.Reviews == 0 && s.Expired == 0 {
 			return total
 		}

@@ -16,6 +16,7 @@ type metrics struct {
 	errors     prometheus.Counter
 	latency    *prometheus.HistogramVec
 	decided    *prometheus.CounterVec
+	tagsEnded  *prometheus.CounterVec
 	runs       prometheus.Counter
 }
 
@@ -31,11 +32,13 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Help: "Time to decide one set of reviews of a kind (one stage of a transaction).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"kind"}),
 		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "decisions_total",
 			Help: "Objects decided by the collector (kept, put off or deleted), by review kind."}, []string{"kind"}),
+		tagsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "tags_ended_total",
+			Help: "Tag lifetimes the collector ended, by cause: expired, subject_collected (an attachment whose subject it deleted), policy (a retention policy pruned it)."}, []string{"cause"}),
 		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
 			Help: "Collection runs completed."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.decided, m.runs,
+		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.decided, m.tagsEnded, m.runs,
 			&queueCollector{c: c,
 				due:     prometheus.NewDesc("berth_gc_reviews_due", "Reviews whose time has come.", nil, nil),
 				overdue: prometheus.NewDesc("berth_gc_reviews_overdue", "Reviews due for longer than the overdue threshold.", nil, nil),
@@ -49,6 +52,8 @@ func (m *metrics) deleted(d Deletion) {
 	m.deletions.WithLabelValues(string(d.Kind)).Inc()
 	m.bytesFreed.Add(float64(d.Size))
 }
+
+func (m *metrics) ended(e TagEnd) { m.tagsEnded.WithLabelValues(string(e.Cause)).Inc() }
 
 func (m *metrics) decisions(kind review.Kind, n int, took time.Duration) {
 	m.latency.WithLabelValues(string(kind)).Observe(took.Seconds())

@@ -128,8 +128,9 @@ type scope struct {
 	prefix string
 }
 
-// repoScoped are the review kinds whose objects name a repository.
-var repoScoped = []review.Kind{review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
+// repoScoped are the review kinds whose objects name a repository, in
+// stage order.
+var repoScoped = []review.Kind{review.KindPolicy, review.KindTag, review.KindManifest, review.KindUploadedBlob, review.KindLink}
 
 // kinds lists the review kinds a run in scope claims, in stage order.
 func (sc scope) kinds() []review.Kind {
@@ -231,9 +232,13 @@ func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string, 
 	total := Summary{Deleted: map[review.Kind]int{}}
 	var tombs []meta.Tombstone
 	defer func() { deleteBytes(tombs) }()
+	decide := c.decideClaims
+	if kind == review.KindPolicy {
+		decide = c.evaluateClaims
+	}
 	decided := 0
 	for claimed := 0; claimed < c.opts.BatchSize; {
-		s, n, freed, err := c.decideClaims(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
+		s, n, freed, err := decide(ctx, kind, prefix, min(c.claims.size(), c.opts.BatchSize-claimed))
 		total.Add(s)
 		if tombs = append(tombs, freed...); len(tombs) >= deleteBatch {
 			deleteBytes(tombs)
@@ -329,7 +334,7 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 // afterCommit deletes the bytes of the blob rows the pass deleted (then
 // their tombstones) unless the caller took them to delete with a batch's,
 // the staging objects of collected uploads, and publishes the pass's
-// deletions.
+// tag ends and deletions.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	c.deleteBytes(ctx, p.tombs)
 	for _, id := range p.aborts {
@@ -338,7 +343,8 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 		}
 	}
 	for _, e := range p.summary.Ends {
-		c.log.Info("gc ended tag", "repository", e.Repository, "tag", e.Tag, "digest", e.Digest, "cause", e.Cause, "reason", e.Reason)
+		c.log.Info("gc ended tag", "repository", e.Repository, "tag", e.Tag, "digest", e.Digest, "cause", e.Cause, "rule", e.Rule, "reason", e.Reason)
+		c.metrics.ended(e)
 	}
 	for _, d := range p.summary.Deletions {
 		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)

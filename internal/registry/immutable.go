@@ -3,9 +3,9 @@ package registry
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/berth/berth/internal/meta"
-	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/policy"
 )
 
@@ -20,26 +20,14 @@ import (
 // rule being saved. Creating a tag is allowed, and so is a PUT of the digest
 // the tag already names (it changes nothing).
 
-// immutableRules reads the immutable rules that apply to repository repo.
-// A stored rule that no longer compiles is logged and ignored: what it
-// would match cannot be known.
+// immutableRules reads the immutable rules that apply to repository repo
+// (tagRules, which logs and ignores a stored rule that does not compile).
 func (r *Registry) immutableRules(ctx context.Context, tx meta.Tx, repo string) ([]policy.Rule, error) {
-	ns, _ := oci.SplitRepo(repo)
-	ps, err := tx.PoliciesFor(ctx, ns, repo)
+	rules, err := r.tagRules(ctx, tx, repo)
 	if err != nil {
 		return nil, err
 	}
-	var imm []meta.TagPolicy
-	for _, p := range ps {
-		if p.Kind == meta.PolicyImmutable {
-			imm = append(imm, p)
-		}
-	}
-	rules, bad := policy.CompileAll(imm)
-	for _, err := range bad {
-		r.log.WarnContext(ctx, "ignoring a stored immutable rule that does not compile", "repository", repo, "error", err)
-	}
-	return rules, nil
+	return slices.DeleteFunc(rules, policy.Rule.Prunes), nil
 }
 
 // immutableRule returns the immutable rule of repository repo that covers

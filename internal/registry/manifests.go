@@ -370,9 +370,11 @@ func (r *Registry) dropUploadMarker(ctx context.Context, tx meta.Tx, repoID int6
 
 // putTag points tag at manifest d (already locked or inserted by the
 // caller), ending the current row, whose review it records at its end plus
-// the namespace's retention. A live row already on d is kept; changed
-// reports whether a row was inserted. Moving a live tag an immutable rule
-// covers is refused (ErrImmutable); such a tag is created without expiry.
+// the namespace's retention, and records when the repository's retention
+// policies must be evaluated (prune.go). A live row already on d is kept;
+// changed reports whether a row was inserted. Moving a live tag an
+// immutable rule covers is refused (ErrImmutable); such a tag is created
+// without expiry. The rules are read once for both.
 func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository, tag string, d digest.Digest, expiry *time.Duration, now time.Time) (changed bool, err error) {
 	cur, err := tx.LiveTag(ctx, repo.ID, tag, now)
 	live := err == nil
@@ -382,14 +384,15 @@ func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository,
 	case err != nil && !isNotFound(err):
 		return false, fmt.Errorf("reading tag %q: %w", tag, err)
 	}
-	if live || expiry != nil {
-		rule, immutable, err := r.immutableRule(ctx, tx, repo.Name, tag)
-		switch {
-		case err != nil:
-			return false, err
-		case immutable && live:
+	rules, err := r.tagRules(ctx, tx, repo.Name)
+	if err != nil {
+		return false, err
+	}
+	if rule, immutable := policy.Immutable(rules, tag); immutable {
+		if live {
 			return false, immutableError(repo.Name, tag, rule, "moved")
-		case immutable:
+		}
+		if expiry != nil {
 			// An expiry would end it: the label is not for this tag.
 			r.log.InfoContext(ctx, "ignoring the expiry label of an immutable tag", "repo", repo.Name, "tag", tag, "rule", rule.Ref())
 			expiry = nil
@@ -408,6 +411,9 @@ func (r *Registry) putTag(ctx context.Context, tx meta.Tx, repo meta.Repository,
 		if err := r.reviewEndedTag(ctx, tx, repo, *ended, now, "moved to "+d.String()); err != nil {
 			return false, err
 		}
+	}
+	if err := r.schedulePolicies(ctx, tx, repo, rules, t); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -90,8 +90,9 @@ const (
 	CauseUnlinked Cause = "unlinked"
 	// CausePurge: a purge marked the repository or namespace deleting.
 	CausePurge Cause = "purge"
-	// CauseTagPushed: a tag was created or moved in a repository a count
-	// rule applies to; its policies are evaluated now.
+	// CauseTagPushed: a tag was created or moved in a repository whose
+	// rules may prune it; its policies are evaluated now under a count
+	// rule, when the tag first becomes prunable under age and pull rules.
 	CauseTagPushed Cause = "tag_pushed"
 	// CausePolicyChanged: a retention policy of the repository's scope was
 	// created, changed or deleted.
