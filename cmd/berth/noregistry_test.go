@@ -56,6 +56,7 @@ var opsCommands = []opsCommand{
 	{args: []string{"policy", "list", "--json"}},
 	{args: []string{"policy", "preview", "--namespace", "demo", "--keep-newest", "1", "--json"}},
 	{args: []string{"policy", "delete", "keep", "--namespace", "demo", "--json"}},
+	{args: []string{"usage", "verify", "--json"}},
 	{args: []string{"user", "add", "bob", "--password-stdin", "--json"}, stdin: "secret-password"},
 	{args: []string{"user", "passwd", "bob", "--password-stdin"}, stdin: "secret-password"},
 	{args: []string{"user", "admin", "bob", "true"}},
