@@ -11,16 +11,22 @@
 #   2. pushes sig/app:v1 with crane (a one-layer image appended to an empty base, from a
 #      tar made here), signs it with cosign (a key pair made here, no transparency log)
 #      and attests it (cosign's .sig and .att tags), and checks `cosign verify`;
+#      It also pushes sig/app:v2 and signs it in cosign's OCI 1.1 mode
+#      (--registry-referrers-mode=oci-1-1: a referrer with a subject, no tag), checked
+#      through the referrers API and `cosign verify --experimental-oci11`;
 #   3. deletes the tag v1 and restores it inside the window: the signatures never left,
 #      `cosign verify` passes again (the reason attachments end only when their subject
 #      is collected);
-#   4. deletes v1 again, waits out the window and the grace, runs `berth gc`: the image is
-#      collected, its .sig and .att tags are no longer listed, `cosign verify` fails, and
+#   4. deletes v1 again (and v2), waits out the window and the grace, runs `berth gc`: the
+#      images are collected, v1's .sig and .att tags are no longer listed, `cosign verify`
+#      fails for both, and
 #      `berth tag history` shows them ended by the collector (subject_collected) and
 #      restorable;
 #   5. restores the .sig tag with `berth tag restore` and pulls it with crane;
 #   6. waits out the window again and runs `berth gc`: the .att manifest is gone, the
-#      restored .sig stays.
+#      restored .sig stays, and v2's referrer is gone from the referrers API (it goes a
+#      run later than its subject: cosign verify read it, and a read revives what it
+#      reads for 1.5 × the grace).
 #
 # Output: one line per step, each step's time, and "signatures: N passed, N failed".
 # Logs under results/signatures/<backend>/ (server.log, steps.log).
@@ -73,10 +79,12 @@ if [[ -z ${BERTH_BIN:-} ]]; then
 	(cd "$root" && go build -o "$BERTH_BIN" ./cmd/berth)
 fi
 
-# The image's one layer, made here (no network).
+# The images' one layer each, made here (no network).
 mkdir -p "$tmp/layer"
 echo "signed by cosign, collected by berth" >"$tmp/layer/hello.txt"
 tar -C "$tmp/layer" -cf "$tmp/layer.tar" hello.txt
+echo "signed through the referrers API, collected with its subject" >"$tmp/layer/hello.txt"
+tar -C "$tmp/layer" -cf "$tmp/layer2.tar" hello.txt
 # A key pair with an empty password, and an in-toto predicate to attest.
 (cd "$tmp" && COSIGN_PASSWORD='' "$cosign" generate-key-pair >/dev/null 2>&1) || die "cosign generate-key-pair failed"
 echo '{"built_by":"scripts/signatures.sh"}' >"$tmp/predicate.json"
@@ -115,6 +123,17 @@ cosign_env() { COSIGN_PASSWORD='' COSIGN_YES=true "$cosign" "$@"; }
 verify() {
 	run cosign_env verify --key "$tmp/cosign.pub" --insecure-ignore-tlog=true --allow-http-registry \
 		--allow-insecure-registry "$image@$subject"
+}
+# verify11: cosign verify of sig/app:v2's digest through the OCI 1.1 referrers API.
+verify11() {
+	run env COSIGN_EXPERIMENTAL=1 "$cosign" verify --key "$tmp/cosign.pub" --insecure-ignore-tlog=true --experimental-oci11 \
+		--allow-http-registry --allow-insecure-registry "$image@$subject2"
+}
+# referrers DIGEST: how many manifests /v2/sig/app/referrers/DIGEST lists.
+referrers() {
+	local body
+	body=$(out curl -fsS "http://$BERTH_ADDR/v2/sig/app/referrers/$1") || return 1
+	jq '.manifests | length' <<<"$body"
 }
 # listed TAG: whether the registry lists TAG in sig/app.
 listed() {
@@ -159,6 +178,17 @@ for backend in "${backends[@]}"; do
 	else
 		fail "push, sign or verify"
 	fi
+	step "push sig/app:v2, sign it in OCI 1.1 referrers mode, verify (a referrer, no tag)"
+	subject2=
+	if run "$crane" append --insecure -f "$tmp/layer2.tar" -t "$image:v2" &&
+		subject2=$(out "$crane" digest --insecure "$image:v2") &&
+		run env COSIGN_EXPERIMENTAL=1 COSIGN_PASSWORD='' COSIGN_YES=true "$cosign" sign --key "$tmp/cosign.key" --tlog-upload=false \
+			--registry-referrers-mode=oci-1-1 --allow-http-registry --allow-insecure-registry "$image@$subject2" &&
+		verify11 && [[ $(referrers "$subject2") == 1 ]]; then
+		ok
+	else
+		fail "push, sign (referrers mode), verify or list the referrer"
+	fi
 	sig="sha256-${subject#sha256:}.sig"
 	att="sha256-${subject#sha256:}.att"
 	step "cosign stored its signature and attestation under $sig and $att"
@@ -174,14 +204,16 @@ for backend in "${backends[@]}"; do
 		fail "restore of the subject or verify"
 	fi
 
-	step "delete v1, wait out the window, berth gc: the image and its signatures' tags go"
+	step "delete v1 and v2, wait out the window, berth gc: the images and their signatures' tags go"
 	run "$crane" delete --insecure "$image:v1" || true
+	run "$crane" delete --insecure "$image:v2" || true
 	sleep $((WINDOW + 2))
 	gc_t=$SECONDS gc_ok=0
 	run gc && gc_ok=1
 	gc_t=$((SECONDS - gc_t))
 	if ((gc_ok)) && ! run "$crane" manifest --insecure "$image@$subject" &&
-		! listed "$sig" && ! listed "$att" && ! verify; then
+		! listed "$sig" && ! listed "$att" && ! verify &&
+		! run "$crane" manifest --insecure "$image@$subject2"; then
 		ok
 		log "$backend: (berth gc took ${gc_t}s of it)"
 	else
@@ -204,12 +236,15 @@ for backend in "${backends[@]}"; do
 		fail "restore or pull of $sig"
 	fi
 
-	step "after the window, berth gc: the attestation is collected, the restored signature stays"
+	# v2's referrer was read by cosign verify in step 2: a read revives what it reads for
+	# 1.5 × the grace (docs/design/gc.md, "A read that revives"), so it goes in this run.
+	step "after the window, berth gc: the attestation and v2's referrer are collected, the restored signature stays"
 	sleep $((WINDOW + 2))
-	if run gc && ! run "$crane" manifest --insecure "$image@$attd" && run "$crane" manifest --insecure "$image:$sig"; then
+	if run gc && ! run "$crane" manifest --insecure "$image@$attd" && run "$crane" manifest --insecure "$image:$sig" &&
+		[[ $(referrers "$subject2") == 0 ]] && ! verify11; then
 		ok
 	else
-		fail "attestation still stored or restored signature gone"
+		fail "attestation still stored, restored signature gone, or v2's referrer still listed"
 	fi
 
 	stop_pid "$BERTH_PID"

@@ -846,3 +846,18 @@ func TestScenario29ReadsWriteOnlyWhenReviewNear(t *testing.T) {
 		}
 	})
 }
+
+// 12b. One run collects a subject whose tag left the time machine and, in
+// the same run, the referrers it kept: a client that collects once sees
+// no signature of an image that is gone.
+func TestScenario12bReferrersGoInTheSameRun(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		a := ociImage(t, 1)
+		h.pushImage("ns/app", "a", a)
+		ra := h.pushReferrers("ns/app", descriptor(t, a))
+		h.deleteRef(h.tag("ns/app", "a"))
+		h.advance(retention + grace)
+		h.collect()
+		h.assertGone("ns/app", append([]v1.Hash{mustDigest(t, a)}, ra...))
+	})
+}
