@@ -48,7 +48,7 @@ func TestModelPromises(t *testing.T) {
 	rec := m.addManifest(r, &manifestRec{digest: "sha256:a", kind: "image"})
 	m.ackPut(r, rec.digest, span{at(1), at(1.1)})
 	snap := m.beginTagOp(r, "t", at(1))
-	m.ackTagPut(r, snap, rec.digest, span{at(1), at(1.1)}, 0)
+	m.ackTagPut(r, snap, rec.digest, span{at(1), at(1.1)}, 0, -1)
 	check := func(s float64, want bool) {
 		t.Helper()
 		m.mu.Lock()
@@ -92,7 +92,7 @@ func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
 	rec := m.addManifest(r, &manifestRec{digest: "sha256:a", kind: "image"})
 	sig := m.addManifest(r, &manifestRec{digest: "sha256:s", kind: "referrer", subject: rec.digest})
 	m.ackPut(r, rec.digest, span{at(1), at(1.1)})
-	m.ackTagPut(r, m.beginTagOp(r, "t", at(1)), rec.digest, span{at(1), at(1.1)}, 0)
+	m.ackTagPut(r, m.beginTagOp(r, "t", at(1)), rec.digest, span{at(1), at(1.1)}, 0, -1)
 	m.ackPut(r, sig.digest, span{at(2), at(2.1)})
 	check := func(d string, s float64, p promise, want bool) {
 		t.Helper()
@@ -117,7 +117,7 @@ func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
 	if m.restorable(r, "t", rec.digest, at(14.5)) {
 		t.Error("restore at 14.5s: got restorable, want the window closed")
 	}
-	m.ackTagRestore(r, m.beginTagOp(r, "t", at(12)), rec.digest, at(12.1))
+	m.ackTagRestore(r, m.beginTagOp(r, "t", at(12)), rec.digest, span{at(12), at(12.1)}, -1)
 	check(rec.digest, 12.5, served, true)
 	check(rec.digest, 100, served, true)
 	check(sig.digest, 100, served, false) // the restore does not undo the referrer's DELETE

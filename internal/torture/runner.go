@@ -54,6 +54,7 @@ type Config struct {
 	BatchSize    int
 	GCEvery      time.Duration // mean time between "berth gc" runs; 0 = never
 	Margin       time.Duration // clock slack on every promise
+	KeepNewest   int           // N of the keep_newest rule of tort/keep
 
 	Out io.Writer // progress and report
 }
@@ -95,6 +96,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Margin == 0 {
 		c.Margin = 50 * time.Millisecond
+	}
+	if c.KeepNewest == 0 {
+		c.KeepNewest = 3
 	}
 	if c.Out == nil {
 		c.Out = os.Stdout
@@ -163,8 +167,12 @@ type runner struct {
 	st        *stats
 	repos     []string
 	purgeable []string
-	layers    []blobData
-	shared    []built
+	// relRepo holds the immutable tags (rule "^rel-"), keepRepo has a
+	// keep_newest rule (worker_rules.go).
+	relRepo  string
+	keepRepo string
+	layers   []blobData
+	shared   []built
 
 	seenMu sync.Mutex
 	seen   map[string][]string // blob digest -> repositories it was confirmed in
@@ -187,6 +195,10 @@ type runner struct {
 	gcKilled int
 	gcDel    map[string]int
 	logMu    sync.Mutex
+
+	relMu   sync.Mutex
+	rel     map[string]string // immutable tag -> the digest it was pushed with
+	checked map[string]bool   // history rows checkRuleEnds has checked
 }
 
 func (rn *runner) logf(format string, args ...any) {
@@ -325,8 +337,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	dir, _ = filepath.Abs(dir)
 	rn := &runner{cfg: cfg, hist: newHistory(), st: newStats(), m: newModel(cfg.Grace, cfg.Retention, cfg.Margin),
-		seen: map[string][]string{}, purgeHint: make(chan struct{}, 1), gcDel: map[string]int{}, httpClient: newHTTPClient()}
-	rn.repos = []string{"tort/app", "tort/lib", "shared/base/img"}
+		seen: map[string][]string{}, purgeHint: make(chan struct{}, 1), gcDel: map[string]int{}, httpClient: newHTTPClient(),
+		rel: map[string]string{}, checked: map[string]bool{}}
+	rn.relRepo, rn.keepRepo = "tort/app", "tort/keep"
+	rn.repos = []string{rn.relRepo, "tort/lib", "shared/base/img", rn.keepRepo}
 	rn.purgeable = []string{"scratch/p0", "scratch/p1"}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
 	for i := 0; i < 24; i++ {
@@ -367,6 +381,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rn.logf("this berth has no \"gc\" command: only the workers in serve collect")
 	}
 	if err := cl.startAll(ctx); err != nil {
+		return nil, err
+	}
+	if err := rn.ruleSetup(ctx); err != nil {
 		return nil, err
 	}
 
