@@ -134,6 +134,9 @@ func (c *Config) Validate() error {
 	if c.Clients < 1 {
 		errs = append(errs, errors.New("-clients: at least 1"))
 	}
+	if c.KeepNewest < 1 {
+		errs = append(errs, errors.New("-keep-newest: at least 1 (0 would mean no rule to the model)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -576,11 +579,15 @@ func (rn *runner) runGC(ctx context.Context, killAfter time.Duration) (deleted i
 	return deleted + s.Expired, nil
 }
 
-var gcDeletedRE = regexp.MustCompile(`msg="gc deleted" kind=(\w+)`)
+var (
+	gcDeletedRE = regexp.MustCompile(`msg="gc deleted" kind=(\w+)`)
+	gcEndedRE   = regexp.MustCompile(`msg="gc ended tag" .*cause=(\w+)`)
+)
 
 // deletionsFromLogs counts the collector's deletions by kind in the logs
 // of every berth process of the run (serve and gc log one line per
-// deletion).
+// deletion), and the tag lifetimes it ended on its own by cause
+// ("tag-ended:expired", "tag-ended:subject_collected", "tag-ended:policy").
 func deletionsFromLogs(dir string) map[string]int {
 	out := map[string]int{}
 	files, _ := filepath.Glob(filepath.Join(dir, "berth-*.log"))
@@ -591,6 +598,9 @@ func deletionsFromLogs(dir string) map[string]int {
 		}
 		for _, m := range gcDeletedRE.FindAllSubmatch(b, -1) {
 			out[string(m[1])]++
+		}
+		for _, m := range gcEndedRE.FindAllSubmatch(b, -1) {
+			out["tag-ended:"+string(m[1])]++
 		}
 	}
 	return out

@@ -266,8 +266,13 @@ func (w *worker) ownsTag(r *repoModel, tag string) bool {
 // window, whatever the model's lower bound of that end.
 func (w *worker) opRestoreEnded(ctx context.Context) string {
 	r := w.anyRepo()
-	if w.rng.IntN(2) == 0 {
+	switch w.rng.IntN(3) {
+	case 0:
 		r = w.r.m.repo(w.r.keepRepo)
+	case 1:
+		if orphans := w.orphanedSignatures(); len(orphans) > 0 {
+			r = orphans[w.rng.IntN(len(orphans))]
+		}
 	}
 	r.lock.RLock()
 	defer r.lock.RUnlock()
@@ -278,7 +283,7 @@ func (w *worker) opRestoreEnded(ctx context.Context) string {
 	h := w.c.tagHistory(ctx, base, r.name, "")
 	w.record("tag-history", h, h.String(), "", r.name)
 	if h.status != http.StatusOK {
-		return h.outcome().String()
+		return "history-" + h.outcome().String() // a purged repository answers 404
 	}
 	rows, err := parseHistory(h.body)
 	if err != nil {
@@ -329,4 +334,30 @@ func newestOn(rows []historyRow, x historyRow) bool {
 		}
 	}
 	return true
+}
+
+// orphanedSignatures lists the repositories where one of the client's
+// signature tags may have been ended by the collector within the window:
+// its subject's promise ended less than a window ago.
+func (w *worker) orphanedSignatures() []*repoModel {
+	now := time.Now()
+	var out []*repoModel
+	for _, name := range append(slices.Clone(w.r.repos), w.r.purgeable...) {
+		r := w.r.m.repo(name)
+		w.r.m.mu.Lock()
+		for _, t := range r.tags {
+			if t.live == nil || t.live.subject == "" || !strings.HasPrefix(t.name, "sha256-") {
+				continue
+			}
+			if rec := r.manifests[t.live.subject]; rec == nil || rec.owner != w.id {
+				continue
+			}
+			if e := w.r.m.subjectEnd(r, t.live, 0); e.Before(now) && now.Before(e.Add(w.r.cfg.Retention)) {
+				out = append(out, r)
+				break
+			}
+		}
+		w.r.m.mu.Unlock()
+	}
+	return out
 }
