@@ -38,14 +38,28 @@ const (
 // transaction takes about its budget: doubling while a full transaction
 // takes under half of it, halving when one takes over it. It starts small,
 // so the first transactions of a run never hold the writer long.
+//
+// With learnFixed (stores whose writers do not share one connection:
+// PostgreSQL), the budget bounds what the claims add to a transaction, not
+// what every transaction costs whatever it claims — its round trips, about
+// thirty statements for a tag and its cascade. Without that, a fixed cost
+// over half the budget (a loaded machine, a remote database) stops the
+// claims growing, and one over the budget shrinks them to one review per
+// transaction, which holds no lock much shorter and decides a backlog many
+// times slower (docs/design/gc.md, "Bounded transactions").
 type claimSizer struct {
 	mu     sync.Mutex
 	n, max int
 	budget time.Duration
+	fit    *costFit // nil: the whole transaction counts
 }
 
-func newClaimSizer(max int, budget time.Duration) *claimSizer {
-	return &claimSizer{n: min(16, max), max: max, budget: budget}
+func newClaimSizer(max int, budget time.Duration, learnFixed bool) *claimSizer {
+	s := &claimSizer{n: min(16, max), max: max, budget: budget}
+	if learnFixed {
+		s.fit = &costFit{}
+	}
+	return s
 }
 
 func (s *claimSizer) size() int {
@@ -62,12 +76,49 @@ func (s *claimSizer) size() int {
 func (s *claimSizer) observe(claimed int, took time.Duration, pressed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	full := claimed >= s.n
+	own := took
+	if s.fit != nil && claimed > 0 {
+		s.fit.add(claimed, took)
+		own = took - min(s.fit.fixed(), took)
+	}
 	switch {
-	case (pressed || took > s.budget) && s.n > 1:
+	case (pressed || own > s.budget) && s.n > 1:
 		s.n = max(1, s.n/2)
-	case claimed >= s.n && took < s.budget/2 && s.n < s.max:
+	case full && own < s.budget/2 && s.n < s.max:
 		s.n = min(s.max, s.n*2)
 	}
+}
+
+// costFit fits time = fixed + claims × perClaim to the recent transactions
+// (least squares, each older one weighing fitDecay of the next), so that a
+// machine's noise moves the estimate little.
+type costFit struct {
+	w, x, y, xx, xy float64 // decayed sums of 1, claims, seconds, claims², claims × seconds
+}
+
+const fitDecay = 0.9
+
+func (f *costFit) add(claims int, took time.Duration) {
+	x, y := float64(claims), took.Seconds()
+	f.w = f.w*fitDecay + 1
+	f.x = f.x*fitDecay + x
+	f.y = f.y*fitDecay + y
+	f.xx = f.xx*fitDecay + x*x
+	f.xy = f.xy*fitDecay + x*y
+}
+
+// fixed is where the fitted line meets zero claims, within [0, the mean
+// time]; 0 until the transactions seen differ in size.
+func (f *costFit) fixed() time.Duration {
+	den := f.w*f.xx - f.x*f.x
+	if f.w == 0 || den <= 1e-9*f.w*f.xx {
+		return 0
+	}
+	perClaim := max(0, (f.w*f.xy-f.x*f.y)/den)
+	mean := f.y / f.w
+	fixed := min(mean, max(0, mean-perClaim*f.x/f.w))
+	return time.Duration(fixed * float64(time.Second))
 }
 
 // Options configure a Collector. Zero durations are real zeros (tests set
@@ -150,10 +201,17 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	if opts.OverdueAfter <= 0 {
 		opts.OverdueAfter = time.Hour
 	}
-	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claims: newClaimSizer(opts.BatchSize, opts.TxBudget)}
+	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claims: newClaimSizer(opts.BatchSize, opts.TxBudget, !singleWriter(store))}
 	c.metrics = newMetrics(opts.Registerer, c)
 	c.hooks = newDispatcher(opts.Hooks)
 	return c
+}
+
+// singleWriter reports whether store serializes its write transactions
+// (sqlstore on SQLite). A store that does not say is taken for one.
+func singleWriter(store meta.Store) bool {
+	sw, ok := store.(interface{ SingleWriter() bool })
+	return !ok || sw.SingleWriter()
 }
 
 // Deletion is one object the collector deleted (or, in a dry run, would).

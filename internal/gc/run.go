@@ -80,6 +80,7 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	if err := c.flushTombstones(ctx); err != nil {
 		return total, err
 	}
+	c.analyzeReviews(ctx)
 	for {
 		s, err := c.expireBatch(ctx, sc.repoID)
 		keep(s)
@@ -104,6 +105,19 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 	}
 	c.metrics.run(total)
 	return total, nil
+}
+
+// analyzeReviews lets the store refresh the statistics its claims are
+// planned with, when a backlog made them stale (sqlstore on PostgreSQL).
+// A failure costs speed, not safety: the run goes on.
+func (c *Collector) analyzeReviews(ctx context.Context) {
+	a, ok := c.store.(interface{ AnalyzeReviews(context.Context) error })
+	if !ok {
+		return
+	}
+	if err := a.AnalyzeReviews(ctx); err != nil {
+		c.log.Warn("gc: refreshing the review table's statistics failed", "err", err)
+	}
 }
 
 // scope narrows a run to one repository's reviews (the objects starting

@@ -10,7 +10,7 @@ import (
 // takes longer, never leaves [1, max], and learns nothing from a
 // transaction that found fewer due than it asked for.
 func TestClaimSizer(t *testing.T) {
-	s := newClaimSizer(100, 20*time.Millisecond)
+	s := newClaimSizer(100, 20*time.Millisecond, false)
 	if s.size() != 16 {
 		t.Fatalf("starts at %d, want 16", s.size())
 	}
@@ -37,5 +37,39 @@ func TestClaimSizer(t *testing.T) {
 	}
 	if s.size() != 1 {
 		t.Fatalf("after slow transactions: %d, want 1", s.size())
+	}
+}
+
+// Where every transaction costs more than the budget whatever it claims
+// (round trips to a loaded PostgreSQL), the claims are sized on what they
+// add: they grow until the claims' own share reaches the budget instead of
+// shrinking to one review per transaction. Without learning the fixed cost
+// (SQLite's single writer), the same transactions shrink the claims to one.
+func TestClaimSizerFixedCost(t *testing.T) {
+	const fixed, perClaim = 30 * time.Millisecond, 200 * time.Microsecond // 20 ms buys 100 claims
+	took := func(n int) time.Duration { return fixed + time.Duration(n)*perClaim }
+	for _, tc := range []struct {
+		learn    bool
+		min, max int
+	}{
+		{learn: true, min: 32, max: 128},
+		{learn: false, min: 1, max: 1},
+	} {
+		s := newClaimSizer(500, 20*time.Millisecond, tc.learn)
+		for range 50 {
+			s.observe(s.size(), took(s.size()), false)
+		}
+		if got := s.size(); got < tc.min || got > tc.max {
+			t.Errorf("learning the fixed cost %v: settled at %d claims, want %d to %d", tc.learn, got, tc.min, tc.max)
+		}
+	}
+	s := newClaimSizer(500, 20*time.Millisecond, true)
+	for range 50 {
+		s.observe(s.size(), took(s.size()), false)
+	}
+	n := s.size()
+	s.observe(n, took(n), true) // a push waited: halve, whatever the fit
+	if s.size() != max(1, n/2) {
+		t.Errorf("a push waited: %d claims, want %d", s.size(), max(1, n/2))
 	}
 }

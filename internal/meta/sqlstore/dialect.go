@@ -146,18 +146,28 @@ func (postgresDialect) lockClause(l meta.Lock) string {
 
 func (postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
 
-// keyList and keyIDs read the set in FROM (a function scan), never in the
-// select list: PostgreSQL plans `x IN (SELECT jsonb_array_elements_text(…))`
-// as a hash semi join over a scan of the whole table (label, tag, blob),
-// and the function scan as index probes.
+// keyList, keyIDs and keyPairs read the set as unnest(ARRAY(…)), so that
+// the planner always expects a handful of keys and probes the table's index
+// per key, whatever the table's size and statistics. The planner cannot see
+// how many keys a JSON parameter holds: it takes any jsonb_array_elements
+// for 100 rows, and once a table has about 10k rows (tag, label, review at
+// 10k manifests) a hash semi join over a scan of the whole table costs less
+// than 100 probes. A collector transaction then costs a scan per statement
+// however few keys it claims, the claims shrink to one to meet the budget,
+// and a backlog takes a scan per review (docs/design/gc.md, "Plans that do
+// not depend on the table"). ANALYZE does not change that choice; an array
+// that is not a constant is taken for 10 elements (unnest's row estimate),
+// which puts the crossover at tables a scan of which costs about 10 probes.
+// The set stays in FROM, never in the select list, which PostgreSQL plans
+// as a hash semi join too.
 func (postgresDialect) keyList() string {
-	return `(SELECT e AS v FROM jsonb_array_elements_text(?::jsonb) AS e)`
+	return `(SELECT e AS v FROM unnest(ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) AS e)`
 }
 func (postgresDialect) keyIDs() string {
-	return `(SELECT e::bigint AS v FROM jsonb_array_elements_text(?::jsonb) AS e)`
+	return `(SELECT e::bigint AS v FROM unnest(ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) AS e)`
 }
 func (postgresDialect) keyPairs() string {
-	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM jsonb_array_elements(?::jsonb) AS e)`
+	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM unnest(ARRAY(SELECT jsonb_array_elements(?::jsonb))) AS e)`
 }
 
 // xactLock is the two-key form of pg_advisory_xact_lock: released at commit

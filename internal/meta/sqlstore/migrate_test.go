@@ -60,7 +60,7 @@ func testMigrationReviewCause(t *testing.T, dsn string) {
 	}
 }
 
-// TestMigrationUsageBackfill: migration 10 computes every usage counter
+// TestMigrationUsageBackfill: migration 9 computes every usage counter
 // from the rows a version-9 database holds — a blob shared by two
 // repositories of a namespace and by a second namespace, counted once per
 // scope — so an upgraded registry starts exact.
@@ -77,8 +77,8 @@ func testMigrationUsageBackfill(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.MigrateTo(ctx, 9); err != nil {
-		t.Fatalf("migrating to 9: %v", err)
+	if _, err := s.MigrateTo(ctx, 8); err != nil {
+		t.Fatalf("migrating to 8: %v", err)
 	}
 	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
 	sqltest.Exec(t, dsn, `INSERT INTO namespace (id, name) VALUES (1, 'a'), (2, 'b')`)
@@ -125,9 +125,9 @@ func testMigrationUsageBackfill(t *testing.T, dsn string) {
 		{Bytes: 3 + 4 + 5 + 6 + 1000 + 20, Manifests: 4, Blobs: 2},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("usage after migration 10 (-want +got):\n%s", diff)
+		t.Errorf("usage after migration 9 (-want +got):\n%s", diff)
 	}
 	if len(diffs) != 0 {
-		t.Errorf("VerifyUsage after migration 10: %+v, want none", diffs)
+		t.Errorf("VerifyUsage after migration 9: %+v, want none", diffs)
 	}
 }

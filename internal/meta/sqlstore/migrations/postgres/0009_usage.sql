@@ -1,4 +1,4 @@
--- berth schema v10 (SQLite): storage usage counters and namespace quotas
+-- berth schema v9 (PostgreSQL): storage usage counters and namespace quotas
 -- (docs/design/usage.md). The counters are kept in tables of their own,
 -- which no writer locks for anything else, so that a transaction can take
 -- them last (usage.md, "Hot rows and lock order"); the statements below
@@ -7,24 +7,24 @@
 -- How many manifest_blob edges of the repository name the blob (> 0; a row
 -- at 0 is deleted).
 CREATE TABLE usage_repository_blob (
-    repository_id INTEGER NOT NULL,
+    repository_id BIGINT  NOT NULL,
     blob_digest   TEXT    NOT NULL,
-    refs          INTEGER NOT NULL,
+    refs          BIGINT  NOT NULL,
     PRIMARY KEY (repository_id, blob_digest)
 );
 
 -- How many repositories of the namespace hold the blob (> 0).
 CREATE TABLE usage_namespace_blob (
-    namespace_id INTEGER NOT NULL,
+    namespace_id BIGINT  NOT NULL,
     blob_digest  TEXT    NOT NULL,
-    repos        INTEGER NOT NULL,
+    repos        BIGINT  NOT NULL,
     PRIMARY KEY (namespace_id, blob_digest)
 );
 
 -- How many namespaces hold the blob (> 0).
 CREATE TABLE usage_blob (
     blob_digest TEXT    PRIMARY KEY,
-    holders     INTEGER NOT NULL
+    holders     BIGINT  NOT NULL
 );
 
 -- What a scope holds: scope 'r' (id a repository, shard 0), 'n' (id a
@@ -32,11 +32,11 @@ CREATE TABLE usage_blob (
 -- readers).
 CREATE TABLE usage (
     scope     TEXT    NOT NULL,
-    id        INTEGER NOT NULL,
-    shard     INTEGER NOT NULL,
-    bytes     INTEGER NOT NULL DEFAULT 0,
-    manifests INTEGER NOT NULL DEFAULT 0,
-    blobs     INTEGER NOT NULL DEFAULT 0,
+    id        BIGINT  NOT NULL,
+    shard     BIGINT  NOT NULL,
+    bytes     BIGINT  NOT NULL DEFAULT 0,
+    manifests BIGINT  NOT NULL DEFAULT 0,
+    blobs     BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, id, shard)
 );
 CREATE INDEX usage_bytes ON usage (scope, bytes);
@@ -45,9 +45,9 @@ CREATE INDEX usage_bytes ON usage (scope, bytes);
 -- a grant's: it may precede the namespace's first push.
 CREATE TABLE quota (
     namespace    TEXT    PRIMARY KEY,
-    limit_bytes  INTEGER NOT NULL,
+    limit_bytes  BIGINT  NOT NULL,
     warn_percent INTEGER,
-    created_at   INTEGER NOT NULL,
+    created_at   BIGINT  NOT NULL,
     created_by   TEXT    NOT NULL DEFAULT ''
 );
 

@@ -1,3 +1,0 @@
--- Reserved: migration 9 belongs to another change in progress (see the usage
--- branch's report); this placeholder keeps the numbering without gaps until
--- it lands, and is to be replaced by it.
