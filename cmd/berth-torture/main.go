@@ -43,6 +43,7 @@ func main() {
 	flag.IntVar(&cfg.GCWorkers, "gc-workers", 2, "gc workers per berth serve")
 	flag.IntVar(&cfg.BatchSize, "gc-batch-size", 20, "berth's gc batch size")
 	flag.DurationVar(&cfg.GCEvery, "gc-every", 5*time.Second, "mean time between `berth gc` runs as a second process (0: never)")
+	flag.IntVar(&cfg.KeepNewest, "keep-newest", 3, "N of the keep_newest retention rule saved on tort/keep (at least 1)")
 	flag.Parse()
 	if seed == 0 {
 		seed = time.Now().UnixNano() % 1_000_000

@@ -247,3 +247,42 @@ func sha256Digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
+
+// tagHistory lists every lifetime of tag of repo, or of every tag of repo
+// when tag is "", newest first.
+func (c *client) tagHistory(ctx context.Context, base, repo, tag string) resp {
+	p := "/berth/v1/repositories/" + repo + "/_tags/history"
+	if tag != "" {
+		p = "/berth/v1/repositories/" + repo + "/_tags/" + tag + "/history"
+	}
+	return c.do(ctx, base, http.MethodGet, p, nil, nil)
+}
+
+// putPolicy is PUT /berth/v1/repositories/<repo>/_policies/<name>
+// with a rule document (api.PolicyRule).
+func (c *client) putPolicy(ctx context.Context, base, repo, name string, rule map[string]any) resp {
+	b, _ := json.Marshal(rule)
+	return c.do(ctx, base, http.MethodPut, "/berth/v1/repositories/"+repo+"/_policies/"+name,
+		map[string]string{"Content-Type": "application/json"}, b)
+}
+
+// historyRow is one lifetime of a tag history document (api.TagLifetime).
+type historyRow struct {
+	Tag      string     `json:"tag"`
+	Digest   string     `json:"digest"`
+	Start    time.Time  `json:"start"`
+	End      *time.Time `json:"end"`
+	Live     bool       `json:"live"`
+	EndCause string     `json:"end_cause"`
+}
+
+// parseHistory reads a tag history document's lifetimes.
+func parseHistory(body []byte) ([]historyRow, error) {
+	var h struct {
+		Lifetimes []historyRow `json:"lifetimes"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, fmt.Errorf("parsing tag history: %w", err)
+	}
+	return h.Lifetimes, nil
+}

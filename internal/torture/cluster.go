@@ -36,7 +36,7 @@ type cluster struct {
 	nodes []*node
 	rng   *rand.Rand
 
-	hasGC, hasSweep bool
+	hasGC, hasSweep, hasUsage bool
 }
 
 type node struct {
@@ -91,6 +91,7 @@ func newCluster(ctx context.Context, cfg Config, dir string) (*cluster, error) {
 	}
 	c.hasGC = c.hasCommand(ctx, "gc")
 	c.hasSweep = c.hasCommand(ctx, "sweep")
+	c.hasUsage = c.hasCommand(ctx, "usage")
 	for i := 0; i < cfg.Replicas; i++ {
 		port, err := freePort()
 		if err != nil {

@@ -150,3 +150,33 @@ func parseManifest(body []byte) (parsed, error) {
 	p.children = m.Manifests
 	return p, nil
 }
+
+// Manifest kinds the rules' operations push (worker_rules.go).
+const (
+	kindRelease   = "release"   // an image under an immutable tag
+	kindSignature = "signature" // a cosign-style signature under sha256-<hex>.sig
+)
+
+// Cosign's media types for a signature stored under a tag.
+const (
+	artifactCosignSig = "application/vnd.dev.cosign.artifact.sig.v1+json"
+	mediaCosignSig    = "application/vnd.dev.cosign.simplesigning.v1+json"
+)
+
+// buildSignature is a cosign-style signature manifest: an artifact with an
+// empty config and one layer, no subject field (the tag names the subject).
+func buildSignature(subject string, payload blobData, nonce string) built {
+	l := desc(payload)
+	l.Annotations = map[string]string{"dev.cosignproject.cosign/signature": nonce, "torture.subject": subject}
+	m := manifestJSON{SchemaVersion: 2, MediaType: mediaManifest, ArtifactType: artifactCosignSig}
+	c := desc(emptyConfig)
+	m.Config = &c
+	m.Layers = []descriptor{l}
+	body, _ := json.Marshal(m)
+	rec := &manifestRec{digest: sha256Digest(body), mediaType: mediaManifest, body: body, kind: kindSignature}
+	all := []blobData{emptyConfig, payload}
+	for _, b := range all {
+		rec.blobs = append(rec.blobs, blobRef{digest: b.digest, size: int64(len(b.data))})
+	}
+	return built{rec: rec, blobs: all}
+}

@@ -34,6 +34,9 @@ type liveness struct {
 	sweptAt         time.Time      // when the final sweep started
 	SweepDeleted    int
 	PendingReviews  int // not due: scheduled after the inspection time
+	// UsageNamespaces is how many namespaces "berth usage verify" checked
+	// at the fixed point (-1: not run).
+	UsageNamespaces int
 }
 
 // finish stops the writers' world: it brings every replica back, finishes
@@ -53,6 +56,10 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 		rn.purgeRepo(ctx, -1, rn.m.repo(name))
 	}
 	w := &worker{id: -2, rng: rand.New(rand.NewPCG(cfg.Seed, 9)), r: rn, c: &client{http: rn.httpClient, cluster: cl, stats: rn.st}}
+	// The rules' rows while they are all still listed: what the collector
+	// ended on its own, and every immutable tag's single lifetime.
+	rn.logf("checking the rows rules ended and every immutable tag's history")
+	rn.finalRuleChecks(ctx, w)
 	// The time machine at the end: every lifetime that ended less than its
 	// window ago, however it ended, restores and pulls completely. First,
 	// while the most recent ends are still inside the window.
@@ -93,10 +100,11 @@ func (rn *runner) finish(ctx context.Context, dir string) *Report {
 	case <-ctx.Done():
 	case <-time.After(wait):
 	}
-	lv := liveness{Rows: map[string]int{}, Reachable: map[string]int{}}
+	lv := liveness{Rows: map[string]int{}, Reachable: map[string]int{}, UsageNamespaces: -1}
 	t0 := time.Now()
 	rn.fixedPoint(ctx, &lv)
 	lv.FixedPointAfter = time.Since(t0)
+	rn.verifyUsage(ctx, &lv)
 	cl.stopAll()
 	// Sweep's cutoff is taken when it starts: a file younger than a minute
 	// then is legitimately left, even if it is older by the inspection.
@@ -150,7 +158,7 @@ func (rn *runner) finalRestores(ctx context.Context, w *worker, r *repoModel) {
 				rn.st.op("final-restore", "unknown")
 				continue
 			}
-			rn.st.op("final-restore", orNone(w.restoreAndVerify(ctx, r, t, d)))
+			rn.st.op("final-restore", orNone(w.restoreAndVerify(ctx, r, t, d, time.Time{}, "")))
 		}
 	}
 }
@@ -349,6 +357,9 @@ func (rn *runner) report(rep *Report) {
 	}
 	fmt.Fprintf(w, "fixed point: %d gc rounds in %s; rows left %s; reachable %s; reviews pending (not due) %d; sweep deleted %d; leaked files sweep will reclaim later %d\n",
 		lv.GCRounds, lv.FixedPointAfter.Round(time.Millisecond), formatCounts(lv.Rows), formatCounts(lv.Reachable), lv.PendingReviews, lv.SweepDeleted, lv.SweepableLater)
+	if lv.UsageNamespaces >= 0 {
+		fmt.Fprintf(w, "usage counters verified at the fixed point (berth usage verify): %d namespaces\n", lv.UsageNamespaces)
+	}
 	fmt.Fprintf(w, "violations: %d\n", rep.Violations)
 	rn.hist.printViolations(w, rep.Seed, 20)
 	if rep.Violations > 0 {

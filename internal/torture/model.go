@@ -68,6 +68,10 @@ type repoModel struct {
 	parents   map[string][]string // child digest -> index digests
 	referrers map[string][]string // subject digest -> referrer digests
 	byDigest  map[string][]*lifetime
+	// keepN is the N of the repository's keep_newest rule (0: none), and
+	// creations every tag-creating request sent to it (model_rules.go).
+	keepN     int
+	creations []creation
 }
 
 func (m *model) repo(name string) *repoModel {
@@ -99,19 +103,40 @@ type lifetime struct {
 	// voided: the repository was purged; the row cannot be restored (a
 	// DELETE by digest of the manifest does not void it).
 	voided bool
+	// sent is when the request that created the row was sent: the row was
+	// created at a server time in [sent, start].
+	sent time.Time
+	// subject is the digest an attachment tag (sha256-<hex>.sig) names:
+	// the collector may end the row once that manifest's promise ends.
+	subject string
+	// create is the row's creation in its repository's list (a keep_newest
+	// repository), -1 elsewhere; rivals are the earlier creations that
+	// were still unanswered when it was sent (model_rules.go).
+	create int
+	rivals []int
 }
 
 // protectedUntil is the end of the row's protection of its manifest:
-// retention after the earliest time the row may have ended.
-func (l *lifetime) protectedUntil(ret time.Duration) time.Time {
-	e := l.end
-	if !l.expLo.IsZero() && (e.IsZero() || l.expLo.Before(e)) {
-		e = l.expLo
-	}
+// retention after the earliest time the row may have ended — its end, its
+// expiry, or a rule's end (its subject's promise ended, a keep_newest rule
+// could prune it). Callers hold m.mu.
+func (m *model) protectedUntil(r *repoModel, l *lifetime, depth int) time.Time {
+	e := minTime(l.end, l.expLo, m.ruleEnd(r, l, depth))
 	if e.IsZero() {
 		return farFuture
 	}
-	return e.Add(ret)
+	return e.Add(m.ret)
+}
+
+// minTime is the earliest of the non-zero times, or zero.
+func minTime(ts ...time.Time) time.Time {
+	var e time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (e.IsZero() || t.Before(e)) {
+			e = t
+		}
+	}
+	return e
 }
 
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -187,7 +212,7 @@ func (m *model) segments(r *repoModel, d string, depth int, p promise) []interva
 		if l.voided && l.end.IsZero() {
 			continue
 		}
-		iv = append(iv, interval{a: l.start, b: l.protectedUntil(m.ret), anchor: true, survives: true})
+		iv = append(iv, interval{a: l.start, b: m.protectedUntil(r, l, depth), anchor: true, survives: true})
 	}
 	for _, pd := range r.parents[d] {
 		for _, s := range m.segments(r, pd, depth+1, p) {
@@ -346,16 +371,16 @@ func (m *model) undoTagOp(r *repoModel, snap tagSnapshot) {
 // ackTagPut: the tag now points at d, by the request sp. A live row
 // already on d is kept by the server (no new lifetime); if that row may
 // have expired meanwhile the model no longer knows which row is live.
-func (m *model) ackTagPut(r *repoModel, snap tagSnapshot, d string, sp span, expiry time.Duration) {
+func (m *model) ackTagPut(r *repoModel, snap tagSnapshot, d string, sp span, expiry time.Duration, create int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := snap.t
 	if snap.known && snap.live != nil && snap.live.digest == d {
 		t.live.end, t.live.expLo = snap.liveEnd, snap.liveExp
-		t.known = snap.liveExp.IsZero()
+		t.known = snap.liveExp.IsZero() && m.ruleEnd(r, t.live, 0).IsZero()
 		return
 	}
-	l := &lifetime{tag: t.name, digest: d, start: sp.got}
+	l := m.newLifetime(r, t.name, d, sp, create)
 	if expiry > 0 {
 		l.expLo = sp.sent.Add(expiry)
 	}
@@ -365,18 +390,18 @@ func (m *model) ackTagPut(r *repoModel, snap tagSnapshot, d string, sp span, exp
 	t.known = snap.known
 }
 
-// ackTagRestore: the tag was restored onto d, answered at resp (the
-// manifest existed when the server restored it, at or before resp).
-func (m *model) ackTagRestore(r *repoModel, snap tagSnapshot, d string, resp time.Time) {
+// ackTagRestore: the tag was restored onto d by the request sp (the
+// manifest existed when the server restored it, at or before sp.got).
+func (m *model) ackTagRestore(r *repoModel, snap tagSnapshot, d string, sp span, create int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := snap.t
 	if snap.known && snap.live != nil && snap.live.digest == d {
 		t.live.end, t.live.expLo = snap.liveEnd, snap.liveExp
-		t.known = snap.liveExp.IsZero()
+		t.known = snap.liveExp.IsZero() && m.ruleEnd(r, t.live, 0).IsZero()
 		return
 	}
-	l := &lifetime{tag: t.name, digest: d, start: resp}
+	l := m.newLifetime(r, t.name, d, sp, create)
 	t.lifetimes = append(t.lifetimes, l)
 	r.byDigest[d] = append(r.byDigest[d], l)
 	t.live = l
@@ -423,6 +448,9 @@ func (m *model) liveDigest(r *repoModel, name string, until time.Time) (d string
 		return "", 0, false
 	}
 	if !t.live.expLo.IsZero() && !until.Add(m.margin).Before(t.live.expLo) {
+		return "", 0, false
+	}
+	if re := m.ruleEnd(r, t.live, 0); !re.IsZero() && !until.Add(m.margin).Before(re) {
 		return "", 0, false
 	}
 	return t.live.digest, t.version, true
@@ -526,7 +554,7 @@ func (m *model) restorable(r *repoModel, name, d string, resp time.Time) bool {
 	if newest == nil || newest.voided {
 		return false
 	}
-	return resp.Add(m.margin).Before(newest.protectedUntil(m.ret)) && m.promiseOver(r, d, resp, resp, stored)
+	return resp.Add(m.margin).Before(m.protectedUntil(r, newest, 0)) && m.promiseOver(r, d, resp, resp, stored)
 }
 
 // pastDigests lists digests tag pointed at in ended, unvoided rows.
@@ -559,11 +587,17 @@ func (m *model) promisedUntil(r *repoModel, d string, t time.Time) time.Time {
 
 // liveDigestSnap reports what the tag certainly pointed at, as the model
 // knew it before an operation (snap), if it was certainly live until t.
-func (m *model) liveDigestSnap(snap tagSnapshot, t time.Time) (string, int, bool) {
+func (m *model) liveDigestSnap(r *repoModel, snap tagSnapshot, t time.Time) (string, int, bool) {
 	if !snap.known || snap.live == nil || !snap.liveEnd.IsZero() {
 		return "", 0, false
 	}
 	if !snap.liveExp.IsZero() && !t.Add(m.margin).Before(snap.liveExp) {
+		return "", 0, false
+	}
+	m.mu.Lock()
+	re := m.ruleEnd(r, snap.live, 0)
+	m.mu.Unlock()
+	if !re.IsZero() && !t.Add(m.margin).Before(re) {
 		return "", 0, false
 	}
 	return snap.live.digest, 0, true

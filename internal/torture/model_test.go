@@ -48,7 +48,7 @@ func TestModelPromises(t *testing.T) {
 	rec := m.addManifest(r, &manifestRec{digest: "sha256:a", kind: "image"})
 	m.ackPut(r, rec.digest, span{at(1), at(1.1)})
 	snap := m.beginTagOp(r, "t", at(1))
-	m.ackTagPut(r, snap, rec.digest, span{at(1), at(1.1)}, 0)
+	m.ackTagPut(r, snap, rec.digest, span{at(1), at(1.1)}, 0, -1)
 	check := func(s float64, want bool) {
 		t.Helper()
 		m.mu.Lock()
@@ -92,7 +92,7 @@ func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
 	rec := m.addManifest(r, &manifestRec{digest: "sha256:a", kind: "image"})
 	sig := m.addManifest(r, &manifestRec{digest: "sha256:s", kind: "referrer", subject: rec.digest})
 	m.ackPut(r, rec.digest, span{at(1), at(1.1)})
-	m.ackTagPut(r, m.beginTagOp(r, "t", at(1)), rec.digest, span{at(1), at(1.1)}, 0)
+	m.ackTagPut(r, m.beginTagOp(r, "t", at(1)), rec.digest, span{at(1), at(1.1)}, 0, -1)
 	m.ackPut(r, sig.digest, span{at(2), at(2.1)})
 	check := func(d string, s float64, p promise, want bool) {
 		t.Helper()
@@ -117,7 +117,7 @@ func TestModelDeleteByDigestStaysRestorable(t *testing.T) {
 	if m.restorable(r, "t", rec.digest, at(14.5)) {
 		t.Error("restore at 14.5s: got restorable, want the window closed")
 	}
-	m.ackTagRestore(r, m.beginTagOp(r, "t", at(12)), rec.digest, at(12.1))
+	m.ackTagRestore(r, m.beginTagOp(r, "t", at(12)), rec.digest, span{at(12), at(12.1)}, -1)
 	check(rec.digest, 12.5, served, true)
 	check(rec.digest, 100, served, true)
 	check(sig.digest, 100, served, false) // the restore does not undo the referrer's DELETE
@@ -131,5 +131,80 @@ func TestProblemKeys(t *testing.T) {
 	want := []string{"final", mkey("tort/lib", d), bkey(d)}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// Under keep_newest N a row may be pruned from the send time of the N-th
+// tag-creating request that may be newer: one answered after the row's
+// request was sent, or never answered; a refused one created nothing.
+func TestModelKeepNewestBound(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	m := newModel(3*time.Second, 4*time.Second, 0)
+	r := m.repo("ns/keep")
+	r.keepN = 2
+	r.creations = []creation{
+		{sent: at(0.5), got: at(0.9)}, // answered before the row's request: older
+		{sent: at(0.8), got: at(1.2)}, // overlaps it: may be newer
+		{sent: at(1), got: at(1.1)},   // the row's own request
+		{sent: at(2), refused: true},  // created nothing
+		{sent: at(3), got: farFuture}, // answer lost: may be newer
+		{sent: at(4), got: at(4.1)},
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.newLifetime(r, "t", "sha256:a", span{at(1), at(1.1)}, 2)
+	if got, want := m.policyEnd(r, l), at(3); !got.Equal(want) {
+		t.Fatalf("policyEnd: got %v, want %v (the overlapping request and the lost one)", got.Sub(t0), want.Sub(t0))
+	}
+	if got, want := m.protectedUntil(r, l, 0), at(7); !got.Equal(want) {
+		t.Fatalf("protectedUntil: got %v, want %v", got.Sub(t0), want.Sub(t0))
+	}
+	r.keepN = 4
+	if got := m.policyEnd(r, l); !got.IsZero() {
+		t.Fatalf("policyEnd with fewer than N candidates: got %v, want none", got.Sub(t0))
+	}
+}
+
+// A signature tag may end when its subject's stored promise ends, when
+// that promise covered its whole creation; otherwise from its request's
+// send time.
+func TestModelAttachmentBound(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	m := newModel(3*time.Second, 4*time.Second, 0)
+	r := m.repo("ns/r")
+	subj := m.addManifest(r, &manifestRec{digest: "sha256:" + strings.Repeat("ab", 32), kind: "image"})
+	m.ackPut(r, subj.digest, span{at(0), at(0.1)}) // promised [0.1, 3)
+	sig := m.addManifest(r, &manifestRec{digest: "sha256:5", kind: kindSignature})
+	m.ackPut(r, sig.digest, span{at(1), at(1.1)})
+	tag := sigTag(subj.digest)
+	if got := attachmentSubject(tag); got != subj.digest {
+		t.Fatalf("attachmentSubject(%s): got %s, want %s", tag, got, subj.digest)
+	}
+	m.ackTagPut(r, m.beginTagOp(r, tag, at(1)), sig.digest, span{at(1), at(1.1)}, 0, -1)
+	m.mu.Lock()
+	l := r.tags[tag].live
+	got := m.protectedUntil(r, l, 0)
+	m.mu.Unlock()
+	if want := at(7); !got.Equal(want) {
+		t.Fatalf("signature pushed while its subject is promised: protected until %v, want %v", got.Sub(t0), want.Sub(t0))
+	}
+	if _, _, ok := m.liveDigest(r, tag, at(2.5)); !ok {
+		t.Fatalf("signature tag not certainly live before its subject's promise ends")
+	}
+	if _, _, ok := m.liveDigest(r, tag, at(3.5)); ok {
+		t.Fatalf("signature tag certainly live after its subject's promise ended")
+	}
+	// A second signature after the subject's promise ended: may end at once.
+	sig2 := m.addManifest(r, &manifestRec{digest: "sha256:6", kind: kindSignature})
+	m.ackPut(r, sig2.digest, span{at(5), at(5.1)})
+	m.ackTagPut(r, m.beginTagOp(r, tag, at(5)), sig2.digest, span{at(5), at(5.1)}, 0, -1)
+	m.mu.Lock()
+	l = r.tags[tag].live
+	got = m.protectedUntil(r, l, 0)
+	m.mu.Unlock()
+	if want := at(9); !got.Equal(want) {
+		t.Fatalf("signature pushed after its subject's promise: protected until %v, want %v", got.Sub(t0), want.Sub(t0))
 	}
 }

@@ -54,6 +54,7 @@ type Config struct {
 	BatchSize    int
 	GCEvery      time.Duration // mean time between "berth gc" runs; 0 = never
 	Margin       time.Duration // clock slack on every promise
+	KeepNewest   int           // N of the keep_newest rule of tort/keep
 
 	Out io.Writer // progress and report
 }
@@ -96,6 +97,9 @@ func (c *Config) Defaults() {
 	if c.Margin == 0 {
 		c.Margin = 50 * time.Millisecond
 	}
+	if c.KeepNewest == 0 {
+		c.KeepNewest = 3
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -130,6 +134,9 @@ func (c *Config) Validate() error {
 	if c.Clients < 1 {
 		errs = append(errs, errors.New("-clients: at least 1"))
 	}
+	if c.KeepNewest < 1 {
+		errs = append(errs, errors.New("-keep-newest: at least 1 (0 would mean no rule to the model)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -163,8 +170,12 @@ type runner struct {
 	st        *stats
 	repos     []string
 	purgeable []string
-	layers    []blobData
-	shared    []built
+	// relRepo holds the immutable tags (rule "^rel-"), keepRepo has a
+	// keep_newest rule (worker_rules.go).
+	relRepo  string
+	keepRepo string
+	layers   []blobData
+	shared   []built
 
 	seenMu sync.Mutex
 	seen   map[string][]string // blob digest -> repositories it was confirmed in
@@ -187,6 +198,10 @@ type runner struct {
 	gcKilled int
 	gcDel    map[string]int
 	logMu    sync.Mutex
+
+	relMu   sync.Mutex
+	rel     map[string]string // immutable tag -> the digest it was pushed with
+	checked map[string]bool   // history rows checkRuleEnds has checked
 }
 
 func (rn *runner) logf(format string, args ...any) {
@@ -325,8 +340,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	dir, _ = filepath.Abs(dir)
 	rn := &runner{cfg: cfg, hist: newHistory(), st: newStats(), m: newModel(cfg.Grace, cfg.Retention, cfg.Margin),
-		seen: map[string][]string{}, purgeHint: make(chan struct{}, 1), gcDel: map[string]int{}, httpClient: newHTTPClient()}
-	rn.repos = []string{"tort/app", "tort/lib", "shared/base/img"}
+		seen: map[string][]string{}, purgeHint: make(chan struct{}, 1), gcDel: map[string]int{}, httpClient: newHTTPClient(),
+		rel: map[string]string{}, checked: map[string]bool{}}
+	rn.relRepo, rn.keepRepo = "tort/app", "tort/keep"
+	rn.repos = []string{rn.relRepo, "tort/lib", "shared/base/img", rn.keepRepo}
 	rn.purgeable = []string{"scratch/p0", "scratch/p1"}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
 	for i := 0; i < 24; i++ {
@@ -367,6 +384,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rn.logf("this berth has no \"gc\" command: only the workers in serve collect")
 	}
 	if err := cl.startAll(ctx); err != nil {
+		return nil, err
+	}
+	if err := rn.ruleSetup(ctx); err != nil {
 		return nil, err
 	}
 
@@ -559,11 +579,15 @@ func (rn *runner) runGC(ctx context.Context, killAfter time.Duration) (deleted i
 	return deleted + s.Expired, nil
 }
 
-var gcDeletedRE = regexp.MustCompile(`msg="gc deleted" kind=(\w+)`)
+var (
+	gcDeletedRE = regexp.MustCompile(`msg="gc deleted" kind=(\w+)`)
+	gcEndedRE   = regexp.MustCompile(`msg="gc ended tag" .*cause=(\w+)`)
+)
 
 // deletionsFromLogs counts the collector's deletions by kind in the logs
 // of every berth process of the run (serve and gc log one line per
-// deletion).
+// deletion), and the tag lifetimes it ended on its own by cause
+// ("tag-ended:expired", "tag-ended:subject_collected", "tag-ended:policy").
 func deletionsFromLogs(dir string) map[string]int {
 	out := map[string]int{}
 	files, _ := filepath.Glob(filepath.Join(dir, "berth-*.log"))
@@ -574,6 +598,9 @@ func deletionsFromLogs(dir string) map[string]int {
 		}
 		for _, m := range gcDeletedRE.FindAllSubmatch(b, -1) {
 			out[string(m[1])]++
+		}
+		for _, m := range gcEndedRE.FindAllSubmatch(b, -1) {
+			out["tag-ended:"+string(m[1])]++
 		}
 	}
 	return out

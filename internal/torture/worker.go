@@ -18,6 +18,10 @@ type worker struct {
 	r   *runner
 	c   *client
 	n   int
+	// The client's immutable tags (worker_rules.go): those acknowledged,
+	// in order, and the one whose first PUT got no answer.
+	releases []string
+	pending  *release
 }
 
 func (w *worker) base(ctx context.Context) (string, error) {
@@ -66,6 +70,10 @@ func (w *worker) run(ctx context.Context) {
 		{"abandon-upload", 3, w.opAbandonUpload},
 		{"verify", 14, w.opVerify},
 		{"purge", 1, w.opPurge},
+		{"push-release", 3, w.opPushRelease},
+		{"release-denied", 3, w.opReleaseDenied},
+		{"push-signature", 5, w.opPushSignature},
+		{"restore-ended", 4, w.opRestoreEnded},
 	}
 	total := 0
 	for _, o := range ops {
@@ -250,12 +258,15 @@ func (w *worker) putManifest(ctx context.Context, r *repoModel, rec *manifestRec
 		keys = append(keys, mkey(r.name, rec.subject))
 	}
 	var snap tagSnapshot
+	create := -1
 	if tag != "" {
 		ref = tag
 		keys = append(keys, tkey(r.name, tag))
 		snap = w.r.m.beginTagOp(r, tag, time.Now())
+		create, _ = w.r.m.beginCreate(r)
 	}
 	p := w.c.putManifest(ctx, base, r.name, ref, rec.mediaType, rec.body)
+	w.r.m.endCreate(r, create, p.outcome(), p.got)
 	detail := rec.kind
 	if expiry > 0 {
 		detail += fmt.Sprintf(" expires-after %s", expiry)
@@ -269,7 +280,7 @@ func (w *worker) putManifest(ctx context.Context, r *repoModel, rec *manifestRec
 		}
 		w.r.m.ackPut(r, rec.digest, span{p.sent, p.got})
 		if tag != "" {
-			w.r.m.ackTagPut(r, snap, rec.digest, span{p.sent, p.got}, expiry)
+			w.r.m.ackTagPut(r, snap, rec.digest, span{p.sent, p.got}, expiry, create)
 		}
 		return outOK
 	case outFailed:
@@ -523,7 +534,7 @@ func (w *worker) opDeleteTag(ctx context.Context) string {
 		w.r.m.ackTagGone(r, snap)
 	case outFailed:
 		if d.status == http.StatusNotFound {
-			if _, _, still := w.r.m.liveDigestSnap(snap, d.got); live && still {
+			if _, _, still := w.r.m.liveDigestSnap(r, snap, d.got); live && still {
 				w.violate("live tag vanished", fmt.Sprintf("DELETE %s/manifests/%s answered %s, but the tag was acknowledged on %s and never ended", r.name, tag, d.String(), expect), keys...)
 			}
 			w.r.m.ackTagGone(r, snap)
@@ -558,15 +569,17 @@ func (w *worker) opRestoreTag(ctx context.Context) string {
 			}
 		}
 	}
-	return w.restoreAndVerify(ctx, r, tag, d)
+	return w.restoreAndVerify(ctx, r, tag, d, time.Time{}, "")
 }
 
 // restoreAndVerify restores tag onto d and checks the time machine's
 // promise: a lifetime that ended less than its window ago — deleted, moved,
 // expired, or its manifest deleted by digest — is restored, and the
-// restored tag then pulls completely. The caller holds r.lock and knows
-// the tag's state.
-func (w *worker) restoreAndVerify(ctx context.Context, r *repoModel, tag, d string) string {
+// restored tag then pulls completely. mustBy, when set, is a further bound
+// until which the restore must succeed (the end berth itself reported for
+// a row the collector ended, plus the window; why says so). The caller
+// holds r.lock and knows the tag's state.
+func (w *worker) restoreAndVerify(ctx context.Context, r *repoModel, tag, d string, mustBy time.Time, why string) string {
 	if cur, _, ok := w.r.m.liveDigest(r, tag, time.Now()); ok && cur == d {
 		return ""
 	}
@@ -577,12 +590,14 @@ func (w *worker) restoreAndVerify(ctx context.Context, r *repoModel, tag, d stri
 	snap := w.r.m.beginTagOp(r, tag, time.Now())
 	// Whether the server must restore is decided at the answer; compute
 	// the promise without this operation's own tentative end.
+	create, _ := w.r.m.beginCreate(r)
 	x := w.c.restoreTag(ctx, base, r.name, tag, d)
+	w.r.m.endCreate(r, create, x.outcome(), x.got)
 	keys := []string{r.name, tkey(r.name, tag), mkey(r.name, d)}
 	w.record("restore-tag", x, x.String(), "onto "+d, keys...)
 	switch x.outcome() {
 	case outOK:
-		w.r.m.ackTagRestore(r, snap, d, x.got)
+		w.r.m.ackTagRestore(r, snap, d, span{x.sent, x.got}, create)
 		if v := w.verifyTag(ctx, r, tag); v == "violation" {
 			return v
 		}
@@ -590,6 +605,11 @@ func (w *worker) restoreAndVerify(ctx context.Context, r *repoModel, tag, d stri
 		w.r.m.undoTagOp(r, snap)
 		if x.status == http.StatusNotFound && (x.code == "NAME_UNKNOWN" || x.code == "UNSUPPORTED") {
 			return "unsupported"
+		}
+		if !mustBy.IsZero() && x.got.Add(w.r.cfg.Margin).Before(mustBy) {
+			w.violate("restore refused inside the time machine",
+				fmt.Sprintf("POST restore %s:%s onto %s answered %s at %s, but %s, until %s — %s", r.name, tag, d, x.String(), w.r.hist.rel(x.got), why, w.r.hist.rel(mustBy), w.r.explain(r, d)), keys...)
+			return "violation"
 		}
 		if w.r.m.restorable(r, tag, d, x.got) {
 			w.violate("restore refused inside the time machine",
@@ -634,7 +654,7 @@ func (w *worker) opExpireTag(ctx context.Context) string {
 		w.r.m.ackTagExpiry(r, snap, x.sent.Add(in), clear)
 	case outFailed:
 		if x.status == http.StatusNotFound && x.code == "TAG_UNKNOWN" {
-			if _, _, still := w.r.m.liveDigestSnap(snap, x.got); still {
+			if _, _, still := w.r.m.liveDigestSnap(r, snap, x.got); still {
 				w.violate("live tag vanished", fmt.Sprintf("expiry of %s:%s answered %s, but the tag was acknowledged live and never ended", r.name, tag, x.String()), keys...)
 			}
 			w.r.m.ackTagGone(r, snap)
@@ -656,7 +676,7 @@ func (w *worker) opDeleteManifest(ctx context.Context) string {
 	w.r.m.mu.Lock()
 	var cands []*manifestRec
 	for _, rec := range r.manifests {
-		if rec.owner == w.id && len(rec.puts) > 0 {
+		if rec.owner == w.id && len(rec.puts) > 0 && rec.kind != kindRelease {
 			cands = append(cands, rec)
 		}
 	}
