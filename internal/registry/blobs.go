@@ -74,9 +74,16 @@ func (r *Registry) readBlob(ctx context.Context, name, ds string) (meta.Blob, er
 		}
 		// A blob uploaded but not yet referenced is protected by its
 		// marker's review: when it fires, the link is decided at once.
+		// The order is the order in which deciding one records the next
+		// (marker, then link, then blob): on PostgreSQL, postponing the
+		// marker's review waits for a collector deciding it, and the
+		// link's review that decision recorded is then there to postpone.
+		// The other way round, the read postponed a link review that did
+		// not exist yet, answered 200, and the link went (gc.md, "A read
+		// that revives").
 		reviews = []reviewKey{
-			{review.KindLink, review.RepoDigestObject(repo.ID, d)},
 			{review.KindUploadedBlob, review.RepoDigestObject(repo.ID, d)},
+			{review.KindLink, review.RepoDigestObject(repo.ID, d)},
 			{review.KindBlob, review.BlobObject(d)},
 		}
 		stale, err = r.reviveDue(ctx, tx, reviews)
