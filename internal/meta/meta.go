@@ -217,6 +217,7 @@ type Tx interface {
 	UsageTx
 	CollectTx
 	DryRunTx
+	SplitTx
 }
 
 // RepoTx covers namespaces and repositories.

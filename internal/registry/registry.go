@@ -53,6 +53,9 @@ type Options struct {
 	// Registerer, if set, receives the registry's metrics (the pulls
 	// recorded and dropped).
 	Registerer prometheus.Registerer
+	// SplitLimit is the most manifests a usage split classifies
+	// (UsageSplit); 0 is MaxSplitManifests.
+	SplitLimit int
 }
 
 // Limits bound what clients may open and send. A zero field is unlimited.
