@@ -49,6 +49,7 @@ var opsCommands = []opsCommand{
 	{args: []string{"tag", "history", "demo/app", "--json"}},
 	{args: []string{"tag", "restore", "demo/app:v1", "--to", "sha256:" + strings.Repeat("0", 64), "--json"}},
 	{args: []string{"tag", "expire", "demo/app:v1", "--in", "1d", "--json"}},
+	{args: []string{"tag", "forget", "demo/app:v1", "--yes", "--json"}},
 	{args: []string{"namespace", "create", "demo", "--json"}},
 	{args: []string{"namespace", "retention", "demo", "--json"}},
 	{args: []string{"namespace", "visibility", "demo", "--json"}},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -34,10 +35,11 @@ runs. They print tables, or with --json the documents of the management API
 (/berth/v1).`,
 		Example: `  berth tag history library/nginx:latest
   berth tag restore library/nginx:latest --at 2026-01-02T15:04:05Z
-  berth tag expire library/nginx:pr-42 --in 3d`,
+  berth tag expire library/nginx:pr-42 --in 3d
+  berth tag forget library/nginx:pr-42 --yes`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newTagHistoryCommand(g), newTagRestoreCommand(g), newTagExpireCommand(g))
+	cmd.AddCommand(newTagHistoryCommand(g), newTagRestoreCommand(g), newTagExpireCommand(g), newTagForgetCommand(g))
 	return cmd
 }
 
@@ -296,5 +298,89 @@ delete it (or --in 0s).`,
 	f.StringVar(&at, "at", "", "expire at this time (RFC 3339)")
 	f.BoolVar(&never, "never", false, "clear the expiry")
 	f.BoolVar(&asJSON, "json", false, "print the tag's lifetime as JSON")
+	return cmd
+}
+
+func newTagForgetCommand(g *globals) *cobra.Command {
+	var before string
+	var yes, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "forget REPOSITORY:TAG [--before TIME]",
+		Short: "Delete the ended lifetimes of a tag for good, out of the time machine",
+		Long: `forget deletes the ended lifetimes of a tag permanently (those that ended
+before --before TIME, RFC 3339 or -DURATION for that long ago, when given): they
+leave the tag's history and can no longer be restored. The live lifetime, if
+any, stays. The manifests they pointed at are reviewed at once: the collector
+deletes them at its next run, and their blobs a grace later, unless something
+else keeps them (a live tag, another tag's lifetime inside the window, a
+parent index). This is how an administrator frees at once the bytes the time
+machine holds, which count towards a namespace's usage until collected.
+
+Immutable rules do not apply: they govern live tags, and forget never touches
+one. On a terminal it asks for confirmation unless --yes is given; without a
+terminal --yes is required.`,
+		Example: `  # Free what the old lifetimes of a CI tag keep
+  berth tag forget acme/app:pr-42 --yes
+
+  # Forget only what ended more than a day ago
+  berth tag forget acme/app:latest --before -1d --yes --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, tag, err := splitRef(args[0], true)
+			if err != nil {
+				return err
+			}
+			ref := repo + ":" + tag
+			if !yes {
+				if !isTerminal(cmd.InOrStdin()) {
+					return fmt.Errorf("forget %s: refusing to delete history without confirmation; pass --yes", ref)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "Forget the ended lifetimes of %s? They can no longer be restored.\nType %q to confirm: ", ref, ref)
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if strings.TrimSpace(line) != ref {
+					return fmt.Errorf("forget %s: not confirmed; nothing was done", ref)
+				}
+			}
+			svc, closeSvc, err := g.openServices(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			var at *time.Time
+			if before != "" {
+				t, err := parseWhen(before, svc.Registry.Now())
+				if err != nil {
+					return err
+				}
+				at = &t
+			}
+			f, err := svc.Registry.ForgetTag(cmd.Context(), repo, tag, at)
+			if err != nil {
+				return fmt.Errorf("forget %s: %w", ref, err)
+			}
+			doc := api.NewTagForgotten(f)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, doc)
+			}
+			if doc.Forgotten == 0 {
+				fmt.Fprintf(out, "nothing to forget: %s has no ended lifetime", ref)
+				if at != nil {
+					fmt.Fprintf(out, " that ended before %s", humanTime(at))
+				}
+				fmt.Fprintln(out)
+				return nil
+			}
+			fmt.Fprintf(out, "forgot %d ended lifetimes of %s; the collector reviews the manifests they kept at its next run:\n", doc.Forgotten, ref)
+			for _, d := range doc.Manifests {
+				fmt.Fprintf(out, "  %s\n", d)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&before, "before", "", "forget only the lifetimes that ended before this time (RFC 3339, or -DURATION ago)")
+	f.BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	f.BoolVar(&asJSON, "json", false, "print what was forgotten as JSON")
 	return cmd
 }

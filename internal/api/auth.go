@@ -274,6 +274,10 @@ func mgmtNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
 	ns := auth.Namespace(mr.Name)
 	switch mr.Kind {
 	case mgmtHistory:
+		if r.Method == http.MethodDelete {
+			// Forgetting lifetimes deletes for good: admin.
+			return []auth.Need{auth.Admin(mr.Name)}
+		}
 		return []auth.Need{auth.Pull(mr.Name)}
 	case mgmtRestore, mgmtExpiry:
 		return []auth.Need{auth.Push(mr.Name)}

@@ -257,6 +257,7 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 		{"POST", "/berth/v1/repositories/acme/app/_tags/gone/restore", `{"digest":"` + man.String() + `"}`, lvlWrite},
 		{"PUT", "/berth/v1/repositories/acme/app/_tags/v1/expiry", `{"in":"10h"}`, lvlWrite},
 		{"DELETE", "/berth/v1/repositories/acme/app/_tags/v1/expiry", "", lvlWrite},
+		{"DELETE", "/berth/v1/repositories/acme/app/_tags/gone/history", "", lvlAdmin},
 		{"GET", "/berth/v1/namespaces/acme", "", lvlRead},
 		{"GET", "/berth/v1/namespaces/acme/retention", "", lvlRead},
 		{"PUT", "/berth/v1/namespaces/acme/retention", `{"retention":"3d"}`, lvlAdmin},

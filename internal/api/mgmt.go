@@ -8,6 +8,7 @@ package api
 //
 //	GET    /berth/v1/repositories/<name>/_tags/history          every lifetime of every tag
 //	GET    /berth/v1/repositories/<name>/_tags/<tag>/history    every lifetime of one tag
+//	DELETE /berth/v1/repositories/<name>/_tags/<tag>/history    forget its ended lifetimes for good [?before=RFC 3339] (admin)
 //	POST   /berth/v1/repositories/<name>/_tags/<tag>/restore    {"digest": "sha256:…"} or {"at": "RFC 3339"}
 //	PUT    /berth/v1/repositories/<name>/_tags/<tag>/expiry     {"at": "RFC 3339"} or {"in": "2h"}
 //	DELETE /berth/v1/repositories/<name>/_tags/<tag>/expiry     the tag no longer expires

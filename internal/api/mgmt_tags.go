@@ -3,13 +3,24 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/registry"
 )
 
-// tagHistory serves GET .../_tags/history and .../_tags/<tag>/history.
+// tagHistory serves GET .../_tags/history and .../_tags/<tag>/history, and
+// DELETE .../_tags/<tag>/history (forgetTag).
 func (h *handler) tagHistory(w http.ResponseWriter, r *http.Request, mr mgmtRoute) error {
-	if err := allow(w, r, http.MethodGet, http.MethodHead); err != nil {
+	if mr.Tag != "" && r.Method == http.MethodDelete {
+		return h.forgetTag(w, r, mr)
+	}
+	methods := []string{http.MethodGet, http.MethodHead}
+	if mr.Tag != "" {
+		methods = append(methods, http.MethodDelete)
+	}
+	if err := allow(w, r, methods...); err != nil {
 		return err
 	}
 	hist, err := h.reg.TagHistory(r.Context(), mr.Name, mr.Tag)
@@ -17,6 +28,45 @@ func (h *handler) tagHistory(w http.ResponseWriter, r *http.Request, mr mgmtRout
 		return err
 	}
 	return replyJSON(w, r, NewTagHistory(mr.Name, mr.Tag, hist))
+}
+
+// forgetTag serves DELETE .../_tags/<tag>/history[?before=RFC 3339]: the
+// ended lifetimes of the tag (those that ended before the time, if given)
+// are deleted permanently, out of the time machine, and the collector
+// reviews the manifests they kept at once. The live lifetime stays.
+func (h *handler) forgetTag(w http.ResponseWriter, r *http.Request, mr mgmtRoute) error {
+	var before *time.Time
+	if s := r.URL.Query().Get("before"); s != "" {
+		t, err := ParseTime(s)
+		if err != nil {
+			return err
+		}
+		before = &t
+	}
+	f, err := h.reg.ForgetTag(r.Context(), mr.Name, mr.Tag, before)
+	if err != nil {
+		return err
+	}
+	return replyJSON(w, r, NewTagForgotten(f))
+}
+
+// TagForgotten is the answer to a DELETE of a tag's history: how many
+// ended lifetimes were deleted, and the manifests they pointed at, which
+// the collector deletes at its next run unless something else keeps them.
+type TagForgotten struct {
+	Repository string          `json:"repository"`
+	Tag        string          `json:"tag"`
+	Forgotten  int             `json:"forgotten"`
+	Manifests  []digest.Digest `json:"manifests"`
+}
+
+// NewTagForgotten is the document of a forget.
+func NewTagForgotten(f registry.Forgotten) TagForgotten {
+	out := TagForgotten{Repository: f.Repository, Tag: f.Tag, Forgotten: f.Lifetimes, Manifests: f.Manifests}
+	if out.Manifests == nil {
+		out.Manifests = []digest.Digest{}
+	}
+	return out
 }
 
 // restoreRequest is the body of POST .../restore: exactly one field.

@@ -126,6 +126,7 @@ func (n Need) String() string { return n.Type + ":" + n.Name + ":" + n.Action }
 func Pull(repo string) Need   { return Need{TypeRepository, repo, ActionPull} }
 func Push(repo string) Need   { return Need{TypeRepository, repo, ActionPush} }
 func Delete(repo string) Need { return Need{TypeRepository, repo, ActionDelete} }
+func Admin(repo string) Need  { return Need{TypeRepository, repo, ActionAll} }
 func NamespaceNeed(ns, action string) Need {
 	return Need{TypeNamespace, ns, action}
 }

@@ -22,6 +22,10 @@ const (
 	// warning threshold (docs/design/usage.md, "Quotas"); once per
 	// crossing upwards.
 	QuotaWarning Name = "quota.warning"
+	// TagForgotten: an administrator deleted ended lifetimes of a tag out
+	// of the time machine (berth tag forget); one event per manifest they
+	// pointed at.
+	TagForgotten Name = "tag.forgotten"
 )
 
 // ManifestDeleted is emitted by both: the registry when a DELETE by digest

@@ -281,6 +281,11 @@ type TagTx interface {
 	ExpiredTags(ctx context.Context, repoID int64, now time.Time, limit int) ([]Tag, error)
 	// RepoTags lists any rows of the repository (for purge).
 	RepoTags(ctx context.Context, repoID int64, limit int) ([]Tag, error)
+	// ForgetTags deletes up to limit ended rows of the tag name (those
+	// whose lifetime_end is set and before before), oldest end first, and
+	// returns them: a permanent delete out of the time machine. A row with
+	// no lifetime_end, the live one, is never touched.
+	ForgetTags(ctx context.Context, repoID int64, name string, before time.Time, limit int) ([]Tag, error)
 }
 
 // ManifestTx covers manifests, their edges and labels.

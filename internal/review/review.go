@@ -73,6 +73,9 @@ const (
 	CauseTagExpired Cause = "tag_expired"
 	// CauseTagCollected: the collector deleted a tag row naming the manifest.
 	CauseTagCollected Cause = "tag_collected"
+	// CauseTagForgotten: an administrator deleted ended tag rows naming
+	// the manifest out of the time machine (berth tag forget).
+	CauseTagForgotten Cause = "tag_forgotten"
 	// CauseWithdrawn: a DELETE by digest withdrew the manifest.
 	CauseWithdrawn Cause = "withdrawn"
 	// CauseParentDeleted: the collector deleted an index listing the manifest.

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"TagExpiry", testTagExpiry},
 		{"TagActors", testTagActors},
 		{"EndLiveTags", testEndLiveTags},
+		{"ForgetTags", testForgetTags},
 		{"ManifestEdges", testManifestEdges},
 		{"Withdrawn", testWithdrawn},
 		{"Referrers", testReferrers},

@@ -181,3 +181,17 @@ func (t *tx) RepoTags(ctx context.Context, repoID int64, limit int) ([]meta.Tag,
 	}
 	return tags, nil
 }
+
+// ForgetTags deletes the oldest ended rows of the tag in one statement; the
+// delete locks them, so a collector deciding one of them concurrently either
+// finds it gone or has deleted it first.
+func (t *tx) ForgetTags(ctx context.Context, repoID int64, name string, before time.Time, limit int) ([]meta.Tag, error) {
+	tags, err := scanTags(t.query(ctx, `DELETE FROM tag WHERE id IN (SELECT id FROM tag
+			WHERE repository_id = ? AND name = ? AND lifetime_end IS NOT NULL AND lifetime_end < ?
+			ORDER BY lifetime_end, id LIMIT ?)
+		RETURNING `+tagCols, repoID, name, us(before), limit))
+	if err != nil {
+		return nil, fmt.Errorf("deleting ended rows of tag %s: %w", name, err)
+	}
+	return tags, nil
+}
