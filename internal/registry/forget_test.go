@@ -104,7 +104,7 @@ func TestForgetTag(t *testing.T) {
 		// stable, c as ci), well inside the window that would have kept
 		// them.
 		e.Clock.Add(p.Grace + time.Second)
-		sum := collect(t, e, p)
+		sum := collectAll(t, e, p)
 		if got := sum.Deleted[review.KindManifest]; got != 2 {
 			t.Errorf("collection after forget deleted %d manifests, want 2 (%s, %s)", got, a.Digest, d.Digest)
 		}
@@ -122,13 +122,13 @@ func TestForgetTag(t *testing.T) {
 		// b and c (pushed at the same time under the same tag).
 		kept := map[digest.Digest]bool{}
 		for _, m := range []registryenv.Manifest{b, c} {
-			for l := range blobsOf(t, m) {
+			for l := range blobSizes(t, m) {
 				kept[l] = true
 			}
 		}
 		var layers []digest.Digest
 		for _, m := range []registryenv.Manifest{a, d} {
-			for l := range blobsOf(t, m) {
+			for l := range blobSizes(t, m) {
 				if !kept[l] {
 					layers = append(layers, l)
 				}
@@ -138,7 +138,7 @@ func TestForgetTag(t *testing.T) {
 			t.Fatalf("blobs of a and d held by nothing else: %v, want at least their layers", layers)
 		}
 		e.Clock.Add(p.Grace + time.Second)
-		collect(t, e, p)
+		collectAll(t, e, p)
 		for _, l := range layers {
 			err := e.Store.View(e.Ctx, func(tx meta.Tx) error { _, err := tx.Blob(e.Ctx, l, meta.LockNone); return err })
 			if !errors.Is(err, meta.ErrNotFound) {

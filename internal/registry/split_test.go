@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -18,38 +17,17 @@ import (
 	"github.com/berth/berth/internal/testenv/registryenv"
 )
 
-// held is a manifest of a repository and the class a split must give it.
-type held struct {
+// classed is a manifest of a repository and the class a split must give it.
+type classed struct {
 	repo  string
 	m     registryenv.Manifest
 	class meta.HeldClass
 }
 
-// blobsOf reads the config and layers of an image manifest (an index
-// references no blob).
-func blobsOf(t *testing.T, m registryenv.Manifest) map[digest.Digest]int64 {
-	t.Helper()
-	var body struct {
-		Config *registryenv.Descriptor  `json:"config"`
-		Layers []registryenv.Descriptor `json:"layers"`
-	}
-	if err := json.Unmarshal(m.Body, &body); err != nil {
-		t.Fatalf("reading manifest %s: %v", m.Digest, err)
-	}
-	out := map[digest.Digest]int64{}
-	if body.Config != nil {
-		out[body.Config.Digest] = body.Config.Size
-	}
-	for _, l := range body.Layers {
-		out[l.Digest] = l.Size
-	}
-	return out
-}
-
 // wantSplit is the split of hs computed by hand: each manifest row counted
 // by its size in its class, each blob once, in the first class of the
 // manifests that reference it.
-func wantSplit(t *testing.T, hs []held) meta.Split {
+func wantSplit(t *testing.T, hs []classed) meta.Split {
 	t.Helper()
 	var s meta.Split
 	blobClass := map[digest.Digest]meta.HeldClass{}
@@ -57,7 +35,7 @@ func wantSplit(t *testing.T, hs []held) meta.Split {
 	for _, h := range hs {
 		s[h.class].Manifests++
 		s[h.class].ManifestBytes += h.m.Size
-		for d, size := range blobsOf(t, h.m) {
+		for d, size := range blobSizes(t, h.m) {
 			if c, ok := blobClass[d]; !ok || h.class < c {
 				blobClass[d] = h.class
 			}
@@ -80,16 +58,27 @@ func split(t *testing.T, e *registryenv.Env, scope string) meta.Split {
 	return s.Split
 }
 
-func checkSplit(t *testing.T, e *registryenv.Env, scope string, hs []held) {
+func checkSplit(t *testing.T, e *registryenv.Env, scope string, hs []classed) {
 	t.Helper()
-	var in []held
+	var in []classed
 	for _, h := range hs {
 		if ns, _, _ := strings.Cut(h.repo, "/"); h.repo == scope || ns == scope {
 			in = append(in, h)
 		}
 	}
-	if diff := cmp.Diff(wantSplit(t, in), split(t, e, scope)); diff != "" {
+	got := split(t, e, scope)
+	if diff := cmp.Diff(wantSplit(t, in), got); diff != "" {
 		t.Errorf("split of %s (-want +got), classes live, time machine, untagged, reclaimable:\n%s", scope, diff)
+	}
+	// The classes add up to what the counters say the scope holds.
+	var u meta.Usage
+	if strings.Contains(scope, "/") {
+		u, _, _ = usageOf(t, e, scope)
+	} else {
+		_, u, _ = usageOf(t, e, scope+"/none")
+	}
+	if tot := got.Total(); tot.Bytes() != u.Bytes || tot.Manifests != u.Manifests || tot.Blobs != u.Blobs {
+		t.Errorf("split of %s totals %+v (%d bytes), the counters say %+v", scope, tot, tot.Bytes(), u)
 	}
 }
 
@@ -100,7 +89,7 @@ func deleteRef(t *testing.T, e *registryenv.Env, repo, ref string) {
 	e.Expect(resp, body, http.StatusAccepted)
 }
 
-func collect(t *testing.T, e *registryenv.Env, p review.Policy) gc.Summary {
+func collectAll(t *testing.T, e *registryenv.Env, p review.Policy) gc.Summary {
 	t.Helper()
 	s, err := gc.New(e.Store, e.Blobs, gc.Options{Now: e.Clock.Now, Policy: p}).RunOnce(e.Ctx, gc.RunOptions{})
 	if err != nil {
@@ -121,9 +110,9 @@ func TestUsageSplit(t *testing.T) {
 		p := review.DefaultPolicy()
 		const app, other = "team/app", "team/other"
 		shared := []byte("a layer three images share")
-		var hs []held
+		var hs []classed
 		add := func(repo string, m registryenv.Manifest, c meta.HeldClass) registryenv.Manifest {
-			hs = append(hs, held{repo, m, c})
+			hs = append(hs, classed{repo, m, c})
 			return m
 		}
 
@@ -160,11 +149,11 @@ func TestUsageSplit(t *testing.T) {
 
 		// A collection deletes exactly the reclaimable manifests (their
 		// blobs are no longer held by any manifest of the scope).
-		sum := collect(t, e, p)
+		sum := collectAll(t, e, p)
 		if got := sum.Deleted[review.KindManifest]; got != 3 {
 			t.Errorf("collection deleted %d manifests, want the 3 reclaimable ones (%s, %s, %s)", got, gone.Digest, wd.Digest, wsig.Digest)
 		}
-		hs = slices.DeleteFunc(hs, func(h held) bool { return h.class == meta.HeldReclaimable })
+		hs = slices.DeleteFunc(hs, func(h classed) bool { return h.class == meta.HeldReclaimable })
 		checkSplit(t, e, "team", hs)
 
 		// Past the window, the time machine's manifests and the fresh one
@@ -176,8 +165,8 @@ func TestUsageSplit(t *testing.T) {
 			}
 		}
 		checkSplit(t, e, "team", hs)
-		collect(t, e, p)
-		hs = slices.DeleteFunc(hs, func(h held) bool { return h.class == meta.HeldReclaimable })
+		collectAll(t, e, p)
+		hs = slices.DeleteFunc(hs, func(h classed) bool { return h.class == meta.HeldReclaimable })
 		checkSplit(t, e, "team", hs)
 	})
 }
@@ -217,7 +206,7 @@ func TestUsageSplitKeepUntagged(t *testing.T) {
 		was := e.PushImage("team/app", "gone", []byte("was tagged"))
 		deleteRef(t, e, "team/app", "gone")
 		e.Clock.Add(p.TagRetention + p.Grace)
-		checkSplit(t, e, "team/app", []held{
+		checkSplit(t, e, "team/app", []classed{
 			{"team/app", pinned, meta.HeldUntagged},
 			{"team/app", was, meta.HeldReclaimable},
 		})
