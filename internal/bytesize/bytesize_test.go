@@ -1,6 +1,9 @@
 package bytesize
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestFormat(t *testing.T) {
 	for _, tc := range []struct {
@@ -19,6 +22,39 @@ func TestFormat(t *testing.T) {
 	} {
 		if got := Format(tc.in); got != tc.want {
 			t.Errorf("Format(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "5242880", want: 5 << 20},
+		{in: "8MiB", want: 8 << 20},
+		{in: "50 GiB", want: 50 << 30},
+		{in: "2TiB", want: 2 << 40},
+		{in: "1PiB", want: 1 << 50},
+		{in: "10B", want: 10},
+		{in: "", wantErr: "empty"},
+		{in: "-1", wantErr: "non-negative integer"},
+		{in: "1.5GiB", wantErr: "unknown unit"},
+		{in: "8MB", wantErr: "unknown unit"},
+		{in: "99999999999999999999", wantErr: "too large"},
+		{in: "9999PiB", wantErr: "too large"},
+	} {
+		got, err := Parse(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Parse(%q) = %d, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Parse(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -1,12 +1,11 @@
 package config
 
 import (
-	"fmt"
-	"math"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/berth/berth/internal/bytesize"
 )
 
 // Byte size units accepted by ParseSize (binary, as object stores count).
@@ -59,39 +58,7 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes s as String does.
 func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
 
-// ParseSize parses a non-negative byte count: an integer, optionally
-// followed by B, KiB, MiB or GiB ("16MiB", "5242880").
-func ParseSize(s string) (int64, error) {
-	in := strings.TrimSpace(s)
-	if in == "" {
-		return 0, fmt.Errorf("invalid size %q: empty", s)
-	}
-	i := 0
-	for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("invalid size %q: want a non-negative integer with an optional unit B, KiB, MiB or GiB", s)
-	}
-	n, err := strconv.ParseInt(in[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("invalid size %q: too large", s)
-	}
-	var mult int64
-	switch strings.TrimSpace(in[i:]) {
-	case "", "B":
-		mult = 1
-	case "KiB":
-		mult = KiB
-	case "MiB":
-		mult = MiB
-	case "GiB":
-		mult = GiB
-	default:
-		return 0, fmt.Errorf("invalid size %q: unknown unit %q (want B, KiB, MiB or GiB)", s, strings.TrimSpace(in[i:]))
-	}
-	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("invalid size %q: too large", s)
-	}
-	return n * mult, nil
-}
+// ParseSize parses a non-negative byte count as every size an operator
+// types is read (bytesize.Parse): an integer, optionally followed by B,
+// KiB, MiB, GiB, TiB or PiB ("16MiB", "5242880").
+func ParseSize(s string) (int64, error) { return bytesize.Parse(s) }
