@@ -113,6 +113,10 @@ type UsageTx interface {
 	RepositoryUsage(ctx context.Context, repoID int64) (Usage, error)
 	NamespaceUsage(ctx context.Context, nsID int64) (Usage, error)
 	RegistryUsage(ctx context.Context) (Usage, error)
+	// NamespacesUsageSum sums the usage of every namespace: a blob two
+	// namespaces hold counts twice here and once in RegistryUsage. Less
+	// the TopNamespaces, it is what the other namespaces hold.
+	NamespacesUsageSum(ctx context.Context) (Usage, error)
 	// TopNamespaces lists the limit namespaces holding the most bytes,
 	// largest first (ties by name); namespaces holding nothing are left
 	// out.

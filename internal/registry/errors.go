@@ -65,6 +65,12 @@ var (
 	// which names the tag and the rule; it is the policy package's
 	// sentinel, which a refused purge wraps too.
 	ErrImmutable = policy.ErrImmutable
+	// ErrScopeTooLarge: a usage split was asked of a scope holding more
+	// manifests than Options.SplitLimit.
+	ErrScopeTooLarge = errors.New("scope too large to classify")
+	// ErrQuotaUnknown: no quota applies to the namespace (neither its own
+	// nor the registry default), or none to delete.
+	ErrQuotaUnknown = errors.New("quota unknown")
 )
 
 // ManifestBlobUnknownError names the blob a manifest PUT referenced that the

@@ -53,8 +53,8 @@ type Options struct {
 	// Registerer, if set, receives the registry's metrics (the pulls
 	// recorded and dropped).
 	Registerer prometheus.Registerer
-	// SplitLimit is the most manifests a usage split classifies
-	// (UsageSplit); 0 is MaxSplitManifests.
+	// SplitLimit is the most manifests a usage split classifies (Usage
+	// with split); 0 is MaxSplitManifests.
 	SplitLimit int
 }
 

@@ -2,16 +2,14 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/berth/berth/internal/meta"
-	"github.com/berth/berth/internal/oci"
 )
 
-// Reading storage usage by reachability, and freeing the time machine's
-// bytes at once (docs/design/usage.md).
+// The split of what a scope holds by reachability (docs/design/usage.md,
+// "Splitting by reachability").
 
 // MaxSplitManifests is the default bound on the manifests a split
 // classifies (Options.SplitLimit): a scope that holds more is refused
@@ -26,10 +24,6 @@ const MaxSplitManifests = 50_000
 // split of MaxSplitManifests takes longer than a write transaction may.
 const splitTxTimeout = time.Minute
 
-// ErrScopeTooLarge: a split was asked of a scope holding more manifests
-// than Options.SplitLimit.
-var ErrScopeTooLarge = errors.New("scope too large to classify")
-
 // Split is the bytes a repository or a namespace holds, classified by
 // reachability at At (meta.HeldClass): manifests by their size, blobs by
 // theirs, each blob once in the scope under the first class of any manifest
@@ -40,60 +34,32 @@ type Split struct {
 	meta.Split
 }
 
-// UsageSplit classifies the bytes scope holds: a namespace ("team") or a
-// repository ("team/app"), the way a purge names them. It is one read-only
-// snapshot, never a lock, and costs in proportion to the scope:
-// ErrScopeTooLarge when it holds more manifests than Options.SplitLimit,
-// ErrNameUnknown or ErrNamespaceUnknown when it does not exist.
-func (r *Registry) UsageSplit(ctx context.Context, scope string) (Split, error) {
-	ns, rest := oci.SplitRepo(scope)
-	if rest == "" {
-		if err := validNamespace(ns); err != nil {
-			return Split{}, err
-		}
-	} else if err := validName(scope); err != nil {
-		return Split{}, err
-	}
+// split classifies what the scope s, named scope, holds, in tx: the
+// registry's Usage with split. ErrScopeTooLarge when it holds more
+// manifests than Options.SplitLimit.
+func (r *Registry) split(ctx context.Context, tx meta.Tx, scope string, s meta.SplitScope) (*Split, error) {
 	limit := r.opts.SplitLimit
 	if limit <= 0 {
 		limit = MaxSplitManifests
 	}
-	now := r.now()
-	p := meta.SplitPolicy{Now: now, Grace: r.opts.Policy.Grace, Retention: r.opts.Policy.TagRetention,
-		KeepUntagged: !r.opts.Policy.CollectUntagged}
-	out := Split{Scope: scope, At: now}
-	err := r.store.View(meta.WithTxTimeout(ctx, splitTxTimeout), func(tx meta.Tx) error {
-		var s meta.SplitScope
-		if rest == "" {
-			n, err := tx.Namespace(ctx, ns, meta.LockNone)
-			if err != nil {
-				return namespaceUnknown(ns, err)
-			}
-			s.NamespaceID = n.ID
-		} else {
-			rp, err := readRepo(ctx, tx, scope)
-			if err != nil {
-				return err
-			}
-			s.RepoID = rp.ID
-		}
-		n, err := tx.ScopeManifests(ctx, s, limit+1)
-		if err != nil {
-			return err
-		}
-		if n > limit {
-			hint := "classify its repositories one at a time"
-			if rest != "" {
-				hint = "the counters (berth usage without --split) still say what it holds"
-			}
-			return fmt.Errorf("%q holds more than %d manifests, too many to classify in one read; %s: %w",
-				scope, limit, hint, ErrScopeTooLarge)
-		}
-		out.Split, err = tx.UsageSplit(ctx, s, p)
-		return err
-	})
+	n, err := tx.ScopeManifests(ctx, s, limit+1)
 	if err != nil {
-		return Split{}, err
+		return nil, err
+	}
+	if n > limit {
+		hint := "classify its repositories one at a time"
+		if s.RepoID != 0 {
+			hint = "the counters (without a split) still say what it holds"
+		}
+		return nil, fmt.Errorf("%q holds more than %d manifests, too many to classify in one read; %s: %w",
+			scope, limit, hint, ErrScopeTooLarge)
+	}
+	now := r.now()
+	out := &Split{Scope: scope, At: now}
+	out.Split, err = tx.UsageSplit(ctx, s, meta.SplitPolicy{Now: now, Grace: r.opts.Policy.Grace,
+		Retention: r.opts.Policy.TagRetention, KeepUntagged: !r.opts.Policy.CollectUntagged})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -41,14 +41,14 @@ func BenchmarkUsageSplit(b *testing.B) {
 			genSplit(b, store, n, t0, p)
 			reg := registry.New(store, nil, registry.Options{Policy: p, Now: func() time.Time { return t0.Add(2 * time.Hour) }})
 			b.ResetTimer()
-			var s registry.Split
+			var u registry.Usage
 			for b.Loop() {
 				var err error
-				if s, err = reg.UsageSplit(context.Background(), "bench/app"); err != nil {
+				if u, err = reg.Usage(context.Background(), "bench/app", true); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if got := s.Total().Manifests; got < int64(n) {
+			if got := u.Split.Total().Manifests; got < int64(n) {
 				b.Fatalf("split counted %d manifests, want at least %d", got, n)
 			}
 		})

@@ -51,11 +51,11 @@ func wantSplit(t *testing.T, hs []classed) meta.Split {
 
 func split(t *testing.T, e *registryenv.Env, scope string) meta.Split {
 	t.Helper()
-	s, err := e.Registry.UsageSplit(e.Ctx, scope)
+	u, err := e.Registry.Usage(e.Ctx, scope, true)
 	if err != nil {
 		t.Fatalf("split of %s: %v", scope, err)
 	}
-	return s.Split
+	return u.Split.Split
 }
 
 func checkSplit(t *testing.T, e *registryenv.Env, scope string, hs []classed) {
@@ -186,8 +186,9 @@ func TestUsageSplitRefusals(t *testing.T) {
 			{"Team", registry.ErrNameInvalid},
 			{"team", registry.ErrScopeTooLarge},
 			{"team/app", registry.ErrScopeTooLarge},
+			{"", registry.ErrInvalidArgument},
 		} {
-			_, err := e.Registry.UsageSplit(e.Ctx, c.scope)
+			_, err := e.Registry.Usage(e.Ctx, c.scope, true)
 			if !errors.Is(err, c.want) {
 				t.Errorf("split of %s: got %v, want %v", c.scope, err, c.want)
 			}

@@ -466,6 +466,16 @@ func (t *tx) RegistryUsage(ctx context.Context) (meta.Usage, error) {
 	return t.usageOf(ctx, "g", 0)
 }
 
+func (t *tx) NamespacesUsageSum(ctx context.Context) (meta.Usage, error) {
+	var u meta.Usage
+	err := t.queryRow(ctx, `SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(manifests), 0), COALESCE(SUM(blobs), 0) FROM usage
+		WHERE scope = 'n'`).Scan(&u.Bytes, &u.Manifests, &u.Blobs)
+	if err != nil {
+		return u, fmt.Errorf("summing namespace usage: %w", err)
+	}
+	return u, nil
+}
+
 func scanNamespaceUsages(rows *sql.Rows, err error) ([]meta.NamespaceUsage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing namespace usage: %w", err)
