@@ -44,7 +44,7 @@ func BenchmarkUsageSplit(b *testing.B) {
 			var u registry.Usage
 			for b.Loop() {
 				var err error
-				if u, err = reg.Usage(context.Background(), "bench/app", true); err != nil {
+				if u, err = reg.Usage(context.Background(), "", "bench/app", true); err != nil {
 					b.Fatal(err)
 				}
 			}

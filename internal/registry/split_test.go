@@ -49,9 +49,18 @@ func wantSplit(t *testing.T, hs []classed) meta.Split {
 	return s
 }
 
+// usageIn reads the usage of scope named as a purge names it: "" the
+// registry, "team" a namespace, "team/app" a repository.
+func usageIn(e *registryenv.Env, scope string, split bool) (registry.Usage, error) {
+	if strings.Contains(scope, "/") {
+		return e.Registry.Usage(e.Ctx, "", scope, split)
+	}
+	return e.Registry.Usage(e.Ctx, scope, "", split)
+}
+
 func split(t *testing.T, e *registryenv.Env, scope string) meta.Split {
 	t.Helper()
-	u, err := e.Registry.Usage(e.Ctx, scope, true)
+	u, err := usageIn(e, scope, true)
 	if err != nil {
 		t.Fatalf("split of %s: %v", scope, err)
 	}
@@ -188,7 +197,7 @@ func TestUsageSplitRefusals(t *testing.T) {
 			{"team/app", registry.ErrScopeTooLarge},
 			{"", registry.ErrInvalidArgument},
 		} {
-			_, err := e.Registry.Usage(e.Ctx, c.scope, true)
+			_, err := usageIn(e, c.scope, true)
 			if !errors.Is(err, c.want) {
 				t.Errorf("split of %s: got %v, want %v", c.scope, err, c.want)
 			}

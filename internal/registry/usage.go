@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/berth/berth/internal/meta"
-	"github.com/berth/berth/internal/oci"
 )
 
 // Reading storage usage and managing quotas (docs/design/usage.md): the
@@ -14,7 +13,7 @@ import (
 // pushes are checked against is its own, else the registry default.
 
 // Usage is what a scope holds by the usage counters: the registry (Scope
-// ""), a namespace or a repository.
+// ""), a namespace or a repository (Scope its name).
 type Usage struct {
 	Scope string
 	meta.Usage
@@ -28,48 +27,48 @@ type Usage struct {
 	Split *Split
 }
 
-// scopeOf parses a usage scope: "" (the registry), a namespace ("team") or
-// a repository ("team/app"), the way a purge names them.
-func scopeOf(scope string) (ns, rest string, err error) {
-	if scope == "" {
-		return "", "", nil
-	}
-	ns, rest = oci.SplitRepo(scope)
-	if rest == "" {
-		return ns, "", validNamespace(ns)
-	}
-	return ns, rest, validName(scope)
-}
-
-// Usage reads what scope holds ("" the registry, "team", "team/app") and,
-// for a namespace, the quota in force; with split it also classifies the
+// Usage reads what a scope holds: the repository repo when it is not "",
+// else the namespace ns when it is not "", else the registry; for a
+// namespace, with the quota in force. With split it also classifies the
 // bytes by reachability (docs/design/usage.md, "Splitting by
 // reachability"), in the same snapshot. ErrNamespaceUnknown or
 // ErrNameUnknown when the scope does not exist; ErrScopeTooLarge when a
 // split is asked of a scope holding more manifests than
 // Options.SplitLimit; ErrInvalidArgument for a split of the registry.
-func (r *Registry) Usage(ctx context.Context, scope string, split bool) (Usage, error) {
-	ns, rest, err := scopeOf(scope)
-	if err != nil {
-		return Usage{}, err
-	}
-	if split && scope == "" {
+func (r *Registry) Usage(ctx context.Context, ns, repo string, split bool) (Usage, error) {
+	out := Usage{Scope: repo}
+	switch {
+	case repo != "":
+		if err := validName(repo); err != nil {
+			return Usage{}, err
+		}
+	case ns != "":
+		if err := validNamespace(ns); err != nil {
+			return Usage{}, err
+		}
+		out.Scope = ns
+	case split:
 		return Usage{}, fmt.Errorf("a split classifies a namespace or a repository, never the whole registry: %w", ErrInvalidArgument)
 	}
 	vctx := ctx
 	if split {
 		vctx = meta.WithTxTimeout(ctx, splitTxTimeout)
 	}
-	var out Usage
-	err = r.store.View(vctx, func(tx meta.Tx) error {
-		out = Usage{Scope: scope}
+	err := r.store.View(vctx, func(tx meta.Tx) error {
+		out = Usage{Scope: out.Scope}
 		var s meta.SplitScope
 		var err error
 		switch {
-		case scope == "":
-			out.Usage, err = tx.RegistryUsage(ctx)
-			return err
-		case rest == "":
+		case repo != "":
+			rp, err := readRepo(ctx, tx, repo)
+			if err != nil {
+				return err
+			}
+			if out.Usage, err = tx.RepositoryUsage(ctx, rp.ID); err != nil {
+				return err
+			}
+			s.RepoID = rp.ID
+		case ns != "":
 			n, err := tx.Namespace(ctx, ns, meta.LockNone)
 			if err != nil {
 				return namespaceUnknown(ns, err)
@@ -82,17 +81,11 @@ func (r *Registry) Usage(ctx context.Context, scope string, split bool) (Usage, 
 			}
 			s.NamespaceID = n.ID
 		default:
-			rp, err := readRepo(ctx, tx, scope)
-			if err != nil {
-				return err
-			}
-			if out.Usage, err = tx.RepositoryUsage(ctx, rp.ID); err != nil {
-				return err
-			}
-			s.RepoID = rp.ID
+			out.Usage, err = tx.RegistryUsage(ctx)
+			return err
 		}
 		if split {
-			out.Split, err = r.split(ctx, tx, scope, s)
+			out.Split, err = r.split(ctx, tx, out.Scope, s)
 		}
 		return err
 	})

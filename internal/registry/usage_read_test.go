@@ -27,13 +27,13 @@ func TestUsageRead(t *testing.T) {
 				scope string
 				want  meta.Usage
 			}{{"", g}, {repo[:3], ns}, {repo, r}} {
-				u, err := e.Registry.Usage(e.Ctx, c.scope, false)
+				u, err := usageIn(e, c.scope, false)
 				if err != nil || u.Usage != c.want || u.Scope != c.scope || u.Split != nil {
 					t.Errorf("usage of %q: got %+v, %v; want %+v", c.scope, u, err, c.want)
 				}
 			}
 		}
-		if u, _ := e.Registry.Usage(e.Ctx, "big", false); u.Quota != nil {
+		if u, _ := usageIn(e, "big", false); u.Quota != nil {
 			t.Errorf("quota of big with none set: got %+v, want none", u.Quota)
 		}
 		def, err := e.Registry.SetQuota(e.Ctx, "", 1<<30, nil)
@@ -44,8 +44,8 @@ func TestUsageRead(t *testing.T) {
 		if _, err := e.Registry.SetQuota(registry.WithActor(e.Ctx, "user:alice"), "big", 1<<20, &warn); err != nil {
 			t.Fatal(err)
 		}
-		big, _ := e.Registry.Usage(e.Ctx, "big", false)
-		mid, _ := e.Registry.Usage(e.Ctx, "mid", false)
+		big, _ := usageIn(e, "big", false)
+		mid, _ := usageIn(e, "mid", false)
 		if big.Quota == nil || big.QuotaDefault || big.Quota.Limit != 1<<20 || *big.Quota.WarnPercent != 80 || big.Quota.CreatedBy != "user:alice" {
 			t.Errorf("quota of big: got %+v (default %v), want its own 1 MiB, 80%%, by user:alice", big.Quota, big.QuotaDefault)
 		}
@@ -68,11 +68,18 @@ func TestUsageRead(t *testing.T) {
 			t.Errorf("overview quotas: got %+v and %+v, want big's own and the default for mid", o.Top[0].Quota, o.Top[1].Quota)
 		}
 
+		// A repository named like its namespace is read as a repository
+		// when named so.
+		e.PushImage("solo", "v1", []byte("solo layer"))
+		r, _, _ := usageOf(t, e, "solo")
+		if u, err := e.Registry.Usage(e.Ctx, "", "solo", false); err != nil || u.Usage != r || u.Scope != "solo" || u.Quota != nil {
+			t.Errorf("usage of repository solo: %+v, %v; want %+v", u, err, r)
+		}
 		for _, c := range []struct {
 			scope string
 			want  error
 		}{{"nobody", registry.ErrNamespaceUnknown}, {"big/nothing", registry.ErrNameUnknown}, {"Big", registry.ErrNameInvalid}} {
-			if _, err := e.Registry.Usage(e.Ctx, c.scope, false); !errors.Is(err, c.want) {
+			if _, err := usageIn(e, c.scope, false); !errors.Is(err, c.want) {
 				t.Errorf("usage of %q: got %v, want %v", c.scope, err, c.want)
 			}
 		}
