@@ -292,6 +292,8 @@ func mgmtNeeds(r *http.Request, mr mgmtRoute) []auth.Need {
 		return []auth.Need{auth.RegistryNeed(auth.RegistryAdmin)}
 	case mgmtPolicies, mgmtRegPolicy, mgmtNSPolicy, mgmtRepoPolicy:
 		return policyNeeds(r, mr)
+	case mgmtUsage, mgmtNSUsage, mgmtRepoUsage, mgmtQuota, mgmtQuotas:
+		return usageNeeds(r, mr)
 	}
 	return accountNeeds(r, mr)
 }

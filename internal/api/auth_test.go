@@ -264,6 +264,16 @@ func permissionMatrix(t *testing.T, e *authEnv) {
 		{"PUT", "/berth/v1/namespaces/acme", `{}`, lvlAdmin},
 		{"POST", "/berth/v1/purge/acme/nothing-here", "", lvlAdmin},
 		{"GET", "/berth/v1/gc/status", "", lvlRegistryAdmin},
+		{"GET", "/berth/v1/usage", "", lvlRegistryAdmin},
+		{"GET", "/berth/v1/namespaces/acme/usage", "", lvlRead},
+		{"GET", "/berth/v1/repositories/acme/app/_usage?split=true", "", lvlRead},
+		{"GET", "/berth/v1/namespaces/acme/quota", "", lvlRead},
+		{"PUT", "/berth/v1/namespaces/acme/quota", `{"limit":"lots"}`, lvlAdmin},
+		{"DELETE", "/berth/v1/namespaces/acme/quota", "", lvlAdmin},
+		{"GET", "/berth/v1/quota", "", lvlRegistryAdmin},
+		{"PUT", "/berth/v1/quota", `{"limit":"lots"}`, lvlRegistryAdmin},
+		{"DELETE", "/berth/v1/quota", "", lvlRegistryAdmin},
+		{"GET", "/berth/v1/quotas", "", lvlRegistryAdmin},
 		// Accounts. Bodies that pass access control fail validation
 		// after it (or change nothing the matrix relies on), so that an
 		// allowed cell leaves the subjects as they are.

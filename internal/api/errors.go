@@ -48,6 +48,8 @@ var errorTable = []struct {
 	{auth.ErrAccountExists, "ACCOUNT_EXISTS", http.StatusConflict, "account already exists"},
 	{auth.ErrGrantUnknown, "GRANT_UNKNOWN", http.StatusNotFound, "grant unknown"},
 	{registry.ErrPolicyUnknown, "POLICY_UNKNOWN", http.StatusNotFound, "policy unknown"},
+	{registry.ErrQuotaUnknown, "QUOTA_UNKNOWN", http.StatusNotFound, "quota unknown"},
+	{registry.ErrScopeTooLarge, "SCOPE_TOO_LARGE", http.StatusUnprocessableEntity, "too many manifests to classify in one read; split a smaller scope"},
 	{auth.ErrNamespaceUnknown, "NAME_UNKNOWN", http.StatusNotFound, "namespace not known to registry"},
 	{auth.ErrInvalid, "INVALID_ARGUMENT", http.StatusBadRequest, "invalid argument"},
 

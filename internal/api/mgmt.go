@@ -54,6 +54,20 @@ package api
 // and the same three for /berth/v1/namespaces/<ns>/policies/<policy> and
 // /berth/v1/repositories/<name>/_policies/<policy>.
 //
+// Storage usage and quotas (mgmt_usage.go, docs/design/usage.md). Reading a
+// namespace's or repository's usage, or a namespace's quota, needs read on
+// it; setting or deleting a namespace's quota admin on it; the registry's
+// usage, its default quota and the list of quotas a registry administrator.
+//
+//	GET    /berth/v1/usage[?top=20]                             the registry's usage, its largest namespaces, the others
+//	GET    /berth/v1/namespaces/<ns>/usage[?split=true]         what the namespace holds, the quota in force (and the split)
+//	GET    /berth/v1/repositories/<name>/_usage[?split=true]    what the repository holds (and the split)
+//	GET    /berth/v1/namespaces/<ns>/quota                      the quota in force: its own, else the default; 404 QUOTA_UNKNOWN if none
+//	PUT    /berth/v1/namespaces/<ns>/quota                      {"limit": "50GiB", "warn_percent": 80}: the quota
+//	DELETE /berth/v1/namespaces/<ns>/quota                      delete its own quota: 204
+//	GET    /berth/v1/quota, PUT, DELETE                         the same for the registry default
+//	GET    /berth/v1/quotas                                     every quota, the default first
+//
 // A role is "read", "write" or "admin". "repository" is a full name inside
 // <ns> ("acme/app"); absent, the grant is on the whole namespace.
 // "expires_in" is a duration ("90d"); absent, the robot never expires.
@@ -120,6 +134,11 @@ const (
 	mgmtRegPolicy             // policies/<policy>
 	mgmtNSPolicy              // namespaces/<ns>/policies/<policy>
 	mgmtRepoPolicy            // repositories/<name>/_policies/<policy>
+	mgmtUsage                 // usage (the registry's)
+	mgmtNSUsage               // namespaces/<ns>/usage
+	mgmtRepoUsage             // repositories/<name>/_usage
+	mgmtQuota                 // namespaces/<ns>/quota; quota (Name "": the registry default)
+	mgmtQuotas                // quotas
 )
 
 // mgmtRoute is a parsed management path (after /berth/v1/). Names and tags
@@ -143,6 +162,8 @@ var nsKinds = map[string]mgmtKind{
 	"robots":     mgmtRobots,
 	"grants":     mgmtGrants,
 	"visibility": mgmtVisibility,
+	"usage":      mgmtNSUsage,
+	"quota":      mgmtQuota,
 }
 
 func parseMgmtRoute(rest string) mgmtRoute {
@@ -154,6 +175,12 @@ func parseMgmtRoute(rest string) mgmtRoute {
 		return mgmtRoute{Kind: mgmtRotateKey}
 	case rest == "users":
 		return mgmtRoute{Kind: mgmtUsers}
+	case rest == "usage":
+		return mgmtRoute{Kind: mgmtUsage}
+	case rest == "quota":
+		return mgmtRoute{Kind: mgmtQuota}
+	case rest == "quotas":
+		return mgmtRoute{Kind: mgmtQuotas}
 	case rest == "policies":
 		return mgmtRoute{Kind: mgmtPolicies}
 	case rest == "policies/_preview":
@@ -176,7 +203,7 @@ func parseMgmtRoute(rest string) mgmtRoute {
 		if name := strings.Join(segs[1:], "/"); !strings.Contains("/"+name+"/", "//") {
 			return mgmtRoute{Kind: mgmtPurge, Name: name}
 		}
-	case len(segs) >= 4 && segs[0] == "repositories":
+	case len(segs) >= 3 && segs[0] == "repositories":
 		i := 1
 		for i < len(segs) && !strings.HasPrefix(segs[i], "_") {
 			if segs[i] == "" {
@@ -188,6 +215,9 @@ func parseMgmtRoute(rest string) mgmtRoute {
 			return mgmtRoute{}
 		}
 		name, tail := strings.Join(segs[1:i], "/"), segs[i+1:]
+		if segs[i] == "_usage" && len(tail) == 0 {
+			return mgmtRoute{Kind: mgmtRepoUsage, Name: name}
+		}
 		if segs[i] == "_policies" {
 			if len(tail) == 1 && tail[0] != "" {
 				return mgmtRoute{Kind: mgmtRepoPolicy, Name: name, Policy: tail[0]}
@@ -235,6 +265,10 @@ func (h *handler) mgmt(w http.ResponseWriter, r *http.Request, rt Route) error {
 		return h.accounts(w, r, mr)
 	case mgmtPolicies, mgmtRegPolicy, mgmtNSPolicy, mgmtRepoPolicy:
 		return h.policies(w, r, mr)
+	case mgmtUsage, mgmtNSUsage, mgmtRepoUsage:
+		return h.usage(w, r, mr)
+	case mgmtQuota, mgmtQuotas:
+		return h.quota(w, r, mr)
 	}
 	return errRouteUnknown
 }

@@ -25,6 +25,13 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/namespaces/acme/grants", mgmtRoute{Kind: mgmtGrants, Name: "acme"}},
 		{"/berth/v1/namespaces/acme/visibility", mgmtRoute{Kind: mgmtVisibility, Name: "acme"}},
 		{"/berth/v1/auth/rotate-key", mgmtRoute{Kind: mgmtRotateKey}},
+		{"/berth/v1/usage", mgmtRoute{Kind: mgmtUsage}},
+		{"/berth/v1/namespaces/acme/usage", mgmtRoute{Kind: mgmtNSUsage, Name: "acme"}},
+		{"/berth/v1/repositories/acme/team/app/_usage", mgmtRoute{Kind: mgmtRepoUsage, Name: "acme/team/app"}},
+		{"/berth/v1/repositories/usage/_usage", mgmtRoute{Kind: mgmtRepoUsage, Name: "usage"}},
+		{"/berth/v1/namespaces/acme/quota", mgmtRoute{Kind: mgmtQuota, Name: "acme"}},
+		{"/berth/v1/quota", mgmtRoute{Kind: mgmtQuota}},
+		{"/berth/v1/quotas", mgmtRoute{Kind: mgmtQuotas}},
 		{"/berth/v1/policies", mgmtRoute{Kind: mgmtPolicies}},
 		{"/berth/v1/policies/_preview", mgmtRoute{Kind: mgmtPolicies, Preview: true}},
 		{"/berth/v1/policies/default", mgmtRoute{Kind: mgmtRegPolicy, Policy: "default"}},
@@ -62,6 +69,10 @@ func TestParseMgmtRoute(t *testing.T) {
 		{"/berth/v1/namespaces/acme/members", mgmtRoute{}},
 		{"/berth/v1/auth/rotate-key/", mgmtRoute{}},
 		{"/berth/v1/auth", mgmtRoute{}},
+		{"/berth/v1/repositories/acme/app/_usage/x", mgmtRoute{}},
+		{"/berth/v1/repositories/acme/app/usage", mgmtRoute{}},
+		{"/berth/v1/namespaces/acme/quota/x", mgmtRoute{}},
+		{"/berth/v1/usage/acme", mgmtRoute{}},
 	}
 	for _, tt := range tests {
 		rt := ParseRoute(tt.path)
