@@ -20,6 +20,7 @@ var commands = []func(g *globals) *cobra.Command{
 	newSweepCommand,
 	newPurgeCommand,
 	newUsageCommand,
+	newQuotaCommand,
 	newTagCommand,
 	newNamespaceCommand,
 	newPolicyCommand,

@@ -9,17 +9,49 @@ import (
 	"github.com/berth/berth/internal/meta"
 )
 
-// newUsageCommand is "berth usage" and its subcommands.
+// newUsageCommand is "berth usage": what a scope holds (usage_view.go), and
+// its verify subcommand.
 func newUsageCommand(g *globals) *cobra.Command {
+	var o usageViewOptions
 	cmd := &cobra.Command{
-		Use:   "usage",
+		Use:   "usage [NAMESPACE[/REPOSITORY]]",
 		Short: "Storage usage: what each namespace and repository holds",
-		Long: `usage reads and checks the storage usage counters: the bytes each repository,
-namespace and the registry hold, kept in the same transactions as the rows they
-count (docs/design/usage.md).`,
-		Example: `  berth usage verify`,
-		Args:    cobra.NoArgs,
+		Long: `usage prints what the registry, a namespace or a repository holds, from the
+usage counters kept in the same transactions as the rows they count
+(docs/design/usage.md): the bytes of its manifests and of the distinct blobs
+they reference, each blob once per scope. Without an argument it prints the
+registry's total and its largest namespaces (--top), with what the others hold
+together. A namespace's row shows the quota in force (its own, or the registry
+default) and the share of it used.
+
+--split also classifies a namespace's or a repository's bytes by reachability:
+held by live tags, held only by the time machine (tags deleted or moved inside
+the namespace's window, counted until collected; "berth tag forget" frees them
+at once), untagged within the grace, and reclaimable now (the collector's next
+run deletes those manifests, and their blobs a grace later). It reads the
+scope in one snapshot, at a cost proportional to the scope; a scope of more
+than 50,000 manifests is refused (split its repositories one at a time).
+
+A name without "/" is a namespace (as for purge). The counters are exact;
+"berth usage verify" recomputes them from the rows.`,
+		Example: `  # The registry and its 20 largest namespaces
+  berth usage
+
+  # One namespace, with its quota, split by reachability
+  berth usage acme --split
+
+  # One repository, as the management API's JSON document
+  berth usage acme/app --split --json
+
+  # Check the counters against the rows
+  berth usage verify`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runUsage(cmd, g, args, o) },
 	}
+	f := cmd.Flags()
+	f.BoolVar(&o.split, "split", false, "classify the bytes by reachability (a namespace or a repository)")
+	f.IntVar(&o.top, "top", 20, "how many of the largest namespaces to list (no argument)")
+	f.BoolVar(&o.asJSON, "json", false, "print the management API's document")
 	cmd.AddCommand(newUsageVerifyCommand(g))
 	return cmd
 }
