@@ -91,6 +91,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
+	if promReg != nil {
+		promReg.MustRegister(newUsageCollector(svc.Registry, cfg.MetricsUsageNamespaces, logger))
+	}
 	// Runs after the collector has stopped (see the defers below), before
 	// the stores close: the registry writes the pulls it has not recorded
 	// yet. drain is false when the HTTP server did not shut down cleanly:

@@ -71,6 +71,7 @@
 //	insecure_open_access       BERTH_INSECURE_OPEN_ACCESS        --insecure-open-access        false
 //	metrics_addr               BERTH_METRICS_ADDR                --metrics-addr                "" (the registry's port)
 //	metrics_auth               BERTH_METRICS_AUTH                --metrics-auth                false
+//	metrics_usage_namespaces   BERTH_METRICS_USAGE_NAMESPACES    --metrics-usage-namespaces    100
 //
 // With access control off, addr must be a loopback address unless
 // insecure_open_access is set (docs/design/auth.md, "Secure by default").
@@ -133,6 +134,14 @@ const DefaultWebhookTimeout = 10 * time.Second
 // DefaultPullInterval is how often at most a tag's pull is recorded.
 const DefaultPullInterval = 10 * time.Minute
 
+// DefaultMetricsUsageNamespaces is how many of the largest namespaces get a
+// usage series of their own; maxMetricsUsageNamespaces bounds the setting
+// (each is a series every scrape sends).
+const (
+	DefaultMetricsUsageNamespaces = 100
+	maxMetricsUsageNamespaces     = 10000
+)
+
 // Config is the whole configuration of a berth process.
 type Config struct {
 	// Addr is the listen address of the HTTP server, host:port.
@@ -159,7 +168,11 @@ type Config struct {
 	// MetricsAuth makes /metrics require a registry administrator's
 	// Basic credentials (with access control on).
 	MetricsAuth bool `yaml:"metrics_auth"`
-	Auth        Auth `yaml:"auth"`
+	// MetricsUsageNamespaces is how many of the largest namespaces get a
+	// series of berth_namespace_usage_bytes of their own; the others are
+	// summed under namespace="_other" (docs/design/usage.md).
+	MetricsUsageNamespaces int  `yaml:"metrics_usage_namespaces"`
+	Auth                   Auth `yaml:"auth"`
 	// InsecureOpenAccess lets a registry with access control off listen
 	// on a non-loopback address (docs/design/auth.md).
 	InsecureOpenAccess bool `yaml:"insecure_open_access"`
@@ -284,11 +297,12 @@ type Webhook struct {
 func Default() Config {
 	policy := review.DefaultPolicy()
 	return Config{
-		Addr:    DefaultAddr,
-		Auth:    Auth{Token: AuthToken{TTL: Duration(DefaultTokenTTL)}},
-		Data:    "./berth-data",
-		Log:     Log{Level: "info", Format: "text"},
-		Metrics: true,
+		Addr:                   DefaultAddr,
+		Auth:                   Auth{Token: AuthToken{TTL: Duration(DefaultTokenTTL)}},
+		Data:                   "./berth-data",
+		Log:                    Log{Level: "info", Format: "text"},
+		Metrics:                true,
+		MetricsUsageNamespaces: DefaultMetricsUsageNamespaces,
 		GC: GC{
 			Grace:                    Duration(policy.Grace),
 			UploadExpiry:             Duration(policy.UploadExpiry),
@@ -394,6 +408,9 @@ func (c Config) Validate() error {
 	nonNegative("gc.review_delay", c.GC.ReviewDelay)
 	positive("gc.interval", c.GC.Interval)
 	positive("gc.tx_budget", c.GC.TxBudget)
+	if c.MetricsUsageNamespaces < 0 || c.MetricsUsageNamespaces > maxMetricsUsageNamespaces {
+		bad("metrics_usage_namespaces", "want 0 to %d, got %d", maxMetricsUsageNamespaces, c.MetricsUsageNamespaces)
+	}
 	if c.GC.Workers < 0 || c.GC.Workers > 1024 {
 		bad("gc.workers", "must be between 0 and 1024, got %d", c.GC.Workers)
 	}

@@ -549,6 +549,7 @@ func TestValidateAuth(t *testing.T) {
 		}, []string{"auth.token.realm:", "auth.token.issuer: required", "auth.token.service: required"}},
 		{"token settings without access control", func(c *Config) { c.Auth.Token.Issuer = "x" }, []string{"auth.token: configured, but access control is off"}},
 		{"metrics auth without access control", func(c *Config) { c.MetricsAuth = true }, []string{"metrics_auth: needs access control on"}},
+		{"negative usage namespaces", func(c *Config) { c.MetricsUsageNamespaces = -1 }, []string{"metrics_usage_namespaces: want 0 to 10000, got -1"}},
 		{"metrics addr", func(c *Config) { c.MetricsAddr = "9100" }, []string{"metrics_addr: want host:port"}},
 	}
 	for _, tt := range tests {

@@ -72,6 +72,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*stringValue)(&c.MetricsAddr) }},
 	{"metrics_auth", "BERTH_METRICS_AUTH", "metrics-auth", ServerFlags, "require a registry administrator's credentials on /metrics",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.MetricsAuth) }},
+	{"metrics_usage_namespaces", "BERTH_METRICS_USAGE_NAMESPACES", "metrics-usage-namespaces", ServerFlags, "how many of the largest namespaces get their own berth_namespace_usage_bytes series (the others are summed as _other)",
+		func(c *Config) pflag.Value { return (*intValue)(&c.MetricsUsageNamespaces) }},
 	{"policy.pull_interval", "BERTH_POLICY_PULL_INTERVAL", "policy-pull-interval", ServerFlags, "record a tag's pull (a GET or HEAD by tag) at most this often, for the pull rules (0: every pull)",
 		func(c *Config) pflag.Value { return &c.Policy.PullInterval }},
 	{"http.body_idle_timeout", "BERTH_HTTP_BODY_IDLE_TIMEOUT", "http-body-idle-timeout", ServerFlags, "cut a request body that sends nothing for this long (answered 408; an upload keeps what it had)",
