@@ -7,7 +7,7 @@
 # every ```sh/```bash/```shell block of these README sections:
 #
 #   "Quickstart with crane", "Retention policies", "Management API",
-#   "Operations (gc, sweep, purge, tag)"
+#   "Operations (gc, sweep, purge, tag)", "Storage usage and quotas"
 #       in one shell, in a fresh directory where `berth serve` runs on 127.0.0.1:5000 with
 #       access control off (the quickstart's setting: default data dir ./berth-data), so
 #       a later block sees the functions and variables of an earlier one ($digest, crane);
@@ -38,7 +38,7 @@ root=$(cd "$here/.." && pwd)
 readme=$(cd "$(dirname "${1:-$root/README.md}")" && pwd)/$(basename "${1:-$root/README.md}")
 [[ -f $readme ]] || die "no README at $readme"
 
-open_sections=("Quickstart with crane" "Retention policies" "Management API" "Operations (gc, sweep, purge, tag)")
+open_sections=("Quickstart with crane" "Retention policies" "Management API" "Operations (gc, sweep, purge, tag)" "Storage usage and quotas")
 auth_sections=("Access control")
 open_addr=127.0.0.1:5000 # the address the quickstart's commands name
 
