@@ -371,7 +371,8 @@ terminal --yes is required.`,
 				fmt.Fprintln(out)
 				return nil
 			}
-			fmt.Fprintf(out, "forgot %d ended lifetimes of %s; the collector reviews the manifests they kept at its next run:\n", doc.Forgotten, ref)
+			fmt.Fprintf(out, "forgot %d ended %s of %s; the collector reviews the manifests they kept at its next run:\n",
+				doc.Forgotten, plural(doc.Forgotten, "lifetime", "lifetimes"), ref)
 			for _, d := range doc.Manifests {
 				fmt.Fprintf(out, "  %s\n", d)
 			}
