@@ -33,10 +33,11 @@ type Forgotten struct {
 // they can no longer be restored, and the manifests they kept are reviewed
 // at once, so that the collector deletes them at its next run (and their
 // blobs a grace later) unless something else keeps them
-// (docs/design/usage.md, "Quotas"). The live lifetime is never touched, and
-// immutable rules do not apply (they govern live tags). A lifetime whose
-// expiry passed is ended by the collector's next expiry scan and can be
-// forgotten after it. ErrTagUnknown when the tag has no lifetime at all.
+// (docs/design/usage.md, "Forgetting ended lifetimes"). The live lifetime
+// is never touched, and immutable rules do not apply (they govern live
+// tags). A lifetime whose expiry passed is ended by the collector's next
+// expiry scan and can be forgotten after it. ErrTagUnknown when the tag has
+// no lifetime at all.
 //
 // Rows are deleted in transactions of at most forgetBatch; an error after
 // the first leaves the rows deleted so far deleted, and reviewed.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
@@ -221,4 +222,23 @@ func TestUsageSplitKeepUntagged(t *testing.T) {
 			{"team/app", was, meta.HeldReclaimable},
 		})
 	}, func(o *registryenv.Options) { o.Registry.Policy = p })
+}
+
+// A tag whose expiry passed holds its manifest in the time machine from the
+// expiry on, before the collector's expiry scan records the end, as the
+// time machine reads it; past the window from the expiry it is reclaimable.
+func TestUsageSplitExpiry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *registryenv.Env) {
+		p := review.DefaultPolicy()
+		m := e.PushImage("team/app", "pr-1", []byte("a pull request's build"))
+		in := time.Hour
+		if _, err := e.Registry.SetTagExpiry(e.Ctx, "team/app", "pr-1", registry.Expiry{In: &in}); err != nil {
+			t.Fatal(err)
+		}
+		checkSplit(t, e, "team/app", []classed{{"team/app", m, meta.HeldLive}})
+		e.Clock.Add(2 * time.Hour)
+		checkSplit(t, e, "team/app", []classed{{"team/app", m, meta.HeldTimeMachine}})
+		e.Clock.Add(p.TagRetention)
+		checkSplit(t, e, "team/app", []classed{{"team/app", m, meta.HeldReclaimable}})
+	})
 }

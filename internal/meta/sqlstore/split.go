@@ -35,7 +35,7 @@ func (t *tx) ScopeManifests(ctx context.Context, s meta.SplitScope, limit int) (
 }
 
 // splitQuery classifies a scope's manifests and blobs in one statement
-// (docs/design/usage.md, "Reading usage"), the classes numbered as
+// (docs/design/usage.md, "Splitting by reachability"), the classes numbered as
 // meta.HeldClass. The roots are the tag rows of the scope, live (class 0) or
 // ended inside their namespace's window (1), their end being the earlier of
 // lifetime_end and a passed expiry, as the time machine reads it; and the
