@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -248,9 +249,19 @@ func (t *tx) ManifestParents(ctx context.Context, repoID int64, d digest.Digest,
 
 // Referrers repeats the partial index's predicate (a non-empty subject) so
 // PostgreSQL can use manifest_subject under a generic plan too.
+// Referrers reads through the partial index manifest_subject. The rows are
+// sorted here, not by the statement: asked for ORDER BY digest, SQLite (no
+// statistics) walks the repository's primary key in digest order instead,
+// reading every manifest of the repository, on every manifest PUT.
+// PostgreSQL keeps the ORDER BY, which is also the order its row locks are
+// taken in (two writers locking one subject's referrers never cross).
 func (t *tx) Referrers(ctx context.Context, repoID int64, subject digest.Digest, artifactType string, lock meta.Lock) ([]meta.Manifest, error) {
+	order := ""
+	if t.d.name() == "postgres" {
+		order = ` ORDER BY digest`
+	}
 	rows, err := t.query(ctx, `SELECT `+manifestCols+` FROM manifest
-		WHERE repository_id = ? AND subject_digest = ? AND subject_digest <> '' AND (? = '' OR artifact_type = ?) ORDER BY digest`+t.lock(lock),
+		WHERE repository_id = ? AND subject_digest = ? AND subject_digest <> '' AND (? = '' OR artifact_type = ?)`+order+t.lock(lock),
 		repoID, subject.String(), artifactType, artifactType)
 	if err != nil {
 		return nil, fmt.Errorf("listing referrers of %s: %w", subject, err)
@@ -264,6 +275,7 @@ func (t *tx) Referrers(ctx context.Context, repoID int64, subject digest.Digest,
 		}
 		out = append(out, m)
 	}
+	slices.SortFunc(out, func(a, b meta.Manifest) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
 	return out, rows.Err()
 }
 
