@@ -116,6 +116,28 @@ func (e *accountsEnv) expect(method, path, body string, status int, code string)
 	}
 }
 
+// roleUsers creates the users the endpoint tests act as, each with the
+// password "<name> password": root (a registry administrator), and alice,
+// bob and carol with the admin, read and write roles on ns.
+func (e *accountsEnv) roleUsers(ns string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, u := range []struct {
+		name  string
+		admin bool
+		role  auth.Role
+	}{{"root", true, 0}, {"alice", false, auth.RoleAdmin}, {"bob", false, auth.RoleRead}, {"carol", false, auth.RoleWrite}} {
+		if err := e.svc.AddUser(ctx, u.name, u.name+" password", u.admin, meta.ActorOperator); err != nil {
+			e.t.Fatal(err)
+		}
+		if u.role != 0 {
+			if err := e.svc.Grant(ctx, u.name, u.role, ns, meta.ActorOperator); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+}
+
 func (e *accountsEnv) createNamespace(ns string) {
 	e.t.Helper()
 	if _, _, err := e.reg.CreateNamespace(context.Background(), ns, nil); err != nil {

@@ -1,15 +1,12 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/berth/berth/internal/api"
-	"github.com/berth/berth/internal/auth"
-	"github.com/berth/berth/internal/meta"
 )
 
 // TestPolicyEndpoints, with access control on: an administrator of the
@@ -19,22 +16,8 @@ import (
 // administrator's.
 func TestPolicyEndpoints(t *testing.T) {
 	eachAccountsEnv(t, true, func(t *testing.T, e *accountsEnv) {
-		ctx := context.Background()
 		e.createNamespace("acme")
-		for _, u := range []struct {
-			name  string
-			admin bool
-			role  auth.Role
-		}{{"root", true, 0}, {"alice", false, auth.RoleAdmin}, {"bob", false, auth.RoleRead}, {"carol", false, auth.RoleWrite}} {
-			if err := e.svc.AddUser(ctx, u.name, u.name+" password", u.admin, meta.ActorOperator); err != nil {
-				t.Fatal(err)
-			}
-			if u.role != 0 {
-				if err := e.svc.Grant(ctx, u.name, u.role, "acme", meta.ActorOperator); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		e.roleUsers("acme")
 		as := func(user string) (string, string) { return user, user + " password" }
 		push := &mgmtEnv{t: t, reg: e.reg}
 		for _, tag := range []string{"v1", "v2", "v3"} {
