@@ -212,6 +212,7 @@ type Tx interface {
 	UploadTx
 	ReviewTx
 	AccountTx
+	SessionTx
 	PolicyTx
 	PreviewTx
 	UsageTx

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Grants", testGrants},
 		{"NamespacePublic", testNamespacePublic},
 		{"SigningKeys", testSigningKeys},
+		{"Sessions", testSessions},
 		{"Policies", testPolicies},
 		{"PolicyTags", testPolicyTags},
 		{"ExpediteReview", testExpediteReview},
