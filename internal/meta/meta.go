@@ -218,6 +218,7 @@ type Tx interface {
 	CollectTx
 	DryRunTx
 	SplitTx
+	BrowseTx
 }
 
 // RepoTx covers namespaces and repositories.
