@@ -219,6 +219,7 @@ type Tx interface {
 	CollectTx
 	DryRunTx
 	SplitTx
+	BrowseTx
 }
 
 // RepoTx covers namespaces and repositories.

@@ -62,6 +62,10 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"PolicyTags", testPolicyTags},
 		{"ExpediteReview", testExpediteReview},
 		{"PreviewReads", testPreviewReads},
+		{"NamespacePage", testNamespacePage},
+		{"RepositoryPage", testRepositoryPage},
+		{"LiveTagPage", testLiveTagPage},
+		{"ManifestSummaries", testManifestSummaries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
