@@ -111,7 +111,7 @@ func New(opts Options) (*Handler, error) {
 	if h.assets, err = loadAssets(); err != nil {
 		return nil, err
 	}
-	if h.views, err = parseViews(h.assets); err != nil {
+	if h.views, err = parseViews(); err != nil {
 		return nil, err
 	}
 	h.pages = h.routes()
