@@ -21,6 +21,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/berth/berth/internal/api",
 		"github.com/berth/berth/internal/app",
 		"github.com/berth/berth/internal/webhook",
+		"github.com/berth/berth/internal/web",
 		"github.com/jackc/pgx/v5",
 		"modernc.org/sqlite",
 	}
@@ -47,6 +48,39 @@ func TestDependencies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWebDependencies keeps the web interface a sibling of the API above
+// the use cases (docs/design/web.md, "Where it lives"): it may speak HTTP,
+// but it reaches data only through registry, auth and gc, never a
+// backend, and neither it nor the API depends on the other; only
+// internal/app mounts both.
+func TestWebDependencies(t *testing.T) {
+	banned := []string{
+		"github.com/berth/berth/internal/meta/sqlstore",
+		"github.com/berth/berth/internal/blob/fs",
+		"github.com/berth/berth/internal/blob/s3",
+		"github.com/berth/berth/internal/api",
+		"github.com/berth/berth/internal/app",
+		"github.com/berth/berth/internal/webhook",
+		"github.com/jackc/pgx/v5",
+		"modernc.org/sqlite",
+	}
+	check := func(pkg string, banned []string) {
+		out, err := exec.Command("go", "list", "-deps", "github.com/berth/berth/internal/"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		for _, path := range strings.Fields(string(out)) {
+			for _, b := range banned {
+				if path == b || strings.HasPrefix(path, b+"/") {
+					t.Errorf("internal/%s depends on %s", pkg, path)
+				}
+			}
+		}
+	}
+	check("web", banned)
+	check("api", []string{"github.com/berth/berth/internal/web"})
 }
 
 // TestServerBinaryDependencies keeps what only the benchmark needs (its

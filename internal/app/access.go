@@ -22,6 +22,9 @@ func authOptions(cfg config.Config) (auth.Options, error) {
 		Issuer:   t.Issuer,
 		Service:  cfg.TokenService(),
 		TokenTTL: t.TTL.Duration(),
+		// Sessions of the web interface.
+		SessionTTL:  cfg.Web.SessionTTL.Duration(),
+		SessionIdle: cfg.Web.SessionIdle.Duration(),
 	}
 	if t.External() {
 		keys, err := auth.LoadIssuerBundle(t.RootCertBundle)

@@ -135,17 +135,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		}
 	}
 	apiHandler := api.New(svc.Registry, apiOpts)
+	var webHandler http.Handler
+	if cfg.Web.Enabled {
+		if webHandler, err = newWeb(svc, authSvc, proxies, logger); err != nil {
+			return err
+		}
+	}
 	readiness := newReadiness(stores.Meta, stores.Blobs, logger)
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" && metricsHandler != nil {
 		// Metrics on their own listener: not on the registry's port.
-		metricsSrv = &http.Server{Handler: routes(http.NotFoundHandler(), metricsHandler, readiness), ReadHeaderTimeout: readHeaderTimeout,
+		metricsSrv = &http.Server{Handler: routes(http.NotFoundHandler(), nil, metricsHandler, readiness), ReadHeaderTimeout: readHeaderTimeout,
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 		metricsHandler = nil
 	}
 
 	srv := &http.Server{
-		Handler:           routes(apiHandler, metricsHandler, readiness),
+		Handler:           routes(apiHandler, webHandler, metricsHandler, readiness),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: blob uploads and downloads are
@@ -246,14 +252,19 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 
 // routes sends GET and HEAD /metrics, spelled exactly so, to metrics (nil
 // when metrics are off), /healthz and /readyz to the health endpoints
-// (health.go), and every other request to the API. Not an http.ServeMux:
+// (health.go), GET, HEAD and POST of / and /-/… to the web interface (nil
+// when web.enabled is off; webPath), and every other request to the API. Not an http.ServeMux:
 // it matches the percent-decoded path, so /%6detrics would reach the
 // metrics past a proxy rule on /metrics; the API routes on the path as
 // sent too (api.ParseRoute, docs/design/hardening.md). The health
 // endpoints are outside access control, and outside the request log and
 // metrics: a load balancer polls them every second.
-func routes(api, metrics, ready http.Handler) http.Handler {
+func routes(api, web, metrics, ready http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if web != nil && webPath(r) {
+			web.ServeHTTP(w, r)
+			return
+		}
 		if r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			switch {
 			case r.URL.Path == "/metrics" && metrics != nil:

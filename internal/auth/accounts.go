@@ -53,7 +53,12 @@ func (s *Service) SetPassword(ctx context.Context, name, password string) error 
 		return err
 	}
 	return s.changeUser(ctx, name, "delete it and add a new one to change its secret", func(tx meta.Tx) error {
-		return tx.SetAccountSecret(ctx, name, hash)
+		if err := tx.SetAccountSecret(ctx, name, hash); err != nil {
+			return err
+		}
+		// Whoever signed in with the old password is signed out.
+		_, err := tx.DeleteAccountSessions(ctx, name)
+		return err
 	})
 }
 
@@ -81,7 +86,7 @@ func (s *Service) changeUser(ctx context.Context, name, notForRobots string, cha
 	return accountErr(name, err)
 }
 
-// DeleteAccount deletes a user or robot and its grants.
+// DeleteAccount deletes a user or robot, its grants and its web sessions.
 func (s *Service) DeleteAccount(ctx context.Context, name string) error {
 	err := s.store.Update(ctx, func(tx meta.Tx) error {
 		return tx.DeleteAccount(ctx, name)

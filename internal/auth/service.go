@@ -29,7 +29,12 @@ type Options struct {
 	// DefaultHashCost; bcrypt.MinCost, 4, for tests). A stored hash is
 	// checked at the cost it was made with.
 	HashCost int
-	Now      func() time.Time
+	// SessionTTL is how long a web session lasts from sign-in (default
+	// DefaultSessionTTL); SessionIdle ends it earlier after that long
+	// without a request (default DefaultSessionIdle).
+	SessionTTL  time.Duration
+	SessionIdle time.Duration
+	Now         func() time.Time
 }
 
 // DefaultIssuer is the iss of berth's tokens unless configured.
@@ -119,6 +124,12 @@ func New(store meta.Store, opts Options) *Service {
 	}
 	if opts.HashCost <= 0 {
 		opts.HashCost = DefaultHashCost
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	if opts.SessionIdle <= 0 {
+		opts.SessionIdle = DefaultSessionIdle
 	}
 	ring := &keyring{store: store, now: opts.Now}
 	return &Service{

@@ -72,6 +72,9 @@
 //	metrics_addr               BERTH_METRICS_ADDR                --metrics-addr                "" (the registry's port)
 //	metrics_auth               BERTH_METRICS_AUTH                --metrics-auth                false
 //	metrics_usage_namespaces   BERTH_METRICS_USAGE_NAMESPACES    --metrics-usage-namespaces    100
+//	web.enabled                BERTH_WEB_ENABLED                 --web-enabled                 true
+//	web.session_ttl            BERTH_WEB_SESSION_TTL             --web-session-ttl             12h
+//	web.session_idle           BERTH_WEB_SESSION_IDLE            --web-session-idle            2h
 //
 // With access control off, addr must be a loopback address unless
 // insecure_open_access is set (docs/design/auth.md, "Secure by default").
@@ -173,6 +176,7 @@ type Config struct {
 	// summed under namespace="_other" (docs/design/usage.md).
 	MetricsUsageNamespaces int  `yaml:"metrics_usage_namespaces"`
 	Auth                   Auth `yaml:"auth"`
+	Web                    Web  `yaml:"web"`
 	// InsecureOpenAccess lets a registry with access control off listen
 	// on a non-loopback address (docs/design/auth.md).
 	InsecureOpenAccess bool `yaml:"insecure_open_access"`
@@ -325,6 +329,7 @@ func Default() Config {
 			},
 		},
 		Limits: DefaultLimits(),
+		Web:    DefaultWeb(),
 	}
 }
 
@@ -423,6 +428,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Limits.validate(c.Storage)...)
 	errs = append(errs, c.HTTP.validate()...)
 	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.Web.validate()...)
 
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)

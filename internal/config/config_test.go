@@ -650,3 +650,42 @@ func loadServer(t *testing.T, file string, env, args []string) Config {
 	}
 	return got
 }
+
+func TestWeb(t *testing.T) {
+	d := Default().Web
+	if !d.Enabled || d.SessionTTL.Duration() != 12*time.Hour || d.SessionIdle.Duration() != 2*time.Hour {
+		t.Errorf("default web: got %+v, want enabled, 12h, 2h", d)
+	}
+	file := writeFile(t, "web:\n  enabled: false\n  session_ttl: 1d\n  session_idle: 30m\n")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want Web
+	}{
+		{"file", nil, nil, Web{Enabled: false, SessionTTL: Duration(24 * time.Hour), SessionIdle: Duration(30 * time.Minute)}},
+		{"env over file", []string{"BERTH_WEB_ENABLED=true", "BERTH_WEB_SESSION_TTL=8h"}, nil,
+			Web{Enabled: true, SessionTTL: Duration(8 * time.Hour), SessionIdle: Duration(30 * time.Minute)}},
+		{"flag over env", []string{"BERTH_WEB_ENABLED=true", "BERTH_WEB_SESSION_IDLE=1h"}, []string{"--web-enabled=false", "--web-session-idle=45m"},
+			Web{Enabled: false, SessionTTL: Duration(24 * time.Hour), SessionIdle: Duration(45 * time.Minute)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, loadServer(t, file, tt.env, tt.args).Web); diff != "" {
+				t.Errorf("web (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string
+	}{
+		{"zero ttl", func(c *Config) { c.Web.SessionTTL = 0 }, []string{"web.session_ttl: must be positive and at most 30d"}},
+		{"ttl over 30 days", func(c *Config) { c.Web.SessionTTL = Duration(31 * 24 * time.Hour) }, []string{"web.session_ttl: must be positive and at most 30d"}},
+		{"negative idle", func(c *Config) { c.Web.SessionIdle = Duration(-time.Minute) }, []string{"web.session_idle: must be positive"}},
+		{"idle longer than ttl", func(c *Config) { c.Web.SessionIdle = Duration(13 * time.Hour) }, []string{"web.session_idle: 13h is longer than web.session_ttl (12h)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt.mutate, tt.want) })
+	}
+}

@@ -27,8 +27,8 @@ const (
 	// --log-level, --log-format (persistent flags of the root command).
 	SharedFlags FlagGroup = iota + 1
 	// ServerFlags are the HTTP server's: --addr, --tls-cert, --tls-key,
-	// --metrics, --http-*, --s3-redirect, --s3-redirect-ttl, the --limits-*
-	// and --policy-pull-interval.
+	// --metrics, --http-*, --s3-redirect, --s3-redirect-ttl, the --limits-*,
+	// the --web-* and --policy-pull-interval.
 	ServerFlags
 	// GCFlags are the collector's windows and tuning: --gc-*,
 	// --upload-expiry, --tag-retention.
@@ -74,6 +74,12 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*boolValue)(&c.MetricsAuth) }},
 	{"metrics_usage_namespaces", "BERTH_METRICS_USAGE_NAMESPACES", "metrics-usage-namespaces", ServerFlags, "how many of the largest namespaces get their own berth_namespace_usage_bytes series (the others are summed as _other)",
 		func(c *Config) pflag.Value { return (*intValue)(&c.MetricsUsageNamespaces) }},
+	{"web.enabled", "BERTH_WEB_ENABLED", "web-enabled", ServerFlags, "serve the web interface on / and /-/ (docs/design/web.md)",
+		func(c *Config) pflag.Value { return (*boolValue)(&c.Web.Enabled) }},
+	{"web.session_ttl", "BERTH_WEB_SESSION_TTL", "web-session-ttl", ServerFlags, "how long a web interface session lasts from sign-in (at most 30d)",
+		func(c *Config) pflag.Value { return &c.Web.SessionTTL }},
+	{"web.session_idle", "BERTH_WEB_SESSION_IDLE", "web-session-idle", ServerFlags, "end a web interface session after this long without a request",
+		func(c *Config) pflag.Value { return &c.Web.SessionIdle }},
 	{"policy.pull_interval", "BERTH_POLICY_PULL_INTERVAL", "policy-pull-interval", ServerFlags, "record a tag's pull (a GET or HEAD by tag) at most this often, for the pull rules (0: every pull)",
 		func(c *Config) pflag.Value { return &c.Policy.PullInterval }},
 	{"http.body_idle_timeout", "BERTH_HTTP_BODY_IDLE_TIMEOUT", "http-body-idle-timeout", ServerFlags, "cut a request body that sends nothing for this long (answered 408; an upload keeps what it had)",

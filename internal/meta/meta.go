@@ -212,12 +212,14 @@ type Tx interface {
 	UploadTx
 	ReviewTx
 	AccountTx
+	SessionTx
 	PolicyTx
 	PreviewTx
 	UsageTx
 	CollectTx
 	DryRunTx
 	SplitTx
+	BrowseTx
 }
 
 // RepoTx covers namespaces and repositories.

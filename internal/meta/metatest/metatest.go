@@ -57,10 +57,15 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Grants", testGrants},
 		{"NamespacePublic", testNamespacePublic},
 		{"SigningKeys", testSigningKeys},
+		{"Sessions", testSessions},
 		{"Policies", testPolicies},
 		{"PolicyTags", testPolicyTags},
 		{"ExpediteReview", testExpediteReview},
 		{"PreviewReads", testPreviewReads},
+		{"NamespacePage", testNamespacePage},
+		{"RepositoryPage", testRepositoryPage},
+		{"LiveTagPage", testLiveTagPage},
+		{"ManifestSummaries", testManifestSummaries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
