@@ -17,6 +17,10 @@
 #   make signatures    signatures follow their image with the real cosign: sign and attest,
 #                      delete and restore, collect, restore the signature (scripts/signatures.sh;
 #                      cosign is built into the cache on first use, ~7 min)
+#   make web-e2e       the web interface in headless Chromium driven by playwright-core, on
+#                      SQLite and PostgreSQL: sign-in, restore from a tag's history, CSRF,
+#                      anonymous visitors (scripts/web-e2e.sh; needs `apt-get install chromium`
+#                      and node/npm; screenshots in results/web-e2e)
 #   make fuzz          each FUZZ_TARGETS entry for FUZZTIME
 #   make torture       short fixed-seed torture runs (berth-torture): SQLite, PostgreSQL,
 #                      two replicas on PostgreSQL, two replicas on PostgreSQL + S3
@@ -66,7 +70,7 @@ TORTURE_BIN      ?= results/torture/berth-torture
 
 BENCHFLAGS ?= -benchmem
 
-.PHONY: test unit vet gotest readme clients signatures conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
+.PHONY: test unit vet gotest readme clients signatures web-e2e conformance conformance-sqlite conformance-postgres bench-smoke bench-compare \
 	torture torture-long torture-build torture-sqlite torture-postgres torture-replicas torture-s3 \
 	conformance-distribution fuzz bench clean
 
@@ -130,6 +134,9 @@ readme:
 
 signatures:
 	bash scripts/signatures.sh
+
+web-e2e:
+	bash scripts/web-e2e.sh
 
 # Fuzz targets run one at a time: `go test -fuzz` accepts exactly one package and
 # one target. The anchored regexp keeps FuzzFoo from also matching FuzzFooBar.
