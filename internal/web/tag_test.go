@@ -524,3 +524,55 @@ func TestTagHistoryPages(t *testing.T) {
 		}
 	})
 }
+
+// A public namespace's tag page is open to anonymous visitors, without
+// forms; the page has no inline script or style.
+func TestTagPublic(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, we *webEnv) {
+		e := newTagEnv(t, we)
+		e.createNamespace("pub", true)
+		e.addUser("dave", tagPass, false)
+		if err := e.Auth.Grant(e.Ctx, "dave", auth.RoleWrite, "pub", meta.ActorOperator); err != nil {
+			t.Fatal(err)
+		}
+		e.as = "dave"
+		e.PushImage("pub/tools", "latest", []byte("layer"))
+		p := e.browser().get("/-/repositories/pub/tools/-/tags/latest")
+		if p.StatusCode != http.StatusOK {
+			t.Fatalf("anonymous GET of a public tag: got %d", p.StatusCode)
+		}
+		checkHeaders(t, p, "no-store")
+		items := history(t, p)
+		if len(items) != 1 {
+			t.Fatalf("history: %q", items)
+		}
+		wantItem(t, 0, items[0], "live", "Pushed by user:dave at ")
+		for _, bad := range []string{"<form method=\"post\" action=\"/-/repositories", "style=", " onclick=", "<script>"} {
+			if strings.Contains(p.Body, bad) {
+				t.Errorf("the page of an anonymous visitor contains %q", bad)
+			}
+		}
+	})
+}
+
+// With access control off, every visitor may restore (the form's token is
+// the berth_csrf cookie's), recorded as an anonymous client.
+func TestTagAuthOff(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *webEnv) {
+		a := e.PushImage("team/app", "v1", []byte("layer a"))
+		e.Clock.Add(time.Minute)
+		resp, body := e.Do(http.MethodDelete, "/v2/team/app/manifests/v1", nil, nil)
+		e.Expect(resp, body, http.StatusAccepted)
+		br := e.browser()
+		p := br.get("/-/repositories/team/app/-/tags/v1")
+		wantItem(t, 0, history(t, p)[0], "Pushed by an anonymous client", "Deleted by an anonymous client")
+		if len(restoreButtons(p)) != 1 {
+			t.Fatalf("no Restore button with access control off")
+		}
+		p = br.follow(br.post("/-/repositories/team/app/-/tags/v1/restore", nil, csrfOf(t, p)))
+		if got, want := statusOf(t, p), "Restored team/app:v1 to "+short(a.Digest)+"."; got != want {
+			t.Errorf("restore without a digest: got %q, want %q", got, want)
+		}
+		wantItem(t, 0, history(t, p)[0], "live", "Restored by an anonymous client")
+	}, func(o *envOptions) { o.noAuth = true })
+}
