@@ -122,9 +122,12 @@ func New(opts Options) (*Handler, error) {
 // 404: the pages of docs/design/web.md are added one file at a time.
 func (h *Handler) routes() map[Kind]page {
 	return map[Kind]page{
-		KindHome:    {get: h.home},
-		KindSignIn:  {get: h.signInForm, post: h.signIn},
-		KindSignOut: {post: h.signOut},
+		KindHome:       {get: h.home},
+		KindSignIn:     {get: h.signInForm, post: h.signIn},
+		KindSignOut:    {post: h.signOut},
+		KindTag:        {get: h.tag},
+		KindTagRestore: {post: h.tagRestore},
+		KindTagExpiry:  {post: h.tagExpiry},
 	}
 }
 
