@@ -246,10 +246,10 @@ func TestTagHistoryRestoreExpiry(t *testing.T) {
 		}
 
 		// The expiry: none, then 36h, then none again.
-		if strings.Contains(strings.ToLower(text(p.Body)), "expires") || strings.Contains(p.Body, "Clear expiry") {
+		if strings.Contains(strings.ToLower(text(p.Body)), "expires at") || strings.Contains(p.Body, "Clear expiry") {
 			t.Errorf("a tag without expiry shows one")
 		}
-		if !strings.Contains(p.Body, `aria-label="Expires in"`) || !strings.Contains(p.Body, ">Set expiry</button>") {
+		if !strings.Contains(p.Body, `<label for="expires-in">Expires in</label>`) || !strings.Contains(p.Body, ">Set expiry</button>") {
 			t.Errorf("no expiry form for a writer")
 		}
 		p = br.follow(br.post(path+"/expiry", url.Values{"expires_in": {"36h"}}, csrfOf(t, p)))
