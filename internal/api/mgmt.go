@@ -106,6 +106,7 @@ const mgmtPrefix = "/berth/v1/"
 type Collector interface {
 	Status(ctx context.Context, reclaimable bool) (gc.Status, error)
 	Purge(ctx context.Context, name string, progress func(gc.Summary)) (gc.Summary, error)
+	Activity() gc.Activity
 }
 
 var _ Collector = (*gc.Collector)(nil)

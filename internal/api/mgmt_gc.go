@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
@@ -35,8 +36,18 @@ func (h *handler) purge(w http.ResponseWriter, r *http.Request, mr mgmtRoute) er
 	return replyJSON(w, r, s)
 }
 
-// gcStatus serves GET /berth/v1/gc/status[?reclaimable=true]. With
-// reclaimable it runs a dry run, whose cost follows the garbage due now.
+// gcStatusReply is the answer of GET /berth/v1/gc/status: the queue, and
+// with ?activity=true the record of this process's collector.
+type gcStatusReply struct {
+	gc.Status
+	Activity *gc.Activity `json:"activity,omitempty"`
+}
+
+// gcStatus serves GET /berth/v1/gc/status[?reclaimable=true][&activity=true].
+// With reclaimable it runs a dry run, whose cost follows the garbage due
+// now; with activity it adds what this process's collector did lately
+// (gc.Activity: recent deletions, runs, errors, throughput), read from
+// memory — a replica answers its own.
 func (h *handler) gcStatus(w http.ResponseWriter, r *http.Request) error {
 	if err := allow(w, r, http.MethodGet, http.MethodHead); err != nil {
 		return err
@@ -48,9 +59,18 @@ func (h *handler) gcStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	activity, err := boolQuery(r, "activity")
+	if err != nil {
+		return err
+	}
 	st, err := h.opts.Collector.Status(r.Context(), reclaimable)
 	if err != nil {
 		return err
 	}
-	return replyJSON(w, r, st)
+	reply := gcStatusReply{Status: st}
+	if activity {
+		a := h.opts.Collector.Activity()
+		reply.Activity = &a
+	}
+	return replyJSON(w, r, reply)
 }

@@ -340,7 +340,7 @@ func (p *pass) decideTags(ctx context.Context, items []item) ([]verdict, error) 
 		verdicts[i] = verdict{outcome: deleted}
 		p.repoNames[t.RepoID] = t.Repository
 		reason := fmt.Sprintf("tag %s ended %s, outside the %s time-machine window", t.Name, t.End.Format(time.RFC3339), ret)
-		p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: t.Repository, Tag: t.Name, Digest: t.Manifest, Reason: reason})
+		p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: t.Repository, Tag: t.Name, Digest: t.Manifest, Cause: items[i].cause, Reason: reason})
 		p.followUp(review.KindManifest, review.RepoDigestObject(t.RepoID, t.Manifest), p.now, review.CauseTagCollected, "tag "+t.Name+" collected")
 	}
 	return verdicts, p.tx.DeleteTagRows(ctx, del)
@@ -379,6 +379,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 	}
 	var del []meta.RepoDigest
 	var whys []string
+	var causes []review.Cause
 	windows := map[int64]time.Duration{} // of the deleted manifests' repositories
 	for i, it := range items {
 		if !parsed[i] {
@@ -398,6 +399,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		if v.outcome == deleted {
 			del = append(del, k)
 			whys = append(whys, why)
+			causes = append(causes, it.cause)
 			windows[k.RepoID] = p.windowOf(f.Retention)
 		}
 	}
@@ -409,7 +411,7 @@ func (p *pass) decideManifests(ctx context.Context, items []item) ([]verdict, er
 		return nil, err
 	}
 	for i, k := range del {
-		p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: p.repoNames[k.RepoID], Digest: k.Digest, Reason: whys[i]})
+		p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: p.repoNames[k.RepoID], Digest: k.Digest, Cause: causes[i], Reason: whys[i]})
 	}
 	p.manifestsDeleted(refs)
 	if p.c.opts.Policy.AttachmentsFollowSubject {
@@ -570,7 +572,7 @@ func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict
 		byKey[r.RepoDigest] = r
 	}
 	var del []meta.RepoDigest
-	for i := range items {
+	for i, it := range items {
 		if !parsed[i] {
 			continue
 		}
@@ -585,7 +587,7 @@ func (p *pass) decideUploadedBlobs(ctx context.Context, items []item) ([]verdict
 		default:
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, k)
-			p.deleted(ctx, Deletion{Kind: review.KindUploadedBlob, Repository: u.Repository, Digest: k.Digest,
+			p.deleted(ctx, Deletion{Kind: review.KindUploadedBlob, Repository: u.Repository, Digest: k.Digest, Cause: it.cause,
 				Reason: "upload protection expired " + u.ExpiresAt.Format(time.RFC3339)})
 			p.followUp(review.KindLink, review.RepoDigestObject(k.RepoID, k.Digest), p.now, review.CauseUploadProtectionExpired, "upload protection expired")
 		}
@@ -605,7 +607,7 @@ func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error)
 		byKey[f.RepoDigest] = f
 	}
 	var del []meta.RepoDigest
-	for i := range items {
+	for i, it := range items {
 		if !parsed[i] {
 			continue
 		}
@@ -623,7 +625,7 @@ func (p *pass) decideLinks(ctx context.Context, items []item) ([]verdict, error)
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, k)
 			p.repoNames[k.RepoID] = f.Repository
-			p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: f.Repository, Digest: k.Digest,
+			p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: f.Repository, Digest: k.Digest, Cause: it.cause,
 				Reason: "no manifest of " + f.Repository + " uses it and no upload protects it"})
 			p.followUp(review.KindBlob, review.BlobObject(k.Digest), p.now, review.CauseUnlinked, "unlinked from "+f.Repository)
 		}
@@ -672,7 +674,7 @@ func (p *pass) decideBlobs(ctx context.Context, items []item) ([]verdict, error)
 			ts := meta.Tombstone{StorageKey: b.StorageKey, Since: p.now}
 			tombs = append(tombs, ts)
 			p.tombs = append(p.tombs, ts)
-			p.deleted(ctx, Deletion{Kind: review.KindBlob, Digest: d, Size: b.Size, Reason: "no repository links it (" + it.reason + ")"})
+			p.deleted(ctx, Deletion{Kind: review.KindBlob, Digest: d, Size: b.Size, Cause: it.cause, Reason: "no repository links it (" + it.reason + ")"})
 		}
 	}
 	return verdicts, p.tx.DeleteBlobs(ctx, del, tombs)
@@ -714,7 +716,7 @@ func (p *pass) decideLabels(ctx context.Context, items []item) ([]verdict, error
 		default:
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, id)
-			p.deleted(ctx, Deletion{Kind: review.KindLabel, Reason: "label " + it.object + " used by no manifest"})
+			p.deleted(ctx, Deletion{Kind: review.KindLabel, Cause: it.cause, Reason: "label " + it.object + " used by no manifest"})
 		}
 	}
 	return verdicts, p.tx.DeleteLabels(ctx, del)
@@ -742,7 +744,7 @@ func (p *pass) decideUploads(ctx context.Context, items []item) ([]verdict, erro
 		byID[u.ID] = u
 	}
 	var del []string
-	for i := range items {
+	for i, it := range items {
 		id := idOf[i]
 		u, ok := byID[id]
 		switch {
@@ -758,7 +760,7 @@ func (p *pass) decideUploads(ctx context.Context, items []item) ([]verdict, erro
 			verdicts[i] = verdict{outcome: deleted}
 			del = append(del, u.ID)
 			p.aborts = append(p.aborts, u.ID)
-			p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size,
+			p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: p.repoName(ctx, u.RepoID), Size: u.Size, Cause: it.cause,
 				Reason: "upload " + u.ID + " idle since " + u.UpdatedAt.Format(time.RFC3339)})
 		}
 	}

@@ -177,6 +177,9 @@ type Collector struct {
 	log     *slog.Logger
 	metrics *metrics
 	hooks   *dispatcher
+	// activity is the record of this process's runs, deletions and
+	// errors (Activity).
+	activity *activity
 	// claims is how many reviews one transaction claims (see batch).
 	claims *claimSizer
 }
@@ -204,6 +207,7 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	c := &Collector{store: store, blobs: blobs, opts: opts, log: opts.Logger, claims: newClaimSizer(opts.BatchSize, opts.TxBudget, !singleWriter(store))}
 	c.metrics = newMetrics(opts.Registerer, c)
 	c.hooks = newDispatcher(opts.Hooks)
+	c.activity = newActivity(opts.Now)
 	return c
 }
 
@@ -223,7 +227,11 @@ type Deletion struct {
 	Digest     digest.Digest `json:"digest,omitempty"`
 	Tag        string        `json:"tag,omitempty"`
 	Size       int64         `json:"size,omitempty"` // bytes freed (blobs)
-	Reason     string        `json:"reason"`
+	// Cause is why the object was reviewed (the review's or the
+	// follow-up's cause; review.CausePurge for a purge's deletions);
+	// Reason says why it was garbage, in words.
+	Cause  review.Cause `json:"cause,omitempty"`
+	Reason string       `json:"reason"`
 }
 
 // TagEnd is a tag lifetime the collector ended (or, in a dry run, would):

@@ -198,7 +198,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				if err := p.tx.DeleteTag(ctx, t.ID); err != nil {
 					return 0, err
 				}
-				p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: r.Name, Tag: t.Name, Digest: t.Manifest, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindTag, Repository: r.Name, Tag: t.Name, Digest: t.Manifest, Cause: review.CausePurge, Reason: "repository purged"})
 			}
 			return len(tags), err
 		}},
@@ -227,7 +227,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				return 0, err
 			}
 			for _, k := range locked {
-				p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: r.Name, Digest: k.Digest, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindManifest, Repository: r.Name, Digest: k.Digest, Cause: review.CausePurge, Reason: "repository purged"})
 			}
 			p.manifestsDeleted(refs)
 			return len(ds), nil
@@ -242,7 +242,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 				if err := p.tx.UnlinkBlob(ctx, r.ID, d); err != nil {
 					return 0, err
 				}
-				p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: r.Name, Digest: d, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindLink, Repository: r.Name, Digest: d, Cause: review.CausePurge, Reason: "repository purged"})
 				p.followUp(review.KindBlob, review.BlobObject(d), p.now, review.CauseUnlinked, "unlinked from "+r.Name+" by purge")
 			}
 			return len(ds), err
@@ -254,7 +254,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 					return 0, err
 				}
 				p.aborts = append(p.aborts, u.ID)
-				p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: r.Name, Size: u.Size, Reason: "repository purged"})
+				p.deleted(ctx, Deletion{Kind: review.KindUpload, Repository: r.Name, Size: u.Size, Cause: review.CausePurge, Reason: "repository purged"})
 			}
 			return len(ups), err
 		}},
@@ -269,7 +269,7 @@ func (c *Collector) purgeRepo(ctx context.Context, r meta.Repository, progress f
 			if err := p.tx.DeleteRepository(ctx, r.ID); err != nil {
 				return 0, err
 			}
-			p.deleted(ctx, Deletion{Kind: review.KindRepository, Repository: r.Name, Reason: "repository purged"})
+			p.deleted(ctx, Deletion{Kind: review.KindRepository, Repository: r.Name, Cause: review.CausePurge, Reason: "repository purged"})
 			return 0, nil
 		}},
 	}

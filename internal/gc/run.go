@@ -67,6 +67,25 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 		s.Duration = time.Since(start)
 		return s, err
 	}
+	began := time.Now()
+	s, err := c.run(ctx, sc, ro)
+	if err == nil {
+		s.Duration = c.opts.Now().Sub(start)
+		if s.Duration <= 0 {
+			s.Duration = time.Since(start)
+		}
+		c.metrics.run(s)
+	}
+	failure := err
+	if ctx.Err() != nil {
+		failure = nil // stopped, not failed
+	}
+	c.activity.ran(start, time.Since(began), s, failure)
+	return s, err
+}
+
+// run is a real run of RunOnce, in scope sc.
+func (c *Collector) run(ctx context.Context, sc scope, ro RunOptions) (Summary, error) {
 	total := Summary{Deleted: map[review.Kind]int{}}
 	keep := func(s Summary) {
 		if !ro.KeepDeletions {
@@ -99,11 +118,6 @@ func (c *Collector) RunOnce(ctx context.Context, ro RunOptions) (Summary, error)
 			return total, err
 		}
 	}
-	total.Duration = c.opts.Now().Sub(start)
-	if total.Duration <= 0 {
-		total.Duration = time.Since(start)
-	}
-	c.metrics.run(total)
 	return total, nil
 }
 
@@ -321,6 +335,7 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 	delay := time.Duration(1<<min(r.Attempts, 10)) * time.Second
 	delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
 	c.log.Error("gc decision failed; retrying later", "kind", r.Kind, "object", r.Object, "attempts", r.Attempts+1, "retry_in", delay, "err", cause)
+	c.activity.failed(fmt.Sprintf("deciding %s %s failed (attempt %d, retrying in %s): %v", r.Kind, r.Object, r.Attempts+1, delay.Round(time.Second), cause))
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		return tx.RescheduleReview(ctx, meta.Review{Kind: r.Kind, Object: r.Object, ReviewAfter: c.opts.Now().Add(delay),
 			Cause: r.Cause, Reason: "error: " + cause.Error()})
@@ -347,9 +362,10 @@ func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 		c.metrics.ended(e)
 	}
 	for _, d := range p.summary.Deletions {
-		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "reason", d.Reason)
+		c.log.Info("gc deleted", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "tag", d.Tag, "size", d.Size, "cause", d.Cause, "reason", d.Reason)
 		c.metrics.deleted(d)
 	}
+	c.activity.deleted(p.now, p.summary.Deletions)
 	for _, e := range p.events {
 		c.hooks.emit(e)
 	}
@@ -388,7 +404,8 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 			keys[i] = ts.StorageKey
 		}
 		var done []string
-		var interrupted int
+		var interrupted, refused int
+		var firstErr error
 		for i, err := range blob.DeleteMany(ctx, c.blobs, keys) {
 			switch {
 			case err == nil:
@@ -397,8 +414,13 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 				interrupted++
 			default:
 				c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", keys[i], "err", err)
-				failed++
+				if refused++; firstErr == nil {
+					firstErr = err
+				}
 			}
+		}
+		if failed += refused; refused > 0 {
+			c.activity.failed(fmt.Sprintf("deleting the bytes of %d of %d blobs failed; their tombstones are retried: %v", refused, len(batch), firstErr))
 		}
 		if len(done) > 0 {
 			err := c.store.Update(ctx, func(tx meta.Tx) error {
@@ -414,6 +436,7 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 				interrupted += len(done)
 			case err != nil:
 				c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
+				c.activity.failed(fmt.Sprintf("clearing %d tombstones of deleted bytes failed; they are retried: %v", len(done), err))
 				failed += len(done)
 			}
 		}
