@@ -51,6 +51,7 @@ var _ Authenticator = (*auth.Service)(nil)
 // Collector is what the pages read of the garbage collector.
 type Collector interface {
 	Status(ctx context.Context, reclaimable bool) (gc.Status, error)
+	Activity() gc.Activity
 }
 
 var _ Collector = (*gc.Collector)(nil)
@@ -67,6 +68,9 @@ type Options struct {
 	Namespaces NamespaceLister
 	// Collector serves the collector page; nil when there is none.
 	Collector Collector
+	// CollectorWorkers is how many background workers the collector runs
+	// in this process (gc.workers); 0: none, and the page says so.
+	CollectorWorkers int
 	// Logger receives one line per request; default discards.
 	Logger *slog.Logger
 	// TrustedProxies are the peers whose X-Forwarded-Proto says whether
@@ -124,9 +128,11 @@ func New(opts Options) (*Handler, error) {
 // 404: the pages of docs/design/web.md are added one file at a time.
 func (h *Handler) routes() map[Kind]page {
 	return map[Kind]page{
-		KindHome:    {get: h.home},
-		KindSignIn:  {get: h.signInForm, post: h.signIn},
-		KindSignOut: {post: h.signOut},
+		KindHome:      {get: h.home},
+		KindSignIn:    {get: h.signInForm, post: h.signIn},
+		KindSignOut:   {post: h.signOut},
+		KindPolicies:  {get: h.policies},
+		KindCollector: {get: h.collector},
 	}
 }
 
