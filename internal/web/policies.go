@@ -107,7 +107,7 @@ var kindLabels = map[meta.PolicyKind]string{
 	meta.PolicyPruneOlderThan:     "prune tags older than an age",
 	meta.PolicyPruneNotPulled:     "prune tags not pulled for an age",
 	meta.PolicyKeepRecentlyPulled: "keep the N most recently pulled tags",
-	meta.PolicyImmutable:          "immutable (protects, prunes nothing)",
+	meta.PolicyImmutable:          "protect the tags it covers, prune nothing",
 }
 
 // previewView is a preview's result.
@@ -382,7 +382,7 @@ func policyRowOf(p meta.TagPolicy, mayPreview bool) policyRow {
 	scope := scopeParam(p.Namespace, p.Repository)
 	row.ScopeHref = policiesPath(scope, nil)
 	if mayPreview {
-		row.PreviewHref = policiesPath(scope, url.Values{"preview": {p.Name}})
+		row.PreviewHref = policiesPath(scope, url.Values{"preview": {p.Name}}) + "#preview"
 	}
 	return row
 }
