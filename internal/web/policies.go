@@ -171,7 +171,8 @@ func (h *Handler) policies(w http.ResponseWriter, r *http.Request) error {
 	view.Form = previewForm{Name: q.Get("name"), Kind: meta.PolicyKind(q.Get("kind")), Count: q.Get("count"),
 		Span: q.Get("span"), Pattern: q.Get("pattern"), NotMatching: q.Get("match") == "not"}
 	if view.Form.Kind == "" {
-		view.Form.Kind = meta.PolicyKeepNewest
+		// A fresh form previews the example of the page as it stands.
+		view.Form.Kind, view.Form.Count = meta.PolicyKeepNewest, "10"
 	}
 	status := http.StatusOK
 	if preview != "" {
