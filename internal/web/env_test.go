@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -57,8 +56,7 @@ func newWebEnv(t *testing.T, b registryenv.Backend, opts ...func(*envOptions)) *
 		f(&o)
 	}
 	e := &webEnv{Env: registryenv.New(t, b)}
-	wo := web.Options{Registry: e.Registry, Namespaces: storeListing{e.Store}, Now: e.Clock.Now, TrustedProxies: o.proxies,
-		CollectorWorkers: o.workers}
+	wo := web.Options{Registry: e.Registry, Now: e.Clock.Now, TrustedProxies: o.proxies, CollectorWorkers: o.workers}
 	if o.collector != nil {
 		wo.Collector = o.collector(e.Env)
 	}
@@ -82,19 +80,6 @@ func newWebEnv(t *testing.T, b registryenv.Backend, opts ...func(*envOptions)) *
 	e.client = e.Web.Client()
 	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return e
-}
-
-// storeListing is the home page's listing over the store (as internal/app
-// wires it).
-type storeListing struct{ store meta.Store }
-
-func (l storeListing) Namespaces(ctx context.Context, f meta.NamespaceFilter) ([]meta.NamespaceSummary, error) {
-	var out []meta.NamespaceSummary
-	err := l.store.View(ctx, func(tx meta.Tx) (err error) {
-		out, err = tx.NamespacePage(ctx, f)
-		return err
-	})
-	return out, err
 }
 
 // browser is one visitor: the cookies it holds, sent back by name only
