@@ -414,12 +414,14 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 				interrupted++
 			default:
 				c.log.Warn("deleting blob bytes failed; the tombstone will be retried", "key", keys[i], "err", err)
-				if refused++; firstErr == nil {
+				if refused == 0 {
 					firstErr = err
 				}
+				refused++
 			}
 		}
-		if failed += refused; refused > 0 {
+		failed += refused
+		if refused > 0 {
 			c.activity.failed(fmt.Sprintf("deleting the bytes of %d of %d blobs failed; their tombstones are retried: %v", refused, len(batch), firstErr))
 		}
 		if len(done) > 0 {
