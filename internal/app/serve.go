@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	apiHandler := api.New(svc.Registry, apiOpts)
 	var webHandler http.Handler
 	if cfg.Web.Enabled {
-		if webHandler, err = newWeb(svc, authSvc, proxies, logger); err != nil {
+		if webHandler, err = newWeb(svc, authSvc, proxies, cfg.GC.Workers, logger); err != nil {
 			return err
 		}
 	}

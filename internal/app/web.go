@@ -12,14 +12,16 @@ import (
 )
 
 // newWeb returns the web interface over svc, or nil when web.enabled is
-// off. authSvc is nil with access control off.
-func newWeb(svc *Services, authSvc *auth.Service, proxies []netip.Prefix, logger *slog.Logger) (http.Handler, error) {
+// off. authSvc is nil with access control off; gcWorkers is gc.workers
+// (0: no background collector runs, which the collector page says).
+func newWeb(svc *Services, authSvc *auth.Service, proxies []netip.Prefix, gcWorkers int, logger *slog.Logger) (http.Handler, error) {
 	opts := web.Options{
-		Registry:       svc.Registry,
-		Collector:      svc.Collector,
-		Logger:         logger,
-		TrustedProxies: proxies,
-		ClientAddr:     func(r *http.Request) string { return api.ClientAddr(r, proxies) },
+		Registry:         svc.Registry,
+		Collector:        svc.Collector,
+		CollectorWorkers: gcWorkers,
+		Logger:           logger,
+		TrustedProxies:   proxies,
+		ClientAddr:       func(r *http.Request) string { return api.ClientAddr(r, proxies) },
 	}
 	if authSvc != nil { // a nil *auth.Service must stay a nil interface
 		opts.Auth = authSvc

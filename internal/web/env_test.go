@@ -33,6 +33,10 @@ type envOptions struct {
 	noAuth  bool
 	tls     bool
 	proxies []netip.Prefix
+	// collector, when set, gives the web interface a collector over the
+	// env's stores, with workers background workers said.
+	collector func(e *registryenv.Env) web.Collector
+	workers   int
 }
 
 // forEachBackend runs fn on SQLite and PostgreSQL (S3 adds nothing to the
@@ -52,7 +56,10 @@ func newWebEnv(t *testing.T, b registryenv.Backend, opts ...func(*envOptions)) *
 		f(&o)
 	}
 	e := &webEnv{Env: registryenv.New(t, b)}
-	wo := web.Options{Registry: e.Registry, Now: e.Clock.Now, TrustedProxies: o.proxies}
+	wo := web.Options{Registry: e.Registry, Now: e.Clock.Now, TrustedProxies: o.proxies, CollectorWorkers: o.workers}
+	if o.collector != nil {
+		wo.Collector = o.collector(e.Env)
+	}
 	if !o.noAuth {
 		e.Auth = auth.New(e.Store, auth.Options{Service: "registry.test", Now: e.Clock.Now, HashCost: bcrypt.MinCost})
 		if err := e.Auth.Start(e.Ctx); err != nil {

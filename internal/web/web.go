@@ -51,6 +51,7 @@ var _ Authenticator = (*auth.Service)(nil)
 // Collector is what the pages read of the garbage collector.
 type Collector interface {
 	Status(ctx context.Context, reclaimable bool) (gc.Status, error)
+	Activity() gc.Activity
 }
 
 var _ Collector = (*gc.Collector)(nil)
@@ -65,6 +66,9 @@ type Options struct {
 	Auth Authenticator
 	// Collector serves the collector page; nil when there is none.
 	Collector Collector
+	// CollectorWorkers is how many background workers the collector runs
+	// in this process (gc.workers); 0: none, and the page says so.
+	CollectorWorkers int
 	// Logger receives one line per request; default discards.
 	Logger *slog.Logger
 	// TrustedProxies are the peers whose X-Forwarded-Proto says whether
@@ -128,6 +132,8 @@ func (h *Handler) routes() map[Kind]page {
 		KindTag:        {get: h.tag},
 		KindTagRestore: {post: h.tagRestore},
 		KindTagExpiry:  {post: h.tagExpiry},
+		KindPolicies:   {get: h.policies},
+		KindCollector:  {get: h.collector},
 	}
 }
 
