@@ -200,7 +200,7 @@ test('policies, the collector, sign-out', async (t) => {
   assert.ok(r.status() === 403 || r.status() === 404, `the collector page answered ${r.status()} to a namespace user`);
   await page.goto('/');
   await page.getByRole('button', { name: 'Sign out' }).click();
-  await page.getByRole('link', { name: 'Sign in' }).waitFor();
+  await page.getByRole('banner').getByRole('link', { name: 'Sign in' }).waitFor();
   assert.equal(await page.getByRole('link', { name: 'team', exact: true }).count(), 0);
 });
 
