@@ -393,23 +393,19 @@ func (r *Registry) referrerCounts(ctx context.Context, tx meta.Tx, rp meta.Repos
 		slices.SortFunc(rcs, func(a, b ReferrerCount) int { return strings.Compare(a.ArtifactType, b.ArtifactType) })
 		out[d] = rcs
 	}
-	var names []meta.RepoTag
+	var names []string
 	for _, d := range ds {
 		for _, a := range attachmentSuffixes {
-			names = append(names, meta.RepoTag{RepoID: rp.ID, Name: d.Algorithm().String() + "-" + d.Encoded() + a.suffix})
+			names = append(names, d.Algorithm().String()+"-"+d.Encoded()+a.suffix)
 		}
 	}
-	live, err := tx.LiveTagsNamed(ctx, names, now)
+	live, err := tx.LiveTagNames(ctx, rp.ID, names, now)
 	if err != nil {
 		return nil, err
 	}
-	found := map[string]bool{}
-	for _, t := range live {
-		found[t.Name] = !t.Hidden
-	}
 	for _, d := range ds {
 		for _, a := range attachmentSuffixes {
-			if found[d.Algorithm().String()+"-"+d.Encoded()+a.suffix] {
+			if _, found := slices.BinarySearch(live, d.Algorithm().String()+"-"+d.Encoded()+a.suffix); found {
 				out[d] = append(out[d], ReferrerCount{Attachment: a.kind, Count: 1})
 			}
 		}

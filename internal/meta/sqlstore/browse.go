@@ -203,6 +203,28 @@ func (t *tx) LiveTagPage(ctx context.Context, repoID int64, now time.Time, after
 	return tags, nil
 }
 
+// liveTagNamesSQL probes the partial index tag_live per name (the ORDER BY
+// keeps SQLite on it: otherwise it probes tag_history, every lifetime of
+// each name).
+const liveTagNamesSQL = `SELECT name FROM tag WHERE repository_id = ? AND name IN %[1]s
+	AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?) AND hidden = ? ORDER BY name`
+
+func (t *tx) LiveTagNames(ctx context.Context, repoID int64, names []string, now time.Time) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := t.query(ctx, fmt.Sprintf(liveTagNamesSQL, t.d.keyList()), repoID, jsonKeys(names), us(now), false)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d tag names: %w", len(names), err)
+	}
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d tag names: %w", len(names), err)
+	}
+	slices.Sort(out) // in byte order, whatever the collation
+	return out, nil
+}
+
 // Statements of ManifestSummaries. The body is read for indexes only. The
 // blobs statement reads the blob edges of the manifests and of their
 // children, each probing its primary key per digest; the UNION counts a blob
