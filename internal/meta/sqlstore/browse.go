@@ -103,10 +103,10 @@ func (t *tx) NamespacePage(ctx context.Context, f meta.NamespaceFilter) ([]meta.
 // with '-' or '.', which the exact test on the name drops. The first page
 // starts at ns, a later one after its cursor. A repository holds a manifest
 // when its usage counter counts one (a LEFT JOIN: SQLite would otherwise
-// walk every repository's counter row by the index usage_bytes). For each repository listed, the tag
-// count probes the partial index tag_live and stops at its cap, and the last
-// tag start reads the repository's entries of the covering index
-// tag_history.
+// walk every repository's counter row by the index usage_bytes). For each
+// repository listed, the tag count probes the partial index tag_live and
+// stops at its cap, and the last tag start reads the repository's entries
+// of the covering index tag_history.
 func repositoryPageStmt(ns meta.Namespace, now time.Time, after string, limit, tagCap int) (string, []any) {
 	lower, from := `r.name > ?`, after
 	if after < ns.Name {
