@@ -106,6 +106,9 @@ type BrowseTx interface {
 	// their children's and blobs' sizes, in digest order; digests not
 	// stored there are left out.
 	ManifestSummaries(ctx context.Context, repoID int64, ds []digest.Digest) ([]ManifestSummary, error)
+	// LiveTagNames lists which of names are tags of the repository live at
+	// now and not hidden, in name order.
+	LiveTagNames(ctx context.Context, repoID int64, names []string, now time.Time) ([]string, error)
 	// ReferrerCounts counts the manifests of the repository, withdrawn ones
 	// left out, whose subject is one of ds, by subject, artifact type and
 	// media type, in that order.

@@ -287,9 +287,9 @@ func validTagPrefix(p string) bool { return p == "" || oci.ValidateTag(p) == nil
 // not exist; a prefix no tag can start with lists nothing. Cost: one range
 // of the live-tag index (repository, name) for the page, then for the
 // page's manifests one statement each for their rows, their children, their
-// blobs, their referrers and their attachment tags, and one for the
-// repository's rules: never a statement per tag, never a scan of the
-// repository.
+// blobs, their referrers and their attachment tags (when the repository has
+// any), and one for the repository's rules: never a statement per tag, never
+// a scan of the repository.
 func (r *Registry) TagPage(ctx context.Context, repo string, q TagQuery) (TagPage, error) {
 	if err := validName(repo); err != nil {
 		return TagPage{}, err
@@ -393,23 +393,26 @@ func (r *Registry) referrerCounts(ctx context.Context, tx meta.Tx, rp meta.Repos
 		slices.SortFunc(rcs, func(a, b ReferrerCount) int { return strings.Compare(a.ArtifactType, b.ArtifactType) })
 		out[d] = rcs
 	}
-	var names []meta.RepoTag
+	// Most repositories have no attachment tag: one probe of the range of
+	// "sha256-…" names saves one per name otherwise. (A sha512 attachment
+	// tag is longer than a tag may be.)
+	some, err := tx.LiveTagPage(ctx, rp.ID, now, "", "sha256-", 1)
+	if err != nil || len(some) == 0 {
+		return out, err
+	}
+	var names []string
 	for _, d := range ds {
 		for _, a := range attachmentSuffixes {
-			names = append(names, meta.RepoTag{RepoID: rp.ID, Name: d.Algorithm().String() + "-" + d.Encoded() + a.suffix})
+			names = append(names, d.Algorithm().String()+"-"+d.Encoded()+a.suffix)
 		}
 	}
-	live, err := tx.LiveTagsNamed(ctx, names, now)
+	live, err := tx.LiveTagNames(ctx, rp.ID, names, now)
 	if err != nil {
 		return nil, err
 	}
-	found := map[string]bool{}
-	for _, t := range live {
-		found[t.Name] = !t.Hidden
-	}
 	for _, d := range ds {
 		for _, a := range attachmentSuffixes {
-			if found[d.Algorithm().String()+"-"+d.Encoded()+a.suffix] {
+			if _, found := slices.BinarySearch(live, d.Algorithm().String()+"-"+d.Encoded()+a.suffix); found {
 				out[d] = append(out[d], ReferrerCount{Attachment: a.kind, Count: 1})
 			}
 		}

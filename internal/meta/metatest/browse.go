@@ -216,7 +216,8 @@ func testRepositoryPage(t *testing.T, s meta.Store) {
 }
 
 // testLiveTagPage: live tags that are not hidden, in name order after the
-// cursor, narrowed to a prefix.
+// cursor, narrowed to a prefix; LiveTagNames picks the live ones of a set of
+// names.
 func testLiveTagPage(t *testing.T, s meta.Store) {
 	ctx := context.Background()
 	r := withManifest(t, s, "ns/tags")
@@ -272,6 +273,16 @@ func testLiveTagPage(t *testing.T, s meta.Store) {
 			if diff := cmp.Diff(c.want, names); diff != "" {
 				t.Errorf("LiveTagPage(after %q, prefix %q, %d) (-want +got):\n%s", c.after, c.prefix, c.limit, diff)
 			}
+		}
+		got, err := tx.LiveTagNames(ctx, r.ID, []string{"v1.1", "b3", "b4", "c", "nope", "a", "a"}, t0)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{"a", "v1.1"}, got); diff != "" {
+			t.Errorf("LiveTagNames (-want +got):\n%s", diff)
+		}
+		if got, err := tx.LiveTagNames(ctx, r.ID, nil, t0); err != nil || got != nil {
+			t.Errorf("LiveTagNames of none: %v, %v", got, err)
 		}
 		return nil
 	})

@@ -103,10 +103,10 @@ func (t *tx) NamespacePage(ctx context.Context, f meta.NamespaceFilter) ([]meta.
 // with '-' or '.', which the exact test on the name drops. The first page
 // starts at ns, a later one after its cursor. A repository holds a manifest
 // when its usage counter counts one (a LEFT JOIN: SQLite would otherwise
-// walk every repository's counter row by the index usage_bytes). For each repository listed, the tag
-// count probes the partial index tag_live and stops at its cap, and the last
-// tag start reads the repository's entries of the covering index
-// tag_history.
+// walk every repository's counter row by the index usage_bytes). For each
+// repository listed, the tag count probes the partial index tag_live and
+// stops at its cap, and the last tag start reads the repository's entries
+// of the covering index tag_history.
 func repositoryPageStmt(ns meta.Namespace, now time.Time, after string, limit, tagCap int) (string, []any) {
 	lower, from := `r.name > ?`, after
 	if after < ns.Name {
@@ -201,6 +201,28 @@ func (t *tx) LiveTagPage(ctx context.Context, repoID int64, now time.Time, after
 		return nil, fmt.Errorf("listing a page of tags: %w", err)
 	}
 	return tags, nil
+}
+
+// liveTagNamesSQL probes the partial index tag_live per name (the ORDER BY
+// keeps SQLite on it: otherwise it probes tag_history, every lifetime of
+// each name).
+const liveTagNamesSQL = `SELECT name FROM tag WHERE repository_id = ? AND name IN %[1]s
+	AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?) AND hidden = ? ORDER BY name`
+
+func (t *tx) LiveTagNames(ctx context.Context, repoID int64, names []string, now time.Time) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := t.query(ctx, fmt.Sprintf(liveTagNamesSQL, t.d.keyList()), repoID, jsonKeys(names), us(now), false)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d tag names: %w", len(names), err)
+	}
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d tag names: %w", len(names), err)
+	}
+	slices.Sort(out) // in byte order, whatever the collation
+	return out, nil
 }
 
 // Statements of ManifestSummaries. The body is read for indexes only. The

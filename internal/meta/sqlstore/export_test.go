@@ -72,12 +72,12 @@ func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Di
 	add("children summaries", fmt.Sprintf(childSummarySQL, s.d.keyList()), repoID, set)
 	add("blob summaries", fmt.Sprintf(blobSummarySQL, s.d.keyList()), repoID, set, repoID, set)
 	add("referrer counts", fmt.Sprintf(referrerCountSQL, s.d.keyList()), repoID, set)
-	tags := make([]meta.RepoTag, 0, 3*len(ds))
+	var names []string
 	for _, d := range ds {
 		for _, suffix := range []string{".sig", ".att", ".sbom"} {
-			tags = append(tags, meta.RepoTag{RepoID: repoID, Name: "sha256-" + d.Encoded() + suffix})
+			names = append(names, "sha256-"+d.Encoded()+suffix)
 		}
 	}
-	add("attachment tags", `SELECT `+tagCols+` FROM tag WHERE `+(&tx{d: s.d}).liveTagsIn()+` ORDER BY id`, tagsJSON(tags), us(now))
+	add("attachment tags", fmt.Sprintf(liveTagNamesSQL, s.d.keyList()), repoID, jsonKeys(names), us(now), false)
 	return out
 }
