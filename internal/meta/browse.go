@@ -31,7 +31,7 @@ type NamespaceSummary struct {
 	// registry default, if any, then applies).
 	Quota *Quota
 	// Repositories counts its active repositories that hold a manifest
-	// (those the catalog lists).
+	// (those the catalog lists), by their usage counters.
 	Repositories int
 }
 

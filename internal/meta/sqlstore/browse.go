@@ -29,8 +29,11 @@ import (
 // namespacePageStmt is NamespacePage's statement: it walks the name index
 // of namespace from the cursor; a filter by names alone probes it per name.
 // The repositories of each namespace listed are counted through the index
-// repository_namespace, with a probe of the manifest table each: that count
-// costs in proportion to the namespace's repositories.
+// repository_namespace, with a probe of their usage row each (a repository
+// holds a manifest when its counter counts one; a scalar subquery, which
+// SQLite cannot turn into a walk of every repository's counter row by the
+// index usage_bytes): that count costs in proportion to the namespace's
+// repositories.
 func namespacePageStmt(d dialect, f meta.NamespaceFilter) (string, []any) {
 	var filter string
 	args := []any{f.After}
@@ -49,7 +52,7 @@ func namespacePageStmt(d dialect, f meta.NamespaceFilter) (string, []any) {
 			COALESCE(u.bytes, 0), COALESCE(u.manifests, 0), COALESCE(u.blobs, 0),
 			q.namespace, q.limit_bytes, q.warn_percent, q.created_at, q.created_by,
 			(SELECT COUNT(*) FROM repository r WHERE r.namespace_id = n.id AND r.state = 'active'
-				AND EXISTS (SELECT 1 FROM manifest m WHERE m.repository_id = r.id))
+				AND (SELECT ur.manifests FROM usage ur WHERE ur.scope = 'r' AND ur.id = r.id AND ur.shard = 0) > 0)
 		FROM namespace n
 		LEFT JOIN usage u ON u.scope = 'n' AND u.id = n.id AND u.shard = 0
 		LEFT JOIN quota q ON q.namespace = n.name
@@ -94,13 +97,15 @@ func (t *tx) NamespacePage(ctx context.Context, f meta.NamespaceFilter) ([]meta.
 
 // repositoryPageStmt is RepositoryPage's statement. It reads the
 // namespace's repositories through the name index: they are named ns or
-// "ns/…", which sort in [ns, ns+"0") ('0' follows '/'), so the range holds
-// them and, besides, only the repositories of the few namespaces whose names
-// extend ns with '-' or '.'; the namespace_id filter drops those (its unary +
-// keeps SQLite on the name index, which gives the order). The first page
-// starts at ns, a later one after its cursor. For each repository listed,
-// the tag count probes the partial index tag_live and stops at its cap, and
-// the last tag start reads the repository's entries of the covering index
+// "ns/…" (a repository's namespace is its name's first component), which
+// sort in [ns, ns+"0") ('0' follows '/'), so the range holds them and,
+// besides, only the repositories of the few namespaces whose names extend ns
+// with '-' or '.', which the exact test on the name drops. The first page
+// starts at ns, a later one after its cursor. A repository holds a manifest
+// when its usage counter counts one (a LEFT JOIN: SQLite would otherwise
+// walk every repository's counter row by the index usage_bytes). For each repository listed, the tag
+// count probes the partial index tag_live and stops at its cap, and the last
+// tag start reads the repository's entries of the covering index
 // tag_history.
 func repositoryPageStmt(ns meta.Namespace, now time.Time, after string, limit, tagCap int) (string, []any) {
 	lower, from := `r.name > ?`, after
@@ -114,9 +119,8 @@ func repositoryPageStmt(ns meta.Namespace, now time.Time, after string, limit, t
 			(SELECT MAX(h.lifetime_start) FROM tag h WHERE h.repository_id = r.id)
 		FROM repository r
 		LEFT JOIN usage u ON u.scope = 'r' AND u.id = r.id AND u.shard = 0
-		WHERE ` + lower + ` AND r.name < ? AND +r.namespace_id = ? AND r.state = 'active'
-			AND EXISTS (SELECT 1 FROM manifest m WHERE m.repository_id = r.id)
-		ORDER BY r.name LIMIT ?`, []any{us(now), false, tagCap + 1, from, ns.Name + "0", ns.ID, limit}
+		WHERE ` + lower + ` AND r.name < ? AND (r.name = ? OR substr(r.name, 1, ?) = ?) AND r.state = 'active' AND COALESCE(u.manifests, 0) > 0
+		ORDER BY r.name LIMIT ?`, []any{us(now), false, tagCap + 1, from, ns.Name + "0", ns.Name, len(ns.Name) + 1, ns.Name + "/", limit}
 }
 
 func (t *tx) RepositoryPage(ctx context.Context, ns meta.Namespace, now time.Time, after string, limit, tagCap int) ([]meta.RepositorySummary, error) {
@@ -200,9 +204,9 @@ func (t *tx) LiveTagPage(ctx context.Context, repoID int64, now time.Time, after
 }
 
 // Statements of ManifestSummaries. The body is read for indexes only. The
-// blobs statement walks the tops and their children (a UNION of the set and
-// of the children's edges) and probes manifest_blob for each: the DISTINCT
-// counts a blob once per top, however many of its children share it.
+// blobs statement reads the blob edges of the manifests and of their
+// children, each probing its primary key per digest; the UNION counts a blob
+// once per manifest, however many of its children share it.
 const (
 	manifestSummarySQL = `SELECT digest, media_type, artifact_type, size,
 			CASE WHEN media_type IN ('application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json')
@@ -213,12 +217,12 @@ const (
 		JOIN manifest m ON m.repository_id = c.repository_id AND m.digest = c.child_digest
 		WHERE c.repository_id = ? AND c.parent_digest IN %[1]s GROUP BY c.parent_digest`
 	blobSummarySQL = `SELECT x.top, COALESCE(SUM(b.size), 0) FROM (
-			SELECT DISTINCT e.top, mb.blob_digest FROM (
-				SELECT k.v AS top, k.v AS m FROM %[1]s k
-				UNION ALL
-				SELECT c.parent_digest, c.child_digest FROM manifest_child c
-				WHERE c.repository_id = ? AND c.parent_digest IN %[1]s
-			) e JOIN manifest_blob mb ON mb.repository_id = ? AND mb.manifest_digest = e.m
+			SELECT mb.manifest_digest AS top, mb.blob_digest FROM manifest_blob mb
+			WHERE mb.repository_id = ? AND mb.manifest_digest IN %[1]s
+			UNION
+			SELECT c.parent_digest, mb.blob_digest FROM manifest_child c
+			JOIN manifest_blob mb ON mb.repository_id = c.repository_id AND mb.manifest_digest = c.child_digest
+			WHERE c.repository_id = ? AND c.parent_digest IN %[1]s
 		) x JOIN blob b ON b.digest = x.blob_digest GROUP BY x.top`
 )
 
@@ -279,7 +283,7 @@ func (t *tx) ManifestSummaries(ctx context.Context, repoID int64, ds []digest.Di
 	if err != nil {
 		return nil, fmt.Errorf("reading the children of %d manifests: %w", len(ds), err)
 	}
-	rows, err = t.query(ctx, fmt.Sprintf(blobSummarySQL, t.d.keyList()), set, repoID, set, repoID)
+	rows, err = t.query(ctx, fmt.Sprintf(blobSummarySQL, t.d.keyList()), repoID, set, repoID, set)
 	if err != nil {
 		return nil, fmt.Errorf("reading the blobs of %d manifests: %w", len(ds), err)
 	}

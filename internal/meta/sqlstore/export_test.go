@@ -2,6 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
 )
@@ -22,4 +26,58 @@ func QueryString(ctx context.Context, mtx meta.Tx, q string) (string, error) {
 // StatementStats is what the SQLite statement cache did so far.
 func (s *Store) StatementStats() (prepares, hits int64) {
 	return s.stmts.prepares.Load(), s.stmts.hits.Load()
+}
+
+// Statement is a statement of the store, placeholders in the dialect's
+// form, with its arguments.
+type Statement struct {
+	Name  string
+	Query string
+	Args  []any
+}
+
+// BrowseStatements are the statements of the web listings (browse.go) as
+// the store runs them: pages of namespaces (each filter), of the
+// repositories of ns, of tags of repository repoID (each form), and the
+// summaries of ds.
+func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Digest, now time.Time) []Statement {
+	var out []Statement
+	add := func(name, q string, args ...any) {
+		out = append(out, Statement{Name: name, Query: s.d.rebind(q), Args: args})
+	}
+	for _, f := range []struct {
+		name string
+		f    meta.NamespaceFilter
+	}{
+		{"namespaces", meta.NamespaceFilter{Limit: 50}},
+		{"namespaces public", meta.NamespaceFilter{Limit: 50, PublicOnly: true}},
+		{"namespaces named", meta.NamespaceFilter{Limit: 50, Names: []string{ns.Name, "x"}}},
+		{"namespaces public or named", meta.NamespaceFilter{Limit: 50, Names: []string{ns.Name}, PublicOnly: true}},
+	} {
+		q, args := namespacePageStmt(s.d, f.f)
+		add(f.name, q, args...)
+	}
+	q, args := repositoryPageStmt(ns, now, "", 50, 1000)
+	add("repositories first", q, args...)
+	q, args = repositoryPageStmt(ns, now, ns.Name+"/m", 50, 1000)
+	add("repositories after", q, args...)
+	for _, c := range []struct{ name, after, prefix string }{
+		{"tags first", "", ""}, {"tags after", "v5000", ""}, {"tags prefix", "", "v5"}, {"tags prefix after", "v5010", "v5"},
+	} {
+		q, args := liveTagPageStmt(repoID, now, c.after, c.prefix, 101)
+		add(c.name, q, args...)
+	}
+	set := jsonKeys(ds)
+	add("manifest summaries", fmt.Sprintf(manifestSummarySQL, s.d.keyList()), repoID, set)
+	add("children summaries", fmt.Sprintf(childSummarySQL, s.d.keyList()), repoID, set)
+	add("blob summaries", fmt.Sprintf(blobSummarySQL, s.d.keyList()), repoID, set, repoID, set)
+	add("referrer counts", fmt.Sprintf(referrerCountSQL, s.d.keyList()), repoID, set)
+	tags := make([]meta.RepoTag, 0, 3*len(ds))
+	for _, d := range ds {
+		for _, suffix := range []string{".sig", ".att", ".sbom"} {
+			tags = append(tags, meta.RepoTag{RepoID: repoID, Name: "sha256-" + d.Encoded() + suffix})
+		}
+	}
+	add("attachment tags", `SELECT `+tagCols+` FROM tag WHERE `+(&tx{d: s.d}).liveTagsIn()+` ORDER BY id`, tagsJSON(tags), us(now))
+	return out
 }
