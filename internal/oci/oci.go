@@ -63,3 +63,7 @@ func IsManifestMediaType(mt string) bool {
 // mediaTypeOCIConfig is the standard image config type; an image manifest
 // whose config has another type is an artifact of that type.
 const mediaTypeOCIConfig = "application/vnd.oci.image.config.v1+json"
+
+// MediaTypeOCIConfig is the standard image config type, which the referrers
+// API reports as the artifact type of an image manifest without one.
+const MediaTypeOCIConfig = mediaTypeOCIConfig
