@@ -127,6 +127,9 @@ func (h *Handler) routes() map[Kind]page {
 		KindHome:    {get: h.home},
 		KindSignIn:  {get: h.signInForm, post: h.signIn},
 		KindSignOut: {post: h.signOut},
+
+		KindNamespace:  {get: h.namespace},  // namespace.go
+		KindRepository: {get: h.repository}, // repository.go
 	}
 }
 
