@@ -2,10 +2,10 @@ package web
 
 import "testing"
 
-// SetSplitAutoManifests makes the namespace page split the bytes of
-// namespaces holding at most n manifests at every visit, until t ends.
-func SetSplitAutoManifests(t testing.TB, n int64) {
-	old := splitAutoManifests
-	splitAutoManifests = n
-	t.Cleanup(func() { splitAutoManifests = old })
+// SetSplitAuto makes the namespace page split the bytes of namespaces
+// holding at most n manifests and live tags at every visit, until t ends.
+func SetSplitAuto(t testing.TB, n int64) {
+	old := splitAuto
+	splitAuto = n
+	t.Cleanup(func() { splitAuto = old })
 }

@@ -18,14 +18,16 @@ import (
 // time.
 const namespaceRepoPage = 50
 
-// splitAutoManifests bounds the namespaces whose bytes the namespace page
-// classifies by reachability at every visit: a split reads every manifest
-// of its scope (docs/design/usage.md), so a namespace holding more is
-// classified only when asked (?split=1), as the collector page computes
-// bytes reclaimable on request. 2,000 manifests take a few tens of
-// milliseconds (BenchmarkUsageSplit scaled down). A variable for the
-// tests alone (export_test.go).
-var splitAutoManifests int64 = 2000
+// splitAuto bounds the namespaces whose bytes the namespace page
+// classifies by reachability at every visit. A split reads every tag row
+// and manifest of its scope (docs/design/usage.md), so it is read at once
+// only for a namespace whose repositories all fit on the page, holding at
+// most this many manifests and live tags; any other namespace offers it
+// on request (?split=1), as the collector page computes bytes reclaimable
+// on request. That keeps the page's cost bounded whatever the
+// namespace's size (BenchmarkWebPages). A variable for the tests alone
+// (export_test.go).
+var splitAuto int64 = 2000
 
 // namespaceView is the namespace page's data.
 type namespaceView struct {
@@ -108,7 +110,7 @@ func splitRows(s meta.Split) []splitRow {
 }
 
 // namespace answers GET /-/namespaces/<ns>?after=&split=: the namespace's
-// usage (split by reachability when small enough, or asked), its quota,
+// usage (split by reachability when small, or asked: splitAuto), its quota,
 // retention window and visibility, and a page of its repositories. A
 // visitor who may not read the namespace but holds roles on some of its
 // repositories sees links to those only; anyone else 404, as for a
@@ -147,25 +149,42 @@ func (h *Handler) namespace(w http.ResponseWriter, r *http.Request) error {
 	n := page.Namespaces[0]
 	view.Public, view.Deleting, view.Retention, view.Usage = n.Public, n.Deleting, n.Retention, n.Usage
 	view.Quota = newQuotaView(n.Quota, n.QuotaDefault, n.Usage.Bytes)
-	if n.Usage.Manifests <= splitAutoManifests || view.SplitAsked {
-		u, err := h.reg.Usage(ctx, ns, "", true)
-		switch {
-		case errors.Is(err, registry.ErrScopeTooLarge):
-			view.SplitRefused = err.Error()
-		case err != nil:
-			return err
-		case u.Split != nil:
-			view.Split, view.SplitAt = splitRows(u.Split.Split), u.Split.At
-		}
-	} else {
-		view.SplitOffer = true
-	}
 	repos, err := h.reg.Repositories(ctx, ns, after, namespaceRepoPage)
 	if err != nil {
 		return err
 	}
 	view.Repositories, view.Next = repos.Repositories, repos.Next
+	if !view.SplitAsked && !smallNamespace(n, repos, after) {
+		view.SplitOffer = true
+		return h.render(w, r, http.StatusOK, "namespace", view)
+	}
+	u, err := h.reg.Usage(ctx, ns, "", true)
+	switch {
+	case errors.Is(err, registry.ErrScopeTooLarge):
+		view.SplitRefused = err.Error()
+	case err != nil:
+		return err
+	case u.Split != nil:
+		view.Split, view.SplitAt = splitRows(u.Split.Split), u.Split.At
+	}
 	return h.render(w, r, http.StatusOK, "namespace", view)
+}
+
+// smallNamespace reports whether namespace n is small enough to split at
+// every visit (splitAuto): its repositories, all of them on this page,
+// hold at most splitAuto manifests and live tags together.
+func smallNamespace(n registry.NamespaceSummary, repos registry.RepositoryPage, after string) bool {
+	if after != "" || repos.Next != "" || n.Usage.Manifests > splitAuto {
+		return false
+	}
+	var tags int64
+	for _, rp := range repos.Repositories {
+		if rp.MoreTags {
+			return false
+		}
+		tags += int64(rp.Tags)
+	}
+	return tags <= splitAuto
 }
 
 // grantedRepositories are the repositories of namespace ns the signed-in

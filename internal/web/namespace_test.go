@@ -191,9 +191,10 @@ func TestNamespacePage(t *testing.T) {
 	})
 }
 
-// Repositories come 50 to a page by name (?after=); a namespace holding
-// more manifests than the page splits at every visit offers the split as
-// a link instead.
+// Repositories come 50 to a page by name (?after=); a namespace whose
+// repositories do not fit on the page, or that holds more manifests or
+// live tags than the page splits at every visit, offers the split as a
+// link (?split=1) instead.
 func TestNamespacePages(t *testing.T) {
 	e := newWebEnv(t, backend(t), func(o *envOptions) { o.noAuth = true })
 	var all []string
@@ -225,16 +226,29 @@ func TestNamespacePages(t *testing.T) {
 		}
 	}
 
-	web.SetSplitAutoManifests(t, 10)
-	p := b.get("/-/namespaces/big")
-	if strings.Contains(p.Body, "Held by live tags") || !strings.Contains(p.Body, `href="/-/namespaces/big?split=1">Classify the bytes`) {
-		t.Errorf("52 manifests over the bound of 10: want the split offered, not read:\n%s", p.Body)
+	// Its repositories do not fit on one page: the split is offered, not
+	// read.
+	if strings.Contains(first.Body, "Held by live tags") || !strings.Contains(first.Body, `href="/-/namespaces/big?split=1">Classify the bytes`) {
+		t.Errorf("52 repositories: want the split offered, not read:\n%s", first.Body)
 	}
-	p = b.get("/-/namespaces/big?split=1")
+	p := b.get("/-/namespaces/big?split=1")
 	if got := splitBytes(t, p, "Held by live tags"); got == "0 B" {
 		t.Errorf("?split=1: live %s, want every byte", got)
 	}
 	if !strings.Contains(p.Body, `href="/-/namespaces/big?after=big%2fr49&amp;split=1" rel="next"`) {
 		t.Errorf("?split=1: the next page's link does not keep the split:\n%s", p.Body)
+	}
+
+	// A namespace that fits is split at every visit, unless it holds more
+	// manifests or live tags than the bound.
+	m := e.PushImage("small/app", "a", []byte("small"))
+	e.Tag("small/app", "b", m)
+	e.Tag("small/app", "c", m)
+	if p := b.get("/-/namespaces/small"); !strings.Contains(p.Body, "Held by live tags") {
+		t.Errorf("a small namespace: want the split read:\n%s", p.Body)
+	}
+	web.SetSplitAuto(t, 2)
+	if p := b.get("/-/namespaces/small"); strings.Contains(p.Body, "Held by live tags") || !strings.Contains(p.Body, "?split=1") {
+		t.Errorf("3 live tags over a bound of 2: want the split offered, not read:\n%s", p.Body)
 	}
 }
