@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/berth/berth/internal/api"
 	"github.com/berth/berth/internal/auth"
-	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/web"
 )
 
@@ -18,7 +16,6 @@ import (
 func newWeb(svc *Services, authSvc *auth.Service, proxies []netip.Prefix, logger *slog.Logger) (http.Handler, error) {
 	opts := web.Options{
 		Registry:       svc.Registry,
-		Namespaces:     namespaceListing{svc.Stores.Meta},
 		Collector:      svc.Collector,
 		Logger:         logger,
 		TrustedProxies: proxies,
@@ -28,19 +25,6 @@ func newWeb(svc *Services, authSvc *auth.Service, proxies []netip.Prefix, logger
 		opts.Auth = authSvc
 	}
 	return web.New(opts)
-}
-
-// namespaceListing is the home page's listing, one read transaction over
-// the store's NamespacePage.
-type namespaceListing struct{ store meta.Store }
-
-func (l namespaceListing) Namespaces(ctx context.Context, f meta.NamespaceFilter) ([]meta.NamespaceSummary, error) {
-	var out []meta.NamespaceSummary
-	err := l.store.View(ctx, func(tx meta.Tx) (err error) {
-		out, err = tx.NamespacePage(ctx, f)
-		return err
-	})
-	return out, err
 }
 
 // webPath reports whether a request goes to the web interface: GET, HEAD

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,7 +52,7 @@ func newWebEnv(t *testing.T, b registryenv.Backend, opts ...func(*envOptions)) *
 		f(&o)
 	}
 	e := &webEnv{Env: registryenv.New(t, b)}
-	wo := web.Options{Registry: e.Registry, Namespaces: storeListing{e.Store}, Now: e.Clock.Now, TrustedProxies: o.proxies}
+	wo := web.Options{Registry: e.Registry, Now: e.Clock.Now, TrustedProxies: o.proxies}
 	if !o.noAuth {
 		e.Auth = auth.New(e.Store, auth.Options{Service: "registry.test", Now: e.Clock.Now, HashCost: bcrypt.MinCost})
 		if err := e.Auth.Start(e.Ctx); err != nil {
@@ -74,19 +73,6 @@ func newWebEnv(t *testing.T, b registryenv.Backend, opts ...func(*envOptions)) *
 	e.client = e.Web.Client()
 	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return e
-}
-
-// storeListing is the home page's listing over the store (as internal/app
-// wires it).
-type storeListing struct{ store meta.Store }
-
-func (l storeListing) Namespaces(ctx context.Context, f meta.NamespaceFilter) ([]meta.NamespaceSummary, error) {
-	var out []meta.NamespaceSummary
-	err := l.store.View(ctx, func(tx meta.Tx) (err error) {
-		out, err = tx.NamespacePage(ctx, f)
-		return err
-	})
-	return out, err
 }
 
 // browser is one visitor: the cookies it holds, sent back by name only

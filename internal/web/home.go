@@ -1,23 +1,15 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/berth/berth/internal/auth"
-	"github.com/berth/berth/internal/meta"
 	"github.com/berth/berth/internal/oci"
 	"github.com/berth/berth/internal/registry"
 )
-
-// NamespaceLister lists one page of namespaces in name order, as
-// meta.NamespaceFilter says (the registry's listing of the web interface).
-type NamespaceLister interface {
-	Namespaces(ctx context.Context, f meta.NamespaceFilter) ([]meta.NamespaceSummary, error)
-}
 
 // homePageSize is how many namespaces the home page lists at a time.
 const homePageSize = 50
@@ -33,12 +25,15 @@ type homeView struct {
 
 // namespaceRow is one namespace on the home page.
 type namespaceRow struct {
-	Name         string
-	Public       bool
+	Name   string
+	Public bool
+	// Deleting: a purge of the namespace is running.
+	Deleting     bool
 	Repositories int
 	Bytes        int64
-	// Quota is the limit in force (its own, or the registry default when
-	// QuotaDefault); 0: none.
+	// Quota is the limit in force when HasQuota: its own, or the
+	// registry default when QuotaDefault.
+	HasQuota     bool
 	Quota        int64
 	QuotaDefault bool
 	Percent      int64
@@ -49,47 +44,28 @@ type namespaceRow struct {
 // home lists the namespaces the visitor may see (GET /?after=): all of
 // them with access control off or for a registry administrator; else the
 // public ones and, signed in, the user's own and those of their grants.
-// One listing query and at most one quota read, whatever the registry's
-// size.
+// One registry listing (registry.Namespaces: one snapshot, a bounded
+// number of index reads), whatever the registry's size.
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	after := r.URL.Query().Get("after")
 	if after != "" && (strings.Contains(after, "/") || oci.ValidateRepoName(after) != nil) {
 		return fmt.Errorf("?after=%q is not a namespace name: %w", after, errBadForm)
 	}
-	view := homeView{After: after}
-	if h.opts.Namespaces == nil {
-		return h.render(w, r, http.StatusOK, "home", view)
-	}
-	f, err := h.visibleNamespaces(r)
+	q, err := h.visibleNamespaces(r)
 	if err != nil {
 		return err
 	}
-	f.After, f.Limit = after, homePageSize+1
-	page, err := h.opts.Namespaces.Namespaces(r.Context(), f)
+	q.After, q.Limit = after, homePageSize
+	page, err := h.reg.Namespaces(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	if len(page) > homePageSize {
-		page = page[:homePageSize]
-		view.Next = page[len(page)-1].Name
-	}
-	var def *meta.Quota
-	defRead := false
-	for _, ns := range page {
-		row := namespaceRow{Name: ns.Name, Public: ns.Public, Repositories: ns.Repositories, Bytes: ns.Usage.Bytes}
-		q := ns.Quota
-		if q == nil {
-			if !defRead {
-				// The registry default, read once, when a namespace
-				// has no quota of its own.
-				if def, err = h.defaultQuota(r.Context()); err != nil {
-					return err
-				}
-				defRead = true
-			}
-			q, row.QuotaDefault = def, def != nil
-		}
-		if q != nil {
+	view := homeView{After: after, Next: page.Next}
+	for _, ns := range page.Namespaces {
+		row := namespaceRow{Name: ns.Name, Public: ns.Public, Deleting: ns.Deleting, Repositories: ns.Repositories, Bytes: ns.Usage.Bytes,
+			QuotaDefault: ns.QuotaDefault}
+		if q := ns.Quota; q != nil {
+			row.HasQuota = true
 			row.Quota = q.Limit
 			row.Percent = percent(row.Bytes, q.Limit)
 			row.Full = row.Bytes >= q.Limit
@@ -100,16 +76,16 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, r, http.StatusOK, "home", view)
 }
 
-// visibleNamespaces is the filter of the namespaces the visitor may see.
+// visibleNamespaces is the query of the namespaces the visitor may see.
 // A signed-in user sees, besides the public ones, the namespace named
 // after them (they administer it) and every namespace they hold a grant
 // in (on the namespace or on one of its repositories).
-func (h *Handler) visibleNamespaces(r *http.Request) (meta.NamespaceFilter, error) {
+func (h *Handler) visibleNamespaces(r *http.Request) (registry.NamespaceQuery, error) {
 	v := visitOf(r)
 	if h.opts.Auth == nil || v.subject.Admin {
-		return meta.NamespaceFilter{}, nil
+		return registry.NamespaceQuery{}, nil
 	}
-	f := meta.NamespaceFilter{PublicOnly: true}
+	f := registry.NamespaceQuery{PublicOnly: true}
 	name, ok := v.subject.Actor.Account()
 	if !v.signedIn || !ok {
 		return f, nil
@@ -117,7 +93,7 @@ func (h *Handler) visibleNamespaces(r *http.Request) (meta.NamespaceFilter, erro
 	f.Names = []string{name}
 	grants, err := h.opts.Auth.AccountGrants(r.Context(), name)
 	if errors.Is(err, auth.ErrAccountUnknown) {
-		return meta.NamespaceFilter{PublicOnly: true}, nil // deleted meanwhile
+		return registry.NamespaceQuery{PublicOnly: true}, nil // deleted meanwhile
 	}
 	if err != nil {
 		return f, err
@@ -128,16 +104,4 @@ func (h *Handler) visibleNamespaces(r *http.Request) (meta.NamespaceFilter, erro
 		}
 	}
 	return f, nil
-}
-
-// defaultQuota is the registry's default quota, nil when there is none.
-func (h *Handler) defaultQuota(ctx context.Context) (*meta.Quota, error) {
-	q, err := h.reg.Quota(ctx, "")
-	if errors.Is(err, registry.ErrQuotaUnknown) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &q.Quota, nil
 }

@@ -147,7 +147,7 @@ func percent(used, limit int64) int64 {
 
 // parseViews parses the layout once and each page template into a clone
 // of it: each page defines the layout's blocks "title" and "main".
-func parseViews(a *assets) (map[string]*template.Template, error) {
+func parseViews() (map[string]*template.Template, error) {
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("parsing the layout: %w", err)

@@ -63,8 +63,6 @@ type Options struct {
 	// every page is authorized from the database. nil: everyone may do
 	// everything, and the pages say so.
 	Auth Authenticator
-	// Namespaces lists the namespaces of the home page; nil shows none.
-	Namespaces NamespaceLister
 	// Collector serves the collector page; nil when there is none.
 	Collector Collector
 	// Logger receives one line per request; default discards.
@@ -113,7 +111,7 @@ func New(opts Options) (*Handler, error) {
 	if h.assets, err = loadAssets(); err != nil {
 		return nil, err
 	}
-	if h.views, err = parseViews(h.assets); err != nil {
+	if h.views, err = parseViews(); err != nil {
 		return nil, err
 	}
 	h.pages = h.routes()
