@@ -138,7 +138,7 @@ func benchSetup(b *testing.B, dsn string) (http.Handler, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := web.New(web.Options{Registry: reg, Auth: a, Namespaces: storeListing{store}})
+	h, err := web.New(web.Options{Registry: reg, Auth: a})
 	if err != nil {
 		b.Fatal(err)
 	}
