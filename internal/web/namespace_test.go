@@ -31,7 +31,7 @@ func repoLinks(p page) []string {
 // splitBytes is the bytes the page's split table shows for a class.
 func splitBytes(t *testing.T, p page, class string) string {
 	t.Helper()
-	m := regexp.MustCompile(`<th scope="row">` + regexp.QuoteMeta(class) + `<br>[^\n]*</th>\s*<td class="num">([^<]+)</td>`).FindStringSubmatch(p.Body)
+	m := regexp.MustCompile(`<th scope="row">` + regexp.QuoteMeta(class) + `</th>\s*<td class="num">([^<]+)</td>`).FindStringSubmatch(p.Body)
 	if m == nil {
 		t.Fatalf("%s: no split row %q in\n%s", p.Request.URL, class, p.Body)
 	}

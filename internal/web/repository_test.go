@@ -127,7 +127,7 @@ func TestRepositoryPage(t *testing.T) {
 				`<span title="application/spdx&#43;json">1 SBOM</span>`,
 				`<span title="application/vnd.example.thing">1 other referrer</span>`,
 				"yes, rule team:releases",
-				" by anonymous",
+				"<td>by anonymous<br><time datetime=",
 				`<code id="pull-2">docker pull ` + host + `/team/app:v1</code>`,
 				`<button type="button" class="secondary copy" data-copy="docker pull ` + host + `/team/app:v1" aria-describedby="pull-2" hidden>Copy pull command</button>`,
 			},
@@ -164,7 +164,7 @@ func TestRepositoryPage(t *testing.T) {
 				paths = append(paths, "/-/repositories/team/app")
 			}
 			for _, path := range paths {
-				if p := b.get(path); p.StatusCode != http.StatusNotFound || strings.Contains(p.Body, "v1") {
+				if p := b.get(path); p.StatusCode != http.StatusNotFound || strings.Contains(p.Body, ">v1</a>") {
 					t.Errorf("%s GET %s: got %d, want the 404 page", who, path, p.StatusCode)
 				}
 			}
