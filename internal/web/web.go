@@ -129,6 +129,8 @@ func (h *Handler) routes() map[Kind]page {
 		KindHome:       {get: h.home},
 		KindSignIn:     {get: h.signInForm, post: h.signIn},
 		KindSignOut:    {post: h.signOut},
+		KindNamespace:  {get: h.namespace},
+		KindRepository: {get: h.repository},
 		KindTag:        {get: h.tag},
 		KindTagRestore: {post: h.tagRestore},
 		KindTagExpiry:  {post: h.tagExpiry},

@@ -35,3 +35,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Copy buttons rendered hidden (the pull command's): without the script,
+// or where the page may not write the clipboard (plain HTTP to another
+// host), the command stays plain text to select; show them otherwise.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!navigator.clipboard) return;
+  for (const b of document.querySelectorAll("button[data-copy][hidden]")) b.hidden = false;
+});
