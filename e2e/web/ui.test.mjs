@@ -65,7 +65,34 @@ async function newPage(t, opts = {}) {
   return page;
 }
 
+// shot keeps a screenshot of the page, after checking what a screen reader
+// and a keyboard need of every page (web.md, "Accessibility and small
+// screens"): one h1, headings that never skip a level, a label for every
+// form field, a name for every button and link, th scope on tables' headers.
 async function shot(page, name) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.getAttribute('title') || '').trim();
+    if (document.querySelectorAll('h1').length !== 1) out.push(`${document.querySelectorAll('h1').length} h1 elements`);
+    let last = 0;
+    for (const h of document.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+      const level = Number(h.tagName[1]);
+      if (level > last + 1) out.push(`heading "${h.textContent.trim()}" is h${level} after h${last}`);
+      last = level;
+    }
+    for (const f of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+      if (f.labels?.length === 0 && !f.getAttribute('aria-label') && !f.getAttribute('aria-labelledby')) out.push(`field ${f.name || f.id} has no label`);
+    }
+    for (const b of document.querySelectorAll('button, a[href]')) {
+      if (!name(b)) out.push(`${b.tagName.toLowerCase()} without a name: ${b.outerHTML.slice(0, 80)}`);
+    }
+    for (const th of document.querySelectorAll('table th')) {
+      if (!th.getAttribute('scope')) out.push(`th "${th.textContent.trim()}" has no scope`);
+    }
+    if (!document.documentElement.lang) out.push('html has no lang');
+    return out;
+  });
+  assert.deepEqual(problems, [], `accessibility of ${name} (${page.url()})`);
   await page.screenshot({ path: join(results, `${name}.png`), fullPage: true });
 }
 
