@@ -333,6 +333,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt Route, v *vis
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return fmt.Errorf("%s %s: %w", r.Method, rt.Kind, errMethod)
 	}
+	if r.Method == http.MethodPost {
+		// Every POST handler checks it first too; checked here as well so
+		// that a page added later cannot forget it.
+		if err := checkCSRF(r); err != nil {
+			return err
+		}
+	}
 	return fn(w, r)
 }
 
