@@ -333,9 +333,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt Route, v *vis
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return fmt.Errorf("%s %s: %w", r.Method, rt.Kind, errMethod)
 	}
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && rt.Kind != KindSignOut {
 		// Every POST handler checks it first too; checked here as well so
-		// that a page added later cannot forget it.
+		// that a page added later cannot forget it. Sign-out is the one
+		// exception: with no session left (it expired under an open page,
+		// whose token was the session's) it only forgets the cookie, and
+		// with one it checks the token itself.
 		if err := checkCSRF(r); err != nil {
 			return err
 		}
