@@ -23,6 +23,8 @@
 #                               $BERTH_CACHE on first use (~80 s, then cached)
 #   ensure_go_tool NAME PKG VER print the path of NAME built from Go package PKG@VER,
 #                               installed into $BERTH_CACHE/NAME/VER on first use
+#   workspace NAME              results/NAME (emptied), a temp dir, and an EXIT trap that
+#                               stops BERTH_PID and drops tmp and the database dsn
 #
 # Environment:
 #   BERTH_CACHE   cache dir for built tools (default ${XDG_CACHE_HOME:-$HOME/.cache}/berth)
@@ -32,6 +34,7 @@
 #   PGHOST/PGPORT/PGUSER        override the PostgreSQL server (default 127.0.0.1:5432, postgres)
 
 BERTH_CACHE=${BERTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}
+BERTH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BERTH_PG_HOST=${PGHOST:-127.0.0.1}
 BERTH_PG_PORT=${PGPORT:-5432}
 BERTH_PG_USER=${PGUSER:-postgres}
@@ -222,4 +225,29 @@ ensure_go_tool() {
 		log "installed $name $version in $((SECONDS - t0))s"
 	fi
 	echo "$dir/$name"
+}
+
+# workspace NAME: the run's folders and their cleanup, for a script that starts one
+# berth at a time over a data dir or a PostgreSQL database. Sets results (emptied:
+# ${RESULTS_ROOT:-repo root}/results/NAME), tmp (a new temp dir), BERTH_PID and dsn
+# (empty; the script sets them), and traps EXIT to stop the server and remove tmp
+# and the database dsn names, unless KEEP_DATA=1.
+workspace() {
+	results="${RESULTS_ROOT:-$BERTH_ROOT/results}/$1"
+	rm -rf "$results"
+	mkdir -p "$results"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-$1.XXXXXX")
+	BERTH_PID=
+	dsn=
+	trap _workspace_cleanup EXIT
+}
+
+_workspace_cleanup() {
+	stop_pid "$BERTH_PID"
+	if [[ ${KEEP_DATA:-0} != 1 ]]; then
+		[[ -z $dsn ]] || drop_test_db "$dsn" || true
+		rm -rf "$tmp"
+	else
+		log "kept $tmp ${dsn:+and $dsn}"
+	fi
 }

@@ -53,22 +53,7 @@ for backend in "${backends[@]}"; do
 	case $backend in sqlite | postgres) ;; *) die "SIGNATURES_BACKENDS: unknown backend $backend (sqlite, postgres)" ;; esac
 done
 
-results="${RESULTS_ROOT:-$root/results}/signatures"
-rm -rf "$results"
-mkdir -p "$results"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-signatures.XXXXXX")
-BERTH_PID=
-dsn=
-cleanup() {
-	stop_pid "$BERTH_PID"
-	if [[ ${KEEP_DATA:-0} != 1 ]]; then
-		[[ -z $dsn ]] || drop_test_db "$dsn" || true
-		rm -rf "$tmp"
-	else
-		log "kept $tmp ${dsn:+and $dsn}"
-	fi
-}
-trap cleanup EXIT
+workspace signatures
 
 t0=$SECONDS
 crane=$(ensure_go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION")

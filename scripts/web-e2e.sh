@@ -42,22 +42,7 @@ export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [[ -x $CHROMIUM ]] || die "no browser at $CHROMIUM (apt-get install chromium, or set CHROMIUM)"
 command -v node >/dev/null || die "node is not installed"
 
-results="${RESULTS_ROOT:-$root/results}/web-e2e"
-rm -rf "$results"
-mkdir -p "$results"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-web-e2e.XXXXXX")
-BERTH_PID=
-dsn=
-cleanup() {
-	stop_pid "$BERTH_PID"
-	if [[ ${KEEP_DATA:-0} != 1 ]]; then
-		[[ -z $dsn ]] || drop_test_db "$dsn" || true
-		rm -rf "$tmp"
-	else
-		log "kept $tmp ${dsn:+and $dsn}"
-	fi
-}
-trap cleanup EXIT
+workspace web-e2e
 
 t0=$SECONDS
 crane=$(ensure_go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION")
