@@ -35,6 +35,11 @@ type UsageChange struct {
 	NamespaceID int64
 	Added       Usage
 	After       Usage
+	// Quota is the quota in force on the namespace (its own, else the
+	// registry default; EffectiveQuota), read in the statement that
+	// changed the counter row, with Namespace, Limit and WarnPercent
+	// only; nil when none is.
+	Quota *Quota
 }
 
 // Quota caps what a namespace may hold (docs/design/usage.md, "Quotas").
@@ -104,9 +109,9 @@ type UsageDiff struct {
 type UsageTx interface {
 	// ApplyUsage writes the counter changes of the transaction's writes so
 	// far and reports the change to each namespace whose usage changed,
-	// by namespace id. Its counter rows stay locked until the transaction
-	// ends: a manifest PUT calls it last and compares After with the
-	// namespace's quota.
+	// by namespace id, with the quota in force on it. Its counter rows stay
+	// locked until the transaction ends: a manifest PUT calls it last and
+	// compares After with the quota.
 	ApplyUsage(ctx context.Context) ([]UsageChange, error)
 	// RepositoryUsage, NamespaceUsage and RegistryUsage read the counters
 	// (zero for a scope that holds nothing).

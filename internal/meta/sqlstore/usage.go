@@ -488,16 +488,16 @@ func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.Usa
 	rest := changes
 	if t.inPlace(len(changes)) {
 		rest = nil
-		for _, c := range changes {
-			ok, after, err := t.updateUsageRow(ctx, c)
+		for _, u := range changes {
+			ok, c, err := t.updateUsageRow(ctx, u)
 			if err != nil {
 				return nil, err
 			}
 			switch {
 			case !ok:
-				rest = append(rest, c)
-			case c.scope == "n":
-				out = append(out, meta.UsageChange{NamespaceID: c.id, Added: c.Usage, After: after})
+				rest = append(rest, u)
+			case u.scope == "n":
+				out = append(out, c)
 			}
 		}
 	}
@@ -510,31 +510,62 @@ func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.Usa
 	return out, nil
 }
 
+// quotaInForce returns, in the RETURNING clause of a statement changing a
+// namespace's usage row, a column of the quota in force on the namespace
+// (its own, else the registry default, as EffectiveQuota), NULL when none:
+// the manifest PUT's quota check needs no statement of its own.
+func quotaInForce(col string) string {
+	return `CASE WHEN usage.scope = 'n' THEN (SELECT q.` + col + ` FROM quota q JOIN namespace ns ON q.namespace IN (ns.name, '')
+		WHERE ns.id = usage.id ORDER BY q.namespace DESC LIMIT 1) END`
+}
+
+// usageReturning is what a statement changing usage rows returns of a
+// namespace's row: its counters and its quota (scanNamespaceChange).
+var usageReturning = `bytes, manifests, blobs, ` + quotaInForce("namespace") + `, ` + quotaInForce("limit_bytes") + `, ` + quotaInForce("warn_percent")
+
+// scanNamespaceChange reads a namespace's row of usageReturning into c.
+func scanNamespaceChange(row interface{ Scan(...any) error }, c *meta.UsageChange, prefix ...any) error {
+	var ns sql.NullString
+	var limit, warn sql.NullInt64
+	if err := row.Scan(append(prefix, &c.After.Bytes, &c.After.Manifests, &c.After.Blobs, &ns, &limit, &warn)...); err != nil {
+		return err
+	}
+	c.Quota = nil
+	if limit.Valid {
+		c.Quota = &meta.Quota{Namespace: ns.String, Limit: limit.Int64}
+		if warn.Valid {
+			w := int(warn.Int64)
+			c.Quota.WarnPercent = &w
+		}
+	}
+	return nil
+}
+
 // updateUsageRow adds a change to its usage row if the row exists, and
-// returns a namespace row's usage after it.
-func (t *tx) updateUsageRow(ctx context.Context, c usageRow) (ok bool, after meta.Usage, err error) {
+// returns a namespace row's change.
+func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (ok bool, c meta.UsageChange, err error) {
 	const q = `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
 		WHERE scope = ? AND id = ? AND shard = ?`
-	if c.scope == "n" {
-		err = t.queryRow(ctx, q+` RETURNING bytes, manifests, blobs`, c.Bytes, c.Manifests, c.Blobs, c.scope, c.id, c.shard).
-			Scan(&after.Bytes, &after.Manifests, &after.Blobs)
+	if u.scope == "n" {
+		c = meta.UsageChange{NamespaceID: u.id, Added: u.Usage}
+		err = scanNamespaceChange(t.queryRow(ctx, q+` RETURNING `+usageReturning, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard), &c)
 		if errors.Is(err, sql.ErrNoRows) {
-			return false, after, nil
+			return false, c, nil
 		}
 		if err != nil {
-			return false, after, fmt.Errorf("updating usage: %w", err)
+			return false, c, fmt.Errorf("updating usage: %w", err)
 		}
-		return true, after, nil
+		return true, c, nil
 	}
-	res, err := t.exec(ctx, q, c.Bytes, c.Manifests, c.Blobs, c.scope, c.id, c.shard)
+	res, err := t.exec(ctx, q, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard)
 	if err != nil {
-		return false, after, fmt.Errorf("updating usage: %w", err)
+		return false, c, fmt.Errorf("updating usage: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, after, fmt.Errorf("updating usage: %w", err)
+		return false, c, fmt.Errorf("updating usage: %w", err)
 	}
-	return n == 1, after, nil
+	return n == 1, c, nil
 }
 
 // upsertUsageRows adds the changes to the usage rows (sorted) in one
@@ -555,7 +586,7 @@ func (t *tx) upsertUsageRows(ctx context.Context, changes []usageRow) ([]meta.Us
 		SELECT c0, c1, c2, c3, c4, c5 FROM `+t.jsonRows("tiiiii")+` k WHERE true ORDER BY n
 		ON CONFLICT (scope, id, shard) DO UPDATE SET bytes = usage.bytes + excluded.bytes,
 			manifests = usage.manifests + excluded.manifests, blobs = usage.blobs + excluded.blobs
-		RETURNING scope, id, bytes, manifests, blobs`, jsonKeys(keys))
+		RETURNING scope, id, `+usageReturning, jsonKeys(keys))
 	if err != nil {
 		return nil, fmt.Errorf("updating usage: %w", err)
 	}
@@ -564,7 +595,7 @@ func (t *tx) upsertUsageRows(ctx context.Context, changes []usageRow) ([]meta.Us
 	for rows.Next() {
 		var scope string
 		var c meta.UsageChange
-		if err := rows.Scan(&scope, &c.NamespaceID, &c.After.Bytes, &c.After.Manifests, &c.After.Blobs); err != nil {
+		if err := scanNamespaceChange(rows, &c, &scope, &c.NamespaceID); err != nil {
 			return nil, fmt.Errorf("updating usage: %w", err)
 		}
 		if scope == "n" {
