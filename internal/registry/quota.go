@@ -36,8 +36,8 @@ type quotaWarning struct {
 
 // applyUsage applies the usage counters of the PUT's writes, last in its
 // transaction, and enforces the quota of the namespace of repo (the one in
-// force, which ApplyUsage reads in the statement that changes the
-// namespace's counter row): that row is locked until the
+// force, which ApplyUsage reads with the namespace's usage): the
+// namespace's counter row, which ApplyUsage changed, is locked until the
 // transaction ends, so two PUTs racing for the last bytes serialize on it and
 // the second sees the first's bytes. A PUT that adds nothing (a re-PUT, a
 // manifest whose blobs the namespace holds and that frees as much) is never

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -477,58 +476,94 @@ func (t *tx) blobSizes(ctx context.Context, crossed []counterStep, sizes map[dig
 	return nil
 }
 
-// applyUsageRows adds the changes to the usage rows (sorted) and reports the
-// namespaces' changes: the rows that exist in place (inPlace), the others
-// with one upsert.
+// applyUsageRows adds the changes to the usage rows (sorted): the rows
+// that exist in place (inPlace), the others with one upsert. It reports the
+// namespaces' changes, with the usage after and the quota in force for
+// those that gained bytes (namespaceGain).
 func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.UsageChange, error) {
-	if len(changes) == 0 {
-		return nil, nil
-	}
-	var out []meta.UsageChange
 	rest := changes
 	if t.inPlace(len(changes)) {
 		rest = nil
 		for _, u := range changes {
-			ok, c, err := t.updateUsageRow(ctx, u)
+			ok, err := t.updateUsageRow(ctx, u)
 			if err != nil {
 				return nil, err
 			}
-			switch {
-			case !ok:
+			if !ok {
 				rest = append(rest, u)
-			case u.scope == "n":
-				out = append(out, c)
 			}
 		}
 	}
-	upserted, err := t.upsertUsageRows(ctx, rest)
-	if err != nil {
+	if err := t.upsertUsageRows(ctx, rest); err != nil {
 		return nil, err
 	}
-	out = append(out, upserted...)
-	slices.SortFunc(out, func(a, b meta.UsageChange) int { return cmp.Compare(a.NamespaceID, b.NamespaceID) })
+	var out []meta.UsageChange
+	for _, u := range changes {
+		if u.scope != "n" {
+			continue
+		}
+		c := meta.UsageChange{NamespaceID: u.id, Added: u.Usage}
+		if u.Bytes > 0 {
+			if err := t.namespaceGain(ctx, &c); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
 	return out, nil
 }
 
-// quotaInForce returns, in the RETURNING clause of a statement changing a
-// namespace's usage row, a column of the quota in force on the namespace
-// (its own, else the registry default, as EffectiveQuota), NULL when none:
-// the manifest PUT's quota check needs no statement of its own.
-func quotaInForce(col string) string {
-	return `CASE WHEN usage.scope = 'n' THEN (SELECT q.` + col + ` FROM quota q JOIN namespace ns ON q.namespace IN (ns.name, '')
-		WHERE ns.id = usage.id ORDER BY q.namespace DESC LIMIT 1) END`
+// updateUsageRow adds a change to its usage row if the row exists.
+func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (bool, error) {
+	res, err := t.exec(ctx, `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
+		WHERE scope = ? AND id = ? AND shard = ?`, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard)
+	if err != nil {
+		return false, fmt.Errorf("updating usage: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("updating usage: %w", err)
+	}
+	return n == 1, nil
 }
 
-// usageReturning is what a statement changing usage rows returns of a
-// namespace's row: its counters and its quota (scanNamespaceChange).
-var usageReturning = `bytes, manifests, blobs, ` + quotaInForce("namespace") + `, ` + quotaInForce("limit_bytes") + `, ` + quotaInForce("warn_percent")
+// upsertUsageRows adds the changes to the usage rows (sorted) in one
+// statement.
+func (t *tx) upsertUsageRows(ctx context.Context, changes []usageRow) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	keys := make([][6]any, len(changes))
+	for i, c := range changes {
+		keys[i] = [6]any{c.scope, c.id, c.shard, c.Bytes, c.Manifests, c.Blobs}
+	}
+	if _, err := t.exec(ctx, `INSERT INTO usage (scope, id, shard, bytes, manifests, blobs)
+		SELECT c0, c1, c2, c3, c4, c5 FROM `+t.jsonRows("tiiiii")+` k WHERE true ORDER BY n
+		ON CONFLICT (scope, id, shard) DO UPDATE SET bytes = usage.bytes + excluded.bytes,
+			manifests = usage.manifests + excluded.manifests, blobs = usage.blobs + excluded.blobs`, jsonKeys(keys)); err != nil {
+		return fmt.Errorf("updating usage: %w", err)
+	}
+	return nil
+}
 
-// scanNamespaceChange reads a namespace's row of usageReturning into c.
-func scanNamespaceChange(row interface{ Scan(...any) error }, c *meta.UsageChange, prefix ...any) error {
+// namespaceGain reads, for a namespace that gained bytes, its usage after
+// the change (its counter row, which the transaction now holds) and the
+// quota in force on it (its own, else the registry default, as
+// EffectiveQuota), in one statement of point reads: the manifest PUT's
+// quota check needs no statement of its own. (Returned by the UPDATE, the
+// same read cost SQLite more: RETURNING opens a temporary b-tree.)
+func (t *tx) namespaceGain(ctx context.Context, c *meta.UsageChange) error {
 	var ns sql.NullString
 	var limit, warn sql.NullInt64
-	if err := row.Scan(append(prefix, &c.After.Bytes, &c.After.Manifests, &c.After.Blobs, &ns, &limit, &warn)...); err != nil {
-		return err
+	err := t.queryRow(ctx, `SELECT u.bytes, u.manifests, u.blobs, COALESCE(o.namespace, d.namespace), COALESCE(o.limit_bytes, d.limit_bytes),
+			CASE WHEN o.namespace IS NULL THEN d.warn_percent ELSE o.warn_percent END
+		FROM usage u JOIN namespace n ON n.id = u.id
+			LEFT JOIN quota o ON o.namespace = n.name
+			LEFT JOIN quota d ON d.namespace = ''
+		WHERE u.scope = 'n' AND u.id = ? AND u.shard = 0`, c.NamespaceID).
+		Scan(&c.After.Bytes, &c.After.Manifests, &c.After.Blobs, &ns, &limit, &warn)
+	if err != nil {
+		return notFound(err, "reading the usage and quota of namespace #%d", c.NamespaceID)
 	}
 	c.Quota = nil
 	if limit.Valid {
@@ -539,74 +574,6 @@ func scanNamespaceChange(row interface{ Scan(...any) error }, c *meta.UsageChang
 		}
 	}
 	return nil
-}
-
-// updateUsageRow adds a change to its usage row if the row exists, and
-// returns a namespace row's change.
-func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (ok bool, c meta.UsageChange, err error) {
-	const q = `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
-		WHERE scope = ? AND id = ? AND shard = ?`
-	if u.scope == "n" {
-		c = meta.UsageChange{NamespaceID: u.id, Added: u.Usage}
-		err = scanNamespaceChange(t.queryRow(ctx, q+` RETURNING `+usageReturning, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard), &c)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, c, nil
-		}
-		if err != nil {
-			return false, c, fmt.Errorf("updating usage: %w", err)
-		}
-		return true, c, nil
-	}
-	res, err := t.exec(ctx, q, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard)
-	if err != nil {
-		return false, c, fmt.Errorf("updating usage: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, c, fmt.Errorf("updating usage: %w", err)
-	}
-	return n == 1, c, nil
-}
-
-// upsertUsageRows adds the changes to the usage rows (sorted) in one
-// statement and reports the namespaces' changes.
-func (t *tx) upsertUsageRows(ctx context.Context, changes []usageRow) ([]meta.UsageChange, error) {
-	if len(changes) == 0 {
-		return nil, nil
-	}
-	keys := make([][6]any, len(changes))
-	added := map[int64]meta.Usage{}
-	for i, c := range changes {
-		keys[i] = [6]any{c.scope, c.id, c.shard, c.Bytes, c.Manifests, c.Blobs}
-		if c.scope == "n" {
-			added[c.id] = c.Usage
-		}
-	}
-	rows, err := t.query(ctx, `INSERT INTO usage (scope, id, shard, bytes, manifests, blobs)
-		SELECT c0, c1, c2, c3, c4, c5 FROM `+t.jsonRows("tiiiii")+` k WHERE true ORDER BY n
-		ON CONFLICT (scope, id, shard) DO UPDATE SET bytes = usage.bytes + excluded.bytes,
-			manifests = usage.manifests + excluded.manifests, blobs = usage.blobs + excluded.blobs
-		RETURNING scope, id, `+usageReturning, jsonKeys(keys))
-	if err != nil {
-		return nil, fmt.Errorf("updating usage: %w", err)
-	}
-	defer rows.Close()
-	var out []meta.UsageChange
-	for rows.Next() {
-		var scope string
-		var c meta.UsageChange
-		if err := scanNamespaceChange(rows, &c, &scope, &c.NamespaceID); err != nil {
-			return nil, fmt.Errorf("updating usage: %w", err)
-		}
-		if scope == "n" {
-			c.Added = added[c.NamespaceID]
-			out = append(out, c)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("updating usage: %w", err)
-	}
-	return out, nil
 }
 
 func (t *tx) usageOf(ctx context.Context, scope string, id int64) (meta.Usage, error) {
