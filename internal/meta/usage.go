@@ -28,13 +28,17 @@ type NamespaceUsage struct {
 }
 
 // UsageChange is what one transaction changed in a namespace's usage,
-// reported by ApplyUsage: Added (negative when bytes went) and the usage
-// After it, read from the namespace's counter row, which the transaction
-// holds locked until it ends.
+// reported by ApplyUsage: Added (negative when bytes went) and, when the
+// namespace gained bytes (the only change a quota refuses), the usage After
+// it, read from the namespace's counter row, which the transaction holds
+// locked until it ends, and the Quota in force on the namespace (its own,
+// else the registry default, as EffectiveQuota: Namespace, Limit and
+// WarnPercent only; nil when none is).
 type UsageChange struct {
 	NamespaceID int64
 	Added       Usage
 	After       Usage
+	Quota       *Quota
 }
 
 // Quota caps what a namespace may hold (docs/design/usage.md, "Quotas").
@@ -104,9 +108,10 @@ type UsageDiff struct {
 type UsageTx interface {
 	// ApplyUsage writes the counter changes of the transaction's writes so
 	// far and reports the change to each namespace whose usage changed,
-	// by namespace id. Its counter rows stay locked until the transaction
+	// by namespace id; for one that gained bytes, with its usage after
+	// and its quota. Its counter rows stay locked until the transaction
 	// ends: a manifest PUT calls it last and compares After with the
-	// namespace's quota.
+	// quota.
 	ApplyUsage(ctx context.Context) ([]UsageChange, error)
 	// RepositoryUsage, NamespaceUsage and RegistryUsage read the counters
 	// (zero for a scope that holds nothing).

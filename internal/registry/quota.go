@@ -31,11 +31,12 @@ func (e *QuotaError) Unwrap() error { return ErrDenied }
 type quotaWarning struct {
 	namespace    string
 	used, before int64
-	quota        meta.Quota
+	quota        *meta.Quota
 }
 
 // applyUsage applies the usage counters of the PUT's writes, last in its
-// transaction, and enforces the quota of the namespace of repo: the
+// transaction, and enforces the quota of the namespace of repo (the one in
+// force, which ApplyUsage reads with the namespace's usage): the
 // namespace's counter row, which ApplyUsage changed, is locked until the
 // transaction ends, so two PUTs racing for the last bytes serialize on it and
 // the second sees the first's bytes. A PUT that adds nothing (a re-PUT, a
@@ -51,14 +52,11 @@ func (r *Registry) applyUsage(ctx context.Context, tx meta.Tx, repo meta.Reposit
 		if c.NamespaceID != repo.NamespaceID || c.Added.Bytes <= 0 {
 			continue
 		}
-		ns, _, _ := strings.Cut(repo.Name, "/")
-		q, err := tx.EffectiveQuota(ctx, ns)
-		if isNotFound(err) {
+		q := c.Quota
+		if q == nil {
 			return nil, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the quota of namespace %s: %w", ns, err)
-		}
+		ns, _, _ := strings.Cut(repo.Name, "/")
 		before := c.After.Bytes - c.Added.Bytes
 		if c.After.Bytes > q.Limit {
 			return nil, &QuotaError{Namespace: ns, Used: before, Pushed: c.Added.Bytes, Limit: q.Limit}

@@ -340,6 +340,10 @@ func TestQuota(t *testing.T) {
 			t.Errorf("registry default: got %d %s, want 403", st, b)
 		}
 		// team's own quota wins over the default.
+		putQuota(t, e, meta.Quota{Namespace: "team", Limit: 1 << 40})
+		if st, b := e.PutManifest("team/app", "own", registryenv.MediaImage, mustBody(t, e, "team/app", 4)); st != http.StatusCreated {
+			t.Errorf("team under its own quota beside a default of 1 byte: got %d %s, want 201", st, b)
+		}
 		if err := e.Store.Update(e.Ctx, func(tx meta.Tx) error { return tx.DeleteQuota(e.Ctx, "team") }); err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/berth/berth/internal/meta"
@@ -95,14 +98,21 @@ func (t *tx) ListPolicies(ctx context.Context, f meta.PolicyFilter) ([]meta.TagP
 
 // PoliciesFor reads the three scopes in one statement and keeps the
 // registry's only when the other two are empty: the registry's policies
-// are few, and one round trip beats two on the push path.
+// are few, and one round trip beats two on the push path. Every tag write
+// runs it, so it is three index searches in a UNION ALL, sorted here: as
+// one WHERE with an OR of the scopes and an ORDER BY, SQLite merged two
+// index searches and sorted through a temporary b-tree, about 1.5 times
+// the cost of a point read on an empty table (IN lists were no better).
 func (t *tx) PoliciesFor(ctx context.Context, namespace, repository string) ([]meta.TagPolicy, error) {
-	ps, err := scanPolicies(t.query(ctx, `SELECT `+policyCols+` FROM policy
-		WHERE namespace = '' OR (namespace = ? AND (repository = '' OR repository = ?))
-		ORDER BY namespace, repository, name`, namespace, repository))
+	ps, err := scanPolicies(t.query(ctx, `SELECT `+policyCols+` FROM policy WHERE namespace = ''
+		UNION ALL SELECT `+policyCols+` FROM policy WHERE namespace = ? AND repository = ''
+		UNION ALL SELECT `+policyCols+` FROM policy WHERE namespace = ? AND repository = ?`, namespace, namespace, repository))
 	if err != nil {
 		return nil, fmt.Errorf("reading the policies of %s: %w", repository, err)
 	}
+	slices.SortFunc(ps, func(a, b meta.TagPolicy) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Repository, b.Repository), strings.Compare(a.Name, b.Name))
+	})
 	own := 0
 	for _, p := range ps {
 		if p.Namespace != "" {
