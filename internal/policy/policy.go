@@ -230,7 +230,10 @@ type Prune struct {
 // will, as things stand). Hidden, immutable and protected tags are never
 // pruned nor counted. The result is in tag id order.
 func Evaluate(in Input) (prune []Prune, next *time.Time) {
-	var cands []meta.Tag
+	// Sized up front, and the rule of a pruned tag kept as its index: a
+	// preview of a count rule over 10,000 tags grew these slices and a
+	// map of rules by copying about 30 MB.
+	cands := make([]meta.Tag, 0, len(in.Tags))
 	var immutable []Rule
 	for _, r := range in.Rules {
 		if !r.Prunes() {
@@ -249,8 +252,8 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 		}
 		cands = append(cands, t)
 	}
-	by := map[int64]Rule{}
-	mark := func(t meta.Tag, r Rule) {
+	by := map[int64]int{} // tag id: index of its rule in in.Rules
+	mark := func(t meta.Tag, r int) {
 		if _, ok := by[t.ID]; !ok {
 			by[t.ID] = r
 		}
@@ -260,8 +263,9 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 			next = &at
 		}
 	}
-	for _, r := range in.Rules {
-		var seen []meta.Tag
+	seen := make([]meta.Tag, 0, len(cands))
+	for i, r := range in.Rules {
+		seen = seen[:0]
 		for _, t := range cands {
 			if r.Prunes() && r.Sees(t.Name) {
 				seen = append(seen, t)
@@ -271,12 +275,12 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 		case meta.PolicyKeepNewest:
 			rank(seen, func(t meta.Tag) time.Time { return t.Start })
 			for _, t := range seen[min(r.Count, len(seen)):] {
-				mark(t, r)
+				mark(t, i)
 			}
 		case meta.PolicyKeepRecentlyPulled:
 			rank(seen, lastPull)
 			for _, t := range seen[min(r.Count, len(seen)):] {
-				mark(t, r)
+				mark(t, i)
 			}
 		case meta.PolicyPruneOlderThan, meta.PolicyPruneNotPulled:
 			for _, t := range seen {
@@ -285,16 +289,19 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 					from = lastPull(t)
 				}
 				if due := from.Add(r.Span); !due.After(in.Now) {
-					mark(t, r)
+					mark(t, i)
 				} else {
 					later(due)
 				}
 			}
 		}
 	}
+	if len(by) > 0 {
+		prune = make([]Prune, 0, len(by))
+	}
 	for _, t := range cands {
 		if r, ok := by[t.ID]; ok {
-			prune = append(prune, Prune{Tag: t, Rule: r})
+			prune = append(prune, Prune{Tag: t, Rule: in.Rules[r]})
 		}
 	}
 	return prune, next

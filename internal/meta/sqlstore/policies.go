@@ -1,11 +1,15 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth/berth/internal/meta"
 )
@@ -115,14 +119,38 @@ func (t *tx) PoliciesFor(ctx context.Context, namespace, repository string) ([]m
 	return ps[len(ps)-own:], nil
 }
 
+// LiveTags reads only the columns a live row can hold (its repository is
+// repoID; the end columns are set only with lifetime_end, by EndTag) and
+// orders the rows by id here, not in SQL: a policy evaluation reads every
+// live tag of a repository, and at 10,000 tags SQLite took about twice as
+// long to read and sort the 13 columns (a temporary B-tree over the
+// tag_live index's name order) as to read these 8.
 func (t *tx) LiveTags(ctx context.Context, repoID int64, now time.Time) ([]meta.Tag, error) {
-	tags, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag
-		WHERE repository_id = ? AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id`,
-		repoID, us(now)))
+	rows, err := t.query(ctx, `SELECT id, name, manifest_digest, lifetime_start, expires_at, hidden, start_actor, pulled_at FROM tag
+		WHERE repository_id = ? AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
+		repoID, us(now))
 	if err != nil {
 		return nil, fmt.Errorf("listing live tags: %w", err)
 	}
-	return tags, nil
+	defer rows.Close()
+	var out []meta.Tag
+	for rows.Next() {
+		tg := meta.Tag{RepoID: repoID}
+		var start int64
+		var exp, pulled sql.NullInt64
+		var dg, actor string
+		if err := rows.Scan(&tg.ID, &tg.Name, &dg, &start, &exp, &tg.Hidden, &actor, &pulled); err != nil {
+			return nil, fmt.Errorf("listing live tags: %w", err)
+		}
+		tg.Manifest, tg.Start, tg.StartActor = digest.Digest(dg), fromUS(start), meta.Actor(actor)
+		tg.ExpiresAt, tg.PulledAt = fromNullUS(exp), fromNullUS(pulled)
+		out = append(out, tg)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing live tags: %w", err)
+	}
+	slices.SortFunc(out, func(a, b meta.Tag) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (t *tx) EndTags(ctx context.Context, ids []int64, at time.Time, actor meta.Actor, cause meta.EndCause, rule string) ([]meta.Tag, error) {
