@@ -134,17 +134,18 @@ func (t *tx) LiveTags(ctx context.Context, repoID int64, now time.Time) ([]meta.
 	}
 	defer rows.Close()
 	var out []meta.Tag
+	// Scanned into the same variables row after row: per row, only the
+	// strings and the times set are allocated.
+	var id, start int64
+	var exp, pulled sql.NullInt64
+	var name, dg, actor string
+	var hidden bool
 	for rows.Next() {
-		tg := meta.Tag{RepoID: repoID}
-		var start int64
-		var exp, pulled sql.NullInt64
-		var dg, actor string
-		if err := rows.Scan(&tg.ID, &tg.Name, &dg, &start, &exp, &tg.Hidden, &actor, &pulled); err != nil {
+		if err := rows.Scan(&id, &name, &dg, &start, &exp, &hidden, &actor, &pulled); err != nil {
 			return nil, fmt.Errorf("listing live tags: %w", err)
 		}
-		tg.Manifest, tg.Start, tg.StartActor = digest.Digest(dg), fromUS(start), meta.Actor(actor)
-		tg.ExpiresAt, tg.PulledAt = fromNullUS(exp), fromNullUS(pulled)
-		out = append(out, tg)
+		out = append(out, meta.Tag{ID: id, RepoID: repoID, Name: name, Manifest: digest.Digest(dg), Start: fromUS(start),
+			ExpiresAt: fromNullUS(exp), Hidden: hidden, StartActor: meta.Actor(actor), PulledAt: fromNullUS(pulled)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing live tags: %w", err)
