@@ -230,14 +230,17 @@ type Prune struct {
 // will, as things stand). Hidden, immutable and protected tags are never
 // pruned nor counted. The result is in tag id order.
 func Evaluate(in Input) (prune []Prune, next *time.Time) {
-	var cands []meta.Tag
+	// The tags are handled by their index in in.Tags: a preview of a count
+	// rule over 10,000 tags spent most of its evaluation copying tags and
+	// rules into growing slices and a map (about 30 MB).
+	cands := make([]int, 0, len(in.Tags))
 	var immutable []Rule
 	for _, r := range in.Rules {
 		if !r.Prunes() {
 			immutable = append(immutable, r)
 		}
 	}
-	for _, t := range in.Tags {
+	for i, t := range in.Tags {
 		if t.Hidden {
 			continue
 		}
@@ -247,12 +250,19 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 		if in.Protected != nil && in.Protected(t) {
 			continue
 		}
-		cands = append(cands, t)
+		cands = append(cands, i)
 	}
-	by := map[int64]Rule{}
-	mark := func(t meta.Tag, r Rule) {
-		if _, ok := by[t.ID]; !ok {
-			by[t.ID] = r
+	// by[i] is the index in in.Rules of the first rule that prunes
+	// in.Tags[i], -1 if none does.
+	by := make([]int, len(in.Tags))
+	for i := range by {
+		by[i] = -1
+	}
+	pruned := 0
+	mark := func(i, r int) {
+		if by[i] < 0 {
+			by[i] = r
+			pruned++
 		}
 	}
 	later := func(at time.Time) {
@@ -260,49 +270,55 @@ func Evaluate(in Input) (prune []Prune, next *time.Time) {
 			next = &at
 		}
 	}
-	for _, r := range in.Rules {
-		var seen []meta.Tag
-		for _, t := range cands {
-			if r.Prunes() && r.Sees(t.Name) {
-				seen = append(seen, t)
+	seen := make([]int, 0, len(cands))
+	for ri, r := range in.Rules {
+		seen = seen[:0]
+		for _, i := range cands {
+			if r.Prunes() && r.Sees(in.Tags[i].Name) {
+				seen = append(seen, i)
 			}
 		}
 		switch r.Kind {
 		case meta.PolicyKeepNewest:
-			rank(seen, func(t meta.Tag) time.Time { return t.Start })
-			for _, t := range seen[min(r.Count, len(seen)):] {
-				mark(t, r)
+			rank(in.Tags, seen, func(t *meta.Tag) time.Time { return t.Start })
+			for _, i := range seen[min(r.Count, len(seen)):] {
+				mark(i, ri)
 			}
 		case meta.PolicyKeepRecentlyPulled:
-			rank(seen, lastPull)
-			for _, t := range seen[min(r.Count, len(seen)):] {
-				mark(t, r)
+			rank(in.Tags, seen, func(t *meta.Tag) time.Time { return lastPull(*t) })
+			for _, i := range seen[min(r.Count, len(seen)):] {
+				mark(i, ri)
 			}
 		case meta.PolicyPruneOlderThan, meta.PolicyPruneNotPulled:
-			for _, t := range seen {
-				from := t.Start
+			for _, i := range seen {
+				from := in.Tags[i].Start
 				if r.Kind == meta.PolicyPruneNotPulled {
-					from = lastPull(t)
+					from = lastPull(in.Tags[i])
 				}
 				if due := from.Add(r.Span); !due.After(in.Now) {
-					mark(t, r)
+					mark(i, ri)
 				} else {
 					later(due)
 				}
 			}
 		}
 	}
-	for _, t := range cands {
-		if r, ok := by[t.ID]; ok {
-			prune = append(prune, Prune{Tag: t, Rule: r})
+	if pruned > 0 {
+		prune = make([]Prune, 0, pruned)
+	}
+	for _, i := range cands {
+		if r := by[i]; r >= 0 {
+			prune = append(prune, Prune{Tag: in.Tags[i], Rule: in.Rules[r]})
 		}
 	}
 	return prune, next
 }
 
-// rank orders tags newest first by key, ties broken by the higher row id.
-func rank(tags []meta.Tag, key func(meta.Tag) time.Time) {
-	slices.SortFunc(tags, func(a, b meta.Tag) int {
+// rank orders the indices idx of tags newest first by key, ties broken by
+// the higher row id.
+func rank(tags []meta.Tag, idx []int, key func(*meta.Tag) time.Time) {
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &tags[i], &tags[j]
 		if c := key(b).Compare(key(a)); c != 0 {
 			return c
 		}

@@ -513,6 +513,7 @@ func (pr *previewer) repository(ctx context.Context, id int64) (bool, error) {
 	if len(prunes) == 0 {
 		return true, nil
 	}
+	pr.pv.Tags = slices.Grow(pr.pv.Tags, len(prunes))
 	for _, p := range prunes {
 		// The previewed rule replaced any saved one of its scope and name.
 		this := p.Rule.Namespace == pr.rule.Namespace && p.Rule.Repository == pr.rule.Repository && p.Rule.Name == pr.rule.Name

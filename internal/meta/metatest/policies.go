@@ -143,6 +143,35 @@ func testPolicyTags(t *testing.T, s meta.Store) {
 		}
 		return nil
 	})
+	// In id order, not by name, and each row whole, as TagHistory reads it.
+	update(t, s, func(tx meta.Tx) error {
+		for i, name := range []string{"z", "y", "x"} {
+			exp := t0.Add(time.Duration(i+1) * time.Hour)
+			if _, err := tx.PutTag(ctx, meta.Tag{RepoID: other.ID, Name: name, Manifest: dg("other/x"), Start: t0, ExpiresAt: &exp,
+				StartActor: meta.ActorOperator, Hidden: name == "y"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		live, err := tx.LiveTags(ctx, other.ID, t0.Add(-time.Minute))
+		if err != nil {
+			return err
+		}
+		var want []meta.Tag
+		for _, name := range []string{"z", "y", "x"} {
+			h, err := tx.TagHistory(ctx, other.ID, name, 1)
+			if err != nil {
+				return err
+			}
+			want = append(want, h...)
+		}
+		if diff := cmp.Diff(want, live); diff != "" {
+			t.Errorf("LiveTags of other/x (-want +got):\n%s", diff)
+		}
+		return nil
+	})
 	update(t, s, func(tx meta.Tx) error {
 		wrote, err := tx.RecordPull(ctx, ids[0], t0.Add(time.Hour), 10*time.Minute)
 		if err != nil || !wrote {

@@ -38,8 +38,8 @@ type Statement struct {
 
 // BrowseStatements are the statements of the web listings (browse.go) as
 // the store runs them: pages of namespaces (each filter), of the
-// repositories of ns, of tags of repository repoID (each form), and the
-// summaries of ds.
+// repositories of ns, of tags of repository repoID (each form), the
+// summaries of ds, and the history of one tag (the tag page).
 func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Digest, now time.Time) []Statement {
 	var out []Statement
 	add := func(name, q string, args ...any) {
@@ -79,5 +79,7 @@ func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Di
 		}
 	}
 	add("attachment tags", fmt.Sprintf(liveTagNamesSQL, s.d.keyList()), repoID, jsonKeys(names), us(now), false)
+	q, args = tagHistoryStmt(repoID, "v15000", 10000)
+	add("tag history", q, args...)
 	return out
 }

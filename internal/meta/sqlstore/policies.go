@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/berth/berth/internal/meta"
 )
 
@@ -125,14 +127,39 @@ func (t *tx) PoliciesFor(ctx context.Context, namespace, repository string) ([]m
 	return ps[len(ps)-own:], nil
 }
 
+// LiveTags reads only the columns a live row can hold (its repository is
+// repoID; the end columns are set only with lifetime_end, by EndTag) and
+// orders the rows by id here, not in SQL: a policy evaluation reads every
+// live tag of a repository, and at 10,000 tags SQLite took about twice as
+// long to read and sort the 13 columns (a temporary B-tree over the
+// tag_live index's name order) as to read these 8.
 func (t *tx) LiveTags(ctx context.Context, repoID int64, now time.Time) ([]meta.Tag, error) {
-	tags, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag
-		WHERE repository_id = ? AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id`,
-		repoID, us(now)))
+	rows, err := t.query(ctx, `SELECT id, name, manifest_digest, lifetime_start, expires_at, hidden, start_actor, pulled_at FROM tag
+		WHERE repository_id = ? AND lifetime_end IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
+		repoID, us(now))
 	if err != nil {
 		return nil, fmt.Errorf("listing live tags: %w", err)
 	}
-	return tags, nil
+	defer rows.Close()
+	var out []meta.Tag
+	// Scanned into the same variables row after row: per row, only the
+	// strings and the times set are allocated.
+	var id, start int64
+	var exp, pulled sql.NullInt64
+	var name, dg, actor string
+	var hidden bool
+	for rows.Next() {
+		if err := rows.Scan(&id, &name, &dg, &start, &exp, &hidden, &actor, &pulled); err != nil {
+			return nil, fmt.Errorf("listing live tags: %w", err)
+		}
+		out = append(out, meta.Tag{ID: id, RepoID: repoID, Name: name, Manifest: digest.Digest(dg), Start: fromUS(start),
+			ExpiresAt: fromNullUS(exp), Hidden: hidden, StartActor: meta.Actor(actor), PulledAt: fromNullUS(pulled)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing live tags: %w", err)
+	}
+	slices.SortFunc(out, func(a, b meta.Tag) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (t *tx) EndTags(ctx context.Context, ids []int64, at time.Time, actor meta.Actor, cause meta.EndCause, rule string) ([]meta.Tag, error) {
