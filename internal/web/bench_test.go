@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +33,8 @@ import (
 // benchSizes are the tag counts of the benchmark's repository: a page
 // must answer in under 100 ms at the larger (issue 16), and the pages
 // that read a bounded part of the repository cost the same at both
-// (docs/design/web.md, "Cost").
+// (docs/design/web.md, "Cost"). BERTH_WEBBENCH_TAGS sets others, comma
+// separated.
 var benchSizes = []int{100, 10_000}
 
 // benchManifests is how many image manifests the tags point at.
@@ -69,9 +72,20 @@ const benchBatch = 500
 // the process's CPU time per request (cpu-ns/op; on PostgreSQL the
 // client's share only). bench/README.md has the figures.
 func BenchmarkWebPages(b *testing.B) {
+	sizes := benchSizes
+	if v := os.Getenv("BERTH_WEBBENCH_TAGS"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2*benchManifests {
+				b.Fatalf("BERTH_WEBBENCH_TAGS: %q is not a tag count of %d or more", f, 2*benchManifests)
+			}
+			sizes = append(sizes, n)
+		}
+	}
 	for _, be := range sqltest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
-			for _, n := range benchSizes {
+			for _, n := range sizes {
 				b.Run(fmt.Sprintf("tags=%d", n), func(b *testing.B) {
 					benchPages(b, benchSetup(b, be.DSN(b), n), n)
 				})
