@@ -56,27 +56,12 @@ func recorded(runs []timedRun, n int) []gc.DeletionRecord {
 	var out []gc.DeletionRecord
 	for _, r := range runs {
 		for _, d := range r.Deletions {
-			out = append(out, gc.DeletionRecord{At: r.at, Event: eventOf(d.Kind), Deletion: d})
+			out = append(out, gc.DeletionRecord{At: r.at, Event: gc.EventKind(d.Kind), Deletion: d})
 		}
 	}
 	out = out[max(0, len(out)-n):]
 	slices.Reverse(out)
 	return out
-}
-
-// eventOf is the event a deletion of kind is emitted as (events.go).
-func eventOf(kind review.Kind) event.Name {
-	switch kind {
-	case review.KindTag:
-		return event.TagCollected
-	case review.KindManifest:
-		return event.ManifestDeleted
-	case review.KindBlob:
-		return event.BlobDeleted
-	case review.KindRepository:
-		return event.RepositoryPurged
-	}
-	return event.GCDeleted
 }
 
 // TestActivityRecordsDeletions collects an image whose tag was deleted: a
