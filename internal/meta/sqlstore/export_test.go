@@ -83,3 +83,8 @@ func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Di
 	add("tag history", q, args...)
 	return out
 }
+
+// TopNamespacesStatement is TopNamespaces' statement as the store runs it.
+func (s *Store) TopNamespacesStatement(limit int) Statement {
+	return Statement{Name: "top namespaces", Query: s.d.rebind(topNamespacesQuery), Args: []any{limit}}
+}

@@ -705,12 +705,15 @@ func scanNamespaceUsages(rows *sql.Rows, err error) ([]meta.NamespaceUsage, erro
 	return out, rows.Err()
 }
 
-// TopNamespaces reads the largest rows through the index usage_bytes.
+// TopNamespaces reads the largest rows through the index usage_bytes (the
+// namespaces' rows only: migration 11 on SQLite, 12 on PostgreSQL).
 func (t *tx) TopNamespaces(ctx context.Context, limit int) ([]meta.NamespaceUsage, error) {
-	return scanNamespaceUsages(t.query(ctx, `SELECT n.id, n.name, u.bytes, u.manifests, u.blobs
-		FROM usage u JOIN namespace n ON n.id = u.id
-		WHERE u.scope = 'n' AND u.bytes > 0 ORDER BY u.bytes DESC, n.name LIMIT ?`, limit))
+	return scanNamespaceUsages(t.query(ctx, topNamespacesQuery, limit))
 }
+
+const topNamespacesQuery = `SELECT n.id, n.name, u.bytes, u.manifests, u.blobs
+	FROM usage u JOIN namespace n ON n.id = u.id
+	WHERE u.scope = 'n' AND u.bytes > 0 ORDER BY u.bytes DESC, n.name LIMIT ?`
 
 func (t *tx) Namespaces(ctx context.Context, after string, limit int) ([]meta.NamespaceUsage, error) {
 	return scanNamespaceUsages(t.query(ctx, `SELECT n.id, n.name, COALESCE(u.bytes, 0), COALESCE(u.manifests, 0), COALESCE(u.blobs, 0)

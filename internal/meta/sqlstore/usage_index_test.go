@@ -1,0 +1,43 @@
+package sqlstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
+)
+
+// The index usage_bytes holds the namespaces' usage rows only (migration 11
+// on SQLite, 12 on PostgreSQL): the repository and registry rows, which
+// every PUT and every collector transaction changes, keep no entry in it,
+// and TopNamespaces, its one reader, still reads the largest namespaces
+// through it rather than sorting every usage row.
+func TestUsageBytesIndexHoldsNamespaces(t *testing.T) {
+	for _, b := range sqltest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			dsn := b.DSN(t)
+			s := sqltest.Open(t, dsn)
+			seedBrowse(t, dsn)
+			ctx := context.Background()
+			var def string
+			q := `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'usage_bytes'`
+			if s.Dialect() == "postgres" {
+				q = `SELECT indexdef FROM pg_indexes WHERE indexname = 'usage_bytes' AND schemaname = current_schema()`
+			}
+			if err := s.DB().QueryRowContext(ctx, q).Scan(&def); err != nil {
+				t.Fatalf("reading the definition of usage_bytes: %v", err)
+			}
+			if !strings.Contains(strings.ReplaceAll(def, "(", ""), "WHERE scope = 'n'") {
+				t.Errorf("usage_bytes is not limited to the namespaces' rows: %s", def)
+			}
+			if s.Dialect() != "sqlite" {
+				return // PostgreSQL's plan follows its statistics
+			}
+			plan := strings.Join(explain(t, s, s.TopNamespacesStatement(100)), "\n")
+			if !strings.Contains(plan, "USING INDEX usage_bytes") || strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") && !strings.Contains(plan, "LAST TERM") {
+				t.Errorf("TopNamespaces does not walk usage_bytes:\n%s", plan)
+			}
+		})
+	}
+}
