@@ -1,0 +1,295 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth/berth/internal/meta"
+)
+
+// The per-blob counter tables of the usage counters (docs/design/usage.md,
+// "Counters"): usage_repository_blob, usage_namespace_blob and usage_blob,
+// one level a statement (or, on SQLite, one plain UPDATE a row).
+
+// jsonRows is a table expression over one JSON parameter, an array of
+// arrays, with columns c0..c(n-1) (as text or bigint by kinds: 't' or 'i'),
+// in the array's order.
+func (t *tx) jsonRows(kinds string) string {
+	var cols []string
+	for i, k := range kinds {
+		if t.d.name() == "postgres" {
+			c := fmt.Sprintf("e->>%d", i)
+			if k == 'i' {
+				c = "(" + c + ")::bigint"
+			}
+			cols = append(cols, fmt.Sprintf("%s AS c%d", c, i))
+		} else {
+			cols = append(cols, fmt.Sprintf("json_extract(value, '$[%d]') AS c%d", i, i))
+		}
+	}
+	if t.d.name() == "postgres" {
+		return `(SELECT ` + strings.Join(cols, ", ") + `, n FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS x(e, n))`
+	}
+	return `(SELECT ` + strings.Join(cols, ", ") + `, key AS n FROM json_each(?))`
+}
+
+// counterStep is one level of transitions: the change of each key's count,
+// and its count after the statement, or kept: the count was above zero and
+// stays so (updateInPlace), no transition.
+type counterStep struct {
+	id    int64
+	d     digest.Digest
+	n     int64
+	after int64
+	kept  bool
+}
+
+// crossed reports whether the count went from none to some (1) or from some
+// to none (-1).
+func (c counterStep) crossed() int64 {
+	if c.kept {
+		return 0
+	}
+	before := c.after - c.n
+	switch {
+	case before <= 0 && c.after > 0:
+		return 1
+	case before > 0 && c.after <= 0:
+		return -1
+	}
+	return 0
+}
+
+// inPlaceSteps bounds the changes a SQLite transaction applies one plain
+// UPDATE at a time (updateInPlace) before the set-based statements.
+const inPlaceSteps = 8
+
+// inPlace reports whether n changes of one level are applied one UPDATE at
+// a time. On SQLite a statement costs its work and no round trip, and an
+// upsert over json_each with RETURNING costs several plain UPDATEs (a
+// manifest PUT's two edges and three usage rows: about 250 µs against 60);
+// a single writer also makes the lock order moot. PostgreSQL keeps one
+// statement per level: a statement there is a round trip, and its row locks
+// are taken in the order of the sorted set.
+func (t *tx) inPlace(n int) bool { return t.d.name() != "postgres" && n <= inPlaceSteps }
+
+// applyCounters applies the changes of one per-blob counter table (steps
+// sorted by key): those that leave a row above zero in place, the others
+// with one upsert that fills in each step's count after, then a delete of
+// the rows that reached zero. idCol is "" for usage_blob, keyed by digest
+// alone.
+func (t *tx) applyCounters(ctx context.Context, table, idCol, countCol string, steps []counterStep) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	rest, err := t.updateInPlace(ctx, table, idCol, countCol, steps)
+	if err != nil {
+		return err
+	}
+	return t.upsertCounters(ctx, table, idCol, countCol, rest)
+}
+
+// updateInPlace adds each change to its row with a plain UPDATE when the
+// row's count is above zero and stays so (no transition), marking the step
+// kept; it returns the steps it did not apply. On PostgreSQL, or for more
+// than inPlaceSteps changes, it applies none.
+func (t *tx) updateInPlace(ctx context.Context, table, idCol, countCol string, steps []counterStep) ([]*counterStep, error) {
+	rest := make([]*counterStep, 0, len(steps))
+	if !t.inPlace(len(steps)) {
+		for i := range steps {
+			rest = append(rest, &steps[i])
+		}
+		return rest, nil
+	}
+	key := `blob_digest = ?`
+	if idCol != "" {
+		key = idCol + ` = ? AND ` + key
+	}
+	q := `UPDATE ` + table + ` SET ` + countCol + ` = ` + countCol + ` + ? WHERE ` + key + ` AND ` + countCol + ` > 0 AND ` + countCol + ` + ? > 0`
+	for i := range steps {
+		s := &steps[i]
+		args := []any{s.n, s.d.String(), s.n}
+		if idCol != "" {
+			args = []any{s.n, s.id, s.d.String(), s.n}
+		}
+		res, err := t.exec(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("updating %s: %w", table, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("updating %s: %w", table, err)
+		}
+		if n == 1 {
+			s.kept = true
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	return rest, nil
+}
+
+// upsertCounters upserts the changes of one per-blob counter table in one
+// statement, fills in each step's count after, and deletes the rows that
+// reached zero.
+func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, steps []*counterStep) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	if t.d.name() != "postgres" {
+		return t.applyCountersSQLite(ctx, table, idCol, countCol, steps)
+	}
+	var q, del string
+	var arg string
+	if idCol == "" {
+		rows := make([][2]any, len(steps))
+		for i, s := range steps {
+			rows[i] = [2]any{s.d.String(), s.n}
+		}
+		arg = jsonKeys(rows)
+		q = `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c0, c1 FROM ` + t.jsonRows("ti") + ` k WHERE true ORDER BY n
+			ON CONFLICT (blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
+			RETURNING 0, blob_digest, ` + countCol
+		del = `DELETE FROM ` + table + ` WHERE ` + countCol + ` = 0 AND blob_digest IN ` + t.d.keyList()
+	} else {
+		rows := make([][3]any, len(steps))
+		for i, s := range steps {
+			rows[i] = [3]any{s.id, s.d.String(), s.n}
+		}
+		arg = jsonKeys(rows)
+		q = `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `) SELECT c0, c1, c2 FROM ` + t.jsonRows("iti") + ` k WHERE true ORDER BY n
+			ON CONFLICT (` + idCol + `, blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
+			RETURNING ` + idCol + `, blob_digest, ` + countCol
+		del = `DELETE FROM ` + table + ` WHERE ` + countCol + ` = 0 AND (` + idCol + `, blob_digest) IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
+	}
+	rows, err := t.query(ctx, q, arg)
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	after := make(map[meta.RepoDigest]int64, len(steps))
+	for rows.Next() {
+		var k meta.RepoDigest
+		var v int64
+		if err := rows.Scan(&k.RepoID, &k.Digest, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("updating %s: %w", table, err)
+		}
+		after[k] = v
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	var zero []meta.RepoDigest
+	for _, s := range steps {
+		k := meta.RepoDigest{RepoID: s.id, Digest: s.d}
+		s.after = after[k]
+		if s.after == 0 {
+			zero = append(zero, k)
+		}
+	}
+	if len(zero) == 0 {
+		return nil
+	}
+	if idCol == "" {
+		ds := make([]string, len(zero))
+		for i, k := range zero {
+			ds[i] = k.Digest.String()
+		}
+		arg = jsonKeys(ds)
+	} else {
+		arg = pairsJSON(zero)
+	}
+	if _, err := t.exec(ctx, del, arg); err != nil {
+		return fmt.Errorf("deleting %s rows at zero: %w", table, err)
+	}
+	return nil
+}
+
+// applyCountersSQLite is applyCounters on SQLite, where decoding the set
+// costs more than the rows it changes (a collector transaction deletes
+// every row it counts down): json_extract of each column of an array of
+// arrays re-parses each element, three times per row. The changes are sent
+// as an object, {"id": {"digest": n}} (or {"digest": n} for usage_blob), whose
+// members json_each reads as scalars, a parse per id rather than three per
+// row; the rows at zero are deleted by the rowids the upsert returned, one
+// integer per row. A single writer makes the lock order of the sorted set
+// moot (usage.md, "Hot rows and lock order", concerns PostgreSQL).
+func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol string, steps []*counterStep) error {
+	var q string
+	var arg []byte
+	var err error
+	if idCol == "" {
+		set := make(map[string]int64, len(steps))
+		for _, s := range steps {
+			set[s.d.String()] = s.n
+		}
+		arg, err = json.Marshal(set)
+		q = `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c WHERE true
+			ON CONFLICT (blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
+			RETURNING rowid, 0, blob_digest, ` + countCol
+	} else {
+		set := map[int64]map[string]int64{}
+		for _, s := range steps {
+			if set[s.id] == nil {
+				set[s.id] = map[string]int64{}
+			}
+			set[s.id][s.d.String()] = s.n
+		}
+		arg, err = json.Marshal(set)
+		q = `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
+			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c WHERE true
+			ON CONFLICT (` + idCol + `, blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
+			RETURNING rowid, ` + idCol + `, blob_digest, ` + countCol
+	}
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	rows, err := t.query(ctx, q, string(arg))
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	after := make(map[meta.RepoDigest]int64, len(steps))
+	var zero []int64
+	for rows.Next() {
+		var rowid, v int64
+		var k meta.RepoDigest
+		if err := rows.Scan(&rowid, &k.RepoID, &k.Digest, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("updating %s: %w", table, err)
+		}
+		after[k] = v
+		if v == 0 {
+			zero = append(zero, rowid)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	for i := range steps {
+		k := meta.RepoDigest{RepoID: steps[i].id, Digest: steps[i].d}
+		a, ok := after[k]
+		if !ok {
+			return fmt.Errorf("updating %s: no row returned for %d %s", table, k.RepoID, k.Digest)
+		}
+		steps[i].after = a
+	}
+	if len(zero) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE rowid IN `+t.d.keyIDs(), jsonKeys(zero)); err != nil {
+		return fmt.Errorf("deleting %s rows at zero: %w", table, err)
+	}
+	return nil
+}
+
+func sortSteps(steps []counterStep) {
+	slices.SortFunc(steps, func(a, b counterStep) int {
+		return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(string(a.d), string(b.d)))
+	})
+}
