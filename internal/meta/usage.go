@@ -33,12 +33,16 @@ type NamespaceUsage struct {
 // it, read from the namespace's counter row, which the transaction holds
 // locked until it ends, and the Quota in force on the namespace (its own,
 // else the registry default, as EffectiveQuota: Namespace, Limit and
-// WarnPercent only; nil when none is).
+// WarnPercent only; nil when none is). Within is set instead of After and
+// Quota when the statement that applied the gain checked it against the
+// quota in force: the usage after it is within the limit and crosses no
+// warning threshold upwards (there may be no quota at all).
 type UsageChange struct {
 	NamespaceID int64
 	Added       Usage
 	After       Usage
 	Quota       *Quota
+	Within      bool
 }
 
 // Quota caps what a namespace may hold (docs/design/usage.md, "Quotas").

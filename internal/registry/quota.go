@@ -49,7 +49,7 @@ func (r *Registry) applyUsage(ctx context.Context, tx meta.Tx, repo meta.Reposit
 		return nil, fmt.Errorf("updating usage: %w", err)
 	}
 	for _, c := range changes {
-		if c.NamespaceID != repo.NamespaceID || c.Added.Bytes <= 0 {
+		if c.NamespaceID != repo.NamespaceID || c.Added.Bytes <= 0 || c.Within {
 			continue
 		}
 		q := c.Quota

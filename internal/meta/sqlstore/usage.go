@@ -285,9 +285,20 @@ func (t *tx) blobSizes(ctx context.Context, crossed []counterStep, sizes map[dig
 // those that gained bytes (namespaceGain).
 func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.UsageChange, error) {
 	rest := changes
+	within := map[int64]bool{}
 	if t.inPlace(len(changes)) {
 		rest = nil
 		for _, u := range changes {
+			if u.scope == "n" && u.Bytes > 0 {
+				ok, err := t.gainWithin(ctx, u)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					within[u.id] = true
+					continue
+				}
+			}
 			ok, err := t.updateUsageRow(ctx, u)
 			if err != nil {
 				return nil, err
@@ -305,8 +316,8 @@ func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.Usa
 		if u.scope != "n" {
 			continue
 		}
-		c := meta.UsageChange{NamespaceID: u.id, Added: u.Usage}
-		if u.Bytes > 0 {
+		c := meta.UsageChange{NamespaceID: u.id, Added: u.Usage, Within: within[u.id]}
+		if u.Bytes > 0 && !c.Within {
 			if err := t.namespaceGain(ctx, &c); err != nil {
 				return nil, err
 			}
@@ -320,6 +331,34 @@ func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.Usa
 func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (bool, error) {
 	res, err := t.exec(ctx, `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
 		WHERE scope = ? AND id = ? AND shard = ?`, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard)
+	if err != nil {
+		return false, fmt.Errorf("updating usage: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("updating usage: %w", err)
+	}
+	return n == 1, nil
+}
+
+// gainWithin adds a namespace's gain to its usage row if the row exists
+// and the usage after it stays within the quota in force (its own, else the
+// registry default: the quota rows by name, as namespaceGain) and crosses
+// no warning threshold upwards (meta.Quota.WarnBytes, in integers the same
+// way). The common manifest PUT thus checks its quota in the UPDATE it
+// makes anyway; when the guard fails (no row, over the limit, a threshold
+// crossed) nothing changed, and the caller updates the row and reads the
+// usage and the quota (namespaceGain), which say which it was.
+func (t *tx) gainWithin(ctx context.Context, u usageRow) (bool, error) {
+	res, err := t.exec(ctx, `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
+		WHERE scope = 'n' AND id = ? AND shard = 0 AND NOT EXISTS (
+			SELECT 1 FROM (SELECT COALESCE(o.limit_bytes, d.limit_bytes) AS l,
+					CASE WHEN o.namespace IS NULL THEN d.warn_percent ELSE o.warn_percent END AS w
+				FROM namespace n LEFT JOIN quota o ON o.namespace = n.name LEFT JOIN quota d ON d.namespace = ''
+				WHERE n.id = ?) q
+			WHERE usage.bytes + ? > q.l
+				OR usage.bytes < q.l / 100 * q.w + q.l % 100 * q.w / 100 AND usage.bytes + ? >= q.l / 100 * q.w + q.l % 100 * q.w / 100)`,
+		u.Bytes, u.Manifests, u.Blobs, u.id, u.id, u.Bytes, u.Bytes)
 	if err != nil {
 		return false, fmt.Errorf("updating usage: %w", err)
 	}
