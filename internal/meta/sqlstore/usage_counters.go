@@ -211,81 +211,124 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 	return nil
 }
 
-// applyCountersSQLite is applyCounters on SQLite, where decoding the set
-// costs more than the rows it changes (a collector transaction deletes
-// every row it counts down): json_extract of each column of an array of
-// arrays re-parses each element, three times per row. The changes are sent
-// as an object, {"id": {"digest": n}} (or {"digest": n} for usage_blob), whose
-// members json_each reads as scalars, a parse per id rather than three per
-// row; the rows at zero are deleted by the rowids the upsert returned, one
-// integer per row. A single writer makes the lock order of the sorted set
-// moot (usage.md, "Hot rows and lock order", concerns PostgreSQL).
+// applyCountersSQLite is applyCounters on SQLite: it reads the rows the
+// changes name, works out each count after in Go, and writes only what
+// changes, each kind of write one statement when there is any: a delete of
+// the rows reaching zero (by rowid), an update of the others (by rowid),
+// an insert of the keys not there. A collector transaction, which counts
+// every row it touches down to zero, thus runs a read and a delete; a push
+// of new blobs a read and an insert. The upsert this replaces (INSERT … ON
+// CONFLICT DO UPDATE … RETURNING, then the delete) cost more than the rows
+// it changed: a conflict on every row, and a temporary b-tree for the
+// RETURNING at every execution. A single writer makes the read and the
+// writes one atomic step (no other transaction can insert a key between
+// them) and the lock order of the sorted set moot (usage.md, "Hot rows and
+// lock order", concerns PostgreSQL). The sets are JSON objects,
+// {"id": {"digest": n}} ({"digest": n} for usage_blob), whose members
+// json_each reads as scalars: one parse per id, not one per column per row.
 func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol string, steps []*counterStep) error {
-	var q string
+	var read, insert string
+	if idCol == "" {
+		read = `SELECT t.rowid, 0, t.blob_digest, t.` + countCol + ` FROM json_each(?) c CROSS JOIN ` + table + ` t ON t.blob_digest = c.key`
+		insert = `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c`
+	} else {
+		// CROSS JOIN fixes the order: SQLite would otherwise search t by
+		// the id alone, every row of the repository or namespace, and scan
+		// the set once per row.
+		read = `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM json_each(?) p CROSS JOIN json_each(p.value) c
+			CROSS JOIN ` + table + ` t ON t.` + idCol + ` = CAST(p.key AS INTEGER) AND t.blob_digest = c.key`
+		insert = `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
+			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c`
+	}
+	set, err := counterSet(idCol, steps, func(s *counterStep) int64 { return s.n })
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", table, err)
+	}
+	rows, err := t.query(ctx, read, set)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", table, err)
+	}
+	type held struct{ rowid, count int64 }
+	before := make(map[meta.RepoDigest]held, len(steps))
+	for rows.Next() {
+		var h held
+		var k meta.RepoDigest
+		if err := rows.Scan(&h.rowid, &k.RepoID, &k.Digest, &h.count); err != nil {
+			rows.Close()
+			return fmt.Errorf("reading %s: %w", table, err)
+		}
+		before[k] = h
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("reading %s: %w", table, err)
+	}
+	var zero []int64
+	changed := map[int64]int64{}
+	var added []*counterStep
+	for _, s := range steps {
+		h, ok := before[meta.RepoDigest{RepoID: s.id, Digest: s.d}]
+		s.after = h.count + s.n
+		switch {
+		case !ok:
+			// A key not held: the change inserts it. (A negative change here
+			// is a counter already wrong; it is kept, as the upsert kept it,
+			// for VerifyUsage to report.)
+			added = append(added, s)
+		case s.after == 0:
+			zero = append(zero, h.rowid)
+		default:
+			changed[h.rowid] = s.after
+		}
+	}
+	if len(zero) > 0 {
+		if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE rowid IN `+t.d.keyIDs(), jsonKeys(zero)); err != nil {
+			return fmt.Errorf("deleting %s rows at zero: %w", table, err)
+		}
+	}
+	if len(changed) > 0 {
+		arg, err := json.Marshal(changed)
+		if err != nil {
+			return fmt.Errorf("updating %s: %w", table, err)
+		}
+		if _, err := t.exec(ctx, `UPDATE `+table+` SET `+countCol+` = c.value FROM json_each(?) c WHERE `+table+`.rowid = CAST(c.key AS INTEGER)`, string(arg)); err != nil {
+			return fmt.Errorf("updating %s: %w", table, err)
+		}
+	}
+	if len(added) > 0 {
+		set, err := counterSet(idCol, added, func(s *counterStep) int64 { return s.after })
+		if err != nil {
+			return fmt.Errorf("inserting %s: %w", table, err)
+		}
+		if _, err := t.exec(ctx, insert, set); err != nil {
+			return fmt.Errorf("inserting %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// counterSet encodes steps as the JSON object applyCountersSQLite's
+// statements read, {"id": {"digest": v}} ({"digest": v} when idCol is "",
+// usage_blob), v the value of each step.
+func counterSet(idCol string, steps []*counterStep, v func(*counterStep) int64) (string, error) {
 	var arg []byte
 	var err error
 	if idCol == "" {
 		set := make(map[string]int64, len(steps))
 		for _, s := range steps {
-			set[s.d.String()] = s.n
+			set[s.d.String()] = v(s)
 		}
 		arg, err = json.Marshal(set)
-		q = `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c WHERE true
-			ON CONFLICT (blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
-			RETURNING rowid, 0, blob_digest, ` + countCol
 	} else {
 		set := map[int64]map[string]int64{}
 		for _, s := range steps {
 			if set[s.id] == nil {
 				set[s.id] = map[string]int64{}
 			}
-			set[s.id][s.d.String()] = s.n
+			set[s.id][s.d.String()] = v(s)
 		}
 		arg, err = json.Marshal(set)
-		q = `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
-			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c WHERE true
-			ON CONFLICT (` + idCol + `, blob_digest) DO UPDATE SET ` + countCol + ` = ` + table + `.` + countCol + ` + excluded.` + countCol + `
-			RETURNING rowid, ` + idCol + `, blob_digest, ` + countCol
 	}
-	if err != nil {
-		return fmt.Errorf("updating %s: %w", table, err)
-	}
-	rows, err := t.query(ctx, q, string(arg))
-	if err != nil {
-		return fmt.Errorf("updating %s: %w", table, err)
-	}
-	after := make(map[meta.RepoDigest]int64, len(steps))
-	var zero []int64
-	for rows.Next() {
-		var rowid, v int64
-		var k meta.RepoDigest
-		if err := rows.Scan(&rowid, &k.RepoID, &k.Digest, &v); err != nil {
-			rows.Close()
-			return fmt.Errorf("updating %s: %w", table, err)
-		}
-		after[k] = v
-		if v == 0 {
-			zero = append(zero, rowid)
-		}
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("updating %s: %w", table, err)
-	}
-	for i := range steps {
-		k := meta.RepoDigest{RepoID: steps[i].id, Digest: steps[i].d}
-		a, ok := after[k]
-		if !ok {
-			return fmt.Errorf("updating %s: no row returned for %d %s", table, k.RepoID, k.Digest)
-		}
-		steps[i].after = a
-	}
-	if len(zero) == 0 {
-		return nil
-	}
-	if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE rowid IN `+t.d.keyIDs(), jsonKeys(zero)); err != nil {
-		return fmt.Errorf("deleting %s rows at zero: %w", table, err)
-	}
-	return nil
+	return string(arg), err
 }
 
 func sortSteps(steps []counterStep) {
