@@ -88,3 +88,18 @@ func (s *Store) BrowseStatements(ns meta.Namespace, repoID int64, ds []digest.Di
 func (s *Store) TopNamespacesStatement(limit int) Statement {
 	return Statement{Name: "top namespaces", Query: s.d.rebind(topNamespacesQuery), Args: []any{limit}}
 }
+
+// CounterReadStatements are applyCountersSQLite's reads of each per-blob
+// counter table, with a set of one key as argument.
+func CounterReadStatements() []Statement {
+	var out []Statement
+	for _, c := range []struct{ table, idCol, countCol, set string }{
+		{"usage_repository_blob", "repository_id", "refs", `{"1": {"sha256:a": -1}}`},
+		{"usage_namespace_blob", "namespace_id", "repos", `{"1": {"sha256:a": -1}}`},
+		{"usage_blob", "", "holders", `{"sha256:a": -1}`},
+	} {
+		read, _ := counterStatementsSQLite(c.table, c.idCol, c.countCol)
+		out = append(out, Statement{Name: c.table, Query: read, Args: []any{c.set}})
+	}
+	return out
+}

@@ -227,19 +227,7 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 // {"id": {"digest": n}} ({"digest": n} for usage_blob), whose members
 // json_each reads as scalars: one parse per id, not one per column per row.
 func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol string, steps []*counterStep) error {
-	var read, insert string
-	if idCol == "" {
-		read = `SELECT t.rowid, 0, t.blob_digest, t.` + countCol + ` FROM json_each(?) c CROSS JOIN ` + table + ` t ON t.blob_digest = c.key`
-		insert = `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c`
-	} else {
-		// CROSS JOIN fixes the order: SQLite would otherwise search t by
-		// the id alone, every row of the repository or namespace, and scan
-		// the set once per row.
-		read = `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM json_each(?) p CROSS JOIN json_each(p.value) c
-			CROSS JOIN ` + table + ` t ON t.` + idCol + ` = CAST(p.key AS INTEGER) AND t.blob_digest = c.key`
-		insert = `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
-			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c`
-	}
+	read, insert := counterStatementsSQLite(table, idCol, countCol)
 	set, err := counterSet(idCol, steps, func(s *counterStep) int64 { return s.n })
 	if err != nil {
 		return fmt.Errorf("updating %s: %w", table, err)
@@ -304,6 +292,22 @@ func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol str
 		}
 	}
 	return nil
+}
+
+// counterStatementsSQLite returns applyCountersSQLite's read of the rows a
+// set names and its insert of the keys not held.
+func counterStatementsSQLite(table, idCol, countCol string) (read, insert string) {
+	if idCol == "" {
+		return `SELECT t.rowid, 0, t.blob_digest, t.` + countCol + ` FROM json_each(?) c CROSS JOIN ` + table + ` t ON t.blob_digest = c.key`,
+			`INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c`
+	}
+	// CROSS JOIN fixes the order: SQLite would otherwise search t by the id
+	// alone, every row of the repository or namespace, and scan the set once
+	// per row (TestCounterReadPlans).
+	return `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM json_each(?) p CROSS JOIN json_each(p.value) c
+			CROSS JOIN ` + table + ` t ON t.` + idCol + ` = CAST(p.key AS INTEGER) AND t.blob_digest = c.key`,
+		`INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
+			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c`
 }
 
 // counterSet encodes steps as the JSON object applyCountersSQLite's

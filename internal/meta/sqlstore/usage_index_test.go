@@ -2,9 +2,11 @@ package sqlstore_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/berth/berth/internal/meta/sqlstore"
 	"github.com/berth/berth/internal/meta/sqlstore/sqltest"
 )
 
@@ -39,5 +41,26 @@ func TestUsageBytesIndexHoldsNamespaces(t *testing.T) {
 				t.Errorf("TopNamespaces does not walk usage_bytes:\n%s", plan)
 			}
 		})
+	}
+}
+
+// TestCounterReadPlans: on SQLite, the read of each per-blob counter level
+// searches the table by its whole key, once per member of the set; the
+// planner's own order searched it by the id alone (every counter row of the
+// repository or namespace, the set rescanned for each: eight times the
+// collector's instructions).
+func TestCounterReadPlans(t *testing.T) {
+	s := sqltest.Open(t, filepath.Join(t.TempDir(), "berth.db"))
+	for _, st := range sqlstore.CounterReadStatements() {
+		plan := explain(t, s, st)
+		var searched bool
+		for _, line := range plan {
+			if strings.HasPrefix(line, "SEARCH t ") {
+				searched = strings.HasSuffix(line, "blob_digest=?)")
+			}
+		}
+		if !searched {
+			t.Errorf("%s: the read does not search the table by its whole key:\n%s", st.Name, strings.Join(plan, "\n"))
+		}
 	}
 }
