@@ -207,7 +207,7 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 		}
 		arg = jsonKeys(ds)
 	} else {
-		arg = pairsJSON(zero)
+		arg = pairsJSON(t.d, zero)
 	}
 	if _, err := t.exec(ctx, del, arg); err != nil {
 		return fmt.Errorf("deleting %s rows at zero: %w", table, err)
