@@ -37,7 +37,7 @@ type keyTable[K comparable] struct {
 	table, cols string
 	set         func(d dialect) string // keyList, keyIDs or keyPairs
 	in          string                 // the key columns' match against the set
-	encode      func([]K) string
+	encode      func(dialect, []K) string
 	scan        func(*sql.Rows) ([]K, error)
 }
 
@@ -51,7 +51,7 @@ func (kt keyTable[K]) rows(ctx context.Context, t *tx, ks []K, lock bool) ([]K, 
 	if lock {
 		q += t.d.skipLocked()
 	}
-	rows, err := t.query(ctx, q, kt.encode(ks))
+	rows, err := t.query(ctx, q, kt.encode(t.d, ks))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s rows: %w", kt.table, err)
 	}
@@ -60,11 +60,12 @@ func (kt keyTable[K]) rows(ctx context.Context, t *tx, ks []K, lock bool) ([]K, 
 
 func idTable(table string) keyTable[int64] {
 	return keyTable[int64]{table: table, cols: "id", in: "id IN ", set: dialect.keyIDs,
-		encode: jsonKeys[int64], scan: scanInts}
+		encode: func(_ dialect, ks []int64) string { return jsonKeys(ks) }, scan: scanInts}
 }
 
 func stringTable[K ~string](table, col string) keyTable[K] {
-	return keyTable[K]{table: table, cols: col, in: col + " IN ", set: dialect.keyList, encode: jsonKeys[K],
+	return keyTable[K]{table: table, cols: col, in: col + " IN ", set: dialect.keyList,
+		encode: func(_ dialect, ks []K) string { return jsonKeys(ks) },
 		scan: func(rows *sql.Rows) ([]K, error) {
 			ss, err := scanStrings(rows)
 			out := make([]K, len(ss))
@@ -104,7 +105,7 @@ func lockFacts[K comparable, F any](ctx context.Context, t *tx, kt keyTable[K], 
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := t.query(ctx, strings.Replace(query, "{keys}", kt.set(t.d), 1), kt.encode(keys))
+	rows, err := t.query(ctx, strings.Replace(query, "{keys}", kt.set(t.d), 1), kt.encode(t.d, keys))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the facts of %s rows: %w", kt.table, err)
 	}

@@ -31,12 +31,13 @@ func jsonKeys[T any](keys []T) string {
 	return string(b)
 }
 
-func pairsJSON(keys []meta.RepoDigest) string {
-	ps := make([][2]any, len(keys))
+// pairsJSON encodes keys as the dialect's keyPairs reads them.
+func pairsJSON(d dialect, keys []meta.RepoDigest) string {
+	ps := make([]keyPair, len(keys))
 	for i, k := range keys {
-		ps[i] = [2]any{k.RepoID, k.Digest.String()}
+		ps[i] = keyPair{k.RepoID, k.Digest.String()}
 	}
-	return jsonKeys(ps)
+	return d.pairSet(ps)
 }
 
 func (t *tx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
@@ -215,7 +216,7 @@ func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.
 	if err != nil || len(keys) == 0 {
 		return refs, err
 	}
-	set := pairsJSON(keys)
+	set := pairsJSON(t.d, keys)
 	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
 	for _, q := range []string{
 		`DELETE FROM manifest_child WHERE (repository_id, parent_digest)` + in,
@@ -236,12 +237,13 @@ func (t *tx) DeleteManifests(ctx context.Context, keys []meta.RepoDigest) (meta.
 	return refs, nil
 }
 
-func tagsJSON(tags []meta.RepoTag) string {
-	ps := make([][2]any, len(tags))
+// tagsJSON encodes tags as the dialect's keyPairs reads them.
+func tagsJSON(d dialect, tags []meta.RepoTag) string {
+	ps := make([]keyPair, len(tags))
 	for i, k := range tags {
-		ps[i] = [2]any{k.RepoID, k.Name}
+		ps[i] = keyPair{k.RepoID, k.Name}
 	}
-	return jsonKeys(ps)
+	return d.pairSet(ps)
 }
 
 // liveTagsIn selects the rows of a JSON set of (repository, tag name) pairs
@@ -264,7 +266,7 @@ func (t *tx) EndLiveTags(ctx context.Context, tags []meta.RepoTag, at time.Time,
 	ended, err := scanTags(t.query(ctx, `UPDATE tag SET lifetime_end = ?, end_actor = ?, end_cause = ?
 		WHERE lifetime_end IS NULL AND id IN (SELECT id FROM tag WHERE `+t.liveTagsIn()+` ORDER BY id`+t.d.skipLocked()+`)
 		RETURNING `+tagCols,
-		us(at), string(actor), string(cause), tagsJSON(tags), us(at)))
+		us(at), string(actor), string(cause), tagsJSON(t.d, tags), us(at)))
 	if err != nil {
 		return nil, fmt.Errorf("ending live rows of %d tags: %w", len(tags), err)
 	}
@@ -276,7 +278,7 @@ func (t *tx) LiveTagsNamed(ctx context.Context, tags []meta.RepoTag, now time.Ti
 	if len(tags) == 0 {
 		return nil, nil
 	}
-	live, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag WHERE `+t.liveTagsIn()+` ORDER BY id`, tagsJSON(tags), us(now)))
+	live, err := scanTags(t.query(ctx, `SELECT `+tagCols+` FROM tag WHERE `+t.liveTagsIn()+` ORDER BY id`, tagsJSON(t.d, tags), us(now)))
 	if err != nil {
 		return nil, fmt.Errorf("reading live rows of %d tags: %w", len(tags), err)
 	}
@@ -319,7 +321,7 @@ func (t *tx) DeleteUploadedBlobs(ctx context.Context, keys []meta.RepoDigest) er
 		return nil
 	}
 	if _, err := t.exec(ctx, `DELETE FROM uploaded_blob WHERE (repository_id, blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
-		pairsJSON(keys)); err != nil {
+		pairsJSON(t.d, keys)); err != nil {
 		return fmt.Errorf("deleting %d upload markers: %w", len(keys), err)
 	}
 	return nil
@@ -349,7 +351,7 @@ func (t *tx) DeleteLinks(ctx context.Context, keys []meta.RepoDigest) error {
 		return err
 	}
 	if _, err := t.exec(ctx, `DELETE FROM repository_blob WHERE (repository_id, blob_digest) IN (SELECT r, d FROM `+t.d.keyPairs()+` k)`,
-		pairsJSON(keys)); err != nil {
+		pairsJSON(t.d, keys)); err != nil {
 		return fmt.Errorf("deleting %d links: %w", len(keys), err)
 	}
 	return nil
@@ -444,7 +446,7 @@ func (t *tx) ManifestRefs(ctx context.Context, keys []meta.RepoDigest) (meta.Man
 	if len(keys) == 0 {
 		return refs, nil
 	}
-	set := pairsJSON(keys)
+	set := pairsJSON(t.d, keys)
 	in := ` IN (SELECT r, d FROM ` + t.d.keyPairs() + ` k)`
 	pairs := func(q string) ([]meta.RepoDigest, error) {
 		rows, err := t.query(ctx, q, set)

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -40,11 +41,19 @@ type dialect interface {
 	// keyList, keyIDs and keyPairs are table expressions over one JSON
 	// parameter holding a batch of keys (docs/design/gc.md, "Deciding
 	// sets"): a list of strings (column v), of integers (column v), of
-	// [repository id, digest] pairs (columns r, d). One parameter keeps the
-	// statement's text the same whatever the batch's size.
+	// (repository id, digest or tag name) pairs (columns r, d), encoded by
+	// pairSet. One parameter keeps the statement's text the same whatever
+	// the batch's size.
 	keyList() string
 	keyIDs() string
 	keyPairs() string
+	pairSet(ps []keyPair) string
+}
+
+// keyPair is one key of a keyPairs set.
+type keyPair struct {
+	r int64  // repository id
+	d string // digest or tag name
 }
 
 type sqliteDialect struct{}
@@ -56,8 +65,29 @@ func (sqliteDialect) skipLocked() string          { return "" }
 func (sqliteDialect) xactLock() string            { return "" }
 func (sqliteDialect) keyList() string             { return `(SELECT value AS v FROM json_each(?))` }
 func (sqliteDialect) keyIDs() string              { return `(SELECT value AS v FROM json_each(?))` }
+
+// keyPairs reads the pairs grouped by repository, {"id": ["d1", "d2"]}
+// (pairSet): json_each gives every column as a scalar, the repository once
+// for its keys. An array of [id, d] arrays read with json_extract per
+// column, as PostgreSQL's, costs more than the statement's probes: json_each
+// gives each element as text, rebuilt and parsed again for every column
+// (callgrind, bench/RESULTS.md, issue 12). The outer jsonb_each gives each
+// repository's array in SQLite's binary JSON, which the inner json_each
+// reads without parsing it again.
 func (sqliteDialect) keyPairs() string {
-	return `(SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS d FROM json_each(?))`
+	return `(SELECT CAST(p.key AS INTEGER) AS r, c.value AS d FROM jsonb_each(?) p, json_each(p.value) c)`
+}
+
+func (sqliteDialect) pairSet(ps []keyPair) string {
+	set := make(map[int64][]string)
+	for _, p := range ps {
+		set[p.r] = append(set[p.r], p.d)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		panic(err) // strings keyed by integers always marshal
+	}
+	return string(b)
 }
 func (sqliteDialect) tableExists() string {
 	return `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
@@ -168,6 +198,14 @@ func (postgresDialect) keyIDs() string {
 }
 func (postgresDialect) keyPairs() string {
 	return `(SELECT (e->>0)::bigint AS r, e->>1 AS d FROM unnest(ARRAY(SELECT jsonb_array_elements(?::jsonb))) AS e)`
+}
+
+func (postgresDialect) pairSet(ps []keyPair) string {
+	rows := make([][2]any, len(ps))
+	for i, p := range ps {
+		rows[i] = [2]any{p.r, p.d}
+	}
+	return jsonKeys(rows)
 }
 
 // xactLock is the two-key form of pg_advisory_xact_lock: released at commit

@@ -19,7 +19,11 @@ import (
 
 // jsonRows is a table expression over one JSON parameter, an array of
 // arrays, with columns c0..c(n-1) (as text or bigint by kinds: 't' or 'i'),
-// in the array's order.
+// in the array's order. On SQLite the elements are read by jsonb_each,
+// whose value of an array is SQLite's binary JSON: each json_extract reads
+// its column from it directly. json_each would give each element as text,
+// rebuilt and parsed again for every column (six times a row of
+// upsertUsageRows; callgrind, bench/RESULTS.md, issue 12).
 func (t *tx) jsonRows(kinds string) string {
 	var cols []string
 	for i, k := range kinds {
@@ -36,7 +40,7 @@ func (t *tx) jsonRows(kinds string) string {
 	if t.d.name() == "postgres" {
 		return `(SELECT ` + strings.Join(cols, ", ") + `, n FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS x(e, n))`
 	}
-	return `(SELECT ` + strings.Join(cols, ", ") + `, key AS n FROM json_each(?))`
+	return `(SELECT ` + strings.Join(cols, ", ") + `, key AS n FROM jsonb_each(?))`
 }
 
 // counterStep is one level of transitions: the change of each key's count,
@@ -203,7 +207,7 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 		}
 		arg = jsonKeys(ds)
 	} else {
-		arg = pairsJSON(zero)
+		arg = pairsJSON(t.d, zero)
 	}
 	if _, err := t.exec(ctx, del, arg); err != nil {
 		return fmt.Errorf("deleting %s rows at zero: %w", table, err)
