@@ -307,11 +307,12 @@ func counterStatementsSQLite(table, idCol, countCol string) (read, insert string
 	}
 	// CROSS JOIN fixes the order: SQLite would otherwise search t by the id
 	// alone, every row of the repository or namespace, and scan the set once
-	// per row (TestCounterReadPlans).
-	return `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM json_each(?) p CROSS JOIN json_each(p.value) c
+	// per row (TestCounterReadPlans). jsonb_each hands each id's object on
+	// as binary JSON, which json_each reads without parsing text again.
+	return `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM jsonb_each(?) p CROSS JOIN json_each(p.value) c
 			CROSS JOIN ` + table + ` t ON t.` + idCol + ` = CAST(p.key AS INTEGER) AND t.blob_digest = c.key`,
 		`INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
-			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM json_each(?) p, json_each(p.value) c`
+			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM jsonb_each(?) p, json_each(p.value) c`
 }
 
 // counterSet encodes steps as the JSON object applyCountersSQLite's
