@@ -484,7 +484,7 @@ func (d *dryTx) DeleteUploads(ctx context.Context, ids []string) error {
 
 // Writes the collector's decisions never make in a dry run.
 func (d *dryTx) PutTombstone(context.Context, meta.Tombstone) error { return errDryWrite }
-func (d *dryTx) DeleteTombstone(context.Context, string) error      { return errDryWrite }
+func (d *dryTx) DeleteTombstones(context.Context, []string) error   { return errDryWrite }
 
 // dryRunTxTimeout bounds the dry run's one transaction instead of the
 // store's bound for a transaction (10s): it reads the whole due backlog

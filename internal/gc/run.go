@@ -426,12 +426,7 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 		}
 		if len(done) > 0 {
 			err := c.store.Update(ctx, func(tx meta.Tx) error {
-				for _, key := range done {
-					if err := tx.DeleteTombstone(ctx, key); err != nil {
-						return err
-					}
-				}
-				return nil
+				return tx.DeleteTombstones(ctx, done)
 			})
 			switch {
 			case err != nil && ctx.Err() != nil:

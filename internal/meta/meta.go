@@ -364,7 +364,9 @@ type BlobTx interface {
 
 	PutTombstone(ctx context.Context, t Tombstone) error
 	Tombstones(ctx context.Context, limit int) ([]Tombstone, error)
-	DeleteTombstone(ctx context.Context, key string) error
+	// DeleteTombstones clears the tombstones of keys (whose bytes are gone)
+	// in one statement; keys without one are no error.
+	DeleteTombstones(ctx context.Context, keys []string) error
 	// StorageKeyKnown reports whether a blob row or a tombstone names key.
 	StorageKeyKnown(ctx context.Context, key string) (bool, error)
 }

@@ -203,9 +203,12 @@ func (t *tx) Tombstones(ctx context.Context, limit int) ([]meta.Tombstone, error
 	return out, rows.Err()
 }
 
-func (t *tx) DeleteTombstone(ctx context.Context, key string) error {
-	if _, err := t.exec(ctx, `DELETE FROM tombstone WHERE storage_key = ?`, key); err != nil {
-		return fmt.Errorf("deleting tombstone %s: %w", key, err)
+func (t *tx) DeleteTombstones(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM tombstone WHERE storage_key IN `+t.d.keyList(), jsonKeys(keys)); err != nil {
+		return fmt.Errorf("deleting %d tombstones: %w", len(keys), err)
 	}
 	return nil
 }
