@@ -329,14 +329,21 @@ func (t *tx) applyUsageRows(ctx context.Context, changes []usageRow) ([]meta.Usa
 
 // updateUsageRow adds a change to its usage row if the row exists.
 func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (bool, error) {
-	res, err := t.exec(ctx, `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
+	return t.updatedOne(ctx, "usage", `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
 		WHERE scope = ? AND id = ? AND shard = ?`, u.Bytes, u.Manifests, u.Blobs, u.scope, u.id, u.shard)
+}
+
+// updatedOne runs an UPDATE of at most one row and reports whether it
+// changed one: the in-place paths of the counters learn from it that the
+// row was there and its guard held.
+func (t *tx) updatedOne(ctx context.Context, table, q string, args ...any) (bool, error) {
+	res, err := t.exec(ctx, q, args...)
 	if err != nil {
-		return false, fmt.Errorf("updating usage: %w", err)
+		return false, fmt.Errorf("updating %s: %w", table, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("updating usage: %w", err)
+		return false, fmt.Errorf("updating %s: %w", table, err)
 	}
 	return n == 1, nil
 }
@@ -350,7 +357,7 @@ func (t *tx) updateUsageRow(ctx context.Context, u usageRow) (bool, error) {
 // crossed) nothing changed, and the caller updates the row and reads the
 // usage and the quota (namespaceGain), which say which it was.
 func (t *tx) gainWithin(ctx context.Context, u usageRow) (bool, error) {
-	res, err := t.exec(ctx, `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
+	return t.updatedOne(ctx, "usage", `UPDATE usage SET bytes = bytes + ?, manifests = manifests + ?, blobs = blobs + ?
 		WHERE scope = 'n' AND id = ? AND shard = 0 AND NOT EXISTS (
 			SELECT 1 FROM (SELECT COALESCE(o.limit_bytes, d.limit_bytes) AS l,
 					CASE WHEN o.namespace IS NULL THEN d.warn_percent ELSE o.warn_percent END AS w
@@ -359,14 +366,6 @@ func (t *tx) gainWithin(ctx context.Context, u usageRow) (bool, error) {
 			WHERE usage.bytes + ? > q.l
 				OR usage.bytes < q.l / 100 * q.w + q.l % 100 * q.w / 100 AND usage.bytes + ? >= q.l / 100 * q.w + q.l % 100 * q.w / 100)`,
 		u.Bytes, u.Manifests, u.Blobs, u.id, u.id, u.Bytes, u.Bytes)
-	if err != nil {
-		return false, fmt.Errorf("updating usage: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("updating usage: %w", err)
-	}
-	return n == 1, nil
 }
 
 // upsertUsageRows adds the changes to the usage rows (sorted) in one

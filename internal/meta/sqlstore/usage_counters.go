@@ -122,15 +122,11 @@ func (t *tx) updateInPlace(ctx context.Context, table, idCol, countCol string, s
 		if idCol != "" {
 			args = []any{s.n, s.id, s.d.String(), s.n}
 		}
-		res, err := t.exec(ctx, q, args...)
+		kept, err := t.updatedOne(ctx, table, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("updating %s: %w", table, err)
+			return nil, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("updating %s: %w", table, err)
-		}
-		if n == 1 {
+		if kept {
 			s.kept = true
 		} else {
 			rest = append(rest, s)
