@@ -85,9 +85,10 @@ func (t *tx) inPlace(n int) bool { return t.d.name() != "postgres" && n <= inPla
 
 // applyCounters applies the changes of one per-blob counter table (steps
 // sorted by key): those that leave a row above zero in place, the others
-// with one upsert that fills in each step's count after, then a delete of
-// the rows that reached zero. idCol is "" for usage_blob, keyed by digest
-// alone.
+// set-based, filling in each step's count after and deleting the rows that
+// reached zero (upsertCounters: an upsert then a delete on PostgreSQL; on
+// SQLite applyCountersSQLite's read and writes). idCol is "" for
+// usage_blob, keyed by digest alone.
 func (t *tx) applyCounters(ctx context.Context, table, idCol, countCol string, steps []counterStep) error {
 	if len(steps) == 0 {
 		return nil
