@@ -162,28 +162,30 @@ func benchPages(b *testing.B, e *benchEnv, n int) {
 			b.Fatalf("POST %s %v: %d %s\n%s", path, form, rec.Code, rec.Header().Get("Location"), rec.Body)
 		}
 	}
-	// The count goes on across the runs of a sub-benchmark (-count and the
-	// rounds that size b.N run it again on the same database): each
-	// restore names the image the tag does not point at.
-	restores := 0
-	b.Run("post-restore", func(b *testing.B) {
-		cpu := processCPU(b)
-		for b.Loop() {
-			restores++
-			e.clock.Add(time.Second)
-			post(b, web.TagPath(repo, "hist")+"/restore", url.Values{"digest": {e.images[restores%2].String()}})
-		}
-		b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+	// benchPost times the POST form(n) gives for the n-th request. The count
+	// goes on across the runs of a sub-benchmark (-count and the rounds
+	// that size b.N run it again on the same database), so that each POST
+	// changes something.
+	benchPost := func(name string, form func(n int) (string, url.Values)) {
+		n := 0
+		b.Run(name, func(b *testing.B) {
+			cpu := processCPU(b)
+			for b.Loop() {
+				n++
+				e.clock.Add(time.Second)
+				path, values := form(n)
+				post(b, path, values)
+			}
+			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+	// Each restore names the image the tag does not point at; each expiry
+	// differs from the one before.
+	benchPost("post-restore", func(n int) (string, url.Values) {
+		return web.TagPath(repo, "hist") + "/restore", url.Values{"digest": {e.images[n%2].String()}}
 	})
-	expiries := 0
-	b.Run("post-expiry", func(b *testing.B) {
-		cpu := processCPU(b)
-		for b.Loop() {
-			expiries++
-			e.clock.Add(time.Second)
-			post(b, web.TagPath(repo, plain)+"/expiry", url.Values{"expires_in": {[]string{"36h", "7d"}[expiries%2]}})
-		}
-		b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+	benchPost("post-expiry", func(n int) (string, url.Values) {
+		return web.TagPath(repo, plain) + "/expiry", url.Values{"expires_in": {[]string{"36h", "7d"}[n%2]}}
 	})
 }
 
