@@ -247,7 +247,7 @@ func prepareData(cfg config.Config, logger *slog.Logger, create bool) error {
 		paths = append(paths, cfg.BlobRoot())
 	}
 	if sqlite {
-		paths = append(paths, cfg.DSN(), cfg.DSN()+"-wal", cfg.DSN()+"-shm")
+		paths = append(paths, cfg.DSN(), cfg.DSN()+"-wal", cfg.DSN()+"-shm", cfg.DSN()+"-gate")
 	}
 	for _, p := range paths {
 		before, changed, err := datadir.Tighten(p)

@@ -120,6 +120,7 @@ func GCOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) gc.
 		Workers:      cfg.GC.Workers,
 		BatchSize:    cfg.GC.BatchSize,
 		TxBudget:     cfg.GC.TxBudget.Duration(),
+		TxHold:       cfg.GC.TxHold.Duration(),
 		Interval:     cfg.GC.Interval.Duration(),
 		OverdueAfter: gc.DefaultOptions().OverdueAfter,
 		Now:          time.Now,

@@ -37,6 +37,7 @@
 //	gc.workers          BERTH_GC_WORKERS           --gc-workers           2
 //	gc.batch_size       BERTH_GC_BATCH_SIZE        --gc-batch-size        500
 //	gc.tx_budget        BERTH_GC_TX_BUDGET         --gc-tx-budget         20ms
+//	gc.tx_hold          BERTH_GC_TX_HOLD           --gc-tx-hold           250ms
 //	gc.interval         BERTH_GC_INTERVAL          --gc-interval          10s
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
 //	policy.pull_interval BERTH_POLICY_PULL_INTERVAL --policy-pull-interval 10m
@@ -215,6 +216,10 @@ type GC struct {
 	// TxBudget is how long one collector transaction aims to take: the
 	// reviews it claims adapt to it (docs/design/gc.md).
 	TxBudget Duration `yaml:"tx_budget"`
+	// TxHold is how long a SQLite collector transaction may go on
+	// deciding sets while no push waits (docs/design/gc.md, "Chained
+	// rounds").
+	TxHold Duration `yaml:"tx_hold"`
 	// Interval is how often an idle worker polls for due work.
 	Interval Duration `yaml:"interval"`
 	// CollectUntagged collects untagged, unreferenced manifests older than
@@ -315,6 +320,7 @@ func Default() Config {
 			Workers:                  2,
 			BatchSize:                gc.DefaultBatchSize,
 			TxBudget:                 Duration(gc.DefaultTxBudget),
+			TxHold:                   Duration(gc.DefaultTxHold),
 			Interval:                 Duration(10 * time.Second),
 			CollectUntagged:          policy.CollectUntagged,
 			AttachmentsFollowSubject: policy.AttachmentsFollowSubject,
@@ -413,6 +419,7 @@ func (c Config) Validate() error {
 	nonNegative("gc.review_delay", c.GC.ReviewDelay)
 	positive("gc.interval", c.GC.Interval)
 	positive("gc.tx_budget", c.GC.TxBudget)
+	positive("gc.tx_hold", c.GC.TxHold)
 	if c.MetricsUsageNamespaces < 0 || c.MetricsUsageNamespaces > maxMetricsUsageNamespaces {
 		bad("metrics_usage_namespaces", "want 0 to %d, got %d", maxMetricsUsageNamespaces, c.MetricsUsageNamespaces)
 	}

@@ -133,6 +133,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*intValue)(&c.GC.BatchSize) }},
 	{"gc.tx_budget", "BERTH_GC_TX_BUDGET", "gc-tx-budget", GCFlags, "how long one collector transaction aims to take; the reviews it claims adapt",
 		func(c *Config) pflag.Value { return &c.GC.TxBudget }},
+	{"gc.tx_hold", "BERTH_GC_TX_HOLD", "gc-tx-hold", GCFlags, "how long a SQLite collector transaction may go on deciding while no push waits (at most gc.tx_budget: one set per transaction)",
+		func(c *Config) pflag.Value { return &c.GC.TxHold }},
 	{"gc.interval", "BERTH_GC_INTERVAL", "gc-interval", GCFlags, "how often idle collector workers poll for work",
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
 	{"gc.collect_untagged", "BERTH_GC_COLLECT_UNTAGGED", "gc-collect-untagged", GCFlags, "collect untagged, unreferenced manifests older than the grace",

@@ -32,6 +32,9 @@ const (
 	DefaultBatchSize = 500
 	// DefaultTxBudget is the time one collector transaction aims at.
 	DefaultTxBudget = 20 * time.Millisecond
+	// DefaultTxHold is how long a transaction nobody waits for may chain
+	// rounds.
+	DefaultTxHold = 250 * time.Millisecond
 )
 
 // claimSizer adapts the number of reviews a transaction claims so that a
@@ -142,6 +145,13 @@ type Options struct {
 	// transaction adapts to it (docs/design/gc.md, "Bounded
 	// transactions"). Zero means DefaultTxBudget.
 	TxBudget time.Duration
+	// TxHold is how long a collector transaction on a single writer
+	// (SQLite) may go on deciding rounds of TxBudget each while no push
+	// waits: a push waits for the round in flight and the commit, and a
+	// collection nobody waits for commits less often (docs/design/gc.md,
+	// "Chained rounds"). At most TxBudget: one round per transaction.
+	// Zero means DefaultTxHold.
+	TxHold time.Duration
 	// Interval is how long an idle worker sleeps before polling again.
 	Interval time.Duration
 	// OverdueAfter is when a due review counts as overdue (metrics, status).
@@ -164,6 +174,7 @@ func DefaultOptions() Options {
 		Workers:      2,
 		BatchSize:    DefaultBatchSize,
 		TxBudget:     DefaultTxBudget,
+		TxHold:       DefaultTxHold,
 		Interval:     10 * time.Second,
 		OverdueAfter: time.Hour,
 	}
@@ -197,6 +208,9 @@ func New(store meta.Store, blobs blob.Store, opts Options) *Collector {
 	}
 	if opts.TxBudget <= 0 {
 		opts.TxBudget = DefaultTxBudget
+	}
+	if opts.TxHold <= 0 {
+		opts.TxHold = DefaultTxHold
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second
@@ -262,9 +276,14 @@ type Summary struct {
 	Errors           int `json:"errors"`
 	// Skipped counts claimed reviews left for later because another
 	// transaction held their object (PostgreSQL).
-	Skipped   int           `json:"skipped,omitempty"`
-	Duration  time.Duration `json:"duration_ns"`
-	Deletions []Deletion    `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
+	Skipped int `json:"skipped,omitempty"`
+	// Transactions counts the decision transactions that committed, and
+	// Rounds the sets they decided (several per transaction while no push
+	// waits, on SQLite: docs/design/gc.md, "Chained rounds").
+	Transactions int           `json:"transactions"`
+	Rounds       int           `json:"rounds"`
+	Duration     time.Duration `json:"duration_ns"`
+	Deletions    []Deletion    `json:"deletions,omitempty"` // kept when Options ask for it (dry run, --list)
 	// Ends are the tag lifetimes ended, kept with the deletions.
 	Ends []TagEnd `json:"tag_ends,omitempty"`
 }
@@ -284,6 +303,8 @@ func (s *Summary) Add(o Summary) {
 	s.AttachmentsEnded += o.AttachmentsEnded
 	s.Errors += o.Errors
 	s.Skipped += o.Skipped
+	s.Transactions += o.Transactions
+	s.Rounds += o.Rounds
 	s.Deletions = append(s.Deletions, o.Deletions...)
 	s.Ends = append(s.Ends, o.Ends...)
 }

@@ -274,23 +274,68 @@ func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string, 
 }
 
 // decideClaims claims up to n due reviews of kind and decides them, with
-// their cascade, in one transaction. It returns the tombstones the
-// transaction committed: the caller deletes their bytes (batch).
+// their cascade, in one transaction. On a single writer it then decides
+// further rounds of the same kind in the same transaction while no push
+// waits (chainRounds). It returns how many reviews the transaction claimed
+// and the tombstones it committed: the caller deletes their bytes (batch).
 //
 // A transaction whose decision fails is retried one review per transaction,
 // so that the review at fault is found and rescheduled with backoff in a
 // transaction of its own and one bad row never blocks the queue.
 func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
-	var p *pass
+	return c.decideRounds(ctx, kind, prefix, n, c.chainRounds())
+}
+
+// round is one set a collector transaction claimed and decided.
+type round struct {
+	p       *pass
+	claimed int
+	took    time.Duration
+}
+
+// chainRounds reports whether a collector transaction decides rounds
+// while no push waits (docs/design/gc.md, "Chained rounds"): on a single
+// writer that can tell, and with a hold longer than one budget.
+func (c *Collector) chainRounds() bool {
+	_, ok := c.store.(interface{ ForegroundWaiting() bool })
+	return ok && singleWriter(c.store) && c.opts.TxHold > c.opts.TxBudget
+}
+
+// foregroundWaiting reports whether a push waits for the writer now.
+func (c *Collector) foregroundWaiting() bool {
+	fw, ok := c.store.(interface{ ForegroundWaiting() bool })
+	return ok && fw.ForegroundWaiting()
+}
+
+func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix string, n int, chain bool) (Summary, int, []meta.Tombstone, error) {
+	var rounds []round
 	var claimed []meta.Review
 	began := time.Now()
+	var decided time.Time // when the last round ended
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
-		p = c.newPass(tx, c.opts.Now())
-		var err error
-		if claimed, err = tx.ClaimDue(ctx, kind, p.now, prefix, n); err != nil || len(claimed) == 0 {
-			return err
+		rounds, claimed = rounds[:0], claimed[:0] // Update may run fn again
+		decided = time.Now()
+		for want := n; ; want = min(c.claims.size(), c.opts.BatchSize) {
+			r := round{p: c.newPass(tx, c.opts.Now())}
+			got, err := tx.ClaimDue(ctx, kind, r.p.now, prefix, want)
+			if err != nil || len(got) == 0 {
+				return err
+			}
+			claimed = append(claimed, got...)
+			if err := r.p.decideClaimed(ctx, kind, got); err != nil {
+				return err
+			}
+			roundBegan := decided
+			decided = time.Now()
+			r.claimed, r.took = len(got), decided.Sub(roundBegan)
+			rounds = append(rounds, r)
+			if !chain || len(got) < want || time.Since(began) >= c.opts.TxHold || ctx.Err() != nil || c.foregroundWaiting() {
+				return nil
+			}
+			// The next round is sized on this one, which a push would
+			// have waited for.
+			c.claims.observe(r.claimed, r.took, false)
 		}
-		return p.decideClaimed(ctx, kind, claimed)
 	})
 	if err != nil {
 		if ctx.Err() != nil || len(claimed) == 0 {
@@ -301,7 +346,7 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 			total := Summary{Deleted: map[review.Kind]int{}}
 			var tombs []meta.Tombstone
 			for range claimed {
-				s, m, freed, err := c.decideClaims(ctx, kind, prefix, 1)
+				s, m, freed, err := c.decideRounds(ctx, kind, prefix, 1, false)
 				total.Add(s)
 				tombs = append(tombs, freed...)
 				if err != nil || m == 0 {
@@ -313,13 +358,25 @@ func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix s
 		s, m, err := c.backoff(ctx, claimed[0], err)
 		return s, m, nil, err
 	}
-	c.claims.observe(len(claimed), time.Since(began), c.foregroundWaited())
-	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "took", time.Since(began),
-		"deleted", p.summary.Deleted, "next_claims", c.claims.size())
-	tombs := p.tombs
-	p.tombs = nil
-	c.afterCommit(ctx, p)
-	return p.summary, len(claimed), tombs, nil
+	total := Summary{Deleted: map[review.Kind]int{}}
+	if len(rounds) == 0 {
+		return total, 0, nil, nil
+	}
+	// The last round's time includes the commit: a push waits for both.
+	last := rounds[len(rounds)-1]
+	c.claims.observe(last.claimed, last.took+time.Since(decided), c.foregroundWaited())
+	total.Transactions, total.Rounds = 1, len(rounds)
+	var tombs []meta.Tombstone
+	for _, r := range rounds {
+		c.log.DebugContext(ctx, "gc round", "kind", kind, "claimed", r.claimed, "took", r.took, "deleted", r.p.summary.Deleted)
+		total.Add(r.p.summary)
+		tombs = append(tombs, r.p.tombs...)
+		r.p.tombs = nil
+		c.afterCommit(ctx, r.p)
+	}
+	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "rounds", len(rounds),
+		"took", time.Since(began), "next_claims", c.claims.size())
+	return total, len(claimed), tombs, nil
 }
 
 // foregroundWaited reports whether a push waited for the collector's last

@@ -57,13 +57,7 @@ func gcInproc(args []string) error {
 	total := gc.Summary{Deleted: map[review.Kind]int{}}
 	for round := 0; round < 100; round++ {
 		s, err := c.RunOnce(ctx, gc.RunOptions{})
-		total.Reviews += s.Reviews
-		for k, v := range s.Deleted {
-			total.Deleted[k] += v
-		}
-		total.BytesFreed += s.BytesFreed
-		total.Expired += s.Expired
-		total.Errors += s.Errors
+		total.Add(s)
 		if err != nil {
 			return err
 		}

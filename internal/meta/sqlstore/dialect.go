@@ -281,12 +281,18 @@ func openPostgres(dsn string, opts Options) (*sql.DB, error) {
 }
 
 // openSQLite opens the reader pool and the single writer connection.
-func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *sql.DB, err error) {
-	path = strings.TrimPrefix(path, "sqlite://")
+// sqlitePath is the database file a SQLite DSN names.
+func sqlitePath(dsn string) string {
+	path := strings.TrimPrefix(dsn, "sqlite://")
 	path = strings.TrimPrefix(path, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
+	return path
+}
+
+func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *sql.DB, err error) {
+	path = sqlitePath(path)
 	if path == "" {
 		return nil, nil, errors.New("sqlite: empty database path")
 	}

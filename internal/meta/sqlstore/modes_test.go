@@ -10,7 +10,7 @@ import (
 	"github.com/berth/berth/internal/meta/sqlstore"
 )
 
-// TestSQLiteFileModes: the SQLite database, its -wal and -shm files and
+// TestSQLiteFileModes: the SQLite database, its -wal, -shm and -gate files and
 // the directory Open creates for them are their owner's only.
 func TestSQLiteFileModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
@@ -33,6 +33,7 @@ func TestSQLiteFileModes(t *testing.T) {
 		{dsn, datadir.FileMode},
 		{dsn + "-wal", datadir.FileMode},
 		{dsn + "-shm", datadir.FileMode},
+		{dsn + "-gate", datadir.FileMode},
 	} {
 		fi, err := os.Stat(tt.path)
 		if err != nil {

@@ -58,6 +58,13 @@ func (g *writerGate) enter() func() {
 	}
 }
 
+// waiting reports whether a foreground transaction waits or runs.
+func (g *writerGate) waiting() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.foreground > 0
+}
+
 // wait blocks a background transaction until no foreground one is waiting
 // or running.
 func (g *writerGate) wait(ctx context.Context) error {

@@ -113,3 +113,100 @@ func TestBackgroundYieldsToForeground(t *testing.T) {
 		t.Fatal("ForegroundWaited reported the same wait twice")
 	}
 }
+
+// TestGateAcrossStores: two stores on one SQLite file, as `serve` and a
+// `berth gc` process (docs/design/gc.md, "Pushes first across processes").
+// A push that arrives while the collector's transaction runs is seen
+// waiting by the collector, and the collector's next transaction, begun
+// the moment the last one commits, starts only after the push: without
+// the gate the push sleeps in SQLite's busy handler and the collector
+// wins the writer again. A push whose time bound ends while it waits gives
+// its place back.
+func TestGateAcrossStores(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "berth.db")
+	gc, err := sqlstore.Open(ctx, path, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	if _, err := gc.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve, err := sqlstore.Open(ctx, path, sqlstore.Options{Existing: true, TxTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serve.Close()
+
+	var mu sync.Mutex
+	var order []string
+	record := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	bg := meta.Background(ctx)
+	held, release := make(chan struct{}), make(chan struct{})
+	collected := make(chan error, 1)
+	go func() {
+		err := gc.Update(bg, func(meta.Tx) error { close(held); <-release; record("collector 1"); return nil })
+		if err == nil {
+			err = gc.Update(bg, func(meta.Tx) error { record("collector 2"); return nil })
+		}
+		collected <- err
+	}()
+	<-held
+	if gc.ForegroundWaiting() {
+		t.Fatal("ForegroundWaiting with no push")
+	}
+	pushed := make(chan error, 1)
+	go func() {
+		pushed <- serve.Update(ctx, func(meta.Tx) error { record("push"); time.Sleep(20 * time.Millisecond); return nil })
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !gc.ForegroundWaiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the collector's store never saw the other store's push waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-collected; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"collector 1", "push", "collector 2"}
+	if len(order) != 3 || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
+		t.Fatalf("transactions ran in order %v, want %v", order, want)
+	}
+	if gc.ForegroundWaiting() || serve.ForegroundWaiting() {
+		t.Fatal("ForegroundWaiting after every push ended")
+	}
+
+	// A push that gives up waiting (its time bound) leaves the gate free.
+	short, err := sqlstore.Open(ctx, path, sqlstore.Options{Existing: true, TxTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	held, release = make(chan struct{}), make(chan struct{})
+	go func() {
+		collected <- gc.Update(bg, func(meta.Tx) error { close(held); <-release; return nil })
+	}()
+	<-held
+	if err := short.Update(ctx, func(meta.Tx) error { return nil }); err == nil {
+		t.Fatal("a push ran while the collector's transaction held the writer")
+	}
+	close(release)
+	if err := <-collected; err != nil {
+		t.Fatal(err)
+	}
+	next, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	if err := gc.Update(next, func(meta.Tx) error { return nil }); err != nil {
+		t.Fatalf("the collector after an abandoned push: %v", err)
+	}
+}

@@ -81,6 +81,9 @@ type Store struct {
 	// gate orders SQLite's writers: foreground first (priority.go); nil
 	// on PostgreSQL, whose writers do not share one connection.
 	gate *writerGate
+	// fgate is gate across processes (filegate.go): SQLite database files
+	// only.
+	fgate *fileGate
 
 	txTimeout time.Duration
 	stmts     *stmtStats // SQLite's statement cache
@@ -119,6 +122,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.d = sqliteDialect{}
 		s.db, s.writer, err = openSQLite(dsn, opts, s.stmts)
 		s.gate = newWriterGate()
+		if path := sqlitePath(dsn); err == nil && path != ":memory:" {
+			// The gate orders writers; without it they still take turns
+			// in SQLite's busy handler, only less promptly.
+			var gerr error
+			if s.fgate, gerr = openFileGate(path); gerr != nil {
+				s.log.Warn("sqlite: pushes will not go first across processes", "err", gerr)
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -145,6 +156,17 @@ func (s *Store) ForegroundWaited() bool {
 	return s.gate != nil && s.gate.contended.Swap(false)
 }
 
+// ForegroundWaiting reports whether a foreground write transaction of
+// this process or another waits for the writer now (SQLite; always false
+// on PostgreSQL). A collector transaction decides its next round only
+// while none does (docs/design/gc.md, "Chained rounds").
+func (s *Store) ForegroundWaiting() bool {
+	if s.gate == nil {
+		return false
+	}
+	return s.gate.waiting() || (s.fgate != nil && s.fgate.waiting())
+}
+
 // Dialect names the backend: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name() }
 
@@ -159,6 +181,9 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close closes every connection.
 func (s *Store) Close() error {
 	var errs []error
+	if s.fgate != nil {
+		errs = append(errs, s.fgate.close())
+	}
 	if s.writer != nil && s.writer != s.db {
 		errs = append(errs, s.writer.Close())
 	}
@@ -185,8 +210,24 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 			defer s.gate.enter()()
 		}
 	}
+	// Across processes too (filegate.go): a background transaction's
+	// wait comes before its bound, a foreground one's within it.
+	if s.fgate != nil && meta.IsBackground(parent) {
+		h, err := s.fgate.background(parent)
+		if err != nil {
+			return err
+		}
+		defer h.release()
+	}
 	ctx, cancel := s.bound(parent)
 	defer cancel()
+	if s.fgate != nil && !meta.IsBackground(parent) {
+		h, err := s.fgate.foreground(ctx)
+		if err != nil {
+			return boundError(ctx, err)
+		}
+		defer h.release()
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.run(parent, ctx, s.writer, false, fn)
