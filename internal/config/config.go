@@ -37,7 +37,7 @@
 //	gc.workers          BERTH_GC_WORKERS           --gc-workers           2
 //	gc.batch_size       BERTH_GC_BATCH_SIZE        --gc-batch-size        500
 //	gc.tx_budget        BERTH_GC_TX_BUDGET         --gc-tx-budget         20ms
-//	gc.tx_hold          BERTH_GC_TX_HOLD           --gc-tx-hold           250ms
+//	gc.tx_hold          BERTH_GC_TX_HOLD           --gc-tx-hold           60ms
 //	gc.interval         BERTH_GC_INTERVAL          --gc-interval          10s
 //	gc.collect_untagged BERTH_GC_COLLECT_UNTAGGED  --gc-collect-untagged  true
 //	policy.pull_interval BERTH_POLICY_PULL_INTERVAL --policy-pull-interval 10m

@@ -34,7 +34,7 @@ const (
 	DefaultTxBudget = 20 * time.Millisecond
 	// DefaultTxHold is how long a transaction nobody waits for may chain
 	// rounds.
-	DefaultTxHold = 250 * time.Millisecond
+	DefaultTxHold = 60 * time.Millisecond
 )
 
 // claimSizer adapts the number of reviews a transaction claims so that a
@@ -55,6 +55,9 @@ type claimSizer struct {
 	n, max int
 	budget time.Duration
 	fit    *costFit // nil: the whole transaction counts
+	// pressed says a push waited for the last transaction: the next one
+	// decides one round (chained rounds).
+	pressed bool
 }
 
 func newClaimSizer(max int, budget time.Duration, learnFixed bool) *claimSizer {
@@ -71,6 +74,15 @@ func (s *claimSizer) size() int {
 	return s.n
 }
 
+// calm reports whether no push waited for the last transaction: only then
+// does a transaction chain rounds, so that while pushes keep coming each
+// waits for one round and its commit, as without chaining.
+func (s *claimSizer) calm() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.pressed
+}
+
 // observe learns from a transaction that claimed claimed reviews and took
 // took; a transaction that found fewer due than it asked for says nothing
 // about a full one. pressed says a push waited for it (SQLite's writer):
@@ -79,6 +91,7 @@ func (s *claimSizer) size() int {
 func (s *claimSizer) observe(claimed int, took time.Duration, pressed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pressed = pressed
 	full := claimed >= s.n
 	own := took
 	if s.fit != nil && claimed > 0 {

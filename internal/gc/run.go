@@ -329,7 +329,8 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 			decided = time.Now()
 			r.claimed, r.took = len(got), decided.Sub(roundBegan)
 			rounds = append(rounds, r)
-			if !chain || len(got) < want || time.Since(began) >= c.opts.TxHold || ctx.Err() != nil || c.foregroundWaiting() {
+			if !chain || len(got) < want || time.Since(began) >= c.opts.TxHold || ctx.Err() != nil ||
+				!c.claims.calm() || c.foregroundWaiting() {
 				return nil
 			}
 			// The next round is sized on this one, which a push would
@@ -363,8 +364,8 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 		return total, 0, nil, nil
 	}
 	// The last round's time includes the commit: a push waits for both.
-	last := rounds[len(rounds)-1]
-	c.claims.observe(last.claimed, last.took+time.Since(decided), c.foregroundWaited())
+	last, commit := rounds[len(rounds)-1], time.Since(decided)
+	c.claims.observe(last.claimed, last.took+commit, c.foregroundWaited())
 	total.Transactions, total.Rounds = 1, len(rounds)
 	var tombs []meta.Tombstone
 	for _, r := range rounds {
@@ -375,7 +376,7 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 		c.afterCommit(ctx, r.p)
 	}
 	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "rounds", len(rounds),
-		"took", time.Since(began), "next_claims", c.claims.size())
+		"took", time.Since(began), "commit", commit, "next_claims", c.claims.size())
 	return total, len(claimed), tombs, nil
 }
 

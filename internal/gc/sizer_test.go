@@ -28,10 +28,21 @@ func TestClaimSizer(t *testing.T) {
 	if s.size() != 100 {
 		t.Fatalf("a transaction within budget changed the size to %d", s.size())
 	}
+	if !s.calm() {
+		t.Fatal("no push waited, and the sizer is not calm: transactions would not chain rounds")
+	}
 	s.observe(100, time.Millisecond, true) // a push waited: halve
 	if s.size() != 50 {
 		t.Fatalf("after a push waited: %d, want 50", s.size())
 	}
+	if s.calm() {
+		t.Fatal("a push waited for the last transaction, and the next one would chain rounds")
+	}
+	s.observe(50, time.Millisecond, false)
+	if !s.calm() {
+		t.Fatal("no push waited for the last transaction, and the next one would not chain rounds")
+	}
+	s.observe(50, time.Millisecond, true)
 	for range 10 {
 		s.observe(s.size(), time.Second, false)
 	}

@@ -24,6 +24,7 @@ import (
 func gcInproc(args []string) error {
 	fl := flag.NewFlagSet("gc-inproc", flag.ContinueOnError)
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the collection to this file")
+	debug := fl.Bool("debug", false, "log the collector's debug lines (one per transaction and round) to stderr")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -37,7 +38,11 @@ func gcInproc(args []string) error {
 		return err
 	}
 	defer stores.Close()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	policy, err := app.Policy(cfg)
 	if err != nil {
 		return err

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -396,28 +398,28 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // deletion the slowest part of it), then prunes the directories left empty.
 func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 	errs := make([]error, len(keys))
-	var dirs []string
-	for i, key := range keys {
-		p, err := s.keyPath(key)
+	dirs := make([]string, len(keys)) // of the keys unlinked
+	eachParallel(len(keys), func(i int) {
+		p, err := s.keyPath(keys[i])
 		if err != nil {
 			errs[i] = fmt.Errorf("deleting blob: %w", err)
-			continue
+			return
 		}
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.IsDir() {
-			continue // no object under key (a directory is not an object)
+			return // no object under key (a directory is not an object)
 		}
 		if err != nil {
-			errs[i] = fmt.Errorf("deleting blob %s: %w", key, err)
-			continue
+			errs[i] = fmt.Errorf("deleting blob %s: %w", keys[i], err)
+			return
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs[i] = fmt.Errorf("deleting blob %s: %w", key, err)
-			continue
+			errs[i] = fmt.Errorf("deleting blob %s: %w", keys[i], err)
+			return
 		}
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	if len(dirs) == 0 {
+		dirs[i] = filepath.Dir(p)
+	})
+	if !slices.ContainsFunc(dirs, func(d string) bool { return d != "" }) {
 		return errs
 	}
 	if err := syncFS(s.blobs); err != nil {
@@ -432,15 +434,43 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 	}
 	// Prune directories left empty, best-effort: Remove fails on a non-empty
 	// directory, and a commit racing with us retries its mkdir.
-	for _, dir := range dirs {
-		for dir != s.blobs && strings.HasPrefix(dir, s.blobs) {
+	eachParallel(len(dirs), func(i int) {
+		for dir := dirs[i]; dir != "" && dir != s.blobs && strings.HasPrefix(dir, s.blobs); dir = filepath.Dir(dir) {
 			if os.Remove(dir) != nil {
 				break
 			}
-			dir = filepath.Dir(dir)
 		}
-	}
+	})
 	return errs
+}
+
+// deleteWorkers is how many unlinks DeleteBatch runs at once: a key's
+// unlink and its directory's removal are two metadata updates the
+// filesystem journals one at a time per thread, and several threads
+// overlap them (machine-limits.md: 4,800 against 10,200 keys/s with a
+// directory per key, 1 against 8 threads).
+const deleteWorkers = 8
+
+// eachParallel calls fn for every index below n, on up to deleteWorkers
+// goroutines (one for a handful of keys).
+func eachParallel(n int, fn func(i int)) {
+	workers := min(deleteWorkers, (n+31)/32)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Walk implements blob.Store. It reports regular files under blobs/ in

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -225,6 +227,53 @@ func TestCommitIsYoung(t *testing.T) {
 	for name, got := range map[string]time.Time{"Stat": info.ModTime, "Walk": walked} {
 		if got.Before(before.Add(-time.Second)) {
 			t.Errorf("%s: got ModTime %s, want the commit time (at least %s)", name, got, before)
+		}
+	}
+}
+
+// TestDeleteBatch: a batch large enough to run on several threads deletes
+// every object it names, reports none missing as an error (deleting twice
+// is harmless), leaves the objects it does not name, and prunes the
+// directories it empties.
+func TestDeleteBatch(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := range 300 {
+		id := "up-" + strconv.Itoa(i)
+		content := "object " + strconv.Itoa(i)
+		if _, err := s.UploadAppend(ctx, id, 0, bytes.NewReader([]byte(content))); err != nil {
+			t.Fatal(err)
+		}
+		key, _, err := s.UploadCommit(ctx, id, digest.FromString(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	doomed, kept := keys[:250], keys[250:]
+	batch := append(slices.Clone(doomed), doomed[0]) // named twice
+	for i, err := range blob.DeleteMany(ctx, s, batch) {
+		if err != nil {
+			t.Errorf("deleting %s: %v", batch[i], err)
+		}
+	}
+	var left []string
+	if err := s.Walk(ctx, func(i blob.Info) error { left = append(left, i.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(left)
+	slices.Sort(kept)
+	if !slices.Equal(left, kept) {
+		t.Fatalf("after the batch: %d objects left, want the %d not named", len(left), len(kept))
+	}
+	for _, k := range doomed {
+		if _, err := os.Stat(filepath.Join(root, "blobs", filepath.Dir(filepath.FromSlash(k)))); !os.IsNotExist(err) {
+			t.Fatalf("the directory of %s: got %v, want pruned", k, err)
 		}
 	}
 }
