@@ -172,8 +172,11 @@ func printGCSummary(w io.Writer, s gc.Summary, listDeletions bool) error {
 	rows = append(rows,
 		fmt.Sprintf("%s\t%s (%d bytes)", freed, humanBytes(s.BytesFreed), s.BytesFreed),
 		fmt.Sprintf("errors (retried later)\t%d", s.Errors),
-		fmt.Sprintf("duration\t%s", roundDuration(s.Duration)),
 	)
+	if !s.DryRun {
+		rows = append(rows, fmt.Sprintf("transactions (sets decided)\t%d (%d)", s.Transactions, s.Rounds))
+	}
+	rows = append(rows, fmt.Sprintf("duration\t%s", roundDuration(s.Duration)))
 	if err := table(w, rows...); err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func openExisting(ctx context.Context, cfg config.Config, blobs bool) (*Stores, 
 	if err := registryExists(cfg, fsBlobs); err != nil {
 		return nil, err
 	}
-	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger, Existing: true})
+	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger, Existing: true, BesideServe: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
 	}

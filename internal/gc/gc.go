@@ -55,13 +55,22 @@ type claimSizer struct {
 	n, max int
 	budget time.Duration
 	fit    *costFit // nil: the whole transaction counts
-	// pressed says a push waited for the last transaction: the next one
-	// decides one round (chained rounds).
-	pressed bool
+	// lastPush is when a push was last seen waiting for a collector
+	// transaction; now is the clock for it. Transactions chain rounds
+	// only calmAfter later (calm).
+	lastPush time.Time
+	now      func() time.Time
 }
 
+// calmAfter is how long after a push last waited for the collector its
+// transactions start chaining rounds again: under a steady stream of pushes
+// each one waits for a single round and its commit, never for the commit
+// of a chained transaction, which costs several times more (docs/design/gc.md,
+// "Chained rounds").
+const calmAfter = time.Second
+
 func newClaimSizer(max int, budget time.Duration, learnFixed bool) *claimSizer {
-	s := &claimSizer{n: min(16, max), max: max, budget: budget}
+	s := &claimSizer{n: min(16, max), max: max, budget: budget, now: time.Now}
 	if learnFixed {
 		s.fit = &costFit{}
 	}
@@ -74,13 +83,19 @@ func (s *claimSizer) size() int {
 	return s.n
 }
 
-// calm reports whether no push waited for the last transaction: only then
-// does a transaction chain rounds, so that while pushes keep coming each
-// waits for one round and its commit, as without chaining.
+// calm reports whether no push waited for the collector for calmAfter:
+// only then does a transaction chain rounds.
 func (s *claimSizer) calm() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.pressed
+	return s.now().Sub(s.lastPush) >= calmAfter
+}
+
+// sawPush records a push waiting for the collector now.
+func (s *claimSizer) sawPush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastPush = s.now()
 }
 
 // observe learns from a transaction that claimed claimed reviews and took
@@ -91,7 +106,9 @@ func (s *claimSizer) calm() bool {
 func (s *claimSizer) observe(claimed int, took time.Duration, pressed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pressed = pressed
+	if pressed {
+		s.lastPush = s.now()
+	}
 	full := claimed >= s.n
 	own := took
 	if s.fit != nil && claimed > 0 {

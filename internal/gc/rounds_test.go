@@ -20,14 +20,24 @@ type pushWaiting struct{ *sqlstore.Store }
 func (pushWaiting) ForegroundWaiting() bool { return true }
 
 // TestRoundsYieldToForeground: on SQLite, a collector transaction nobody
-// waits for decides several sets (rounds) before it commits; while a push
-// waits, each transaction ends after the set in flight. PostgreSQL decides
+// waits for, a second after the last push, decides several sets (rounds)
+// before it commits; while a push waits, each transaction ends after the
+// set in flight. PostgreSQL decides
 // one set per transaction (docs/design/gc.md, "Chained rounds"). Either
 // way the run deletes exactly the garbage.
 func TestRoundsYieldToForeground(t *testing.T) {
 	for _, be := range sqltest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
-			for _, waiting := range []bool{false, true} {
+			for _, tc := range []struct {
+				name string
+				// waiting: a push waits for the writer at every round's end;
+				// calm: the last push was over a second ago.
+				waiting, calm bool
+			}{
+				{name: "calm", calm: true},
+				{name: "push waiting", waiting: true, calm: true},
+				{name: "pushed a moment ago"},
+			} {
 				store := sqltest.Open(t, be.DSN(t))
 				root := filepath.Join(t.TempDir(), "storage")
 				fs, err := blobfs.New(root)
@@ -38,11 +48,18 @@ func TestRoundsYieldToForeground(t *testing.T) {
 				want := generate(t, store, fsPut(t, root), genSpec{Repos: 10, Garbage: 200, Live: 20, Seed: 1}, t0)
 				opts := benchOptions(t0)
 				// Sets grow by doubling and no hold ends a transaction: only
-				// a waiting push or a drained kind does.
+				// a push or a drained kind does.
 				opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
 				var st meta.Store = store
-				if waiting {
+				if tc.waiting {
 					st = pushWaiting{store}
+				}
+				if tc.calm {
+					// The registry was made through this store's foreground
+					// transactions: chaining waits a second after the last.
+					time.Sleep(1100 * time.Millisecond)
+				} else if err := store.Update(context.Background(), func(meta.Tx) error { return nil }); err != nil {
+					t.Fatal(err)
 				}
 				s, err := gc.New(st, fs, opts).RunOnce(context.Background(), gc.RunOptions{})
 				if err != nil {
@@ -51,18 +68,18 @@ func TestRoundsYieldToForeground(t *testing.T) {
 				got := genResult{Manifests: s.Deleted[review.KindManifest], Tags: s.Deleted[review.KindTag], Links: s.Deleted[review.KindLink],
 					Blobs: s.Deleted[review.KindBlob], Bytes: s.BytesFreed}
 				if got != want || s.Errors != 0 {
-					t.Fatalf("push waiting %v: deleted %+v (errors %d), want %+v", waiting, got, s.Errors, want)
+					t.Fatalf("%s: deleted %+v (errors %d), want %+v", tc.name, got, s.Errors, want)
 				}
-				t.Logf("push waiting %v: %d rounds in %d transactions", waiting, s.Rounds, s.Transactions)
+				t.Logf("%s: %d rounds in %d transactions", tc.name, s.Rounds, s.Transactions)
 				if s.Transactions == 0 {
-					t.Fatalf("push waiting %v: no transaction counted", waiting)
+					t.Fatalf("%s: no transaction counted", tc.name)
 				}
-				chained := be.Name == "sqlite" && !waiting
+				chained := be.Name == "sqlite" && tc.calm && !tc.waiting
 				if chained && s.Rounds <= s.Transactions {
-					t.Errorf("nobody waiting on SQLite: %d rounds in %d transactions, want several rounds per transaction", s.Rounds, s.Transactions)
+					t.Errorf("%s on SQLite: %d rounds in %d transactions, want several rounds per transaction", tc.name, s.Rounds, s.Transactions)
 				}
 				if !chained && s.Rounds != s.Transactions {
-					t.Errorf("push waiting %v on %s: %d rounds in %d transactions, want one round per transaction", waiting, be.Name, s.Rounds, s.Transactions)
+					t.Errorf("%s on %s: %d rounds in %d transactions, want one round per transaction", tc.name, be.Name, s.Rounds, s.Transactions)
 				}
 			}
 		})

@@ -301,6 +301,15 @@ func (c *Collector) chainRounds() bool {
 	return ok && singleWriter(c.store) && c.opts.TxHold > c.opts.TxBudget
 }
 
+// pushedLately reports whether a push of this process arrived less than
+// calmAfter ago (sqlstore on SQLite: serve's own workers). Pushes that
+// keep coming between the collector's transactions never wait for one, so
+// calm alone would let transactions chain among them.
+func (c *Collector) pushedLately() bool {
+	lf, ok := c.store.(interface{ LastForeground() time.Time })
+	return ok && time.Since(lf.LastForeground()) < calmAfter
+}
+
 // foregroundWaiting reports whether a push waits for the writer now.
 func (c *Collector) foregroundWaiting() bool {
 	fw, ok := c.store.(interface{ ForegroundWaiting() bool })
@@ -329,8 +338,11 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 			decided = time.Now()
 			r.claimed, r.took = len(got), decided.Sub(roundBegan)
 			rounds = append(rounds, r)
-			if !chain || len(got) < want || time.Since(began) >= c.opts.TxHold || ctx.Err() != nil ||
-				!c.claims.calm() || c.foregroundWaiting() {
+			if !chain || len(got) < want || time.Since(began) >= c.opts.TxHold || ctx.Err() != nil || !c.claims.calm() || c.pushedLately() {
+				return nil
+			}
+			if c.foregroundWaiting() {
+				c.claims.sawPush()
 				return nil
 			}
 			// The next round is sized on this one, which a push would
@@ -363,9 +375,17 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 	if len(rounds) == 0 {
 		return total, 0, nil, nil
 	}
-	// The last round's time includes the commit: a push waits for both.
-	last, commit := rounds[len(rounds)-1], time.Since(decided)
-	c.claims.observe(last.claimed, last.took+commit, c.foregroundWaited())
+	// The last round counts the commit, which a push waits for too, and,
+	// as before rounds, the wait for pushes before the transaction (the
+	// first round then): a collector that had to let pushes go first
+	// makes its next round smaller.
+	commit := time.Since(decided)
+	last := rounds[len(rounds)-1]
+	took := time.Since(began)
+	for _, r := range rounds[:len(rounds)-1] {
+		took -= r.took
+	}
+	c.claims.observe(last.claimed, took, c.foregroundWaited())
 	total.Transactions, total.Rounds = 1, len(rounds)
 	var tombs []meta.Tombstone
 	for _, r := range rounds {

@@ -28,6 +28,8 @@ func TestClaimSizer(t *testing.T) {
 	if s.size() != 100 {
 		t.Fatalf("a transaction within budget changed the size to %d", s.size())
 	}
+	now := time.Now()
+	s.now = func() time.Time { return now }
 	if !s.calm() {
 		t.Fatal("no push waited, and the sizer is not calm: transactions would not chain rounds")
 	}
@@ -35,14 +37,19 @@ func TestClaimSizer(t *testing.T) {
 	if s.size() != 50 {
 		t.Fatalf("after a push waited: %d, want 50", s.size())
 	}
-	if s.calm() {
-		t.Fatal("a push waited for the last transaction, and the next one would chain rounds")
-	}
 	s.observe(50, time.Millisecond, false)
-	if !s.calm() {
-		t.Fatal("no push waited for the last transaction, and the next one would not chain rounds")
+	if s.calm() {
+		t.Fatal("a push waited a moment ago, and the next transaction would chain rounds")
 	}
-	s.observe(50, time.Millisecond, true)
+	now = now.Add(calmAfter)
+	if !s.calm() {
+		t.Fatalf("no push waited for %v, and transactions would not chain rounds", calmAfter)
+	}
+	s.sawPush() // a push seen waiting at the end of a round
+	if s.calm() {
+		t.Fatal("a push was seen waiting, and the next transaction would chain rounds")
+	}
+	s.observe(s.size(), time.Millisecond, true)
 	for range 10 {
 		s.observe(s.size(), time.Second, false)
 	}

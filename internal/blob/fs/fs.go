@@ -448,8 +448,10 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 // unlink and its directory's removal are two metadata updates the
 // filesystem journals one at a time per thread, and several threads
 // overlap them (machine-limits.md: 4,800 against 10,200 keys/s with a
-// directory per key, 1 against 8 threads).
-const deleteWorkers = 8
+// directory per key, 1 against 8 threads). Four, not eight: the unlinks
+// run beside serve's requests, and with eight on a 2-core machine they took
+// the CPU from them in bursts (bench/RESULTS.md, session 9).
+const deleteWorkers = 4
 
 // eachParallel calls fn for every index below n, on up to deleteWorkers
 // goroutines (one for a handful of keys).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // writerGate gives foreground write transactions priority over background
@@ -18,6 +19,8 @@ type writerGate struct {
 	// when a foreground one arrives meanwhile (Store.ForegroundWaited).
 	running   atomic.Int64
 	contended atomic.Bool
+	// last is when the last foreground transaction arrived (Unix ns).
+	last atomic.Int64
 
 	mu         sync.Mutex
 	foreground int           // foreground transactions waiting or running
@@ -39,6 +42,7 @@ func (g *writerGate) background() func() {
 
 // enter registers a foreground transaction; the returned func ends it.
 func (g *writerGate) enter() func() {
+	g.last.Store(time.Now().UnixNano())
 	if g.running.Load() > 0 {
 		g.contended.Store(true)
 	}

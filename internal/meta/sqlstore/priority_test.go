@@ -125,7 +125,7 @@ func TestBackgroundYieldsToForeground(t *testing.T) {
 func TestGateAcrossStores(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "berth.db")
-	gc, err := sqlstore.Open(ctx, path, sqlstore.Options{})
+	gc, err := sqlstore.Open(ctx, path, sqlstore.Options{BesideServe: true})
 	if err != nil {
 		t.Fatal(err)
 	}

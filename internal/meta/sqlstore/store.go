@@ -47,6 +47,16 @@ type Options struct {
 	// fs.ErrNotExist. The operations commands open this way; serve and
 	// migrate create. No effect on PostgreSQL, whose database must exist.
 	Existing bool
+	// BesideServe says this process runs beside a `berth serve` on the
+	// same SQLite file (`berth gc` and the other operations commands): its
+	// background transactions then wait for the pushes of every process
+	// through <db>-gate (filegate.go). serve leaves it false: its own
+	// collector orders with its own pushes through the in-process gate,
+	// whose hand-over wakes a push at once, where a lock's wake-up in a
+	// busy process waited for a free thread (PUT p99 39 against 25 ms
+	// during a 10k reclaim, bench/RESULTS.md, session 9). Foreground
+	// transactions take the gate either way.
+	BesideServe bool
 	// TxTimeout bounds every Update and View, from its start to its commit
 	// (retries and the wait for SQLite's writer included); default 10s, the
 	// bound of GitLab's online collector. A transaction that outlives it is
@@ -82,8 +92,10 @@ type Store struct {
 	// on PostgreSQL, whose writers do not share one connection.
 	gate *writerGate
 	// fgate is gate across processes (filegate.go): SQLite database files
-	// only.
-	fgate *fileGate
+	// only; bgGate says background transactions take it too
+	// (Options.BesideServe).
+	fgate  *fileGate
+	bgGate bool
 
 	txTimeout time.Duration
 	stmts     *stmtStats // SQLite's statement cache
@@ -112,7 +124,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if os.Getenv(envNoPrepare) == "1" {
 		opts.StatementCache = -1
 	}
-	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}}
+	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}, bgGate: opts.BesideServe}
 	var err error
 	if isPostgres(dsn) {
 		s.d = postgresDialect{rebound: &reboundCache{}}
@@ -154,6 +166,19 @@ func isPostgres(dsn string) bool {
 // shrinks its transactions while pushes keep arriving (gc's claimSizer).
 func (s *Store) ForegroundWaited() bool {
 	return s.gate != nil && s.gate.contended.Swap(false)
+}
+
+// LastForeground is when the last foreground write transaction of this
+// process arrived (SQLite; zero on PostgreSQL or before the first). The
+// collector chains rounds only when none arrived for a while.
+func (s *Store) LastForeground() time.Time {
+	if s.gate == nil {
+		return time.Time{}
+	}
+	if ns := s.gate.last.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // ForegroundWaiting reports whether a foreground write transaction of
@@ -212,7 +237,7 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 	}
 	// Across processes too (filegate.go): a background transaction's
 	// wait comes before its bound, a foreground one's within it.
-	if s.fgate != nil && meta.IsBackground(parent) {
+	if s.fgate != nil && s.bgGate && meta.IsBackground(parent) {
 		h, err := s.fgate.background(parent)
 		if err != nil {
 			return err
