@@ -71,7 +71,7 @@ func openExisting(ctx context.Context, cfg config.Config, blobs bool) (*Stores, 
 	if err := registryExists(cfg, fsBlobs); err != nil {
 		return nil, err
 	}
-	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger, Existing: true, BesideServe: true})
+	store, err := sqlstore.Open(ctx, cfg.DSN(), storeOptions(cfg, logger, true))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
 	}
@@ -216,11 +216,22 @@ func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 // openMeta opens the metadata store; sqlstore selects SQLite or PostgreSQL
 // from the DSN (config.Config.Backend names the same choice).
 func openMeta(ctx context.Context, cfg config.Config, logger *slog.Logger) (*sqlstore.Store, error) {
-	store, err := sqlstore.Open(ctx, cfg.DSN(), sqlstore.Options{Logger: logger})
+	store, err := sqlstore.Open(ctx, cfg.DSN(), storeOptions(cfg, logger, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Backend(), err)
 	}
 	return store, nil
+}
+
+// storeOptions are the metadata store's options of cfg: serve's (and
+// migrate's), or an operations command's, which opens an existing
+// database beside a serve that may run.
+func storeOptions(cfg config.Config, logger *slog.Logger, operations bool) sqlstore.Options {
+	cache := cfg.SQLite.WriterCache.Bytes()
+	if cache == 0 {
+		cache = -1 // SQLite's own default
+	}
+	return sqlstore.Options{Logger: logger, Existing: operations, BesideServe: operations, WriterCache: cache}
 }
 
 // prepareData creates the data directory private (datadir.DirMode), when

@@ -26,6 +26,7 @@
 //	addr                BERTH_ADDR                 --addr                 127.0.0.1:5000
 //	data                BERTH_DATA                 --data                 ./berth-data
 //	db                  BERTH_DB                   --db                   "" (SQLite <data>/berth.db)
+//	sqlite.writer_cache BERTH_SQLITE_WRITER_CACHE  --sqlite-writer-cache  32MiB
 //	tls.cert, tls.key   BERTH_TLS_CERT/_KEY        --tls-cert, --tls-key  "" (plain HTTP)
 //	log.level           BERTH_LOG_LEVEL            --log-level            info
 //	log.format          BERTH_LOG_FORMAT           --log-format           text
@@ -155,7 +156,9 @@ type Config struct {
 	Data string `yaml:"data"`
 	// DB is "" for SQLite in the data directory, or a postgres:// or
 	// postgresql:// URL.
-	DB       string    `yaml:"db"`
+	DB string `yaml:"db"`
+	// SQLite tunes the SQLite database (ignored on PostgreSQL).
+	SQLite   SQLite    `yaml:"sqlite"`
 	TLS      TLS       `yaml:"tls"`
 	Log      Log       `yaml:"log"`
 	GC       GC        `yaml:"gc"`
@@ -182,6 +185,22 @@ type Config struct {
 	// on a non-loopback address (docs/design/auth.md).
 	InsecureOpenAccess bool `yaml:"insecure_open_access"`
 }
+
+// SQLite tunes the embedded database.
+type SQLite struct {
+	// WriterCache is the page cache of the one connection every write
+	// transaction runs on, the collector's included; 0 leaves SQLite's
+	// default (2 MiB). It is filled as the database grows, then stays.
+	WriterCache Size `yaml:"writer_cache"`
+}
+
+// DefaultSQLiteWriterCache is sqlite.writer_cache's default, the metadata
+// store's own (sqlstore.DefaultWriterCache).
+const DefaultSQLiteWriterCache = 32 * MiB
+
+// maxSQLiteWriterCache bounds sqlite.writer_cache: a typo of a unit
+// should not reserve the machine's memory.
+const maxSQLiteWriterCache = 16 * GiB
 
 // TLS enables HTTPS when both files are set.
 type TLS struct {
@@ -310,6 +329,7 @@ func Default() Config {
 		Auth:                   Auth{Token: AuthToken{TTL: Duration(DefaultTokenTTL)}},
 		Data:                   "./berth-data",
 		Log:                    Log{Level: "info", Format: "text"},
+		SQLite:                 SQLite{WriterCache: DefaultSQLiteWriterCache},
 		Metrics:                true,
 		MetricsUsageNamespaces: DefaultMetricsUsageNamespaces,
 		GC: GC{
@@ -430,6 +450,9 @@ func (c Config) Validate() error {
 		bad("gc.batch_size", "must be between 1 and 10000, got %d", c.GC.BatchSize)
 	}
 	nonNegative("policy.pull_interval", c.Policy.PullInterval)
+	if c.SQLite.WriterCache < 0 || c.SQLite.WriterCache > maxSQLiteWriterCache {
+		bad("sqlite.writer_cache", "want 0 (SQLite's default, 2MiB) to %s, got %s", Size(maxSQLiteWriterCache), c.SQLite.WriterCache)
+	}
 
 	errs = append(errs, c.Storage.validate()...)
 	errs = append(errs, c.Limits.validate(c.Storage)...)

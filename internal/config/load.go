@@ -91,6 +91,8 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return (*stringValue)(&c.Data) }},
 	{"db", "BERTH_DB", "db", SharedFlags, "metadata database: empty for SQLite in the data directory, or a postgres:// URL",
 		func(c *Config) pflag.Value { return (*stringValue)(&c.DB) }},
+	{"sqlite.writer_cache", "BERTH_SQLITE_WRITER_CACHE", "sqlite-writer-cache", SharedFlags, "page cache of SQLite's writer connection, which pushes and the collector share (bytes, or KiB/MiB/GiB; 0: SQLite's 2MiB)",
+		func(c *Config) pflag.Value { return &c.SQLite.WriterCache }},
 	{"log.level", "BERTH_LOG_LEVEL", "log-level", SharedFlags, "log level: debug, info, warn or error",
 		func(c *Config) pflag.Value { return (*stringValue)(&c.Log.Level) }},
 	{"log.format", "BERTH_LOG_FORMAT", "log-format", SharedFlags, "log format: text or json",

@@ -326,7 +326,12 @@ func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *s
 	params.Add("_pragma", "synchronous(FULL)")
 	base := "file:" + path + "?" + params.Encode()
 
-	wc, err := sqlite.NewConnector(base + "&_txlock=immediate")
+	wbase := base + "&_txlock=immediate"
+	if opts.WriterCache > 0 {
+		// A negative cache_size is in KiB.
+		wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("cache_size(-%d)", max(1, opts.WriterCache>>10))}}.Encode()
+	}
+	wc, err := sqlite.NewConnector(wbase)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 	}

@@ -74,7 +74,19 @@ type Options struct {
 	// BERTH_SQL_NOPREPARE=1 turns both off: a benchmark switch to measure
 	// what preparing saves, not a setting.
 	StatementCache int
+	// WriterCache is the page cache of SQLite's writer connection, in
+	// bytes (default DefaultWriterCache; negative: SQLite's own 2 MiB).
+	// Every write transaction runs on that connection; a collector's
+	// decides thousands of deletions spread over the digest-keyed
+	// b-trees, and with a cache smaller than the pages one transaction
+	// dirties SQLite spills them to the WAL and reads them back
+	// (docs/design/gc.md, "The writer's page cache"). Memory grows to it
+	// as the database does, then stays. The readers keep SQLite's default.
+	WriterCache int64
 }
+
+// DefaultWriterCache is Options.WriterCache's default.
+const DefaultWriterCache = 32 << 20
 
 // DefaultTxTimeout is TxTimeout's default.
 const DefaultTxTimeout = 10 * time.Second
@@ -120,6 +132,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if opts.StatementCache == 0 {
 		opts.StatementCache = defaultStmtCache
+	}
+	if opts.WriterCache == 0 {
+		opts.WriterCache = DefaultWriterCache
 	}
 	if os.Getenv(envNoPrepare) == "1" {
 		opts.StatementCache = -1

@@ -1,0 +1,61 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/meta/sqlstore"
+)
+
+// TestSQLiteWriterCache: the writer connection, which every write
+// transaction runs on, has the page cache Options.WriterCache asks for
+// (SQLite's negative cache_size counts KiB); the readers keep SQLite's
+// default, and a negative option leaves the writer's at it too.
+func TestSQLiteWriterCache(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name   string
+		opt    int64
+		writer string
+	}{
+		{"default", 0, "-32768"},
+		{"8MiB", 8 << 20, "-8192"},
+		{"SQLite's own", -1, "-2000"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "berth.db"), sqlstore.Options{WriterCache: tt.opt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			read := func(update bool) string {
+				var v string
+				fn := func(tx meta.Tx) error {
+					var err error
+					v, err = sqlstore.QueryString(ctx, tx, `SELECT CAST(cache_size AS TEXT) FROM pragma_cache_size`)
+					return err
+				}
+				if update {
+					err = s.Update(ctx, fn)
+				} else {
+					err = s.View(ctx, fn)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			if got := read(true); got != tt.writer {
+				t.Errorf("writer cache_size = %s, want %s", got, tt.writer)
+			}
+			if got := read(false); got != "-2000" {
+				t.Errorf("reader cache_size = %s, want SQLite's default -2000", got)
+			}
+		})
+	}
+}
