@@ -7,14 +7,18 @@ package gc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth/berth/internal/event"
 	"github.com/berth/berth/internal/gc"
+	"github.com/berth/berth/internal/meta"
+	"github.com/berth/berth/internal/review"
 )
 
 // TestBatchDeleteClearsOnlySucceededTombstones collects many blobs at once
@@ -159,4 +163,71 @@ func (r *recorder) matching(msg string) []string {
 		out = append(out, count)
 	}
 	return out
+}
+
+// TestBytesGoOnWhileTombstonesWait: the byte deleter deletes a run's next
+// batch of bytes while the transaction clearing the previous batch's
+// tombstones waits for the writer (gc.md, "Bytes while deciding"). On
+// SQLite a push holding the writer from the first batch's delete until the
+// second begins makes the clearing wait; a deleter that cleared each
+// batch's tombstones before deleting the next would wait for the push,
+// and the push for it. The run then ends with every tombstone cleared.
+func TestBytesGoOnWhileTombstonesWait(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		if h.store.Dialect() != "sqlite" {
+			t.Skip("PostgreSQL's writers do not wait for one another's transactions")
+		}
+		const n = 6
+		for i := range n {
+			h.pushBlob("ns/pipe", fmt.Appendf(nil, "blob %d of a pipelined run", i))
+		}
+		h.pushImage("ns/pipe", "keep", randomImage(t, 1))
+		h.advance(pastEverything)
+
+		second := make(chan struct{})
+		pushed := make(chan error, 1)
+		h.blobs.onBatch = func(n int64) {
+			switch n {
+			case 1:
+				inside := make(chan struct{})
+				go func() {
+					// A push: a foreground transaction, which background
+					// ones (the clearing among them) wait for.
+					pushed <- h.store.Update(context.Background(), func(meta.Tx) error {
+						close(inside)
+						select {
+						case <-second:
+							return nil
+						case <-time.After(10 * time.Second):
+							return errors.New("the second batch of bytes waited for the first batch's tombstones")
+						}
+					})
+				}()
+				<-inside
+			case 2:
+				close(second)
+			}
+		}
+		opts := h.opts
+		gc.SetDeleteBatch(&opts, 2)
+		s, err := gc.New(h.store, h.blobs, opts).RunOnce(h.ctx, gc.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-pushed; err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Deleted[review.KindBlob]; got != n {
+			t.Errorf("deleted %d blobs, want %d", got, n)
+		}
+		if got := h.blobs.batches.Load(); got < 3 {
+			t.Errorf("%d byte batches, want at least 3 of 2 keys", got)
+		}
+		if left := h.count(`SELECT COUNT(*) FROM tombstone`); left != 0 {
+			t.Errorf("%d tombstones left after the run", left)
+		}
+		h.blobs.onBatch = nil
+		h.assertPullable(h.tag("ns/pipe", "keep"))
+		h.fixedPoint()
+	})
 }

@@ -195,6 +195,9 @@ type Options struct {
 	Hooks []func(Event)
 	// Registerer registers the collector's metrics; nil = none.
 	Registerer prometheus.Registerer
+	// deleteBatch, when set, replaces deleteBatch as the keys of one byte
+	// delete (tests: SetDeleteBatch).
+	deleteBatch int
 }
 
 // DefaultOptions are the production defaults of DESIGN.md.

@@ -65,6 +65,9 @@ type faultyBlobs struct {
 	failDelete atomic.Bool
 	deletes    atomic.Int64 // keys deleted
 	batches    atomic.Int64 // DeleteBatch calls
+	// onBatch, when set, is called at the start of each DeleteBatch call
+	// with its number (1 for the first).
+	onBatch func(n int64)
 
 	mu       sync.Mutex
 	failKeys map[string]bool // deletes of these keys fail
@@ -113,7 +116,9 @@ func (f *faultyBlobs) Delete(ctx context.Context, key string) error {
 // DeleteBatch fails the keys set to fail and hands the others, as one
 // batch, to the wrapped store.
 func (f *faultyBlobs) DeleteBatch(ctx context.Context, keys []string) []error {
-	f.batches.Add(1)
+	if n := f.batches.Add(1); f.onBatch != nil {
+		f.onBatch(n)
+	}
 	errs := make([]error, len(keys))
 	var pass []string
 	var at []int

@@ -185,7 +185,10 @@ func (c *Collector) collect(ctx context.Context, sc scope, keep func(Summary)) e
 // byteDeleter deletes the bytes of committed tombstones in a goroutine of
 // its own while the collector decides the next sets: deleting a blob's
 // bytes (an unlink, an S3 request) costs about what deciding it does, and
-// the two no longer take turns.
+// the two no longer take turns. A third goroutine clears the tombstones of
+// the bytes deleted: that transaction waits for the collector's in flight
+// (up to gc.tx_hold and its commit), and the deleter goes on with the next
+// batch meanwhile.
 type byteDeleter struct {
 	ch   chan []meta.Tombstone
 	done chan struct{}
@@ -193,10 +196,32 @@ type byteDeleter struct {
 
 func (c *Collector) startDeletingBytes(ctx context.Context) *byteDeleter {
 	b := &byteDeleter{ch: make(chan []meta.Tombstone, 4), done: make(chan struct{})}
+	cleared := make(chan []string, 4)
+	clearerDone := make(chan struct{})
+	go func() {
+		defer close(clearerDone)
+		for keys := range cleared {
+			// Whatever else is queued goes in the same transaction.
+			for more := true; more; {
+				select {
+				case k, ok := <-cleared:
+					keys, more = append(keys, k...), ok
+				default:
+					more = false
+				}
+			}
+			c.clearTombstones(ctx, keys)
+		}
+	}()
 	go func() {
 		defer close(b.done)
+		defer func() { close(cleared); <-clearerDone }()
+		clear := func(keys []string) bool {
+			cleared <- keys
+			return true
+		}
 		for tombs := range b.ch {
-			c.deleteBytes(ctx, tombs)
+			c.deleteBytesThen(ctx, tombs, clear)
 		}
 	}()
 	return b
@@ -208,8 +233,8 @@ func (b *byteDeleter) send(tombs []meta.Tombstone) {
 	}
 }
 
-// wait returns once every batch sent is deleted (or left to the next run
-// if ctx ended).
+// wait returns once every batch sent is deleted and its tombstones cleared
+// (or left to the next run if ctx ended).
 func (b *byteDeleter) wait() {
 	close(b.ch)
 	<-b.done
@@ -468,15 +493,29 @@ const deleteBatch = 1000
 // storage round trip per batch to save nothing: the tombstones are
 // committed, and the next run (of any replica) deletes them first.
 func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (failed int) {
+	return c.deleteBytesThen(ctx, tombs, func(keys []string) bool {
+		failed += c.clearTombstones(ctx, keys)
+		return ctx.Err() == nil
+	})
+}
+
+// deleteBytesThen is deleteBytes with the clearing of each batch's
+// tombstones left to clear, which reports whether to go on (false: ctx
+// ended during it). The failures it returns are the bytes' only.
+func (c *Collector) deleteBytesThen(ctx context.Context, tombs []meta.Tombstone, clear func(keys []string) bool) (failed int) {
 	stopped := func(left int) int {
 		c.log.Info("gc stopping: left tombstones for the next run", "count", left, "err", context.Cause(ctx))
 		return failed + left
 	}
-	for start := 0; start < len(tombs); start += deleteBatch {
+	size := deleteBatch
+	if c.opts.deleteBatch > 0 {
+		size = c.opts.deleteBatch
+	}
+	for start := 0; start < len(tombs); start += size {
 		if ctx.Err() != nil {
 			return stopped(len(tombs) - start)
 		}
-		batch := tombs[start:min(start+deleteBatch, len(tombs))]
+		batch := tombs[start:min(start+size, len(tombs))]
 		keys := make([]string, len(batch))
 		for i, ts := range batch {
 			keys[i] = ts.StorageKey
@@ -502,22 +541,33 @@ func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (fa
 		if refused > 0 {
 			c.activity.failed(fmt.Sprintf("deleting the bytes of %d of %d blobs failed; their tombstones are retried: %v", refused, len(batch), firstErr))
 		}
-		if len(done) > 0 {
-			err := c.store.Update(ctx, func(tx meta.Tx) error {
-				return tx.DeleteTombstones(ctx, done)
-			})
-			switch {
-			case err != nil && ctx.Err() != nil:
-				interrupted += len(done)
-			case err != nil:
-				c.log.Warn("clearing tombstones failed; they will be retried", "count", len(done), "err", err)
-				c.activity.failed(fmt.Sprintf("clearing %d tombstones of deleted bytes failed; they are retried: %v", len(done), err))
-				failed += len(done)
-			}
+		if len(done) > 0 && !clear(done) {
+			interrupted += len(done)
 		}
 		if interrupted > 0 {
 			return stopped(interrupted + len(tombs) - (start + len(batch)))
 		}
+	}
+	return failed
+}
+
+// clearTombstones deletes, in one transaction, the tombstones of keys whose
+// bytes are gone, and returns how many it failed to (they stay: a later run
+// deletes their bytes again, which is harmless, and then them). A
+// transaction ended by ctx counts no failure: its tombstones are left like
+// the bytes a stopping run does not delete.
+func (c *Collector) clearTombstones(ctx context.Context, keys []string) (failed int) {
+	err := c.store.Update(ctx, func(tx meta.Tx) error {
+		return tx.DeleteTombstones(ctx, keys)
+	})
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		c.log.Info("gc stopping: left tombstones of deleted bytes for the next run", "count", len(keys), "err", context.Cause(ctx))
+	default:
+		c.log.Warn("clearing tombstones failed; they will be retried", "count", len(keys), "err", err)
+		c.activity.failed(fmt.Sprintf("clearing %d tombstones of deleted bytes failed; they are retried: %v", len(keys), err))
+		failed = len(keys)
 	}
 	return failed
 }
