@@ -210,7 +210,9 @@ func (c *Collector) startDeletingBytes(ctx context.Context) *byteDeleter {
 					more = false
 				}
 			}
-			c.clearTombstones(ctx, keys)
+			if _, stopped := c.clearTombstones(ctx, keys); stopped {
+				c.log.Info("gc stopping: left tombstones of deleted bytes for the next run", "count", len(keys), "err", context.Cause(ctx))
+			}
 		}
 	}()
 	go func() {
@@ -494,8 +496,9 @@ const deleteBatch = 1000
 // committed, and the next run (of any replica) deletes them first.
 func (c *Collector) deleteBytes(ctx context.Context, tombs []meta.Tombstone) (failed int) {
 	return c.deleteBytesThen(ctx, tombs, func(keys []string) bool {
-		failed += c.clearTombstones(ctx, keys)
-		return ctx.Err() == nil
+		n, stopped := c.clearTombstones(ctx, keys)
+		failed += n
+		return !stopped
 	})
 }
 
@@ -552,24 +555,23 @@ func (c *Collector) deleteBytesThen(ctx context.Context, tombs []meta.Tombstone,
 }
 
 // clearTombstones deletes, in one transaction, the tombstones of keys whose
-// bytes are gone, and returns how many it failed to (they stay: a later run
-// deletes their bytes again, which is harmless, and then them). A
-// transaction ended by ctx counts no failure: its tombstones are left like
-// the bytes a stopping run does not delete.
-func (c *Collector) clearTombstones(ctx context.Context, keys []string) (failed int) {
+// bytes are gone. It returns how many it failed to clear (they stay: a
+// later run deletes their bytes again, which is harmless, and then them),
+// or stopped when ctx ended the transaction: its tombstones are then left
+// like the bytes a stopping run does not delete, and the caller says so.
+func (c *Collector) clearTombstones(ctx context.Context, keys []string) (failed int, stopped bool) {
 	err := c.store.Update(ctx, func(tx meta.Tx) error {
 		return tx.DeleteTombstones(ctx, keys)
 	})
 	switch {
 	case err == nil:
+		return 0, false
 	case ctx.Err() != nil:
-		c.log.Info("gc stopping: left tombstones of deleted bytes for the next run", "count", len(keys), "err", context.Cause(ctx))
-	default:
-		c.log.Warn("clearing tombstones failed; they will be retried", "count", len(keys), "err", err)
-		c.activity.failed(fmt.Sprintf("clearing %d tombstones of deleted bytes failed; they are retried: %v", len(keys), err))
-		failed = len(keys)
+		return 0, true
 	}
-	return failed
+	c.log.Warn("clearing tombstones failed; they will be retried", "count", len(keys), "err", err)
+	c.activity.failed(fmt.Sprintf("clearing %d tombstones of deleted bytes failed; they are retried: %v", len(keys), err))
+	return len(keys), false
 }
 
 // flushTombstones retries bytes whose deletion a crash or an error
