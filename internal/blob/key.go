@@ -14,11 +14,17 @@ import (
 
 // Storage keys
 //
-// A key made by NewKey is "<algorithm>/<first two hex>/<hex>/<32 random hex>",
-// e.g. "sha256/ab/ab12…ef/0f1e…9a". The random suffix makes every upload's key
+// A key made by NewKey is "<algorithm>/<first two hex>/<hex>-<32 random hex>",
+// e.g. "sha256/ab/ab12…ef-0f1e…9a". The random suffix makes every upload's key
 // unique, so bytes being deleted for an old blob row are never the bytes of a
 // re-upload of the same digest (DESIGN.md §4, "Bytes after rows"). The digest
 // prefix fans objects out and lets sweep report which digest a leftover holds.
+//
+// Keys made before 2026-11-29 have the form "<algorithm>/<xx>/<hex>/<random>":
+// on the filesystem every blob was a directory of its own, which cost a mkdir
+// per commit and an rmdir per delete (docs/design/gc.md, "One file per blob").
+// Such keys stay valid where rows and tombstones record them, and KeyDigest
+// parses both forms.
 
 const (
 	maxKeyLen      = 1024
@@ -38,14 +44,25 @@ func NewKey(d digest.Digest) string {
 		return "invalid/" + suffix
 	}
 	enc := d.Encoded()
-	return string(d.Algorithm()) + "/" + enc[:2] + "/" + enc + "/" + suffix
+	return string(d.Algorithm()) + "/" + enc[:2] + "/" + enc + "-" + suffix
 }
 
-// KeyDigest parses the digest back out of a key made by NewKey.
-// It returns ErrInvalidKey for any other key.
+// KeyDigest parses the digest back out of a key made by NewKey, in its
+// current form or the older one with a directory per digest. It returns
+// ErrInvalidKey for any other key.
 func KeyDigest(key string) (digest.Digest, error) {
 	parts := strings.Split(key, "/")
-	if len(parts) != 4 || parts[0] == "" || parts[2] == "" {
+	switch {
+	case len(parts) == 3: // <alg>/<xx>/<hex>-<random>
+		enc, random, ok := strings.Cut(parts[2], "-")
+		if !ok {
+			return "", fmt.Errorf("parsing key %q: %w", key, ErrInvalidKey)
+		}
+		parts = []string{parts[0], parts[1], enc, random}
+	case len(parts) != 4: // <alg>/<xx>/<hex>/<random>
+		return "", fmt.Errorf("parsing key %q: %w", key, ErrInvalidKey)
+	}
+	if parts[0] == "" || parts[2] == "" {
 		return "", fmt.Errorf("parsing key %q: %w", key, ErrInvalidKey)
 	}
 	d := digest.NewDigestFromEncoded(digest.Algorithm(parts[0]), parts[2])

@@ -24,8 +24,8 @@ func TestNewKeyRoundTrip(t *testing.T) {
 				if err := blob.ValidKey(k); err != nil {
 					t.Errorf("ValidKey(%q): got %v, want nil", k, err)
 				}
-				if !strings.HasPrefix(k, string(d.Algorithm())+"/"+d.Encoded()[:2]+"/"+d.Encoded()+"/") {
-					t.Errorf("NewKey(%s): got %q, want prefix alg/xx/hex/", d, k)
+				if !strings.HasPrefix(k, string(d.Algorithm())+"/"+d.Encoded()[:2]+"/"+d.Encoded()+"-") || strings.Count(k, "/") != 2 {
+					t.Errorf("NewKey(%s): got %q, want alg/xx/hex-random", d, k)
 				}
 				got, err := blob.KeyDigest(k)
 				if err != nil || got != d {
@@ -46,16 +46,46 @@ func TestNewKeyInvalidDigest(t *testing.T) {
 	}
 }
 
+// TestKeyDigestBothForms: keys recorded before the flat layout
+// (<alg>/<xx>/<hex>/<random>, a directory per blob) still name their digest,
+// so sweep and usage verify can report what an old leftover holds.
+func TestKeyDigestBothForms(t *testing.T) {
+	for _, d := range []digest.Digest{digest.SHA256.FromString("old"), digest.SHA512.FromString("old")} {
+		enc := d.Encoded()
+		rnd := strings.Repeat("0f", randomHex/2)
+		for _, key := range []string{
+			string(d.Algorithm()) + "/" + enc[:2] + "/" + enc + "/" + rnd,
+			string(d.Algorithm()) + "/" + enc[:2] + "/" + enc + "-" + rnd,
+		} {
+			if got, err := blob.KeyDigest(key); err != nil || got != d {
+				t.Errorf("KeyDigest(%q): got %q, %v, want %q, nil", key, got, err, d)
+			}
+		}
+	}
+}
+
+// randomHex is the length of a key's random suffix.
+const randomHex = 32
+
 func TestKeyDigestRejects(t *testing.T) {
 	d := digest.SHA256.FromString("x")
 	enc := d.Encoded()
 	good := blob.NewKey(d)
-	rnd := good[strings.LastIndex(good, "/")+1:]
+	rnd := good[strings.LastIndex(good, "-")+1:]
+	if len(rnd) != randomHex {
+		t.Fatalf("NewKey(%s) = %q: random suffix %q, want %d hex", d, good, rnd, randomHex)
+	}
 	for _, key := range []string{
 		"",
 		enc,
-		"sha256/" + enc[:2] + "/" + enc, // no random suffix
-		"sha256/zz/" + enc + "/" + rnd,  // wrong fan-out
+		"sha256/" + enc[:2] + "/" + enc,       // no random suffix
+		"sha256/" + enc[:2] + "/" + enc + "-", // empty random suffix
+		"sha256/" + enc[:2] + "/" + enc + "-" + rnd + "-" + rnd, // two suffixes
+		"sha256/" + enc[:2] + "/" + enc + "." + rnd,             // other separator
+		"sha256/zz/" + enc + "-" + rnd,                          // wrong fan-out, new form
+		"sha256/" + enc[:2] + "/" + enc[:10] + "-" + rnd,        // short hex, new form
+		"sha256/" + enc[:2] + "/" + enc + "-" + rnd + "/extra",
+		"sha256/zz/" + enc + "/" + rnd,                               // wrong fan-out
 		"sha384/" + enc[:2] + "/" + enc + "/" + rnd,                  // unsupported algorithm
 		"sha256/" + enc[:2] + "/" + enc[:10] + "/" + rnd,             // short hex
 		"sha256/" + enc[:2] + "/" + enc + "/" + rnd[:10],             // short suffix

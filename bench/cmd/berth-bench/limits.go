@@ -273,21 +273,26 @@ func sqlLimits(ctx context.Context, dsn, backend string, n int) ([]limitResult, 
 }
 
 // fsLimits unlinks n small files laid out as berth's filesystem store lays
-// out blobs (blobs/sha256/ab/<hex>/<random>, blob.NewKey): plain unlinks;
-// unlinks with one fsync of each directory touched per 1000 files; and
-// berth's own fs.Store.Delete per file (unlink, fsync of the directory,
-// pruning the directories left empty).
+// out blobs, in both layouts side by side: one file per blob in 256 fan-out
+// directories (blobs/sha256/ab/<hex>-<random>, blob.NewKey) and the older
+// directory per blob (blobs/sha256/ab/<hex>/<random>). For each: plain
+// unlinks on one thread, and berth's fs.Store.DeleteBatch, 1000 keys per
+// call, as the collector calls it (unlinks on 4 threads, one syncfs, the
+// pruning of emptied directories).
 func fsLimits(ctx context.Context, root string, n int) ([]limitResult, error) {
 	store, err := blobfs.New(root)
 	if err != nil {
 		return nil, err
 	}
 	body := bytes.Repeat([]byte("b"), 2048)
-	fill := func() ([]string, error) {
+	dirPerBlob := func(dg digest.Digest) string {
+		k := blob.NewKey(dg)
+		return strings.Replace(k, "-", "/", 1)
+	}
+	fill := func(newKey func(digest.Digest) string) ([]string, error) {
 		keys := make([]string, n)
 		for i := range keys {
-			dg := digest.FromString(fmt.Sprintf("limits %d %d", i, time.Now().UnixNano()))
-			keys[i] = blob.NewKey(dg)
+			keys[i] = newKey(digest.FromString(fmt.Sprintf("limits %d %d", i, time.Now().UnixNano())))
 			p := filepath.Join(store.Root(), "blobs", filepath.FromSlash(keys[i]))
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				return nil, err
@@ -301,58 +306,41 @@ func fsLimits(ctx context.Context, root string, n int) ([]limitResult, error) {
 	}
 	path := func(k string) string { return filepath.Join(store.Root(), "blobs", filepath.FromSlash(k)) }
 	var out []limitResult
-	// plain unlinks
-	keys, err := fill()
-	if err != nil {
-		return out, err
-	}
-	start := time.Now()
-	for _, k := range keys {
-		if err := os.Remove(path(k)); err != nil {
+	for _, layout := range []struct {
+		name   string
+		newKey func(digest.Digest) string
+	}{{"one file per blob", blob.NewKey}, {"a directory per blob", dirPerBlob}} {
+		keys, err := fill(layout.newKey)
+		if err != nil {
 			return out, err
 		}
-	}
-	out = append(out, limitResult{Backend: "fs", What: "unlink", Batch: 1, N: n, Seconds: time.Since(start).Seconds()})
-	os.RemoveAll(filepath.Join(store.Root(), "blobs"))
-	// unlinks, then one fsync per directory touched, per 1000 files
-	if keys, err = fill(); err != nil {
-		return out, err
-	}
-	start = time.Now()
-	for from := 0; from < n; from += 1000 {
-		dirs := map[string]bool{}
-		for _, k := range keys[from:min(from+1000, n)] {
-			p := path(k)
-			if err := os.Remove(p); err != nil {
+		start := time.Now()
+		for _, k := range keys {
+			if err := os.Remove(path(k)); err != nil {
 				return out, err
 			}
-			dirs[filepath.Dir(p)] = true
-		}
-		for d := range dirs {
-			f, err := os.Open(d)
-			if err != nil {
-				return out, err
-			}
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return out, err
+			if strings.Count(k, "/") == 3 { // its own directory
+				if err := os.Remove(filepath.Dir(path(k))); err != nil {
+					return out, err
+				}
 			}
 		}
-	}
-	out = append(out, limitResult{Backend: "fs", What: "unlink, fsync each directory once per batch", Batch: 1000, N: n, Seconds: time.Since(start).Seconds()})
-	os.RemoveAll(filepath.Join(store.Root(), "blobs"))
-	// berth's Delete
-	if keys, err = fill(); err != nil {
-		return out, err
-	}
-	start = time.Now()
-	for _, k := range keys {
-		if err := store.Delete(ctx, k); err != nil {
+		out = append(out, limitResult{Backend: "fs", What: "unlink (and rmdir), 1 thread, " + layout.name, Batch: 1, N: n, Seconds: time.Since(start).Seconds()})
+		os.RemoveAll(filepath.Join(store.Root(), "blobs"))
+		if keys, err = fill(layout.newKey); err != nil {
 			return out, err
 		}
+		start = time.Now()
+		for from := 0; from < n; from += 1000 {
+			for i, err := range store.DeleteBatch(ctx, keys[from:min(from+1000, n)]) {
+				if err != nil {
+					return out, fmt.Errorf("DeleteBatch, key %d: %w", from+i, err)
+				}
+			}
+		}
+		out = append(out, limitResult{Backend: "fs", What: "fs.Store.DeleteBatch (4 threads, syncfs, prune), " + layout.name, Batch: 1000, N: n, Seconds: time.Since(start).Seconds()})
+		os.RemoveAll(filepath.Join(store.Root(), "blobs"))
 	}
-	out = append(out, limitResult{Backend: "fs", What: "fs.Store.Delete (unlink, fsync directory, prune)", Batch: 1, N: n, Seconds: time.Since(start).Seconds()})
 	return out, nil
 }
 

@@ -6,11 +6,16 @@
 //	<root>/
 //	  blobs/<key>        committed objects; <key> is a blob storage key with
 //	                     "/" as the directory separator, e.g.
-//	                     blobs/sha256/ab/ab12…ef/0f1e…9a (see blob.NewKey).
+//	                     blobs/sha256/ab/ab12…ef-0f1e…9a (see blob.NewKey):
+//	                     one file in one of 256 fan-out directories per
+//	                     algorithm. Keys made before 2026-11-29 have a
+//	                     directory per blob, blobs/sha256/ab/ab12…ef/0f1e…9a;
+//	                     they are read and deleted alike (a key is a path).
 //	                     Files whose name starts with "." are never objects
 //	                     (blob.ValidKey forbids such segments) and Walk skips
 //	                     them. Directories left empty by Delete are removed
-//	                     best-effort.
+//	                     best-effort, except blobs/<alg>/ and
+//	                     blobs/<alg>/<xx>/, which stay.
 //	  uploads/<id>       one staging file per upload id ([A-Za-z0-9-]+),
 //	                     grown by UploadAppend. WalkUploads lists these.
 //	  tmp/               reserved for the store's temporary files; nothing in
@@ -35,7 +40,8 @@
 //     staging file to blobs/<key> and fsyncs the destination directory and
 //     uploads/. A crash leaves either the staging file or the complete
 //     committed object, never a partial object under a key.
-//   - Delete unlinks the file and fsyncs its directory. A Reader opened before
+//   - Delete and DeleteBatch unlink the files, then make the unlinks durable
+//     with one syncfs(2) of the filesystem per batch. A Reader opened before
 //     the Delete keeps reading the old bytes (POSIX unlink semantics).
 //
 // # Concurrency
@@ -46,5 +52,6 @@
 // offset one wins and the other gets blob.ErrOffset. Exclusion across
 // processes is not provided here: it is the metadata store's job (the upload
 // session row is locked by whoever writes to the upload). A commit that races
-// with Delete pruning the now-empty parent directory retries.
+// with Delete pruning the now-empty parent directory (only hand-made keys
+// and keys of the older form have one to prune) retries.
 package fs

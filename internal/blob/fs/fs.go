@@ -394,8 +394,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // DeleteBatch implements blob.BatchDeleter: it unlinks every key, then makes
 // the unlinks durable with one syncfs(2) of the store's filesystem instead
 // of an fsync of each key's directory (a collection deletes thousands of
-// blobs, each in its own directory: one directory fsync per key made byte
-// deletion the slowest part of it), then prunes the directories left empty.
+// blobs: one directory fsync per key made byte deletion the slowest part of
+// it), then prunes the directories left empty below the fan-out levels.
 func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 	errs := make([]error, len(keys))
 	dirs := make([]string, len(keys)) // of the keys unlinked
@@ -432,16 +432,40 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 		}
 		return errs
 	}
-	// Prune directories left empty, best-effort: Remove fails on a non-empty
-	// directory, and a commit racing with us retries its mkdir.
+	s.prune(dirs)
+	return errs
+}
+
+// prune removes, best-effort, the directories of dirs left empty and their
+// parents left empty in turn, down to the fan-out levels: blobs/<alg>/ and
+// blobs/<alg>/<xx>/ stay, at most 257 directories per algorithm, so a
+// commit never races a prune of the directory it renames into and a delete
+// of a key of the current form (a file right in a fan-out directory) costs
+// no rmdir. What is pruned is an older key's own directory
+// (<alg>/<xx>/<hex>/, blob.NewKey) or a hand-made key's. Remove fails on a
+// non-empty directory, and a commit racing with us retries its mkdir.
+func (s *Store) prune(dirs []string) {
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	dirs = slices.DeleteFunc(dirs, func(d string) bool { return fanoutDepth(s.blobs, d) })
 	eachParallel(len(dirs), func(i int) {
-		for dir := dirs[i]; dir != "" && dir != s.blobs && strings.HasPrefix(dir, s.blobs); dir = filepath.Dir(dir) {
+		for dir := dirs[i]; !fanoutDepth(s.blobs, dir); dir = filepath.Dir(dir) {
 			if os.Remove(dir) != nil {
 				break
 			}
 		}
 	})
-	return errs
+}
+
+// fanoutDepth reports whether dir is blobs itself, one of the two fan-out
+// levels below it, or not below it at all (the empty string included): the
+// directories prune keeps.
+func fanoutDepth(blobs, dir string) bool {
+	rel, err := filepath.Rel(blobs, dir)
+	if err != nil || !filepath.IsLocal(rel) || dir == "" {
+		return true
+	}
+	return strings.Count(filepath.ToSlash(rel), "/") < 2
 }
 
 // deleteWorkers is how many unlinks DeleteBatch runs at once: a key's

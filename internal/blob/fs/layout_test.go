@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,15 +86,57 @@ func TestLayout(t *testing.T) {
 		t.Errorf("WalkUploads: got %q, want none", ids)
 	}
 
-	// Delete prunes the directories it leaves empty, not blobs/ itself.
+	// A key is one file in a fan-out directory, not a directory of its own.
+	enc := d.Encoded()
+	if want := "sha256/" + enc[:2] + "/" + enc + "-"; !strings.HasPrefix(key, want) || strings.Count(key, "/") != 2 {
+		t.Errorf("UploadCommit key: got %q, want %s<random>", key, want)
+	}
+
+	// Delete keeps the fan-out directories, even emptied.
 	if err := os.Remove(filepath.Join(root, "blobs", filepath.Dir(filepath.FromSlash(key)), ".tmp-123")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Delete(ctx, key); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "blobs", "sha256")); !os.IsNotExist(err) {
-		t.Errorf("blobs/sha256 after deleting its only object: got %v, want pruned", err)
+	fanout := filepath.Join(root, "blobs", "sha256", enc[:2])
+	if _, err := os.Stat(filepath.Join(root, "blobs", filepath.FromSlash(key))); !os.IsNotExist(err) {
+		t.Errorf("blobs/%s after Delete: got %v, want gone", key, err)
+	}
+	if fi, err := os.Stat(fanout); err != nil || !fi.IsDir() {
+		t.Errorf("fan-out directory after deleting its only object: got %v, want it kept", err)
+	}
+
+	// An object of the older form (a directory per blob, written before
+	// keys were flat) is read and deleted, and its own directory pruned.
+	old := "sha256/" + enc[:2] + "/" + enc + "/" + strings.Repeat("0f", 16)
+	oldPath := filepath.Join(root, "blobs", filepath.FromSlash(old))
+	if err := os.MkdirAll(filepath.Dir(oldPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(oldPath, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := blob.KeyDigest(old); err != nil || got != d {
+		t.Errorf("KeyDigest(%q): got %q, %v, want %q", old, got, err, d)
+	}
+	rc, err := s.Open(ctx, old)
+	if err != nil {
+		t.Fatalf("Open(old form): %v", err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "hello" {
+		t.Errorf("reading the old form: got %q, %v", b, err)
+	}
+	if err := s.Delete(ctx, old); err != nil {
+		t.Fatalf("Delete(old form): %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(oldPath)); !os.IsNotExist(err) {
+		t.Errorf("the old form's own directory after Delete: got %v, want pruned", err)
+	}
+	if _, err := os.Stat(fanout); err != nil {
+		t.Errorf("fan-out directory after deleting an old-form object: got %v, want it kept", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "blobs")); err != nil {
 		t.Errorf("blobs/ after Delete: got %v, want it kept", err)
@@ -234,7 +277,7 @@ func TestCommitIsYoung(t *testing.T) {
 // TestDeleteBatch: a batch large enough to run on several threads deletes
 // every object it names, reports none missing as an error (deleting twice
 // is harmless), leaves the objects it does not name, and prunes the
-// directories it empties.
+// directories it empties below the fan-out levels.
 func TestDeleteBatch(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -255,7 +298,22 @@ func TestDeleteBatch(t *testing.T) {
 		}
 		keys = append(keys, key)
 	}
-	doomed, kept := keys[:250], keys[250:]
+	// Objects of the older form, a directory per blob: their directories
+	// are pruned, the fan-out directories are not.
+	var oldForm []string
+	for i := range 50 {
+		enc := digest.FromString("old " + strconv.Itoa(i)).Encoded()
+		key := "sha256/" + enc[:2] + "/" + enc + "/" + strings.Repeat("0f", 16)
+		p := filepath.Join(root, "blobs", filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		oldForm = append(oldForm, key)
+	}
+	doomed, kept := append(keys[:250:250], oldForm...), keys[250:]
 	batch := append(slices.Clone(doomed), doomed[0]) // named twice
 	for i, err := range blob.DeleteMany(ctx, s, batch) {
 		if err != nil {
@@ -272,8 +330,15 @@ func TestDeleteBatch(t *testing.T) {
 		t.Fatalf("after the batch: %d objects left, want the %d not named", len(left), len(kept))
 	}
 	for _, k := range doomed {
-		if _, err := os.Stat(filepath.Join(root, "blobs", filepath.Dir(filepath.FromSlash(k)))); !os.IsNotExist(err) {
-			t.Fatalf("the directory of %s: got %v, want pruned", k, err)
+		dir := filepath.Join(root, "blobs", filepath.Dir(filepath.FromSlash(k)))
+		if slices.Contains(oldForm, k) {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("the directory of %s: got %v, want pruned", k, err)
+			}
+			dir = filepath.Dir(dir)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("the fan-out directory of %s: got %v, want it kept", k, err)
 		}
 	}
 }
