@@ -50,11 +50,12 @@ type checkpointer struct {
 	log   *slog.Logger
 	delay time.Duration
 
-	kicks  chan struct{}
-	stop   chan struct{}
-	done   sync.WaitGroup
-	runs   atomic.Int64 // checkpoints run (tests)
-	failed atomic.Int64
+	kicks    chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     sync.WaitGroup
+	runs     atomic.Int64 // checkpoints run (tests)
+	failed   atomic.Int64
 	// The WAL's length and how much of it was copied back, as the last
 	// checkpoint that ran reported them (tests).
 	lastFrames, lastCopied atomic.Int64
@@ -116,9 +117,10 @@ func (c *checkpointer) checkpoint() {
 	c.log.Debug("sqlite: background checkpoint", "wal_frames", frames, "copied", copied)
 }
 
-// close stops the goroutine, then closes its connection.
+// close stops the goroutine, then closes its connection. Store.Close may
+// call it twice.
 func (c *checkpointer) close() error {
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.done.Wait()
 	return c.db.Close()
 }

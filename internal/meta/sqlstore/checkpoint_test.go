@@ -143,3 +143,14 @@ func TestCheckpointInWriterSwitch(t *testing.T) {
 		t.Errorf("writer's wal_autocheckpoint = %s, want SQLite's 1000", auto)
 	}
 }
+
+// TestCloseTwice: closing a store twice (tests' cleanups do) stops the
+// checkpointer once and does not panic.
+func TestCloseTwice(t *testing.T) {
+	s, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "berth.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s.Close()
+}
