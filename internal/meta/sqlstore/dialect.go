@@ -291,34 +291,31 @@ func sqlitePath(dsn string) string {
 	return path
 }
 
-// ckpt, the connection of the background checkpointer (checkpoint.go), is
-// nil for an in-memory database and under the benchmark switch
-// envCheckpointInWriter; the writer's automatic checkpoint is then SQLite's.
-func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer, ckpt *sql.DB, err error) {
+func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *sql.DB, err error) {
 	path = sqlitePath(path)
 	if path == "" {
-		return nil, nil, nil, errors.New("sqlite: empty database path")
+		return nil, nil, errors.New("sqlite: empty database path")
 	}
 	params := url.Values{}
 	switch {
 	case path == ":memory:":
 	case opts.Existing:
 		if _, err := os.Stat(path); err != nil {
-			return nil, nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+			return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 		}
 		// mode=rw: SQLite fails rather than creates a file deleted since.
 		params.Set("mode", "rw")
 	default:
 		if dir := filepath.Dir(path); dir != "" {
 			if err := datadir.MkdirAll(dir); err != nil {
-				return nil, nil, nil, fmt.Errorf("creating database directory: %w", err)
+				return nil, nil, fmt.Errorf("creating database directory: %w", err)
 			}
 		}
 		// SQLite would create the file 0644; created here it is private, and
 		// SQLite gives the -wal and -shm files the mode of the database file.
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, datadir.FileMode)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("creating sqlite %s: %w", path, err)
+			return nil, nil, fmt.Errorf("creating sqlite %s: %w", path, err)
 		}
 		f.Close()
 	}
@@ -329,18 +326,14 @@ func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer, c
 	params.Add("_pragma", "synchronous(FULL)")
 	base := "file:" + path + "?" + params.Encode()
 
-	background := path != ":memory:" && os.Getenv(envCheckpointInWriter) != "1"
 	wbase := base + "&_txlock=immediate"
 	if opts.WriterCache > 0 {
 		// A negative cache_size is in KiB.
 		wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("cache_size(-%d)", max(1, opts.WriterCache>>10))}}.Encode()
 	}
-	if background {
-		wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("wal_autocheckpoint(%d)", walBoundFrames)}}.Encode()
-	}
 	wc, err := sqlite.NewConnector(wbase)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 	}
 	writer = sql.OpenDB(cachingConnector{Connector: wc, capacity: opts.StatementCache, stats: stats})
 	writer.SetMaxOpenConns(1)
@@ -350,25 +343,10 @@ func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer, c
 	rc, err := sqlite.NewConnector(base + "&_pragma=query_only(1)")
 	if err != nil {
 		writer.Close()
-		return nil, nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
 	}
 	readers = sql.OpenDB(cachingConnector{Connector: rc, capacity: opts.StatementCache, stats: stats})
 	readers.SetMaxOpenConns(opts.MaxConns)
 	readers.SetMaxIdleConns(opts.MaxConns)
-	if !background {
-		return readers, writer, nil, nil
-	}
-	// The checkpointer's connection runs only PRAGMA wal_checkpoint, which
-	// is not a write transaction: it takes neither the writer nor the gate.
-	cc, err := sqlite.NewConnector(base)
-	if err != nil {
-		writer.Close()
-		readers.Close()
-		return nil, nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)
-	}
-	ckpt = sql.OpenDB(cc)
-	ckpt.SetMaxOpenConns(1)
-	ckpt.SetMaxIdleConns(1)
-	ckpt.SetConnMaxLifetime(0)
-	return readers, writer, ckpt, nil
+	return readers, writer, nil
 }

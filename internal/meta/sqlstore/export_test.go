@@ -23,31 +23,6 @@ func QueryString(ctx context.Context, mtx meta.Tx, q string) (string, error) {
 	return v, err
 }
 
-// ExecString runs the statement q in mtx (tests that need rows of their
-// own in a scratch table).
-func ExecString(ctx context.Context, mtx meta.Tx, q string, args ...any) error {
-	_, err := mtx.(*tx).exec(ctx, q, args...)
-	return err
-}
-
-// BackgroundCheckpoints is how many checkpoints the background
-// checkpointer ran, with the WAL's length and the frames copied back as
-// the last reported them; ok is false when the store has none.
-func (s *Store) BackgroundCheckpoints() (runs, frames, copied int64, ok bool) {
-	if s.ckpt == nil {
-		return 0, 0, 0, false
-	}
-	return s.ckpt.runs.Load(), s.ckpt.lastFrames.Load(), s.ckpt.lastCopied.Load(), true
-}
-
-// SetWALBound sets the writer's wal_autocheckpoint for the stores opened
-// until restore is called.
-func SetWALBound(frames int) (restore func()) {
-	old := walBoundFrames
-	walBoundFrames = frames
-	return func() { walBoundFrames = old }
-}
-
 // StatementStats is what the SQLite statement cache did so far.
 func (s *Store) StatementStats() (prepares, hits int64) {
 	return s.stmts.prepares.Load(), s.stmts.hits.Load()

@@ -94,12 +94,6 @@ const DefaultTxTimeout = 10 * time.Second
 // envNoPrepare is the benchmark switch described at Options.StatementCache.
 const envNoPrepare = "BERTH_SQL_NOPREPARE"
 
-// envCheckpointInWriter=1 is a benchmark switch, not a setting: SQLite's
-// automatic checkpoint in the writer's commits, at 1,000 frames, instead of
-// the background checkpointer (checkpoint.go), to measure what moving it
-// saves.
-const envCheckpointInWriter = "BERTH_SQLITE_CHECKPOINT_IN_WRITER"
-
 // Store implements meta.Store.
 type Store struct {
 	d      dialect
@@ -117,9 +111,6 @@ type Store struct {
 
 	txTimeout time.Duration
 	stmts     *stmtStats // SQLite's statement cache
-	// ckpt checkpoints the WAL after commits, off the writer's commit path
-	// (SQLite database files; checkpoint.go).
-	ckpt *checkpointer
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -156,11 +147,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.writer = s.db
 	} else {
 		s.d = sqliteDialect{}
-		var ckpt *sql.DB
-		s.db, s.writer, ckpt, err = openSQLite(dsn, opts, s.stmts)
-		if ckpt != nil {
-			s.ckpt = newCheckpointer(ckpt, s.log, checkpointDelay)
-		}
+		s.db, s.writer, err = openSQLite(dsn, opts, s.stmts)
 		s.gate = newWriterGate()
 		if path := sqlitePath(dsn); err == nil && path != ":memory:" {
 			// The gate orders writers; without it they still take turns
@@ -234,9 +221,6 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close closes every connection.
 func (s *Store) Close() error {
 	var errs []error
-	if s.ckpt != nil {
-		errs = append(errs, s.ckpt.close())
-	}
 	if s.fgate != nil {
 		errs = append(errs, s.fgate.close())
 	}
@@ -298,9 +282,6 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 			return boundError(ctx, ctx.Err())
 		case <-time.After(backoff):
 		}
-	}
-	if err == nil && s.ckpt != nil {
-		s.ckpt.kick()
 	}
 	if err := boundError(ctx, err); err != nil && ctx.Err() != nil {
 		return err
