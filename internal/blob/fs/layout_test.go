@@ -109,14 +109,8 @@ func TestLayout(t *testing.T) {
 
 	// An object of the older form (a directory per blob, written before
 	// keys were flat) is read and deleted, and its own directory pruned.
-	old := "sha256/" + enc[:2] + "/" + enc + "/" + strings.Repeat("0f", 16)
+	old := putOldForm(t, root, d, "hello")
 	oldPath := filepath.Join(root, "blobs", filepath.FromSlash(old))
-	if err := os.MkdirAll(filepath.Dir(oldPath), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(oldPath, []byte("hello"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if got, err := blob.KeyDigest(old); err != nil || got != d {
 		t.Errorf("KeyDigest(%q): got %q, %v, want %q", old, got, err, d)
 	}
@@ -141,6 +135,23 @@ func TestLayout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "blobs")); err != nil {
 		t.Errorf("blobs/ after Delete: got %v, want it kept", err)
 	}
+}
+
+// putOldForm writes content under a key of the form made before keys were
+// flat, <alg>/<xx>/<hex>/<random> (a directory per blob), as a store of
+// that time did, and returns the key.
+func putOldForm(t *testing.T, root string, d digest.Digest, content string) string {
+	t.Helper()
+	enc := d.Encoded()
+	key := string(d.Algorithm()) + "/" + enc[:2] + "/" + enc + "/" + strings.Repeat("0f", 16)
+	p := filepath.Join(root, "blobs", filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // TestBoundedMemory: committing and reading a 64 MiB object allocates a
@@ -302,16 +313,7 @@ func TestDeleteBatch(t *testing.T) {
 	// are pruned, the fan-out directories are not.
 	var oldForm []string
 	for i := range 50 {
-		enc := digest.FromString("old " + strconv.Itoa(i)).Encoded()
-		key := "sha256/" + enc[:2] + "/" + enc + "/" + strings.Repeat("0f", 16)
-		p := filepath.Join(root, "blobs", filepath.FromSlash(key))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		oldForm = append(oldForm, key)
+		oldForm = append(oldForm, putOldForm(t, root, digest.FromString("old "+strconv.Itoa(i)), "old"))
 	}
 	doomed, kept := append(keys[:250:250], oldForm...), keys[250:]
 	batch := append(slices.Clone(doomed), doomed[0]) // named twice
