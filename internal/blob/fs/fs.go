@@ -447,9 +447,9 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []string) []error {
 func (s *Store) prune(dirs []string) {
 	slices.Sort(dirs)
 	dirs = slices.Compact(dirs)
-	dirs = slices.DeleteFunc(dirs, func(d string) bool { return fanoutDepth(s.blobs, d) })
+	dirs = slices.DeleteFunc(dirs, func(d string) bool { return keptByPrune(s.blobs, d) })
 	eachParallel(len(dirs), func(i int) {
-		for dir := dirs[i]; !fanoutDepth(s.blobs, dir); dir = filepath.Dir(dir) {
+		for dir := dirs[i]; !keptByPrune(s.blobs, dir); dir = filepath.Dir(dir) {
 			if os.Remove(dir) != nil {
 				break
 			}
@@ -457,10 +457,10 @@ func (s *Store) prune(dirs []string) {
 	})
 }
 
-// fanoutDepth reports whether dir is blobs itself, one of the two fan-out
-// levels below it, or not below it at all (the empty string included): the
-// directories prune keeps.
-func fanoutDepth(blobs, dir string) bool {
+// keptByPrune reports whether prune keeps dir: blobs itself, one of the two
+// fan-out levels below it, or anything not below it (the empty string
+// included).
+func keptByPrune(blobs, dir string) bool {
 	rel, err := filepath.Rel(blobs, dir)
 	if err != nil || !filepath.IsLocal(rel) || dir == "" {
 		return true
@@ -468,11 +468,11 @@ func fanoutDepth(blobs, dir string) bool {
 	return strings.Count(filepath.ToSlash(rel), "/") < 2
 }
 
-// deleteWorkers is how many unlinks DeleteBatch runs at once: a key's
-// unlink and its directory's removal are two metadata updates the
-// filesystem journals one at a time per thread, and several threads
-// overlap them (machine-limits.md: 4,800 against 10,200 keys/s with a
-// directory per key, 1 against 8 threads). Four, not eight: the unlinks
+// deleteWorkers is how many unlinks DeleteBatch runs at once: an unlink
+// (and, for a key of the older form, its directory's removal) is a
+// metadata update the filesystem journals one at a time per thread, and
+// several threads overlap them (machine-limits.md: 11,000 against 16,500
+// files/s in a flat layout, 1 against 8 threads). Four, not eight: the unlinks
 // run beside serve's requests, and with eight on a 2-core machine they took
 // the CPU from them in bursts (bench/RESULTS.md, session 9).
 const deleteWorkers = 4
