@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,6 +230,87 @@ func TestBytesGoOnWhileTombstonesWait(t *testing.T) {
 		}
 		h.blobs.onBatch = nil
 		h.assertPullable(h.tag("ns/pipe", "keep"))
+		h.fixedPoint()
+	})
+}
+
+// unsyncable is a store whose SyncCommitted fails while fail is set: a
+// disk that refuses to flush.
+type unsyncable struct {
+	meta.Store
+	fail  atomic.Bool
+	calls atomic.Int32
+}
+
+func (u *unsyncable) SyncCommitted(ctx context.Context) error {
+	u.calls.Add(1)
+	if u.fail.Load() {
+		return errors.New("fsync: input/output error")
+	}
+	return u.Store.SyncCommitted(ctx)
+}
+
+// TestBytesWaitForDurableCommits: a collector deletes bytes only after
+// the commits that wrote their tombstones are durable (gc.md, "The
+// collector's commits wait for no fsync; its bytes wait for one"). While
+// the store cannot make them so, the run deletes the rows, keeps every
+// tombstone and every byte, says why, and fails; once it can, the next
+// run deletes the bytes and clears the tombstones.
+func TestBytesWaitForDurableCommits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const n = 5
+		for i := range n {
+			h.pushBlob("ns/durable", fmt.Appendf(nil, "blob %d waiting for a sync", i))
+		}
+		h.pushImage("ns/durable", "keep", randomImage(t, 1))
+		garbage := h.strings(`SELECT storage_key FROM blob WHERE digest NOT IN (SELECT blob_digest FROM manifest_blob) ORDER BY storage_key`)
+		if len(garbage) != n {
+			t.Fatalf("%d unreferenced blobs, want %d", len(garbage), n)
+		}
+		h.advance(pastEverything)
+		store := &unsyncable{Store: h.store}
+		store.fail.Store(true)
+		logs := &recorder{}
+		opts := h.opts
+		opts.Logger = slog.New(logs)
+		c := gc.New(store, h.blobs, opts)
+		batches := h.blobs.batches.Load()
+		if _, err := c.RunOnce(h.ctx, gc.RunOptions{}); err == nil {
+			t.Fatal("a run whose commits could not be synced reported success")
+		}
+		if store.calls.Load() == 0 {
+			t.Fatal("the run never asked for its commits to be made durable")
+		}
+		if got := h.blobs.batches.Load() - batches; got != 0 {
+			t.Errorf("%d byte batches deleted before the commits were durable", got)
+		}
+		tombs := h.strings(`SELECT storage_key FROM tombstone ORDER BY storage_key`)
+		if !slices.Equal(tombs, garbage) {
+			t.Fatalf("tombstones %v, want every collected blob's %v", tombs, garbage)
+		}
+		stored := h.storedKeys()
+		for _, k := range garbage {
+			if !stored[k] {
+				t.Errorf("bytes %s deleted though the commit of their tombstone was not durable", k)
+			}
+		}
+		if warns := logs.at(slog.LevelWarn); len(warns) == 0 || !strings.Contains(warns[0], "syncing its commits failed") {
+			t.Errorf("warnings %q, want one saying the sync failed", warns)
+		}
+		store.fail.Store(false)
+		if _, err := c.RunOnce(h.ctx, gc.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.count(`SELECT COUNT(*) FROM tombstone`); n != 0 {
+			t.Fatalf("%d tombstones after the run that could sync", n)
+		}
+		stored = h.storedKeys()
+		for _, k := range garbage {
+			if stored[k] {
+				t.Errorf("bytes %s still stored after the run that could sync", k)
+			}
+		}
+		h.assertPullable(h.tag("ns/durable", "keep"))
 		h.fixedPoint()
 	})
 }

@@ -118,6 +118,10 @@ func (c *Collector) run(ctx context.Context, sc scope, ro RunOptions) (Summary, 
 			return total, err
 		}
 	}
+	// What the run reports is on disk before it says so.
+	if err := c.store.SyncCommitted(ctx); err != nil {
+		return total, fmt.Errorf("syncing the run's commits: %w", err)
+	}
 	return total, nil
 }
 
@@ -457,6 +461,9 @@ func (c *Collector) backoff(ctx context.Context, r meta.Review, cause error) (Su
 // tag ends and deletions.
 func (c *Collector) afterCommit(ctx context.Context, p *pass) {
 	c.deleteBytes(ctx, p.tombs)
+	if len(p.aborts) > 0 && c.durable(ctx, "deleting the staging of %d collected uploads", len(p.aborts)) != nil {
+		p.aborts = nil // sweep deletes them once their rows are gone for good
+	}
 	for _, id := range p.aborts {
 		if err := c.blobs.UploadAbort(ctx, id); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			c.log.Warn("deleting upload staging failed; sweep will retry", "upload", id, "err", err)
@@ -519,6 +526,12 @@ func (c *Collector) deleteBytesThen(ctx context.Context, tombs []meta.Tombstone,
 			return stopped(len(tombs) - start)
 		}
 		batch := tombs[start:min(start+size, len(tombs))]
+		if err := c.durable(ctx, "deleting the bytes of %d blobs", len(tombs)-start); err != nil {
+			if ctx.Err() != nil {
+				return stopped(len(tombs) - start)
+			}
+			return failed + len(tombs) - start
+		}
 		keys := make([]string, len(batch))
 		for i, ts := range batch {
 			keys[i] = ts.StorageKey
@@ -552,6 +565,23 @@ func (c *Collector) deleteBytesThen(ctx context.Context, tombs []meta.Tombstone,
 		}
 	}
 	return failed
+}
+
+// durable makes the commits so far durable (meta.Store.SyncCommitted)
+// before the collector acts outside the database on what they wrote: a
+// background commit may wait for no fsync, and bytes deleted for a
+// tombstone a power loss then took back would leave its blob row naming
+// nothing (docs/design/gc.md, "The collector's commits wait for no
+// fsync"). A failure is logged and reported with what it holds back,
+// described by format and args.
+func (c *Collector) durable(ctx context.Context, format string, args ...any) error {
+	err := c.store.SyncCommitted(ctx)
+	if err != nil && ctx.Err() == nil {
+		what := fmt.Sprintf(format, args...)
+		c.log.Warn("gc: syncing its commits failed; holding back "+what+" for a later run", "err", err)
+		c.activity.failed(fmt.Sprintf("syncing the collector's commits failed, so %s waits for a later run: %v", what, err))
+	}
+	return err
 }
 
 // clearTombstones deletes, in one transaction, the tombstones of keys whose

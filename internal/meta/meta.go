@@ -199,6 +199,13 @@ type Store interface {
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(tx Tx) error) error
+	// SyncCommitted makes every transaction committed so far, by any
+	// process, durable. A store may commit background transactions
+	// (Background) without waiting for the disk (SQLite): whoever acts
+	// outside the database on what one of them wrote calls it first — the
+	// collector before it deletes the bytes of committed tombstones
+	// (docs/design/gc.md, "The collector's commits wait for no fsync").
+	SyncCommitted(ctx context.Context) error
 	Close() error
 }
 

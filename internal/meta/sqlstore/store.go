@@ -21,6 +21,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,6 +109,9 @@ type Store struct {
 	// (Options.BesideServe).
 	fgate  *fileGate
 	bgGate bool
+	// wal is the SQLite database's write-ahead log, which SyncCommitted
+	// fsyncs ("" for :memory: and on PostgreSQL).
+	wal string
 
 	txTimeout time.Duration
 	stmts     *stmtStats // SQLite's statement cache
@@ -150,6 +154,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.db, s.writer, err = openSQLite(dsn, opts, s.stmts)
 		s.gate = newWriterGate()
 		if path := sqlitePath(dsn); err == nil && path != ":memory:" {
+			s.wal = path + "-wal"
 			// The gate orders writers; without it they still take turns
 			// in SQLite's busy handler, only less promptly.
 			var gerr error
@@ -384,6 +389,12 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer conn.Close()
+	if db == s.writer && !readOnly && s.d.name() == "sqlite" && meta.IsBackground(parent) {
+		if err := relaxSync(ctx, conn); err != nil {
+			return err
+		}
+		defer restoreSync(ctx, conn, s.log)
+	}
 	sqlTx, err := conn.BeginTx(beginContext(ctx), opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
@@ -422,6 +433,55 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 		}
 	}()
 	return fn(t)
+}
+
+// relaxSync lets the background transaction about to begin on SQLite's
+// writer connection commit without an fsync of the WAL: its frames reach
+// the disk with the next foreground commit, checkpoint or SyncCommitted
+// (docs/design/gc.md, "The collector's commits wait for no fsync").
+func relaxSync(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	return nil
+}
+
+// restoreSync gives the writer connection back its FULL synchronous
+// setting after a background transaction, committed or not. The
+// connection is every push's: if that fails, it is discarded (the next one
+// opens with FULL) rather than let a push commit without an fsync.
+func restoreSync(ctx context.Context, conn *sql.Conn, log *slog.Logger) {
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous=FULL"); err != nil {
+		log.Warn("sqlite: restoring synchronous=FULL failed; discarding the writer connection", "err", err)
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// SyncCommitted makes every commit so far durable. On SQLite, background
+// transactions commit without an fsync (relaxSync): this fsyncs the WAL
+// they appended to, whichever process wrote it. Frames a checkpoint copied
+// back were fsynced by it before the WAL could start over, and with no WAL
+// file everything is in the database file, fsynced by the last checkpoint.
+// On PostgreSQL every commit already waited for its WAL flush.
+func (s *Store) SyncCommitted(ctx context.Context) error {
+	if s.wal == "" {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(s.wal)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: syncing committed transactions: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sqlite: syncing committed transactions: %w", err)
+	}
+	return nil
 }
 
 // setLocalTimeouts sets PostgreSQL's timeouts (pgTimeouts) to d for the
