@@ -96,6 +96,13 @@ func main() {
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny run for CI: 20 images, 8 MiB big blob; distribution only if installed; fails on any safety or reclaim check")
 	flag.IntVar(&o.onlineMax, "online-max", 0, "run the collection under probe load only at scales up to this (0: every scale)")
 	flag.DurationVar(&gcTimeout, "gc-timeout", 12*time.Minute, "stop a collector process that runs longer (reported as timed out, > this)")
+	flag.Func("berth-env", "a setting for every berth serve and berth gc, as `BERTH_NAME=value` (repeat the flag for more; the caller's own BERTH_* variables are not passed on)", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || !strings.HasPrefix(k, "BERTH_") {
+			return fmt.Errorf("want BERTH_NAME=value, got %q", kv)
+		}
+		berthEnv = append(berthEnv, kv)
+		return nil
+	})
 	flag.StringVar(&o.cpuprof, "cpuprofile-dir", "", "with -berth-gc inproc: write a CPU profile of each berth collection here")
 	flag.Parse()
 	for _, s := range strings.Split(scales, ",") {

@@ -80,6 +80,7 @@ func newServer(v variant, dir, berthBin string, gcCmd []string, workers int, int
 		if be != nil {
 			s.env = append(s.env, be.env...)
 		}
+		s.env = append(s.env, berthEnv...)
 	} else {
 		cfg := fmt.Sprintf(`version: 0.1
 log:
@@ -104,8 +105,13 @@ http:
 	return s, nil
 }
 
+// berthEnv are the -berth-env settings, given to every berth serve and
+// berth gc after the harness's own (a later setting wins).
+var berthEnv []string
+
 // environ is the process environment plus the server's BERTH_* settings
-// (other BERTH_* variables of the caller are dropped).
+// (other BERTH_* variables of the caller are dropped: a benchmark's
+// settings are its command line, -berth-env).
 func (s *server) environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
