@@ -95,6 +95,10 @@ const DefaultTxTimeout = 10 * time.Second
 // envNoPrepare is the benchmark switch described at Options.StatementCache.
 const envNoPrepare = "BERTH_SQL_NOPREPARE"
 
+// envCheckpointFrames is a benchmark switch, not a setting: the writer
+// connection's wal_autocheckpoint, in frames (SQLite's default is 1000).
+const envCheckpointFrames = "BERTH_SQLITE_CHECKPOINT_FRAMES"
+
 // Store implements meta.Store.
 type Store struct {
 	d      dialect
