@@ -23,6 +23,21 @@ import (
 	"github.com/berth/berth/internal/review"
 )
 
+// pushGarbageBlobs pushes n blobs no manifest uses to repo, and an image
+// tagged "keep", and returns the storage keys of the n blobs, in order.
+func (h *harness) pushGarbageBlobs(repo string, n int) []string {
+	h.t.Helper()
+	for i := range n {
+		h.pushBlob(repo, fmt.Appendf(nil, "blob %d of %d in %s", i, n, repo))
+	}
+	h.pushImage(repo, "keep", randomImage(h.t, 1))
+	garbage := h.strings(`SELECT storage_key FROM blob WHERE digest NOT IN (SELECT blob_digest FROM manifest_blob) ORDER BY storage_key`)
+	if len(garbage) != n {
+		h.t.Fatalf("%d unreferenced blobs, want %d", len(garbage), n)
+	}
+	return garbage
+}
+
 // TestBatchDeleteClearsOnlySucceededTombstones collects many blobs at once
 // while the byte store refuses the deletes of some of their keys: the
 // others go in batches and lose their tombstones, the refused ones keep
@@ -30,15 +45,7 @@ import (
 // deletes them.
 func TestBatchDeleteClearsOnlySucceededTombstones(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		const n = 12
-		for i := range n {
-			h.pushBlob("ns/many", fmt.Appendf(nil, "blob %d of a batch", i))
-		}
-		h.pushImage("ns/many", "keep", randomImage(t, 1))
-		garbage := h.strings(`SELECT storage_key FROM blob WHERE digest NOT IN (SELECT blob_digest FROM manifest_blob) ORDER BY storage_key`)
-		if len(garbage) != n {
-			t.Fatalf("%d unreferenced blobs, want %d", len(garbage), n)
-		}
+		garbage := h.pushGarbageBlobs("ns/many", 12)
 		refused := garbage[:3]
 		h.blobs.failOn(refused...)
 		batches := h.blobs.batches.Load()
@@ -258,15 +265,7 @@ func (u *unsyncable) SyncCommitted(ctx context.Context) error {
 // run deletes the bytes and clears the tombstones.
 func TestBytesWaitForDurableCommits(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		const n = 5
-		for i := range n {
-			h.pushBlob("ns/durable", fmt.Appendf(nil, "blob %d waiting for a sync", i))
-		}
-		h.pushImage("ns/durable", "keep", randomImage(t, 1))
-		garbage := h.strings(`SELECT storage_key FROM blob WHERE digest NOT IN (SELECT blob_digest FROM manifest_blob) ORDER BY storage_key`)
-		if len(garbage) != n {
-			t.Fatalf("%d unreferenced blobs, want %d", len(garbage), n)
-		}
+		garbage := h.pushGarbageBlobs("ns/durable", 5)
 		h.advance(pastEverything)
 		store := &unsyncable{Store: h.store}
 		store.fail.Store(true)
