@@ -331,13 +331,15 @@ func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *s
 		// A negative cache_size is in KiB.
 		wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("cache_size(-%d)", max(1, opts.WriterCache>>10))}}.Encode()
 	}
+	frames := checkpointFrames
 	if v := os.Getenv(envCheckpointFrames); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			return nil, nil, fmt.Errorf("%s=%q: want a number of WAL frames", envCheckpointFrames, v)
 		}
-		wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("wal_autocheckpoint(%d)", n)}}.Encode()
+		frames = n
 	}
+	wbase += "&" + url.Values{"_pragma": {fmt.Sprintf("wal_autocheckpoint(%d)", frames)}}.Encode()
 	wc, err := sqlite.NewConnector(wbase)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening sqlite %s: %w", path, err)

@@ -95,8 +95,17 @@ const DefaultTxTimeout = 10 * time.Second
 // envNoPrepare is the benchmark switch described at Options.StatementCache.
 const envNoPrepare = "BERTH_SQL_NOPREPARE"
 
+// checkpointFrames is the writer connection's wal_autocheckpoint: the
+// commit that takes the WAL past this many frames copies them back into
+// the database file, and whoever waits for the writer waits for that
+// copy. SQLite's 1,000 frames made every fourth collector transaction
+// under pushes a checkpoint of ~4 MB, and the pushes behind it waited
+// 20–40 ms; 100 frames makes each copy a tenth of that (docs/design/gc.md,
+// "Small checkpoints").
+const checkpointFrames = 100
+
 // envCheckpointFrames is a benchmark switch, not a setting: the writer
-// connection's wal_autocheckpoint, in frames (SQLite's default is 1000).
+// connection's wal_autocheckpoint, in frames, instead of checkpointFrames.
 const envCheckpointFrames = "BERTH_SQLITE_CHECKPOINT_FRAMES"
 
 // Store implements meta.Store.

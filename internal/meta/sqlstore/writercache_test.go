@@ -59,3 +59,43 @@ func TestSQLiteWriterCache(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteCheckpointFrames: the writer connection checkpoints the WAL
+// every 100 frames (gc.md, "Small checkpoints"), unless the benchmark
+// switch BERTH_SQLITE_CHECKPOINT_FRAMES says otherwise; a switch that is
+// not a number of frames fails the open.
+func TestSQLiteCheckpointFrames(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct{ env, want string }{
+		{"", "100"},
+		{"1000", "1000"},
+		{"0", "0"},
+		{"many", ""},
+	} {
+		t.Run("env="+tt.env, func(t *testing.T) {
+			t.Setenv("BERTH_SQLITE_CHECKPOINT_FRAMES", tt.env)
+			s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "berth.db"), sqlstore.Options{})
+			if tt.want == "" {
+				if err == nil {
+					s.Close()
+					t.Fatal("opened with a switch that is not a number of frames")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got string
+			if err := s.Update(ctx, func(tx meta.Tx) error {
+				got, err = sqlstore.QueryString(ctx, tx, `PRAGMA wal_autocheckpoint`)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("writer wal_autocheckpoint = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
