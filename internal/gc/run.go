@@ -521,17 +521,21 @@ func (c *Collector) deleteBytesThen(ctx context.Context, tombs []meta.Tombstone,
 	if c.opts.deleteBatch > 0 {
 		size = c.opts.deleteBatch
 	}
+	// Every tombstone here was committed before the call: one sync covers
+	// all the batches.
+	if len(tombs) > 0 {
+		if err := c.durable(ctx, "deleting the bytes of %d blobs", len(tombs)); err != nil {
+			if ctx.Err() != nil {
+				return stopped(len(tombs))
+			}
+			return len(tombs)
+		}
+	}
 	for start := 0; start < len(tombs); start += size {
 		if ctx.Err() != nil {
 			return stopped(len(tombs) - start)
 		}
 		batch := tombs[start:min(start+size, len(tombs))]
-		if err := c.durable(ctx, "deleting the bytes of %d blobs", len(tombs)-start); err != nil {
-			if ctx.Err() != nil {
-				return stopped(len(tombs) - start)
-			}
-			return failed + len(tombs) - start
-		}
 		keys := make([]string, len(batch))
 		for i, ts := range batch {
 			keys[i] = ts.StorageKey
