@@ -280,7 +280,6 @@ func openPostgres(dsn string, opts Options) (*sql.DB, error) {
 	return db, nil
 }
 
-// openSQLite opens the reader pool and the single writer connection.
 // sqlitePath is the database file a SQLite DSN names.
 func sqlitePath(dsn string) string {
 	path := strings.TrimPrefix(dsn, "sqlite://")
@@ -291,6 +290,37 @@ func sqlitePath(dsn string) string {
 	return path
 }
 
+// envPageSize is a benchmark switch, not a setting: the page size of a
+// database created by this open (an existing one keeps its own).
+const envPageSize = "BERTH_SQLITE_PAGE_SIZE"
+
+// setPageSize gives the empty database file at path the page size the
+// benchmark switch envPageSize names, if it names one. The driver runs a
+// DSN's pragmas in lexicographic order, journal_mode before page_size, and
+// switching to WAL writes the first page, which fixes the size; so the
+// size is set, and fixed, by a connection of its own before any other.
+func setPageSize(path string) error {
+	v := os.Getenv(envPageSize)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 512 || n > 65536 || n&(n-1) != 0 {
+		return fmt.Errorf("%s=%q: want a power of two from 512 to 65536", envPageSize, v)
+	}
+	c, err := sqlite.NewConnector("file:" + path + "?" + url.Values{"_pragma": {fmt.Sprintf("page_size(%d)", n)}}.Encode())
+	if err != nil {
+		return fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	if _, err := db.Exec(`PRAGMA journal_mode=WAL`); err != nil {
+		return fmt.Errorf("setting the page size of %s: %w", path, err)
+	}
+	return nil
+}
+
+// openSQLite opens the reader pool and the single writer connection.
 func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *sql.DB, err error) {
 	path = sqlitePath(path)
 	if path == "" {
@@ -317,7 +347,13 @@ func openSQLite(path string, opts Options, stats *stmtStats) (readers, writer *s
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating sqlite %s: %w", path, err)
 		}
+		st, _ := f.Stat()
 		f.Close()
+		if st != nil && st.Size() == 0 {
+			if err := setPageSize(path); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	params.Add("_pragma", "journal_mode(WAL)")

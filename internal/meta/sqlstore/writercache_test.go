@@ -99,3 +99,58 @@ func TestSQLiteCheckpointFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLitePageSize: the benchmark switch BERTH_SQLITE_PAGE_SIZE sets the
+// page size of a database file the open creates, in WAL mode; a file that
+// exists keeps its own size, and a size SQLite cannot take fails the open.
+func TestSQLitePageSize(t *testing.T) {
+	ctx := context.Background()
+	pageSize := func(t *testing.T, s *sqlstore.Store) string {
+		t.Helper()
+		var got string
+		if err := s.Update(ctx, func(tx meta.Tx) error {
+			var err error
+			got, err = sqlstore.QueryString(ctx, tx, `SELECT CAST(page_size AS TEXT) || ' ' || (SELECT journal_mode FROM pragma_journal_mode) FROM pragma_page_size`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, tt := range []struct{ env, want string }{
+		{"", "4096 wal"},
+		{"1024", "1024 wal"},
+		{"1000", ""},
+		{"256", ""},
+	} {
+		t.Run("env="+tt.env, func(t *testing.T) {
+			t.Setenv("BERTH_SQLITE_PAGE_SIZE", tt.env)
+			path := filepath.Join(t.TempDir(), "berth.db")
+			s, err := sqlstore.Open(ctx, path, sqlstore.Options{})
+			if tt.want == "" {
+				if err == nil {
+					s.Close()
+					t.Fatal("opened with a page size SQLite cannot take")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pageSize(t, s); got != tt.want {
+				t.Errorf("page size and journal mode = %q, want %q", got, tt.want)
+			}
+			s.Close()
+			// Reopened with another size, the file keeps its own.
+			t.Setenv("BERTH_SQLITE_PAGE_SIZE", "2048")
+			s, err = sqlstore.Open(ctx, path, sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := pageSize(t, s); got != tt.want {
+				t.Errorf("reopened: page size and journal mode = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
