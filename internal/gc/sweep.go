@@ -157,6 +157,14 @@ func (c *Collector) Sweep(ctx context.Context, opts SweepOptions) (SweepSummary,
 		case <-t.C:
 		}
 	}
+	// An upload session a collector deleted in a commit not yet durable
+	// would come back after a power loss without its staging: like the
+	// collector, sweep makes the commits it acts on durable first.
+	if !opts.DryRun && len(candidates) > 0 {
+		if err := c.store.SyncCommitted(ctx); err != nil {
+			return s, fmt.Errorf("sweep: syncing committed transactions: %w", err)
+		}
+	}
 	s.Phase = SweepDeleting
 	progress()
 	var leaked []blob.Info // objects still unnamed, deleted in batches below

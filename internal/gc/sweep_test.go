@@ -3,6 +3,7 @@ package gc_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +87,8 @@ func TestSweepSparesBlobCommittedWhileSettling(t *testing.T) {
 }
 
 // TestSweepDeletesInBatches: leaked objects go in one batch delete (one
-// DeleteObjects on S3), not one request each, and a dry run deletes none.
+// DeleteObjects on S3), not one request each, a dry run deletes none, and
+// nothing goes while the store cannot make the commits so far durable.
 func TestSweepDeletesInBatches(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		var strays []string
@@ -109,6 +111,16 @@ func TestSweepDeletesInBatches(t *testing.T) {
 		}
 		if dry.Leaked != 3 || h.blobs.deletes.Load() != 0 {
 			t.Fatalf("dry run: reported %d leaked, deleted %d keys; want 3 reported, none deleted", dry.Leaked, h.blobs.deletes.Load())
+		}
+		// A store that cannot make the collector's commits durable: sweep
+		// deletes nothing and says why (gc.md, "its bytes wait for one").
+		unsynced := &unsyncable{Store: h.store}
+		unsynced.fail.Store(true)
+		if _, err := gc.New(unsynced, h.blobs, h.opts).Sweep(h.ctx, gc.SweepOptions{OlderThan: grace, Settle: time.Millisecond}); err == nil || !strings.Contains(err.Error(), "syncing committed transactions") {
+			t.Fatalf("sweep whose store cannot sync: %v, want the sync's failure", err)
+		}
+		if unsynced.calls.Load() != 1 || h.blobs.deletes.Load() != 0 {
+			t.Fatalf("sweep whose store cannot sync: %d syncs, %d keys deleted; want 1 and none", unsynced.calls.Load(), h.blobs.deletes.Load())
 		}
 		batches := h.blobs.batches.Load()
 		sw, err := h.gc.Sweep(h.ctx, gc.SweepOptions{OlderThan: grace, Settle: time.Millisecond})

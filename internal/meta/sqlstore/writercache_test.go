@@ -34,21 +34,7 @@ func TestSQLiteWriterCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			read := func(update bool) string {
-				var v string
-				fn := func(tx meta.Tx) error {
-					var err error
-					v, err = sqlstore.QueryString(ctx, tx, `SELECT CAST(cache_size AS TEXT) FROM pragma_cache_size`)
-					return err
-				}
-				if update {
-					err = s.Update(ctx, fn)
-				} else {
-					err = s.View(ctx, fn)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				return v
+				return readString(t, ctx, s, update, `SELECT CAST(cache_size AS TEXT) FROM pragma_cache_size`)
 			}
 			if got := read(true); got != tt.writer {
 				t.Errorf("writer cache_size = %s, want %s", got, tt.writer)
@@ -86,14 +72,7 @@ func TestSQLiteCheckpointFrames(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			var got string
-			if err := s.Update(ctx, func(tx meta.Tx) error {
-				got, err = sqlstore.QueryString(ctx, tx, `PRAGMA wal_autocheckpoint`)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
+			if got := readString(t, ctx, s, true, `PRAGMA wal_autocheckpoint`); got != tt.want {
 				t.Errorf("writer wal_autocheckpoint = %s, want %s", got, tt.want)
 			}
 		})
@@ -106,16 +85,7 @@ func TestSQLiteCheckpointFrames(t *testing.T) {
 func TestSQLitePageSize(t *testing.T) {
 	ctx := context.Background()
 	pageSize := func(t *testing.T, s *sqlstore.Store) string {
-		t.Helper()
-		var got string
-		if err := s.Update(ctx, func(tx meta.Tx) error {
-			var err error
-			got, err = sqlstore.QueryString(ctx, tx, `SELECT CAST(page_size AS TEXT) || ' ' || (SELECT journal_mode FROM pragma_journal_mode) FROM pragma_page_size`)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return got
+		return readString(t, ctx, s, true, `SELECT CAST(page_size AS TEXT) || ' ' || (SELECT journal_mode FROM pragma_journal_mode) FROM pragma_page_size`)
 	}
 	for _, tt := range []struct{ env, want string }{
 		{"", "4096 wal"},
@@ -153,4 +123,26 @@ func TestSQLitePageSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readString returns the one value q reads, in a write transaction of s
+// (SQLite's writer connection) or a read-only one (a reader).
+func readString(t *testing.T, ctx context.Context, s *sqlstore.Store, update bool, q string) string {
+	t.Helper()
+	var v string
+	fn := func(tx meta.Tx) error {
+		var err error
+		v, err = sqlstore.QueryString(ctx, tx, q)
+		return err
+	}
+	var err error
+	if update {
+		err = s.Update(ctx, fn)
+	} else {
+		err = s.View(ctx, fn)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
