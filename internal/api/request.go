@@ -30,6 +30,10 @@ func requestID(r *http.Request) string {
 	return rand.Text()
 }
 
+// RequestID is requestID for handlers served beside the API (the web
+// interface): the client's sane X-Request-Id, or a fresh one.
+func RequestID(r *http.Request) string { return requestID(r) }
+
 func saneRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestID {
 		return false

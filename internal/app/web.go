@@ -22,6 +22,7 @@ func newWeb(svc *Services, authSvc *auth.Service, proxies []netip.Prefix, gcWork
 		Logger:           logger,
 		TrustedProxies:   proxies,
 		ClientAddr:       func(r *http.Request) string { return api.ClientAddr(r, proxies) },
+		RequestID:        api.RequestID,
 	}
 	if authSvc != nil { // a nil *auth.Service must stay a nil interface
 		opts.Auth = authSvc

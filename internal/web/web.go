@@ -77,6 +77,10 @@ type Options struct {
 	// ClientAddr is the client's address (for the sign-in throttle and
 	// the log), as the API sees it; default: the connection's peer.
 	ClientAddr func(r *http.Request) string
+	// RequestID is the id the request's log line carries and its answer
+	// returns in X-Request-Id, as the API chooses it (the client's, when
+	// sane); default: a fresh random one.
+	RequestID func(r *http.Request) string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -109,6 +113,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.ClientAddr == nil {
 		opts.ClientAddr = peerHost
+	}
+	if opts.RequestID == nil {
+		opts.RequestID = func(*http.Request) string { return rand.Text() }
 	}
 	h := &Handler{opts: opts, reg: opts.Registry, log: opts.Logger, now: opts.Now}
 	var err error
@@ -265,6 +272,8 @@ func routeOf(r *http.Request) Route {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
+	id := h.opts.RequestID(r)
+	rec.Header().Set("X-Request-Id", id)
 	rt := ParseRoute(escapedPath(r))
 	v := &visit{client: h.opts.ClientAddr(r), secure: h.secure(r), subject: auth.Anonymous}
 	r = r.WithContext(context.WithValue(context.WithValue(r.Context(), routeKey{}, rt), visitKey{}, v))
@@ -288,6 +297,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("subject", subjectName(v)),
 		slog.String("client", v.client),
 		slog.String("user_agent", r.UserAgent()),
+		slog.String("request_id", id),
 	}
 	level := slog.LevelInfo
 	if err != nil {
