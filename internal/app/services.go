@@ -121,6 +121,7 @@ func GCOptions(cfg config.Config, policy review.Policy, logger *slog.Logger) gc.
 		BatchSize:    cfg.GC.BatchSize,
 		TxBudget:     cfg.GC.TxBudget.Duration(),
 		TxHold:       cfg.GC.TxHold.Duration(),
+		NoPreempt:    !cfg.GC.PushPreempts,
 		Interval:     cfg.GC.Interval.Duration(),
 		OverdueAfter: gc.DefaultOptions().OverdueAfter,
 		Now:          time.Now,

@@ -239,6 +239,10 @@ type GC struct {
 	// deciding sets while no push waits (docs/design/gc.md, "Chained
 	// rounds").
 	TxHold Duration `yaml:"tx_hold"`
+	// PushPreempts: on SQLite, a push rolls back serve's collector
+	// transaction in flight instead of waiting for it (docs/design/gc.md,
+	// "Preemptible collector transactions").
+	PushPreempts bool `yaml:"push_preempts"`
 	// Interval is how often an idle worker polls for due work.
 	Interval Duration `yaml:"interval"`
 	// CollectUntagged collects untagged, unreferenced manifests older than
@@ -341,6 +345,7 @@ func Default() Config {
 			BatchSize:                gc.DefaultBatchSize,
 			TxBudget:                 Duration(gc.DefaultTxBudget),
 			TxHold:                   Duration(gc.DefaultTxHold),
+			PushPreempts:             true,
 			Interval:                 Duration(10 * time.Second),
 			CollectUntagged:          policy.CollectUntagged,
 			AttachmentsFollowSubject: policy.AttachmentsFollowSubject,

@@ -98,6 +98,15 @@ func (s *claimSizer) sawPush() {
 	s.lastPush = s.now()
 }
 
+// preempted records a transaction a push rolled back (meta.Preemptible):
+// the push did not wait, but the next transaction is smaller, as if it had.
+func (s *claimSizer) preempted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastPush = s.now()
+	s.n = max(1, s.n/2)
+}
+
 // observe learns from a transaction that claimed claimed reviews and took
 // took; a transaction that found fewer due than it asked for says nothing
 // about a full one. pressed says a push waited for it (SQLite's writer):
@@ -182,6 +191,14 @@ type Options struct {
 	// "Chained rounds"). At most TxBudget: one round per transaction.
 	// Zero means DefaultTxHold.
 	TxHold time.Duration
+	// NoPreempt keeps pushes waiting for the collector's transaction in
+	// flight. By default, where pushes of this process share the
+	// collector's single writer (SQLite in serve), a push rolls back the
+	// collector's decision transaction instead of waiting for it
+	// (meta.Preemptible; docs/design/gc.md, "Preemptible collector
+	// transactions"): lower push latency during a collection, a slower
+	// collection while pushes keep coming.
+	NoPreempt bool
 	// Interval is how long an idle worker sleeps before polling again.
 	Interval time.Duration
 	// OverdueAfter is when a due review counts as overdue (metrics, status).

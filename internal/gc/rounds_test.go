@@ -2,6 +2,8 @@ package gc_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -92,5 +94,77 @@ func TestRoundsYieldToForeground(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPushesPreemptCollectorTransactions: on SQLite, pushes of the
+// collector's own process roll back its transaction in flight instead of
+// waiting for it (meta.Preemptible; docs/design/gc.md, "Preemptible
+// collector transactions"). The run still deletes exactly the garbage,
+// each object once: a preempted transaction committed nothing and its
+// claims are decided again. Transactions here grow without bound (no
+// budget, no hold), and a push arrives every couple of milliseconds, so
+// they are preempted, shrink, and after maxPreemptions in a row one runs
+// to its commit with the push waiting. With Options.NoPreempt pushes wait.
+func TestPushesPreemptCollectorTransactions(t *testing.T) {
+	for _, noPreempt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoPreempt=%v", noPreempt), func(t *testing.T) { pushesPreempt(t, noPreempt) })
+	}
+}
+
+func pushesPreempt(t *testing.T, noPreempt bool) {
+	store := sqltest.Open(t, sqltest.Backends()[0].DSN(t))
+	root := filepath.Join(t.TempDir(), "storage")
+	fs, err := blobfs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	want := generate(t, store, fsPut(t, root), genSpec{Repos: 10, Garbage: 200, Live: 20, Seed: 2}, t0)
+	opts := benchOptions(t0)
+	opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
+	opts.NoPreempt = noPreempt
+	logs := &recorder{}
+	opts.Logger = slog.New(logs)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	pushed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { pushed <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := store.Update(ctx, func(tx meta.Tx) error {
+				return tx.AddReview(ctx, meta.Review{Kind: review.KindUpload, Object: "pushing", ReviewAfter: t0.Add(1000 * time.Hour)})
+			}); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	s, err := gc.New(store, fs, opts).RunOnce(ctx, gc.RunOptions{})
+	close(stop)
+	n := <-pushed
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := genResult{Manifests: s.Deleted[review.KindManifest], Tags: s.Deleted[review.KindTag], Links: s.Deleted[review.KindLink],
+		Blobs: s.Deleted[review.KindBlob], Bytes: s.BytesFreed}
+	if got != want || s.Errors != 0 {
+		t.Fatalf("deleted %+v (errors %d), want %+v", got, s.Errors, want)
+	}
+	preempted := len(logs.matching("gc transaction preempted by a push"))
+	t.Logf("%d pushes, %d transactions committed, %d preempted", n, s.Transactions, preempted)
+	switch {
+	case noPreempt && preempted != 0:
+		t.Errorf("%d collector transactions preempted with NoPreempt", preempted)
+	case !noPreempt && preempted == 0:
+		t.Errorf("no collector transaction was preempted by %d pushes", n)
 	}
 }

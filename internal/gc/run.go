@@ -314,7 +314,25 @@ func (c *Collector) batch(ctx context.Context, kind review.Kind, prefix string, 
 // so that the review at fault is found and rescheduled with backoff in a
 // transaction of its own and one bad row never blocks the queue.
 func (c *Collector) decideClaims(ctx context.Context, kind review.Kind, prefix string, n int) (Summary, int, []meta.Tombstone, error) {
-	return c.decideRounds(ctx, kind, prefix, n, c.chainRounds())
+	return c.decideRounds(ctx, kind, prefix, n, c.chainRounds(), 0)
+}
+
+// maxPreemptions is how many times in a row pushes may roll back a
+// collector transaction (meta.Preemptible) before the next one is not
+// preemptible: a push then waits for it, so the collection goes on under
+// pushes that never leave a gap long enough for one round.
+const maxPreemptions = 3
+
+// preemptible reports whether the collector's transactions may be rolled
+// back for a push: on a single writer that pushes of this process share
+// (sqlstore on SQLite; docs/design/gc.md, "Preemptible collector
+// transactions").
+func (c *Collector) preemptible() bool {
+	if c.opts.NoPreempt {
+		return false
+	}
+	_, ok := c.store.(interface{ LastForeground() time.Time })
+	return ok && singleWriter(c.store)
 }
 
 // round is one set a collector transaction claimed and decided.
@@ -347,12 +365,19 @@ func (c *Collector) foregroundWaiting() bool {
 	return ok && fw.ForegroundWaiting()
 }
 
-func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix string, n int, chain bool) (Summary, int, []meta.Tombstone, error) {
+//
+// preempted counts the transactions pushes rolled back just before this
+// one, which is preemptible while it is below maxPreemptions.
+func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix string, n int, chain bool, preempted int) (Summary, int, []meta.Tombstone, error) {
 	var rounds []round
 	var claimed []meta.Review
 	began := time.Now()
 	var decided time.Time // when the last round ended
-	err := c.store.Update(ctx, func(tx meta.Tx) error {
+	uctx := ctx
+	if preempted < maxPreemptions && c.preemptible() {
+		uctx = meta.Preemptible(ctx)
+	}
+	err := c.store.Update(uctx, func(tx meta.Tx) error {
 		rounds, claimed = rounds[:0], claimed[:0] // Update may run fn again
 		decided = time.Now()
 		for want := n; ; want = min(c.claims.size(), c.opts.BatchSize) {
@@ -381,6 +406,13 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 			c.claims.observe(r.claimed, r.took, false)
 		}
 	})
+	if err != nil && errors.Is(err, meta.ErrPreempted) && ctx.Err() == nil {
+		// Nothing was committed; every claim is still due.
+		c.claims.preempted()
+		c.log.DebugContext(ctx, "gc transaction preempted by a push", "kind", kind, "claimed", len(claimed),
+			"rounds", len(rounds), "took", time.Since(began), "next_claims", c.claims.size())
+		return c.decideRounds(ctx, kind, prefix, min(n, c.claims.size()), chain, preempted+1)
+	}
 	if err != nil {
 		if ctx.Err() != nil || len(claimed) == 0 {
 			return Summary{}, 0, nil, err
@@ -390,7 +422,7 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 			total := Summary{Deleted: map[review.Kind]int{}}
 			var tombs []meta.Tombstone
 			for range claimed {
-				s, m, freed, err := c.decideRounds(ctx, kind, prefix, 1, false)
+				s, m, freed, err := c.decideRounds(ctx, kind, prefix, 1, false, 0)
 				total.Add(s)
 				tombs = append(tombs, freed...)
 				if err != nil || m == 0 {

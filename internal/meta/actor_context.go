@@ -39,3 +39,22 @@ func IsBackground(ctx context.Context) bool {
 	b, _ := ctx.Value(backgroundKey{}).(bool)
 	return b
 }
+
+type preemptibleKey struct{}
+
+// Preemptible marks a background transaction run under ctx that a
+// foreground one may end: on a store whose single writer pushes share
+// (sqlstore on SQLite, in one process), a push that arrives while it runs
+// interrupts its statement in flight, the transaction rolls back, and
+// Update returns ErrPreempted. Its commit is never interrupted: a push
+// that arrives during it waits for it. Other stores ignore the mark.
+// (docs/design/gc.md, "Preemptible collector transactions".)
+func Preemptible(ctx context.Context) context.Context {
+	return context.WithValue(ctx, preemptibleKey{}, true)
+}
+
+// IsPreemptible reports whether ctx was marked by Preemptible.
+func IsPreemptible(ctx context.Context) bool {
+	b, _ := ctx.Value(preemptibleKey{}).(bool)
+	return b
+}

@@ -26,6 +26,9 @@ var (
 	ErrConflict       = errors.New("meta: conflicting concurrent write")
 	ErrSchemaUnknown  = errors.New("meta: database schema is newer than this berth")
 	ErrSchemaOutdated = errors.New("meta: database schema needs migrating (run berth migrate)")
+	// ErrPreempted: a Preemptible transaction was rolled back for a
+	// foreground one; nothing it did was committed.
+	ErrPreempted = errors.New("meta: background transaction rolled back for a foreground one")
 )
 
 // Lock says how a read inside an Update locks the rows it returns.

@@ -23,6 +23,12 @@ func QueryString(ctx context.Context, mtx meta.Tx, q string) (string, error) {
 	return v, err
 }
 
+// Exec runs q in mtx.
+func Exec(ctx context.Context, mtx meta.Tx, q string) error {
+	_, err := mtx.(*tx).exec(ctx, q)
+	return err
+}
+
 // StatementStats is what the SQLite statement cache did so far.
 func (s *Store) StatementStats() (prepares, hits int64) {
 	return s.stmts.prepares.Load(), s.stmts.hits.Load()

@@ -25,6 +25,9 @@ type writerGate struct {
 	mu         sync.Mutex
 	foreground int           // foreground transactions waiting or running
 	idle       chan struct{} // closed when foreground drops to 0
+	// preempt ends the preemptible background transactions in flight
+	// (meta.Preemptible), by key; a foreground one arriving calls them.
+	preempt map[*int]func()
 }
 
 func newWriterGate() *writerGate {
@@ -40,7 +43,25 @@ func (g *writerGate) background() func() {
 	return func() { g.running.Add(-1) }
 }
 
-// enter registers a foreground transaction; the returned func ends it.
+// preemptible registers a preemptible background transaction in flight,
+// which stop ends; the returned func unregisters it.
+func (g *writerGate) preemptible(stop func()) func() {
+	key := new(int)
+	g.mu.Lock()
+	if g.preempt == nil {
+		g.preempt = map[*int]func(){}
+	}
+	g.preempt[key] = stop
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		delete(g.preempt, key)
+		g.mu.Unlock()
+	}
+}
+
+// enter registers a foreground transaction, ending the preemptible
+// background ones in flight; the returned func ends it.
 func (g *writerGate) enter() func() {
 	g.last.Store(time.Now().UnixNano())
 	if g.running.Load() > 0 {
@@ -51,6 +72,10 @@ func (g *writerGate) enter() func() {
 		g.idle = make(chan struct{})
 	}
 	g.foreground++
+	for key, stop := range g.preempt {
+		stop()
+		delete(g.preempt, key)
+	}
 	g.mu.Unlock()
 	return func() {
 		g.mu.Lock()

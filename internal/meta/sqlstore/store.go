@@ -255,7 +255,7 @@ const maxAttempts = 8
 
 // Update runs fn in a read-write transaction, retrying on conflicts, all
 // within the transaction time bound (Options.TxTimeout).
-func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error {
+func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) (err error) {
 	// A background transaction's wait for foreground ones (priority.go)
 	// comes before its time bound starts.
 	if s.gate != nil {
@@ -264,6 +264,17 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 				return err
 			}
 			defer s.gate.background()()
+			if meta.IsPreemptible(parent) {
+				var stop context.CancelCauseFunc
+				parent, stop = context.WithCancelCause(parent)
+				defer stop(nil)
+				defer s.gate.preemptible(func() { stop(meta.ErrPreempted) })()
+				defer func() {
+					if err != nil && errors.Is(context.Cause(parent), meta.ErrPreempted) {
+						err = fmt.Errorf("%w (%w)", meta.ErrPreempted, err)
+					}
+				}()
+			}
 		} else {
 			defer s.gate.enter()()
 		}
@@ -286,7 +297,6 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) error 
 		}
 		defer h.release()
 	}
-	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.run(parent, ctx, s.writer, false, fn)
 		if err == nil || ctx.Err() != nil || !s.retryable(err) || attempt == maxAttempts {
