@@ -18,6 +18,7 @@ type metrics struct {
 	decided    *prometheus.CounterVec
 	tagsEnded  *prometheus.CounterVec
 	runs       prometheus.Counter
+	preempted  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
@@ -36,9 +37,11 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Help: "Tag lifetimes the collector ended, by cause: expired, subject_collected (an attachment whose subject it deleted), policy (a retention policy pruned it)."}, []string{"cause"}),
 		runs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "runs_total",
 			Help: "Collection runs completed."}),
+		preempted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "berth", Subsystem: "gc", Name: "preempted_total",
+			Help: "Collector transactions a push rolled back to go first (SQLite, gc.push_preempts); their work was done again."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.decided, m.tagsEnded, m.runs,
+		reg.MustRegister(m.deletions, m.bytesFreed, m.errors, m.latency, m.decided, m.tagsEnded, m.runs, m.preempted,
 			&queueCollector{c: c,
 				due:     prometheus.NewDesc("berth_gc_reviews_due", "Reviews whose time has come.", nil, nil),
 				overdue: prometheus.NewDesc("berth_gc_reviews_overdue", "Reviews due for longer than the overdue threshold.", nil, nil),

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	blobfs "github.com/berth/berth/internal/blob/fs"
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
@@ -124,8 +126,8 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 	opts := benchOptions(t0)
 	opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
 	opts.NoPreempt = noPreempt
-	logs := &recorder{}
-	opts.Logger = slog.New(logs)
+	logs, reg := &recorder{}, prometheus.NewRegistry()
+	opts.Logger, opts.Registerer = slog.New(logs), reg
 	ctx := context.Background()
 	stop := make(chan struct{})
 	pushed := make(chan int)
@@ -161,6 +163,19 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 	}
 	preempted := len(logs.matching("gc transaction preempted by a push"))
 	t.Logf("%d pushes, %d transactions committed, %d preempted", n, s.Transactions, preempted)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "berth_gc_preempted_total" {
+			counted = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if counted != float64(preempted) {
+		t.Errorf("berth_gc_preempted_total = %v, want %d (the transactions logged preempted)", counted, preempted)
+	}
 	switch {
 	case noPreempt && preempted != 0:
 		t.Errorf("%d collector transactions preempted with NoPreempt", preempted)

@@ -365,7 +365,6 @@ func (c *Collector) foregroundWaiting() bool {
 	return ok && fw.ForegroundWaiting()
 }
 
-//
 // preempted counts the transactions pushes rolled back just before this
 // one, which is preemptible while it is below maxPreemptions.
 func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix string, n int, chain bool, preempted int) (Summary, int, []meta.Tombstone, error) {
@@ -409,6 +408,7 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 	if err != nil && errors.Is(err, meta.ErrPreempted) && ctx.Err() == nil {
 		// Nothing was committed; every claim is still due.
 		c.claims.preempted()
+		c.metrics.preempted.Inc()
 		c.log.DebugContext(ctx, "gc transaction preempted by a push", "kind", kind, "claimed", len(claimed),
 			"rounds", len(rounds), "took", time.Since(began), "next_claims", c.claims.size())
 		return c.decideRounds(ctx, kind, prefix, min(n, c.claims.size()), chain, preempted+1)
