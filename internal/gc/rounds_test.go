@@ -50,18 +50,7 @@ func TestRoundsYieldToForeground(t *testing.T) {
 				{name: "push waiting", waiting: true, calm: true},
 				{name: "pushed a moment ago"},
 			} {
-				store := sqltest.Open(t, be.DSN(t))
-				root := filepath.Join(t.TempDir(), "storage")
-				fs, err := blobfs.New(root)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
-				want := generate(t, store, fsPut(t, root), genSpec{Repos: 10, Garbage: 200, Live: 20, Seed: 1}, t0)
-				opts := benchOptions(t0)
-				// Sets grow by doubling and no hold ends a transaction: only
-				// a push or a drained kind does.
-				opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
+				store, fs, want, opts := unboundedRegistry(t, be.DSN(t), 1)
 				var st meta.Store = store
 				switch {
 				case tc.waiting:
@@ -115,16 +104,7 @@ func TestPushesPreemptCollectorTransactions(t *testing.T) {
 }
 
 func pushesPreempt(t *testing.T, noPreempt bool) {
-	store := sqltest.Open(t, sqltest.Backends()[0].DSN(t))
-	root := filepath.Join(t.TempDir(), "storage")
-	fs, err := blobfs.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
-	want := generate(t, store, fsPut(t, root), genSpec{Repos: 10, Garbage: 200, Live: 20, Seed: 2}, t0)
-	opts := benchOptions(t0)
-	opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
+	store, fs, want, opts := unboundedRegistry(t, sqltest.Backends()[0].DSN(t), 2)
 	opts.NoPreempt = noPreempt
 	logs, reg := &recorder{}, prometheus.NewRegistry()
 	opts.Logger, opts.Registerer = slog.New(logs), reg
@@ -141,7 +121,7 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 			default:
 			}
 			if err := store.Update(ctx, func(tx meta.Tx) error {
-				return tx.AddReview(ctx, meta.Review{Kind: review.KindUpload, Object: "pushing", ReviewAfter: t0.Add(1000 * time.Hour)})
+				return tx.AddReview(ctx, meta.Review{Kind: review.KindUpload, Object: "pushing", ReviewAfter: time.Now().Add(1000 * time.Hour)})
 			}); err != nil {
 				t.Error(err)
 				return
@@ -182,4 +162,24 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 	case !noPreempt && preempted == 0:
 		t.Errorf("no collector transaction was preempted by %d pushes", n)
 	}
+}
+
+// unboundedRegistry is a generated registry (10 repositories, 200 garbage
+// and 20 live images, from seed) on the store at dsn and a filesystem, what
+// collecting it must delete, and collector options under which sets grow
+// by doubling and no hold ends a transaction: only a push or a drained
+// kind does.
+func unboundedRegistry(t *testing.T, dsn string, seed uint64) (*sqlstore.Store, *blobfs.Store, genResult, gc.Options) {
+	t.Helper()
+	store := sqltest.Open(t, dsn)
+	root := filepath.Join(t.TempDir(), "storage")
+	fs, err := blobfs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	want := generate(t, store, fsPut(t, root), genSpec{Repos: 10, Garbage: 200, Live: 20, Seed: seed}, t0)
+	opts := benchOptions(t0)
+	opts.TxBudget, opts.TxHold = time.Hour, 2*time.Hour
+	return store, fs, want, opts
 }

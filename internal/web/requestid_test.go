@@ -6,30 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/berth/berth/internal/testenv"
 	"github.com/berth/berth/internal/testenv/registryenv"
 	"github.com/berth/berth/internal/web"
 )
-
-// lockedBuffer collects a handler's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRequestLogCarriesRequestID: a page's log line carries the id its
 // answer returns in X-Request-Id, as the API's lines do, so that a proxy's
@@ -48,7 +30,7 @@ func TestRequestLogCarriesRequestID(t *testing.T) {
 		{"the API's choice", func(r *http.Request) string { return "api:" + r.Header.Get("X-Request-Id") }, "ci-job-42", "api:ci-job-42"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testenv.LogBuffer
 			h, err := web.New(web.Options{Registry: e.Registry, Now: e.Clock.Now, RequestID: tt.choose,
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			if err != nil {
