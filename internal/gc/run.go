@@ -406,7 +406,10 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 		}
 	})
 	if err != nil && errors.Is(err, meta.ErrPreempted) && ctx.Err() == nil {
-		// Nothing was committed; every claim is still due.
+		// Nothing was committed; every claim is still due. The push that
+		// preempted it did not wait for it: the sizer halves once, here,
+		// not again for the gate's record of a push during it.
+		c.foregroundWaited()
 		c.claims.preempted()
 		c.metrics.preempted.Inc()
 		c.log.DebugContext(ctx, "gc transaction preempted by a push", "kind", kind, "claimed", len(claimed),
