@@ -59,17 +59,9 @@ func TestSQLiteCheckpointFrames(t *testing.T) {
 		{"many", ""},
 	} {
 		t.Run("env="+tt.env, func(t *testing.T) {
-			t.Setenv("BERTH_SQLITE_CHECKPOINT_FRAMES", tt.env)
-			s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "berth.db"), sqlstore.Options{})
-			if tt.want == "" {
-				if err == nil {
-					s.Close()
-					t.Fatal("opened with a switch that is not a number of frames")
-				}
+			s := openWithSwitch(t, "BERTH_SQLITE_CHECKPOINT_FRAMES", tt.env, filepath.Join(t.TempDir(), "berth.db"), tt.want == "")
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			defer s.Close()
 			if got := readString(t, ctx, s, true, `PRAGMA wal_autocheckpoint`); got != tt.want {
@@ -94,29 +86,17 @@ func TestSQLitePageSize(t *testing.T) {
 		{"256", ""},
 	} {
 		t.Run("env="+tt.env, func(t *testing.T) {
-			t.Setenv("BERTH_SQLITE_PAGE_SIZE", tt.env)
 			path := filepath.Join(t.TempDir(), "berth.db")
-			s, err := sqlstore.Open(ctx, path, sqlstore.Options{})
-			if tt.want == "" {
-				if err == nil {
-					s.Close()
-					t.Fatal("opened with a page size SQLite cannot take")
-				}
+			s := openWithSwitch(t, "BERTH_SQLITE_PAGE_SIZE", tt.env, path, tt.want == "")
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := pageSize(t, s); got != tt.want {
 				t.Errorf("page size and journal mode = %q, want %q", got, tt.want)
 			}
 			s.Close()
 			// Reopened with another size, the file keeps its own.
-			t.Setenv("BERTH_SQLITE_PAGE_SIZE", "2048")
-			s, err = sqlstore.Open(ctx, path, sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s = openWithSwitch(t, "BERTH_SQLITE_PAGE_SIZE", "2048", path, false)
 			defer s.Close()
 			if got := pageSize(t, s); got != tt.want {
 				t.Errorf("reopened: page size and journal mode = %q, want %q", got, tt.want)
@@ -145,4 +125,22 @@ func readString(t *testing.T, ctx context.Context, s *sqlstore.Store, update boo
 		t.Fatal(err)
 	}
 	return v
+}
+
+// openWithSwitch opens a SQLite store at path with the benchmark switch
+// name set to value. A bad switch must fail the open: then it returns nil.
+func openWithSwitch(t *testing.T, name, value, path string, bad bool) *sqlstore.Store {
+	t.Helper()
+	t.Setenv(name, value)
+	s, err := sqlstore.Open(context.Background(), path, sqlstore.Options{})
+	switch {
+	case bad && err == nil:
+		s.Close()
+		t.Fatalf("opened with %s=%q", name, value)
+	case bad:
+		return nil
+	case err != nil:
+		t.Fatal(err)
+	}
+	return s
 }
