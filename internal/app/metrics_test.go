@@ -45,6 +45,9 @@ func TestHTTPMetricsScraped(t *testing.T) {
 				`berth_http_response_bytes_total{route="blob"} ` + strconv.Itoa(len(layer)),
 				`berth_http_response_bytes_total{route="manifest"} ` + n,
 				`berth_http_requests_in_flight 0`,
+				// The pushes' write transactions (sqlstore's metrics).
+				`# TYPE berth_db_write_wait_seconds histogram`,
+				`# TYPE berth_db_write_seconds histogram`,
 			} {
 				if !strings.Contains(body, "\n"+want+"\n") {
 					t.Errorf("/metrics lacks %s", want)

@@ -93,6 +93,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	if promReg != nil {
 		promReg.MustRegister(newUsageCollector(svc.Registry, cfg.MetricsUsageNamespaces, logger))
+		promReg.MustRegister(stores.Meta.Collectors()...)
 	}
 	// Runs after the collector has stopped (see the defers below), before
 	// the stores close: the registry writes the pulls it has not recorded

@@ -128,6 +128,7 @@ type Store struct {
 
 	txTimeout time.Duration
 	stmts     *stmtStats // SQLite's statement cache
+	metrics   *writeMetrics
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -156,7 +157,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if os.Getenv(envNoPrepare) == "1" {
 		opts.StatementCache = -1
 	}
-	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}, bgGate: opts.BesideServe}
+	s := &Store{log: opts.Logger, txTimeout: opts.TxTimeout, stmts: &stmtStats{}, bgGate: opts.BesideServe, metrics: newWriteMetrics()}
 	var err error
 	if isPostgres(dsn) {
 		s.d = postgresDialect{rebound: &reboundCache{}}
@@ -256,6 +257,7 @@ const maxAttempts = 8
 // Update runs fn in a read-write transaction, retrying on conflicts, all
 // within the transaction time bound (Options.TxTimeout).
 func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) (err error) {
+	asked := time.Now() // for the writer: writeMetrics
 	// A background transaction's wait for foreground ones (priority.go)
 	// comes before its time bound starts.
 	if s.gate != nil {
@@ -298,7 +300,9 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) (err e
 		defer h.release()
 	}
 	for attempt := 1; ; attempt++ {
-		err = s.run(parent, ctx, s.writer, false, fn)
+		var began time.Time
+		err = s.run(parent, ctx, s.writer, false, fn, &began)
+		s.metrics.observe(meta.IsBackground(parent), asked, began)
 		if err == nil || ctx.Err() != nil || !s.retryable(err) || attempt == maxAttempts {
 			break
 		}
@@ -310,6 +314,7 @@ func (s *Store) Update(parent context.Context, fn func(tx meta.Tx) error) (err e
 			return boundError(ctx, ctx.Err())
 		case <-time.After(backoff):
 		}
+		asked = time.Now()
 	}
 	if err := boundError(ctx, err); err != nil && ctx.Err() != nil {
 		return err
@@ -383,12 +388,13 @@ func (s *Store) retryable(err error) bool {
 func (s *Store) View(parent context.Context, fn func(tx meta.Tx) error) error {
 	ctx, cancel := s.bound(parent)
 	defer cancel()
-	return boundError(ctx, s.run(parent, ctx, s.db, true, fn))
+	return boundError(ctx, s.run(parent, ctx, s.db, true, fn, nil))
 }
 
 // run runs fn in one transaction on db. parent is the caller's context,
-// which fn's statements are given; ctx is parent with the time bound.
-func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error) (err error) {
+// which fn's statements are given; ctx is parent with the time bound. It
+// sets *began, if given, to when the transaction began.
+func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn func(tx meta.Tx) error, began *time.Time) (err error) {
 	opts := &sql.TxOptions{}
 	if readOnly && s.d.name() == "postgres" {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
@@ -421,6 +427,9 @@ func (s *Store) run(parent, ctx context.Context, db *sql.DB, readOnly bool, fn f
 	sqlTx, err := conn.BeginTx(beginContext(ctx), opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if began != nil {
+		*began = time.Now()
 	}
 	if d, ok := meta.TxTimeoutFrom(ctx); ok && d != s.txTimeout && s.d.name() == "postgres" {
 		// The sessions' server-side timeouts are the store's bound; this
