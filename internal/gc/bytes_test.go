@@ -154,7 +154,10 @@ func (r *recorder) at(level slog.Level) []string {
 }
 
 // matching returns the "count" attribute of every record logged with msg.
-func (r *recorder) matching(msg string) []string {
+func (r *recorder) matching(msg string) []string { return r.attr(msg, "count") }
+
+// attr returns the key attribute of every record logged with msg.
+func (r *recorder) attr(msg, key string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -162,14 +165,14 @@ func (r *recorder) matching(msg string) []string {
 		if rec.Message != msg {
 			continue
 		}
-		count := ""
+		v := ""
 		rec.Attrs(func(a slog.Attr) bool {
-			if a.Key == "count" {
-				count = a.Value.String()
+			if a.Key == key {
+				v = a.Value.String()
 			}
 			return true
 		})
-		out = append(out, count)
+		out = append(out, v)
 	}
 	return out
 }

@@ -87,7 +87,7 @@ type verdict struct {
 // stage, and into the review recorded if its decision is put off.
 func (p *pass) followUp(kind review.Kind, object string, at time.Time, cause review.Cause, reason string) {
 	at = at.Add(p.c.opts.ReviewDelay)
-	if !at.After(p.now) && stageOf(kind) > p.stage {
+	if !at.After(p.now) && stageOf(kind) > p.stage && !p.split {
 		if p.carried == nil {
 			p.carried = map[review.Kind]map[string]followUpWhy{}
 		}
@@ -105,7 +105,8 @@ func (p *pass) followUp(kind review.Kind, object string, at time.Time, cause rev
 }
 
 // decideClaimed decides a batch of claimed reviews of one kind, then every
-// stage after it for the follow-ups carried down.
+// stage after it for the follow-ups carried down (none when the pass is
+// split: runStage recorded them as reviews).
 func (p *pass) decideClaimed(ctx context.Context, kind review.Kind, claimed []meta.Review) error {
 	if err := p.runStage(ctx, kind, claimed); err != nil {
 		return err

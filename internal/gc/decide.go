@@ -34,6 +34,10 @@ type pass struct {
 	carried map[review.Kind]map[string]followUpWhy
 	// upserts are the follow-up reviews to record at the stage's end.
 	upserts []meta.Review
+	// split: the pass decides one stage and carries nothing; what it
+	// frees is recorded as reviews (docs/design/gc.md, "One stage per
+	// transaction under pushes").
+	split bool
 }
 
 // newPass starts a pass at the tag stage: the work done outside the

@@ -215,6 +215,9 @@ type Options struct {
 	// deleteBatch, when set, replaces deleteBatch as the keys of one byte
 	// delete (tests: SetDeleteBatch).
 	deleteBatch int
+	// splitAlways makes every collector transaction decide one stage, as
+	// under pushes (tests: SplitStages).
+	splitAlways bool
 }
 
 // DefaultOptions are the production defaults of DESIGN.md.

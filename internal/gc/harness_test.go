@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -214,6 +215,12 @@ func gcS3(cfg *s3.Config) {
 	cfg.PartSize = s3.MinPartSize
 }
 
+// splitForced reports whether BERTH_TEST_GC_SPLIT=1 asks every harness's
+// collector to decide one stage per transaction, as it does under pushes
+// (docs/design/gc.md, "One stage per transaction under pushes"): the
+// rule and scenario tests then check that mode whole.
+func splitForced() bool { return os.Getenv("BERTH_TEST_GC_SPLIT") == "1" }
+
 func newHarness(t *testing.T, b registryenv.Backend, opts ...option) *harness {
 	t.Helper()
 	// The store logs each retried transaction: tests count deadlocks.
@@ -230,6 +237,9 @@ func newHarness(t *testing.T, b registryenv.Backend, opts ...option) *harness {
 	}}
 	for _, o := range opts {
 		o(&h.opts)
+	}
+	if splitForced() {
+		gc.SplitStages(&h.opts)
 	}
 	e := registryenv.New(t, b, func(o *registryenv.Options) {
 		o.Store = sqlstore.Options{Logger: slog.New(&retryCounter{deadlocks: deadlocks})}

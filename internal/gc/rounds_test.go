@@ -95,8 +95,9 @@ func TestRoundsYieldToForeground(t *testing.T) {
 // each object once: a preempted transaction committed nothing and its
 // claims are decided again. Transactions here grow without bound (no
 // budget, no hold), and a push arrives every couple of milliseconds, so
-// they are preempted, shrink, and after maxPreemptions in a row one runs
-// to its commit with the push waiting. With Options.NoPreempt pushes wait.
+// they are preempted, shrink, decide one stage each, and after
+// maxPreemptions in a row one runs to its commit with the push waiting.
+// With Options.NoPreempt pushes wait.
 func TestPushesPreemptCollectorTransactions(t *testing.T) {
 	for _, noPreempt := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoPreempt=%v", noPreempt), func(t *testing.T) { pushesPreempt(t, noPreempt) })
@@ -142,7 +143,13 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 		t.Fatalf("deleted %+v (errors %d), want %+v", got, s.Errors, want)
 	}
 	preempted := len(logs.matching("gc transaction preempted by a push"))
-	t.Logf("%d pushes, %d transactions committed, %d preempted", n, s.Transactions, preempted)
+	split := 0
+	for _, v := range logs.attr("gc transaction", "split") {
+		if v == "true" {
+			split++
+		}
+	}
+	t.Logf("%d pushes, %d transactions committed (%d of one stage), %d preempted", n, s.Transactions, split, preempted)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +168,15 @@ func pushesPreempt(t *testing.T, noPreempt bool) {
 		t.Errorf("%d collector transactions preempted with NoPreempt", preempted)
 	case !noPreempt && preempted == 0:
 		t.Errorf("no collector transaction was preempted by %d pushes", n)
+	}
+	// Under pushes a preemptible collector's transactions decide one
+	// stage each (gc.md, "One stage per transaction under pushes");
+	// pushes that wait for it leave it deciding whole cascades.
+	switch {
+	case noPreempt && split != 0:
+		t.Errorf("%d collector transactions decided one stage with NoPreempt", split)
+	case !noPreempt && split == 0:
+		t.Errorf("no collector transaction decided one stage under %d pushes", n)
 	}
 }
 

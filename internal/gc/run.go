@@ -335,6 +335,18 @@ func (c *Collector) preemptible() bool {
 	return ok && singleWriter(c.store)
 }
 
+// splitStages reports whether a collector transaction decides one stage
+// and records what it frees as reviews instead of deciding the cascade
+// (docs/design/gc.md, "One stage per transaction under pushes"): on a
+// preemptible store while pushes come — one arrived less than calmAfter
+// ago, or pushes preempted the transaction's last attempt.
+func (c *Collector) splitStages(preempted int) bool {
+	if c.opts.splitAlways {
+		return true
+	}
+	return c.preemptible() && (preempted > 0 || c.pushedLately())
+}
+
 // round is one set a collector transaction claimed and decided.
 type round struct {
 	p       *pass
@@ -376,11 +388,13 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 	if preempted < maxPreemptions && c.preemptible() {
 		uctx = meta.Preemptible(ctx)
 	}
+	split := c.splitStages(preempted)
 	err := c.store.Update(uctx, func(tx meta.Tx) error {
 		rounds, claimed = rounds[:0], claimed[:0] // Update may run fn again
 		decided = time.Now()
 		for want := n; ; want = min(c.claims.size(), c.opts.BatchSize) {
 			r := round{p: c.newPass(tx, c.opts.Now())}
+			r.p.split = split
 			got, err := tx.ClaimDue(ctx, kind, r.p.now, prefix, want)
 			if err != nil || len(got) == 0 {
 				return err
@@ -462,7 +476,7 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 		c.afterCommit(ctx, r.p)
 	}
 	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "rounds", len(rounds),
-		"took", time.Since(began), "commit", commit, "next_claims", c.claims.size())
+		"took", time.Since(began), "commit", commit, "split", len(rounds) > 0 && rounds[0].p.split, "next_claims", c.claims.size())
 	return total, len(claimed), tombs, nil
 }
 

@@ -2,9 +2,12 @@ package gc_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth/berth/internal/gc"
 	"github.com/berth/berth/internal/meta"
@@ -58,6 +61,9 @@ func (t *countingTx) ScheduleReview(ctx context.Context, r meta.Review) (time.Ti
 // links' deletion decides their blobs — no manifest or blob review is ever
 // written, and every object goes.
 func TestCascadeWritesNoFollowUpRows(t *testing.T) {
+	if splitForced() {
+		t.Skip("BERTH_TEST_GC_SPLIT=1: every transaction records its follow-ups as rows")
+	}
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.pushImage("ns/app", "v1", randomImage(t, 3))
 		h.deleteRef(h.tag("ns/app", "v1"))
@@ -86,5 +92,55 @@ func TestCascadeWritesNoFollowUpRows(t *testing.T) {
 			t.Fatalf("second run wrote reviews %v, want none", counter.written)
 		}
 		h.fixedPoint()
+	})
+}
+
+// A collector whose transactions decide one stage each (as under pushes)
+// decides what whole cascades would: the same deletions, tag ends and bytes
+// as a dry run of whole cascades at the same time, with what each stage
+// freed recorded as review rows instead of carried — and it reaches the
+// same fixed point.
+func TestStageSplitTransactions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.fillRepo("ns/app")
+		h.deleteRef(h.tag("ns/app", "multi"))
+		h.pushImage("ns/app", "", randomImage(t, 1))
+		h.pushImage("ns/exp", "nightly", labeledImage(t, map[string]string{"berth.expires-after": "1h"}))
+		h.pushImage("ns/keep", "v1", randomImage(t, 1))
+		signed := h.pushAttached("ns/signed", "v1")
+		h.deleteRef(h.tag("ns/signed", "v1"))
+		h.advance(pastEverything)
+
+		whole, err := h.gc.RunOnce(h.ctx, gc.RunOptions{DryRun: true})
+		if err != nil {
+			t.Fatalf("dry run: %v", err)
+		}
+		opts := h.opts
+		gc.SplitStages(&opts)
+		counter := &reviewCounter{Store: h.store, written: map[review.Kind]int{}}
+		h.gc = gc.New(counter, h.blobs, opts)
+		split := h.collect()
+		if got, want := deletionKeys(split.Deletions), deletionKeys(whole.Deletions); !slices.Equal(got, want) {
+			t.Errorf("split run deleted\n%v\nwhole cascades would delete\n%v", got, want)
+		}
+		if got, want := endKeys(split.Ends), endKeys(whole.Ends); !slices.Equal(got, want) {
+			t.Errorf("split run ended\n%v\nwhole cascades would end\n%v", got, want)
+		}
+		if split.BytesFreed != whole.BytesFreed || split.Expired != whole.Expired {
+			t.Errorf("split run freed %d bytes, expired %d; whole cascades %d, %d", split.BytesFreed, split.Expired, whole.BytesFreed, whole.Expired)
+		}
+		if split.Deleted[review.KindManifest] == 0 || split.Deleted[review.KindBlob] == 0 {
+			t.Fatalf("split run deleted %v, want manifests and blobs", split.Deleted)
+		}
+		// Every manifest a tag stage freed, every blob a link stage
+		// unlinked, went through a review row.
+		if got := counter.written; got[review.KindManifest] == 0 || got[review.KindBlob] == 0 || got[review.KindLabel] == 0 {
+			t.Errorf("split run wrote reviews %v, want manifest, blob and label follow-ups as rows", got)
+		}
+		// The subject's attachments go once their tags' window has passed,
+		// by the same split transactions.
+		h.fixedPoint()
+		h.assertGone("ns/signed", append([]v1.Hash{signed.subject}, signed.manifests...))
+		h.assertPullable(h.tag("ns/keep", "v1"))
 	})
 }
