@@ -137,7 +137,7 @@ var settings = []setting{
 		func(c *Config) pflag.Value { return &c.GC.TxBudget }},
 	{"gc.tx_hold", "BERTH_GC_TX_HOLD", "gc-tx-hold", GCFlags, "how long a SQLite collector transaction may go on deciding while no push waits (at most gc.tx_budget: one set per transaction)",
 		func(c *Config) pflag.Value { return &c.GC.TxHold }},
-	{"gc.push_preempts", "BERTH_GC_PUSH_PREEMPTS", "gc-push-preempts", GCFlags, "SQLite, serve's collector workers: a push rolls back the collector transaction in flight instead of waiting for it (lower push latency, slower collection under pushes)",
+	{"gc.push_preempts", "BERTH_GC_PUSH_PREEMPTS", "gc-push-preempts", GCFlags, "SQLite, serve's collector workers: a push rolls back the collector transaction in flight instead of waiting for it, and under pushes each collector transaction decides one stage (lower push latency, slower collection under pushes)",
 		func(c *Config) pflag.Value { return (*boolValue)(&c.GC.PushPreempts) }},
 	{"gc.interval", "BERTH_GC_INTERVAL", "gc-interval", GCFlags, "how often idle collector workers poll for work",
 		func(c *Config) pflag.Value { return &c.GC.Interval }},
