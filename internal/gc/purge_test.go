@@ -199,12 +199,7 @@ func TestScenario27NamespaceReRegisteredDuringPurge(t *testing.T) {
 // objects, bytes) and changes nothing.
 func TestDryRunEqualsRealRun(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		h.fillRepo("ns/app")
-		h.deleteRef(h.tag("ns/app", "multi"))
-		h.pushImage("ns/app", "", randomImage(t, 1))
-		h.pushImage("ns/exp", "nightly", labeledImage(t, map[string]string{"berth.expires-after": "1h"}))
-		h.pushImage("ns/keep", "v1", randomImage(t, 1))
-		signed := h.pushAttached("ns/signed", "v1")
+		signed := h.mixedGarbage()
 		zero := time.Duration(0)
 		if _, err := h.reg.SetNamespaceRetention(h.ctx, "ns", &zero); err != nil {
 			t.Fatal(err)
@@ -248,6 +243,20 @@ func TestDryRunEqualsRealRun(t *testing.T) {
 		h.fixedPoint()
 		h.assertPullable(h.tag("ns/keep", "v1"))
 	})
+}
+
+// mixedGarbage makes garbage of every kind (fillRepo's in ns/app with its
+// index deleted, an untagged image, an expiring tag in ns/exp), a live
+// image in ns/keep, and a signed subject in ns/signed, which it returns:
+// the caller decides what becomes of its tag.
+func (h *harness) mixedGarbage() attached {
+	h.t.Helper()
+	h.fillRepo("ns/app")
+	h.deleteRef(h.tag("ns/app", "multi"))
+	h.pushImage("ns/app", "", randomImage(h.t, 1))
+	h.pushImage("ns/exp", "nightly", labeledImage(h.t, map[string]string{"berth.expires-after": "1h"}))
+	h.pushImage("ns/keep", "v1", randomImage(h.t, 1))
+	return h.pushAttached("ns/signed", "v1")
 }
 
 func deletionKeys(ds []gc.Deletion) []string {

@@ -102,12 +102,7 @@ func TestCascadeWritesNoFollowUpRows(t *testing.T) {
 // same fixed point.
 func TestStageSplitTransactions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		h.fillRepo("ns/app")
-		h.deleteRef(h.tag("ns/app", "multi"))
-		h.pushImage("ns/app", "", randomImage(t, 1))
-		h.pushImage("ns/exp", "nightly", labeledImage(t, map[string]string{"berth.expires-after": "1h"}))
-		h.pushImage("ns/keep", "v1", randomImage(t, 1))
-		signed := h.pushAttached("ns/signed", "v1")
+		signed := h.mixedGarbage()
 		h.deleteRef(h.tag("ns/signed", "v1"))
 		h.advance(pastEverything)
 
