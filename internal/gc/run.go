@@ -476,7 +476,7 @@ func (c *Collector) decideRounds(ctx context.Context, kind review.Kind, prefix s
 		c.afterCommit(ctx, r.p)
 	}
 	c.log.DebugContext(ctx, "gc transaction", "kind", kind, "claimed", len(claimed), "rounds", len(rounds),
-		"took", time.Since(began), "commit", commit, "split", len(rounds) > 0 && rounds[0].p.split, "next_claims", c.claims.size())
+		"took", time.Since(began), "commit", commit, "split", split, "next_claims", c.claims.size())
 	return total, len(claimed), tombs, nil
 }
 

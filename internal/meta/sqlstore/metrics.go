@@ -17,13 +17,16 @@ import (
 // stage per transaction under pushes").
 type writeMetrics struct {
 	wait, hold *prometheus.HistogramVec
+	// by priority (0 foreground, 1 background), resolved once: every
+	// push observes them.
+	waits, holds [2]prometheus.Observer
 }
 
 // writeBuckets run from 0.25 ms to about 4 s.
 var writeBuckets = prometheus.ExponentialBuckets(0.00025, 2, 15)
 
 func newWriteMetrics() *writeMetrics {
-	return &writeMetrics{
+	m := &writeMetrics{
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "berth", Subsystem: "db", Name: "write_wait_seconds",
 			Help:    "Time a write transaction waited before it began (SQLite: for the one writer; PostgreSQL: for a connection), by priority.",
 			Buckets: writeBuckets}, []string{"priority"}),
@@ -31,6 +34,10 @@ func newWriteMetrics() *writeMetrics {
 			Help:    "Time from a write transaction's begin to the end of its commit or rollback (SQLite: how long it held the one writer), by priority.",
 			Buckets: writeBuckets}, []string{"priority"}),
 	}
+	for i, p := range []string{"foreground", "background"} {
+		m.waits[i], m.holds[i] = m.wait.WithLabelValues(p), m.hold.WithLabelValues(p)
+	}
+	return m
 }
 
 // observe records one attempt of a write transaction that asked for the
@@ -39,12 +46,12 @@ func (m *writeMetrics) observe(background bool, asked, began time.Time) {
 	if began.IsZero() {
 		return
 	}
-	p := "foreground"
+	i := 0
 	if background {
-		p = "background"
+		i = 1
 	}
-	m.wait.WithLabelValues(p).Observe(began.Sub(asked).Seconds())
-	m.hold.WithLabelValues(p).Observe(time.Since(began).Seconds())
+	m.waits[i].Observe(began.Sub(asked).Seconds())
+	m.holds[i].Observe(time.Since(began).Seconds())
 }
 
 // Collectors are the store's metrics, for the caller to register (serve
