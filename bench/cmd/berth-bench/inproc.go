@@ -78,7 +78,7 @@ func gcInproc(args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(total)
 }
 
-var subcommands = map[string]func([]string) error{"gc-inproc": gcInproc, "report": reportCmd, "limits": limitsCmd}
+var subcommands = map[string]func([]string) error{"gc-inproc": gcInproc, "report": reportCmd, "limits": limitsCmd, "probe": probeCmd}
 
 func runSubcommand() bool {
 	if len(os.Args) < 2 {

@@ -40,11 +40,16 @@ func pairsJSON(d dialect, keys []meta.RepoDigest) string {
 	return d.pairSet(ps)
 }
 
-func (t *tx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
-	rows, err := t.query(ctx, `SELECT object, review_after, attempts, cause, reason FROM review
+// claimDueQuery reads a kind's due reviews in (review_after, object) order,
+// the order of the index review_kind_due_object (PostgreSQL migration 10,
+// SQLite migration 12): the scan stops after the claim, however many reviews
+// are due at the same time (TestClaimDueWalksTheIndex).
+const claimDueQuery = `SELECT object, review_after, attempts, cause, reason FROM review
 		WHERE kind = ? AND review_after <= ? AND (? = '' OR substr(object, 1, ?) = ?)
-		ORDER BY review_after, object LIMIT ?`+t.skip(),
-		kind, us(now), prefix, len(prefix), prefix, limit)
+		ORDER BY review_after, object LIMIT ?`
+
+func (t *tx) ClaimDue(ctx context.Context, kind review.Kind, now time.Time, prefix string, limit int) ([]meta.Review, error) {
+	rows, err := t.query(ctx, claimDueQuery+t.skip(), kind, us(now), prefix, len(prefix), prefix, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claiming %s reviews: %w", kind, err)
 	}

@@ -109,3 +109,9 @@ func CounterReadStatements() []Statement {
 	}
 	return out
 }
+
+// ClaimDueStatement is ClaimDue's read as the store runs it on SQLite (no
+// lock clause), claiming limit tag reviews due at now.
+func (s *Store) ClaimDueStatement(now int64, limit int) Statement {
+	return Statement{Name: "claim due", Query: s.d.rebind(claimDueQuery), Args: []any{"tag", now, "", 0, "", limit}}
+}
