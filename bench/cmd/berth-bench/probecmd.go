@@ -25,7 +25,7 @@ func probeCmd(args []string) error {
 	fl := flag.NewFlagSet("probe", flag.ContinueOnError)
 	addr := fl.String("addr", "127.0.0.1:5000", "the registry's host:port (plain HTTP)")
 	duration := fl.Duration("duration", 30*time.Second, "how long to push (0: until interrupted)")
-	seed := fl.Uint64("seed", 1, "the anchor image's seed")
+	seed := fl.Uint64("seed", 1, "the anchor image's seed; the tags PUT are p<seed-1><6 digits>, so that runs of other seeds retag none of them")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: berth-bench probe [flags]\n\nPUT manifests one after the other into probe/p of a running registry and print\ntheir latency (JSON) when the duration ends or on SIGINT.\n\nExample:\n  berth-bench probe -addr 127.0.0.1:5000 -duration 1m\n\nFlags:\n")
 		fl.PrintDefaults()
@@ -33,9 +33,12 @@ func probeCmd(args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	if *seed == 0 {
+		return fmt.Errorf("-seed must be 1 or more")
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	p := &prober{d: dataset{seed: *seed, repos: 1, tags: 1}, cl: newClient(*addr)}
+	p := &prober{d: dataset{seed: *seed, repos: 1, tags: 1}, cl: newClient(*addr), counter: int(*seed-1) * 1_000_000}
 	if err := p.init(ctx); err != nil {
 		return err
 	}
