@@ -20,13 +20,22 @@
 # berth gc ("default" for none; several settings: join them with commas);
 # the rounds alternate the configurations, so a shared machine's load hits
 # them alike. WORK keeps the data (default: a temporary directory, removed).
+#
+# BERTH=path uses that berth binary (another build, for a side-by-side
+# measure; the data is migrated by its serve) instead of this checkout's.
+#
+# MODE=serve measures serve's own collector workers instead (the benchmark's
+# -berth-gc serve): after the idle probe serve is restarted with SERVE_WORKERS (2) workers
+# and the probe, and the collection ends when serve's metrics show a whole
+# run done and nothing due, and GET /berth/v1/gc/status no tombstone.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-garbage=${GARBAGE:-3000} live=${LIVE:-7000} rounds=${ROUNDS:-2} port=${PORT:-5077}
+garbage=${GARBAGE:-3000} live=${LIVE:-7000} rounds=${ROUNDS:-2} port=${PORT:-5077} mode=${MODE:-process}
+[[ $mode == process || $mode == serve ]] || { echo "gc-under-pushes: MODE=$mode: want process or serve" >&2; exit 2; }
 configs=("$@")
 [[ ${#configs[@]} -gt 0 ]] || configs=(default)
 work=${WORK:-}
@@ -37,11 +46,11 @@ fi
 mkdir -p "$work"
 echo "gc-under-pushes: building at $(git -C "$root" rev-parse --short HEAD)" >&2
 (cd "$root" && go build -o "$work/berth" ./cmd/berth && go build -o "$work/berth-bench" ./bench/cmd/berth-bench)
+berth=${BERTH:-$work/berth}
 if [[ ! -d $work/base ]]; then
 	echo "gc-under-pushes: generating $garbage garbage + $live live images" >&2
 	(cd "$root" && BERTH_GCBENCH_DIR="$work/base" BERTH_GCBENCH_GARBAGE=$garbage BERTH_GCBENCH_LIVE=$live \
 		go test ./internal/gc -run '^TestGCBenchDataDir$' -count=1 >/dev/null)
-	"$work/berth" migrate --data "$work/base" >/dev/null 2>&1
 fi
 
 run() { # run NAME CONFIG
@@ -51,26 +60,48 @@ run() { # run NAME CONFIG
 		env+=("${extra[@]}")
 	fi
 	rm -rf "$d" && cp -a "$work/base" "$d"
-	env "${env[@]}" "$work/berth" serve --data "$d" --addr "127.0.0.1:$port" --gc-workers 0 >"$d.serve.log" 2>&1 &
-	local sp=$!
-	for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
+	serve() { # serve WORKERS: start serve on the copy, wait for /v2/
+		env "${env[@]}" "$berth" serve --data "$d" --addr "127.0.0.1:$port" --gc-workers "$1" >>"$d.serve.log" 2>&1 &
+		sp=$!
+		for _ in $(seq 400); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && return; sleep 0.025; done
+	}
+	local sp pp t0 t1
+	serve 0
 	"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 5s >"$d.idle.json" 2>/dev/null
-	"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 >"$d.during.json" 2>/dev/null &
-	local pp=$!
-	sleep 1
-	local t0 t1
-	t0=$(date +%s.%N)
-	env "${env[@]}" "$work/berth" gc --data "$d" --json >"$d.gc.json" 2>"$d.gc.log"
-	t1=$(date +%s.%N)
+	if [[ $mode == serve ]]; then
+		kill $sp && wait $sp 2>/dev/null || true
+		t0=$(date +%s.%N)
+		serve "${SERVE_WORKERS:-2}"
+		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 >"$d.during.json" 2>/dev/null &
+		pp=$!
+		while :; do
+			m=$(curl -fs "http://127.0.0.1:$port/metrics" || true)
+			runs=$(awk '/^berth_gc_runs_total/ {s+=$2} END {print s+0}' <<<"$m")
+			due=$(awk '/^berth_gc_reviews_due / {print $2}' <<<"$m")
+			tombs=$(curl -fs "http://127.0.0.1:$port/berth/v1/gc/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tombstones"])' || echo x)
+			[[ $runs -ge 1 && $due == 0 && $tombs == 0 ]] && break
+			sleep 0.05
+		done
+		t1=$(date +%s.%N)
+		awk '/^berth_gc_deletions_total/ {split($1, a, "\""); printf "\"%s\": %s, ", a[2], $2}' <<<"$m" |
+			sed 's/^/{"deleted": {/; s/, $/}}/' >"$d.gc.json"
+	else
+		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 >"$d.during.json" 2>/dev/null &
+		pp=$!
+		sleep 1
+		t0=$(date +%s.%N)
+		env "${env[@]}" "$berth" gc --data "$d" --json >"$d.gc.json" 2>"$d.gc.log"
+		t1=$(date +%s.%N)
+	fi
 	kill -INT $pp && wait $pp || true
 	kill $sp && wait $sp 2>/dev/null || true
-	python3 - "$n" "$cfg" "$t0" "$t1" "$d" <<'EOF'
+	python3 - "$n" "$cfg" "$t0" "$t1" "$d" "$mode" <<'EOF'
 import json, sys
 n, cfg, t0, t1, d = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 gc = json.load(open(d + ".gc.json"))
 idle, dur = json.load(open(d + ".idle.json")), json.load(open(d + ".during.json"))
 dele = sum(gc.get("deleted", {}).values())  # the garbage, and the upload markers of the probe's anchors
-print(f"{n:12} {cfg:32} gc {t1 - t0:6.2f} s  {dele} objects  {gc.get('transactions', 0):5} tx  errors {gc.get('errors', 0)} | "
+print(f"{n:12} {cfg:32} {sys.argv[6]:7} gc {t1 - t0:6.2f} s  {dele} objects  {gc.get('transactions', 0):5} tx  errors {gc.get('errors', 0)} | "
       f"idle p50/p99 {idle['p50_ms']:.1f}/{idle['p99_ms']:.1f} ms | during {dur['n']} PUTs p50/p99 {dur['p50_ms']:.1f}/{dur['p99_ms']:.1f} ms, failed {dur['failures']}")
 EOF
 	rm -rf "$d"
