@@ -101,7 +101,8 @@ n, cfg, t0, t1, d = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv
 gc = json.load(open(d + ".gc.json"))
 idle, dur = json.load(open(d + ".idle.json")), json.load(open(d + ".during.json"))
 dele = sum(gc.get("deleted", {}).values())  # the garbage, and the upload markers of the probe's anchors
-print(f"{n:12} {cfg:32} {sys.argv[6]:7} gc {t1 - t0:6.2f} s  {dele} objects  {gc.get('transactions', 0):5} tx  errors {gc.get('errors', 0)} | "
+# serve's metrics give no transaction or error count: "–" in MODE=serve
+print(f"{n:12} {cfg:32} {sys.argv[6]:7} gc {t1 - t0:6.2f} s  {dele} objects  {gc.get('transactions', '–'):>5} tx  errors {gc.get('errors', '–')} | "
       f"idle p50/p99 {idle['p50_ms']:.1f}/{idle['p99_ms']:.1f} ms | during {dur['n']} PUTs p50/p99 {dur['p50_ms']:.1f}/{dur['p99_ms']:.1f} ms, failed {dur['failures']}")
 EOF
 	rm -rf "$d"
