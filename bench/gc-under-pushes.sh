@@ -24,17 +24,22 @@
 # BERTH=path uses that berth binary (another build, for a side-by-side
 # measure; the data is migrated by its serve) instead of this checkout's.
 #
+# PROBE_RATE=N makes the probe open loop: N PUTs per second on average, sent
+# at random times whatever the answers (many clients), instead of one client
+# PUTting back to back; IDLE (default 5s) is how long the idle probe runs.
+#
 # MODE=serve measures serve's own collector workers instead (the benchmark's
 # -berth-gc serve): after the idle probe serve is restarted with SERVE_WORKERS (2) workers
 # and the probe, and the collection ends when serve's metrics show a whole
 # run done and nothing due, and GET /berth/v1/gc/status no tombstone.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 garbage=${GARBAGE:-3000} live=${LIVE:-7000} rounds=${ROUNDS:-2} port=${PORT:-5077} mode=${MODE:-process}
+probe_args=(-rate "${PROBE_RATE:-0}") idle=${IDLE:-5s}
 [[ $mode == process || $mode == serve ]] || { echo "gc-under-pushes: MODE=$mode: want process or serve" >&2; exit 2; }
 configs=("$@")
 [[ ${#configs[@]} -gt 0 ]] || configs=(default)
@@ -67,12 +72,12 @@ run() { # run NAME CONFIG
 	}
 	local sp pp t0 t1
 	serve 0
-	"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 5s >"$d.idle.json" 2>/dev/null
+	"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration "$idle" "${probe_args[@]}" >"$d.idle.json" 2>/dev/null
 	if [[ $mode == serve ]]; then
 		kill $sp && wait $sp 2>/dev/null || true
 		t0=$(date +%s.%N)
 		serve "${SERVE_WORKERS:-2}"
-		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 >"$d.during.json" 2>/dev/null &
+		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 "${probe_args[@]}" >"$d.during.json" 2>/dev/null &
 		pp=$!
 		while :; do
 			m=$(curl -fs "http://127.0.0.1:$port/metrics" || true)
@@ -86,7 +91,7 @@ run() { # run NAME CONFIG
 		awk '/^berth_gc_deletions_total/ {split($1, a, "\""); printf "\"%s\": %s, ", a[2], $2}' <<<"$m" |
 			sed 's/^/{"deleted": {/; s/, $/}}/' >"$d.gc.json"
 	else
-		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 >"$d.during.json" 2>/dev/null &
+		"$work/berth-bench" probe -addr "127.0.0.1:$port" -duration 0 -seed 2 "${probe_args[@]}" >"$d.during.json" 2>/dev/null &
 		pp=$!
 		sleep 1
 		t0=$(date +%s.%N)

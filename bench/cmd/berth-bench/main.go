@@ -49,6 +49,7 @@ type options struct {
 	pgDSN      string
 	versitygw  string
 	probeGC    bool
+	probeRate  float64
 	limits     bool
 	limitsN    int
 	workers    int
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.versitygw, "versitygw", "", "versitygw binary for postgres-s3 (default $BERTH_VERSITYGW, else scripts/lib.sh's pinned build)")
 	flag.IntVar(&serveWorkers, "serve-workers", 2, "BERTH_GC_WORKERS of berth serve during a serve-mode collection")
 	flag.BoolVar(&o.probeGC, "probe-reclaim", true, "probe manifest PUTs during the main reclaim (PUT latency and failures while collecting)")
+	flag.Float64Var(&o.probeRate, "probe-rate", 0, "the probe's manifest PUTs per second, sent at random times whatever the answers (open loop); 0: one client PUTting back to back (closed loop)")
 	flag.BoolVar(&o.limits, "limits", true, "also measure the physical limits (berth-bench limits) of the backends used, for the throughput table")
 	flag.IntVar(&o.limitsN, "limits-n", 20000, "rows, files and S3 keys (at most 5000) deleted by each limit measurement")
 	flag.IntVar(&o.workers, "berth-workers", 0, "BERTH_GC_WORKERS of berth serve outside serve-mode collections (>0 makes pushes fail with BERTH_GC_GRACE=0s: see RESULTS.md)")
@@ -249,7 +251,7 @@ func run(ctx context.Context, o options) error {
 		"scales": o.scales, "tags_per_repo": o.tagsPer, "seed": o.seed, "clients": o.clients, "fixed_garbage": o.fixed,
 		"pull": o.pullMax, "probe_idle": o.probeIdle, "big_mib": o.bigMiB, "registries": o.registries,
 		"berth_workers": o.workers, "berth_interval": o.interval, "smoke": o.smoke,
-		"berth_gc": o.berthModes, "berth_db": o.berthDBs, "serve_workers": serveWorkers, "probe_reclaim": o.probeGC,
+		"berth_gc": o.berthModes, "berth_db": o.berthDBs, "serve_workers": serveWorkers, "probe_reclaim": o.probeGC, "probe_rate": o.probeRate,
 	}}
 	vs, err := variants(o.registries, o.berthModes, o.berthDBs)
 	if err != nil {
@@ -456,17 +458,23 @@ func parallel(k, n int, fn func(i int) error) (int, error) {
 }
 
 // prober measures manifest PUTs: it pushes one anchor image into probe/p,
-// then PUTs, sequentially, new manifests that reference the anchor's (live)
-// blobs under new tags, each with a unique annotation. No probe push
-// uploads blobs, so none can lose a race against the collector over a blob
-// it uploaded itself (with BERTH_GC_GRACE=0s uploaded blobs are collectable
-// at once): what is measured is the manifest PUT, its latency and whether
-// it succeeds while the collector runs.
+// then PUTs new manifests that reference the anchor's (live) blobs under
+// new tags, each with a unique annotation. No probe push uploads blobs, so
+// none can lose a race against the collector over a blob it uploaded
+// itself (with BERTH_GC_GRACE=0s uploaded blobs are collectable at once):
+// what is measured is the manifest PUT, its latency and whether it
+// succeeds while the collector runs.
+//
+// With rate 0 it PUTs one after the other (closed loop: one client that
+// never pauses, so every PUT meets whatever the collector is doing); with
+// a rate it PUTs at that many per second on average, each at a time drawn
+// independently of how the earlier ones went (open loop, runOpen).
 type prober struct {
 	d       dataset
 	cl      *client
 	anchor  *image
 	counter int
+	rate    float64 // PUTs per second, open loop; 0: back to back
 }
 
 func (p *prober) init(ctx context.Context) error {
@@ -488,6 +496,9 @@ func (p *prober) manifest() []byte {
 }
 
 func (p *prober) run(ctx context.Context, count int, stop <-chan struct{}) latStats {
+	if p.rate > 0 {
+		return p.runOpen(ctx, count, stop)
+	}
 	var lat []time.Duration
 	failures := 0
 	last := time.Now()
@@ -614,7 +625,7 @@ func runVariant(ctx context.Context, o options, v variant, dir string, scale int
 	log.Printf("%s pushed %d images in %.1fs: %.0f images/s", kind, r.PushImages, r.PushSeconds, r.pushIPS())
 
 	// 2. manifest PUT latency on the idle registry.
-	pr := &prober{d: d, cl: cl}
+	pr := &prober{d: d, cl: cl, rate: o.probeRate}
 	if err := pr.init(ctx); err != nil {
 		return r, err
 	}

@@ -13,8 +13,8 @@ import (
 
 // probeCmd is "berth-bench probe": the benchmark's probe (prober) alone,
 // against a registry that runs already. It pushes the anchor image, then
-// PUTs manifests one after the other until the duration ends or it is
-// interrupted, and prints what it measured as JSON (latStats). With a data
+// PUTs manifests one after the other (or, with -rate, at that rate whatever
+// the answers) until the duration ends or it is interrupted, and prints what it measured as JSON (latStats). With a data
 // directory that TestGCBenchDataDir generated and a `berth serve` on it,
 // it gives a collection under pushes in a minute, where the whole benchmark
 // first pushes its dataset through HTTP:
@@ -25,9 +25,10 @@ func probeCmd(args []string) error {
 	fl := flag.NewFlagSet("probe", flag.ContinueOnError)
 	addr := fl.String("addr", "127.0.0.1:5000", "the registry's host:port (plain HTTP)")
 	duration := fl.Duration("duration", 30*time.Second, "how long to push (0: until interrupted)")
+	rate := fl.Float64("rate", 0, "PUTs per second, sent at random times whatever the answers (open loop: many clients); 0: one after the other (closed loop: one client that never pauses)")
 	seed := fl.Uint64("seed", 1, "the anchor image's seed; the tags PUT are p<seed-1><6 digits>, so that runs of other seeds retag none of them")
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: berth-bench probe [flags]\n\nPUT manifests one after the other into probe/p of a running registry and print\ntheir latency (JSON) when the duration ends or on SIGINT.\n\nExample:\n  berth-bench probe -addr 127.0.0.1:5000 -duration 1m\n\nFlags:\n")
+		fmt.Fprintf(fl.Output(), "Usage: berth-bench probe [flags]\n\nPUT manifests one after the other (or -rate per second, open loop) into probe/p\nof a running registry and print their latency (JSON) when the duration ends or\non SIGINT.\n\nExamples:\n  berth-bench probe -addr 127.0.0.1:5000 -duration 1m\n  berth-bench probe -addr 127.0.0.1:5000 -duration 1m -rate 50\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
@@ -36,9 +37,12 @@ func probeCmd(args []string) error {
 	if *seed == 0 {
 		return fmt.Errorf("-seed must be 1 or more")
 	}
+	if *rate < 0 {
+		return fmt.Errorf("-rate %v: want 0 (back to back) or PUTs per second", *rate)
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	p := &prober{d: dataset{seed: *seed, repos: 1, tags: 1}, cl: newClient(*addr), counter: int(*seed-1) * 1_000_000}
+	p := &prober{d: dataset{seed: *seed, repos: 1, tags: 1}, cl: newClient(*addr), counter: int(*seed-1) * 1_000_000, rate: *rate}
 	if err := p.init(ctx); err != nil {
 		return err
 	}
