@@ -95,17 +95,23 @@ func (s *Store) TopNamespacesStatement(limit int) Statement {
 	return Statement{Name: "top namespaces", Query: s.d.rebind(topNamespacesQuery), Args: []any{limit}}
 }
 
-// CounterReadStatements are applyCountersSQLite's reads of each per-blob
-// counter table, with a set of one key as argument.
-func CounterReadStatements() []Statement {
+// CounterStatements are applyCountersSQLite's read, delete and update of
+// each per-blob counter table, with a set of one key.
+func CounterStatements() []Statement {
 	var out []Statement
 	for _, c := range []struct{ table, idCol, countCol, set string }{
 		{"usage_repository_blob", "repository_id", "refs", `{"1": {"sha256:a": -1}}`},
 		{"usage_namespace_blob", "namespace_id", "repos", `{"1": {"sha256:a": -1}}`},
 		{"usage_blob", "", "holders", `{"sha256:a": -1}`},
 	} {
-		read, _ := counterStatementsSQLite(c.table, c.idCol, c.countCol)
-		out = append(out, Statement{Name: c.table, Query: read, Args: []any{c.set}})
+		st := counterStatementsSQLite(c.table, c.idCol, c.countCol)
+		updateSet := c.set
+		if c.idCol != "" {
+			updateSet = `[[1, "sha256:a", 2]]`
+		}
+		for _, q := range []struct{ name, query, set string }{{"read", st.read, c.set}, {"delete", st.del, c.set}, {"update", st.update, updateSet}} {
+			out = append(out, Statement{Name: c.table + " " + q.name, Query: q.query, Args: []any{q.set}})
+		}
 	}
 	return out
 }

@@ -2,9 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,8 +158,32 @@ func (s *Store) migrateTo(ctx context.Context, version int) (int, error) {
 	return applied, nil
 }
 
+// fkOffMarker is the line a SQLite migration carries to run with foreign
+// keys off: one that rebuilds a table other tables reference (SQLite's
+// procedure for a change ALTER TABLE cannot make). apply then checks every
+// foreign key before it commits.
+const fkOffMarker = "-- berth: foreign_keys off"
+
 func (s *Store) apply(ctx context.Context, m migration) error {
-	sqlTx, err := s.writer.BeginTx(ctx, nil)
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	defer conn.Close()
+	fkOff := s.d.name() == "sqlite" && slices.Contains(strings.Split(m.sql, "\n"), fkOffMarker)
+	if fkOff {
+		// Outside a transaction: SQLite ignores the pragma inside one.
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		defer func() {
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); err != nil {
+				// Never hand on the writer connection without them.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migration %s: %w", m.name, err)
 	}
@@ -185,11 +212,36 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 			return fmt.Errorf("migration %s: %w\n%s", m.name, err, stmt)
 		}
 	}
+	if fkOff {
+		if err := foreignKeysHold(ctx, sqlTx); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
 	if _, err := sqlTx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)`),
 		m.version, m.name, time.Now().UnixMicro()); err != nil {
 		return fmt.Errorf("migration %s: recording: %w", m.name, err)
 	}
 	return sqlTx.Commit()
+}
+
+// foreignKeysHold runs SQLite's foreign key check over the whole database
+// and reports the first violation it finds.
+func foreignKeysHold(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("checking foreign keys: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return fmt.Errorf("checking foreign keys: %w", err)
+		}
+		return fmt.Errorf("a row of %s (rowid %v) names no row of %s (foreign key %d)", table, rowid, parent, fk)
+	}
+	return rows.Err()
 }
 
 // splitStatements splits a migration on ';' at line ends, dropping comments.

@@ -215,8 +215,8 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 // applyCountersSQLite is applyCounters on SQLite: it reads the rows the
 // changes name, works out each count after in Go, and writes only what
 // changes, each kind of write one statement when there is any: a delete of
-// the rows reaching zero (by rowid), an update of the others (by rowid),
-// an insert of the keys not there. A collector transaction, which counts
+// the rows reaching zero, an update of the others, an insert of the keys
+// not there (counterStatements). A collector transaction, which counts
 // every row it touches down to zero, thus runs a read and a delete; a push
 // of new blobs a read and an insert. The upsert this replaces (INSERT … ON
 // CONFLICT DO UPDATE … RETURNING, then the delete) cost more than the rows
@@ -228,35 +228,33 @@ func (t *tx) upsertCounters(ctx context.Context, table, idCol, countCol string, 
 // {"id": {"digest": n}} ({"digest": n} for usage_blob), whose members
 // json_each reads as scalars: one parse per id, not one per column per row.
 func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol string, steps []*counterStep) error {
-	read, insert := counterStatementsSQLite(table, idCol, countCol)
+	st := counterStatementsSQLite(table, idCol, countCol)
 	set, err := counterSet(idCol, steps, func(s *counterStep) int64 { return s.n })
 	if err != nil {
 		return fmt.Errorf("updating %s: %w", table, err)
 	}
-	rows, err := t.query(ctx, read, set)
+	rows, err := t.query(ctx, st.read, set)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", table, err)
 	}
-	type held struct{ rowid, count int64 }
-	before := make(map[meta.RepoDigest]held, len(steps))
+	before := make(map[meta.RepoDigest]int64, len(steps))
 	for rows.Next() {
-		var h held
+		var count int64
 		var k meta.RepoDigest
-		if err := rows.Scan(&h.rowid, &k.RepoID, &k.Digest, &h.count); err != nil {
+		if err := rows.Scan(&k.RepoID, &k.Digest, &count); err != nil {
 			rows.Close()
 			return fmt.Errorf("reading %s: %w", table, err)
 		}
-		before[k] = h
+		before[k] = count
 	}
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("reading %s: %w", table, err)
 	}
-	var zero []int64
-	changed := map[int64]int64{}
+	var zero, changed []*counterStep
 	var added []*counterStep
 	for _, s := range steps {
-		h, ok := before[meta.RepoDigest{RepoID: s.id, Digest: s.d}]
-		s.after = h.count + s.n
+		count, ok := before[meta.RepoDigest{RepoID: s.id, Digest: s.d}]
+		s.after = count + s.n
 		switch {
 		case !ok:
 			// A key not held: the change inserts it. (A negative change here
@@ -264,22 +262,26 @@ func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol str
 			// for VerifyUsage to report.)
 			added = append(added, s)
 		case s.after == 0:
-			zero = append(zero, h.rowid)
+			zero = append(zero, s)
 		default:
-			changed[h.rowid] = s.after
+			changed = append(changed, s)
 		}
 	}
 	if len(zero) > 0 {
-		if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE rowid IN `+t.d.keyIDs(), jsonKeys(zero)); err != nil {
+		set, err := counterSet(idCol, zero, func(s *counterStep) int64 { return 0 })
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, st.del, set); err != nil {
 			return fmt.Errorf("deleting %s rows at zero: %w", table, err)
 		}
 	}
 	if len(changed) > 0 {
-		arg, err := json.Marshal(changed)
+		set, err := updateSet(idCol, changed)
 		if err != nil {
-			return fmt.Errorf("updating %s: %w", table, err)
+			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE `+table+` SET `+countCol+` = c.value FROM json_each(?) c WHERE `+table+`.rowid = CAST(c.key AS INTEGER)`, string(arg)); err != nil {
+		if _, err := t.exec(ctx, st.update, set); err != nil {
 			return fmt.Errorf("updating %s: %w", table, err)
 		}
 	}
@@ -288,28 +290,62 @@ func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol str
 		if err != nil {
 			return fmt.Errorf("inserting %s: %w", table, err)
 		}
-		if _, err := t.exec(ctx, insert, set); err != nil {
+		if _, err := t.exec(ctx, st.insert, set); err != nil {
 			return fmt.Errorf("inserting %s: %w", table, err)
 		}
 	}
 	return nil
 }
 
-// counterStatementsSQLite returns applyCountersSQLite's read of the rows a
-// set names and its insert of the keys not held.
-func counterStatementsSQLite(table, idCol, countCol string) (read, insert string) {
+// counterStatements are applyCountersSQLite's statements for one table:
+// the read of the rows a set names, the delete of the rows a set names
+// (those reaching zero), the update of each row a set names to its value,
+// and the insert of the keys not held. Each searches the table by its whole
+// key, the primary key of a WITHOUT ROWID table (SQLite migration 13,
+// TestCounterPlans), one probe per member of the set.
+type counterStatements struct{ read, del, update, insert string }
+
+func counterStatementsSQLite(table, idCol, countCol string) counterStatements {
 	if idCol == "" {
-		return `SELECT t.rowid, 0, t.blob_digest, t.` + countCol + ` FROM json_each(?) c CROSS JOIN ` + table + ` t ON t.blob_digest = c.key`,
-			`INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c`
+		return counterStatements{
+			read:   `SELECT 0, t.blob_digest, t.` + countCol + ` FROM json_each(?) c CROSS JOIN ` + table + ` t ON t.blob_digest = c.key`,
+			del:    `DELETE FROM ` + table + ` AS t WHERE t.blob_digest IN (SELECT c.key FROM json_each(?) c)`,
+			update: `UPDATE ` + table + ` AS t SET ` + countCol + ` = c.value FROM json_each(?) c WHERE t.blob_digest = c.key`,
+			insert: `INSERT INTO ` + table + ` (blob_digest, ` + countCol + `) SELECT c.key, c.value FROM json_each(?) c`,
+		}
 	}
 	// CROSS JOIN fixes the order: SQLite would otherwise search t by the id
 	// alone, every row of the repository or namespace, and scan the set once
-	// per row (TestCounterReadPlans). jsonb_each hands each id's object on
-	// as binary JSON, which json_each reads without parsing text again.
-	return `SELECT t.rowid, t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM jsonb_each(?) p CROSS JOIN json_each(p.value) c
+	// per row. jsonb_each hands each id's object on as binary JSON, which
+	// json_each reads without parsing text again.
+	return counterStatements{
+		read: `SELECT t.` + idCol + `, t.blob_digest, t.` + countCol + ` FROM jsonb_each(?) p CROSS JOIN json_each(p.value) c
 			CROSS JOIN ` + table + ` t ON t.` + idCol + ` = CAST(p.key AS INTEGER) AND t.blob_digest = c.key`,
-		`INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
-			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM jsonb_each(?) p, json_each(p.value) c`
+		del: `DELETE FROM ` + table + ` AS t WHERE (t.` + idCol + `, t.blob_digest) IN
+			(SELECT CAST(p.key AS INTEGER), c.key FROM jsonb_each(?) p CROSS JOIN json_each(p.value) c)`,
+		// The update reads one array of [id, digest, value] (updateSet): with
+		// the two functions of the others the planner searched t by the id
+		// alone, as it did the read before its CROSS JOIN.
+		update: `UPDATE ` + table + ` AS t SET ` + countCol + ` = c.value ->> 2 FROM json_each(?) c
+			WHERE t.` + idCol + ` = c.value ->> 0 AND t.blob_digest = c.value ->> 1`,
+		insert: `INSERT INTO ` + table + ` (` + idCol + `, blob_digest, ` + countCol + `)
+			SELECT CAST(p.key AS INTEGER), c.key, c.value FROM jsonb_each(?) p, json_each(p.value) c`,
+	}
+}
+
+// updateSet encodes steps as counterStatements' update reads them: as
+// counterSet does without an id, an array of [id, digest, count after]
+// with one.
+func updateSet(idCol string, steps []*counterStep) (string, error) {
+	if idCol == "" {
+		return counterSet(idCol, steps, func(s *counterStep) int64 { return s.after })
+	}
+	rows := make([][3]any, len(steps))
+	for i, s := range steps {
+		rows[i] = [3]any{s.id, s.d.String(), s.after}
+	}
+	b, err := json.Marshal(rows)
+	return string(b), err
 }
 
 // counterSet encodes steps as the JSON object applyCountersSQLite's

@@ -44,14 +44,14 @@ func TestUsageBytesIndexHoldsNamespaces(t *testing.T) {
 	}
 }
 
-// TestCounterReadPlans: on SQLite, the read of each per-blob counter level
-// searches the table by its whole key, once per member of the set; the
-// planner's own order searched it by the id alone (every counter row of the
-// repository or namespace, the set rescanned for each: eight times the
-// collector's instructions).
-func TestCounterReadPlans(t *testing.T) {
+// TestCounterPlans: on SQLite, the read, delete and update of each per-blob
+// counter level search the table by its whole key, once per member of the
+// set; the planner's own order searched it by the id alone (every counter
+// row of the repository or namespace, the set rescanned for each: eight
+// times the collector's instructions).
+func TestCounterPlans(t *testing.T) {
 	s := sqltest.Open(t, filepath.Join(t.TempDir(), "berth.db"))
-	for _, st := range sqlstore.CounterReadStatements() {
+	for _, st := range sqlstore.CounterStatements() {
 		plan := explain(t, s, st)
 		var searched bool
 		for _, line := range plan {
@@ -60,7 +60,7 @@ func TestCounterReadPlans(t *testing.T) {
 			}
 		}
 		if !searched {
-			t.Errorf("%s: the read does not search the table by its whole key:\n%s", st.Name, strings.Join(plan, "\n"))
+			t.Errorf("%s: the statement does not search the table by its whole key:\n%s", st.Name, strings.Join(plan, "\n"))
 		}
 	}
 }
