@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"regexp"
 	"strings"
@@ -152,9 +153,22 @@ func explain(t *testing.T, s *sqlstore.Store, st sqlstore.Statement) []string {
 	if err != nil {
 		t.Fatalf("%s: %v", st.Name, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
+	for _, vals := range rowValues(t, rows) {
+		out = append(out, fmt.Sprint(vals[len(vals)-1]))
+	}
+	return out
+}
+
+// rowValues reads every row of rows, whatever its columns, and closes it.
+func rowValues(t *testing.T, rows *sql.Rows) [][]any {
+	t.Helper()
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]any
 	for rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -164,7 +178,7 @@ func explain(t *testing.T, s *sqlstore.Store, st sqlstore.Statement) []string {
 		if err := rows.Scan(ptrs...); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprint(vals[len(vals)-1]))
+		out = append(out, vals)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)

@@ -176,20 +176,8 @@ func TestMigrationWithoutRowid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cols, _ := rows.Columns()
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
+			for _, vals := range rowValues(t, rows) {
 				out[table] = append(out[table], fmt.Sprint(vals))
-			}
-			if err := rows.Close(); err != nil {
-				t.Fatal(err)
 			}
 		}
 		return out
