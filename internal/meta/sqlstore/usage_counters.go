@@ -270,7 +270,7 @@ func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol str
 	if len(zero) > 0 {
 		set, err := counterSet(idCol, zero, func(s *counterStep) int64 { return 0 })
 		if err != nil {
-			return err
+			return fmt.Errorf("deleting %s rows at zero: %w", table, err)
 		}
 		if _, err := t.exec(ctx, st.del, set); err != nil {
 			return fmt.Errorf("deleting %s rows at zero: %w", table, err)
@@ -279,7 +279,7 @@ func (t *tx) applyCountersSQLite(ctx context.Context, table, idCol, countCol str
 	if len(changed) > 0 {
 		set, err := updateSet(idCol, changed)
 		if err != nil {
-			return err
+			return fmt.Errorf("updating %s: %w", table, err)
 		}
 		if _, err := t.exec(ctx, st.update, set); err != nil {
 			return fmt.Errorf("updating %s: %w", table, err)
