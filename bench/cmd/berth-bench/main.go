@@ -499,31 +499,61 @@ func (p *prober) run(ctx context.Context, count int, stop <-chan struct{}) latSt
 	if p.rate > 0 {
 		return p.runOpen(ctx, count, stop)
 	}
-	var lat []time.Duration
-	failures := 0
-	last := time.Now()
-	var maxGap time.Duration
+	rec := newPutRecorder()
 	for i := 0; count <= 0 || i < count; i++ {
 		if stop != nil {
 			select {
 			case <-stop:
-				return stats(lat, failures, 0, max(maxGap, time.Since(last)))
+				return rec.stats(true)
 			default:
 			}
 		}
 		m := p.manifest()
 		took, err := p.cl.putManifest(ctx, "probe/p", fmt.Sprintf("p%06d", p.counter), m)
+		rec.record(took, err)
 		if err != nil {
-			failures++
 			time.Sleep(10 * time.Millisecond)
-			continue
 		}
-		now := time.Now()
-		maxGap = max(maxGap, now.Sub(last))
-		last = now
-		lat = append(lat, took)
 	}
-	return stats(lat, failures, 0, maxGap)
+	return rec.stats(false)
+}
+
+// putRecorder gathers the probe's answers, from one goroutine or several.
+type putRecorder struct {
+	mu       sync.Mutex
+	lat      []time.Duration
+	failures int
+	last     time.Time // of the last successful PUT, or the start
+	maxGap   time.Duration
+}
+
+func newPutRecorder() *putRecorder { return &putRecorder{last: time.Now()} }
+
+// record counts a PUT that took took, or failed with err.
+func (r *putRecorder) record(took time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.failures++
+		return
+	}
+	now := time.Now()
+	r.maxGap = max(r.maxGap, now.Sub(r.last))
+	r.last = now
+	r.lat = append(r.lat, took)
+}
+
+// stats summarises what was recorded. With stopped (the probe was stopped
+// while the registry was still being measured) the time since the last
+// successful PUT counts as a gap too.
+func (r *putRecorder) stats(stopped bool) latStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gap := r.maxGap
+	if stopped {
+		gap = max(gap, time.Since(r.last))
+	}
+	return stats(r.lat, r.failures, 0, gap)
 }
 
 // probeRun is the prober running in the background during a collection:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -13,6 +14,8 @@ import (
 // registry is not keeping up with the rate at all).
 const maxInFlight = 64
 
+var errTooManyInFlight = errors.New("not sent: too many PUTs in flight")
+
 // runOpen PUTs count manifests (0: until stop) at p.rate per second on
 // average, with exponentially distributed gaps (Poisson arrivals: many
 // independent clients), each on a goroutine of its own. A PUT's latency
@@ -23,14 +26,8 @@ const maxInFlight = 64
 // two runs send at the same offsets.
 func (p *prober) runOpen(ctx context.Context, count int, stop <-chan struct{}) latStats {
 	rng := rand.New(rand.NewPCG(p.d.seed, 0x9e3779b97f4a7c15))
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		failures int
-		last     = time.Now()
-		maxGap   time.Duration
-		wg       sync.WaitGroup
-	)
+	rec := newPutRecorder()
+	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxInFlight)
 	next := time.Now()
 	timer := time.NewTimer(0)
@@ -51,28 +48,14 @@ loop:
 		select {
 		case slots <- struct{}{}:
 		default:
-			mu.Lock()
-			failures++
-			mu.Unlock()
+			rec.record(0, errTooManyInFlight)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			took, err := p.cl.putManifest(ctx, "probe/p", tag, m)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failures++
-				return
-			}
-			now := time.Now()
-			maxGap = max(maxGap, now.Sub(last))
-			last = now
-			lat = append(lat, took)
+			rec.record(p.cl.putManifest(ctx, "probe/p", tag, m))
 		})
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return stats(lat, failures, 0, max(maxGap, time.Since(last)))
+	return rec.stats(true)
 }

@@ -14,8 +14,9 @@ import (
 // probeCmd is "berth-bench probe": the benchmark's probe (prober) alone,
 // against a registry that runs already. It pushes the anchor image, then
 // PUTs manifests one after the other (or, with -rate, at that rate whatever
-// the answers) until the duration ends or it is interrupted, and prints what it measured as JSON (latStats). With a data
-// directory that TestGCBenchDataDir generated and a `berth serve` on it,
+// the answers) until the duration ends or it is interrupted, and prints what
+// it measured as JSON (latStats). With a data directory that
+// TestGCBenchDataDir generated and a `berth serve` on it,
 // it gives a collection under pushes in a minute, where the whole benchmark
 // first pushes its dataset through HTTP:
 //
