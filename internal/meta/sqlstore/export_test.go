@@ -99,17 +99,22 @@ func (s *Store) TopNamespacesStatement(limit int) Statement {
 // each per-blob counter table, with a set of one key.
 func CounterStatements() []Statement {
 	var out []Statement
-	for _, c := range []struct{ table, idCol, countCol, set string }{
-		{"usage_repository_blob", "repository_id", "refs", `{"1": {"sha256:a": -1}}`},
-		{"usage_namespace_blob", "namespace_id", "repos", `{"1": {"sha256:a": -1}}`},
-		{"usage_blob", "", "holders", `{"sha256:a": -1}`},
+	steps := []*counterStep{{id: 1, d: "sha256:a", n: -1, after: 2}}
+	for _, c := range []struct{ table, idCol, countCol string }{
+		{"usage_repository_blob", "repository_id", "refs"},
+		{"usage_namespace_blob", "namespace_id", "repos"},
+		{"usage_blob", "", "holders"},
 	} {
 		st := counterStatementsSQLite(c.table, c.idCol, c.countCol)
-		updateSet := c.set
-		if c.idCol != "" {
-			updateSet = `[[1, "sha256:a", 2]]`
+		set, err := counterSet(c.idCol, steps, func(s *counterStep) int64 { return s.n })
+		if err != nil {
+			panic(err)
 		}
-		for _, q := range []struct{ name, query, set string }{{"read", st.read, c.set}, {"delete", st.del, c.set}, {"update", st.update, updateSet}} {
+		update, err := updateSet(c.idCol, steps)
+		if err != nil {
+			panic(err)
+		}
+		for _, q := range []struct{ name, query, set string }{{"read", st.read, set}, {"delete", st.del, set}, {"update", st.update, update}} {
 			out = append(out, Statement{Name: c.table + " " + q.name, Query: q.query, Args: []any{q.set}})
 		}
 	}
