@@ -15,6 +15,24 @@ import (
 	"github.com/berth/berth/internal/review"
 )
 
+// openAt opens a store on dsn migrated to version, closed at cleanup.
+func openAt(t *testing.T, dsn string, version int) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.MigrateTo(ctx, version); err != nil {
+		t.Fatalf("migrating to %d: %v", version, err)
+	}
+	return s
+}
+
+// fakeDigest is a sha256 digest of 64 times c.
+func fakeDigest(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+
 // TestMigrationReviewCause: migration 6 adds review.cause; of the reviews
 // a version-5 database holds, the one whose reason is exactly "pushed" (a
 // manifest PUT's) gets cause pushed, so collect_untagged=false keeps the
@@ -27,14 +45,7 @@ func TestMigrationReviewCause(t *testing.T) {
 
 func testMigrationReviewCause(t *testing.T, dsn string) {
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.MigrateTo(ctx, 5); err != nil {
-		t.Fatalf("migrating to 5: %v", err)
-	}
+	s := openAt(t, dsn, 5)
 	d := "sha256:" + strings.Repeat("ab", 32)
 	sqltest.Exec(t, dsn, `INSERT INTO review (kind, object, review_after, attempts, reason) VALUES
 		('manifest', '1@`+d+`', 0, 0, 'pushed'),
@@ -44,7 +55,7 @@ func testMigrationReviewCause(t *testing.T, dsn string) {
 		t.Fatalf("migrating from 5: applied %d, %v; want %d, nil", n, err, s.LatestVersion()-5)
 	}
 	var got []meta.Review
-	err = s.Update(ctx, func(tx meta.Tx) (err error) {
+	err := s.Update(ctx, func(tx meta.Tx) (err error) {
 		got, err = tx.ClaimReviews(ctx, time.UnixMicro(0), meta.ReviewFilter{}, 10)
 		return err
 	})
@@ -73,31 +84,23 @@ func TestMigrationUsageBackfill(t *testing.T) {
 
 func testMigrationUsageBackfill(t *testing.T, dsn string) {
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.MigrateTo(ctx, 8); err != nil {
-		t.Fatalf("migrating to 8: %v", err)
-	}
-	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	s := openAt(t, dsn, 8)
 	sqltest.Exec(t, dsn, `INSERT INTO namespace (id, name) VALUES (1, 'a'), (2, 'b')`)
 	sqltest.Exec(t, dsn, `INSERT INTO repository (id, namespace_id, name, created_at) VALUES (1, 1, 'a/x', 0), (2, 1, 'a/y', 0), (3, 2, 'b/z', 0)`)
-	sqltest.Exec(t, dsn, `INSERT INTO blob (digest, size, storage_key, created_at) VALUES ('`+d("1")+`', 1000, 'k1', 0), ('`+d("2")+`', 20, 'k2', 0)`)
+	sqltest.Exec(t, dsn, `INSERT INTO blob (digest, size, storage_key, created_at) VALUES ('`+fakeDigest("1")+`', 1000, 'k1', 0), ('`+fakeDigest("2")+`', 20, 'k2', 0)`)
 	sqltest.Exec(t, dsn, `INSERT INTO repository_blob (repository_id, blob_digest, created_at) VALUES
-		(1, '`+d("1")+`', 0), (1, '`+d("2")+`', 0), (2, '`+d("1")+`', 0), (3, '`+d("1")+`', 0)`)
+		(1, '`+fakeDigest("1")+`', 0), (1, '`+fakeDigest("2")+`', 0), (2, '`+fakeDigest("1")+`', 0), (3, '`+fakeDigest("1")+`', 0)`)
 	sqltest.Exec(t, dsn, `INSERT INTO manifest (repository_id, digest, media_type, size, body, pushed_at) VALUES
-		(1, '`+d("a")+`', 'x', 3, 'abc', 0), (1, '`+d("b")+`', 'x', 4, 'abcd', 0), (2, '`+d("c")+`', 'x', 5, 'abcde', 0), (3, '`+d("d")+`', 'x', 6, 'abcdef', 0)`)
+		(1, '`+fakeDigest("a")+`', 'x', 3, 'abc', 0), (1, '`+fakeDigest("b")+`', 'x', 4, 'abcd', 0), (2, '`+fakeDigest("c")+`', 'x', 5, 'abcde', 0), (3, '`+fakeDigest("d")+`', 'x', 6, 'abcdef', 0)`)
 	sqltest.Exec(t, dsn, `INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES
-		(1, '`+d("a")+`', '`+d("1")+`'), (1, '`+d("a")+`', '`+d("2")+`'), (1, '`+d("b")+`', '`+d("1")+`'),
-		(2, '`+d("c")+`', '`+d("1")+`'), (3, '`+d("d")+`', '`+d("1")+`')`)
+		(1, '`+fakeDigest("a")+`', '`+fakeDigest("1")+`'), (1, '`+fakeDigest("a")+`', '`+fakeDigest("2")+`'), (1, '`+fakeDigest("b")+`', '`+fakeDigest("1")+`'),
+		(2, '`+fakeDigest("c")+`', '`+fakeDigest("1")+`'), (3, '`+fakeDigest("d")+`', '`+fakeDigest("1")+`')`)
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatalf("migrating from 9: %v", err)
 	}
 	var got []meta.Usage
 	var diffs []meta.UsageDiff
-	err = s.View(ctx, func(tx meta.Tx) error {
+	err := s.View(ctx, func(tx meta.Tx) error {
 		for _, f := range []func() (meta.Usage, error){
 			func() (meta.Usage, error) { return tx.RepositoryUsage(ctx, 1) },
 			func() (meta.Usage, error) { return tx.RepositoryUsage(ctx, 2) },
@@ -145,29 +148,21 @@ func TestMigrationWithoutRowid(t *testing.T) {
 	}
 	dsn := b.DSN(t)
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.MigrateTo(ctx, 12); err != nil {
-		t.Fatalf("migrating to 12: %v", err)
-	}
-	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	s := openAt(t, dsn, 12)
 	sqltest.Exec(t, dsn, `INSERT INTO namespace (id, name) VALUES (1, 'a')`)
 	sqltest.Exec(t, dsn, `INSERT INTO repository (id, namespace_id, name, created_at) VALUES (1, 1, 'a/x', 0), (2, 1, 'a/y', 0)`)
-	sqltest.Exec(t, dsn, `INSERT INTO blob (digest, size, storage_key, created_at) VALUES ('`+d("1")+`', 1000, 'k1', 7), ('`+d("2")+`', 20, 'k2', 8)`)
+	sqltest.Exec(t, dsn, `INSERT INTO blob (digest, size, storage_key, created_at) VALUES ('`+fakeDigest("1")+`', 1000, 'k1', 7), ('`+fakeDigest("2")+`', 20, 'k2', 8)`)
 	sqltest.Exec(t, dsn, `INSERT INTO repository_blob (repository_id, blob_digest, created_at, deleted_at) VALUES
-		(1, '`+d("1")+`', 1, NULL), (1, '`+d("2")+`', 2, 5), (2, '`+d("1")+`', 3, NULL)`)
+		(1, '`+fakeDigest("1")+`', 1, NULL), (1, '`+fakeDigest("2")+`', 2, 5), (2, '`+fakeDigest("1")+`', 3, NULL)`)
 	sqltest.Exec(t, dsn, `INSERT INTO manifest (repository_id, digest, media_type, size, body, pushed_at) VALUES
-		(1, '`+d("a")+`', 'x', 3, 'abc', 0), (2, '`+d("b")+`', 'x', 4, 'abcd', 0)`)
+		(1, '`+fakeDigest("a")+`', 'x', 3, 'abc', 0), (2, '`+fakeDigest("b")+`', 'x', 4, 'abcd', 0)`)
 	sqltest.Exec(t, dsn, `INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES
-		(1, '`+d("a")+`', '`+d("1")+`'), (1, '`+d("a")+`', '`+d("2")+`'), (2, '`+d("b")+`', '`+d("1")+`')`)
+		(1, '`+fakeDigest("a")+`', '`+fakeDigest("1")+`'), (1, '`+fakeDigest("a")+`', '`+fakeDigest("2")+`'), (2, '`+fakeDigest("b")+`', '`+fakeDigest("1")+`')`)
 	// The counters the code keeps (raw inserts above bypass it).
-	sqltest.Exec(t, dsn, `INSERT INTO usage_blob (blob_digest, holders) VALUES ('`+d("1")+`', 1), ('`+d("2")+`', 1)`)
-	sqltest.Exec(t, dsn, `INSERT INTO usage_namespace_blob (namespace_id, blob_digest, repos) VALUES (1, '`+d("1")+`', 2), (1, '`+d("2")+`', 1)`)
+	sqltest.Exec(t, dsn, `INSERT INTO usage_blob (blob_digest, holders) VALUES ('`+fakeDigest("1")+`', 1), ('`+fakeDigest("2")+`', 1)`)
+	sqltest.Exec(t, dsn, `INSERT INTO usage_namespace_blob (namespace_id, blob_digest, repos) VALUES (1, '`+fakeDigest("1")+`', 2), (1, '`+fakeDigest("2")+`', 1)`)
 	sqltest.Exec(t, dsn, `INSERT INTO usage_repository_blob (repository_id, blob_digest, refs) VALUES
-		(1, '`+d("1")+`', 1), (1, '`+d("2")+`', 1), (2, '`+d("1")+`', 1)`)
+		(1, '`+fakeDigest("1")+`', 1), (1, '`+fakeDigest("2")+`', 1), (2, '`+fakeDigest("1")+`', 1)`)
 	tables := []string{"blob", "repository_blob", "manifest_blob", "usage_blob", "usage_namespace_blob", "usage_repository_blob"}
 	dump := func() map[string][]string {
 		out := map[string][]string{}
@@ -201,7 +196,7 @@ func TestMigrationWithoutRowid(t *testing.T) {
 			t.Errorf("%s after migration 13: %s", table, ddl)
 		}
 	}
-	err = s.Update(ctx, func(mtx meta.Tx) error {
+	err := s.Update(ctx, func(mtx meta.Tx) error {
 		if on, err := sqlstore.QueryString(ctx, mtx, `PRAGMA foreign_keys`); err != nil || on != "1" {
 			t.Errorf("writer's foreign_keys after migration 13: %q, %v; want 1", on, err)
 		}
@@ -209,9 +204,9 @@ func TestMigrationWithoutRowid(t *testing.T) {
 			t.Errorf("foreign key violations after migration 13: %s, %v", v, err)
 		}
 		for _, q := range []string{
-			`INSERT INTO repository_blob (repository_id, blob_digest, created_at) VALUES (2, '` + d("9") + `', 0)`,
-			`INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES (2, '` + d("b") + `', '` + d("2") + `')`,
-			`DELETE FROM blob WHERE digest = '` + d("2") + `'`,
+			`INSERT INTO repository_blob (repository_id, blob_digest, created_at) VALUES (2, '` + fakeDigest("9") + `', 0)`,
+			`INSERT INTO manifest_blob (repository_id, manifest_digest, blob_digest) VALUES (2, '` + fakeDigest("b") + `', '` + fakeDigest("2") + `')`,
+			`DELETE FROM blob WHERE digest = '` + fakeDigest("2") + `'`,
 		} {
 			if err := sqlstore.Exec(ctx, mtx, q); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
 				t.Errorf("%s after migration 13: %v, want a foreign key failure", q, err)
